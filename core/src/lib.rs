@@ -1,0 +1,13 @@
+//! `sasyncd-core`: everything sasyncd decides, with no I/O and no heap.
+//!
+//! The platforms (OpenBSD, the simulator, firmware) move bytes between this
+//! crate and the world; this crate turns them into typed values and decisions.
+//! Time and randomness are always passed in.
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod crypto;
+pub mod wire;

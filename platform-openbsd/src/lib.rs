@@ -1,0 +1,1 @@
+//! The OpenBSD platform layer of sasyncd.
