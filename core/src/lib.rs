@@ -10,4 +10,5 @@
 extern crate std;
 
 pub mod crypto;
+pub mod state;
 pub mod wire;
