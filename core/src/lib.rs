@@ -9,6 +9,9 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod config;
 pub mod crypto;
+pub mod ctl;
+pub mod pfkey;
 pub mod state;
 pub mod wire;

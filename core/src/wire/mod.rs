@@ -3,4 +3,6 @@
 //! Both are length-prefixed frames on a TCP stream; [`stream::Deframer`]
 //! reassembles them from arbitrary chunks.
 
+pub mod legacy;
 pub mod stream;
+pub mod v2;

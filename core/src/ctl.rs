@@ -1,0 +1,1 @@
+//! Control (SYNCCTL) messages.

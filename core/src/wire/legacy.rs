@@ -1,0 +1,1 @@
+//! The OpenBSD-compatible frame.

@@ -1,0 +1,1 @@
+//! The v2 frame: encrypt-then-MAC with per-session keys.
