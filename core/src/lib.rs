@@ -11,7 +11,9 @@ extern crate std;
 
 pub mod config;
 pub mod crypto;
+pub mod node;
 pub mod ctl;
 pub mod pfkey;
 pub mod state;
+pub mod time;
 pub mod wire;

@@ -1,0 +1,1 @@
+//! The sasyncd state machine.
