@@ -181,9 +181,15 @@ impl Crypto for SoftCrypto {
     fn aes(&self, key: &[u8]) -> Result<SoftAes, BadKeyLength> {
         let bad = |_| BadKeyLength(key.len());
         match key.len() {
-            16 => aes::Aes128::new_from_slice(key).map(SoftAes::Aes128).map_err(bad),
-            24 => aes::Aes192::new_from_slice(key).map(SoftAes::Aes192).map_err(bad),
-            32 => aes::Aes256::new_from_slice(key).map(SoftAes::Aes256).map_err(bad),
+            16 => aes::Aes128::new_from_slice(key)
+                .map(SoftAes::Aes128)
+                .map_err(bad),
+            24 => aes::Aes192::new_from_slice(key)
+                .map(SoftAes::Aes192)
+                .map_err(bad),
+            32 => aes::Aes256::new_from_slice(key)
+                .map(SoftAes::Aes256)
+                .map_err(bad),
             n => Err(BadKeyLength(n)),
         }
     }
@@ -229,7 +235,10 @@ impl<const N: usize> SecretKey<N> {
         }
         let mut bytes = [0u8; N];
         bytes[..key.len()].copy_from_slice(key);
-        Some(SecretKey { bytes, len: key.len() })
+        Some(SecretKey {
+            bytes,
+            len: key.len(),
+        })
     }
     /// The key bytes.
     pub fn as_bytes(&self) -> &[u8] {
@@ -262,7 +271,9 @@ mod tests {
 
     #[test]
     fn aes128_fips197() {
-        let k = SoftCrypto.aes(&hex("000102030405060708090a0b0c0d0e0f")).unwrap();
+        let k = SoftCrypto
+            .aes(&hex("000102030405060708090a0b0c0d0e0f"))
+            .unwrap();
         let mut b: [u8; 16] = hex("00112233445566778899aabbccddeeff").try_into().unwrap();
         k.encrypt_block(&mut b);
         assert_eq!(b.to_vec(), hex("69c4e0d86a7b0430d8cdb78070b4c55a"));
@@ -272,41 +283,62 @@ mod tests {
 
     #[test]
     fn cbc_sp800_38a_f21() {
-        let k = SoftCrypto.aes(&hex("2b7e151628aed2a6abf7158809cf4f3c")).unwrap();
+        let k = SoftCrypto
+            .aes(&hex("2b7e151628aed2a6abf7158809cf4f3c"))
+            .unwrap();
         let iv: [u8; 16] = hex("000102030405060708090a0b0c0d0e0f").try_into().unwrap();
         let pt = hex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51");
         let mut buf = pt.clone();
         k.cbc_encrypt(&iv, &mut buf);
-        assert_eq!(buf, hex("7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2"));
+        assert_eq!(
+            buf,
+            hex("7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2")
+        );
         k.cbc_decrypt(&iv, &mut buf);
         assert_eq!(buf, pt);
     }
 
     #[test]
     fn ctr_sp800_38a_f51() {
-        let k = SoftCrypto.aes(&hex("2b7e151628aed2a6abf7158809cf4f3c")).unwrap();
+        let k = SoftCrypto
+            .aes(&hex("2b7e151628aed2a6abf7158809cf4f3c"))
+            .unwrap();
         let nonce: [u8; 16] = hex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").try_into().unwrap();
         let mut buf = hex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51");
         k.ctr_apply(&nonce, &mut buf);
-        assert_eq!(buf, hex("874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff"));
+        assert_eq!(
+            buf,
+            hex("874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff")
+        );
     }
 
     #[test]
     fn bad_key_lengths() {
         for n in [0usize, 1, 15, 17, 31, 33] {
-            assert_eq!(SoftCrypto.aes(&[0u8; 40][..n]).unwrap_err(), BadKeyLength(n));
+            assert_eq!(
+                SoftCrypto.aes(&[0u8; 40][..n]).unwrap_err(),
+                BadKeyLength(n)
+            );
         }
     }
 
     #[test]
     fn hmac_rfc4231_case2() {
-        let m = SoftCrypto.hmac(b"Jefe").mac(&[b"what do ya want ", b"for nothing?"]);
-        assert_eq!(m.to_vec(), hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
+        let m = SoftCrypto
+            .hmac(b"Jefe")
+            .mac(&[b"what do ya want ", b"for nothing?"]);
+        assert_eq!(
+            m.to_vec(),
+            hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        );
     }
 
     #[test]
     fn sha1_and_sha256() {
-        assert_eq!(SoftCrypto.sha1(&[b"a", b"bc"]).to_vec(), hex("a9993e364706816aba3e25717850c26c9cd0d89d"));
+        assert_eq!(
+            SoftCrypto.sha1(&[b"a", b"bc"]).to_vec(),
+            hex("a9993e364706816aba3e25717850c26c9cd0d89d")
+        );
         assert_eq!(
             SoftCrypto.sha256(&[b"abc"]).to_vec(),
             hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

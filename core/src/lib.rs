@@ -11,8 +11,8 @@ extern crate std;
 
 pub mod config;
 pub mod crypto;
-pub mod node;
 pub mod ctl;
+pub mod node;
 pub mod pfkey;
 pub mod state;
 pub mod time;

@@ -23,6 +23,7 @@ impl Instant {
     }
 
     /// `self + d`, saturating at the far future.
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, d: Duration) -> Instant {
         let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Instant(self.0.saturating_add(ms))
@@ -34,6 +35,13 @@ impl Instant {
     }
 }
 
+impl core::ops::Add<Duration> for Instant {
+    type Output = Instant;
+    fn add(self, d: Duration) -> Instant {
+        Instant::add(self, d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,7 +50,12 @@ mod tests {
     fn arithmetic_saturates() {
         let t = Instant::from_millis(1500);
         assert_eq!(t.add(Duration::from_secs(2)).as_millis(), 3500);
-        assert_eq!(Instant::from_millis(u64::MAX).add(Duration::from_secs(1)).as_millis(), u64::MAX);
+        assert_eq!(
+            Instant::from_millis(u64::MAX)
+                .add(Duration::from_secs(1))
+                .as_millis(),
+            u64::MAX
+        );
         assert_eq!(t.since(Instant::from_millis(500)), Duration::from_secs(1));
         assert_eq!(Instant::ZERO.since(t), Duration::ZERO);
     }

@@ -1,1 +1,5 @@
 //! The sasyncd state machine.
+
+pub mod marks;
+pub mod pfkeyq;
+pub mod txbuf;
