@@ -427,3 +427,28 @@ proptest! {
         let _ = Config::parse(words.join(" ").as_bytes());
     }
 }
+
+/// The structured side of errors, for callers that match on them.
+#[test]
+fn error_values() {
+    use ConfigErrorKind::*;
+    let kind = |text: &str| Config::parse(text.as_bytes()).unwrap_err();
+    assert_eq!(kind("sharedkey short"), ConfigError::new(1, KeyLength(5)));
+    let long = format!("mode master\nsharedkey {}", "k".repeat(33));
+    assert_eq!(kind(&long), ConfigError::new(2, KeyLength(33)));
+    let hex = format!("sharedkey 0x{}", "0f".repeat(33));
+    assert_eq!(kind(&hex), ConfigError::new(1, KeyLength(33)));
+    let dup = kind("peer a\npeer A").kind;
+    let DuplicatePeer { peer, first_line } = dup else {
+        panic!("{dup:?}")
+    };
+    assert_eq!((peer.as_bytes(), first_line), (&b"A"[..], 1));
+    let got = Got::Keyword(Keyword::Sync);
+    let what = super::Expected::PeerAddress;
+    let after = Some(Keyword::Peer);
+    assert_eq!(
+        kind("\npeer sync"),
+        ConfigError::new(2, Expected { what, after, got })
+    );
+    assert_eq!(kind(""), ConfigError::new(0, MissingSharedKey));
+}
