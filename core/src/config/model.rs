@@ -1,0 +1,160 @@
+//! What a parsed sasyncd.conf says: plain values, fixed capacities, no heap.
+
+use core::net::IpAddr;
+
+use crate::crypto::SecretKey;
+use crate::state::{FlushMode, RunState};
+
+/// Most `peer` statements a configuration may hold. A cluster of CARP nodes is
+/// small; a fixed bound keeps [`Config`] allocation-free (about 9 KiB).
+pub const MAX_PEERS: usize = 32;
+
+/// Longest interface or interface-group name in bytes: the kernel's
+/// `IFNAMSIZ` (16) minus the terminating NUL.
+pub const IFNAME_MAX: usize = 15;
+
+/// Longest peer name in bytes (a DNS name is at most 253 characters).
+pub const PEER_NAME_MAX: usize = 255;
+
+/// Port used for listening and, unless a peer names its own, for connecting.
+pub const DEFAULT_PORT: u16 = 500;
+
+/// Interface group whose CARP demotion counter is adjusted by default.
+pub const DEFAULT_GROUP: &str = "carp";
+
+/// An interface or interface-group name (at most [`IFNAME_MAX`] bytes).
+pub type IfName = heapless::String<IFNAME_MAX>;
+
+/// A peer's name as written in the file (at most [`PEER_NAME_MAX`] bytes).
+pub type PeerName = heapless::String<PEER_NAME_MAX>;
+
+/// One `peer` statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The text from the file, kept for log messages and for name resolution.
+    pub name: PeerName,
+    /// `Some` if `name` is an IPv4 or IPv6 literal. `None` means a host name
+    /// (or a scoped literal such as `fe80::1%em0`) that this crate does not
+    /// resolve: the platform may resolve it, or refuse it.
+    pub addr: Option<IpAddr>,
+    /// `peer ADDR port N`. `None`: the peer listens on our own listen port, as
+    /// the original always assumed (reference D-23).
+    pub port: Option<u16>,
+}
+
+impl Peer {
+    /// The port to connect to, given our own listen port.
+    pub fn port_or(&self, listen_port: u16) -> u16 {
+        self.port.unwrap_or(listen_port)
+    }
+}
+
+/// Address family qualifier of `listen on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// `inet`: IPv4 only.
+    Inet,
+    /// `inet6`: IPv6 only.
+    Inet6,
+}
+
+impl Family {
+    /// The keyword as written in the file.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Family::Inet => "inet",
+            Family::Inet6 => "inet6",
+        }
+    }
+}
+
+/// Where to accept peer connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenOn {
+    /// No `listen on` statement: the IPv4 wildcard, as the original did
+    /// (reference §8.2; whether to add IPv6 is the platform's choice, D-24).
+    Any,
+    /// `listen on` an IPv4 or IPv6 literal.
+    Addr(IpAddr),
+    /// `listen on` an interface name: every address it has (of `family`).
+    Interface(IfName),
+}
+
+/// The `listen on` statement, or its defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// Address or interface.
+    pub on: ListenOn,
+    /// `inet` / `inet6`; only meaningful with an interface name (for a literal
+    /// it must agree with the literal's family, which the parser checks).
+    pub family: Option<Family>,
+    /// TCP port, 1..=65535; [`DEFAULT_PORT`] unless given.
+    pub port: u16,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            on: ListenOn::Any,
+            family: None,
+            port: DEFAULT_PORT,
+        }
+    }
+}
+
+/// Which IKE daemons sasyncd activates on MASTER and passivates on SLAVE
+/// (`control isakmpd|iked|all|none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Control {
+    /// Control isakmpd through its fifo.
+    pub isakmpd: bool,
+    /// Control iked through its control socket.
+    pub iked: bool,
+}
+
+impl Default for Control {
+    /// `control isakmpd`, the original's default.
+    fn default() -> Self {
+        Control {
+            isakmpd: true,
+            iked: false,
+        }
+    }
+}
+
+/// The peer protocol (`protocol legacy|v2`), an addition of this
+/// implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Protocol {
+    /// The original's frame format, to interoperate with OpenBSD's sasyncd.
+    Legacy,
+    /// Authenticated, replay-protected sessions with resumable streams.
+    #[default]
+    V2,
+}
+
+/// A parsed and checked sasyncd.conf. Built by [`Config::parse`].
+#[derive(Debug)]
+pub struct Config {
+    /// CARP interface whose link state drives the run state. Always `Some`
+    /// unless `locked` is.
+    pub interface: Option<IfName>,
+    /// Interface group whose CARP demotion counter is adjusted.
+    pub group: IfName,
+    /// `flushmode`; the last statement wins (the original OR-ed them, D-28).
+    pub flushmode: FlushMode,
+    /// Peers in file order (the original reversed it). No duplicates.
+    pub peers: heapless::Vec<Peer, MAX_PEERS>,
+    /// Where to accept peer connections.
+    pub listen: Listen,
+    /// `mode master` / `mode slave`: the run state is fixed, CARP not tracked.
+    pub locked: Option<RunState>,
+    /// `mode skipslave`: do not sync SAs and flows whose endpoint is a peer.
+    pub skipslave: bool,
+    /// The shared key, 16, 24 or 32 bytes.
+    pub sharedkey: SecretKey<32>,
+    /// Which IKE daemons to control.
+    pub control: Control,
+    /// Peer protocol.
+    pub protocol: Protocol,
+}
