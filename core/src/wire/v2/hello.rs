@@ -90,7 +90,7 @@ impl Hello {
     }
 
     /// The HELLO frame as bytes.
-    pub(super) fn to_bytes(&self) -> [u8; HELLO_LEN] {
+    pub(super) fn to_bytes(self) -> [u8; HELLO_LEN] {
         let mut b = [0u8; HELLO_LEN];
         write_header(&mut b, FrameType::Hello, HELLO_LEN);
         b[8..24].copy_from_slice(&self.node_id);

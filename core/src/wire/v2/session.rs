@@ -205,12 +205,10 @@ impl<C: Crypto> Session<C> {
             .ok_or(V2Error::BufferTooSmall { need: len })?;
         let seq = self.tx_seq;
         let next = seq.checked_add(1).ok_or(V2Error::SeqExhausted)?;
-        let (authed, tag) = frame.split_at_mut(len - TAG_LEN);
+        let (authed, tag) = split_sealed(frame)?;
         write_header(authed, ty, len);
-        let (head, body) = authed.split_at_mut(HEADER_LEN + SEQ_LEN);
-        if let Some(s) = head.get_mut(HEADER_LEN..) {
-            s.copy_from_slice(&seq.to_be_bytes());
-        }
+        let (head, body) = split_head(authed)?;
+        head[HEADER_LEN..].copy_from_slice(&seq.to_be_bytes());
         body.copy_from_slice(payload);
         self.tx.aes.ctr_apply(&ctr_nonce(seq), body);
         tag.copy_from_slice(&self.tx.tag(authed));
@@ -232,12 +230,7 @@ impl<C: Crypto> Session<C> {
             (FrameType::Pfkey, FrameType::Ctl) => Kind::Pfkey,
             _ => return Err(V2Error::UnexpectedFrame(ty)),
         };
-        // FrameType::of guaranteed at least SEALED_OVERHEAD bytes.
-        let at = frame
-            .len()
-            .checked_sub(TAG_LEN)
-            .ok_or(V2Error::BadLength(frame.len()))?;
-        let (authed, tag) = frame.split_at_mut(at);
+        let (authed, tag) = split_sealed(frame)?;
         let expected = self.rx.tag(authed);
         if !bool::from(expected[..].ct_eq(tag)) {
             let ours = self.tx.tag(authed);
@@ -247,12 +240,8 @@ impl<C: Crypto> Session<C> {
                 V2Error::MacMismatch
             });
         }
-        let (head, body) = authed.split_at_mut(HEADER_LEN + SEQ_LEN);
-        let mut seq = [0u8; SEQ_LEN];
-        if let Some(s) = head.get(HEADER_LEN..) {
-            seq.copy_from_slice(s);
-        }
-        let seq = u64::from_be_bytes(seq);
+        let (head, body) = split_head(authed)?;
+        let seq = u64::from_be_bytes(head[HEADER_LEN..].try_into().unwrap_or_default());
         if seq < self.rx_seq {
             return Err(V2Error::Replay {
                 got: seq,
@@ -268,4 +257,24 @@ impl<C: Crypto> Session<C> {
         self.rx.aes.ctr_apply(&ctr_nonce(seq), body);
         Ok((kind, body))
     }
+}
+
+/// Splits a sealed frame into the authenticated part and the tag. The
+/// callers have sized or checked the frame already; the error arm only
+/// keeps this panic-free.
+fn split_sealed(frame: &mut [u8]) -> Result<(&mut [u8], &mut [u8]), V2Error> {
+    let len = frame.len();
+    len.checked_sub(TAG_LEN)
+        .filter(|&at| at >= HEADER_LEN + SEQ_LEN)
+        .and_then(|at| frame.split_at_mut_checked(at))
+        .ok_or(V2Error::BadLength(len))
+}
+
+/// Splits the authenticated part into header + sequence number (as a
+/// fixed-size array, so indexing it cannot fail) and the body.
+fn split_head(authed: &mut [u8]) -> Result<(&mut [u8; HEADER_LEN + SEQ_LEN], &mut [u8]), V2Error> {
+    let len = authed.len();
+    authed
+        .split_first_chunk_mut::<{ HEADER_LEN + SEQ_LEN }>()
+        .ok_or(V2Error::BadLength(len))
 }
