@@ -1,6 +1,7 @@
 //! Known-answer tests. The expected values were computed independently of
 //! this code, from the README's description, with Python's `hmac`,
-//! `hashlib` and the `cryptography` package (HKDF-Expand and AES-CTR there).
+//! `hashlib` and the `cryptography` package (HKDF-Expand and AES-CTR there):
+//! see `kat.py` beside this file.
 
 use super::hello::{ArchTag, ByteOrder, Hello};
 use super::kdf::derive;

@@ -309,6 +309,14 @@ fn legacy_frame() -> [u8; 64] {
 #[test]
 fn legacy_peer_is_named() {
     assert_eq!(Hello::decode(&legacy_frame()), Err(V2Error::LegacyPeer));
+    assert_eq!(Hello::decode(b"garbage!"), Err(V2Error::NotV2));
+    let (mut i, _) = fresh();
+    let mut c = [0u8; CONFIRM_LEN];
+    i.confirm(&mut c).unwrap();
+    assert_eq!(
+        Hello::decode(&c),
+        Err(V2Error::UnexpectedFrame(FrameType::Confirm))
+    );
     let mut d = V2Deframer::new();
     let lf = legacy_frame();
     assert_eq!(d.next_frame(&mut &lf[..]).unwrap_err(), V2Error::LegacyPeer);
