@@ -68,10 +68,7 @@ impl<F: Framing, const N: usize> Deframer<F, N> {
     /// The returned frame is mutable so it can be decrypted in place; it is
     /// discarded by the next call. After an error every call returns the same
     /// error: the connection must be closed.
-    pub fn next_frame<'a>(
-        &'a mut self,
-        input: &mut &[u8],
-    ) -> Result<Option<&'a mut [u8]>, F::Error> {
+    pub fn next_frame<'a>(&'a mut self, input: &mut &[u8]) -> Result<Option<&'a mut [u8]>, F::Error> {
         if let Some(e) = self.failed {
             return Err(e);
         }
@@ -148,11 +145,7 @@ mod tests {
         }
     }
 
-    fn collect(
-        d: &mut Deframer<Toy, 8>,
-        mut input: &[u8],
-        out: &mut std::vec::Vec<std::vec::Vec<u8>>,
-    ) -> Result<(), ToyErr> {
+    fn collect(d: &mut Deframer<Toy, 8>, mut input: &[u8], out: &mut std::vec::Vec<std::vec::Vec<u8>>) -> Result<(), ToyErr> {
         while let Some(f) = d.next_frame(&mut input)? {
             out.push(f.to_vec());
         }
@@ -168,11 +161,7 @@ mod tests {
             let mut out = std::vec::Vec::new();
             collect(&mut d, &stream[..split], &mut out).unwrap();
             collect(&mut d, &stream[split..], &mut out).unwrap();
-            assert_eq!(
-                out,
-                [&[3u8, 1, 2][..], &[1], &[4, 9, 9, 9]],
-                "split {split}"
-            );
+            assert_eq!(out, [&[3u8, 1, 2][..], &[1], &[4, 9, 9, 9]], "split {split}");
             assert_eq!(d.pending(), 0);
         }
     }
