@@ -17,6 +17,8 @@ mod filter;
 mod identity;
 mod msg;
 mod promisc;
+#[cfg(test)]
+mod proptests;
 mod rewrite;
 mod sockaddr;
 #[cfg(test)]
