@@ -15,6 +15,12 @@ pub const EXT_HDR_LEN: usize = 4;
 /// Everything this module builds is refused above this size, because the
 /// receiving kernel would refuse it anyway.
 pub const PFKEY_MSG_MAXSZ: usize = 4096;
+/// Send and receive buffer of each PF_KEY socket (`PFKEYSNDQ`/`PFKEYRCVQ`).
+/// The kernel silently drops promiscuous copies that do not fit (D-14), so a
+/// reader must drain the socket whenever it is readable, not take one
+/// message per wake-up. A promiscuous copy of a maximal request is
+/// `HDR_LEN + PFKEY_MSG_MAXSZ` bytes, so views accept messages above 4096.
+pub const PFKEY_SOCKBUF: usize = 8192;
 /// The largest length a header can describe (u16 count of 8-byte units).
 pub const MAX_ENCODABLE: usize = u16::MAX as usize * CHUNK;
 

@@ -61,6 +61,19 @@ mod tests {
     }
 
     #[test]
+    fn copy_of_a_maximal_request() {
+        let inner = TestMsg::new(SADB_ADD, 2)
+            .sa(1, 1, 0, 0)
+            .ext(SADB_X_EXT_TAG, &[b't'; PFKEY_MSG_MAXSZ - 16 - 16 - 4])
+            .build();
+        assert_eq!(inner.len(), PFKEY_MSG_MAXSZ);
+        let w = wrap(&inner, 7);
+        assert_eq!(w.len(), HDR_LEN + PFKEY_MSG_MAXSZ);
+        assert!(super::super::Msg::parse(&w).is_ok());
+        assert_eq!(unwrap_promisc(&w), Some(&inner[..]));
+    }
+
+    #[test]
     fn refuses_non_copies() {
         // Our own 16-byte mode switch echoed back.
         let echo = TestMsg::new(SADB_X_PROMISC, 1).build();
