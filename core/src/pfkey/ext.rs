@@ -30,7 +30,7 @@ impl<'a> Ext<'a> {
         self.bytes.get(EXT_HDR_LEN..).unwrap_or(&[])
     }
     /// Checks that this extension has one of `types` and at least `min` bytes.
-    fn expect(&self, types: &[u16], min: usize) -> Result<&'a [u8], PfkeyError> {
+    fn shape(&self, types: &[u16], min: usize) -> Result<&'a [u8], PfkeyError> {
         if !types.contains(&self.ext_type) {
             return Err(PfkeyError::WrongExtType(self.ext_type));
         }
@@ -92,7 +92,7 @@ impl<'a> SaExt<'a> {
     pub const LEN: usize = 16;
     /// Views `ext`, which must be an SA or X_SA2 extension of 16+ bytes.
     pub fn new(ext: Ext<'a>) -> Result<SaExt<'a>, PfkeyError> {
-        ext.expect(&[SADB_EXT_SA, SADB_X_EXT_SA2], Self::LEN)
+        ext.shape(&[SADB_EXT_SA, SADB_X_EXT_SA2], Self::LEN)
             .map(SaExt)
     }
     /// The SPI as a number (it travels in network order).
@@ -130,7 +130,7 @@ impl<'a> LifetimeExt<'a> {
     pub const LEN: usize = 32;
     /// Views `ext`, which must be a lifetime extension of 32+ bytes.
     pub fn new(ext: Ext<'a>) -> Result<LifetimeExt<'a>, PfkeyError> {
-        ext.expect(
+        ext.shape(
             &[
                 SADB_EXT_LIFETIME_CURRENT,
                 SADB_EXT_LIFETIME_HARD,
@@ -169,7 +169,7 @@ impl<'a> AddressExt<'a> {
     pub const LEN: usize = 8;
     /// Views `ext`, which must be an address-carrying extension.
     pub fn new(ext: Ext<'a>) -> Result<AddressExt<'a>, PfkeyError> {
-        ext.expect(
+        ext.shape(
             &[
                 SADB_EXT_ADDRESS_SRC,
                 SADB_EXT_ADDRESS_DST,
@@ -203,7 +203,7 @@ impl<'a> KeyExt<'a> {
     pub const LEN: usize = 8;
     /// Views `ext`, which must be a key extension whose bits fit inside it.
     pub fn new(ext: Ext<'a>) -> Result<KeyExt<'a>, PfkeyError> {
-        let b = ext.expect(&[SADB_EXT_KEY_AUTH, SADB_EXT_KEY_ENCRYPT], Self::LEN)?;
+        let b = ext.shape(&[SADB_EXT_KEY_AUTH, SADB_EXT_KEY_ENCRYPT], Self::LEN)?;
         let k = KeyExt(b);
         let n = k.key_len();
         if b.len() - Self::LEN < n {
@@ -234,7 +234,7 @@ impl<'a> ProtocolExt<'a> {
     pub const LEN: usize = 8;
     /// Views `ext`, which must be a protocol-shaped extension.
     pub fn new(ext: Ext<'a>) -> Result<ProtocolExt<'a>, PfkeyError> {
-        ext.expect(
+        ext.shape(
             &[
                 SADB_X_EXT_PROTOCOL,
                 SADB_X_EXT_FLOW_TYPE,
@@ -268,7 +268,7 @@ impl<'a> RdomainExt<'a> {
     pub const LEN: usize = 8;
     /// Views `ext`, which must be an X_RDOMAIN extension.
     pub fn new(ext: Ext<'a>) -> Result<RdomainExt<'a>, PfkeyError> {
-        ext.expect(&[SADB_X_EXT_RDOMAIN], Self::LEN).map(RdomainExt)
+        ext.shape(&[SADB_X_EXT_RDOMAIN], Self::LEN).map(RdomainExt)
     }
     /// The primary routing domain.
     pub fn dom1(&self) -> u16 {
