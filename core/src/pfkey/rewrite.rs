@@ -1,0 +1,202 @@
+//! Turning kernel output into requests a slave's kernel accepts
+//! (reference §11.2 step 6, §11.5, D-30).
+
+use super::build::rebuild;
+use super::consts::*;
+use super::{Msg, PfkeyError};
+
+/// The extensions a snapshot ADD keeps: the kernel's ADD allowed set minus
+/// X_COUNTER, whose packet statistics describe the master's traffic, not the
+/// slave's. Everything else a dump record may carry (X_MTU, X_SA2, X_DST2,
+/// X_SATYPE2, …) would make the slave's kernel refuse the whole ADD (D-30).
+pub const SNAPSHOT_ADD_KEEP: ExtSet = ADD_ALLOWED.minus(ExtSet::of(&[SADB_X_EXT_COUNTER]));
+
+/// Turns an UPDATE into an ADD in place, as the original does: the slaves
+/// never saw the larval SA the UPDATE completes. Other messages, and buffers
+/// too short to hold a type byte, are left alone.
+///
+/// This changes only the type; an UPDATE that carries ADDRESS_PROXY (allowed
+/// on UPDATE, refused on ADD) needs [`dump_to_add`], which drops it.
+pub fn update_to_add(buf: &mut [u8]) {
+    if let Some(t) = buf.get_mut(1) {
+        if *t == SADB_UPDATE {
+            *t = SADB_ADD;
+        }
+    }
+}
+
+/// Writes to `out` an ADD built from an SADB dump record (or an ADD/UPDATE),
+/// keeping only [`SNAPSHOT_ADD_KEEP`] extensions in their original order,
+/// with errno and reserved cleared and seq/pid kept. Returns its length.
+pub fn dump_to_add(record: &[u8], out: &mut [u8]) -> Result<usize, PfkeyError> {
+    let msg = Msg::parse(record)?;
+    match msg.msg_type() {
+        SADB_DUMP | SADB_ADD | SADB_UPDATE => rebuild(
+            &msg,
+            SADB_ADD,
+            SNAPSHOT_ADD_KEEP,
+            ADD_REQUIRED,
+            false,
+            msg.seq(),
+            msg.pid(),
+            out,
+        ),
+        t => Err(PfkeyError::WrongType(t)),
+    }
+}
+
+/// Writes to `out` an X_ADDFLOW built from an SPD dump record (or an
+/// X_ADDFLOW), keeping only the extensions the kernel allows on X_ADDFLOW.
+/// Returns its length.
+pub fn spd_dump_to_addflow(record: &[u8], out: &mut [u8]) -> Result<usize, PfkeyError> {
+    let msg = Msg::parse(record)?;
+    match msg.msg_type() {
+        SADB_X_SPDDUMP | SADB_X_ADDFLOW => rebuild(
+            &msg,
+            SADB_X_ADDFLOW,
+            ADDFLOW_ALLOWED,
+            FLOW_REQUIRED,
+            false,
+            msg.seq(),
+            msg.pid(),
+            out,
+        ),
+        t => Err(PfkeyError::WrongType(t)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+    use core::net::{IpAddr, Ipv4Addr};
+
+    const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+
+    #[test]
+    fn update_becomes_add_in_place() {
+        let mut b = TestMsg::new(SADB_UPDATE, 2).sa(1, 1, 0, 0).build();
+        let before = b.clone();
+        update_to_add(&mut b);
+        assert_eq!(b[1], SADB_ADD);
+        assert_eq!(b[2..], before[2..]);
+        for t in (0..=SADB_MAX).filter(|&t| t != SADB_UPDATE) {
+            let mut b = TestMsg::new(t, 2).build();
+            update_to_add(&mut b);
+            assert_eq!(b[1], t);
+        }
+        update_to_add(&mut []);
+        let mut one = [2u8];
+        update_to_add(&mut one);
+    }
+
+    fn full_dump_record() -> std::vec::Vec<u8> {
+        TestMsg::new(SADB_DUMP, SADB_SATYPE_ESP)
+            .sa(0xabcd, SADB_SASTATE_MATURE, 3, 12)
+            .lifetime(SADB_EXT_LIFETIME_CURRENT, 0, 100, 1_700_000_000, 0)
+            .lifetime(SADB_EXT_LIFETIME_HARD, 0, 0, 3600, 0)
+            .lifetime(SADB_X_EXT_LIFETIME_LASTUSE, 0, 0, 0, 5)
+            .addr(SADB_EXT_ADDRESS_SRC, A, 0)
+            .addr(SADB_EXT_ADDRESS_DST, B, 0)
+            .key(SADB_EXT_KEY_AUTH, 160, &[1; 20])
+            .key(SADB_EXT_KEY_ENCRYPT, 128, &[2; 16])
+            .ext(SADB_X_EXT_SA2, &[0; 12])
+            .addr(SADB_X_EXT_DST2, B, 0)
+            .proto(SADB_X_EXT_SATYPE2, SADB_SATYPE_AH, 0)
+            .ext(SADB_X_EXT_UDPENCAP, &[0x11, 0x94, 0, 0])
+            .ext(SADB_X_EXT_REPLAY, &[0; 12])
+            .ext(SADB_X_EXT_MTU, &1400u32.to_ne_bytes())
+            .rdomain(0, 1)
+            .ext(SADB_X_EXT_COUNTER, &[7; 68])
+            .build()
+    }
+
+    #[test]
+    fn dump_record_to_add() {
+        let rec = full_dump_record();
+        let mut out = [0u8; 4096];
+        let n = dump_to_add(&rec, &mut out).unwrap();
+        let m = Msg::parse(&out[..n]).unwrap();
+        assert_eq!(m.msg_type(), SADB_ADD);
+        assert_eq!(m.satype(), SADB_SATYPE_ESP);
+        assert_eq!(m.len_bytes(), n);
+        assert!(m.check_extensions().is_ok());
+        assert_eq!(ext_types(&out[..n]), [1, 2, 3, 32, 5, 6, 8, 9, 31, 39, 37]);
+        for t in [
+            SADB_X_EXT_MTU,
+            SADB_X_EXT_SA2,
+            SADB_X_EXT_DST2,
+            SADB_X_EXT_SATYPE2,
+            SADB_X_EXT_COUNTER,
+        ] {
+            assert!(m.find(t).is_none(), "{t}");
+        }
+        // Kept extensions are byte-identical.
+        let orig = Msg::parse(&rec).unwrap();
+        for e in m.extensions() {
+            let e = e.unwrap();
+            assert_eq!(orig.find(e.ext_type()).unwrap().bytes(), e.bytes());
+        }
+    }
+
+    #[test]
+    fn dump_to_add_errors() {
+        let mut out = [0u8; 4096];
+        let flow = TestMsg::new(SADB_X_SPDDUMP, 2).build();
+        assert_eq!(dump_to_add(&flow, &mut out), Err(PfkeyError::WrongType(16)));
+        let no_sa = TestMsg::new(SADB_DUMP, 2).addr(6, B, 0).build();
+        assert_eq!(dump_to_add(&no_sa, &mut out), Err(PfkeyError::Missing(1)));
+        assert_eq!(dump_to_add(&[0; 8], &mut out), Err(PfkeyError::Short));
+        let rec = full_dump_record();
+        assert_eq!(
+            dump_to_add(&rec, &mut out[..100]),
+            Err(PfkeyError::BufferTooSmall)
+        );
+    }
+
+    #[test]
+    fn update_with_proxy_to_add() {
+        let upd = TestMsg::new(SADB_UPDATE, SADB_SATYPE_AH)
+            .seq(3)
+            .pid(99)
+            .sa(5, SADB_SASTATE_MATURE, 3, 0)
+            .addr(SADB_EXT_ADDRESS_SRC, A, 0)
+            .addr(SADB_EXT_ADDRESS_DST, B, 0)
+            .addr(SADB_EXT_ADDRESS_PROXY, A, 0)
+            .key(SADB_EXT_KEY_AUTH, 160, &[1; 20])
+            .build();
+        let mut out = [0u8; 512];
+        let n = dump_to_add(&upd, &mut out).unwrap();
+        let m = Msg::parse(&out[..n]).unwrap();
+        assert_eq!((m.msg_type(), m.seq(), m.pid()), (SADB_ADD, 3, 99));
+        assert_eq!(ext_types(&out[..n]), [1, 5, 6, 8]);
+    }
+
+    #[test]
+    fn spd_record_to_addflow() {
+        let rec = TestMsg::new(SADB_X_SPDDUMP, SADB_SATYPE_ESP)
+            .addr(SADB_EXT_ADDRESS_SRC, A, 0)
+            .addr(SADB_EXT_ADDRESS_DST, B, 0)
+            .flow(SADB_X_FLOW_TYPE_REQUIRE, IPSP_DIRECTION_IN, 0, B, A)
+            .ext(SADB_EXT_IDENTITY_SRC, &[0; 12])
+            .ext(SADB_X_EXT_POLICY, &[0; 4])
+            .rdomain(0, 0)
+            .build();
+        let mut out = [0u8; 1024];
+        let n = spd_dump_to_addflow(&rec, &mut out).unwrap();
+        let m = Msg::parse(&out[..n]).unwrap();
+        assert_eq!(m.msg_type(), SADB_X_ADDFLOW);
+        assert_eq!(ext_types(&out[..n]), [5, 6, 20, 19, 21, 17, 22, 18, 10, 37]);
+        let sa = TestMsg::new(SADB_DUMP, 2).build();
+        assert_eq!(
+            spd_dump_to_addflow(&sa, &mut out),
+            Err(PfkeyError::WrongType(10))
+        );
+        let noflow = TestMsg::new(SADB_X_SPDDUMP, 2).addr(5, A, 0).build();
+        assert_eq!(
+            spd_dump_to_addflow(&noflow, &mut out),
+            Err(PfkeyError::Missing(SADB_X_EXT_SRC_MASK))
+        );
+    }
+}
