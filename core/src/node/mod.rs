@@ -19,3 +19,4 @@ pub mod backoff;
 pub mod carp;
 pub mod demote;
 pub mod ike;
+pub mod ring;
