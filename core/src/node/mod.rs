@@ -20,3 +20,4 @@ pub mod carp;
 pub mod demote;
 pub mod ike;
 pub mod ring;
+pub mod digest;
