@@ -18,6 +18,7 @@
 pub mod backoff;
 pub mod carp;
 pub mod demote;
-pub mod ike;
-pub mod ring;
 pub mod digest;
+pub mod ike;
+pub mod peer_table;
+pub mod ring;

@@ -6,7 +6,7 @@
 //! Records live in one fixed byte buffer, each as a 2-byte length followed
 //! by the message, and are always contiguous so replay hands out `&[u8]`
 //! without copying. A record that does not fit before the end of the buffer
-//! goes to the start; the gap left behind starts with a [`WRAP`] marker (or
+//! goes to the start; the gap left behind starts with a wrap marker (or
 //! is shorter than a length field, which means the same). Sequence numbers
 //! are not stored: they run consecutively from `first_seq`. The oldest
 //! records are evicted to make room; a replay from a position whose
