@@ -35,6 +35,19 @@ pub struct StateChange {
     pub to: RunState,
 }
 
+impl StateChange {
+    /// What to do with PF_KEY promiscuous mode: `Some(true)` when becoming
+    /// MASTER, `Some(false)` when leaving it (the original never switched
+    /// it off, D-35), `None` otherwise.
+    pub fn promiscuous(&self) -> Option<bool> {
+        match (self.from, self.to) {
+            (_, RunState::Master) => Some(true),
+            (RunState::Master, _) => Some(false),
+            _ => None,
+        }
+    }
+}
+
 /// Tracks the node's own run state.
 #[derive(Debug, Clone)]
 pub struct RoleTracker {
@@ -164,6 +177,24 @@ mod tests {
         );
         assert_eq!(t.state(), RunState::Slave);
         assert_eq!(t.handle_read_failure().map(|c| c.to), Some(RunState::Fail));
+    }
+
+    #[test]
+    fn promiscuous_mode_follows_mastership() {
+        let c = |from, to| StateChange { from, to };
+        assert_eq!(
+            c(RunState::Slave, RunState::Master).promiscuous(),
+            Some(true)
+        );
+        assert_eq!(
+            c(RunState::Master, RunState::Slave).promiscuous(),
+            Some(false)
+        );
+        assert_eq!(
+            c(RunState::Master, RunState::Fail).promiscuous(),
+            Some(false)
+        );
+        assert_eq!(c(RunState::Init, RunState::Slave).promiscuous(), None);
     }
 
     #[test]
