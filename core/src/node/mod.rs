@@ -13,12 +13,14 @@
 //! * [`ring`]: the master's recent deltas, so a reconnecting slave can
 //!   resume instead of taking a full snapshot;
 //! * [`digest`]: order-independent digests of the SADB/SPD for anti-entropy;
-//! * [`peer_table`]: configured peers, their sessions, states and counters.
+//! * [`peer_table`]: configured peers, their sessions and announced states,
+//!   with [`peer_stats`] counters.
 
 pub mod backoff;
 pub mod carp;
 pub mod demote;
 pub mod digest;
 pub mod ike;
+pub mod peer_stats;
 pub mod peer_table;
 pub mod ring;
