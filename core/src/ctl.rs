@@ -51,6 +51,8 @@ pub enum CtlType {
     SnapEnd = 19,
     /// 20 (v2): anti-entropy digest of the master's tables.
     Digest = 20,
+    /// 21 (v2): the delta stream resumes after a position (no snapshot).
+    Resume = 21,
 }
 
 impl CtlType {
@@ -73,6 +75,7 @@ impl CtlType {
             18 => CtlType::SnapBegin,
             19 => CtlType::SnapEnd,
             20 => CtlType::Digest,
+            21 => CtlType::Resume,
             _ => return None,
         })
     }
@@ -91,6 +94,7 @@ impl CtlType {
             CtlType::SnapBegin => "CTL_SNAPBEGIN",
             CtlType::SnapEnd => "CTL_SNAPEND",
             CtlType::Digest => "CTL_DIGEST",
+            CtlType::Resume => "CTL_RESUME",
         }
     }
 
@@ -116,7 +120,7 @@ impl core::fmt::Display for CtlType {
 /// | `Error` | 12 | subject type `u32`, `0u32` |
 /// | `Ack` | 12 | acknowledged type `u32`, acker's state `u32` |
 /// | `EndSnap` | 12 | `0u32`, `0u32` |
-/// | `AckSeq`, `Resync`, `SnapEnd` | 20 | epoch `u64`, seq `u64` |
+/// | `AckSeq`, `Resync`, `SnapEnd`, `Resume` | 20 | epoch `u64`, seq `u64` |
 /// | `SnapBegin` | 24 | epoch `u64`, seq `u64`, flags `u32` (bit 0 = sweep, others 0) |
 /// | `Digest` | 92 | epoch `u64`, seq `u64`, sas `u32`, flows `u32`, SA digest `[u8; 32]`, flow digest `[u8; 32]` |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,6 +144,9 @@ pub enum Ctl {
     /// v2, slave → master: resume the stream after this position;
     /// [`Position::NONE`] asks for a full snapshot.
     Resync(Position),
+    /// v2, master → slave: no snapshot is needed; the delta stream
+    /// continues right after this position (the slave's resume point).
+    Resume(Position),
     /// v2, master → slave: a full snapshot follows, after which the stream
     /// continues at `pos`.
     SnapBegin {
@@ -219,6 +226,7 @@ impl Ctl {
             Ctl::Resync(_) => CtlType::Resync,
             Ctl::SnapBegin { .. } => CtlType::SnapBegin,
             Ctl::SnapEnd { .. } => CtlType::SnapEnd,
+            Ctl::Resume(_) => CtlType::Resume,
             Ctl::Digest { .. } => CtlType::Digest,
         }
     }
@@ -232,7 +240,7 @@ impl Ctl {
     pub const fn encoded_len(&self) -> usize {
         match self {
             Ctl::State(_) | Ctl::Error(_) | Ctl::Ack { .. } | Ctl::EndSnap => LEGACY_LEN,
-            Ctl::AckSeq(_) | Ctl::Resync(_) | Ctl::SnapEnd { .. } => 20,
+            Ctl::AckSeq(_) | Ctl::Resync(_) | Ctl::SnapEnd { .. } | Ctl::Resume(_) => 20,
             Ctl::SnapBegin { .. } => 24,
             Ctl::Digest { .. } => MAX_LEN,
         }
@@ -261,7 +269,9 @@ impl Ctl {
                 w.u32(0)?;
                 w.u32(0)?;
             }
-            Ctl::AckSeq(pos) | Ctl::Resync(pos) | Ctl::SnapEnd { pos } => w.pos(pos)?,
+            Ctl::AckSeq(pos) | Ctl::Resync(pos) | Ctl::SnapEnd { pos } | Ctl::Resume(pos) => {
+                w.pos(pos)?
+            }
             Ctl::SnapBegin { pos, sweep } => {
                 w.pos(pos)?;
                 w.u32(if sweep { FLAG_SWEEP } else { 0 })?;
@@ -308,6 +318,7 @@ impl Ctl {
             CtlType::AckSeq => Ctl::AckSeq(r.pos()?),
             CtlType::Resync => Ctl::Resync(r.pos()?),
             CtlType::SnapEnd => Ctl::SnapEnd { pos: r.pos()? },
+            CtlType::Resume => Ctl::Resume(r.pos()?),
             CtlType::SnapBegin => {
                 let pos = r.pos()?;
                 let flags = r.u32()?;

@@ -49,12 +49,12 @@ fn legacy_type_numbers_and_names() {
         assert_eq!(t.name(), names[i]);
         assert!(t.is_legacy());
     }
-    for v in 16..=20 {
+    for v in 16..=21 {
         let t = CtlType::from_u32(v).unwrap();
         assert_eq!(t.to_u32(), v);
         assert!(!t.is_legacy());
     }
-    for v in (6..16).chain([21, 255, u32::MAX]) {
+    for v in (6..16).chain([22, 255, u32::MAX]) {
         assert_eq!(CtlType::from_u32(v), None);
     }
 }
@@ -128,6 +128,7 @@ fn v2_layouts() {
         hex(&format!("00000012 {p} 00000000"))
     );
     assert_eq!(enc(&Ctl::SnapEnd { pos }), hex(&format!("00000013 {p}")));
+    assert_eq!(enc(&Ctl::Resume(pos)), hex(&format!("00000015 {p}")));
     let d = enc(&Ctl::Digest {
         pos,
         sas: 7,
@@ -174,7 +175,7 @@ fn short_input_is_truncated_whatever_the_type() {
 
 #[test]
 fn decode_errors() {
-    for t in [0u32, 5, 6, 15, 21, u32::MAX] {
+    for t in [0u32, 5, 6, 15, 22, u32::MAX] {
         let mut b = [0u8; 24];
         b[..4].copy_from_slice(&t.to_be_bytes());
         assert_eq!(Ctl::decode(&b), Err(CtlError::UnknownType(t)));
@@ -280,6 +281,7 @@ fn any_ctl() -> impl Strategy<Value = Ctl> {
         any_pos().prop_map(Ctl::Resync),
         (any_pos(), any::<bool>()).prop_map(|(pos, sweep)| Ctl::SnapBegin { pos, sweep }),
         any_pos().prop_map(|pos| Ctl::SnapEnd { pos }),
+        any_pos().prop_map(Ctl::Resume),
         (
             any_pos(),
             any::<u32>(),

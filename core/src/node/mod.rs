@@ -21,12 +21,32 @@
 
 pub mod backoff;
 pub mod carp;
+mod conn;
 pub mod demote;
 pub mod digest;
+pub mod event;
 pub mod ike;
+mod jobs;
+mod machine;
 pub mod marks;
+mod master;
 pub mod peer_stats;
 pub mod peer_table;
 pub mod pfkeyq;
+mod recv;
 pub mod ring;
+pub mod stats;
 pub mod txbuf;
+
+pub use conn::TX_BYTES;
+pub use event::{ConnId, DumpFlow, DumpId, DumpOp, Event, NodeError, Rejected, Settings, Table};
+pub use jobs::{identity, IDENTITY_MAX};
+pub use machine::{Node, PFKEY_QUEUE_BYTES};
+pub use stats::{Counters, NodeStats, PeerView};
+
+/// A node with default capacities: 8 peers, a 128 KiB delta ring, 32 KiB
+/// of snapshot marks (good for ~25 000 entries at < 1 % false positives).
+pub type DefaultNode<C, R> = Node<C, R, 8, { 128 * 1024 }, { 32 * 1024 }>;
+
+#[cfg(test)]
+mod tests;

@@ -22,7 +22,7 @@ mod proptests;
 mod rewrite;
 mod sockaddr;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use build::{build_delete, build_delflow, build_flush, build_promisc};
 pub use consts::{msg_type_name, ExtSet, PFKEY_MSG_MAXSZ};

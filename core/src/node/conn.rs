@@ -1,0 +1,202 @@
+//! One TCP connection to a peer: its handshake phase, framing in both
+//! directions, and what the master is feeding it.
+
+use crate::crypto::Crypto;
+use crate::ctl::{Ctl, MAX_LEN as CTL_MAX};
+use crate::random::Random;
+use crate::state::Position;
+use crate::time::Instant;
+use crate::wire::legacy::{LegacyCodec, LegacyDeframer, LegacyError, MsgType};
+use crate::wire::v2::{Hello, Kind, Session, V2Deframer, V2Error, SEALED_OVERHEAD};
+
+use super::event::{ConnId, DumpId, Table};
+use super::peer_table::PeerIndex;
+use super::txbuf::TxBuf;
+
+/// Outgoing buffer per connection: room for a few maximal frames.
+pub const TX_BYTES: usize = 16 * 1024;
+/// Space the feed leaves free for control messages, so that a state change
+/// can always be announced even while a snapshot fills the buffer.
+pub(super) const CTL_RESERVE: usize = 1024;
+/// Largest frame any protocol sends (legacy: 48 + 4096; v2: 48 + 4096).
+pub(super) const MAX_FRAME: usize = 4144;
+
+/// Receive side: one deframer per protocol.
+pub(super) enum Rx {
+    Legacy(LegacyDeframer),
+    V2(V2Deframer),
+}
+
+/// Where a connection is in its life.
+pub(super) enum Phase<C: Crypto> {
+    /// We asked the platform to connect.
+    Connecting,
+    /// Legacy protocol: frames flow from the start.
+    Legacy,
+    /// v2: our HELLO is sent; waiting for the peer's.
+    Hello(Hello),
+    /// v2: both HELLOs seen, our CONFIRM sent; waiting for the peer's.
+    Confirm(Session<C>, Hello),
+    /// v2: authenticated.
+    Open(Session<C>, Hello),
+}
+
+/// What the master is sending this peer besides control messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Feed {
+    /// Nothing (we are not master, or the peer is not a slave).
+    Idle,
+    /// A full snapshot streams from a kernel dump; afterwards the deltas
+    /// after `start` follow from the ring.
+    Snapshot {
+        dump: DumpId,
+        table: Table,
+        start: Position,
+        /// The dump is paused waiting for buffer room.
+        paused: bool,
+    },
+    /// Ring records after `after` are sent as buffer room allows.
+    Stream { after: Position },
+}
+
+/// Why a frame could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SendError {
+    /// The peer is not reading: the buffer is full.
+    NoRoom,
+    /// The session cannot send yet (handshake not complete).
+    NotOpen,
+    /// Legacy encoding refused the payload.
+    Legacy(LegacyError),
+    /// v2 sealing refused the payload.
+    V2(V2Error),
+}
+
+impl core::fmt::Display for SendError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SendError::NoRoom => f.write_str("send buffer full: peer is not reading"),
+            SendError::NotOpen => f.write_str("session not open"),
+            SendError::Legacy(e) => write!(f, "{e}"),
+            SendError::V2(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A connection and everything that belongs to it alone.
+pub(super) struct Conn<C: Crypto> {
+    pub id: ConnId,
+    pub peer: PeerIndex,
+    pub outbound: bool,
+    pub opened: Instant,
+    pub phase: Phase<C>,
+    pub rx: Rx,
+    pub tx: TxBuf<TX_BYTES>,
+    /// The session is registered in the peer table.
+    pub up: bool,
+    pub feed: Feed,
+    /// A digest to send when the stream reaches its position.
+    pub pending_digest: Option<Ctl>,
+    /// Slave side: reading is paused (kernel queue full, sweep, digest).
+    pub paused: bool,
+    /// Slave side: the last position acknowledged to the master.
+    pub acked: Position,
+    /// Master side: the last position the slave acknowledged.
+    pub peer_acked: Position,
+}
+
+impl<C: Crypto> Conn<C> {
+    pub fn new(id: ConnId, peer: PeerIndex, outbound: bool, legacy: bool, now: Instant) -> Self {
+        Conn {
+            id,
+            peer,
+            outbound,
+            opened: now,
+            phase: Phase::Connecting,
+            rx: if legacy {
+                Rx::Legacy(LegacyDeframer::new())
+            } else {
+                Rx::V2(V2Deframer::new())
+            },
+            tx: TxBuf::new(),
+            up: false,
+            feed: Feed::Idle,
+            pending_digest: None,
+            paused: false,
+            acked: Position::NONE,
+            peer_acked: Position::NONE,
+        }
+    }
+
+    /// Whether authenticated (or legacy) messages can flow.
+    pub fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Legacy | Phase::Open(..))
+    }
+
+    /// The peer's HELLO, once known.
+    pub fn peer_hello(&self) -> Option<&Hello> {
+        match &self.phase {
+            Phase::Confirm(_, h) | Phase::Open(_, h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// Whether the feed may add a frame now (keeps the control reserve).
+    pub fn feed_has_room(&self) -> bool {
+        self.tx.room() >= MAX_FRAME + CTL_RESERVE
+    }
+
+    /// Queues a control message.
+    pub fn send_ctl<R: Random>(
+        &mut self,
+        codec: &LegacyCodec<C>,
+        rng: &mut R,
+        ctl: &Ctl,
+    ) -> Result<usize, SendError> {
+        let mut buf = [0u8; CTL_MAX];
+        let n = ctl.encode(&mut buf).map_err(|_| SendError::NoRoom)?;
+        self.send(codec, rng, Kind::Ctl, &buf[..n])
+    }
+
+    /// Queues a PF_KEY message.
+    pub fn send_pfkey<R: Random>(
+        &mut self,
+        codec: &LegacyCodec<C>,
+        rng: &mut R,
+        msg: &[u8],
+    ) -> Result<usize, SendError> {
+        self.send(codec, rng, Kind::Pfkey, msg)
+    }
+
+    fn send<R: Random>(
+        &mut self,
+        codec: &LegacyCodec<C>,
+        rng: &mut R,
+        kind: Kind,
+        payload: &[u8],
+    ) -> Result<usize, SendError> {
+        match &mut self.phase {
+            Phase::Legacy => {
+                let max = LegacyCodec::<C>::frame_len(payload.len()).map_err(SendError::Legacy)?;
+                let ty = match kind {
+                    Kind::Ctl => MsgType::Ctl,
+                    Kind::Pfkey => MsgType::PfkeyData,
+                };
+                let mut iv = [0u8; 16];
+                rng.fill(&mut iv);
+                self.tx
+                    .append_with(max, |out| codec.encode(ty, payload, iv, out))
+                    .ok_or(SendError::NoRoom)?
+                    .map_err(SendError::Legacy)
+            }
+            Phase::Open(session, _) => {
+                let max = payload.len() + SEALED_OVERHEAD;
+                self.tx
+                    .append_with(max, |out| session.seal(kind, payload, out))
+                    .ok_or(SendError::NoRoom)?
+                    .map_err(SendError::V2)
+            }
+            _ => Err(SendError::NotOpen),
+        }
+    }
+}

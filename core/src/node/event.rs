@@ -1,0 +1,160 @@
+//! The node's vocabulary with its platform: identifiers, requests it makes
+//! (`Event`), and the settings it starts from.
+
+use core::net::IpAddr;
+use core::time::Duration;
+
+use super::demote::DemoteEffect;
+use super::ike::IkeRequest;
+
+/// A TCP connection, as the node names it. The node chooses ids for the
+/// connections it asks for and for the ones the platform accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u32);
+
+/// One streamed kernel dump (a point-in-time copy the platform holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DumpId(pub u32);
+
+/// Which kernel table a dump reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// The SADB (`net.key.sadb_dump`).
+    Sadb,
+    /// The SPD (`net.key.spd_dump`).
+    Spd,
+}
+
+/// What the platform should do with a dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpOp {
+    /// Take a point-in-time copy of the table, then feed its records with
+    /// `handle_dump_entry` until told to pause, and `handle_dump_end` after
+    /// the last one.
+    Start(Table),
+    /// Feed more records of a paused dump.
+    Resume,
+    /// Drop the dump: the node no longer needs it.
+    Cancel,
+}
+
+/// Whether the node wants the next dump record now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpFlow {
+    /// Keep feeding.
+    More,
+    /// Stop until `DumpOp::Resume` (the consumer's buffer is full).
+    Pause,
+}
+
+/// Something the node wants the platform to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Open a TCP connection; report with `handle_connected` or
+    /// `handle_connect_failed`.
+    Connect {
+        /// The id the node gave it.
+        conn: ConnId,
+        /// Peer address.
+        addr: IpAddr,
+        /// Peer port.
+        port: u16,
+    },
+    /// Close this connection; the node has already forgotten it.
+    Close {
+        /// Which one.
+        conn: ConnId,
+    },
+    /// Bytes `handle_recv` left unconsumed on this connection can be offered
+    /// again (the node had paused reading it).
+    Readable {
+        /// Which one.
+        conn: ConnId,
+    },
+    /// Turn PF_KEY promiscuous mode on or off.
+    Promisc(bool),
+    /// Tell the IKE daemon(s) to go active or passive; report with
+    /// `handle_ike_result`.
+    Ike(IkeRequest),
+    /// Change our carp group demotion; report a `Raise` with
+    /// `handle_demote_result`.
+    Demote(DemoteEffect),
+    /// Work on a kernel dump.
+    Dump {
+        /// Which dump.
+        dump: DumpId,
+        /// What to do.
+        op: DumpOp,
+    },
+    /// Read the carp interface's link state again and report it with
+    /// `handle_link_state` (a peer disputed our state).
+    RecheckCarp,
+}
+
+/// Why an inbound connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// The address is not a configured peer.
+    UnknownPeer(IpAddr),
+}
+
+impl core::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Rejected::UnknownPeer(a) => {
+                write!(f, "connection from {a} refused: not a configured peer")
+            }
+        }
+    }
+}
+
+/// Why a node could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeError {
+    /// More peers than the node's capacity.
+    TooManyPeers,
+    /// A peer was given by name; the platform must resolve it first.
+    PeerNotAddress,
+    /// The shared key does not fit the configured protocol.
+    BadKey,
+}
+
+impl core::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            NodeError::TooManyPeers => "more peers than this node was built for",
+            NodeError::PeerNotAddress => "a peer is given by name; resolve it to an address first",
+            NodeError::BadKey => "the shared key must be 16, 24 or 32 bytes",
+        })
+    }
+}
+
+/// What a node is, beyond its configuration file.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Stable identity of this node (v2 HELLO; simultaneous-connect
+    /// tie-break). E.g. a hash of the host's name or first address.
+    pub node_id: [u8; 16],
+    /// Changes at every start of the process (v2 HELLO).
+    pub boot_epoch: u64,
+    /// Our process id: PF_KEY messages we write carry it, and promiscuous
+    /// copies of our own writes are recognised by it.
+    pub pid: u32,
+    /// How often a master sends anti-entropy digests.
+    pub digest_interval: Duration,
+    /// How long a v2 handshake may take before the connection is dropped.
+    pub handshake_timeout: Duration,
+}
+
+impl Settings {
+    /// Defaults: 60 s digests, 10 s handshakes.
+    pub const fn new(node_id: [u8; 16], boot_epoch: u64, pid: u32) -> Settings {
+        Settings {
+            node_id,
+            boot_epoch,
+            pid,
+            digest_interval: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! Receiving: deframing, the v2 handshake, and what each message means.
+
+use crate::crypto::Crypto;
+use crate::ctl::{Ctl, CtlError, CtlType};
+use crate::pfkey::{set_pid_seq, Msg};
+use crate::random::Random;
+use crate::state::{Position, RunState};
+use crate::time::Instant;
+use crate::wire::v2::{Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, MAX_PAYLOAD};
+
+use super::conn::{Phase, Rx};
+use super::event::{ConnId, Event};
+use super::machine::{Incoming, Node};
+use super::peer_stats::ErrorKind;
+use super::peer_table::{PeerIndex, SessionId, Tiebreak};
+
+/// What one step of reading produced.
+enum Step {
+    /// The input is used up.
+    NeedMore,
+    /// The peer's HELLO arrived and our CONFIRM is queued.
+    Hello,
+    /// The peer's CONFIRM checked out: the session is authenticated.
+    Confirmed(Hello),
+    /// A message of `len` bytes is in the buffer.
+    Msg(Kind, usize),
+    /// A frame was bad but the stream is intact (legacy per-frame errors).
+    Dropped(&'static str, ErrorKind),
+    /// The connection must be closed.
+    Fatal(Fatal),
+}
+
+/// Why a connection is closed.
+enum Fatal {
+    Legacy(crate::wire::legacy::LegacyError),
+    V2(V2Error),
+    Queue,
+}
+
+impl core::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Fatal::Legacy(e) => write!(f, "{e}"),
+            Fatal::V2(V2Error::KeyMismatch) => {
+                f.write_str("key confirmation failed: the peer has a different shared key")
+            }
+            Fatal::V2(e) => write!(f, "{e}"),
+            Fatal::Queue => f.write_str("cannot queue handshake reply"),
+        }
+    }
+}
+
+impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARKS: usize>
+    Node<C, R, P, RING, MARKS>
+{
+    /// Bytes arrived on a connection. Returns how many were taken; the
+    /// platform keeps the rest and offers them again after
+    /// `Event::Readable` (the node pauses reading while its kernel queue is
+    /// full or a sweep runs, so backpressure reaches the master via TCP).
+    pub fn handle_recv(&mut self, now: Instant, conn: ConnId, data: &[u8]) -> usize {
+        let mut input = data;
+        let mut buf = [0u8; MAX_PAYLOAD];
+        loop {
+            let Some((p, s)) = self.slot_of(conn) else {
+                // Closed while reading: the rest is moot.
+                input = &[];
+                break;
+            };
+            if self.must_pause(conn) {
+                if let Some(c) = self.conns[p][s].as_mut() {
+                    c.paused = true;
+                }
+                break;
+            }
+            let step = self.read_step(p, s, &mut input, &mut buf);
+            match step {
+                Step::NeedMore => break,
+                Step::Hello => {}
+                Step::Confirmed(peer) => self.on_confirmed(now, conn, peer),
+                Step::Msg(kind, len) => {
+                    if let Some(x) = self.table.get_mut(PeerIndex(p)) {
+                        x.stats.frame_in(len);
+                    }
+                    match kind {
+                        Kind::Ctl => self.on_ctl_bytes(now, conn, &buf[..len]),
+                        Kind::Pfkey => self.on_pfkey_data(now, conn, &buf[..len]),
+                    }
+                }
+                Step::Dropped(why, kind) => {
+                    if let Some(x) = self.table.get_mut(PeerIndex(p)) {
+                        x.stats.errors.bump(kind);
+                    }
+                    log::warn!("peer {}: dropped a frame: {}", self.peer_addrs[p], why);
+                }
+                Step::Fatal(e) => {
+                    let kind = match e {
+                        Fatal::V2(
+                            V2Error::KeyMismatch | V2Error::MacMismatch | V2Error::Reflected,
+                        ) => ErrorKind::Auth,
+                        Fatal::Queue => ErrorKind::Io,
+                        _ => ErrorKind::Framing,
+                    };
+                    if let Some(x) = self.table.get_mut(PeerIndex(p)) {
+                        x.stats.errors.bump(kind);
+                    }
+                    self.counters.rejected_frames += 1;
+                    log::warn!("peer {}: closing connection: {}", self.peer_addrs[p], e);
+                    self.close_conn(now, conn, None, true);
+                    input = &[];
+                    break;
+                }
+            }
+        }
+        self.after_recv(now, conn);
+        self.flush_parts();
+        data.len() - input.len()
+    }
+
+    /// Reads at most one frame from `input` and decodes it.
+    fn read_step(
+        &mut self,
+        p: usize,
+        s: usize,
+        input: &mut &[u8],
+        buf: &mut [u8; MAX_PAYLOAD],
+    ) -> Step {
+        let Some(c) = self.conns[p][s].as_mut() else {
+            return Step::NeedMore;
+        };
+        match &mut c.rx {
+            Rx::Legacy(d) => {
+                let frame = match d.next_frame(input) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return Step::NeedMore,
+                    Err(e) => return Step::Fatal(Fatal::Legacy(e)),
+                };
+                match self.codec.decode(frame) {
+                    Ok((ty, pt)) => {
+                        let n = pt.len().min(buf.len());
+                        buf[..n].copy_from_slice(&pt[..n]);
+                        let kind = match ty {
+                            crate::wire::legacy::MsgType::Ctl => Kind::Ctl,
+                            crate::wire::legacy::MsgType::PfkeyData => Kind::Pfkey,
+                        };
+                        Step::Msg(kind, n)
+                    }
+                    Err(crate::wire::legacy::LegacyError::HashMismatch) => {
+                        Step::Dropped("bad message (typo in shared key?)", ErrorKind::Auth)
+                    }
+                    Err(_) => Step::Dropped("malformed legacy frame", ErrorKind::Framing),
+                }
+            }
+            Rx::V2(d) => {
+                let frame = match d.next_frame(input) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return Step::NeedMore,
+                    Err(e) => return Step::Fatal(Fatal::V2(e)),
+                };
+                let phase = core::mem::replace(&mut c.phase, Phase::Connecting);
+                match phase {
+                    Phase::Hello(local) => {
+                        let peer = match Hello::decode(frame) {
+                            Ok(h) => h,
+                            Err(e) => return Step::Fatal(Fatal::V2(e)),
+                        };
+                        let side = if c.outbound {
+                            Side::Initiator
+                        } else {
+                            Side::Responder
+                        };
+                        let mut session = match Session::new(
+                            self.crypto.clone(),
+                            self.key.as_bytes(),
+                            side,
+                            &local,
+                            &peer,
+                        ) {
+                            Ok(x) => x,
+                            Err(e) => return Step::Fatal(Fatal::V2(e)),
+                        };
+                        let queued = c.tx.append_with(CONFIRM_LEN, |out| session.confirm(out));
+                        if !matches!(queued, Some(Ok(_))) {
+                            return Step::Fatal(Fatal::Queue);
+                        }
+                        c.phase = Phase::Confirm(session, peer);
+                        Step::Hello
+                    }
+                    Phase::Confirm(mut session, peer) => match session.check_confirm(frame) {
+                        Ok(()) => {
+                            c.phase = Phase::Open(session, peer);
+                            Step::Confirmed(peer)
+                        }
+                        Err(e) => Step::Fatal(Fatal::V2(e)),
+                    },
+                    Phase::Open(mut session, peer) => {
+                        let res = session.open(frame).map(|(kind, pt)| {
+                            let n = pt.len().min(buf.len());
+                            buf[..n].copy_from_slice(&pt[..n]);
+                            (kind, n)
+                        });
+                        c.phase = Phase::Open(session, peer);
+                        match res {
+                            Ok((kind, n)) => Step::Msg(kind, n),
+                            Err(e) => Step::Fatal(Fatal::V2(e)),
+                        }
+                    }
+                    other => {
+                        c.phase = other;
+                        Step::Fatal(Fatal::V2(V2Error::HandshakeOrder))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The v2 handshake completed: register the session and learn the
+    /// peer's state and resume position from its HELLO.
+    fn on_confirmed(&mut self, now: Instant, conn: ConnId, peer: Hello) {
+        let ids = Tiebreak {
+            local: self.settings.node_id,
+            peer: peer.node_id,
+        };
+        self.session_up(now, conn, Some(ids));
+        if !self.conn(conn).is_some_and(|c| c.up) {
+            return;
+        }
+        self.send_ctl_or_close(now, conn, &Ctl::State(self.role.state()));
+        self.peer_announced(now, conn, peer.run_state, false);
+    }
+
+    fn on_ctl_bytes(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        match Ctl::decode(bytes) {
+            Ok(ctl) => self.on_ctl(now, conn, ctl),
+            Err(e) => {
+                self.bump(conn, ErrorKind::Protocol);
+                log::warn!("bad control message: {e}");
+                if e == CtlError::Truncated && self.legacy {
+                    self.send_ctl_or_close(now, conn, &Ctl::Error(CtlType::Unknown));
+                }
+            }
+        }
+    }
+
+    fn on_ctl(&mut self, now: Instant, conn: ConnId, ctl: Ctl) {
+        let from_master = self.peer_state_of(conn) == Some(RunState::Master);
+        let we_master = self.role.state() == RunState::Master;
+        match ctl {
+            Ctl::State(s) => self.peer_announced(now, conn, s, self.legacy),
+            Ctl::Ack {
+                about: CtlType::State,
+                state,
+            } => self.peer_announced(now, conn, state, false),
+            Ctl::Ack { .. } => {}
+            Ctl::Error(CtlType::State) => {
+                log::info!("a peer disputes our state; re-reading the carp interface");
+                self.role.handle_state_error();
+            }
+            Ctl::Error(_) => {}
+            Ctl::EndSnap => {
+                if from_master && !we_master {
+                    self.snapshot_complete(now, conn);
+                }
+            }
+            Ctl::AckSeq(pos) => {
+                let head = self.ring.position();
+                let p = self.slot_of(conn).map(|x| x.0);
+                if let Some(c) = self.conn_mut(conn) {
+                    c.peer_acked = pos;
+                }
+                if let Some(p) = p {
+                    if let Some(x) = self.table.get_mut(PeerIndex(p)) {
+                        x.stats.lag = if pos.epoch == head.epoch {
+                            head.seq.saturating_sub(pos.seq)
+                        } else {
+                            head.seq
+                        };
+                        if pos == head {
+                            x.stats.last_sync = Some(now);
+                        }
+                    }
+                }
+            }
+            Ctl::Resync(pos) => {
+                if we_master {
+                    log::info!("peer asks to resync after {}:{}", pos.epoch, pos.seq);
+                    self.restart_feed(now, conn, pos);
+                }
+            }
+            Ctl::SnapBegin { pos, sweep } => {
+                if from_master && !we_master {
+                    self.incoming = Some(Incoming { conn, pos, sweep });
+                    let mut salt = [0u8; 16];
+                    self.rng.fill(&mut salt);
+                    self.marks.reset(salt);
+                    self.applied = Position::NONE;
+                }
+            }
+            Ctl::SnapEnd { pos } => {
+                if from_master && !we_master && self.incoming.is_some_and(|i| i.conn == conn) {
+                    let sweep = self.incoming.is_some_and(|i| i.sweep);
+                    if sweep {
+                        self.start_sweep(now, conn, pos);
+                    } else {
+                        self.incoming = None;
+                        self.applied = pos;
+                        self.snapshot_complete(now, conn);
+                    }
+                }
+            }
+            Ctl::Resume(pos) => {
+                if from_master && !we_master {
+                    self.incoming = None;
+                    self.applied = pos;
+                    self.snapshot_complete(now, conn);
+                }
+            }
+            Ctl::Digest {
+                pos,
+                sas,
+                flows,
+                sa_digest,
+                flow_digest,
+            } => {
+                if from_master && !we_master {
+                    self.start_check(now, conn, pos, sas, flows, sa_digest, flow_digest);
+                }
+            }
+        }
+    }
+
+    /// A peer told us its run state (STATE, ACK, or its HELLO).
+    pub(super) fn peer_announced(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        s: RunState,
+        reply_ack: bool,
+    ) {
+        let Some((p, _)) = self.slot_of(conn) else {
+            return;
+        };
+        let ours = self.role.state();
+        self.table
+            .handle_peer_state(PeerIndex(p), SessionId(conn.0), s);
+        if ours == RunState::Master && s == RunState::Master && self.legacy {
+            // The original refuses a second master this way (reference §10.3).
+            self.send_ctl_or_close(now, conn, &Ctl::Error(CtlType::State));
+        } else if reply_ack {
+            self.send_ctl_or_close(
+                now,
+                conn,
+                &Ctl::Ack {
+                    about: CtlType::State,
+                    state: ours,
+                },
+            );
+        }
+        self.check_split_brain(true);
+        self.demote.handle_peer_states(self.table.states(), now);
+        if ours == RunState::Master {
+            self.maybe_start_feed(now, conn, None);
+        }
+    }
+
+    /// PF_KEY data from a peer: applied only from the master, only when we
+    /// are not master (reference §8.6).
+    fn on_pfkey_data(&mut self, now: Instant, conn: ConnId, msg: &[u8]) {
+        let from_master = self.peer_state_of(conn) == Some(RunState::Master);
+        let ours = self.role.state();
+        if !from_master || ours == RunState::Master {
+            self.bump(conn, ErrorKind::Protocol);
+            self.counters.refused_data += 1;
+            log::info!("got PFKEY message from non-MASTER peer (or we are MASTER); dropped");
+            if self.legacy {
+                let reply = if ours == RunState::Master {
+                    Ctl::State(ours)
+                } else {
+                    Ctl::Error(CtlType::Reserved)
+                };
+                self.send_ctl_or_close(now, conn, &reply);
+            }
+            return;
+        }
+        let snapshot = self.incoming.is_some_and(|i| i.conn == conn);
+        if snapshot {
+            if let Ok(m) = Msg::parse(msg) {
+                let mut key = [0u8; super::jobs::IDENTITY_MAX];
+                if let Some(n) = super::jobs::identity(&m, &mut key) {
+                    self.marks.insert(&self.crypto, &key[..n]);
+                }
+            }
+        } else if !self.legacy {
+            self.applied.seq = self.applied.seq.saturating_add(1);
+        }
+        let pid = self.settings.pid;
+        self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
+        let seq = self.pfkey_seq;
+        if self.pfkeyq.push_with(msg, |m| set_pid_seq(m, pid, seq)) {
+            self.counters.applied += 1;
+        } else {
+            // must_pause keeps room for a maximal message, so only an
+            // oversized one ends here.
+            self.bump(conn, ErrorKind::Protocol);
+            log::warn!(
+                "PF_KEY message of {} bytes does not fit the kernel queue; dropped",
+                msg.len()
+            );
+        }
+    }
+
+    /// Whether reading `conn` must wait.
+    pub(super) fn must_pause(&self, conn: ConnId) -> bool {
+        !self.pfkeyq.has_room_for_any() || self.job.holds(conn)
+    }
+
+    /// After reading: acknowledge progress (v2 slaves).
+    fn after_recv(&mut self, now: Instant, conn: ConnId) {
+        if self.legacy || self.incoming.is_some() || self.applied == Position::NONE {
+            return;
+        }
+        let applied = self.applied;
+        let due = self
+            .conn(conn)
+            .is_some_and(|c| c.is_open() && c.up && c.acked != applied)
+            && self.peer_state_of(conn) == Some(RunState::Master);
+        if due {
+            if let Some(c) = self.conn_mut(conn) {
+                c.acked = applied;
+            }
+            self.send_ctl_or_close(now, conn, &Ctl::AckSeq(applied));
+        }
+    }
+
+    /// Unpauses connections that may read again.
+    pub(super) fn wake_readers(&mut self) {
+        let mut woke: heapless::Vec<ConnId, 64> = heapless::Vec::new();
+        for c in self.conns.iter().flatten().flatten() {
+            if c.paused && !self.must_pause(c.id) {
+                let _ = woke.push(c.id);
+            }
+        }
+        for id in woke {
+            if let Some(c) = self.conn_mut(id) {
+                c.paused = false;
+            }
+            self.push_event(Event::Readable { conn: id });
+        }
+    }
+
+    /// A snapshot (or resume) from the master is complete.
+    pub(super) fn snapshot_complete(&mut self, now: Instant, conn: ConnId) {
+        let Some((p, _)) = self.slot_of(conn) else {
+            return;
+        };
+        if let Some(x) = self.table.get_mut(PeerIndex(p)) {
+            x.stats.snapshots_received = x.stats.snapshots_received.saturating_add(1);
+            x.stats.last_sync = Some(now);
+        }
+        self.demote
+            .handle_snapshot_complete(Some(RunState::Master), now);
+        log::info!("in sync with master {}", self.peer_addrs[p]);
+    }
+
+    pub(super) fn peer_state_of(&self, conn: ConnId) -> Option<RunState> {
+        let (p, _) = self.slot_of(conn)?;
+        let c = self.conns[p][0]
+            .as_ref()
+            .filter(|c| c.id == conn)
+            .or(self.conns[p][1].as_ref())?;
+        if !c.up {
+            return None;
+        }
+        let peer = self.table.get(PeerIndex(p))?;
+        match peer.status() {
+            super::peer_table::ConnStatus::Connected(sid) if sid.0 == conn.0 => peer.state(),
+            _ => None,
+        }
+    }
+
+    pub(super) fn bump(&mut self, conn: ConnId, kind: ErrorKind) {
+        if let Some((p, _)) = self.slot_of(conn) {
+            if let Some(x) = self.table.get_mut(PeerIndex(p)) {
+                x.stats.errors.bump(kind);
+            }
+        }
+    }
+}
