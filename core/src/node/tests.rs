@@ -306,3 +306,143 @@ fn sizes() {
         core::mem::size_of::<crate::wire::v2::Session<crate::crypto::SoftCrypto>>()
     );
 }
+
+#[test]
+fn deltas_during_a_snapshot_are_neither_lost_nor_reordered() {
+    let mut w = pair("v2");
+    w.crash(1);
+    let mut spis = Vec::new();
+    for k in 0..200u32 {
+        let spi = w.next_spi();
+        spis.push(spi);
+        let dst = IpAddr::V4(core::net::Ipv4Addr::from(0xc633_6400 + k));
+        w.nodes[0].kernel.write(&esp_add(spi, ip("192.0.2.1"), dst));
+    }
+    w.start(1);
+    // Step until the snapshot is under way but not finished.
+    for _ in 0..10_000 {
+        w.step();
+        let n = w.nodes[1].kernel.sas.len();
+        if n > 10 && n < 150 {
+            break;
+        }
+    }
+    let n = w.nodes[1].kernel.sas.len();
+    assert!(n > 10 && n < 150, "snapshot mid-way ({n})");
+    // Delete one SA the slave already has and one it has not seen yet,
+    // and add a new one, while the snapshot streams.
+    let first = IpAddr::V4(core::net::Ipv4Addr::from(0xc633_6400));
+    let last = IpAddr::V4(core::net::Ipv4Addr::from(0xc633_6400 + 199));
+    w.ike_write(0, &esp_delete(spis[0], ip("192.0.2.1"), first));
+    w.ike_write(0, &esp_delete(spis[199], ip("192.0.2.1"), last));
+    let spi = w.next_spi();
+    w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("203.0.113.1")));
+    w.run_for(5000);
+    assert_eq!(w.nodes[0].kernel.sas.len(), 199);
+    assert!(synced(&w, 0, 1));
+}
+
+#[test]
+fn anti_entropy_removes_a_stray_entry() {
+    let mut w = pair("v2");
+    w.run_for(2000);
+    let spi = w.next_spi();
+    w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
+    w.run_for(500);
+    w.nodes[1]
+        .kernel
+        .write(&esp_add(0xbad, ip("192.0.2.1"), ip("192.0.2.77")));
+    w.nodes[1]
+        .kernel
+        .write(&flow(ip("192.0.2.8"), ip("192.0.2.9")));
+    w.run_for(65_000);
+    assert!(synced(&w, 0, 1));
+    assert!(w.node(1).stats().counters.swept >= 2);
+}
+
+#[test]
+fn demotion_released_after_sixty_seconds_without_peers() {
+    let mut w = World::new(std::vec![config(0, 2, "")]);
+    w.run_for(59_000);
+    assert_eq!(w.nodes[0].demoted, 2, "held while waiting for peers");
+    w.run_for(2_000);
+    assert_eq!(w.nodes[0].demoted, 1, "released once after 60 s");
+    w.run_for(60_000);
+    assert_eq!(w.nodes[0].demoted, 1, "never released twice");
+}
+
+#[test]
+fn demotion_released_on_shutdown() {
+    let mut w = World::new(std::vec![config(0, 2, "")]);
+    w.run_for(1000);
+    assert_eq!(w.nodes[0].demoted, 2);
+    let now = w.now;
+    w.node(0).handle_shutdown(now);
+    w.settle();
+    assert_eq!(w.nodes[0].demoted, 1);
+}
+
+#[test]
+fn backpressure_loses_nothing() {
+    let mut w = pair("v2");
+    w.run_for(2000);
+    w.nodes[1].stall = true;
+    for k in 0..300u32 {
+        let spi = w.next_spi();
+        let dst = IpAddr::V4(core::net::Ipv4Addr::from(0xcb00_7100 + k));
+        w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), dst));
+        w.settle();
+    }
+    assert!(w.nodes[1].kernel.sas.is_empty());
+    assert!(w.node(1).stats().pfkey_queued > 0);
+    w.nodes[1].stall = false;
+    w.run_for(1000);
+    assert_eq!(w.nodes[1].kernel.sas.len(), 300);
+    assert!(synced(&w, 0, 1));
+    let lag = w.node(0).peers().next().unwrap().stats.lag;
+    assert_eq!(lag, 0, "the master knows the slave caught up");
+}
+
+#[test]
+fn garbage_from_a_peer_closes_only_that_connection() {
+    let mut w = World::new(std::vec![
+        config(0, 3, "mode master"),
+        config(1, 3, "mode slave"),
+        config(2, 3, "mode slave")
+    ]);
+    w.run_for(2000);
+    fn flip(from: usize, b: &mut Vec<u8>) {
+        if from == 2 {
+            for x in b.iter_mut() {
+                *x ^= 0x5a;
+            }
+        }
+    }
+    w.tamper = Some(flip);
+    let spi = w.next_spi();
+    w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
+    // Node 2 speaks garbage now: its own keep-state messages get mangled.
+    let now = w.now;
+    w.node(2).handle_link_state(now, 2);
+    w.run_for(3000);
+    assert!(synced(&w, 0, 1), "the honest slave keeps being served");
+    assert!(
+        w.node(0).stats().counters.rejected_frames > 0,
+        "garbage was rejected"
+    );
+}
+
+#[test]
+fn simultaneous_connects_settle_on_one_session() {
+    let mut w = pair("v2");
+    // Both dial at the same instant (the world delivers connects at once).
+    w.run_for(5000);
+    for i in 0..2 {
+        let p: Vec<_> = w.node(i).peers().collect();
+        assert!(p[0].connected);
+    }
+    let spi = w.next_spi();
+    w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
+    w.run_for(500);
+    assert!(synced(&w, 0, 1));
+}

@@ -119,6 +119,8 @@ pub struct WNode {
     pub demoted: i32,
     pub ike: Option<super::super::ike::IkeMode>,
     pub link_state: u8,
+    /// The kernel takes no writes (to test backpressure).
+    pub stall: bool,
     pub pid: u32,
     pub seed: u64,
     pub config: Vec<u8>,
@@ -178,6 +180,7 @@ impl World {
                 demoted: 1, // the boot scripts demoted the group
                 ike: None,
                 link_state: 2,
+                stall: false,
                 pid: 100 + i as u32,
                 seed: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
                 config: cfg,
@@ -326,7 +329,8 @@ impl World {
         }
     }
 
-    fn step(&mut self) -> bool {
+    /// One round over every node; whether anything moved.
+    pub fn step(&mut self) -> bool {
         let mut moved = false;
         let now = self.now;
         for i in 0..self.nodes.len() {
@@ -362,6 +366,7 @@ impl World {
             while let Some(m) = self.nodes[i]
                 .node
                 .as_ref()
+                .filter(|_| !self.nodes[i].stall)
                 .and_then(|x| x.poll_pfkey().map(|m| m.to_vec()))
             {
                 moved = true;
