@@ -411,6 +411,7 @@ fn garbage_from_a_peer_closes_only_that_connection() {
         config(2, 3, "mode slave")
     ]);
     w.run_for(2000);
+    #[allow(clippy::ptr_arg)] // the tamper hook may resize
     fn flip(from: usize, b: &mut Vec<u8>) {
         if from == 2 {
             for x in b.iter_mut() {
