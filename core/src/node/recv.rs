@@ -216,6 +216,28 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
     /// The v2 handshake completed: register the session and learn the
     /// peer's state and resume position from its HELLO.
     fn on_confirmed(&mut self, now: Instant, conn: ConnId, peer: Hello) {
+        // A peer that restarted has a new boot epoch: its old session is
+        // dead even if TCP has not noticed yet, so the new one wins.
+        if let Some((p, _)) = self.slot_of(conn) {
+            let old = match self.table.get(PeerIndex(p)).map(|x| x.status()) {
+                Some(super::peer_table::ConnStatus::Connected(sid)) if sid.0 != conn.0 => {
+                    Some(ConnId(sid.0))
+                }
+                _ => None,
+            };
+            let stale = old
+                .and_then(|o| self.conn(o))
+                .and_then(|c| c.peer_hello())
+                .is_some_and(|h| h.boot_epoch != peer.boot_epoch);
+            if let (Some(o), true) = (old, stale) {
+                self.close_conn(
+                    now,
+                    o,
+                    Some("peer restarted; dropping its old session"),
+                    true,
+                );
+            }
+        }
         let ids = Tiebreak {
             local: self.settings.node_id,
             peer: peer.node_id,

@@ -447,3 +447,18 @@ fn simultaneous_connects_settle_on_one_session() {
     w.run_for(500);
     assert!(synced(&w, 0, 1));
 }
+
+#[test]
+fn restarted_peer_replaces_its_dead_session() {
+    let mut w = pair("v2");
+    w.run_for(2000);
+    // Node 1 restarts without its old connection being reset (the host
+    // vanished): node 0 still holds the old session.
+    w.vanish(1);
+    w.start(1);
+    w.run_for(3000);
+    let spi = w.next_spi();
+    w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
+    w.run_for(1000);
+    assert!(synced(&w, 0, 1), "the restarted slave is served");
+}

@@ -235,6 +235,16 @@ impl World {
         }
     }
 
+    /// The host vanishes: its process and links are gone, but its peers are
+    /// not told (no reset reaches them); what they send is lost.
+    pub fn vanish(&mut self, i: usize) {
+        self.nodes[i].node = None;
+        self.nodes[i].inbox.clear();
+        self.nodes[i].dumps.clear();
+        self.nodes[i].promisc = false;
+        self.links.retain(|l| l.a.0 != i && l.b.0 != i);
+    }
+
     /// Breaks every link between `a` and `b` (like a TCP reset).
     pub fn cut(&mut self, a: usize, b: usize) {
         let gone: Vec<Link> = self
