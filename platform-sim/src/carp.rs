@@ -118,7 +118,10 @@ impl Carp {
             CarpState::Backup => LINK_STATE_DOWN,
             CarpState::Init => return,
         };
-        self.events.push_back(LinkEvent { node: i, link_state });
+        self.events.push_back(LinkEvent {
+            node: i,
+            link_state,
+        });
     }
 
     /// The node boots: BACKUP, waiting a master-down interval for a master.
@@ -276,10 +279,27 @@ mod tests {
         assert_eq!(c.masters(), vec![1]);
         // All three reported BACKUP first; node 1 became master after
         // 3 s (its master-down time), before the others' timers ran out.
-        assert_eq!(ev.iter().filter(|(_, e)| e.link_state == LINK_STATE_DOWN).count(), 3);
-        let ups: Vec<_> = ev.iter().filter(|(_, e)| e.link_state == LINK_STATE_UP).collect();
+        assert_eq!(
+            ev.iter()
+                .filter(|(_, e)| e.link_state == LINK_STATE_DOWN)
+                .count(),
+            3
+        );
+        let ups: Vec<_> = ev
+            .iter()
+            .filter(|(_, e)| e.link_state == LINK_STATE_UP)
+            .collect();
         assert_eq!(ups.len(), 1);
-        assert_eq!(ups[0], &(3000, LinkEvent { node: 1, link_state: LINK_STATE_UP }));
+        assert_eq!(
+            ups[0],
+            &(
+                3000,
+                LinkEvent {
+                    node: 1,
+                    link_state: LINK_STATE_UP
+                }
+            )
+        );
         assert_eq!(c.link_state(1), LINK_STATE_UP);
         assert_eq!(c.link_state(0), LINK_STATE_DOWN);
     }
@@ -294,14 +314,26 @@ mod tests {
         assert_eq!(c.masters(), vec![1]);
         // Took over within master-down (3 s + 100/256 s) of the last advert.
         let (t, e) = ev[0];
-        assert_eq!(e, LinkEvent { node: 1, link_state: LINK_STATE_UP });
+        assert_eq!(
+            e,
+            LinkEvent {
+                node: 1,
+                link_state: LINK_STATE_UP
+            }
+        );
         assert!(t <= 10_000 + 3_391, "{t}");
         assert_eq!(c.link_state(0), LINK_STATE_UNKNOWN);
         // Node 0 comes back and preempts on the master's next advert.
         c.start(0, at(20));
         let ev = run(&mut c, &l, at(20), at(30));
         assert_eq!(c.masters(), vec![0]);
-        assert!(ev.contains(&(ev[ev.len() - 1].0, LinkEvent { node: 1, link_state: LINK_STATE_DOWN })));
+        assert!(ev.contains(&(
+            ev[ev.len() - 1].0,
+            LinkEvent {
+                node: 1,
+                link_state: LINK_STATE_DOWN
+            }
+        )));
         c.set_preempt(false);
         assert_eq!(c.state(1), CarpState::Backup);
     }

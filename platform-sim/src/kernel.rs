@@ -29,8 +29,8 @@ use std::net::IpAddr;
 use sasyncd_core::pfkey::consts::*;
 use sasyncd_core::pfkey::{
     build_delete, build_delflow, canonical_digest_input, dump_to_add, filter, flow_key, records,
-    sa_key, set_pid_seq, spd_dump_to_addflow, AddressExt, FilterPolicy, FlowKey, Msg,
-    ProtocolExt, RdomainExt, SaExt, SaKey, Verdict,
+    sa_key, set_pid_seq, spd_dump_to_addflow, AddressExt, FilterPolicy, FlowKey, Msg, ProtocolExt,
+    RdomainExt, SaExt, SaKey, Verdict,
 };
 use sasyncd_core::time::Instant;
 
@@ -343,7 +343,10 @@ impl Kernel {
 
     /// Bytes waiting in `pid`'s receive queue.
     pub fn promisc_queued(&self, pid: u32) -> usize {
-        self.listeners.by_pid.get(&pid).map_or(0, |l| l.queued_bytes)
+        self.listeners
+            .by_pid
+            .get(&pid)
+            .map_or(0, |l| l.queued_bytes)
     }
 
     /// Copies dropped because `pid`'s queue was full.

@@ -312,7 +312,8 @@ impl Net {
 
     /// Whether the end is connected.
     pub fn is_established(&self, id: ConnId) -> bool {
-        self.end(id).is_some_and(|e| e.state == EndState::Established)
+        self.end(id)
+            .is_some_and(|e| e.state == EndState::Established)
     }
 
     /// The remote address of a connection end.

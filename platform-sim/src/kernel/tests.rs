@@ -51,7 +51,13 @@ fn flow_msg(t: u8, ftype: u8, src: &str) -> Vec<u8> {
     if t == SADB_X_DELFLOW {
         exts.clear();
     }
-    exts.extend(flow_exts(ftype, IPSP_DIRECTION_OUT, 0, (s, host_mask(s)), (d, host_mask(d))));
+    exts.extend(flow_exts(
+        ftype,
+        IPSP_DIRECTION_OUT,
+        0,
+        (s, host_mask(s)),
+        (d, host_mask(d)),
+    ));
     message(t, SADB_SATYPE_ESP, 1, PID, &exts)
 }
 
@@ -92,7 +98,11 @@ fn header_validation() {
     let mut b = good.clone();
     b[2] = 5;
     assert_eq!(k.write(&b, PID), Err(Errno::EINVAL), "errno");
-    assert_eq!(k.write(&good[..good.len() - 8], PID), Err(Errno::EINVAL), "length");
+    assert_eq!(
+        k.write(&good[..good.len() - 8], PID),
+        Err(Errno::EINVAL),
+        "length"
+    );
     assert_eq!(k.write(&good[..8], PID), Err(Errno::EINVAL), "short");
     let mut b = good.clone();
     b[1] = 17;
@@ -117,12 +127,24 @@ fn extension_validation() {
         sa_ext(SADB_X_EXT_SA2, 1, 1, 0, 0, 0),
         addr_ext(SADB_EXT_ADDRESS_PROXY, ip("10.0.0.9"), 0),
     ] {
-        assert_eq!(k.write(&add(&[sa.clone(), dst.clone(), bad]), PID), Err(Errno::EINVAL));
+        assert_eq!(
+            k.write(&add(&[sa.clone(), dst.clone(), bad]), PID),
+            Err(Errno::EINVAL)
+        );
     }
     // Duplicate, missing required, unknown type, zero length.
-    assert_eq!(k.write(&add(&[sa.clone(), dst.clone(), dst.clone()]), PID), Err(Errno::EINVAL));
-    assert_eq!(k.write(&add(&[sa.clone()]), PID), Err(Errno::EINVAL));
-    assert_eq!(k.write(&add(&[sa.clone(), dst.clone(), ext(41, &[0; 4])]), PID), Err(Errno::EINVAL));
+    assert_eq!(
+        k.write(&add(&[sa.clone(), dst.clone(), dst.clone()]), PID),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        k.write(&add(std::slice::from_ref(&sa)), PID),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        k.write(&add(&[sa.clone(), dst.clone(), ext(41, &[0; 4])]), PID),
+        Err(Errno::EINVAL)
+    );
     let mut z = add(&[sa.clone(), dst.clone()]);
     z.extend_from_slice(&[0; 8]);
     let units = (z.len() / 8) as u16;
@@ -130,10 +152,16 @@ fn extension_validation() {
     assert_eq!(k.write(&z, PID), Err(Errno::EINVAL));
     // Larval state refused on ADD; bad sockaddr refused.
     let larval = sa_ext(SADB_EXT_SA, 0x2000, SADB_SASTATE_LARVAL, 3, 0, 0);
-    assert_eq!(k.write(&add(&[larval, dst.clone()]), PID), Err(Errno::EINVAL));
+    assert_eq!(
+        k.write(&add(&[larval, dst.clone()]), PID),
+        Err(Errno::EINVAL)
+    );
     let mut bad_dst = dst.clone();
     bad_dst[8] = 3;
-    assert_eq!(k.write(&add(&[sa.clone(), bad_dst]), PID), Err(Errno::EINVAL));
+    assert_eq!(
+        k.write(&add(&[sa.clone(), bad_dst]), PID),
+        Err(Errno::EINVAL)
+    );
     assert_eq!(k.write(&add(&[sa, dst]), PID), Ok(WriteOk::default()));
     // FLUSH takes no extensions.
     let f = message(SADB_FLUSH, 0, 1, PID, &[ext(SADB_X_EXT_TAG, &[0; 4])]);
@@ -188,7 +216,10 @@ fn getspi_then_update() {
     // UPDATE of an absent SA.
     let mut other = upd.clone();
     other[1] = SADB_UPDATE;
-    assert_eq!(k.write(&add_msg(7777, PID)[..], PID), Ok(WriteOk::default()));
+    assert_eq!(
+        k.write(&add_msg(7777, PID)[..], PID),
+        Ok(WriteOk::default())
+    );
     let mut absent = add_msg(8888, PID);
     absent[1] = SADB_UPDATE;
     assert_eq!(k.write(&absent, PID), Err(Errno::ESRCH));
@@ -204,24 +235,42 @@ fn flush_and_flows() {
     let mut ah = add_msg(0x1001, PID);
     ah[3] = SADB_SATYPE_AH;
     k.write(&ah, PID).unwrap();
-    assert_eq!(k.write(&flow_msg(SADB_X_ADDFLOW, 3, "10.1.0.0"), PID), Ok(WriteOk::default()));
+    assert_eq!(
+        k.write(&flow_msg(SADB_X_ADDFLOW, 3, "10.1.0.0"), PID),
+        Ok(WriteOk::default())
+    );
     // Same selectors, other type: replaces.
-    k.write(&flow_msg(SADB_X_ADDFLOW, 1, "10.1.0.0"), PID).unwrap();
-    k.write(&flow_msg(SADB_X_ADDFLOW, 3, "10.2.0.0"), PID).unwrap();
+    k.write(&flow_msg(SADB_X_ADDFLOW, 1, "10.1.0.0"), PID)
+        .unwrap();
+    k.write(&flow_msg(SADB_X_ADDFLOW, 3, "10.2.0.0"), PID)
+        .unwrap();
     assert_eq!(k.flow_count(), 2);
-    assert_eq!(k.write(&flow_msg(SADB_X_ADDFLOW, 9, "10.3.0.0"), PID), Err(Errno::EINVAL));
+    assert_eq!(
+        k.write(&flow_msg(SADB_X_ADDFLOW, 9, "10.3.0.0"), PID),
+        Err(Errno::EINVAL)
+    );
     // DELFLOW refuses address extensions, and ESRCH when absent.
     let mut with_addr = flow_msg(SADB_X_ADDFLOW, 3, "10.1.0.0");
     with_addr[1] = SADB_X_DELFLOW;
     assert_eq!(k.write(&with_addr, PID), Err(Errno::EINVAL));
-    assert_eq!(k.write(&flow_msg(SADB_X_DELFLOW, 3, "10.1.0.0"), PID), Ok(WriteOk::default()));
-    assert_eq!(k.write(&flow_msg(SADB_X_DELFLOW, 3, "10.1.0.0"), PID), Err(Errno::ESRCH));
+    assert_eq!(
+        k.write(&flow_msg(SADB_X_DELFLOW, 3, "10.1.0.0"), PID),
+        Ok(WriteOk::default())
+    );
+    assert_eq!(
+        k.write(&flow_msg(SADB_X_DELFLOW, 3, "10.1.0.0"), PID),
+        Err(Errno::ESRCH)
+    );
     // FLUSH of one type keeps the rest and the flows.
-    k.write(&message(SADB_FLUSH, SADB_SATYPE_AH, 1, PID, &[]), PID).unwrap();
+    k.write(&message(SADB_FLUSH, SADB_SATYPE_AH, 1, PID, &[]), PID)
+        .unwrap();
     assert_eq!((k.sa_count(), k.flow_count()), (1, 1));
     k.write(&message(SADB_FLUSH, 0, 1, PID, &[]), PID).unwrap();
     assert_eq!((k.sa_count(), k.flow_count()), (0, 0));
-    assert_eq!(k.write(&message(SADB_FLUSH, 10, 1, PID, &[]), PID), Err(Errno::EINVAL));
+    assert_eq!(
+        k.write(&message(SADB_FLUSH, 10, 1, PID, &[]), PID),
+        Err(Errno::EINVAL)
+    );
 }
 
 #[test]
@@ -311,8 +360,10 @@ fn busy_master() -> Kernel {
         k.write(&add_msg(spi, PID), PID).unwrap();
     }
     getspi(&mut k, 0x100, 0xffff).unwrap();
-    k.write(&flow_msg(SADB_X_ADDFLOW, 3, "10.1.0.0"), PID).unwrap();
-    k.write(&flow_msg(SADB_X_ADDFLOW, 4, "10.2.0.0"), PID).unwrap();
+    k.write(&flow_msg(SADB_X_ADDFLOW, 3, "10.1.0.0"), PID)
+        .unwrap();
+    k.write(&flow_msg(SADB_X_ADDFLOW, 4, "10.2.0.0"), PID)
+        .unwrap();
     assert!(k.set_mtu(&key(0x1003), 1400));
     let grp = message(
         SADB_X_GRPSPIS,
@@ -347,7 +398,10 @@ fn dump_to_add_round_trips() {
     // Written as-is (type set to ADD) a record with X_MTU is refused (D-30).
     let mut slave = Kernel::new(Rng::new(6));
     slave.set_now(Instant::from_millis(99_000));
-    let with_mtu = recs.iter().find(|r| r.find(SADB_X_EXT_MTU).is_some()).unwrap();
+    let with_mtu = recs
+        .iter()
+        .find(|r| r.find(SADB_X_EXT_MTU).is_some())
+        .unwrap();
     let mut raw = with_mtu.bytes().to_vec();
     raw[1] = SADB_ADD;
     set_pid_seq(&mut raw, 500, 1);

@@ -20,8 +20,11 @@ const GETSPI_ALLOWED: ExtSet = ExtSet::of(&[
     SADB_EXT_SPIRANGE,
     SADB_X_EXT_RDOMAIN,
 ]);
-const GETSPI_REQUIRED: ExtSet =
-    ExtSet::of(&[SADB_EXT_ADDRESS_SRC, SADB_EXT_ADDRESS_DST, SADB_EXT_SPIRANGE]);
+const GETSPI_REQUIRED: ExtSet = ExtSet::of(&[
+    SADB_EXT_ADDRESS_SRC,
+    SADB_EXT_ADDRESS_DST,
+    SADB_EXT_SPIRANGE,
+]);
 const EXPIRE_SET: ExtSet = ExtSet::of(&[SADB_EXT_SA, SADB_EXT_ADDRESS_SRC, SADB_EXT_ADDRESS_DST]);
 const GRPSPIS_REQUIRED: ExtSet = ExtSet::of(&[
     SADB_EXT_SA,
@@ -57,7 +60,13 @@ fn rules(msg_type: u8) -> (ExtSet, ExtSet) {
 fn needs_satype(msg_type: u8) -> bool {
     matches!(
         msg_type,
-        SADB_GETSPI | SADB_UPDATE | SADB_ADD | SADB_DELETE | SADB_GET | SADB_EXPIRE | SADB_X_GRPSPIS
+        SADB_GETSPI
+            | SADB_UPDATE
+            | SADB_ADD
+            | SADB_DELETE
+            | SADB_GET
+            | SADB_EXPIRE
+            | SADB_X_GRPSPIS
     )
 }
 
@@ -73,25 +82,27 @@ pub(crate) fn satype_supported(satype: u8) -> bool {
     )
 }
 
-/// Checks one extension's shape for its type.
-fn check_shape(e: Ext<'_>) -> Result<(), Errno> {
-    let bad = |_| Errno::EINVAL;
-    let len = e.bytes().len();
-    match e.ext_type() {
-        SADB_EXT_SA | SADB_X_EXT_SA2 => {
-            SaExt::new(e).map_err(bad)?;
-            if len != SaExt::LEN {
-                return Err(Errno::EINVAL);
-            }
-        }
+/// The exact length of extensions whose structure has no variable part.
+fn fixed_len(t: u16) -> Option<usize> {
+    match t {
+        SADB_EXT_SA | SADB_X_EXT_SA2 => Some(SaExt::LEN),
         SADB_EXT_LIFETIME_CURRENT
         | SADB_EXT_LIFETIME_HARD
         | SADB_EXT_LIFETIME_SOFT
-        | SADB_X_EXT_LIFETIME_LASTUSE => {
-            if len != 32 {
-                return Err(Errno::EINVAL);
-            }
-        }
+        | SADB_X_EXT_LIFETIME_LASTUSE => Some(32),
+        SADB_EXT_SPIRANGE => Some(16),
+        SADB_X_EXT_RDOMAIN => Some(8),
+        _ => None,
+    }
+}
+
+/// Checks one extension's shape for its type.
+fn check_shape(e: Ext<'_>) -> Result<(), Errno> {
+    let bad = |_| Errno::EINVAL;
+    if fixed_len(e.ext_type()).is_some_and(|n| n != e.bytes().len()) {
+        return Err(Errno::EINVAL);
+    }
+    match e.ext_type() {
         SADB_EXT_ADDRESS_SRC
         | SADB_EXT_ADDRESS_DST
         | SADB_EXT_ADDRESS_PROXY
@@ -107,16 +118,6 @@ fn check_shape(e: Ext<'_>) -> Result<(), Errno> {
         }
         SADB_X_EXT_PROTOCOL | SADB_X_EXT_FLOW_TYPE | SADB_X_EXT_SATYPE2 => {
             ProtocolExt::new(e).map_err(bad)?;
-        }
-        SADB_EXT_SPIRANGE => {
-            if len != 16 {
-                return Err(Errno::EINVAL);
-            }
-        }
-        SADB_X_EXT_RDOMAIN => {
-            if len != 8 {
-                return Err(Errno::EINVAL);
-            }
         }
         _ => {}
     }

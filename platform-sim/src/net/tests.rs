@@ -51,7 +51,9 @@ fn established(n: &mut Net, l: &Links) -> (ConnId, ConnId) {
             _ => None,
         })
         .unwrap();
-    assert!(ev.iter().any(|(_, e)| e.conn == c && e.kind == NetEventKind::Connected));
+    assert!(ev
+        .iter()
+        .any(|(_, e)| e.conn == c && e.kind == NetEventKind::Connected));
     assert!(n.is_established(c) && n.is_established(s));
     assert_eq!(n.peer_addr(s), Some(ip(1)));
     (c, s)
@@ -124,7 +126,11 @@ fn latency_and_bandwidth() {
     let (c, s) = established(&mut n, &l);
     n.send(c, &[7; 10_000], ms(1000));
     let ev = run(&mut n, &l, ms(1000), ms(5000));
-    let times: Vec<u64> = ev.iter().filter(|(_, e)| e.conn == s).map(|(t, _)| *t).collect();
+    let times: Vec<u64> = ev
+        .iter()
+        .filter(|(_, e)| e.conn == s)
+        .map(|(t, _)| *t)
+        .collect();
     // 10 000 bytes at 100 kB/s take 100 ms, plus 20 ms latency.
     assert!(times[0] >= 1020, "{times:?}");
     assert_eq!(*times.last().unwrap(), 1120);
@@ -139,7 +145,10 @@ fn connect_failures() {
     let c = n.connect(0, ip(2), ms(0));
     let ev = run(&mut n, &l, ms(0), ms(1000));
     assert_eq!(ev.len(), 1);
-    assert_eq!(ev[0].1.kind, NetEventKind::ConnectFailed(Errno::ECONNREFUSED));
+    assert_eq!(
+        ev[0].1.kind,
+        NetEventKind::ConnectFailed(Errno::ECONNREFUSED)
+    );
     assert_eq!((ev[0].1.conn, ev[0].1.node), (c, 0));
     assert!(ev[0].0 >= 10 && ev[0].0 <= 16);
     // Crashed target, unowned address: timeout.
