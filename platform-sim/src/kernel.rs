@@ -1,0 +1,501 @@
+//! One node's kernel as sasyncd sees it through PF_KEY: the SADB and the
+//! SPD with OpenBSD semantics (reference §13.2), promiscuous copies with
+//! bounded listener queues (D-14), and sysctl dumps (§13.3).
+//!
+//! Simulated: request validation (header, pid, extension sets, MATURE on
+//! ADD), GETSPI/UPDATE/ADD/DELETE/GET/EXPIRE/FLUSH/X_ADDFLOW/X_DELFLOW/
+//! X_GRPSPIS with the kernel's errors, promiscuous copies of every valid
+//! request (made before the request is carried out, so a refused DELETE is
+//! still copied), the dump formats with kernel-owned usage counters that
+//! differ between kernels, kernel-raised expirations (silent to
+//! promiscuous listeners), path-MTU updates (X_MTU in dumps).
+//!
+//! Not simulated: the kernel's unicast and broadcast replies (the result of
+//! [`Kernel::write`] says what the reply would: success, an SPI, a GET
+//! record, or the errno), ACQUIRE/REGISTER machinery, soft/hard lifetime
+//! timers (use [`Kernel::expire_sa`]), routing domains beyond keeping the
+//! X_RDOMAIN extension, packet processing (see [`Kernel::traffic`]).
+
+mod promisc;
+mod sadb;
+mod spd;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use sasyncd_core::pfkey::consts::*;
+use sasyncd_core::pfkey::{
+    build_delete, build_delflow, canonical_digest_input, dump_to_add, filter, flow_key, records,
+    sa_key, set_pid_seq, spd_dump_to_addflow, AddressExt, FilterPolicy, FlowKey, Msg, ProtocolExt,
+    RdomainExt, SaExt, SaKey, Verdict,
+};
+use sasyncd_core::time::Instant;
+
+use crate::errno::Errno;
+use crate::pfmsg;
+use crate::rng::Rng;
+use promisc::Listeners;
+use sadb::SaEntry;
+use spd::FlowEntry;
+
+pub use promisc::wrap as promisc_wrap;
+
+/// The pid the operator's tools (`ipsecctl`) write with in the manual-edit API.
+pub const OPERATOR_PID: u32 = 77;
+
+/// What a successful write produced (the content of the kernel's reply).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOk {
+    /// GETSPI: the SPI reserved.
+    pub spi: Option<u32>,
+    /// GET: the SA, in dump-record layout with type GET.
+    pub record: Option<Vec<u8>>,
+}
+
+/// Counters for oracles and debugging.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    /// Requests that passed validation.
+    pub valid_writes: u64,
+    /// Writes refused, by errno (validation or operation).
+    pub refused: BTreeMap<Errno, u64>,
+}
+
+/// The synchronised content of a kernel: mature SAs and flows in canonical
+/// form (see [`canonical_digest_input`]), keyed by identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Canonical {
+    /// Mature SAs.
+    pub sas: BTreeMap<SaKey, Vec<u8>>,
+    /// Flows.
+    pub flows: BTreeMap<FlowKey, Vec<u8>>,
+}
+
+impl Canonical {
+    /// Human-readable differences from `other` (empty when equal).
+    pub fn diff(&self, other: &Canonical) -> Vec<String> {
+        let mut out = Vec::new();
+        diff_maps(&self.sas, &other.sas, "SA", &mut out);
+        diff_maps(&self.flows, &other.flows, "flow", &mut out);
+        out
+    }
+}
+
+fn diff_maps<K: Ord + std::fmt::Debug>(
+    a: &BTreeMap<K, Vec<u8>>,
+    b: &BTreeMap<K, Vec<u8>>,
+    what: &str,
+    out: &mut Vec<String>,
+) {
+    for (k, v) in a {
+        match b.get(k) {
+            None => out.push(format!("{what} {k:?} only on the left")),
+            Some(w) if w != v => out.push(format!("{what} {k:?} differs")),
+            Some(_) => {}
+        }
+    }
+    for k in b.keys().filter(|k| !a.contains_key(k)) {
+        out.push(format!("{what} {k:?} only on the right"));
+    }
+}
+
+/// A filter for [`Kernel::canonical`] keeping what a master running the
+/// core's filter with `policy` and `peers` forwards to its slaves.
+pub fn synced_by(policy: FilterPolicy, peers: Vec<IpAddr>) -> impl Fn(&Msg<'_>) -> bool {
+    move |rec| {
+        let mut buf = [0u8; PFKEY_MSG_MAXSZ];
+        let n = match rec.msg_type() {
+            SADB_X_SPDDUMP => spd_dump_to_addflow(rec.bytes(), &mut buf),
+            _ => dump_to_add(rec.bytes(), &mut buf),
+        };
+        let Ok(n) = n else { return false };
+        Msg::parse(&buf[..n]).is_ok_and(|m| filter(&m, &policy, &peers) == Verdict::Sync)
+    }
+}
+
+/// One node's simulated kernel.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    sadb: BTreeMap<SaKey, SaEntry>,
+    spd: BTreeMap<FlowKey, FlowEntry>,
+    listeners: Listeners,
+    rng: Rng,
+    now: Instant,
+    /// Seconds added to simulated time for LIFETIME_CURRENT add times, so
+    /// that kernels disagree about them as real ones do.
+    clock_offset: u64,
+    stats: KernelStats,
+}
+
+fn rdomain_of(msg: &Msg<'_>) -> u16 {
+    msg.find(SADB_X_EXT_RDOMAIN)
+        .and_then(|e| RdomainExt::new(e).ok())
+        .map_or(0, |r| r.dom1())
+}
+
+fn addr_of(msg: &Msg<'_>, t: u16) -> Option<IpAddr> {
+    Some(AddressExt::new(msg.find(t)?).ok()?.sockaddr().ok()?.ip)
+}
+
+impl Kernel {
+    /// An empty kernel drawing SPIs, clock offset and traffic from `rng`.
+    pub fn new(mut rng: Rng) -> Kernel {
+        let clock_offset = 1_700_000_000 + rng.below(100_000);
+        Kernel {
+            sadb: BTreeMap::new(),
+            spd: BTreeMap::new(),
+            listeners: Listeners {
+                by_pid: BTreeMap::new(),
+                rcvbuf: PFKEY_SOCKBUF,
+            },
+            rng,
+            now: Instant::ZERO,
+            clock_offset,
+            stats: KernelStats::default(),
+        }
+    }
+
+    /// Advances the kernel's clock (used for LIFETIME_CURRENT times).
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.clock_offset + self.now.as_millis() / 1000
+    }
+
+    /// A process with pid `writer_pid` writes `msg` to its PF_KEY socket.
+    pub fn write(&mut self, msg: &[u8], writer_pid: u32) -> Result<WriteOk, Errno> {
+        let r = self.write_inner(msg, writer_pid);
+        if let Err(e) = r {
+            *self.stats.refused.entry(e).or_default() += 1;
+        }
+        r
+    }
+
+    fn write_inner(&mut self, buf: &[u8], writer_pid: u32) -> Result<WriteOk, Errno> {
+        let msg = validate::validate(buf, writer_pid)?;
+        self.stats.valid_writes += 1;
+        self.listeners.copy(buf, writer_pid);
+        let ok = WriteOk::default();
+        match msg.msg_type() {
+            SADB_X_PROMISC if buf.len() == HDR_LEN => {
+                self.set_promisc(writer_pid, msg.satype() != 0);
+                Ok(ok)
+            }
+            SADB_GETSPI => self.getspi(&msg),
+            SADB_UPDATE => self.update(&msg).map(|()| ok),
+            SADB_ADD => {
+                let key = sa_key(&msg).ok_or(Errno::EINVAL)?;
+                if self.sadb.contains_key(&key) {
+                    return Err(Errno::EEXIST);
+                }
+                let sa = msg.find(SADB_EXT_SA).ok_or(Errno::EINVAL)?.bytes().to_vec();
+                let entry = SaEntry::from_request(&msg, sa, self.now_secs());
+                self.sadb.insert(key, entry);
+                Ok(ok)
+            }
+            SADB_DELETE => {
+                let key = sa_key(&msg).ok_or(Errno::EINVAL)?;
+                self.sadb.remove(&key).map(|_| ok).ok_or(Errno::ESRCH)
+            }
+            SADB_GET => {
+                let key = sa_key(&msg).ok_or(Errno::EINVAL)?;
+                let e = self.sadb.get(&key).ok_or(Errno::ESRCH)?;
+                Ok(WriteOk {
+                    spi: None,
+                    record: Some(e.record(SADB_GET)),
+                })
+            }
+            SADB_FLUSH => {
+                match msg.satype() {
+                    SADB_SATYPE_UNSPEC => {
+                        self.sadb.clear();
+                        self.spd.clear();
+                    }
+                    t => self.sadb.retain(|_, e| e.satype != t),
+                }
+                Ok(ok)
+            }
+            SADB_X_ADDFLOW => {
+                let key = flow_key(&msg).ok_or(Errno::EINVAL)?;
+                self.spd.insert(key, FlowEntry::from_request(&msg));
+                Ok(ok)
+            }
+            SADB_X_DELFLOW => {
+                let key = flow_key(&msg).ok_or(Errno::EINVAL)?;
+                self.spd.remove(&key).map(|_| ok).ok_or(Errno::ESRCH)
+            }
+            SADB_X_GRPSPIS => self.grpspis(&msg).map(|()| ok),
+            // EXPIRE written by a process, DUMP, REGISTER, ACQUIRE,
+            // X_ASKPOLICY, X_SPDDUMP and long X_PROMISC: accepted (and
+            // copied), nothing else modelled.
+            _ => Ok(ok),
+        }
+    }
+
+    fn getspi(&mut self, msg: &Msg<'_>) -> Result<WriteOk, Errno> {
+        let dst = addr_of(msg, SADB_EXT_ADDRESS_DST).ok_or(Errno::EINVAL)?;
+        let range = msg.find(SADB_EXT_SPIRANGE).ok_or(Errno::EINVAL)?;
+        let body = range.body();
+        let rd = |o: usize| {
+            body.get(o..o + 4)
+                .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let (min, max) = (rd(0).max(256), rd(4));
+        if min > max {
+            return Err(Errno::EINVAL);
+        }
+        let mut key = SaKey {
+            satype: msg.satype(),
+            spi: min,
+            dst,
+            rdomain: rdomain_of(msg),
+        };
+        let mut found = false;
+        for _ in 0..64 {
+            key.spi = self.rng.range(u64::from(min)..u64::from(max) + 1) as u32;
+            if !self.sadb.contains_key(&key) {
+                found = true;
+                break;
+            }
+        }
+        if !found {
+            return Err(Errno::EEXIST);
+        }
+        let sa = pfmsg::sa_ext(SADB_EXT_SA, key.spi, SADB_SASTATE_LARVAL, 0, 0, 0);
+        let entry = SaEntry::from_request(msg, sa, self.now_secs());
+        self.sadb.insert(key, entry);
+        Ok(WriteOk {
+            spi: Some(key.spi),
+            record: None,
+        })
+    }
+
+    fn update(&mut self, msg: &Msg<'_>) -> Result<(), Errno> {
+        let key = sa_key(msg).ok_or(Errno::EINVAL)?;
+        let now = self.now_secs();
+        let e = self.sadb.get_mut(&key).ok_or(Errno::ESRCH)?;
+        if e.state() == SADB_SASTATE_LARVAL {
+            let sa = msg.find(SADB_EXT_SA).ok_or(Errno::EINVAL)?.bytes().to_vec();
+            *e = SaEntry::from_request(msg, sa, now);
+            return Ok(());
+        }
+        // A mature SA only takes new lifetimes.
+        if msg.find(SADB_EXT_KEY_AUTH).is_some() || msg.find(SADB_EXT_KEY_ENCRYPT).is_some() {
+            return Err(Errno::EINVAL);
+        }
+        for t in [SADB_EXT_LIFETIME_SOFT, SADB_EXT_LIFETIME_HARD] {
+            if let Some(x) = msg.find(t) {
+                e.exts.insert(t, x.bytes().to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    fn grpspis(&mut self, msg: &Msg<'_>) -> Result<(), Errno> {
+        let k1 = sa_key(msg).ok_or(Errno::EINVAL)?;
+        let sa2 = msg.find(SADB_X_EXT_SA2).ok_or(Errno::EINVAL)?;
+        let dst2 = msg.find(SADB_X_EXT_DST2).ok_or(Errno::EINVAL)?;
+        let st2 = msg.find(SADB_X_EXT_SATYPE2).ok_or(Errno::EINVAL)?;
+        let k2 = SaKey {
+            satype: ProtocolExt::new(st2).map_err(|_| Errno::EINVAL)?.proto(),
+            spi: SaExt::new(sa2).map_err(|_| Errno::EINVAL)?.spi(),
+            dst: addr_of(msg, SADB_X_EXT_DST2).ok_or(Errno::EINVAL)?,
+            rdomain: k1.rdomain,
+        };
+        if !self.sadb.contains_key(&k2) {
+            return Err(Errno::ESRCH);
+        }
+        let e = self.sadb.get_mut(&k1).ok_or(Errno::ESRCH)?;
+        e.group = Some([
+            sa2.bytes().to_vec(),
+            dst2.bytes().to_vec(),
+            st2.bytes().to_vec(),
+        ]);
+        Ok(())
+    }
+
+    /// Switches the promiscuous flag of `pid`'s PF_KEY socket (what a
+    /// 16-byte X_PROMISC write does), creating the socket if needed.
+    pub fn set_promisc(&mut self, pid: u32, on: bool) {
+        self.listeners.by_pid.entry(pid).or_default().promisc = on;
+    }
+
+    /// Whether `pid`'s socket is promiscuous.
+    pub fn is_promisc(&self, pid: u32) -> bool {
+        self.listeners.by_pid.get(&pid).is_some_and(|l| l.promisc)
+    }
+
+    /// Sets every socket's receive-queue limit in bytes (default 8192,
+    /// `PFKEYRCVQ`); copies that do not fit are dropped.
+    pub fn set_rcvbuf(&mut self, bytes: usize) {
+        self.listeners.rcvbuf = bytes;
+    }
+
+    /// The next promiscuous copy queued for `pid`'s socket.
+    pub fn read_promisc(&mut self, pid: u32) -> Option<Vec<u8>> {
+        self.listeners.read(pid)
+    }
+
+    /// Bytes waiting in `pid`'s receive queue.
+    pub fn promisc_queued(&self, pid: u32) -> usize {
+        self.listeners
+            .by_pid
+            .get(&pid)
+            .map_or(0, |l| l.queued_bytes)
+    }
+
+    /// Copies dropped because `pid`'s queue was full.
+    pub fn promisc_drops(&self, pid: u32) -> u64 {
+        self.listeners.by_pid.get(&pid).map_or(0, |l| l.drops)
+    }
+
+    /// The `net.key.sadb_dump` sysctl: SADB records of `satype` (0 = all).
+    pub fn sadb_dump(&self, satype: u8) -> Vec<u8> {
+        self.sadb
+            .values()
+            .filter(|e| satype == 0 || e.satype == satype)
+            .flat_map(|e| e.record(SADB_DUMP))
+            .collect()
+    }
+
+    /// The `net.key.spd_dump` sysctl: all flows.
+    pub fn spd_dump(&self) -> Vec<u8> {
+        self.spd.values().flat_map(FlowEntry::record).collect()
+    }
+
+    /// Number of SAs (larval included).
+    pub fn sa_count(&self) -> usize {
+        self.sadb.len()
+    }
+
+    /// Number of flows.
+    pub fn flow_count(&self) -> usize {
+        self.spd.len()
+    }
+
+    /// The identities of all SAs, in key order.
+    pub fn sa_keys(&self) -> Vec<SaKey> {
+        self.sadb.keys().copied().collect()
+    }
+
+    /// The identities of all flows, in key order.
+    pub fn flow_keys(&self) -> Vec<FlowKey> {
+        self.spd.keys().copied().collect()
+    }
+
+    /// The state of an SA, if present.
+    pub fn sa_state(&self, key: &SaKey) -> Option<u8> {
+        self.sadb.get(key).map(SaEntry::state)
+    }
+
+    /// Whether a flow is present.
+    pub fn has_flow(&self, key: &FlowKey) -> bool {
+        self.spd.contains_key(key)
+    }
+
+    /// Validation and refusal counters.
+    pub fn stats(&self) -> &KernelStats {
+        &self.stats
+    }
+
+    /// Packets flow: mature SAs' usage counters grow by random amounts, so
+    /// kernels' LIFETIME_CURRENT, LASTUSE, X_REPLAY and X_COUNTER disagree.
+    pub fn traffic(&mut self) {
+        let now = self.now_secs();
+        for e in self.sadb.values_mut() {
+            if e.state() != SADB_SASTATE_MATURE || !self.rng.chance(0.3) {
+                continue;
+            }
+            let packets = self.rng.range(1..100);
+            let bytes = packets * self.rng.range(64..1500);
+            let dir = self.rng.index(2);
+            e.cur_bytes += bytes;
+            e.replay += packets;
+            e.usetime = now;
+            e.counter[dir] += packets;
+            e.counter[2 + dir] += bytes;
+        }
+    }
+
+    /// The kernel's hard-lifetime timer removes an SA. Unlike a DELETE
+    /// written by a process, promiscuous listeners see nothing.
+    pub fn expire_sa(&mut self, key: &SaKey) -> bool {
+        self.sadb.remove(key).is_some()
+    }
+
+    /// Path-MTU discovery sets an SA's MTU; dumps then carry X_MTU, which a
+    /// slave's kernel refuses on ADD (D-30).
+    pub fn set_mtu(&mut self, key: &SaKey, mtu: u32) -> bool {
+        self.sadb.get_mut(key).map(|e| e.mtu = mtu).is_some()
+    }
+
+    /// The operator writes `msg` with `ipsecctl` (pid [`OPERATOR_PID`];
+    /// the message's pid is overwritten). Promiscuous listeners see it.
+    pub fn manual_write(&mut self, msg: &[u8]) -> Result<WriteOk, Errno> {
+        let mut m = msg.to_vec();
+        set_pid_seq(&mut m, OPERATOR_PID, 1);
+        self.write(&m, OPERATOR_PID)
+    }
+
+    /// The operator deletes an SA by hand (a DELETE from [`OPERATOR_PID`]).
+    pub fn manual_delete_sa(&mut self, key: &SaKey) -> Result<(), Errno> {
+        let rec = self.sadb.get(key).ok_or(Errno::ESRCH)?.record(SADB_DUMP);
+        let mut out = vec![0u8; PFKEY_MSG_MAXSZ];
+        let msg = Msg::parse(&rec).map_err(|_| Errno::EINVAL)?;
+        let n = build_delete(&msg, 1, OPERATOR_PID, &mut out).map_err(|_| Errno::EINVAL)?;
+        self.write(&out[..n], OPERATOR_PID).map(|_| ())
+    }
+
+    /// The operator deletes a flow by hand (an X_DELFLOW from [`OPERATOR_PID`]).
+    pub fn manual_delete_flow(&mut self, key: &FlowKey) -> Result<(), Errno> {
+        let rec = self.spd.get(key).ok_or(Errno::ESRCH)?.record();
+        let mut out = vec![0u8; PFKEY_MSG_MAXSZ];
+        let msg = Msg::parse(&rec).map_err(|_| Errno::EINVAL)?;
+        let n = build_delflow(&msg, 1, OPERATOR_PID, &mut out).map_err(|_| Errno::EINVAL)?;
+        self.write(&out[..n], OPERATOR_PID).map(|_| ())
+    }
+
+    /// The mature SAs and the flows whose dump records `keep` accepts, in
+    /// canonical form (larval SAs are never synchronised).
+    pub fn canonical(&self, keep: &dyn Fn(&Msg<'_>) -> bool) -> Canonical {
+        let mut c = Canonical::default();
+        let mut buf = vec![0u8; PFKEY_MSG_MAXSZ];
+        for (k, e) in &self.sadb {
+            let rec = e.record(SADB_DUMP);
+            let Ok(m) = Msg::parse(&rec) else { continue };
+            if e.state() == SADB_SASTATE_MATURE && keep(&m) {
+                if let Ok(n) = canonical_digest_input(&m, &mut buf) {
+                    c.sas.insert(*k, buf[..n].to_vec());
+                }
+            }
+        }
+        for rec in records(&self.spd_dump()).map_while(Result::ok) {
+            if let (Some(k), true) = (flow_key(&rec), keep(&rec)) {
+                if let Ok(n) = canonical_digest_input(&rec, &mut buf) {
+                    c.flows.insert(k, buf[..n].to_vec());
+                }
+            }
+        }
+        c
+    }
+
+    /// Whether both kernels hold the same synchronised entries, keeping
+    /// only records `keep` accepts on both sides; the differences if not.
+    pub fn entries_equal_after_filter(
+        &self,
+        other: &Kernel,
+        keep: &dyn Fn(&Msg<'_>) -> bool,
+    ) -> Result<(), Vec<String>> {
+        let d = self.canonical(keep).diff(&other.canonical(keep));
+        if d.is_empty() {
+            Ok(())
+        } else {
+            Err(d)
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! One SADB entry as the simulated kernel keeps it, and its sysctl dump
+//! record (reference §13.3).
+//!
+//! The entry keeps the extensions it was created from (those the kernel
+//! exports) byte for byte, so a dump record re-creates the request; the
+//! usage counters (LIFETIME_CURRENT, X_LIFETIME_LASTUSE, X_REPLAY,
+//! X_COUNTER) are the kernel's own and differ between kernels.
+
+use std::collections::BTreeMap;
+
+use sasyncd_core::pfkey::consts::*;
+use sasyncd_core::pfkey::{LifetimeExt, Msg};
+
+use crate::pfmsg;
+
+/// Extensions an entry keeps from the request that created it (the SA
+/// extension and the kernel-owned counters are kept separately).
+const STORED: ExtSet = ADD_ALLOWED.minus(ExtSet::of(&[
+    SADB_EXT_SA,
+    SADB_EXT_LIFETIME_CURRENT,
+    SADB_X_EXT_LIFETIME_LASTUSE,
+    SADB_X_EXT_COUNTER,
+    SADB_X_EXT_REPLAY,
+]));
+
+/// The order in which a dump record carries the stored extensions.
+const RECORD_ORDER: [u16; 12] = [
+    SADB_EXT_LIFETIME_SOFT,
+    SADB_EXT_LIFETIME_HARD,
+    SADB_EXT_ADDRESS_SRC,
+    SADB_EXT_ADDRESS_DST,
+    SADB_EXT_IDENTITY_SRC,
+    SADB_EXT_IDENTITY_DST,
+    SADB_EXT_KEY_AUTH,
+    SADB_EXT_KEY_ENCRYPT,
+    SADB_X_EXT_FLOW_TYPE,
+    SADB_X_EXT_PROTOCOL,
+    SADB_X_EXT_SRC_FLOW,
+    SADB_X_EXT_SRC_MASK,
+];
+const RECORD_ORDER_2: [u16; 2] = [SADB_X_EXT_DST_FLOW, SADB_X_EXT_DST_MASK];
+const RECORD_TAIL: [u16; 5] = [
+    SADB_X_EXT_RDOMAIN,
+    SADB_X_EXT_TAG,
+    SADB_X_EXT_TAP,
+    SADB_X_EXT_IFACE,
+    SADB_X_EXT_UDPENCAP,
+];
+
+/// One security association.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SaEntry {
+    pub satype: u8,
+    /// The SA extension as written (its state byte is the entry's state).
+    pub sa: Vec<u8>,
+    /// Stored extensions by type.
+    pub exts: BTreeMap<u16, Vec<u8>>,
+    /// LIFETIME_CURRENT: allocations, bytes, add time (s), use time (s).
+    pub cur_alloc: u32,
+    pub cur_bytes: u64,
+    pub addtime: u64,
+    pub usetime: u64,
+    /// Replay counter (X_REPLAY).
+    pub replay: u64,
+    /// Packet statistics (X_COUNTER).
+    pub counter: [u64; 8],
+    /// X_SA2, X_DST2, X_SATYPE2 after X_GRPSPIS.
+    pub group: Option<[Vec<u8>; 3]>,
+    /// Path MTU; exported as X_MTU when non-zero.
+    pub mtu: u32,
+}
+
+impl SaEntry {
+    /// An entry from a validated GETSPI (larval), ADD or UPDATE.
+    pub fn from_request(msg: &Msg<'_>, sa: Vec<u8>, now_secs: u64) -> SaEntry {
+        let mut exts = BTreeMap::new();
+        for e in msg.extensions().map_while(Result::ok) {
+            if STORED.contains(e.ext_type()) {
+                exts.insert(e.ext_type(), e.bytes().to_vec());
+            }
+        }
+        let (cur_alloc, cur_bytes) = msg
+            .find(SADB_EXT_LIFETIME_CURRENT)
+            .and_then(|e| LifetimeExt::new(e).ok())
+            .map(|l| (l.allocations(), l.bytes()))
+            .unwrap_or((0, 0));
+        SaEntry {
+            satype: msg.satype(),
+            sa,
+            exts,
+            cur_alloc,
+            cur_bytes,
+            addtime: now_secs,
+            usetime: 0,
+            replay: 0,
+            counter: [0; 8],
+            group: None,
+            mtu: 0,
+        }
+    }
+
+    /// The SA state (`SADB_SASTATE_*`).
+    pub fn state(&self) -> u8 {
+        self.sa.get(9).copied().unwrap_or(0)
+    }
+
+    /// The entry as a message of `msg_type` (DUMP for the sysctl dump, GET
+    /// for a GET reply), with every extension the kernel exports.
+    pub fn record(&self, msg_type: u8) -> Vec<u8> {
+        let mut out: Vec<Vec<u8>> = vec![self.sa.clone()];
+        out.push(pfmsg::lifetime_ext(
+            SADB_EXT_LIFETIME_CURRENT,
+            self.cur_alloc,
+            self.cur_bytes,
+            self.addtime,
+            self.usetime,
+        ));
+        let stored = |t: &u16| self.exts.get(t).cloned();
+        out.extend(RECORD_ORDER[..2].iter().filter_map(stored));
+        if self.usetime != 0 {
+            out.push(pfmsg::lifetime_ext(
+                SADB_X_EXT_LIFETIME_LASTUSE,
+                0,
+                0,
+                0,
+                self.usetime,
+            ));
+        }
+        out.extend(RECORD_ORDER[2..].iter().filter_map(stored));
+        out.extend(RECORD_ORDER_2.iter().filter_map(stored));
+        if let Some(g) = &self.group {
+            out.extend(g.iter().cloned());
+        }
+        let mut replay = vec![0u8; 4];
+        replay.extend_from_slice(&self.replay.to_ne_bytes());
+        out.push(pfmsg::ext(SADB_X_EXT_REPLAY, &replay));
+        if self.mtu != 0 {
+            out.push(pfmsg::ext(SADB_X_EXT_MTU, &self.mtu.to_ne_bytes()));
+        }
+        out.extend(RECORD_TAIL.iter().filter_map(stored));
+        let mut counter = vec![0u8; 4];
+        for c in self.counter {
+            counter.extend_from_slice(&c.to_ne_bytes());
+        }
+        out.push(pfmsg::ext(SADB_X_EXT_COUNTER, &counter));
+        pfmsg::message(msg_type, self.satype, 0, 0, &out)
+    }
+}

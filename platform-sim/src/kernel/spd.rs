@@ -1,0 +1,55 @@
+//! One SPD entry (flow) as the simulated kernel keeps it, and its sysctl
+//! dump record (reference §13.3).
+
+use sasyncd_core::pfkey::consts::*;
+use sasyncd_core::pfkey::Msg;
+
+use crate::pfmsg;
+
+/// The order of a flow's extensions in an SPD dump record.
+const RECORD_ORDER: [u16; 11] = [
+    SADB_EXT_ADDRESS_SRC,
+    SADB_EXT_ADDRESS_DST,
+    SADB_X_EXT_FLOW_TYPE,
+    SADB_X_EXT_PROTOCOL,
+    SADB_X_EXT_SRC_FLOW,
+    SADB_X_EXT_SRC_MASK,
+    SADB_X_EXT_DST_FLOW,
+    SADB_X_EXT_DST_MASK,
+    SADB_EXT_IDENTITY_SRC,
+    SADB_EXT_IDENTITY_DST,
+    SADB_X_EXT_RDOMAIN,
+];
+
+/// One flow: the extensions of the X_ADDFLOW that installed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FlowEntry {
+    pub satype: u8,
+    pub exts: Vec<(u16, Vec<u8>)>,
+}
+
+impl FlowEntry {
+    /// An entry from a validated X_ADDFLOW.
+    pub fn from_request(msg: &Msg<'_>) -> FlowEntry {
+        let exts = msg
+            .extensions()
+            .map_while(Result::ok)
+            .filter(|e| ADDFLOW_ALLOWED.contains(e.ext_type()))
+            .map(|e| (e.ext_type(), e.bytes().to_vec()))
+            .collect();
+        FlowEntry {
+            satype: msg.satype(),
+            exts,
+        }
+    }
+
+    /// The entry as an X_SPDDUMP record.
+    pub fn record(&self) -> Vec<u8> {
+        let out: Vec<Vec<u8>> = RECORD_ORDER
+            .iter()
+            .filter_map(|t| self.exts.iter().find(|(et, _)| et == t))
+            .map(|(_, b)| b.clone())
+            .collect();
+        pfmsg::message(SADB_X_SPDDUMP, self.satype, 0, 0, &out)
+    }
+}
