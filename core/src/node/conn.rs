@@ -103,6 +103,9 @@ pub(super) struct Conn<C: Crypto> {
     pub acked: Position,
     /// Master side: the last position the slave acknowledged.
     pub peer_acked: Position,
+    /// When bytes last arrived / were last written (v2 keepalive).
+    pub last_rx: Instant,
+    pub last_tx: Instant,
 }
 
 impl<C: Crypto> Conn<C> {
@@ -125,6 +128,8 @@ impl<C: Crypto> Conn<C> {
             paused: false,
             acked: Position::NONE,
             peer_acked: Position::NONE,
+            last_rx: now,
+            last_tx: now,
         }
     }
 

@@ -144,10 +144,16 @@ pub struct Settings {
     pub digest_interval: Duration,
     /// How long a v2 handshake may take before the connection is dropped.
     pub handshake_timeout: Duration,
+    /// A v2 session that sent nothing for this long sends its state, so
+    /// that its peer can tell a quiet session from a dead one.
+    pub keepalive: Duration,
+    /// A v2 session that received nothing for this long is dead (a peer
+    /// that vanished leaves TCP half-open) and is closed.
+    pub dead_after: Duration,
 }
 
 impl Settings {
-    /// Defaults: 60 s digests, 10 s handshakes.
+    /// Defaults: 60 s digests, 10 s handshakes, 10 s keepalives, dead after 30 s.
     pub const fn new(node_id: [u8; 16], boot_epoch: u64, pid: u32) -> Settings {
         Settings {
             node_id,
@@ -155,6 +161,8 @@ impl Settings {
             pid,
             digest_interval: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
+            keepalive: Duration::from_secs(10),
+            dead_after: Duration::from_secs(30),
         }
     }
 }

@@ -243,6 +243,7 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         self.demote.handle_timeout(now);
         self.ike.handle_timeout(now);
         self.expire_handshakes(now);
+        self.keepalives(now);
         self.dial_due(now);
         self.digest_due(now);
         self.flush_parts();
@@ -263,6 +264,10 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
             for c in slots.iter().flatten() {
                 if matches!(c.phase, Phase::Hello(_) | Phase::Confirm(..)) {
                     t = earliest(t, Some(c.opened.add(self.settings.handshake_timeout)));
+                }
+                if matches!(c.phase, Phase::Open(..)) {
+                    t = earliest(t, Some(c.last_tx.add(self.settings.keepalive)));
+                    t = earliest(t, Some(c.last_rx.add(self.settings.dead_after)));
                 }
             }
         }
@@ -307,6 +312,9 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
     pub fn handle_sent(&mut self, now: Instant, conn: ConnId, n: usize) {
         if let Some(c) = self.conn_mut(conn) {
             c.tx.consume(n);
+            if n > 0 {
+                c.last_tx = now;
+            }
             let peer = c.peer;
             if let Some(p) = self.table.get_mut(peer) {
                 p.stats.bytes_out = p.stats.bytes_out.saturating_add(n as u64);
@@ -556,6 +564,32 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
                 addr,
                 port,
             });
+        }
+    }
+
+    /// v2 sessions: send a keepalive when quiet, close when the peer is.
+    fn keepalives(&mut self, now: Instant) {
+        let mut quiet: heapless::Vec<ConnId, 64> = heapless::Vec::new();
+        let mut dead: heapless::Vec<ConnId, 64> = heapless::Vec::new();
+        for c in self.conns.iter().flatten().flatten() {
+            if !matches!(c.phase, Phase::Open(..)) {
+                continue;
+            }
+            if now.since(c.last_rx) >= self.settings.dead_after {
+                let _ = dead.push(c.id);
+            } else if now.since(c.last_tx) >= self.settings.keepalive && c.tx.is_empty() {
+                let _ = quiet.push(c.id);
+            }
+        }
+        for id in dead {
+            self.close_conn(now, id, Some("peer silent; session presumed dead"), true);
+        }
+        let state = self.role.state();
+        for id in quiet {
+            if let Some(c) = self.conn_mut(id) {
+                c.last_tx = now;
+            }
+            self.send_ctl_or_close(now, id, &Ctl::State(state));
         }
     }
 

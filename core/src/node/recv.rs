@@ -60,6 +60,11 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
     pub fn handle_recv(&mut self, now: Instant, conn: ConnId, data: &[u8]) -> usize {
         let mut input = data;
         let mut buf = [0u8; MAX_PAYLOAD];
+        if !data.is_empty() {
+            if let Some(c) = self.conn_mut(conn) {
+                c.last_rx = now;
+            }
+        }
         loop {
             let Some((p, s)) = self.slot_of(conn) else {
                 // Closed while reading: the rest is moot.

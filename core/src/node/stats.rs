@@ -65,6 +65,8 @@ pub struct NodeStats {
     pub position: Position,
     /// PF_KEY messages waiting for the kernel.
     pub pfkey_queued: usize,
+    /// Slave: a full snapshot or its sweep is in progress.
+    pub syncing: bool,
     /// Counters.
     pub counters: Counters,
 }
@@ -98,6 +100,7 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
                 self.applied
             },
             pfkey_queued: self.pfkeyq.len(),
+            syncing: self.incoming.is_some() || self.job.is_sweep(),
             counters: self.counters,
         }
     }

@@ -462,3 +462,24 @@ fn restarted_peer_replaces_its_dead_session() {
     w.run_for(1000);
     assert!(synced(&w, 0, 1), "the restarted slave is served");
 }
+
+#[test]
+fn a_vanished_peer_is_noticed_and_replaced() {
+    let mut w = pair("v2");
+    w.run_for(2000);
+    w.vanish(0);
+    w.run_for(40_000);
+    let p: Vec<_> = w.node(1).peers().collect();
+    assert!(!p[0].connected, "the half-open session was closed");
+    // Quiet but alive sessions stay up (keepalives).
+    let mut w = pair("v2");
+    w.run_for(120_000);
+    let p: Vec<_> = w.node(1).peers().collect();
+    assert!(p[0].connected);
+    assert_eq!(w.node(1).stats().counters.snapshots_started, 0);
+    assert_eq!(
+        w.node(0).stats().counters.snapshots_started,
+        1,
+        "one session all along"
+    );
+}
