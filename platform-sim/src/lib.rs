@@ -26,10 +26,14 @@ pub mod errno;
 pub mod ike;
 pub mod kernel;
 pub mod links;
+mod logcap;
 pub mod net;
+pub mod oracle;
 pub mod pfmsg;
 pub mod rng;
+pub mod scenario;
 pub mod trace;
+pub mod world;
 
 #[cfg(test)]
 mod determinism {

@@ -35,6 +35,21 @@ pub const PFKEY_QUEUE_BYTES: usize = 16 * 1024;
 /// few outstanding and the node-level ones are few.
 const EVENTS: usize = 256;
 
+/// Known bugs the simulator can plant to prove its oracles bite
+/// (feature `planted-bugs`; all off by default).
+#[cfg(feature = "planted-bugs")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlantedBugs {
+    /// A sweeping snapshot's SnapEnd does not sweep.
+    pub skip_sweep: bool,
+    /// PF_KEY data is applied whoever sends it.
+    pub apply_from_non_master: bool,
+    /// The start-up demotion is never released.
+    pub keep_demote: bool,
+    /// The master silently skips one delta per epoch (the fifth).
+    pub drop_delta: bool,
+}
+
 /// A slave's view of the snapshot it is receiving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Incoming {
@@ -77,6 +92,9 @@ pub struct Node<C: Crypto + Clone, R: Random, const P: usize, const RING: usize,
     pub(super) split_brain: bool,
     pub(super) counters: Counters,
     pub(super) rr: usize,
+    /// Planted bugs (test builds only).
+    #[cfg(feature = "planted-bugs")]
+    pub bugs: PlantedBugs,
 }
 
 impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARKS: usize>
@@ -166,6 +184,8 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
             split_brain: false,
             counters: Counters::default(),
             rr: 0,
+            #[cfg(feature = "planted-bugs")]
+            bugs: PlantedBugs::default(),
         };
         if let Some(s) = config.locked {
             node.enter_state(
@@ -488,6 +508,10 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
     /// Moves what the parts want done into the event queue.
     pub(super) fn flush_parts(&mut self) {
         while let Some(e) = self.demote.poll_effect() {
+            #[cfg(feature = "planted-bugs")]
+            if self.bugs.keep_demote && e == DemoteEffect::Release {
+                continue;
+            }
             if e == DemoteEffect::Release {
                 log::info!("releasing our carp demotion");
             }
@@ -519,6 +543,7 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
                 epoch = 1;
             }
             self.ring.new_epoch(epoch);
+            self.table.forget_master_claims();
             self.incoming = None;
             self.job_cancel();
             self.next_digest = Some(now.add(self.settings.digest_interval));

@@ -298,7 +298,13 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
                         }
                     };
                     let Some((seq, bytes)) = next else { break };
-                    let res = c.send_pfkey(&self.codec, &mut self.rng, bytes);
+                    #[cfg(feature = "planted-bugs")]
+                    let bytes: &[u8] = if self.bugs.drop_delta && seq == 5 { &[] } else { bytes };
+                    let res = if bytes.is_empty() {
+                        Ok(0)
+                    } else {
+                        c.send_pfkey(&self.codec, &mut self.rng, bytes)
+                    };
                     if let Err(e) = res {
                         log::warn!("peer {}: cannot send delta {seq}: {e}", self.peer_addrs[p]);
                         self.close_conn(now, conn, None, true);

@@ -284,6 +284,17 @@ impl<const P: usize> PeerTable<P> {
         }
     }
 
+    /// Forgets every peer's claim to be MASTER (we just became master:
+    /// those claims are older than carp's verdict; a peer that really is
+    /// master says so again with its next announcement).
+    pub fn forget_master_claims(&mut self) {
+        for p in self.peers.iter_mut() {
+            if p.state == Some(RunState::Master) {
+                p.state = None;
+            }
+        }
+    }
+
     /// The peer announced `state` on `session`. Ignored (`false`) unless
     /// that is its current session.
     pub fn handle_peer_state(

@@ -325,6 +325,8 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
             Ctl::SnapEnd { pos } => {
                 if from_master && !we_master && self.incoming.is_some_and(|i| i.conn == conn) {
                     let sweep = self.incoming.is_some_and(|i| i.sweep);
+                    #[cfg(feature = "planted-bugs")]
+                    let sweep = sweep && !self.bugs.skip_sweep;
                     if sweep {
                         self.start_sweep(now, conn, pos);
                     } else {
@@ -394,6 +396,12 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
     fn on_pfkey_data(&mut self, now: Instant, conn: ConnId, msg: &[u8]) {
         let from_master = self.peer_state_of(conn) == Some(RunState::Master);
         let ours = self.role.state();
+        #[cfg(feature = "planted-bugs")]
+        let (from_master, ours) = if self.bugs.apply_from_non_master {
+            (true, RunState::Slave)
+        } else {
+            (from_master, ours)
+        };
         if !from_master || ours == RunState::Master {
             self.bump(conn, ErrorKind::Protocol);
             self.counters.refused_data += 1;

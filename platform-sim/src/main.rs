@@ -1,0 +1,287 @@
+//! `sasyncd-sim`: runs sasyncd nodes in a simulated cluster.
+//!
+//! Without arguments it tells the failover story on a timeline and checks
+//! that the cluster converges. `--seeds A..B` searches random scenarios for
+//! bugs; `--seed N --trace` replays one of them in full.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant as WallClock;
+
+use sasyncd_sim::scenario::Scenario;
+use sasyncd_sim::world::World;
+
+const HELP: &str = "\
+sasyncd-sim: deterministic simulation of a sasyncd gateway cluster
+
+USAGE:
+    sasyncd-sim                      the failover story (3 nodes, fixed seed)
+    sasyncd-sim --scenario NAME      another built-in story (see below)
+    sasyncd-sim --seeds A..B         swarm: random scenarios for seeds A to B-1
+    sasyncd-sim --seed N [--trace]   replay random scenario N (--trace: every event)
+
+OPTIONS:
+    --seed N          seed of a story or of a random scenario
+    --trace           print every event, including what the nodes log
+    --jobs N          swarm worker threads (default: all cores)
+    -h, --help        this text
+
+STORIES: failover, reconnect, split-brain, repair, adversary, legacy
+
+WHAT IS SIMULATED: each node runs the real sasyncd state machine
+(sasyncd-core) over a simulated PF_KEY kernel (SADB and SPD with OpenBSD's
+rules, promiscuous copies that are dropped when a listener's queue is full,
+sysctl dumps), carp election (advskew, preemption, demotion, partitions),
+TCP-like links (latency, bandwidth, partial writes, resets, partitions,
+half-open connections), an IKE daemon workload on the master (negotiation,
+rekeys, expiry, flows, flushes), an adversary that flips, truncates, injects
+and replays bytes, strangers, and operators editing a slave's SADB by hand.
+Time is simulated and one seed drives every random choice: the same seed
+gives the same run.
+
+WHAT IS NOT: the routing socket and ioctl byte formats, privilege
+separation, isakmpd/iked's own protocols, packet forwarding, real TCP
+congestion control, and kernel behaviour beyond what sasyncd relies on.
+
+CHECKS (oracles), each failure naming seed, time and node: data is applied
+only from a master and never by a master; no frame goes to an unconfigured
+address; no demotion is held over 60 s or released more often than raised;
+after healing, every slave equals the master within the stated bound;
+at a master's death its in-sync slaves hold everything it had; a v2 snapshot
+never empties a slave's SADB; adversary traffic is rejected; without
+injected loss, anti-entropy never finds a difference.
+";
+
+struct Args {
+    scenario: Option<String>,
+    seed: Option<u64>,
+    seeds: Option<(u64, u64)>,
+    trace: bool,
+    jobs: Option<usize>,
+    plant: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args { scenario: None, seed: None, seeds: None, trace: false, jobs: None, plant: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "-h" | "--help" => return Err(String::new()),
+            "--trace" => a.trace = true,
+            "--scenario" => a.scenario = Some(value("--scenario")?),
+            "--seed" => a.seed = Some(value("--seed")?.parse().map_err(|_| "--seed takes a number")?),
+            "--jobs" => a.jobs = Some(value("--jobs")?.parse().map_err(|_| "--jobs takes a number")?),
+            "--plant" => a.plant = Some(value("--plant")?),
+            "--seeds" => {
+                let v = value("--seeds")?;
+                let (x, y) = v.split_once("..").ok_or("--seeds takes A..B")?;
+                let x: u64 = x.parse().map_err(|_| "--seeds takes A..B")?;
+                let y: u64 = y.parse().map_err(|_| "--seeds takes A..B")?;
+                if y <= x {
+                    return Err("--seeds A..B needs B > A".into());
+                }
+                a.seeds = Some((x, y));
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
+
+fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
+    let Some(b) = bug else { return Ok(()) };
+    if !cfg!(feature = "planted-bugs") {
+        return Err("--plant needs a build with --features planted-bugs".into());
+    }
+    match b.as_str() {
+        "skip-sweep" => sc.bugs.skip_sweep = true,
+        "apply-from-non-master" => sc.bugs.apply_from_non_master = true,
+        "keep-demote" => sc.bugs.keep_demote = true,
+        "drop-delta" => sc.bugs.drop_delta = true,
+        _ => return Err(format!("unknown bug {b}")),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("sasyncd-sim: {e}\n\n{HELP}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some((a, b)) = args.seeds {
+        return swarm(a, b, args.jobs, &args.plant);
+    }
+    let mut sc = match (&args.scenario, args.seed) {
+        (Some(name), seed) => match Scenario::story(name, seed.unwrap_or(1)) {
+            Some(s) => s,
+            None => {
+                eprintln!("sasyncd-sim: no story named {name}; try: {}", Scenario::STORIES.join(", "));
+                return ExitCode::from(2);
+            }
+        },
+        (None, Some(seed)) => Scenario::random(seed),
+        (None, None) => Scenario::story("failover", 1).expect("the failover story exists"),
+    };
+    if let Err(e) = plant(&mut sc, &args.plant) {
+        eprintln!("sasyncd-sim: {e}");
+        return ExitCode::from(2);
+    }
+    story(sc, args.trace)
+}
+
+/// Runs one scenario and prints its timeline and verdict.
+fn story(sc: Scenario, trace: bool) -> ExitCode {
+    println!("scenario: {} (seed {}), {} nodes, {} protocol", sc.name, sc.seed, sc.nodes, if sc.legacy { "legacy" } else { "v2" });
+    let wall = WallClock::now();
+    let mut w = World::new(sc, true);
+    w.run();
+    for line in w.trace.lines() {
+        if trace || is_story_line(line) {
+            println!("{line}");
+        }
+    }
+    report(&w, wall.elapsed().as_secs_f64())
+}
+
+/// The compact timeline keeps what a reader needs to follow the story.
+fn is_story_line(line: &str) -> bool {
+    const KEEP: &[&str] = &[
+        "boot", "crashed", "carp link", "switching state", "session up", "full snapshot", "in sync",
+        "demote", "fault:", "split brain", "resync", "differ", "converged", "failures", "heal",
+        "isakmpd:", "refused", "closing connection", "fell behind",
+    ];
+    KEEP.iter().any(|k| line.contains(k))
+}
+
+fn report(w: &World, wall: f64) -> ExitCode {
+    let mut forwarded = 0;
+    let mut applied = 0;
+    let mut snaps = 0;
+    let mut resumes = 0;
+    let mut sweeps = 0;
+    let mut digests = 0;
+    let mut rejected = 0;
+    let mut splits = 0;
+    for i in 0..w.hosts.len() {
+        if let Some(s) = w.node_stats(i) {
+            let c = s.counters;
+            forwarded += c.forwarded;
+            applied += c.applied;
+            snaps += c.snapshots_done;
+            resumes += c.ring_resumes;
+            sweeps += c.sweeps;
+            digests += c.digests_sent;
+            rejected += c.rejected_frames + c.rejected_unknown;
+            splits += c.split_brain_episodes;
+        }
+    }
+    let ike: u64 = w.hosts.iter().map(|h| h.ike.stats().writes).sum();
+    println!(
+        "\n{:.1} simulated s in {:.2} wall s; IKE writes {ike}, deltas forwarded {forwarded}, applied {applied}, \
+         snapshots {snaps}, ring resumes {resumes}, sweeps {sweeps}, digests {digests}, rejected {rejected}, \
+         split-brain episodes {splits}, failover checks {}",
+        w.now.as_millis() as f64 / 1000.0,
+        wall,
+        w.oracle.failover_checks
+    );
+    for (i, h) in w.hosts.iter().enumerate() {
+        println!("  n{i} {}: {} SAs, {} flows", h.addr, h.kernel.sa_count(), h.kernel.flow_count());
+    }
+    if w.oracle.failures.is_empty() {
+        println!("verdict: PASS (trace hash {:016x})", w.trace.hash());
+        ExitCode::SUCCESS
+    } else {
+        println!("verdict: FAIL, seed {}", w.sc.seed);
+        for f in &w.oracle.failures {
+            println!("  {f}");
+        }
+        ExitCode::from(1)
+    }
+}
+
+/// Runs random scenarios for seeds `a..b` on `jobs` threads.
+fn swarm(a: u64, b: u64, jobs: Option<usize>, bug: &Option<String>) -> ExitCode {
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let next = Arc::new(AtomicU64::new(a));
+    let done = Arc::new(AtomicU64::new(0));
+    let sim_ms = Arc::new(AtomicU64::new(0));
+    let failures: Arc<Mutex<Vec<(u64, String)>>> = Arc::new(Mutex::new(Vec::new()));
+    let wall = WallClock::now();
+    let total = b - a;
+    let plant_err = {
+        let mut probe = Scenario::random(a);
+        plant(&mut probe, bug).err()
+    };
+    if let Some(e) = plant_err {
+        eprintln!("sasyncd-sim: {e}");
+        return ExitCode::from(2);
+    }
+    let workers: Vec<_> = (0..jobs)
+        .map(|_| {
+            let (next, done, sim_ms, failures, bug) = (next.clone(), done.clone(), sim_ms.clone(), failures.clone(), bug.clone());
+            std::thread::Builder::new()
+                .stack_size(64 << 20)
+                .spawn(move || loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= b {
+                        return;
+                    }
+                    let mut sc = Scenario::random(seed);
+                    let _ = plant(&mut sc, &bug);
+                    let mut w = World::new(sc, false);
+                    w.run();
+                    sim_ms.fetch_add(w.now.as_millis(), Ordering::Relaxed);
+                    if let Some(f) = w.oracle.failures.first() {
+                        failures.lock().unwrap_or_else(|e| e.into_inner()).push((seed, f.to_string()));
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                })
+                .expect("spawn swarm worker")
+        })
+        .collect();
+    let mut last = 0;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let d = done.load(Ordering::Relaxed);
+        let secs = wall.elapsed().as_secs_f64();
+        if d != last || d == total {
+            let nf = failures.lock().map(|f| f.len()).unwrap_or(0);
+            eprint!("\r{d}/{total} seeds, {nf} failing, {:.1} seeds/s   ", d as f64 / secs.max(1e-9));
+            last = d;
+        }
+        if d >= total {
+            break;
+        }
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+    let secs = wall.elapsed().as_secs_f64();
+    let sim = sim_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+    eprintln!();
+    println!(
+        "swarm: {total} seeds in {secs:.1} s on {jobs} threads: {:.1} seeds/s, {:.0} simulated s per wall s",
+        total as f64 / secs,
+        sim / secs
+    );
+    let mut f = failures.lock().map(|f| f.clone()).unwrap_or_default();
+    f.sort();
+    if f.is_empty() {
+        println!("{total} passed, 0 failed");
+        return ExitCode::SUCCESS;
+    }
+    for (seed, what) in &f {
+        println!("FAIL seed {seed}: {what}\n  replay: cargo run --release -p sasyncd-sim -- --seed {seed} --trace");
+    }
+    println!("{} passed, {} failed", total - f.len() as u64, f.len());
+    ExitCode::from(1)
+}

@@ -1,0 +1,304 @@
+//! The checks every simulated run must pass. Each failure names the time
+//! and the node; the caller adds the seed.
+
+use std::time::Duration;
+
+use sasyncd_core::pfkey::FilterPolicy;
+use sasyncd_core::state::{FlushMode, RunState};
+use sasyncd_core::time::Instant;
+
+use crate::carp::LINK_STATE_UP;
+use crate::errno::Errno;
+use crate::kernel::{synced_by, Kernel};
+use crate::scenario::Scenario;
+use crate::world::World;
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// When it was seen.
+    pub at: Instant,
+    /// Which node, if one.
+    pub node: Option<usize>,
+    /// What went wrong.
+    pub what: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.at.as_millis();
+        match self.node {
+            Some(n) => write!(f, "{:>5}.{:03}s n{}: {}", t / 1000, t % 1000, n, self.what),
+            None => write!(f, "{:>5}.{:03}s: {}", t / 1000, t % 1000, self.what),
+        }
+    }
+}
+
+/// Longest a node may hold its carp demotion (`CARP_DEMOTE_MAXTIME`),
+/// plus the time the platform takes to carry out the release.
+const DEMOTE_LIMIT: Duration = Duration::from_secs(61);
+
+/// State the checks keep between events.
+#[derive(Debug, Default)]
+pub struct Oracle {
+    /// What failed.
+    pub failures: Vec<Failure>,
+    /// When the network healed and the workload paused.
+    pub quiet_from: Option<Instant>,
+    legacy: bool,
+    lossy: bool,
+    tamper: bool,
+    last_change: Vec<Instant>,
+    master_since: Vec<Option<Instant>>,
+    sync_start_sas: Vec<Option<usize>>,
+    demote_reported: Vec<bool>,
+    disturbed_at: Option<Instant>,
+    /// Manual edits made by the operator.
+    pub manual_edits: u64,
+    /// Connections a stranger attempted / that nodes refused.
+    pub stranger_attempts: u64,
+    /// Stranger connections the nodes refused.
+    pub rejected_strangers: u64,
+    /// Failover checks that ran (their preconditions held).
+    pub failover_checks: u64,
+    /// Kernel refusals of the nodes' writes, by errno.
+    pub refusals: std::collections::BTreeMap<Errno, u64>,
+    /// Recent (time, position) of each master's delta stream.
+    heads: Vec<std::collections::VecDeque<(Instant, sasyncd_core::state::Position)>>,
+}
+
+fn keep_all() -> impl Fn(&sasyncd_core::pfkey::Msg<'_>) -> bool {
+    synced_by(FilterPolicy { flushmode: FlushMode::Startup, skipslave: false }, Vec::new())
+}
+
+/// Differences between two kernels after the filter, or `None` if equal.
+fn differ(a: &Kernel, b: &Kernel) -> Option<String> {
+    let keep = keep_all();
+    match a.entries_equal_after_filter(b, &keep) {
+        Ok(()) => None,
+        Err(d) => Some(format!("{} differences, first: {}", d.len(), d.first().cloned().unwrap_or_default())),
+    }
+}
+
+impl Oracle {
+    /// Fresh checks for a scenario.
+    pub fn new(sc: &Scenario) -> Oracle {
+        let n = sc.nodes;
+        Oracle {
+            failures: Vec::new(),
+            quiet_from: None,
+            legacy: sc.legacy,
+            lossy: sc.lossy_promisc,
+            tamper: sc.tamper > 0.0,
+            last_change: vec![Instant::ZERO; n],
+            master_since: vec![None; n],
+            sync_start_sas: vec![None; n],
+            demote_reported: vec![false; n],
+            disturbed_at: None,
+            manual_edits: 0,
+            stranger_attempts: 0,
+            rejected_strangers: 0,
+            failover_checks: 0,
+            refusals: Default::default(),
+            heads: vec![Default::default(); n],
+        }
+    }
+
+    /// Records a failure (at most 50 are kept).
+    pub fn fail(&mut self, at: Instant, node: Option<usize>, what: String) {
+        if self.failures.len() < 50 && !self.failures.iter().any(|f| f.node == node && f.what == what) {
+            self.failures.push(Failure { at, node, what });
+        }
+    }
+
+    /// The oracle needs no timers of its own.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    /// The workload changed node `i`'s kernel.
+    pub fn kernel_changed(&mut self, i: usize, now: Instant) {
+        self.last_change[i] = now;
+    }
+
+    /// The operator edited node `i`'s kernel.
+    pub fn manual_edit(&mut self, i: usize, now: Instant) {
+        self.manual_edits += 1;
+        self.last_change[i] = now;
+    }
+
+    /// A partition or reset happened.
+    pub fn disturbed(&mut self, now: Instant) {
+        self.disturbed_at = Some(now);
+    }
+
+    /// carp changed node `i`'s link state.
+    pub fn carp_changed(&mut self, i: usize, link_state: u8, now: Instant) {
+        self.master_since[i] = (link_state == LINK_STATE_UP).then_some(now);
+    }
+
+    /// The kernel refused a write of node `i`.
+    pub fn kernel_refused(&mut self, _i: usize, _msg: &[u8], e: Errno) {
+        *self.refusals.entry(e).or_default() += 1;
+    }
+
+    /// Safety: node `i` (in `state`) queued PF_KEY data for its kernel;
+    /// `master_sent` says whether any of the bytes it consumed were written
+    /// by their sender while that sender was master.
+    pub fn applied(&mut self, i: usize, state: RunState, master_sent: Option<Option<bool>>, now: Instant) {
+        if state == RunState::Master {
+            self.fail(now, Some(i), "applied PF_KEY data while master".into());
+        }
+        if master_sent == Some(Some(false)) {
+            self.fail(now, Some(i), "applied PF_KEY data sent by a node that was not master".into());
+        }
+    }
+
+    /// Checks that run at every timer: demotion held too long, and (v2)
+    /// a slave's SADB emptied by a snapshot.
+    pub fn tick(&mut self, w: &World) {
+        let now = w.now;
+        for (i, h) in w.hosts.iter().enumerate() {
+            if let Some(s) = w.node_stats(i).filter(|s| s.run_state == RunState::Master) {
+                let q = &mut self.heads[i];
+                if q.back().is_none_or(|&(_, p)| p != s.position) {
+                    q.push_back((now, s.position));
+                }
+                while q.len() > 2 && q.get(1).is_some_and(|&(t, _)| now.since(t) > Duration::from_secs(5)) {
+                    q.pop_front();
+                }
+            } else {
+                self.heads[i].clear();
+            }
+            if let Some(t) = h.demote_since {
+                if now.since(t) > DEMOTE_LIMIT && !self.demote_reported[i] {
+                    self.demote_reported[i] = true;
+                    self.fail(now, Some(i), "held the carp demotion for more than 60 s".into());
+                }
+            }
+            let syncing = w.node_stats(i).is_some_and(|s| s.syncing);
+            match (syncing, self.sync_start_sas[i]) {
+                (true, None) => self.sync_start_sas[i] = Some(h.kernel.sa_count()),
+                (false, Some(_)) => self.sync_start_sas[i] = None,
+                _ => {}
+            }
+            if !self.legacy && syncing && self.sync_start_sas[i].is_some_and(|n| n > 0) && h.kernel.sa_count() == 0 {
+                let master_has = w.hosts.iter().enumerate().any(|(j, x)| {
+                    j != i && w.node_stats(j).is_some_and(|s| s.run_state == RunState::Master) && x.kernel.sa_count() > 0
+                });
+                if master_has {
+                    self.fail(now, Some(i), "a full snapshot left the slave with an empty SADB (v2)".into());
+                }
+            }
+        }
+    }
+
+    /// Failover: the master `m` is about to crash. Every slave that was
+    /// streaming from it must already have applied every change the master
+    /// made at least a second (many round trips) before; if the master
+    /// changed nothing in that second, the slave's tables must equal its.
+    pub fn master_crashed(&mut self, m: usize, w: &World) {
+        let now = w.now;
+        let Some(ms) = w.node_stats(m) else { return };
+        let quiet = |t: Option<Instant>| t.is_none_or(|t| now.since(t) > Duration::from_secs(10));
+        if ms.run_state != RunState::Master
+            || self.tamper
+            || !quiet(self.disturbed_at)
+            || !self.master_since[m].is_some_and(|t| now.since(t) > Duration::from_secs(5))
+        {
+            return;
+        }
+        // The master's head one second ago.
+        let second_ago = now.add(Duration::ZERO).as_millis().saturating_sub(1000);
+        let old_head = self.heads[m]
+            .iter()
+            .rev()
+            .find(|(t, _)| t.as_millis() <= second_ago)
+            .map(|&(_, p)| p);
+        let unchanged = now.since(self.last_change[m]) >= Duration::from_secs(1);
+        for (n, h) in w.hosts.iter().enumerate() {
+            let Some(node) = h.node.as_ref() else { continue };
+            if n == m {
+                continue;
+            }
+            let s = node.stats();
+            let streaming = node.peers().any(|p| {
+                p.addr == w.hosts[m].addr
+                    && p.connected
+                    && p.state == Some(RunState::Master)
+                    && p.stats.up_since.is_some_and(|t| now.since(t) > Duration::from_secs(5))
+            });
+            if !streaming || s.syncing || s.run_state != RunState::Slave {
+                continue;
+            }
+            self.failover_checks += 1;
+            if let Some(old) = old_head.filter(|_| !self.legacy) {
+                if s.position.epoch != old.epoch || s.position.seq < old.seq {
+                    self.fail(now, Some(n), format!(
+                        "failover: slave at {}:{} but the master was at {}:{} a second before it died",
+                        s.position.epoch, s.position.seq, old.epoch, old.seq
+                    ));
+                }
+            }
+            if unchanged && !self.lossy && self.manual_edits == 0 && s.pfkey_queued == 0 {
+                if let Some(d) = differ(&w.hosts[m].kernel, &h.kernel) {
+                    self.fail(now, Some(n), format!("failover: slave lacks what the dying master had: {d}"));
+                }
+            }
+        }
+    }
+
+    /// At the end: one master, every slave equal to it, demotions gone,
+    /// adversaries rejected.
+    pub fn final_check(&mut self, w: &World) {
+        let now = w.now;
+        let masters = w.carp.masters();
+        if masters.len() != 1 {
+            self.fail(now, None, format!("{} carp masters after healing", masters.len()));
+            return;
+        }
+        let m = masters[0];
+        for (i, h) in w.hosts.iter().enumerate() {
+            let Some(s) = w.node_stats(i) else {
+                self.fail(now, Some(i), "sasyncd not running at the end".into());
+                continue;
+            };
+            let want = if i == m { RunState::Master } else { RunState::Slave };
+            if s.run_state != want {
+                self.fail(now, Some(i), format!("run state {} but carp says {}", s.run_state, want));
+            }
+            if h.demote_held > 0 {
+                self.fail(now, Some(i), "still holds its carp demotion at the end".into());
+            }
+            if i != m {
+                if let Some(d) = differ(&w.hosts[m].kernel, &h.kernel) {
+                    self.fail(now, Some(i), format!("not converged with master n{m}: {d}"));
+                }
+            }
+        }
+        let rejected: u64 = (0..w.hosts.len())
+            .filter_map(|i| w.node_stats(i))
+            .map(|s| s.counters.rejected_frames + s.counters.rejected_unknown)
+            .sum();
+        if self.tamper && w.net_altered() > 0 && rejected == 0 {
+            self.fail(now, None, "the adversary altered traffic but no node rejected anything".into());
+        }
+        if self.stranger_attempts > 0 && self.rejected_strangers == 0 && w.stranger_connected() {
+            self.fail(now, None, "a stranger connected but no node refused it".into());
+        }
+        if !self.legacy && !self.lossy && self.manual_edits == 0 && !self.tamper {
+            let mism: u64 = (0..w.hosts.len())
+                .filter_map(|i| w.node_stats(i))
+                .map(|s| s.counters.digest_mismatches)
+                .sum();
+            if mism > 0 {
+                self.fail(now, None, format!("{mism} digest mismatches with no loss injected: the delta stream lost something"));
+            }
+        }
+        for (e, n) in &self.refusals.clone() {
+            if *e == Errno::EINVAL || *e == Errno::EMSGSIZE {
+                self.fail(now, None, format!("the kernel refused {n} of the nodes' writes with {e}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! What a simulated run does: how many nodes, which protocol, which
+//! faults, for how long. Random scenarios come from a seed; the built-in
+//! stories are fixed scripts.
+
+use std::time::Duration;
+
+use crate::net::NetConfig;
+use crate::rng::Rng;
+
+/// A scripted action at a simulated time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Host crash: carp, sasyncd and IKE stop; `wipe` loses the kernel too.
+    Crash { node: usize, wipe: bool },
+    /// The host comes back.
+    Restart { node: usize },
+    /// Split the cluster into groups that cannot reach each other.
+    Partition(Vec<Vec<usize>>),
+    /// Everyone reaches everyone again.
+    Heal,
+    /// Reset every connection of a node (like a flapping link).
+    ResetConns { node: usize },
+    /// The operator deletes an SA on a node by hand.
+    ManualDelete { node: usize },
+    /// The operator adds a stray SA on a node by hand.
+    ManualAdd { node: usize },
+    /// The workload (IKE daemons) stops / starts.
+    Workload(bool),
+    /// A stranger (unconfigured address) connects to a node and talks.
+    Stranger { node: usize },
+}
+
+/// Known bugs to plant in the nodes (see `core::node::PlantedBugs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// Slaves do not sweep after a full snapshot.
+    pub skip_sweep: bool,
+    /// Slaves apply data from anyone.
+    pub apply_from_non_master: bool,
+    /// The start-up demotion is never released.
+    pub keep_demote: bool,
+    /// Masters skip one delta per epoch.
+    pub drop_delta: bool,
+}
+
+impl Bugs {
+    /// Whether any bug is planted.
+    pub fn any(&self) -> bool {
+        self.skip_sweep || self.apply_from_non_master || self.keep_demote || self.drop_delta
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Name for reports.
+    pub name: String,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Cluster size (2..=5).
+    pub nodes: usize,
+    /// OpenBSD's protocol instead of v2.
+    pub legacy: bool,
+    /// Network parameters.
+    pub net: NetConfig,
+    /// Mean time between IKE actions on the master.
+    pub ike_interval: Duration,
+    /// How long the workload and the faults run.
+    pub active: Duration,
+    /// The quiet time after healing, within which every slave must equal
+    /// the master (see `oracle`).
+    pub settle: Duration,
+    /// Faults at fixed times.
+    pub script: Vec<(Duration, Action)>,
+    /// Random faults per simulated minute during the active phase.
+    pub faults_per_min: f64,
+    /// Adversary on the links (v2 only): probability per segment.
+    pub tamper: f64,
+    /// The PF_KEY listener queue is small, so promiscuous copies get lost.
+    pub lossy_promisc: bool,
+    /// The anti-entropy period.
+    pub digest_interval: Duration,
+    /// Planted bugs.
+    pub bugs: Bugs,
+}
+
+/// Longest time to convergence once the network is healed and the
+/// workload paused, for v2: reconnect backoff cap (30 s) + carp election
+/// (≤ 3.5 s) + handshake and snapshot (≤ 5 s at simulated sizes) + one
+/// anti-entropy period for losses only a digest can reveal (the scenario's
+/// `digest_interval`) + its dump and resync (≤ 5 s) + margin.
+pub fn settle_bound(digest_interval: Duration) -> Duration {
+    Duration::from_secs(30 + 4 + 5 + 5 + 10) + digest_interval
+}
+
+impl Scenario {
+    /// A quiet base: `n` nodes, v2, no faults.
+    pub fn base(name: &str, seed: u64, n: usize) -> Scenario {
+        let digest_interval = Duration::from_secs(60);
+        Scenario {
+            name: name.to_string(),
+            seed,
+            nodes: n,
+            legacy: false,
+            net: NetConfig::default(),
+            ike_interval: Duration::from_millis(500),
+            active: Duration::from_secs(120),
+            settle: settle_bound(digest_interval),
+            script: Vec::new(),
+            faults_per_min: 0.0,
+            tamper: 0.0,
+            lossy_promisc: false,
+            digest_interval,
+            bugs: Bugs::default(),
+        }
+    }
+
+    /// A random scenario for swarm testing: node count 2–5, a fault mix,
+    /// sizes, timings, legacy or v2, all drawn from `seed`.
+    pub fn random(seed: u64) -> Scenario {
+        let mut r = Rng::new(seed ^ 0x5a5a_5a5a_1234_5678);
+        let n = 2 + r.index(4);
+        let mut s = Scenario::base("random", seed, n);
+        s.legacy = r.chance(0.2);
+        s.digest_interval = Duration::from_secs(20 + r.below(41));
+        s.settle = settle_bound(s.digest_interval);
+        s.active = Duration::from_secs(40 + r.below(80));
+        s.ike_interval = Duration::from_millis(100 + r.below(900));
+        s.net.latency = Duration::from_millis(1 + r.below(20));
+        s.net.jitter = Duration::from_millis(r.below(5));
+        s.net.bandwidth = [1_000_000, 10_000_000, 100_000_000][r.index(3)];
+        s.net.sndbuf = [4096, 16 * 1024, 64 * 1024][r.index(3)];
+        s.faults_per_min = [0.0, 0.5, 1.0, 2.0][r.index(4)];
+        if !s.legacy {
+            s.tamper = if r.chance(0.2) { 0.01 } else { 0.0 };
+            s.lossy_promisc = r.chance(0.3);
+        }
+        s.name = format!(
+            "random n={} {} faults/min={} tamper={} lossy={}",
+            n,
+            if s.legacy { "legacy" } else { "v2" },
+            s.faults_per_min,
+            s.tamper,
+            s.lossy_promisc
+        );
+        s
+    }
+
+    /// The built-in stories, by name.
+    pub fn story(name: &str, seed: u64) -> Option<Scenario> {
+        let secs = Duration::from_secs;
+        let mut s = Scenario::base(name, seed, 3);
+        s.active = secs(90);
+        match name {
+            // Start-up with demotion, snapshot, live traffic, a master
+            // crash, failover, the old master's return and resync.
+            "failover" => {
+                s.script = vec![
+                    (secs(30), Action::Crash { node: 0, wipe: false }),
+                    (secs(60), Action::Restart { node: 0 }),
+                ];
+            }
+            // A slave is cut off briefly and resumes from the delta ring.
+            "reconnect" => {
+                s.script = vec![
+                    (secs(30), Action::Partition(vec![vec![0, 1], vec![2]])),
+                    (secs(33), Action::Heal),
+                ];
+            }
+            // Both halves elect a master; after the heal one wins and the
+            // other resyncs with a sweep.
+            "split-brain" => {
+                s.script = vec![
+                    (secs(20), Action::Partition(vec![vec![0], vec![1, 2]])),
+                    (secs(50), Action::Heal),
+                ];
+            }
+            // Lost promiscuous copies and manual edits, healed by digests.
+            "repair" => {
+                s.lossy_promisc = true;
+                s.digest_interval = secs(30);
+                s.settle = settle_bound(s.digest_interval);
+                s.script = vec![
+                    (secs(40), Action::ManualDelete { node: 1 }),
+                    (secs(45), Action::ManualAdd { node: 2 }),
+                ];
+            }
+            // An adversary flips, truncates, injects and replays bytes, and
+            // a stranger connects.
+            "adversary" => {
+                s.tamper = 0.02;
+                s.script = vec![(secs(10), Action::Stranger { node: 0 })];
+            }
+            // OpenBSD's protocol (no anti-entropy, flush before snapshot).
+            "legacy" => {
+                s.legacy = true;
+                s.script = vec![
+                    (secs(30), Action::Crash { node: 0, wipe: false }),
+                    (secs(60), Action::Restart { node: 0 }),
+                ];
+            }
+            _ => return None,
+        }
+        Some(s)
+    }
+
+    /// Names of the built-in stories.
+    pub const STORIES: &'static [&'static str] =
+        &["failover", "reconnect", "split-brain", "repair", "adversary", "legacy"];
+}
