@@ -102,12 +102,16 @@ impl Pf {
         self.ext(SADB_X_EXT_RDOMAIN, &p)
     }
     fn flow(self, src: IpAddr, smask: IpAddr, dst: IpAddr, dmask: IpAddr) -> Pf {
-        self.proto(SADB_X_EXT_FLOW_TYPE, SADB_X_FLOW_TYPE_REQUIRE, IPSP_DIRECTION_OUT)
-            .proto(SADB_X_EXT_PROTOCOL, 0, 0)
-            .addr(SADB_X_EXT_SRC_FLOW, src, 0)
-            .addr(SADB_X_EXT_SRC_MASK, smask, 0)
-            .addr(SADB_X_EXT_DST_FLOW, dst, 0)
-            .addr(SADB_X_EXT_DST_MASK, dmask, 0)
+        self.proto(
+            SADB_X_EXT_FLOW_TYPE,
+            SADB_X_FLOW_TYPE_REQUIRE,
+            IPSP_DIRECTION_OUT,
+        )
+        .proto(SADB_X_EXT_PROTOCOL, 0, 0)
+        .addr(SADB_X_EXT_SRC_FLOW, src, 0)
+        .addr(SADB_X_EXT_SRC_MASK, smask, 0)
+        .addr(SADB_X_EXT_DST_FLOW, dst, 0)
+        .addr(SADB_X_EXT_DST_MASK, dmask, 0)
     }
     fn build(mut self) -> Vec<u8> {
         let units = (self.0.len() / 8) as u16;
@@ -138,7 +142,13 @@ fn esp_add(msg_type: u8, src: &str, dst: &str) -> Vec<u8> {
 fn dump_record() -> Vec<u8> {
     Pf::new(SADB_DUMP, SADB_SATYPE_ESP, 0, 0)
         .sa(0xcafe_f00d, SADB_SASTATE_MATURE, 5, 12)
-        .lifetime(SADB_EXT_LIFETIME_CURRENT, 3, 123_456, 1_700_000_000, 1_700_000_100)
+        .lifetime(
+            SADB_EXT_LIFETIME_CURRENT,
+            3,
+            123_456,
+            1_700_000_000,
+            1_700_000_100,
+        )
         .lifetime(SADB_EXT_LIFETIME_HARD, 0, 0, 1200, 0)
         .addr(SADB_EXT_ADDRESS_SRC, ip("192.0.2.1"), 0)
         .addr(SADB_EXT_ADDRESS_DST, ip("198.51.100.7"), 0)
@@ -165,7 +175,9 @@ fn addflow(msg_type: u8) -> Vec<u8> {
 }
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("seeds")
+        .join(target);
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join(name), bytes).unwrap();
 }
@@ -248,7 +260,9 @@ fn main() {
     let codec = LegacyCodec::new(SoftCrypto, b"sasyncd-test-key").unwrap();
     let mut out = vec![0u8; LEGACY_MAX];
     let iv: [u8; 16] = core::array::from_fn(|i| 0xa0 + i as u8);
-    let n = codec.encode(MsgType::PfkeyData, &add4, iv, &mut out).unwrap();
+    let n = codec
+        .encode(MsgType::PfkeyData, &add4, iv, &mut out)
+        .unwrap();
     let mut ab = a.clone();
     ab.extend_from_slice(&b);
     ab.extend_from_slice(&out[..n]);

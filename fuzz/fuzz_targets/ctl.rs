@@ -42,5 +42,8 @@ fuzz_target!(|data: &[u8]| {
 
     // A buffer one byte short is refused.
     let mut short = [0u8; MAX_LEN];
-    assert_eq!(msg.encode(&mut short[..n - 1]), Err(CtlError::BufferTooSmall));
+    assert_eq!(
+        msg.encode(&mut short[..n - 1]),
+        Err(CtlError::BufferTooSmall)
+    );
 });

@@ -40,7 +40,11 @@ fuzz_target!(|data: &[u8]| {
 
     // Encode the stream's bytes as a plaintext and read them back.
     let text = &stream[..stream.len().min(MAX_PLAINTEXT)];
-    let ty = if seed & 1 == 0 { MsgType::Ctl } else { MsgType::PfkeyData };
+    let ty = if seed & 1 == 0 {
+        MsgType::Ctl
+    } else {
+        MsgType::PfkeyData
+    };
     let iv = [seed; 16];
     let mut out = vec![0u8; MAX_FRAME];
     match codec.encode(ty, text, iv, &mut out) {

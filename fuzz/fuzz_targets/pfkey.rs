@@ -12,8 +12,8 @@ use sasyncd_core::pfkey::consts::*;
 use sasyncd_core::pfkey::{
     build_delete, build_delflow, canonical_digest_input, dump_to_add, filter, flow_key,
     promisc_writer_pid, records, sa_key, spd_dump_to_addflow, unwrap_promisc, AddressExt, ExtSet,
-    FilterPolicy, KeyExt, LifetimeExt, Msg, PfkeyError, ProtocolExt, RdomainExt, SaExt,
-    SkipReason, Verdict, PFKEY_MSG_MAXSZ, SNAPSHOT_ADD_KEEP,
+    FilterPolicy, KeyExt, LifetimeExt, Msg, PfkeyError, ProtocolExt, RdomainExt, SaExt, SkipReason,
+    Verdict, PFKEY_MSG_MAXSZ, SNAPSHOT_ADD_KEEP,
 };
 use sasyncd_core::state::FlushMode;
 
@@ -64,7 +64,13 @@ fn one_message(data: &[u8]) {
     assert_eq!(msg.version(), PF_KEY_V2);
     assert_eq!(msg.len_bytes(), data.len());
     assert_eq!(data.len() % CHUNK, 0);
-    let _ = (msg.errno(), msg.satype(), msg.reserved(), msg.seq(), msg.pid());
+    let _ = (
+        msg.errno(),
+        msg.satype(),
+        msg.reserved(),
+        msg.seq(),
+        msg.pid(),
+    );
     let _ = msg_type_name(msg.msg_type());
 
     let well_formed = views(&msg);
@@ -92,7 +98,10 @@ fn one_message(data: &[u8]) {
         Ok(n) => {
             let canon = out[..n].to_vec();
             let cm = Msg::parse(&canon).expect("canonical form parses");
-            assert_eq!((cm.seq(), cm.pid(), cm.errno(), cm.reserved()), (0, 0, 0, 0));
+            assert_eq!(
+                (cm.seq(), cm.pid(), cm.errno(), cm.reserved()),
+                (0, 0, 0, 0)
+            );
             assert!(matches!(cm.msg_type(), SADB_ADD | SADB_X_ADDFLOW));
             // Ascending types, each once.
             let types: Vec<u16> = cm.extensions().map(|e| e.unwrap().ext_type()).collect();
@@ -141,9 +150,19 @@ fn views(msg: &Msg<'_>) -> bool {
         assert_eq!(&msg.bytes()[at..at + b.len()], b);
         at += b.len();
         assert_eq!(e.body().len(), b.len() - EXT_HDR_LEN);
-        assert_eq!(msg.find(e.ext_type()).map(|f| f.ext_type()), Some(e.ext_type()));
+        assert_eq!(
+            msg.find(e.ext_type()).map(|f| f.ext_type()),
+            Some(e.ext_type())
+        );
         if let Ok(v) = SaExt::new(e) {
-            let _ = (v.spi(), v.replay(), v.state(), v.auth(), v.encrypt(), v.flags());
+            let _ = (
+                v.spi(),
+                v.replay(),
+                v.state(),
+                v.auth(),
+                v.encrypt(),
+                v.flags(),
+            );
         }
         if let Ok(v) = LifetimeExt::new(e) {
             let _ = (v.allocations(), v.bytes(), v.addtime(), v.usetime());
@@ -170,7 +189,16 @@ fn views(msg: &Msg<'_>) -> bool {
 /// The filter under all six policies, and how the verdicts must relate.
 fn verdicts(msg: &Msg<'_>, well_formed: bool) {
     let modes = [FlushMode::Startup, FlushMode::Never, FlushMode::Sync];
-    let v = |flushmode, skipslave| filter(msg, &FilterPolicy { flushmode, skipslave }, &PEERS);
+    let v = |flushmode, skipslave| {
+        filter(
+            msg,
+            &FilterPolicy {
+                flushmode,
+                skipslave,
+            },
+            &PEERS,
+        )
+    };
     for &mode in &modes {
         let plain = v(mode, false);
         let skip = v(mode, true);
@@ -192,7 +220,14 @@ fn verdicts(msg: &Msg<'_>, well_formed: bool) {
             assert!(PEERS.contains(&ip));
         }
         // With no peers, skipslave changes nothing.
-        let nopeers = filter(msg, &FilterPolicy { flushmode: mode, skipslave: true }, &[]);
+        let nopeers = filter(
+            msg,
+            &FilterPolicy {
+                flushmode: mode,
+                skipslave: true,
+            },
+            &[],
+        );
         if plain == Verdict::Sync {
             assert!(matches!(
                 nopeers,
@@ -214,7 +249,10 @@ fn check_rebuilt(src: &Msg<'_>, out: &[u8], ty: u8, allowed: ExtSet) {
     let m = Msg::parse(out).expect("rewrite parses");
     assert_eq!(m.msg_type(), ty);
     assert_eq!((m.errno(), m.reserved()), (0, 0));
-    assert_eq!((m.satype(), m.seq(), m.pid()), (src.satype(), src.seq(), src.pid()));
+    assert_eq!(
+        (m.satype(), m.seq(), m.pid()),
+        (src.satype(), src.seq(), src.pid())
+    );
     let mut seen = ExtSet::EMPTY;
     for e in m.extensions() {
         let t = e.expect("rewrite is well-formed").ext_type();

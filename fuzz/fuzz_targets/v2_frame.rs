@@ -78,7 +78,11 @@ fuzz_target!(|data: &[u8]| {
 /// original opens to the same payload.
 fn round_trip(seed: u8, payload: &[u8]) {
     let (mut i, mut r) = established();
-    let kind = if seed & 1 == 0 { Kind::Ctl } else { Kind::Pfkey };
+    let kind = if seed & 1 == 0 {
+        Kind::Ctl
+    } else {
+        Kind::Pfkey
+    };
     let mut out = vec![0u8; MAX_FRAME];
     let n = i.seal(kind, payload, &mut out).expect("seal");
     assert_eq!(n, SEALED_OVERHEAD + payload.len());
