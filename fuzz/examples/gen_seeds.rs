@@ -17,7 +17,6 @@ use sasyncd_core::wire::legacy::{LegacyCodec, MsgType, MAX_FRAME as LEGACY_MAX};
 use sasyncd_core::wire::v2::{Kind, CONFIRM_LEN, HELLO_LEN, MAX_FRAME as V2_MAX};
 
 #[path = "../fuzz_targets/common.rs"]
-#[allow(dead_code)]
 mod common;
 
 /// Reference §16.1, frame A: CTL_STATE(MASTER) under `sasyncd-test-key`.

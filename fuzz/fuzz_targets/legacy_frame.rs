@@ -78,7 +78,7 @@ fn check_canonical(codec: &LegacyCodec<SoftCrypto>, frame: &[u8], ty: MsgType, t
     let n = codec.encode(ty, text, iv, &mut out).expect("re-encode");
     assert_eq!(n, frame.len());
     assert_eq!(out[..HEADER_LEN], frame[..HEADER_LEN]);
-    let padded = text.len() % 16 != 0;
+    let padded = !text.len().is_multiple_of(16);
     let same_upto = if padded { n - 16 } else { n };
     assert_eq!(out[..same_upto], frame[..same_upto]);
 }
