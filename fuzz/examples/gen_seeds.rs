@@ -1,0 +1,323 @@
+//! Writes the hand-made seed corpus to `fuzz/seeds/<target>/`.
+//!
+//! `cargo run --example gen_seeds` (from `fuzz/`). Deterministic: the v2
+//! seeds are sealed by the fixed initiator of `common::v2`, so they open on
+//! the fixed responder inside the `v2_frame` target. The PF_KEY seeds are in
+//! host byte order, like the messages themselves.
+
+use std::fs;
+use std::net::IpAddr;
+use std::path::Path;
+
+use sasyncd_core::crypto::SoftCrypto;
+use sasyncd_core::ctl::Ctl;
+use sasyncd_core::pfkey::consts::*;
+use sasyncd_core::state::{Position, RunState};
+use sasyncd_core::wire::legacy::{LegacyCodec, MsgType, MAX_FRAME as LEGACY_MAX};
+use sasyncd_core::wire::v2::{Kind, CONFIRM_LEN, HELLO_LEN, MAX_FRAME as V2_MAX};
+
+#[path = "../fuzz_targets/common.rs"]
+mod common;
+
+/// Reference §16.1, frame A: CTL_STATE(MASTER) under `sasyncd-test-key`.
+const FRAME_A: &str = "0000003c0000000000000004b0e0f98474db5627ead9a12cf20c33d63ae50566\
+                       a0a1a2a3a4a5a6a7a8a9aaabacadaeaf8c29686c74c4c1bb4325fd254dca307f";
+/// Reference §16.2, frame B: a 16-byte SADB_FLUSH under the same key.
+const FRAME_B: &str = "0000003c000000010000000097a67b79a799d07645e9ba22f637b1ecbc7625a3\
+                       a0a1a2a3a4a5a6a7a8a9aaabacadaeafe6b10d4884560b268e4f6e8b6356a0a3";
+/// Chunking seed byte put in front of the framed seeds.
+const CHUNK_SEED: u8 = 0x5a;
+
+fn unhex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// A PF_KEY message under construction (host byte order).
+struct Pf(Vec<u8>);
+
+impl Pf {
+    fn new(msg_type: u8, satype: u8, seq: u32, pid: u32) -> Pf {
+        let mut b = vec![PF_KEY_V2, msg_type, 0, satype, 0, 0, 0, 0];
+        b.extend_from_slice(&seq.to_ne_bytes());
+        b.extend_from_slice(&pid.to_ne_bytes());
+        Pf(b)
+    }
+    fn ext(mut self, ty: u16, payload: &[u8]) -> Pf {
+        let n = (4 + payload.len()).div_ceil(8) * 8;
+        self.0.extend_from_slice(&((n / 8) as u16).to_ne_bytes());
+        self.0.extend_from_slice(&ty.to_ne_bytes());
+        self.0.extend_from_slice(payload);
+        self.0.resize(self.0.len() + n - 4 - payload.len(), 0);
+        self
+    }
+    fn sa(self, spi: u32, state: u8, auth: u8, enc: u8) -> Pf {
+        let mut p = spi.to_be_bytes().to_vec();
+        p.extend_from_slice(&[64, state, auth, enc]);
+        p.extend_from_slice(&0u32.to_ne_bytes());
+        self.ext(SADB_EXT_SA, &p)
+    }
+    fn lifetime(self, ty: u16, alloc: u32, bytes: u64, add: u64, used: u64) -> Pf {
+        let mut p = alloc.to_ne_bytes().to_vec();
+        for v in [bytes, add, used] {
+            p.extend_from_slice(&v.to_ne_bytes());
+        }
+        self.ext(ty, &p)
+    }
+    fn addr(self, ty: u16, ip: IpAddr, port: u16) -> Pf {
+        let mut p = vec![0u8; 4];
+        match ip {
+            IpAddr::V4(a) => {
+                p.extend_from_slice(&[SOCKADDR_IN_LEN, AF_INET]);
+                p.extend_from_slice(&port.to_be_bytes());
+                p.extend_from_slice(&a.octets());
+                p.extend_from_slice(&[0; 8]);
+            }
+            IpAddr::V6(a) => {
+                p.extend_from_slice(&[SOCKADDR_IN6_LEN, AF_INET6]);
+                p.extend_from_slice(&port.to_be_bytes());
+                p.extend_from_slice(&[0; 4]);
+                p.extend_from_slice(&a.octets());
+                p.extend_from_slice(&[0; 4]);
+            }
+        }
+        self.ext(ty, &p)
+    }
+    fn key(self, ty: u16, key: &[u8]) -> Pf {
+        let mut p = ((key.len() * 8) as u16).to_ne_bytes().to_vec();
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(key);
+        self.ext(ty, &p)
+    }
+    fn proto(self, ty: u16, proto: u8, dir: u8) -> Pf {
+        self.ext(ty, &[proto, dir, 0, 0])
+    }
+    fn rdomain(self, d: u16) -> Pf {
+        let mut p = d.to_ne_bytes().to_vec();
+        p.extend_from_slice(&d.to_ne_bytes());
+        self.ext(SADB_X_EXT_RDOMAIN, &p)
+    }
+    fn flow(self, src: IpAddr, smask: IpAddr, dst: IpAddr, dmask: IpAddr) -> Pf {
+        self.proto(
+            SADB_X_EXT_FLOW_TYPE,
+            SADB_X_FLOW_TYPE_REQUIRE,
+            IPSP_DIRECTION_OUT,
+        )
+        .proto(SADB_X_EXT_PROTOCOL, 0, 0)
+        .addr(SADB_X_EXT_SRC_FLOW, src, 0)
+        .addr(SADB_X_EXT_SRC_MASK, smask, 0)
+        .addr(SADB_X_EXT_DST_FLOW, dst, 0)
+        .addr(SADB_X_EXT_DST_MASK, dmask, 0)
+    }
+    fn build(mut self) -> Vec<u8> {
+        let units = (self.0.len() / 8) as u16;
+        self.0[4..6].copy_from_slice(&units.to_ne_bytes());
+        self.0
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// An ESP SA as isakmpd adds it: AES-256 + HMAC-SHA2-256 keys, hard and
+/// soft lifetimes, both endpoints.
+fn esp_add(msg_type: u8, src: &str, dst: &str) -> Vec<u8> {
+    Pf::new(msg_type, SADB_SATYPE_ESP, 7, 4242)
+        .sa(0x1234_5678, SADB_SASTATE_MATURE, 5, 12)
+        .lifetime(SADB_EXT_LIFETIME_HARD, 0, 0, 1200, 0)
+        .lifetime(SADB_EXT_LIFETIME_SOFT, 0, 0, 1080, 0)
+        .addr(SADB_EXT_ADDRESS_SRC, ip(src), 0)
+        .addr(SADB_EXT_ADDRESS_DST, ip(dst), 0)
+        .key(SADB_EXT_KEY_AUTH, &[0x5a; 32])
+        .key(SADB_EXT_KEY_ENCRYPT, &[0xa5; 32])
+        .build()
+}
+
+/// An SADB dump record: an ESP SA with the kernel's extra extensions.
+fn dump_record() -> Vec<u8> {
+    Pf::new(SADB_DUMP, SADB_SATYPE_ESP, 0, 0)
+        .sa(0xcafe_f00d, SADB_SASTATE_MATURE, 5, 12)
+        .lifetime(
+            SADB_EXT_LIFETIME_CURRENT,
+            3,
+            123_456,
+            1_700_000_000,
+            1_700_000_100,
+        )
+        .lifetime(SADB_EXT_LIFETIME_HARD, 0, 0, 1200, 0)
+        .addr(SADB_EXT_ADDRESS_SRC, ip("192.0.2.1"), 0)
+        .addr(SADB_EXT_ADDRESS_DST, ip("198.51.100.7"), 0)
+        .key(SADB_EXT_KEY_AUTH, &[1; 32])
+        .key(SADB_EXT_KEY_ENCRYPT, &[2; 32])
+        .ext(SADB_X_EXT_COUNTER, &[0; 76])
+        .ext(SADB_X_EXT_MTU, &[0; 4])
+        .lifetime(SADB_X_EXT_LIFETIME_LASTUSE, 0, 0, 0, 1_700_000_100)
+        .rdomain(0)
+        .build()
+}
+
+fn addflow(msg_type: u8) -> Vec<u8> {
+    Pf::new(msg_type, SADB_SATYPE_ESP, 3, 4242)
+        .addr(SADB_EXT_ADDRESS_DST, ip("198.51.100.7"), 0)
+        .flow(
+            ip("10.1.0.0"),
+            ip("255.255.0.0"),
+            ip("10.2.0.0"),
+            ip("255.255.0.0"),
+        )
+        .rdomain(1)
+        .build()
+}
+
+fn write(target: &str, name: &str, bytes: &[u8]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("seeds")
+        .join(target);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(name), bytes).unwrap();
+}
+
+fn framed(stream: &[u8]) -> Vec<u8> {
+    let mut v = vec![CHUNK_SEED];
+    v.extend_from_slice(stream);
+    v
+}
+
+fn main() {
+    // PF_KEY.
+    let add4 = esp_add(SADB_ADD, "192.0.2.1", "198.51.100.7");
+    let add6 = esp_add(SADB_UPDATE, "2001:db8::1", "2001:db8::2");
+    let flush = Pf::new(SADB_FLUSH, 0, 1, 12345).build();
+    let mut promisc = Pf::new(SADB_X_PROMISC, 0, 4242, 0).build();
+    promisc.extend_from_slice(&add4);
+    let units = (promisc.len() / 8) as u16;
+    promisc[4..6].copy_from_slice(&units.to_ne_bytes());
+    let mut dump = dump_record();
+    dump.extend_from_slice(&dump_record());
+    let pfkey: [(&str, Vec<u8>); 9] = [
+        ("esp_add_v4", add4.clone()),
+        ("esp_update_v6", add6),
+        ("flush", flush.clone()),
+        ("promisc_add", promisc),
+        ("dump_record", dump_record()),
+        ("sadb_dump_two", dump),
+        ("addflow", addflow(SADB_X_ADDFLOW)),
+        ("spd_dump", addflow(SADB_X_SPDDUMP)),
+        (
+            "delete_peer",
+            Pf::new(SADB_DELETE, SADB_SATYPE_ESP, 9, 1)
+                .sa(0x1234_5678, SADB_SASTATE_MATURE, 0, 0)
+                .addr(SADB_EXT_ADDRESS_DST, ip("192.0.2.2"), 0)
+                .build(),
+        ),
+    ];
+    for (name, bytes) in &pfkey {
+        write("pfkey", name, bytes);
+    }
+
+    // Control messages: every variant.
+    let pos = Position { epoch: 3, seq: 99 };
+    let ctls = [
+        ("state", Ctl::State(RunState::Master)),
+        ("error", Ctl::Error(sasyncd_core::ctl::CtlType::State)),
+        (
+            "ack",
+            Ctl::Ack {
+                about: sasyncd_core::ctl::CtlType::State,
+                state: RunState::Slave,
+            },
+        ),
+        ("endsnap", Ctl::EndSnap),
+        ("ackseq", Ctl::AckSeq(pos)),
+        ("resync", Ctl::Resync(Position::NONE)),
+        ("snapbegin", Ctl::SnapBegin { pos, sweep: true }),
+        ("snapend", Ctl::SnapEnd { pos }),
+        (
+            "digest",
+            Ctl::Digest {
+                pos,
+                sas: 12,
+                flows: 4,
+                sa_digest: [0x11; 32],
+                flow_digest: [0x22; 32],
+            },
+        ),
+    ];
+    for (name, c) in &ctls {
+        let mut b = [0u8; 128];
+        let n = c.encode(&mut b).unwrap();
+        write("ctl", name, &b[..n]);
+    }
+
+    // Legacy frames: the two worked examples, both in one stream, and a
+    // PF_KEY ADD framed under the same key and IV.
+    let (a, b) = (unhex(FRAME_A), unhex(FRAME_B));
+    let codec = LegacyCodec::new(SoftCrypto, b"sasyncd-test-key").unwrap();
+    let mut out = vec![0u8; LEGACY_MAX];
+    let iv: [u8; 16] = core::array::from_fn(|i| 0xa0 + i as u8);
+    let n = codec
+        .encode(MsgType::PfkeyData, &add4, iv, &mut out)
+        .unwrap();
+    let mut ab = a.clone();
+    ab.extend_from_slice(&b);
+    ab.extend_from_slice(&out[..n]);
+    write("legacy_frame", "frame_a", &framed(&a));
+    write("legacy_frame", "frame_b", &framed(&b));
+    write("legacy_frame", "a_b_add", &framed(&ab));
+
+    // v2: a HELLO, then CONFIRM and sealed frames from the fixed initiator.
+    let mut hello = [0u8; HELLO_LEN];
+    common::v2::hello_i().encode(&mut hello).unwrap();
+    write("v2_frame", "hello", &framed(&hello));
+    let (mut i, _) = common::v2::fresh();
+    let mut stream = hello.to_vec();
+    let mut buf = vec![0u8; V2_MAX];
+    let n = i.confirm(&mut buf).unwrap();
+    assert_eq!(n, CONFIRM_LEN);
+    stream.extend_from_slice(&buf[..n]);
+    let mut ctl = [0u8; 12];
+    Ctl::State(RunState::Master).encode(&mut ctl).unwrap();
+    let n = i.seal(Kind::Ctl, &ctl, &mut buf).unwrap();
+    stream.extend_from_slice(&buf[..n]);
+    let n = i.seal(Kind::Pfkey, &add4, &mut buf).unwrap();
+    stream.extend_from_slice(&buf[..n]);
+    let n = i.seal(Kind::Pfkey, &flush, &mut buf).unwrap();
+    stream.extend_from_slice(&buf[..n]);
+    write("v2_frame", "session", &framed(&stream));
+    // Check that the seeds do what the target expects of them.
+    let d = common::deframe::<sasyncd_core::wire::v2::V2, V2_MAX>(&stream, None);
+    assert_eq!(d.frames.len(), 5);
+    let (_, mut unconfirmed) = common::v2::fresh();
+    let (_, mut est) = common::v2::established();
+    unconfirmed.check_confirm(&mut d.frames[1].clone()).unwrap();
+    for f in &d.frames[2..] {
+        est.open(&mut f.clone()).unwrap();
+    }
+    let d = common::deframe::<sasyncd_core::wire::legacy::Legacy, LEGACY_MAX>(&ab, None);
+    assert_eq!(d.frames.len(), 3);
+    for f in &d.frames {
+        codec.decode(&mut f.clone()).unwrap();
+    }
+
+    // Configs.
+    let example = include_bytes!("../../sasyncd.conf.example");
+    write("config", "example", example);
+    write(
+        "config",
+        "minimal",
+        b"mode master\nsharedkey sasyncd-test-key\n",
+    );
+    write(
+        "config",
+        "full",
+        b"interface carp0 group carp flushmode sync\n\
+          peer 192.0.2.2 port 4500 peer \"host.example\" peer 2001:db8::2\n\
+          listen on em0 inet6 port 1500 mode slave mode skipslave\n\
+          sharedkey \"a key with # and \\\" in it!!\"\\\n control all protocol legacy\n",
+    );
+    println!("seeds written");
+}
