@@ -160,11 +160,14 @@ impl Scenario {
                     (secs(60), Action::Restart { node: 0 }),
                 ];
             }
-            // A slave is cut off briefly and resumes from the delta ring.
+            // A slave's connections are reset and it resumes from the delta
+            // ring; later a short partition (shorter than carp's master-down
+            // time) stalls it without any reconnect.
             "reconnect" => {
                 s.script = vec![
-                    (secs(30), Action::Partition(vec![vec![0, 1], vec![2]])),
-                    (secs(33), Action::Heal),
+                    (secs(30), Action::ResetConns { node: 2 }),
+                    (secs(50), Action::Partition(vec![vec![0, 1], vec![2]])),
+                    (secs(52), Action::Heal),
                 ];
             }
             // Both halves elect a master; after the heal one wins and the

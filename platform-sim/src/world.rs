@@ -176,7 +176,9 @@ impl World {
             carp: Carp::new(&advskews),
             net,
             links: Links::new(),
-            trace: Trace::new().keep_lines(log_nodes),
+            trace: Trace::new()
+                .keep_lines(log_nodes)
+                .echo(log_nodes && std::env::var_os("SASYNCD_SIM_ECHO").is_some()),
             oracle,
             now: Instant::ZERO,
             rng,
@@ -370,6 +372,8 @@ impl World {
             if next <= self.now {
                 same += 1;
                 if same > 1000 {
+                    let now = self.now;
+                    self.oracle.fail(now, None, "a timer keeps firing without progress (busy loop)".into());
                     self.now = self.now.add(Duration::from_millis(1));
                     same = 0;
                 }

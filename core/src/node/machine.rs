@@ -58,6 +58,17 @@ pub(super) struct Incoming {
     pub sweep: bool,
 }
 
+/// The master a v2 slave takes its stream from. A slave follows one
+/// master at a time: when two peers claim MASTER (a partition healing),
+/// mixing their streams would sweep away one master's entries with the
+/// other's snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Follow {
+    pub conn: ConnId,
+    /// Its SnapBegin or Resume arrived: its data may be applied.
+    pub synced: bool,
+}
+
 /// One sasyncd instance. `P` peers, a `RING`-byte delta ring, `MARKS` bytes
 /// of snapshot marks for the slave's sweep.
 pub struct Node<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARKS: usize>
@@ -87,6 +98,7 @@ pub struct Node<C: Crypto + Clone, R: Random, const P: usize, const RING: usize,
     /// Slave: the last master position written to our kernel queue.
     pub(super) applied: Position,
     pub(super) incoming: Option<Incoming>,
+    pub(super) following: Option<Follow>,
     pub(super) job: Job,
     pub(super) next_digest: Option<Instant>,
     pub(super) split_brain: bool,
@@ -179,6 +191,7 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
             pfkey_seq: 0,
             applied: Position::NONE,
             incoming: None,
+            following: None,
             job: Job::None,
             next_digest: None,
             split_brain: false,
@@ -533,6 +546,9 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         }
         self.ike.handle_run_state(change.to);
         if change.from == RunState::Master {
+            // Our own IKE daemon wrote to our kernel while we were master:
+            // no master's delta stream describes it any more.
+            self.applied = Position::NONE;
             self.stop_feeds();
             self.job_cancel();
             self.next_digest = None;
@@ -546,17 +562,24 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
             self.table.forget_master_claims();
             self.incoming = None;
             self.job_cancel();
-            self.next_digest = Some(now.add(self.settings.digest_interval));
+            // Anti-entropy is a v2 feature.
+            self.next_digest = (!self.legacy).then(|| now.add(self.settings.digest_interval));
         }
         self.check_split_brain(true);
+        self.following = None;
         for id in self.open_conns() {
             self.send_ctl_or_close(now, id, &Ctl::State(change.to));
+        }
+        if change.to != RunState::Master {
+            self.attach(now);
         }
         // Reconnect everyone now (the original does this on every change).
         for b in self.backoff.iter_mut() {
             b.handle_success();
         }
-        if change.to == RunState::Master {
+        if change.to == RunState::Master && self.legacy {
+            // v2 slaves ask for their stream (`Resync`) when they learn we
+            // are master; legacy slaves do not, so we start it (D-12).
             for id in self.open_conns() {
                 self.maybe_start_feed(now, id, None);
             }
@@ -755,6 +778,10 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
             self.incoming = None;
         }
         self.job_conn_gone(id);
+        if self.following.is_some_and(|f| f.conn == id) {
+            self.following = None;
+            self.attach(now);
+        }
         if was_current || !c.up {
             // Reconnect after a short pause (a flapping link must not spin).
             self.backoff[p].handle_success();

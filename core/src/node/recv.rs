@@ -252,7 +252,40 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
             return;
         }
         self.send_ctl_or_close(now, conn, &Ctl::State(self.role.state()));
-        self.peer_announced(now, conn, peer.run_state, false);
+        self.peer_announced_from(now, conn, peer.run_state, false, true);
+        // A master starts feeding us from our HELLO's resume position.
+        if !self.legacy && self.following.is_none() && peer.run_state == RunState::Master && self.role.state() != RunState::Master {
+            self.following = Some(super::machine::Follow { conn, synced: false });
+        }
+    }
+
+    /// Whether a v2 slave may take a stream from `conn`: it follows no one,
+    /// or already follows `conn`, or the one it follows is no longer master.
+    fn may_follow(&self, conn: ConnId) -> bool {
+        match self.following {
+            None => true,
+            Some(f) if f.conn == conn => true,
+            Some(f) => self.peer_state_of(f.conn) != Some(RunState::Master),
+        }
+    }
+
+    /// Starts following `conn`'s stream (its SnapBegin or Resume arrived).
+    fn follow(&mut self, conn: ConnId) {
+        self.following = Some(super::machine::Follow { conn, synced: true });
+    }
+
+    /// A v2 slave that follows no one picks a peer that is master and asks
+    /// it to resume (or send a snapshot).
+    pub(super) fn attach(&mut self, now: Instant) {
+        if self.legacy || self.following.is_some() || self.role.state() == RunState::Master {
+            return;
+        }
+        let Some(conn) = self.open_conns().into_iter().find(|&c| self.peer_state_of(c) == Some(RunState::Master)) else {
+            return;
+        };
+        self.following = Some(super::machine::Follow { conn, synced: false });
+        let pos = self.resume_position();
+        self.send_ctl_or_close(now, conn, &Ctl::Resync(pos));
     }
 
     fn on_ctl_bytes(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
@@ -314,7 +347,13 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
                 }
             }
             Ctl::SnapBegin { pos, sweep } => {
-                if from_master && !we_master {
+                if from_master && !we_master && !self.legacy && !self.may_follow(conn) {
+                    self.counters.refused_data += 1;
+                    log::warn!("two peers claim MASTER; ignoring the snapshot of the one we do not follow");
+                } else if from_master && !we_master {
+                    if !self.legacy {
+                        self.follow(conn);
+                    }
                     self.incoming = Some(Incoming { conn, pos, sweep });
                     let mut salt = [0u8; 16];
                     self.rng.fill(&mut salt);
@@ -337,7 +376,8 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
                 }
             }
             Ctl::Resume(pos) => {
-                if from_master && !we_master {
+                if from_master && !we_master && self.may_follow(conn) {
+                    self.follow(conn);
                     self.incoming = None;
                     self.applied = pos;
                     self.snapshot_complete(now, conn);
@@ -357,20 +397,30 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         }
     }
 
-    /// A peer told us its run state (STATE, ACK, or its HELLO).
-    pub(super) fn peer_announced(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        s: RunState,
-        reply_ack: bool,
-    ) {
+    /// A peer told us its run state (STATE or ACK).
+    pub(super) fn peer_announced(&mut self, now: Instant, conn: ConnId, s: RunState, reply_ack: bool) {
+        self.peer_announced_from(now, conn, s, reply_ack, false);
+    }
+
+    /// A peer told us its run state; `hello`: in its v2 HELLO, when a
+    /// master starts feeding it from the HELLO's resume position (later, a
+    /// v2 slave asks with `Resync`; a legacy one is fed as soon as known).
+    fn peer_announced_from(&mut self, now: Instant, conn: ConnId, s: RunState, reply_ack: bool, hello: bool) {
         let Some((p, _)) = self.slot_of(conn) else {
             return;
         };
         let ours = self.role.state();
+        let before = self.peer_state_of(conn);
         self.table
             .handle_peer_state(PeerIndex(p), SessionId(conn.0), s);
+        if !self.legacy && before.is_some() && before != Some(s) {
+            // Tell a peer whose state changed what we are: a node that was
+            // master a moment ago forgot who else is.
+            self.send_ctl_or_close(now, conn, &Ctl::State(ours));
+        }
+        if s != RunState::Master && self.following.is_some_and(|f| f.conn == conn) {
+            self.following = None;
+        }
         if ours == RunState::Master && s == RunState::Master && self.legacy {
             // The original refuses a second master this way (reference §10.3).
             self.send_ctl_or_close(now, conn, &Ctl::Error(CtlType::State));
@@ -386,8 +436,10 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         }
         self.check_split_brain(true);
         self.demote.handle_peer_states(self.table.states(), now);
-        if ours == RunState::Master {
+        if ours == RunState::Master && (self.legacy || hello) {
             self.maybe_start_feed(now, conn, None);
+        } else if ours != RunState::Master && before.is_some() {
+            self.attach(now);
         }
     }
 
@@ -402,7 +454,10 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         } else {
             (from_master, ours)
         };
-        if !from_master || ours == RunState::Master {
+        let followed = self.legacy || self.following == Some(super::machine::Follow { conn, synced: true });
+        #[cfg(feature = "planted-bugs")]
+        let followed = followed || self.bugs.apply_from_non_master;
+        if !from_master || ours == RunState::Master || !followed {
             self.bump(conn, ErrorKind::Protocol);
             self.counters.refused_data += 1;
             log::info!("got PFKEY message from non-MASTER peer (or we are MASTER); dropped");
