@@ -31,6 +31,8 @@ use super::stats::Counters;
 
 /// Bytes of PF_KEY messages waiting for the local kernel.
 pub const PFKEY_QUEUE_BYTES: usize = 16 * 1024;
+/// How long a v2 slave waits for its master to answer `Resync`.
+const REASK: core::time::Duration = core::time::Duration::from_secs(5);
 /// Events waiting for the platform. Generous: every connection can have a
 /// few outstanding and the node-level ones are few.
 const EVENTS: usize = 256;
@@ -67,6 +69,8 @@ pub(super) struct Follow {
     pub conn: ConnId,
     /// Its SnapBegin or Resume arrived: its data may be applied.
     pub synced: bool,
+    /// When we last asked it for our stream (`Resync`).
+    pub asked: Option<Instant>,
 }
 
 /// One sasyncd instance. `P` peers, a `RING`-byte delta ring, `MARKS` bytes
@@ -277,6 +281,7 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         self.ike.handle_timeout(now);
         self.expire_handshakes(now);
         self.keepalives(now);
+        self.reask(now);
         self.dial_due(now);
         self.digest_due(now);
         self.flush_parts();
@@ -299,13 +304,18 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
                     t = earliest(t, Some(c.opened.add(self.settings.handshake_timeout)));
                 }
                 if matches!(c.phase, Phase::Open(..)) {
-                    t = earliest(t, Some(c.last_tx.add(self.settings.keepalive)));
+                    if c.tx.is_empty() {
+                        t = earliest(t, Some(c.last_tx.add(self.settings.keepalive)));
+                    }
                     t = earliest(t, Some(c.last_rx.add(self.settings.dead_after)));
                 }
             }
         }
         if self.role.state() == RunState::Master {
             t = earliest(t, self.next_digest);
+        }
+        if let Some(Follow { synced: false, asked: Some(at), .. }) = self.following {
+            t = earliest(t, Some(at.add(REASK)));
         }
         t
     }
@@ -612,6 +622,16 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
                 addr,
                 port,
             });
+        }
+    }
+
+    /// A master that has not answered our `Resync` for a while is asked
+    /// again (the request may have crossed its own change of state).
+    fn reask(&mut self, now: Instant) {
+        if let Some(f) = self.following {
+            if !f.synced && f.asked.is_some_and(|t| now.since(t) >= REASK) {
+                self.ask(now, f.conn);
+            }
         }
     }
 

@@ -252,11 +252,7 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
             return;
         }
         self.send_ctl_or_close(now, conn, &Ctl::State(self.role.state()));
-        self.peer_announced_from(now, conn, peer.run_state, false, true);
-        // A master starts feeding us from our HELLO's resume position.
-        if !self.legacy && self.following.is_none() && peer.run_state == RunState::Master && self.role.state() != RunState::Master {
-            self.following = Some(super::machine::Follow { conn, synced: false });
-        }
+        self.peer_announced(now, conn, peer.run_state, false);
     }
 
     /// Whether a v2 slave may take a stream from `conn`: it follows no one,
@@ -271,7 +267,7 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
 
     /// Starts following `conn`'s stream (its SnapBegin or Resume arrived).
     fn follow(&mut self, conn: ConnId) {
-        self.following = Some(super::machine::Follow { conn, synced: true });
+        self.following = Some(super::machine::Follow { conn, synced: true, asked: None });
     }
 
     /// A v2 slave that follows no one picks a peer that is master and asks
@@ -283,7 +279,13 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         let Some(conn) = self.open_conns().into_iter().find(|&c| self.peer_state_of(c) == Some(RunState::Master)) else {
             return;
         };
-        self.following = Some(super::machine::Follow { conn, synced: false });
+        self.ask(now, conn);
+    }
+
+    /// Asks `conn`'s master for our stream: resume after our position, or
+    /// a full snapshot.
+    pub(super) fn ask(&mut self, now: Instant, conn: ConnId) {
+        self.following = Some(super::machine::Follow { conn, synced: false, asked: Some(now) });
         let pos = self.resume_position();
         self.send_ctl_or_close(now, conn, &Ctl::Resync(pos));
     }
@@ -397,15 +399,10 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         }
     }
 
-    /// A peer told us its run state (STATE or ACK).
+    /// A peer told us its run state (STATE, ACK, or its v2 HELLO). A legacy
+    /// slave is fed as soon as its state is known; a v2 slave asks for its
+    /// stream with `Resync` once it knows who is master.
     pub(super) fn peer_announced(&mut self, now: Instant, conn: ConnId, s: RunState, reply_ack: bool) {
-        self.peer_announced_from(now, conn, s, reply_ack, false);
-    }
-
-    /// A peer told us its run state; `hello`: in its v2 HELLO, when a
-    /// master starts feeding it from the HELLO's resume position (later, a
-    /// v2 slave asks with `Resync`; a legacy one is fed as soon as known).
-    fn peer_announced_from(&mut self, now: Instant, conn: ConnId, s: RunState, reply_ack: bool, hello: bool) {
         let Some((p, _)) = self.slot_of(conn) else {
             return;
         };
@@ -436,9 +433,11 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         }
         self.check_split_brain(true);
         self.demote.handle_peer_states(self.table.states(), now);
-        if ours == RunState::Master && (self.legacy || hello) {
-            self.maybe_start_feed(now, conn, None);
-        } else if ours != RunState::Master && before.is_some() {
+        if ours == RunState::Master {
+            if self.legacy {
+                self.maybe_start_feed(now, conn, None);
+            }
+        } else {
             self.attach(now);
         }
     }
@@ -454,7 +453,7 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         } else {
             (from_master, ours)
         };
-        let followed = self.legacy || self.following == Some(super::machine::Follow { conn, synced: true });
+        let followed = self.legacy || self.following.is_some_and(|f| f.conn == conn && f.synced);
         #[cfg(feature = "planted-bugs")]
         let followed = followed || self.bugs.apply_from_non_master;
         if !from_master || ours == RunState::Master || !followed {
