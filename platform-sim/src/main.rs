@@ -195,6 +195,19 @@ fn report(w: &World, wall: f64) -> ExitCode {
     );
     for (i, h) in w.hosts.iter().enumerate() {
         println!("  n{i} {}: {} SAs, {} flows", h.addr, h.kernel.sa_count(), h.kernel.flow_count());
+        if !w.oracle.failures.is_empty() {
+            if let Some(s) = w.node_stats(i) {
+                println!(
+                    "      {} at {}:{}, following {:?}, job {:?}, paused reads {}, queued {}",
+                    s.run_state, s.position.epoch, s.position.seq, s.following, s.job, s.paused_reads, s.pfkey_queued
+                );
+                if let Some(n) = h.node.as_ref() {
+                    for p in n.peers() {
+                        println!("      peer {}: {:?} connected {} lag {} frames in/out {}/{} bytes in/out {}/{} up since {:?}", p.addr, p.state, p.connected, p.stats.lag, p.stats.frames_in, p.stats.frames_out, p.stats.bytes_in, p.stats.bytes_out, p.stats.up_since);
+                    }
+                }
+            }
+        }
     }
     if w.oracle.failures.is_empty() {
         println!("verdict: PASS (trace hash {:016x})", w.trace.hash());

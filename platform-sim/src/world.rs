@@ -60,6 +60,8 @@ pub struct Host {
     pub demote_held: u32,
     /// When the current demotion was raised.
     pub demote_since: Option<Instant>,
+    /// When sasyncd was last seen in state MASTER.
+    last_master: Option<Instant>,
     boots: u64,
 }
 
@@ -160,6 +162,7 @@ impl World {
                     dumps: BTreeMap::new(),
                     demote_held: 0,
                     demote_since: None,
+                    last_master: None,
                     boots: 0,
                 }
             })
@@ -306,6 +309,9 @@ impl World {
         let now = self.now;
         if !self.hosts[i].up {
             return;
+        }
+        if let Some(s) = self.node_stats(i) {
+            self.oracle.rejected_by_crashed += s.counters.rejected_frames + s.counters.rejected_unknown;
         }
         let was_master = self.carp.link_state(i) == crate::carp::LINK_STATE_UP;
         if was_master {
@@ -603,8 +609,13 @@ impl World {
         let mut moved = false;
         let mut zero = 0;
         let known: Vec<IpAddr> = self.hosts.iter().map(|x| x.addr).collect();
-        let master = self.carp.link_state(i) == crate::carp::LINK_STATE_UP
-            && self.hosts[i].node.as_ref().is_some_and(|n| n.run_state() == RunState::Master);
+        // Bytes leave the node's buffer some time after they were queued:
+        // count them as a master's if it was master within the last two
+        // seconds (more than any buffer here takes to drain).
+        if self.hosts[i].node.as_ref().is_some_and(|n| n.run_state() == RunState::Master) {
+            self.hosts[i].last_master = Some(now);
+        }
+        let master = self.hosts[i].last_master.is_some_and(|t| now.since(t) <= Duration::from_secs(2));
         loop {
             let h = &mut self.hosts[i];
             let Some(n) = h.node.as_mut() else { break };
@@ -612,6 +623,9 @@ impl World {
             let Some(&nc) = h.to_net.get(&c) else {
                 // Not connected in the network (yet, or any more).
                 let len = bytes.len();
+                if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
+                    self.trace.event(now, i, format!("{len} bytes for unmapped {c:?}"));
+                }
                 n.handle_sent(now, c, len);
                 continue;
             };
@@ -833,6 +847,8 @@ impl World {
                 if let Some(&c) = self.hosts[node].from_net.get(&nc) {
                     self.hosts[node].rx.entry(c).or_default().extend_from_slice(&bytes);
                     self.offer(node, c);
+                } else if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
+                    self.trace.event(now, node, format!("{} bytes on unmapped {nc:?}", bytes.len()));
                 }
             }
             NetEventKind::Writable => {}
@@ -849,13 +865,20 @@ impl World {
         self.collect_logs(node);
     }
 
+    /// After every call into node `i`: note whether it is master (for the
+    /// safety oracle) and move what it logged onto the timeline.
     fn collect_logs(&mut self, i: usize) {
+        let now = self.now;
+        if self.hosts[i].node.as_ref().is_some_and(|n| n.run_state() == RunState::Master) {
+            self.hosts[i].last_master = Some(now);
+        }
         if !self.log_nodes {
             return;
         }
         let now = self.now;
+        let max = if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() { log::Level::Debug } else { log::Level::Info };
         for (level, line) in logcap::take() {
-            if level <= log::Level::Info {
+            if level <= max {
                 self.trace.event(now, i, line);
             }
         }

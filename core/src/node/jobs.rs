@@ -77,6 +77,11 @@ impl Job {
         }
     }
 
+    /// What the job is, for statistics.
+    pub fn name(&self) -> Option<&'static str> {
+        self.kind().map(job_name)
+    }
+
     /// Whether a sweep is pending or running.
     pub fn is_sweep(&self) -> bool {
         matches!(self.kind(), Some(JobKind::Sweep { .. }))

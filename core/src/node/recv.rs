@@ -60,11 +60,7 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
     pub fn handle_recv(&mut self, now: Instant, conn: ConnId, data: &[u8]) -> usize {
         let mut input = data;
         let mut buf = [0u8; MAX_PAYLOAD];
-        if !data.is_empty() {
-            if let Some(c) = self.conn_mut(conn) {
-                c.last_rx = now;
-            }
-        }
+
         loop {
             let Some((p, s)) = self.slot_of(conn) else {
                 // Closed while reading: the rest is moot.
@@ -83,6 +79,12 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
                 Step::Hello => {}
                 Step::Confirmed(peer) => self.on_confirmed(now, conn, peer),
                 Step::Msg(kind, len) => {
+                    // Liveness counts whole, authentic frames only: a
+                    // corrupted length can stall the deframer while bytes
+                    // keep trickling in.
+                    if let Some(c) = self.conns[p][s].as_mut() {
+                        c.last_rx = now;
+                    }
                     if let Some(x) = self.table.get_mut(PeerIndex(p)) {
                         x.stats.frame_in(len);
                     }
@@ -408,6 +410,9 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         };
         let ours = self.role.state();
         let before = self.peer_state_of(conn);
+        if before != Some(s) {
+            log::debug!("peer {}: announces {}", self.peer_addrs[p], s);
+        }
         self.table
             .handle_peer_state(PeerIndex(p), SessionId(conn.0), s);
         if !self.legacy && before.is_some() && before != Some(s) {

@@ -67,6 +67,12 @@ pub struct NodeStats {
     pub pfkey_queued: usize,
     /// Slave: a full snapshot or its sweep is in progress.
     pub syncing: bool,
+    /// v2 slave: the master whose stream we take, and whether it started.
+    pub following: Option<(IpAddr, bool)>,
+    /// The dump job in progress, if any ("sweep", "digest check", "digest").
+    pub job: Option<&'static str>,
+    /// Connections whose reading is paused.
+    pub paused_reads: usize,
     /// Counters.
     pub counters: Counters,
 }
@@ -101,6 +107,12 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
             },
             pfkey_queued: self.pfkeyq.len(),
             syncing: self.incoming.is_some() || self.job.is_sweep(),
+            following: self.following.and_then(|f| {
+                let (p, _) = self.slot_of(f.conn)?;
+                Some((self.peer_addrs[p], f.synced))
+            }),
+            job: self.job.name(),
+            paused_reads: self.conns.iter().flatten().flatten().filter(|c| c.paused).count(),
             counters: self.counters,
         }
     }
