@@ -103,6 +103,8 @@ pub(super) struct Conn<C: Crypto> {
     pub acked: Position,
     /// Master side: the last position the slave acknowledged.
     pub peer_acked: Position,
+    /// Legacy slave: we refused this master's data (we followed another).
+    pub refused: bool,
     /// When bytes last arrived / were last written (v2 keepalive).
     pub last_rx: Instant,
     pub last_tx: Instant,
@@ -128,6 +130,7 @@ impl<C: Crypto> Conn<C> {
             paused: false,
             acked: Position::NONE,
             peer_acked: Position::NONE,
+            refused: false,
             last_rx: now,
             last_tx: now,
         }

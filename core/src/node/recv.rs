@@ -321,7 +321,7 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
             }
             Ctl::Error(_) => {}
             Ctl::EndSnap => {
-                if from_master && !we_master {
+                if from_master && !we_master && self.following.is_none_or(|f| f.conn == conn) {
                     self.snapshot_complete(now, conn);
                 }
             }
@@ -458,7 +458,14 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         } else {
             (from_master, ours)
         };
-        let followed = self.legacy || self.following.is_some_and(|f| f.conn == conn && f.synced);
+        let followed = if self.legacy && from_master && ours != RunState::Master {
+            match self.legacy_follow(now, conn) {
+                Some(ok) => ok,
+                None => return, // the connection was closed to get a snapshot
+            }
+        } else {
+            self.legacy || self.following.is_some_and(|f| f.conn == conn && f.synced)
+        };
         #[cfg(feature = "planted-bugs")]
         let followed = followed || self.bugs.apply_from_non_master;
         if !from_master || ours == RunState::Master || !followed {
@@ -500,6 +507,32 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
                 msg.len()
             );
         }
+    }
+
+    /// A legacy slave follows one master too, by its own choice (the wire
+    /// protocol has no say): data from a second peer claiming MASTER while
+    /// the followed one still is gets refused. When the followed one steps
+    /// down and we switch to a master whose data we refused before, we hang
+    /// up on it: reconnecting is how a legacy master is made to send a full
+    /// snapshot. `None` means the connection was closed.
+    fn legacy_follow(&mut self, now: Instant, conn: ConnId) -> Option<bool> {
+        let switch = match self.following {
+            Some(f) if f.conn == conn => return Some(true),
+            Some(f) if self.peer_state_of(f.conn) == Some(RunState::Master) => {
+                if let Some(c) = self.conn_mut(conn) {
+                    c.refused = true;
+                }
+                return Some(false);
+            }
+            _ => true,
+        };
+        if switch && self.conn(conn).is_some_and(|c| c.refused) {
+            self.following = None;
+            self.close_conn(now, conn, Some("switching to this master; reconnecting for a full snapshot"), true);
+            return None;
+        }
+        self.following = Some(super::machine::Follow { conn, synced: true, asked: None });
+        Some(true)
     }
 
     /// Whether reading `conn` must wait.
