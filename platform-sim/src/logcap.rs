@@ -37,5 +37,10 @@ pub fn capture(on: bool) {
 
 /// Takes the lines logged on this thread since the last call.
 pub fn take() -> Vec<(log::Level, String)> {
-    LINES.with(|l| l.borrow_mut().as_mut().map(std::mem::take).unwrap_or_default())
+    LINES.with(|l| {
+        l.borrow_mut()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
 }

@@ -63,7 +63,14 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { scenario: None, seed: None, seeds: None, trace: false, jobs: None, plant: None };
+    let mut a = Args {
+        scenario: None,
+        seed: None,
+        seeds: None,
+        trace: false,
+        jobs: None,
+        plant: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -71,8 +78,20 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => return Err(String::new()),
             "--trace" => a.trace = true,
             "--scenario" => a.scenario = Some(value("--scenario")?),
-            "--seed" => a.seed = Some(value("--seed")?.parse().map_err(|_| "--seed takes a number")?),
-            "--jobs" => a.jobs = Some(value("--jobs")?.parse().map_err(|_| "--jobs takes a number")?),
+            "--seed" => {
+                a.seed = Some(
+                    value("--seed")?
+                        .parse()
+                        .map_err(|_| "--seed takes a number")?,
+                )
+            }
+            "--jobs" => {
+                a.jobs = Some(
+                    value("--jobs")?
+                        .parse()
+                        .map_err(|_| "--jobs takes a number")?,
+                )
+            }
             "--plant" => a.plant = Some(value("--plant")?),
             "--seeds" => {
                 let v = value("--seeds")?;
@@ -124,7 +143,10 @@ fn main() -> ExitCode {
         (Some(name), seed) => match Scenario::story(name, seed.unwrap_or(1)) {
             Some(s) => s,
             None => {
-                eprintln!("sasyncd-sim: no story named {name}; try: {}", Scenario::STORIES.join(", "));
+                eprintln!(
+                    "sasyncd-sim: no story named {name}; try: {}",
+                    Scenario::STORIES.join(", ")
+                );
                 return ExitCode::from(2);
             }
         },
@@ -140,7 +162,13 @@ fn main() -> ExitCode {
 
 /// Runs one scenario and prints its timeline and verdict.
 fn story(sc: Scenario, trace: bool) -> ExitCode {
-    println!("scenario: {} (seed {}), {} nodes, {} protocol", sc.name, sc.seed, sc.nodes, if sc.legacy { "legacy" } else { "v2" });
+    println!(
+        "scenario: {} (seed {}), {} nodes, {} protocol",
+        sc.name,
+        sc.seed,
+        sc.nodes,
+        if sc.legacy { "legacy" } else { "v2" }
+    );
     let wall = WallClock::now();
     let mut w = World::new(sc, true);
     w.run();
@@ -155,9 +183,25 @@ fn story(sc: Scenario, trace: bool) -> ExitCode {
 /// The compact timeline keeps what a reader needs to follow the story.
 fn is_story_line(line: &str) -> bool {
     const KEEP: &[&str] = &[
-        "boot", "crashed", "carp link", "switching state", "session up", "full snapshot", "in sync",
-        "demote", "fault:", "split brain", "resync", "differ", "converged", "failures", "heal",
-        "isakmpd:", "refused", "closing connection", "fell behind",
+        "boot",
+        "crashed",
+        "carp link",
+        "switching state",
+        "session up",
+        "full snapshot",
+        "in sync",
+        "demote",
+        "fault:",
+        "split brain",
+        "resync",
+        "differ",
+        "converged",
+        "failures",
+        "heal",
+        "isakmpd:",
+        "refused",
+        "closing connection",
+        "fell behind",
     ];
     KEEP.iter().any(|k| line.contains(k))
 }
@@ -194,12 +238,23 @@ fn report(w: &World, wall: f64) -> ExitCode {
         w.oracle.failover_checks
     );
     for (i, h) in w.hosts.iter().enumerate() {
-        println!("  n{i} {}: {} SAs, {} flows", h.addr, h.kernel.sa_count(), h.kernel.flow_count());
+        println!(
+            "  n{i} {}: {} SAs, {} flows",
+            h.addr,
+            h.kernel.sa_count(),
+            h.kernel.flow_count()
+        );
         if !w.oracle.failures.is_empty() {
             if let Some(s) = w.node_stats(i) {
                 println!(
                     "      {} at {}:{}, following {:?}, job {:?}, paused reads {}, queued {}",
-                    s.run_state, s.position.epoch, s.position.seq, s.following, s.job, s.paused_reads, s.pfkey_queued
+                    s.run_state,
+                    s.position.epoch,
+                    s.position.seq,
+                    s.following,
+                    s.job,
+                    s.paused_reads,
+                    s.pfkey_queued
                 );
                 if let Some(n) = h.node.as_ref() {
                     for p in n.peers() {
@@ -223,7 +278,9 @@ fn report(w: &World, wall: f64) -> ExitCode {
 
 /// Runs random scenarios for seeds `a..b` on `jobs` threads.
 fn swarm(a: u64, b: u64, jobs: Option<usize>, bug: &Option<String>) -> ExitCode {
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let next = Arc::new(AtomicU64::new(a));
     let done = Arc::new(AtomicU64::new(0));
     let sim_ms = Arc::new(AtomicU64::new(0));
@@ -240,7 +297,13 @@ fn swarm(a: u64, b: u64, jobs: Option<usize>, bug: &Option<String>) -> ExitCode 
     }
     let workers: Vec<_> = (0..jobs)
         .map(|_| {
-            let (next, done, sim_ms, failures, bug) = (next.clone(), done.clone(), sim_ms.clone(), failures.clone(), bug.clone());
+            let (next, done, sim_ms, failures, bug) = (
+                next.clone(),
+                done.clone(),
+                sim_ms.clone(),
+                failures.clone(),
+                bug.clone(),
+            );
             std::thread::Builder::new()
                 .stack_size(64 << 20)
                 .spawn(move || loop {
@@ -254,7 +317,10 @@ fn swarm(a: u64, b: u64, jobs: Option<usize>, bug: &Option<String>) -> ExitCode 
                     w.run();
                     sim_ms.fetch_add(w.now.as_millis(), Ordering::Relaxed);
                     if let Some(f) = w.oracle.failures.first() {
-                        failures.lock().unwrap_or_else(|e| e.into_inner()).push((seed, f.to_string()));
+                        failures
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((seed, f.to_string()));
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 })
@@ -268,7 +334,10 @@ fn swarm(a: u64, b: u64, jobs: Option<usize>, bug: &Option<String>) -> ExitCode 
         let secs = wall.elapsed().as_secs_f64();
         if d != last || d == total {
             let nf = failures.lock().map(|f| f.len()).unwrap_or(0);
-            eprint!("\r{d}/{total} seeds, {nf} failing, {:.1} seeds/s   ", d as f64 / secs.max(1e-9));
+            eprint!(
+                "\r{d}/{total} seeds, {nf} failing, {:.1} seeds/s   ",
+                d as f64 / secs.max(1e-9)
+            );
             last = d;
         }
         if d >= total {

@@ -70,7 +70,13 @@ pub struct Oracle {
 }
 
 fn keep_all() -> impl Fn(&sasyncd_core::pfkey::Msg<'_>) -> bool {
-    synced_by(FilterPolicy { flushmode: FlushMode::Startup, skipslave: false }, Vec::new())
+    synced_by(
+        FilterPolicy {
+            flushmode: FlushMode::Startup,
+            skipslave: false,
+        },
+        Vec::new(),
+    )
 }
 
 /// Differences between two kernels after the filter, or `None` if equal.
@@ -78,7 +84,11 @@ fn differ(a: &Kernel, b: &Kernel) -> Option<String> {
     let keep = keep_all();
     match a.entries_equal_after_filter(b, &keep) {
         Ok(()) => None,
-        Err(d) => Some(format!("{} differences, first: {}", d.len(), d.first().cloned().unwrap_or_default())),
+        Err(d) => Some(format!(
+            "{} differences, first: {}",
+            d.len(),
+            d.first().cloned().unwrap_or_default()
+        )),
     }
 }
 
@@ -109,7 +119,12 @@ impl Oracle {
 
     /// Records a failure (at most 50 are kept).
     pub fn fail(&mut self, at: Instant, node: Option<usize>, what: String) {
-        if self.failures.len() < 50 && !self.failures.iter().any(|f| f.node == node && f.what == what) {
+        if self.failures.len() < 50
+            && !self
+                .failures
+                .iter()
+                .any(|f| f.node == node && f.what == what)
+        {
             self.failures.push(Failure { at, node, what });
         }
     }
@@ -148,12 +163,22 @@ impl Oracle {
     /// Safety: node `i` (in `state`) queued PF_KEY data for its kernel;
     /// `master_sent` says whether any of the bytes it consumed were written
     /// by their sender while that sender was master.
-    pub fn applied(&mut self, i: usize, state: RunState, master_sent: Option<Option<bool>>, now: Instant) {
+    pub fn applied(
+        &mut self,
+        i: usize,
+        state: RunState,
+        master_sent: Option<Option<bool>>,
+        now: Instant,
+    ) {
         if state == RunState::Master {
             self.fail(now, Some(i), "applied PF_KEY data while master".into());
         }
         if master_sent == Some(Some(false)) {
-            self.fail(now, Some(i), "applied PF_KEY data sent by a node that was not master".into());
+            self.fail(
+                now,
+                Some(i),
+                "applied PF_KEY data sent by a node that was not master".into(),
+            );
         }
     }
 
@@ -167,7 +192,10 @@ impl Oracle {
                 if q.back().is_none_or(|&(_, p)| p != s.position) {
                     q.push_back((now, s.position));
                 }
-                while q.len() > 2 && q.get(1).is_some_and(|&(t, _)| now.since(t) > Duration::from_secs(5)) {
+                while q.len() > 2
+                    && q.get(1)
+                        .is_some_and(|&(t, _)| now.since(t) > Duration::from_secs(5))
+                {
                     q.pop_front();
                 }
             } else {
@@ -176,7 +204,11 @@ impl Oracle {
             if let Some(t) = h.demote_since {
                 if now.since(t) > DEMOTE_LIMIT && !self.demote_reported[i] {
                     self.demote_reported[i] = true;
-                    self.fail(now, Some(i), "held the carp demotion for more than 60 s".into());
+                    self.fail(
+                        now,
+                        Some(i),
+                        "held the carp demotion for more than 60 s".into(),
+                    );
                 }
             }
             let syncing = w.node_stats(i).is_some_and(|s| s.syncing);
@@ -185,12 +217,23 @@ impl Oracle {
                 (false, Some(_)) => self.sync_start_sas[i] = None,
                 _ => {}
             }
-            if !self.legacy && syncing && self.sync_start_sas[i].is_some_and(|n| n > 0) && h.kernel.sa_count() == 0 {
+            if !self.legacy
+                && syncing
+                && self.sync_start_sas[i].is_some_and(|n| n > 0)
+                && h.kernel.sa_count() == 0
+            {
                 let master_has = w.hosts.iter().enumerate().any(|(j, x)| {
-                    j != i && w.node_stats(j).is_some_and(|s| s.run_state == RunState::Master) && x.kernel.sa_count() > 0
+                    j != i
+                        && w.node_stats(j)
+                            .is_some_and(|s| s.run_state == RunState::Master)
+                        && x.kernel.sa_count() > 0
                 });
                 if master_has {
-                    self.fail(now, Some(i), "a full snapshot left the slave with an empty SADB (v2)".into());
+                    self.fail(
+                        now,
+                        Some(i),
+                        "a full snapshot left the slave with an empty SADB (v2)".into(),
+                    );
                 }
             }
         }
@@ -208,7 +251,7 @@ impl Oracle {
             || self.tamper
             || w.links.is_split()
             || !quiet(self.disturbed_at)
-            || !self.master_since[m].is_some_and(|t| now.since(t) > Duration::from_secs(5))
+            || self.master_since[m].is_none_or(|t| now.since(t) <= Duration::from_secs(5))
         {
             return;
         }
@@ -221,7 +264,9 @@ impl Oracle {
             .map(|&(_, p)| p);
         let unchanged = now.since(self.last_change[m]) >= Duration::from_secs(1);
         for (n, h) in w.hosts.iter().enumerate() {
-            let Some(node) = h.node.as_ref() else { continue };
+            let Some(node) = h.node.as_ref() else {
+                continue;
+            };
             if n == m {
                 continue;
             }
@@ -230,7 +275,9 @@ impl Oracle {
                 p.addr == w.hosts[m].addr
                     && p.connected
                     && p.state == Some(RunState::Master)
-                    && p.stats.up_since.is_some_and(|t| now.since(t) > Duration::from_secs(5))
+                    && p.stats
+                        .up_since
+                        .is_some_and(|t| now.since(t) > Duration::from_secs(5))
             });
             if !streaming || s.syncing || s.run_state != RunState::Slave {
                 continue;
@@ -246,7 +293,11 @@ impl Oracle {
             }
             if unchanged && !self.lossy && self.manual_edits == 0 && s.pfkey_queued == 0 {
                 if let Some(d) = differ(&w.hosts[m].kernel, &h.kernel) {
-                    self.fail(now, Some(n), format!("failover: slave lacks what the dying master had: {d}"));
+                    self.fail(
+                        now,
+                        Some(n),
+                        format!("failover: slave lacks what the dying master had: {d}"),
+                    );
                 }
             }
         }
@@ -258,7 +309,11 @@ impl Oracle {
         let now = w.now;
         let masters = w.carp.masters();
         if masters.len() != 1 {
-            self.fail(now, None, format!("{} carp masters after healing", masters.len()));
+            self.fail(
+                now,
+                None,
+                format!("{} carp masters after healing", masters.len()),
+            );
             return;
         }
         let m = masters[0];
@@ -267,12 +322,24 @@ impl Oracle {
                 self.fail(now, Some(i), "sasyncd not running at the end".into());
                 continue;
             };
-            let want = if i == m { RunState::Master } else { RunState::Slave };
+            let want = if i == m {
+                RunState::Master
+            } else {
+                RunState::Slave
+            };
             if s.run_state != want {
-                self.fail(now, Some(i), format!("run state {} but carp says {}", s.run_state, want));
+                self.fail(
+                    now,
+                    Some(i),
+                    format!("run state {} but carp says {}", s.run_state, want),
+                );
             }
             if h.demote_held > 0 {
-                self.fail(now, Some(i), "still holds its carp demotion at the end".into());
+                self.fail(
+                    now,
+                    Some(i),
+                    "still holds its carp demotion at the end".into(),
+                );
             }
             if i != m {
                 if let Some(d) = differ(&w.hosts[m].kernel, &h.kernel) {
@@ -288,10 +355,18 @@ impl Oracle {
         // A few alterations can land where nothing reads them any more (a
         // connection about to close, the tail of a stream); many cannot.
         if self.tamper && w.net_altered() >= 5 && rejected == 0 {
-            self.fail(now, None, "the adversary altered traffic but no node rejected anything".into());
+            self.fail(
+                now,
+                None,
+                "the adversary altered traffic but no node rejected anything".into(),
+            );
         }
         if self.stranger_attempts > 0 && self.rejected_strangers == 0 && w.stranger_connected() {
-            self.fail(now, None, "a stranger connected but no node refused it".into());
+            self.fail(
+                now,
+                None,
+                "a stranger connected but no node refused it".into(),
+            );
         }
         if !self.legacy && !self.lossy && self.manual_edits == 0 && !self.tamper {
             let mism: u64 = (0..w.hosts.len())
@@ -304,7 +379,11 @@ impl Oracle {
         }
         for (e, n) in &self.refusals.clone() {
             if *e == Errno::EINVAL || *e == Errno::EMSGSIZE {
-                self.fail(now, None, format!("the kernel refused {n} of the nodes' writes with {e}"));
+                self.fail(
+                    now,
+                    None,
+                    format!("the kernel refused {n} of the nodes' writes with {e}"),
+                );
             }
         }
     }

@@ -156,7 +156,13 @@ impl Scenario {
             // crash, failover, the old master's return and resync.
             "failover" => {
                 s.script = vec![
-                    (secs(30), Action::Crash { node: 0, wipe: false }),
+                    (
+                        secs(30),
+                        Action::Crash {
+                            node: 0,
+                            wipe: false,
+                        },
+                    ),
                     (secs(60), Action::Restart { node: 0 }),
                 ];
             }
@@ -198,7 +204,13 @@ impl Scenario {
             "legacy" => {
                 s.legacy = true;
                 s.script = vec![
-                    (secs(30), Action::Crash { node: 0, wipe: false }),
+                    (
+                        secs(30),
+                        Action::Crash {
+                            node: 0,
+                            wipe: false,
+                        },
+                    ),
                     (secs(60), Action::Restart { node: 0 }),
                 ];
             }
@@ -208,6 +220,12 @@ impl Scenario {
     }
 
     /// Names of the built-in stories.
-    pub const STORIES: &'static [&'static str] =
-        &["failover", "reconnect", "split-brain", "repair", "adversary", "legacy"];
+    pub const STORIES: &'static [&'static str] = &[
+        "failover",
+        "reconnect",
+        "split-brain",
+        "repair",
+        "adversary",
+        "legacy",
+    ];
 }

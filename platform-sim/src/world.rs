@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::node::{ConnId as NodeConn, DemoteEffect, DumpFlow, DumpId, DumpOp, Event, IkeMode, Node, Settings, Table};
+use sasyncd_core::node::{
+    ConnId as NodeConn, DemoteEffect, DumpFlow, DumpId, DumpOp, Event, IkeMode, Node, Settings,
+    Table,
+};
 use sasyncd_core::random::Random;
 use sasyncd_core::state::RunState;
 use sasyncd_core::time::Instant;
@@ -223,11 +226,21 @@ impl World {
             // The legacy protocol has no way to notice that a healed split
             // brain left slaves with the other master's snapshot (no digests,
             // no resync request), so legacy runs get no partitions.
-            let kinds: &[u8] = if sc.legacy { &[0, 2] } else { &[0, 1, 2, 3, 4, 5] };
+            let kinds: &[u8] = if sc.legacy {
+                &[0, 2]
+            } else {
+                &[0, 1, 2, 3, 4, 5]
+            };
             let action = match kinds[rng.index(kinds.len())] {
                 0 => {
-                    script.push((t.add(Duration::from_millis(2_000 + rng.below(20_000))), Action::Restart { node }));
-                    Action::Crash { node, wipe: rng.chance(0.3) }
+                    script.push((
+                        t.add(Duration::from_millis(2_000 + rng.below(20_000))),
+                        Action::Restart { node },
+                    ));
+                    Action::Crash {
+                        node,
+                        wipe: rng.chance(0.3),
+                    }
                 }
                 1 => {
                     let cut = 1 + rng.index(n - 1);
@@ -235,7 +248,10 @@ impl World {
                     for k in (1..n).rev() {
                         order.swap(k, rng.index(k + 1));
                     }
-                    script.push((t.add(Duration::from_millis(1_000 + rng.below(30_000))), Action::Heal));
+                    script.push((
+                        t.add(Duration::from_millis(1_000 + rng.below(30_000))),
+                        Action::Heal,
+                    ));
                     Action::Partition(vec![order[..cut].to_vec(), order[cut..].to_vec()])
                 }
                 2 => Action::ResetConns { node },
@@ -255,7 +271,11 @@ impl World {
             }
         }
         s += "sharedkey \"sasyncd-sim-key!\"\ninterface carp0\ncontrol isakmpd\n";
-        s += if self.sc.legacy { "protocol legacy\n" } else { "protocol v2\n" };
+        s += if self.sc.legacy {
+            "protocol legacy\n"
+        } else {
+            "protocol v2\n"
+        };
         s
     }
 
@@ -311,7 +331,8 @@ impl World {
             return;
         }
         if let Some(s) = self.node_stats(i) {
-            self.oracle.rejected_by_crashed += s.counters.rejected_frames + s.counters.rejected_unknown;
+            self.oracle.rejected_by_crashed +=
+                s.counters.rejected_frames + s.counters.rejected_unknown;
         }
         let was_master = self.carp.link_state(i) == crate::carp::LINK_STATE_UP;
         if was_master {
@@ -339,7 +360,15 @@ impl World {
         self.carp.crash(i);
         self.net.crash(i);
         self.boot_ends.retain(|(_, n)| *n != i);
-        self.trace.event(now, i, if wipe { "host crashed (kernel lost)" } else { "host crashed" });
+        self.trace.event(
+            now,
+            i,
+            if wipe {
+                "host crashed (kernel lost)"
+            } else {
+                "host crashed"
+            },
+        );
     }
 
     /// Runs the scenario: the active phase with workload and faults, then
@@ -349,7 +378,8 @@ impl World {
         let active_end = Instant::ZERO.add(self.sc.active);
         self.run_until(active_end);
         let now = self.now;
-        self.trace.global(now, "heal, restart, pause workload; checking convergence");
+        self.trace
+            .global(now, "heal, restart, pause workload; checking convergence");
         self.links.heal();
         self.net.set_tamper(None);
         self.workload = false;
@@ -364,7 +394,11 @@ impl World {
         self.run_until(end);
         self.with_oracle(|o, w| o.final_check(w));
         let now = self.now;
-        let verdict = if self.oracle.failures.is_empty() { "converged".to_string() } else { format!("{} failures", self.oracle.failures.len()) };
+        let verdict = if self.oracle.failures.is_empty() {
+            "converged".to_string()
+        } else {
+            format!("{} failures", self.oracle.failures.len())
+        };
         self.trace.global(now, verdict);
     }
 
@@ -384,7 +418,11 @@ impl World {
                 if same > 1000 {
                     let now = self.now;
                     let who = self.due_sources();
-                    self.oracle.fail(now, None, format!("a timer keeps firing without progress (busy loop): {who}"));
+                    self.oracle.fail(
+                        now,
+                        None,
+                        format!("a timer keeps firing without progress (busy loop): {who}"),
+                    );
                     self.now = self.now.add(Duration::from_millis(1));
                     same = 0;
                 }
@@ -442,7 +480,12 @@ impl World {
             let (_, a) = self.script.remove(0);
             self.act(a);
         }
-        let due: Vec<usize> = self.boot_ends.iter().filter(|(t, _)| *t <= now).map(|(_, i)| *i).collect();
+        let due: Vec<usize> = self
+            .boot_ends
+            .iter()
+            .filter(|(t, _)| *t <= now)
+            .map(|(_, i)| *i)
+            .collect();
         self.boot_ends.retain(|(t, _)| *t > now);
         for i in due {
             let _ = self.carp.demote(i, -1, now);
@@ -513,7 +556,9 @@ impl World {
                 let s = match self.stranger {
                     Some(s) => s,
                     None => {
-                        let s = self.net.add_host(IpAddr::V4(std::net::Ipv4Addr::new(10, 66, 0, 1)));
+                        let s = self
+                            .net
+                            .add_host(IpAddr::V4(std::net::Ipv4Addr::new(10, 66, 0, 1)));
                         self.stranger = Some(s);
                         s
                     }
@@ -531,7 +576,18 @@ impl World {
             while let Some(e) = self.carp.poll_event() {
                 moved = true;
                 let now = self.now;
-                self.trace.event(now, e.node, format!("carp link {}", if e.link_state == crate::carp::LINK_STATE_UP { "MASTER" } else { "BACKUP" }));
+                self.trace.event(
+                    now,
+                    e.node,
+                    format!(
+                        "carp link {}",
+                        if e.link_state == crate::carp::LINK_STATE_UP {
+                            "MASTER"
+                        } else {
+                            "BACKUP"
+                        }
+                    ),
+                );
                 self.oracle.carp_changed(e.node, e.link_state, now);
                 if let Some(n) = self.hosts[e.node].node.as_mut() {
                     n.handle_link_state(now, e.link_state);
@@ -549,7 +605,8 @@ impl World {
                 return;
             }
         }
-        self.oracle.fail(self.now, None, "world did not settle (livelock)".into());
+        self.oracle
+            .fail(self.now, None, "world did not settle (livelock)".into());
     }
 
     /// One pass over host `i`'s node outputs. Whether anything happened.
@@ -579,7 +636,9 @@ impl World {
         loop {
             let h = &mut self.hosts[i];
             let Some(n) = h.node.as_mut() else { break };
-            let Some(msg) = n.poll_pfkey().map(|m| m.to_vec()) else { break };
+            let Some(msg) = n.poll_pfkey().map(|m| m.to_vec()) else {
+                break;
+            };
             moved = true;
             let res = h.kernel.write(&msg, h.pid);
             n.handle_pfkey_written(now);
@@ -596,7 +655,12 @@ impl World {
             }
         }
         // Offer buffered input.
-        let conns: Vec<NodeConn> = self.hosts[i].rx.iter().filter(|(_, v)| !v.is_empty()).map(|(c, _)| *c).collect();
+        let conns: Vec<NodeConn> = self.hosts[i]
+            .rx
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(c, _)| *c)
+            .collect();
         for c in conns {
             moved |= self.offer(i, c);
         }
@@ -612,19 +676,28 @@ impl World {
         // Bytes leave the node's buffer some time after they were queued:
         // count them as a master's if it was master within the last two
         // seconds (more than any buffer here takes to drain).
-        if self.hosts[i].node.as_ref().is_some_and(|n| n.run_state() == RunState::Master) {
+        if self.hosts[i]
+            .node
+            .as_ref()
+            .is_some_and(|n| n.run_state() == RunState::Master)
+        {
             self.hosts[i].last_master = Some(now);
         }
-        let master = self.hosts[i].last_master.is_some_and(|t| now.since(t) <= Duration::from_secs(2));
+        let master = self.hosts[i]
+            .last_master
+            .is_some_and(|t| now.since(t) <= Duration::from_secs(2));
         loop {
             let h = &mut self.hosts[i];
             let Some(n) = h.node.as_mut() else { break };
-            let Some((c, bytes)) = n.poll_transmit(now) else { break };
+            let Some((c, bytes)) = n.poll_transmit(now) else {
+                break;
+            };
             let Some(&nc) = h.to_net.get(&c) else {
                 // Not connected in the network (yet, or any more).
                 let len = bytes.len();
                 if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
-                    self.trace.event(now, i, format!("{len} bytes for unmapped {c:?}"));
+                    self.trace
+                        .event(now, i, format!("{len} bytes for unmapped {c:?}"));
                 }
                 n.handle_sent(now, c, len);
                 continue;
@@ -632,7 +705,11 @@ impl World {
             let peer = self.net.peer_addr(nc);
             if let Some(p) = peer {
                 if !known.contains(&p) {
-                    self.oracle.fail(now, Some(i), format!("frame sent to unconfigured address {p}"));
+                    self.oracle.fail(
+                        now,
+                        Some(i),
+                        format!("frame sent to unconfigured address {p}"),
+                    );
                 }
             }
             let sent = self.net.send(nc, bytes, now);
@@ -655,8 +732,12 @@ impl World {
 
     fn offer(&mut self, i: usize, c: NodeConn) -> bool {
         let now = self.now;
-        let Some(data) = self.hosts[i].rx.get(&c).cloned() else { return false };
-        let Some(n) = self.hosts[i].node.as_mut() else { return false };
+        let Some(data) = self.hosts[i].rx.get(&c).cloned() else {
+            return false;
+        };
+        let Some(n) = self.hosts[i].node.as_mut() else {
+            return false;
+        };
         let applied_before = n.stats().counters.applied;
         let took = n.handle_recv(now, c, &data);
         let applied_after = n.stats().counters.applied;
@@ -728,7 +809,15 @@ impl World {
                 let h = &mut self.hosts[i];
                 let active = r.mode == IkeMode::Active;
                 h.ike.set_active(active, now, &h.kernel);
-                self.trace.event(now, i, if active { "isakmpd: M active" } else { "isakmpd: M passive" });
+                self.trace.event(
+                    now,
+                    i,
+                    if active {
+                        "isakmpd: M active"
+                    } else {
+                        "isakmpd: M passive"
+                    },
+                );
                 if let Some(n) = self.hosts[i].node.as_mut() {
                     n.handle_ike_result(now, r.id, true);
                 }
@@ -746,7 +835,11 @@ impl World {
             }
             Event::Demote(DemoteEffect::Release) => {
                 if self.hosts[i].demote_held == 0 {
-                    self.oracle.fail(now, Some(i), "demotion released more often than raised".into());
+                    self.oracle.fail(
+                        now,
+                        Some(i),
+                        "demotion released more often than raised".into(),
+                    );
                 } else {
                     self.hosts[i].demote_held -= 1;
                     self.hosts[i].demote_since = None;
@@ -782,7 +875,9 @@ impl World {
         loop {
             let h = &mut self.hosts[i];
             let Some(n) = h.node.as_mut() else { return };
-            let Some((buf, at)) = h.dumps.get_mut(&dump) else { return };
+            let Some((buf, at)) = h.dumps.get_mut(&dump) else {
+                return;
+            };
             let rec_len = buf
                 .get(*at + 4..*at + 6)
                 .map(|b| u16::from_ne_bytes([b[0], b[1]]) as usize * 8)
@@ -821,34 +916,50 @@ impl World {
         match kind {
             NetEventKind::Connected => {
                 if let Some(&c) = self.hosts[node].from_net.get(&nc) {
-                    self.hosts[node].node.as_mut().map(|n| n.handle_connected(now, c));
+                    if let Some(n) = self.hosts[node].node.as_mut() {
+                        n.handle_connected(now, c);
+                    }
                 }
             }
             NetEventKind::ConnectFailed(_) => {
                 if let Some(c) = self.hosts[node].from_net.remove(&nc) {
                     self.hosts[node].to_net.remove(&c);
-                    self.hosts[node].node.as_mut().map(|n| n.handle_connect_failed(now, c));
+                    if let Some(n) = self.hosts[node].node.as_mut() {
+                        n.handle_connect_failed(now, c);
+                    }
                 }
             }
             NetEventKind::Accepted { peer, .. } => {
-                let r = self.hosts[node].node.as_mut().map(|n| n.handle_accept(now, peer));
+                let r = self.hosts[node]
+                    .node
+                    .as_mut()
+                    .map(|n| n.handle_accept(now, peer));
                 match r {
                     Some(Ok(c)) => {
                         self.hosts[node].to_net.insert(c, nc);
                         self.hosts[node].from_net.insert(nc, c);
                     }
                     _ => {
-                        self.oracle.rejected_strangers += u64::from(!self.hosts.iter().any(|h| h.addr == peer));
+                        self.oracle.rejected_strangers +=
+                            u64::from(!self.hosts.iter().any(|h| h.addr == peer));
                         self.net.close(nc, now);
                     }
                 }
             }
             NetEventKind::Data(bytes) => {
                 if let Some(&c) = self.hosts[node].from_net.get(&nc) {
-                    self.hosts[node].rx.entry(c).or_default().extend_from_slice(&bytes);
+                    self.hosts[node]
+                        .rx
+                        .entry(c)
+                        .or_default()
+                        .extend_from_slice(&bytes);
                     self.offer(node, c);
                 } else if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
-                    self.trace.event(now, node, format!("{} bytes on unmapped {nc:?}", bytes.len()));
+                    self.trace.event(
+                        now,
+                        node,
+                        format!("{} bytes on unmapped {nc:?}", bytes.len()),
+                    );
                 }
             }
             NetEventKind::Writable => {}
@@ -858,7 +969,9 @@ impl World {
                     h.to_net.remove(&c);
                     h.rx.remove(&c);
                     h.consumed.remove(&c);
-                    h.node.as_mut().map(|n| n.handle_closed(now, c));
+                    if let Some(n) = h.node.as_mut() {
+                        n.handle_closed(now, c);
+                    }
                 }
             }
         }
@@ -869,14 +982,22 @@ impl World {
     /// safety oracle) and move what it logged onto the timeline.
     fn collect_logs(&mut self, i: usize) {
         let now = self.now;
-        if self.hosts[i].node.as_ref().is_some_and(|n| n.run_state() == RunState::Master) {
+        if self.hosts[i]
+            .node
+            .as_ref()
+            .is_some_and(|n| n.run_state() == RunState::Master)
+        {
             self.hosts[i].last_master = Some(now);
         }
         if !self.log_nodes {
             return;
         }
         let now = self.now;
-        let max = if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() { log::Level::Debug } else { log::Level::Info };
+        let max = if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
+            log::Level::Debug
+        } else {
+            log::Level::Info
+        };
         for (level, line) in logcap::take() {
             if level <= max {
                 self.trace.event(now, i, line);

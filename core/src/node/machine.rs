@@ -314,7 +314,12 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         if self.role.state() == RunState::Master {
             t = earliest(t, self.next_digest);
         }
-        if let Some(Follow { synced: false, asked: Some(at), .. }) = self.following {
+        if let Some(Follow {
+            synced: false,
+            asked: Some(at),
+            ..
+        }) = self.following
+        {
             t = earliest(t, Some(at.add(REASK)));
         }
         t

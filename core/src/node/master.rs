@@ -299,7 +299,11 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
                     };
                     let Some((seq, bytes)) = next else { break };
                     #[cfg(feature = "planted-bugs")]
-                    let bytes: &[u8] = if self.bugs.drop_delta && seq == 5 { &[] } else { bytes };
+                    let bytes: &[u8] = if self.bugs.drop_delta && seq == 5 {
+                        &[]
+                    } else {
+                        bytes
+                    };
                     let res = if bytes.is_empty() {
                         Ok(0)
                     } else {

@@ -40,12 +40,12 @@ pub mod txbuf;
 
 pub use conn::TX_BYTES;
 pub use demote::DemoteEffect;
-pub use ike::{IkeMode, IkeRequest};
 pub use event::{ConnId, DumpFlow, DumpId, DumpOp, Event, NodeError, Rejected, Settings, Table};
+pub use ike::{IkeMode, IkeRequest};
 pub use jobs::{identity, IDENTITY_MAX};
-pub use machine::{Node, PFKEY_QUEUE_BYTES};
 #[cfg(feature = "planted-bugs")]
 pub use machine::PlantedBugs;
+pub use machine::{Node, PFKEY_QUEUE_BYTES};
 pub use stats::{Counters, NodeStats, PeerView};
 
 /// A node with default capacities: 8 peers, a 128 KiB delta ring, 32 KiB

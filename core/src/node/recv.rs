@@ -269,7 +269,11 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
 
     /// Starts following `conn`'s stream (its SnapBegin or Resume arrived).
     fn follow(&mut self, conn: ConnId) {
-        self.following = Some(super::machine::Follow { conn, synced: true, asked: None });
+        self.following = Some(super::machine::Follow {
+            conn,
+            synced: true,
+            asked: None,
+        });
     }
 
     /// A v2 slave that follows no one picks a peer that is master and asks
@@ -278,7 +282,11 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         if self.legacy || self.following.is_some() || self.role.state() == RunState::Master {
             return;
         }
-        let Some(conn) = self.open_conns().into_iter().find(|&c| self.peer_state_of(c) == Some(RunState::Master)) else {
+        let Some(conn) = self
+            .open_conns()
+            .into_iter()
+            .find(|&c| self.peer_state_of(c) == Some(RunState::Master))
+        else {
             return;
         };
         self.ask(now, conn);
@@ -287,7 +295,11 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
     /// Asks `conn`'s master for our stream: resume after our position, or
     /// a full snapshot.
     pub(super) fn ask(&mut self, now: Instant, conn: ConnId) {
-        self.following = Some(super::machine::Follow { conn, synced: false, asked: Some(now) });
+        self.following = Some(super::machine::Follow {
+            conn,
+            synced: false,
+            asked: Some(now),
+        });
         let pos = self.resume_position();
         self.send_ctl_or_close(now, conn, &Ctl::Resync(pos));
     }
@@ -353,7 +365,9 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
             Ctl::SnapBegin { pos, sweep } => {
                 if from_master && !we_master && !self.legacy && !self.may_follow(conn) {
                     self.counters.refused_data += 1;
-                    log::warn!("two peers claim MASTER; ignoring the snapshot of the one we do not follow");
+                    log::warn!(
+                        "two peers claim MASTER; ignoring the snapshot of the one we do not follow"
+                    );
                 } else if from_master && !we_master {
                     if !self.legacy {
                         self.follow(conn);
@@ -404,7 +418,13 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
     /// A peer told us its run state (STATE, ACK, or its v2 HELLO). A legacy
     /// slave is fed as soon as its state is known; a v2 slave asks for its
     /// stream with `Resync` once it knows who is master.
-    pub(super) fn peer_announced(&mut self, now: Instant, conn: ConnId, s: RunState, reply_ack: bool) {
+    pub(super) fn peer_announced(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        s: RunState,
+        reply_ack: bool,
+    ) {
         let Some((p, _)) = self.slot_of(conn) else {
             return;
         };
@@ -528,10 +548,19 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         };
         if switch && self.conn(conn).is_some_and(|c| c.refused) {
             self.following = None;
-            self.close_conn(now, conn, Some("switching to this master; reconnecting for a full snapshot"), true);
+            self.close_conn(
+                now,
+                conn,
+                Some("switching to this master; reconnecting for a full snapshot"),
+                true,
+            );
             return None;
         }
-        self.following = Some(super::machine::Follow { conn, synced: true, asked: None });
+        self.following = Some(super::machine::Follow {
+            conn,
+            synced: true,
+            asked: None,
+        });
         Some(true)
     }
 

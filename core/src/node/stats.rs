@@ -112,7 +112,13 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
                 Some((self.peer_addrs[p], f.synced))
             }),
             job: self.job.name(),
-            paused_reads: self.conns.iter().flatten().flatten().filter(|c| c.paused).count(),
+            paused_reads: self
+                .conns
+                .iter()
+                .flatten()
+                .flatten()
+                .filter(|c| c.paused)
+                .count(),
             counters: self.counters,
         }
     }
