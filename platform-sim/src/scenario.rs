@@ -12,8 +12,13 @@ use crate::rng::Rng;
 pub enum Action {
     /// Host crash: carp, sasyncd and IKE stop; `wipe` loses the kernel too.
     Crash { node: usize, wipe: bool },
-    /// The host comes back.
+    /// The host comes back (or, if only sasyncd stopped, sasyncd does).
     Restart { node: usize },
+    /// sasyncd shuts down cleanly (the host, its carp and kernel stay up).
+    Stop { node: usize },
+    /// sasyncd restarts with the wrong shared key (`wrong`), or with the
+    /// right one again: a misconfigured peer.
+    Rekey { node: usize, wrong: bool },
     /// Split the cluster into groups that cannot reach each other.
     Partition(Vec<Vec<usize>>),
     /// Everyone reaches everyone again.
@@ -194,11 +199,30 @@ impl Scenario {
                     (secs(45), Action::ManualAdd { node: 2 }),
                 ];
             }
-            // An adversary flips, truncates, injects and replays bytes, and
-            // a stranger connects.
+            // An adversary flips, truncates, injects and replays bytes, a
+            // stranger connects, a peer runs for a while with the wrong key,
+            // and one sasyncd is stopped and started cleanly.
             "adversary" => {
                 s.tamper = 0.02;
-                s.script = vec![(secs(10), Action::Stranger { node: 0 })];
+                s.script = vec![
+                    (secs(10), Action::Stranger { node: 0 }),
+                    (
+                        secs(20),
+                        Action::Rekey {
+                            node: 2,
+                            wrong: true,
+                        },
+                    ),
+                    (
+                        secs(40),
+                        Action::Rekey {
+                            node: 2,
+                            wrong: false,
+                        },
+                    ),
+                    (secs(55), Action::Stop { node: 1 }),
+                    (secs(65), Action::Restart { node: 1 }),
+                ];
             }
             // OpenBSD's protocol (no anti-entropy, flush before snapshot).
             "legacy" => {

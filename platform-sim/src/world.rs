@@ -65,6 +65,8 @@ pub struct Host {
     pub demote_since: Option<Instant>,
     /// When sasyncd was last seen in state MASTER.
     last_master: Option<Instant>,
+    /// sasyncd runs with the wrong shared key.
+    pub wrong_key: bool,
     boots: u64,
 }
 
@@ -166,6 +168,7 @@ impl World {
                     demote_held: 0,
                     demote_since: None,
                     last_master: None,
+                    wrong_key: false,
                     boots: 0,
                 }
             })
@@ -227,9 +230,9 @@ impl World {
             // brain left slaves with the other master's snapshot (no digests,
             // no resync request), so legacy runs get no partitions.
             let kinds: &[u8] = if sc.legacy {
-                &[0, 2]
+                &[0, 2, 6]
             } else {
-                &[0, 1, 2, 3, 4, 5]
+                &[0, 1, 2, 3, 4, 5, 6, 7]
             };
             let action = match kinds[rng.index(kinds.len())] {
                 0 => {
@@ -257,7 +260,21 @@ impl World {
                 2 => Action::ResetConns { node },
                 3 => Action::ManualDelete { node },
                 4 => Action::ManualAdd { node },
-                _ => Action::Stranger { node },
+                5 => Action::Stranger { node },
+                6 => {
+                    script.push((
+                        t.add(Duration::from_millis(1_000 + rng.below(20_000))),
+                        Action::Restart { node },
+                    ));
+                    Action::Stop { node }
+                }
+                _ => {
+                    script.push((
+                        t.add(Duration::from_millis(5_000 + rng.below(20_000))),
+                        Action::Rekey { node, wrong: false },
+                    ));
+                    Action::Rekey { node, wrong: true }
+                }
             };
             script.push((t, action));
         }
@@ -270,7 +287,14 @@ impl World {
                 s += &format!("peer {}\n", host_addr(j));
             }
         }
-        s += "sharedkey \"sasyncd-sim-key!\"\ninterface carp0\ncontrol isakmpd\n";
+        // Each misconfigured node has a key of its own: two of them must
+        // not be able to talk to each other either.
+        s += &if self.hosts[i].wrong_key {
+            format!("sharedkey \"wrong-key-node{i:02}\"\n")
+        } else {
+            "sharedkey \"sasyncd-sim-key!\"\n".to_string()
+        };
+        s += "interface carp0\ncontrol isakmpd\n";
         s += if self.sc.legacy {
             "protocol legacy\n"
         } else {
@@ -323,6 +347,48 @@ impl World {
         node.handle_link_state(now, self.carp.link_state(i));
         self.hosts[i].node = Some(node);
         self.collect_logs(i);
+    }
+
+    /// Clean shutdown of sasyncd alone: it releases its demotion and
+    /// closes its connections; carp, the kernel and the IKE daemon stay.
+    fn stop_sasyncd(&mut self, i: usize) {
+        let now = self.now;
+        let Some(mut n) = self.hosts[i].node.take() else {
+            return;
+        };
+        n.handle_shutdown(now);
+        self.hosts[i].node = Some(n);
+        self.service(i);
+        let s = self.node_stats(i);
+        if let Some(s) = s {
+            self.oracle.rejected_by_crashed +=
+                s.counters.rejected_frames + s.counters.rejected_unknown;
+            if self.hosts[i].wrong_key && s.counters.applied > 0 {
+                self.oracle.fail(
+                    now,
+                    Some(i),
+                    "a node with the wrong key applied data".into(),
+                );
+            }
+        }
+        if self.hosts[i].demote_held > 0 {
+            self.oracle.fail(
+                now,
+                Some(i),
+                "shut down without releasing its demotion".into(),
+            );
+        }
+        let h = &mut self.hosts[i];
+        h.node = None;
+        h.rx.clear();
+        h.consumed.clear();
+        h.dumps.clear();
+        h.kernel.set_promisc(h.pid, false);
+        for (_, nc) in std::mem::take(&mut h.to_net) {
+            self.net.close(nc, now);
+        }
+        self.hosts[i].from_net.clear();
+        self.trace.event(now, i, "sasyncd stopped");
     }
 
     fn crash(&mut self, i: usize, wipe: bool) {
@@ -387,6 +453,13 @@ impl World {
         for i in 0..self.hosts.len() {
             if !self.hosts[i].up {
                 self.boot(i);
+            } else if self.hosts[i].wrong_key {
+                self.act(Action::Rekey {
+                    node: i,
+                    wrong: false,
+                });
+            } else if self.hosts[i].node.is_none() {
+                self.start_sasyncd(i);
             }
         }
         self.oracle.quiet_from = Some(now);
@@ -521,6 +594,25 @@ impl World {
             Action::Restart { node } => {
                 if !self.hosts[node].up {
                     self.boot(node);
+                } else if self.hosts[node].node.is_none() {
+                    self.start_sasyncd(node);
+                }
+            }
+            Action::Stop { node } => self.stop_sasyncd(node),
+            Action::Rekey { node, wrong } => {
+                if self.hosts[node].up {
+                    self.stop_sasyncd(node);
+                    self.hosts[node].wrong_key = wrong;
+                    self.start_sasyncd(node);
+                    self.trace.event(
+                        now,
+                        node,
+                        if wrong {
+                            "sasyncd restarted with a wrong key"
+                        } else {
+                            "sasyncd restarted with the right key"
+                        },
+                    );
                 }
             }
             Action::Partition(groups) => {
@@ -908,7 +1000,10 @@ impl World {
             return;
         }
         if node >= self.hosts.len() || self.hosts[node].node.is_none() {
-            if matches!(kind, NetEventKind::Accepted { .. }) {
+            if let NetEventKind::Accepted { peer, .. } = kind {
+                // No sasyncd listening: the connection is refused.
+                self.oracle.rejected_strangers +=
+                    u64::from(!self.hosts.iter().any(|h| h.addr == peer));
                 self.net.close(nc, now);
             }
             return;
