@@ -287,9 +287,7 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
 
     /// Breaks every link between nodes `a` and `b` (like a TCP reset).
     pub fn cut(&mut self, a: usize, b: usize) {
-        let between = |x: End, y: End| {
-            matches!((x, y), (End::Node(i, _), End::Node(j, _)) if (i, j) == (a, b) || (i, j) == (b, a))
-        };
+        let between = |x: End, y: End| matches!((x, y), (End::Node(i, _), End::Node(j, _)) if (i, j) == (a, b) || (i, j) == (b, a));
         let mut gone = Vec::new();
         self.links.retain(|&(x, y)| {
             if between(x, y) {
@@ -331,7 +329,11 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
 
     /// The IKE daemon on node `i` writes `msg` (its pid and seq set here);
     /// the kernel's answer is returned. Promiscuous copies are read at once.
-    pub fn try_ike_write(&mut self, i: usize, msg: &[u8]) -> Result<sasyncd_sim::kernel::WriteOk, Errno> {
+    pub fn try_ike_write(
+        &mut self,
+        i: usize,
+        msg: &[u8],
+    ) -> Result<sasyncd_sim::kernel::WriteOk, Errno> {
         let mut m = msg.to_vec();
         self.ike_seq += 1;
         set_pid_seq(&mut m, IKE_PID, self.ike_seq);
@@ -352,7 +354,9 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
     fn read_promisc(&mut self, i: usize) -> bool {
         let now = self.now;
         let h = &mut self.nodes[i];
-        let Some(n) = h.node.as_mut() else { return false };
+        let Some(n) = h.node.as_mut() else {
+            return false;
+        };
         let mut moved = false;
         while let Some(m) = h.kernel.read_promisc(h.pid) {
             moved = true;
@@ -420,7 +424,11 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
 
     fn events(&mut self, i: usize) -> bool {
         let mut moved = false;
-        while let Some(e) = self.nodes[i].node.as_mut().and_then(|n| in_core!(n.poll_event())) {
+        while let Some(e) = self.nodes[i]
+            .node
+            .as_mut()
+            .and_then(|n| in_core!(n.poll_event()))
+        {
             moved = true;
             self.on_event(i, e);
         }
@@ -431,9 +439,10 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
         let now = self.now;
         let mut moved = false;
         loop {
-            let Some(n) = self.nodes[i].node.as_mut() else { break };
-            let Some((c, mut bytes)) =
-                in_core!(n.poll_transmit(now)).map(|(c, b)| (c, b.to_vec()))
+            let Some(n) = self.nodes[i].node.as_mut() else {
+                break;
+            };
+            let Some((c, mut bytes)) = in_core!(n.poll_transmit(now)).map(|(c, b)| (c, b.to_vec()))
             else {
                 break;
             };
@@ -447,9 +456,11 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
                 t(i, &mut bytes);
             }
             match self.peer_of(End::Node(i, c)) {
-                Some(End::Node(j, cj)) => {
-                    self.nodes[j].inbox.entry(cj).or_default().extend_from_slice(&bytes)
-                }
+                Some(End::Node(j, cj)) => self.nodes[j]
+                    .inbox
+                    .entry(cj)
+                    .or_default()
+                    .extend_from_slice(&bytes),
                 Some(End::Ext(x)) => self.ext[x].rx.extend_from_slice(&bytes),
                 None => {}
             }
@@ -507,7 +518,9 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
                 len = 1 + self.rng.below(len as u64) as usize;
             }
             let chunk = data[..len].to_vec();
-            let Some(n) = h.node.as_mut() else { return moved };
+            let Some(n) = h.node.as_mut() else {
+                return moved;
+            };
             let took = in_core!(n.handle_recv(now, c, &chunk));
             moved |= took > 0;
             let h = &mut self.nodes[i];
@@ -602,15 +615,22 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
         let now = self.now;
         let from = self.nodes[i].addr;
         if self.ext_listen.contains(&to) {
-            self.ext.push(ExtEnd { rx: Vec::new(), open: true, addr: Some(to) });
-            self.links.push((End::Node(i, conn), End::Ext(self.ext.len() - 1)));
+            self.ext.push(ExtEnd {
+                rx: Vec::new(),
+                open: true,
+                addr: Some(to),
+            });
+            self.links
+                .push((End::Node(i, conn), End::Ext(self.ext.len() - 1)));
             in_core!(self.node(i).handle_connected(now, conn));
             return;
         }
         let target = self.nodes.iter().position(|h| h.addr == to);
         let accepted = match target {
             Some(j) if self.nodes[j].node.is_some() => {
-                in_core!(self.node(j).handle_accept(now, from)).ok().map(|cj| (j, cj))
+                in_core!(self.node(j).handle_accept(now, from))
+                    .ok()
+                    .map(|cj| (j, cj))
             }
             _ => None,
         };
@@ -628,7 +648,9 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
         loop {
             let h = &mut self.nodes[i];
             let Some(n) = h.node.as_mut() else { return };
-            let Some((recs, at)) = h.dumps.get_mut(&dump) else { return };
+            let Some((recs, at)) = h.dumps.get_mut(&dump) else {
+                return;
+            };
             let Some(rec) = recs.get(*at).cloned() else {
                 h.dumps.remove(&dump);
                 in_core!(n.handle_dump_end(now, dump, true));
@@ -648,7 +670,11 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
     pub fn ext_connect(&mut self, i: usize, from: IpAddr) -> Option<usize> {
         let now = self.now;
         let c = in_core!(self.node(i).handle_accept(now, from)).ok()?;
-        self.ext.push(ExtEnd { rx: Vec::new(), open: true, addr: Some(from) });
+        self.ext.push(ExtEnd {
+            rx: Vec::new(),
+            open: true,
+            addr: Some(from),
+        });
         let x = self.ext.len() - 1;
         self.links.push((End::Node(i, c), End::Ext(x)));
         Some(x)
@@ -663,7 +689,11 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
     /// The scripted peer writes `bytes` on its end `x`.
     pub fn ext_send(&mut self, x: usize, bytes: &[u8]) {
         if let Some(End::Node(j, c)) = self.peer_of(End::Ext(x)) {
-            self.nodes[j].inbox.entry(c).or_default().extend_from_slice(bytes);
+            self.nodes[j]
+                .inbox
+                .entry(c)
+                .or_default()
+                .extend_from_slice(bytes);
         }
     }
 

@@ -23,7 +23,11 @@ fn pair(proto: &str) -> World {
 
 /// `n` nodes tracking carp.
 fn tracking(n: usize, proto: &str) -> World {
-    TestWorld::new((0..n).map(|i| config(i, n, &format!("protocol {proto}"))).collect())
+    TestWorld::new(
+        (0..n)
+            .map(|i| config(i, n, &format!("protocol {proto}")))
+            .collect(),
+    )
 }
 
 fn add_some(w: &mut World, node: usize, n: u32, net: u32) {
@@ -70,7 +74,10 @@ fn snapshot_then_live_deltas() {
         w.start(1);
         w.run_for(5000);
         assert_eq!(w.nodes[1].kernel.sa_count(), 5, "{proto}: snapshot SAs");
-        assert!(w.synced(0, 1), "{proto}: slave equals master after the snapshot");
+        assert!(
+            w.synced(0, 1),
+            "{proto}: slave equals master after the snapshot"
+        );
         // Live changes.
         let spi = w.next_spi();
         w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("203.0.113.9")));
@@ -80,7 +87,11 @@ fn snapshot_then_live_deltas() {
         assert_eq!(w.nodes[1].kernel.sa_count(), 5, "{proto}");
         assert_eq!(w.nodes[1].kernel.flow_count(), 2, "{proto}");
         assert!(w.synced(0, 1), "{proto}: live deltas applied");
-        assert!(w.nodes[1].refused.is_empty(), "{proto}: {:?}", w.nodes[1].refused);
+        assert!(
+            w.nodes[1].refused.is_empty(),
+            "{proto}: {:?}",
+            w.nodes[1].refused
+        );
     }
 }
 
@@ -97,7 +108,11 @@ fn slave_pid_and_seq_are_its_own() {
         let m = w.nodes[1].written.last().unwrap().clone();
         let m = Msg::parse(&m).unwrap();
         assert_eq!(m.msg_type(), SADB_ADD);
-        assert_eq!(m.pid(), w.nodes[1].pid, "{proto}: written with the slave's pid");
+        assert_eq!(
+            m.pid(),
+            w.nodes[1].pid,
+            "{proto}: written with the slave's pid"
+        );
         // Its own counter (the IKE daemon's seq was different, and the
         // legacy snapshot's FLUSH took 1).
         assert_eq!(m.seq() as usize, before + 1, "{proto}: the slave's own seq");
@@ -117,22 +132,31 @@ fn wrong_key_is_refused_and_nothing_applied() {
     assert_eq!(w.nodes[1].kernel.sa_count(), 0);
     let p = w.peers(1);
     assert!(!p[0].connected);
-    assert!(p[0].stats.errors.auth > 0, "key mismatch counted as an auth error");
+    assert!(
+        p[0].stats.errors.auth > 0,
+        "key mismatch counted as an auth error"
+    );
 }
 
 #[test]
 fn wrong_key_legacy_frames_are_dropped_and_nothing_applied() {
     let mut w = TestWorld::new(vec![
         config(0, 2, "mode master\nprotocol legacy"),
-        format!("peer {}\nsharedkey different-key-16\nmode slave\nprotocol legacy\n", addr(0))
-            .into_bytes(),
+        format!(
+            "peer {}\nsharedkey different-key-16\nmode slave\nprotocol legacy\n",
+            addr(0)
+        )
+        .into_bytes(),
     ]);
     w.run_for(3000);
     let spi = w.next_spi();
     w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
     w.run_for(3000);
     assert_eq!(w.nodes[1].kernel.sa_count(), 0);
-    assert!(w.nodes[1].written.is_empty(), "nothing reached the slave's kernel");
+    assert!(
+        w.nodes[1].written.is_empty(),
+        "nothing reached the slave's kernel"
+    );
     // The original keeps the connection and drops each frame (§9.4 step 9).
     let (p0, p1) = (w.peers(0), w.peers(1));
     assert!(
@@ -165,7 +189,10 @@ fn reconnect_resumes_from_the_ring() {
     w.cut(0, 1);
     for k in 0..3 {
         let spi = w.next_spi();
-        w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip(&format!("198.51.100.{k}"))));
+        w.ike_write(
+            0,
+            &esp_add(spi, ip("192.0.2.1"), ip(&format!("198.51.100.{k}"))),
+        );
     }
     w.run_for(5000);
     assert!(w.synced(0, 1));
@@ -203,7 +230,10 @@ fn ring_overflow_gives_a_sweeping_snapshot() {
     w.nodes[1].kernel.manual_write(&stale).unwrap();
     for k in 0..60 {
         let spi = w.next_spi();
-        w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip(&format!("198.51.100.{k}"))));
+        w.ike_write(
+            0,
+            &esp_add(spi, ip("192.0.2.1"), ip(&format!("198.51.100.{k}"))),
+        );
     }
     w.run_for(5000);
     assert!(w.synced(0, 1), "slave converged");
@@ -231,7 +261,10 @@ fn split_brain_is_detected_and_nothing_applied() {
                 assert!(s.split_brain, "{proto}");
                 assert_eq!(s.counters.split_brain_episodes, 1, "{proto}");
             }
-            assert!(w.nodes[i].written.is_empty(), "{proto}: node {i} applied nothing");
+            assert!(
+                w.nodes[i].written.is_empty(),
+                "{proto}: node {i} applied nothing"
+            );
         }
     }
 }
@@ -252,8 +285,15 @@ fn failover_and_return() {
         w.set_link(1, MASTER);
         w.run_for(500);
         assert_eq!(w.run_state(1), RunState::Master, "{proto}");
-        assert_eq!(w.nodes[1].kernel.sa_count(), 1, "{proto}: new master holds the SA");
-        assert!(w.promisc(1), "{proto}: the new master listens to its kernel");
+        assert_eq!(
+            w.nodes[1].kernel.sa_count(),
+            1,
+            "{proto}: new master holds the SA"
+        );
+        assert!(
+            w.promisc(1),
+            "{proto}: the new master listens to its kernel"
+        );
         assert_eq!(w.nodes[1].ike, Some(IkeMode::Active), "{proto}");
         let spi = w.next_spi();
         w.ike_write(1, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.3")));
@@ -274,7 +314,10 @@ fn anti_entropy_repairs_a_manual_edit() {
     w.run_for(2000);
     for k in 0..3 {
         let spi = w.next_spi();
-        w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip(&format!("198.51.100.{k}"))));
+        w.ike_write(
+            0,
+            &esp_add(spi, ip("192.0.2.1"), ip(&format!("198.51.100.{k}"))),
+        );
     }
     w.run_for(500);
     assert!(w.synced(0, 1));
@@ -299,7 +342,10 @@ fn becoming_master_syncs_connected_slaves() {
         w.set_link(1, MASTER);
         w.run_for(3000);
         assert_eq!(w.nodes[2].kernel.sa_count(), 1, "{proto}");
-        assert!(w.synced(1, 2), "{proto}: slave synced by the new master without reconnecting");
+        assert!(
+            w.synced(1, 2),
+            "{proto}: slave synced by the new master without reconnecting"
+        );
     }
 }
 
@@ -342,7 +388,10 @@ fn deltas_during_a_snapshot_are_neither_lost_nor_reordered() {
         // Delete one SA the slave already has and one it has not seen yet,
         // and add a new one, while the snapshot streams.
         w.ike_write(0, &esp_delete(spis[0], ip("192.0.2.1"), ip4(0xc633_6400)));
-        w.ike_write(0, &esp_delete(spis[199], ip("192.0.2.1"), ip4(0xc633_6400 + 199)));
+        w.ike_write(
+            0,
+            &esp_delete(spis[199], ip("192.0.2.1"), ip4(0xc633_6400 + 199)),
+        );
         let spi = w.next_spi();
         w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("203.0.113.1")));
         w.run_for(5000);
@@ -360,7 +409,10 @@ fn anti_entropy_removes_a_stray_entry() {
     w.run_for(500);
     let stray = esp_add(0xbad, ip("192.0.2.1"), ip("192.0.2.77"));
     w.nodes[1].kernel.manual_write(&stray).unwrap();
-    w.nodes[1].kernel.manual_write(&flow(ip("192.0.2.8"), ip("192.0.2.9"))).unwrap();
+    w.nodes[1]
+        .kernel
+        .manual_write(&flow(ip("192.0.2.8"), ip("192.0.2.9")))
+        .unwrap();
     w.run_for(65_000);
     assert!(w.synced(0, 1));
     assert!(w.stats(1).counters.swept >= 2);
@@ -371,7 +423,10 @@ fn demotion_released_after_sixty_seconds_without_peers() {
     for proto in BOTH {
         let mut w = TestWorld::new(vec![config(0, 2, &format!("protocol {proto}"))]);
         w.run_for(59_000);
-        assert_eq!(w.nodes[0].demoted, 2, "{proto}: held while waiting for peers");
+        assert_eq!(
+            w.nodes[0].demoted, 2,
+            "{proto}: held while waiting for peers"
+        );
         w.run_for(2_000);
         assert_eq!(w.nodes[0].demoted, 1, "{proto}: released once after 60 s");
         w.run_for(60_000);
@@ -379,7 +434,10 @@ fn demotion_released_after_sixty_seconds_without_peers() {
         let now = w.now;
         w.node(0).handle_shutdown(now);
         w.settle();
-        assert_eq!(w.nodes[0].demoted, 1, "{proto}: not released again on shutdown");
+        assert_eq!(
+            w.nodes[0].demoted, 1,
+            "{proto}: not released again on shutdown"
+        );
     }
 }
 
@@ -409,7 +467,10 @@ fn backpressure_loses_nothing() {
         }
         assert_eq!(w.nodes[1].kernel.sa_count(), 0, "{proto}");
         assert!(w.stats(1).pfkey_queued > 0, "{proto}");
-        assert!(w.stats(1).paused_reads > 0, "{proto}: the slave stopped reading");
+        assert!(
+            w.stats(1).paused_reads > 0,
+            "{proto}: the slave stopped reading"
+        );
         w.nodes[1].stall = false;
         w.run_for(1000);
         assert_eq!(w.nodes[1].kernel.sa_count(), 300, "{proto}");
@@ -445,9 +506,18 @@ fn garbage_from_a_peer_closes_only_that_connection() {
         // And when it reconnects (a legacy slave is otherwise silent).
         w.cut(0, 2);
         w.run_for(3000);
-        assert!(w.synced(0, 1), "{proto}: the honest slave keeps being served");
-        assert!(w.stats(0).counters.rejected_frames > 0, "{proto}: garbage was rejected");
-        assert!(w.peers(1)[0].connected, "{proto}: the honest slave's session is intact");
+        assert!(
+            w.synced(0, 1),
+            "{proto}: the honest slave keeps being served"
+        );
+        assert!(
+            w.stats(0).counters.rejected_frames > 0,
+            "{proto}: garbage was rejected"
+        );
+        assert!(
+            w.peers(1)[0].connected,
+            "{proto}: the honest slave's session is intact"
+        );
     }
 }
 
@@ -480,7 +550,10 @@ fn simultaneous_connects_settle_on_one_session() {
         w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
         w.run_for(500);
         assert!(w.synced(0, 1), "{proto}");
-        assert!(w.nodes[1].refused.is_empty(), "{proto}: applied once, not once per session");
+        assert!(
+            w.nodes[1].refused.is_empty(),
+            "{proto}: applied once, not once per session"
+        );
     }
 }
 
@@ -514,5 +587,9 @@ fn a_vanished_peer_is_noticed_and_replaced() {
     w.run_for(120_000);
     assert!(w.peers(1)[0].connected);
     assert_eq!(w.stats(1).counters.snapshots_started, 0);
-    assert_eq!(w.stats(0).counters.snapshots_started, 1, "one session all along");
+    assert_eq!(
+        w.stats(0).counters.snapshots_started,
+        1,
+        "one session all along"
+    );
 }
