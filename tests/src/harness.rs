@@ -145,12 +145,18 @@ pub struct World<const RING: usize = 8192, const MARKS: usize = 4096> {
 impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
     /// Nodes with these configs, started at t = 1 s with link state BACKUP.
     pub fn new(configs: Vec<Vec<u8>>) -> Self {
+        Self::with_digest_interval(configs, Duration::from_secs(60))
+    }
+
+    /// [`new`](Self::new), with masters sending anti-entropy digests every
+    /// `digest_interval`.
+    pub fn with_digest_interval(configs: Vec<Vec<u8>>, digest_interval: Duration) -> Self {
         let mut w = World {
             now: Instant::from_millis(1000),
             nodes: Vec::new(),
             tamper: None,
             chunking: false,
-            digest_interval: Duration::from_secs(60),
+            digest_interval,
             ext: Vec::new(),
             ext_listen: Vec::new(),
             links: Vec::new(),
