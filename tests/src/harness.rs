@@ -117,6 +117,9 @@ pub struct ExtEnd {
     pub addr: Option<IpAddr>,
 }
 
+/// An adversary on the links: may change the bytes node `from` sends.
+pub type Tamper = Box<dyn FnMut(usize, &mut Vec<u8>)>;
+
 /// The world with the default (small) node capacities: a ring that a few
 /// dozen SAs overflow.
 pub type TestWorld = World;
@@ -128,7 +131,7 @@ pub struct World<const RING: usize = 8192, const MARKS: usize = 4096> {
     /// The gateways.
     pub nodes: Vec<Host<RING, MARKS>>,
     /// Transform applied to bytes in flight, by sender node index.
-    pub tamper: Option<Box<dyn FnMut(usize, &mut Vec<u8>)>>,
+    pub tamper: Option<Tamper>,
     /// Deliver bytes in random chunks, and accept random partial writes.
     pub chunking: bool,
     /// Anti-entropy period for nodes started from now on.
@@ -444,14 +447,11 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
     fn transmit(&mut self, i: usize) -> bool {
         let now = self.now;
         let mut moved = false;
-        loop {
-            let Some(n) = self.nodes[i].node.as_mut() else {
-                break;
-            };
-            let Some((c, mut bytes)) = in_core!(n.poll_transmit(now)).map(|(c, b)| (c, b.to_vec()))
-            else {
-                break;
-            };
+        while let Some((c, mut bytes)) = self.nodes[i]
+            .node
+            .as_mut()
+            .and_then(|n| in_core!(n.poll_transmit(now)).map(|(c, b)| (c, b.to_vec())))
+        {
             moved = true;
             let mut sent = bytes.len();
             if self.chunking {
