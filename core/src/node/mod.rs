@@ -51,6 +51,3 @@ pub use stats::{Counters, NodeStats, PeerView};
 /// A node with default capacities: 8 peers, a 128 KiB delta ring, 32 KiB
 /// of snapshot marks (good for ~25 000 entries at < 1 % false positives).
 pub type DefaultNode<C, R> = Node<C, R, 8, { 128 * 1024 }, { 32 * 1024 }>;
-
-#[cfg(test)]
-mod tests;

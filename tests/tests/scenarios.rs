@@ -1,0 +1,625 @@
+//! Behaviour of whole nodes talking to each other, on simulated OpenBSD
+//! kernels fed real PF_KEY bytes (see `sasyncd_tests::harness`).
+//!
+//! Each test names the behaviour it checks; most run under both the v2
+//! protocol and the OpenBSD-compatible legacy one.
+
+use sasyncd_core::node::IkeMode;
+use sasyncd_core::pfkey::consts::*;
+use sasyncd_core::pfkey::Msg;
+use sasyncd_core::state::RunState;
+use sasyncd_tests::harness::{addr, config, TestWorld, World, BACKUP, MASTER};
+use sasyncd_tests::msgs::{esp_add, esp_delete, flow, ip, ip4};
+
+const BOTH: [&str; 2] = ["v2", "legacy"];
+
+/// Master 0 and slave 1, locked.
+fn pair(proto: &str) -> World {
+    TestWorld::new(vec![
+        config(0, 2, &format!("mode master\nprotocol {proto}")),
+        config(1, 2, &format!("mode slave\nprotocol {proto}")),
+    ])
+}
+
+/// `n` nodes tracking carp.
+fn tracking(n: usize, proto: &str) -> World {
+    TestWorld::new(
+        (0..n)
+            .map(|i| config(i, n, &format!("protocol {proto}")))
+            .collect(),
+    )
+}
+
+fn add_some(w: &mut World, node: usize, n: u32, net: u32) {
+    for k in 0..n {
+        let spi = w.next_spi();
+        w.ike_write(node, &esp_add(spi, ip("192.0.2.1"), ip4(net + k)));
+    }
+}
+
+#[test]
+fn locked_roles_connect_and_announce() {
+    for proto in BOTH {
+        let mut w = pair(proto);
+        w.run_for(3000);
+        assert!(w.promisc(0), "{proto}: master turned promiscuous mode on");
+        assert!(!w.promisc(1));
+        assert_eq!(w.nodes[0].ike, Some(IkeMode::Active));
+        assert_eq!(w.nodes[1].ike, Some(IkeMode::Passive));
+        let p0 = w.peers(0);
+        let p1 = w.peers(1);
+        assert!(p0[0].connected && p1[0].connected, "{proto}");
+        assert_eq!(p0[0].state, Some(RunState::Slave), "{proto}");
+        assert_eq!(p1[0].state, Some(RunState::Master), "{proto}");
+        // The slave's demotion is gone once the (empty) snapshot arrived.
+        assert_eq!(w.nodes[1].demoted, 1, "{proto}: raised once, released once");
+        assert!(!w.stats(1).demote_held, "{proto}");
+    }
+}
+
+#[test]
+fn snapshot_then_live_deltas() {
+    for proto in BOTH {
+        let mut w = pair(proto);
+        // The master has state before the slave exists.
+        w.crash(1);
+        w.run_for(100);
+        for k in 0..5 {
+            let spi = w.next_spi();
+            let m = esp_add(spi, ip("192.0.2.1"), ip(&format!("198.51.100.{k}")));
+            w.nodes[0].kernel.manual_write(&m).unwrap();
+        }
+        let f = flow(ip("192.0.2.0"), ip("198.51.100.0"));
+        w.nodes[0].kernel.manual_write(&f).unwrap();
+        w.start(1);
+        w.run_for(5000);
+        assert_eq!(w.nodes[1].kernel.sa_count(), 5, "{proto}: snapshot SAs");
+        assert!(
+            w.synced(0, 1),
+            "{proto}: slave equals master after the snapshot"
+        );
+        // Live changes.
+        let spi = w.next_spi();
+        w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("203.0.113.9")));
+        w.ike_write(0, &esp_delete(0x1001, ip("192.0.2.1"), ip("198.51.100.0")));
+        w.ike_write(0, &flow(ip("192.0.2.7"), ip("203.0.113.0")));
+        w.run_for(1000);
+        assert_eq!(w.nodes[1].kernel.sa_count(), 5, "{proto}");
+        assert_eq!(w.nodes[1].kernel.flow_count(), 2, "{proto}");
+        assert!(w.synced(0, 1), "{proto}: live deltas applied");
+        assert!(
+            w.nodes[1].refused.is_empty(),
+            "{proto}: {:?}",
+            w.nodes[1].refused
+        );
+    }
+}
+
+#[test]
+fn slave_pid_and_seq_are_its_own() {
+    for proto in BOTH {
+        let mut w = pair(proto);
+        w.run_for(2000);
+        let before = w.nodes[1].written.len();
+        let spi = w.next_spi();
+        w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
+        w.run_for(500);
+        assert_eq!(w.nodes[1].kernel.sa_count(), 1, "{proto}");
+        let m = w.nodes[1].written.last().unwrap().clone();
+        let m = Msg::parse(&m).unwrap();
+        assert_eq!(m.msg_type(), SADB_ADD);
+        assert_eq!(
+            m.pid(),
+            w.nodes[1].pid,
+            "{proto}: written with the slave's pid"
+        );
+        // Its own counter (the IKE daemon's seq was different, and the
+        // legacy snapshot's FLUSH took 1).
+        assert_eq!(m.seq() as usize, before + 1, "{proto}: the slave's own seq");
+    }
+}
+
+#[test]
+fn wrong_key_is_refused_and_nothing_applied() {
+    let mut w = TestWorld::new(vec![
+        config(0, 2, "mode master"),
+        format!("peer {}\nsharedkey different-key-16\nmode slave\n", addr(0)).into_bytes(),
+    ]);
+    w.run_for(3000);
+    let spi = w.next_spi();
+    w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
+    w.run_for(3000);
+    assert_eq!(w.nodes[1].kernel.sa_count(), 0);
+    let p = w.peers(1);
+    assert!(!p[0].connected);
+    assert!(
+        p[0].stats.errors.auth > 0,
+        "key mismatch counted as an auth error"
+    );
+}
+
+#[test]
+fn wrong_key_legacy_frames_are_dropped_and_nothing_applied() {
+    let mut w = TestWorld::new(vec![
+        config(0, 2, "mode master\nprotocol legacy"),
+        format!(
+            "peer {}\nsharedkey different-key-16\nmode slave\nprotocol legacy\n",
+            addr(0)
+        )
+        .into_bytes(),
+    ]);
+    w.run_for(3000);
+    let spi = w.next_spi();
+    w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
+    w.run_for(3000);
+    assert_eq!(w.nodes[1].kernel.sa_count(), 0);
+    assert!(
+        w.nodes[1].written.is_empty(),
+        "nothing reached the slave's kernel"
+    );
+    // The original keeps the connection and drops each frame (§9.4 step 9).
+    let (p0, p1) = (w.peers(0), w.peers(1));
+    assert!(
+        p0[0].stats.errors.auth + p1[0].stats.errors.auth > 0,
+        "hash mismatch counted as an auth error"
+    );
+    assert_eq!(p0[0].state, None, "no state learnt through a wrong key");
+    assert_eq!(p1[0].state, None, "no state learnt through a wrong key");
+}
+
+#[test]
+fn unknown_peer_is_rejected() {
+    for proto in BOTH {
+        let mut w = pair(proto);
+        let now = w.now;
+        let r = w.node(0).handle_accept(now, ip("10.9.9.9"));
+        assert!(r.is_err());
+        assert_eq!(w.stats(0).counters.rejected_unknown, 1);
+    }
+}
+
+#[test]
+fn reconnect_resumes_from_the_ring() {
+    let mut w = pair("v2");
+    w.run_for(2000);
+    let spi = w.next_spi();
+    w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
+    w.run_for(500);
+    let snaps = w.stats(0).counters.snapshots_started;
+    w.cut(0, 1);
+    for k in 0..3 {
+        let spi = w.next_spi();
+        w.ike_write(
+            0,
+            &esp_add(spi, ip("192.0.2.1"), ip(&format!("198.51.100.{k}"))),
+        );
+    }
+    w.run_for(5000);
+    assert!(w.synced(0, 1));
+    let c = w.stats(0).counters;
+    assert_eq!(c.snapshots_started, snaps, "no new snapshot");
+    assert_eq!(c.ring_resumes, 1);
+}
+
+#[test]
+fn legacy_reconnect_gets_a_flushing_snapshot() {
+    let mut w = pair("legacy");
+    w.run_for(2000);
+    add_some(&mut w, 0, 2, 0xc633_6400);
+    w.run_for(500);
+    let snaps = w.stats(0).counters.snapshots_started;
+    w.cut(0, 1);
+    // Missed while disconnected (the original keeps nothing for it).
+    add_some(&mut w, 0, 3, 0xc633_6500);
+    let before = w.nodes[1].written.len();
+    w.run_for(5000);
+    assert!(w.synced(0, 1));
+    assert_eq!(w.stats(0).counters.snapshots_started, snaps + 1);
+    let first = Msg::parse(&w.nodes[1].written[before]).unwrap().msg_type();
+    assert_eq!(first, SADB_FLUSH, "flushmode startup: FLUSH first");
+}
+
+#[test]
+fn ring_overflow_gives_a_sweeping_snapshot() {
+    let mut w = pair("v2");
+    w.run_for(2000);
+    let sweeps = w.stats(1).counters.sweeps;
+    w.cut(0, 1);
+    // A stale SA only the slave has: the sweep must remove it.
+    let stale = esp_add(0xdead, ip("192.0.2.1"), ip("192.0.2.99"));
+    w.nodes[1].kernel.manual_write(&stale).unwrap();
+    for k in 0..60 {
+        let spi = w.next_spi();
+        w.ike_write(
+            0,
+            &esp_add(spi, ip("192.0.2.1"), ip(&format!("198.51.100.{k}"))),
+        );
+    }
+    w.run_for(5000);
+    assert!(w.synced(0, 1), "slave converged");
+    let c1 = w.stats(1).counters;
+    assert_eq!(c1.sweeps, sweeps + 1);
+    assert_eq!(c1.swept, 1);
+    assert!(w.stats(0).counters.snapshots_started >= 2);
+}
+
+#[test]
+fn split_brain_is_detected_and_nothing_applied() {
+    for proto in BOTH {
+        let mut w = TestWorld::new(vec![
+            config(0, 2, &format!("mode master\nprotocol {proto}")),
+            config(1, 2, &format!("mode master\nprotocol {proto}")),
+        ]);
+        w.run_for(3000);
+        let spi = w.next_spi();
+        w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
+        w.run_for(1000);
+        assert_eq!(w.nodes[1].kernel.sa_count(), 0, "{proto}");
+        for i in 0..2 {
+            let s = w.stats(i);
+            if proto == "v2" {
+                assert!(s.split_brain, "{proto}");
+                assert_eq!(s.counters.split_brain_episodes, 1, "{proto}");
+            }
+            assert!(
+                w.nodes[i].written.is_empty(),
+                "{proto}: node {i} applied nothing"
+            );
+        }
+    }
+}
+
+#[test]
+fn failover_and_return() {
+    for proto in BOTH {
+        // Tracking carp: node 0 starts master, node 1 backup.
+        let mut w = tracking(2, proto);
+        w.set_link(0, MASTER);
+        w.run_for(3000);
+        let spi = w.next_spi();
+        w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
+        w.run_for(500);
+        assert!(w.synced(0, 1), "{proto}");
+        // Master dies; carp makes node 1 master.
+        w.crash(0);
+        w.set_link(1, MASTER);
+        w.run_for(500);
+        assert_eq!(w.run_state(1), RunState::Master, "{proto}");
+        assert_eq!(
+            w.nodes[1].kernel.sa_count(),
+            1,
+            "{proto}: new master holds the SA"
+        );
+        assert!(
+            w.promisc(1),
+            "{proto}: the new master listens to its kernel"
+        );
+        assert_eq!(w.nodes[1].ike, Some(IkeMode::Active), "{proto}");
+        let spi = w.next_spi();
+        w.ike_write(1, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.3")));
+        // Old master returns as backup and resyncs.
+        w.nodes[0].link_state = BACKUP;
+        w.start(0);
+        w.run_for(5000);
+        assert_eq!(w.run_state(0), RunState::Slave, "{proto}");
+        assert!(w.synced(0, 1), "{proto}");
+        assert_eq!(w.nodes[0].kernel.sa_count(), 2, "{proto}");
+        assert_eq!(w.nodes[0].ike, Some(IkeMode::Passive), "{proto}");
+    }
+}
+
+#[test]
+fn anti_entropy_repairs_a_manual_edit() {
+    let mut w = pair("v2");
+    w.run_for(2000);
+    for k in 0..3 {
+        let spi = w.next_spi();
+        w.ike_write(
+            0,
+            &esp_add(spi, ip("192.0.2.1"), ip(&format!("198.51.100.{k}"))),
+        );
+    }
+    w.run_for(500);
+    assert!(w.synced(0, 1));
+    // An operator deletes an SA on the slave by hand.
+    let k = w.nodes[1].kernel.sa_keys()[0];
+    w.nodes[1].kernel.manual_delete_sa(&k).unwrap();
+    w.run_for(65_000);
+    assert!(w.synced(0, 1), "healed within one digest period");
+    assert_eq!(w.stats(1).counters.digest_mismatches, 1);
+}
+
+#[test]
+fn becoming_master_syncs_connected_slaves() {
+    // D-12: node 1 becomes master while node 2 is connected to it.
+    for proto in BOTH {
+        let mut w = tracking(3, proto);
+        w.set_link(0, MASTER);
+        w.run_for(3000);
+        w.crash(0);
+        let m = esp_add(0x77, ip("192.0.2.1"), ip("192.0.2.5"));
+        w.nodes[1].kernel.manual_write(&m).unwrap();
+        w.set_link(1, MASTER);
+        w.run_for(3000);
+        assert_eq!(w.nodes[2].kernel.sa_count(), 1, "{proto}");
+        assert!(
+            w.synced(1, 2),
+            "{proto}: slave synced by the new master without reconnecting"
+        );
+    }
+}
+
+#[test]
+fn sizes() {
+    eprintln!(
+        "harness node: {} bytes",
+        std::mem::size_of::<sasyncd_tests::harness::HNode<8192, 4096>>()
+    );
+    eprintln!(
+        "Session: {} bytes",
+        std::mem::size_of::<sasyncd_core::wire::v2::Session<sasyncd_core::crypto::SoftCrypto>>()
+    );
+}
+
+#[test]
+fn deltas_during_a_snapshot_are_neither_lost_nor_reordered() {
+    for proto in BOTH {
+        let mut w = pair(proto);
+        w.crash(1);
+        let mut spis = Vec::new();
+        for k in 0..200u32 {
+            let spi = w.next_spi();
+            spis.push(spi);
+            let m = esp_add(spi, ip("192.0.2.1"), ip4(0xc633_6400 + k));
+            w.nodes[0].kernel.manual_write(&m).unwrap();
+        }
+        w.settle();
+        w.start(1);
+        // Step until the snapshot is under way but not finished.
+        for _ in 0..10_000 {
+            w.step();
+            let n = w.nodes[1].kernel.sa_count();
+            if n > 10 && n < 150 {
+                break;
+            }
+        }
+        let n = w.nodes[1].kernel.sa_count();
+        assert!(n > 10 && n < 150, "{proto}: snapshot mid-way ({n})");
+        // Delete one SA the slave already has and one it has not seen yet,
+        // and add a new one, while the snapshot streams.
+        w.ike_write(0, &esp_delete(spis[0], ip("192.0.2.1"), ip4(0xc633_6400)));
+        w.ike_write(
+            0,
+            &esp_delete(spis[199], ip("192.0.2.1"), ip4(0xc633_6400 + 199)),
+        );
+        let spi = w.next_spi();
+        w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("203.0.113.1")));
+        w.run_for(5000);
+        assert_eq!(w.nodes[0].kernel.sa_count(), 199, "{proto}");
+        assert!(w.synced(0, 1), "{proto}");
+    }
+}
+
+#[test]
+fn anti_entropy_removes_a_stray_entry() {
+    let mut w = pair("v2");
+    w.run_for(2000);
+    let spi = w.next_spi();
+    w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
+    w.run_for(500);
+    let stray = esp_add(0xbad, ip("192.0.2.1"), ip("192.0.2.77"));
+    w.nodes[1].kernel.manual_write(&stray).unwrap();
+    w.nodes[1]
+        .kernel
+        .manual_write(&flow(ip("192.0.2.8"), ip("192.0.2.9")))
+        .unwrap();
+    w.run_for(65_000);
+    assert!(w.synced(0, 1));
+    assert!(w.stats(1).counters.swept >= 2);
+}
+
+#[test]
+fn demotion_released_after_sixty_seconds_without_peers() {
+    for proto in BOTH {
+        let mut w = TestWorld::new(vec![config(0, 2, &format!("protocol {proto}"))]);
+        w.run_for(59_000);
+        assert_eq!(
+            w.nodes[0].demoted, 2,
+            "{proto}: held while waiting for peers"
+        );
+        w.run_for(2_000);
+        assert_eq!(w.nodes[0].demoted, 1, "{proto}: released once after 60 s");
+        w.run_for(60_000);
+        assert_eq!(w.nodes[0].demoted, 1, "{proto}: never released twice");
+        let now = w.now;
+        w.node(0).handle_shutdown(now);
+        w.settle();
+        assert_eq!(
+            w.nodes[0].demoted, 1,
+            "{proto}: not released again on shutdown"
+        );
+    }
+}
+
+#[test]
+fn demotion_released_on_shutdown() {
+    for proto in BOTH {
+        let mut w = TestWorld::new(vec![config(0, 2, &format!("protocol {proto}"))]);
+        w.run_for(1000);
+        assert_eq!(w.nodes[0].demoted, 2, "{proto}");
+        let now = w.now;
+        w.node(0).handle_shutdown(now);
+        w.settle();
+        assert_eq!(w.nodes[0].demoted, 1, "{proto}");
+    }
+}
+
+#[test]
+fn backpressure_loses_nothing() {
+    for proto in BOTH {
+        let mut w = pair(proto);
+        w.run_for(2000);
+        w.nodes[1].stall = true;
+        for k in 0..300u32 {
+            let spi = w.next_spi();
+            w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip4(0xcb00_7100 + k)));
+            w.settle();
+        }
+        assert_eq!(w.nodes[1].kernel.sa_count(), 0, "{proto}");
+        assert!(w.stats(1).pfkey_queued > 0, "{proto}");
+        assert!(
+            w.stats(1).paused_reads > 0,
+            "{proto}: the slave stopped reading"
+        );
+        w.nodes[1].stall = false;
+        w.run_for(1000);
+        assert_eq!(w.nodes[1].kernel.sa_count(), 300, "{proto}");
+        assert!(w.synced(0, 1), "{proto}");
+        if proto == "v2" {
+            let lag = w.peers(0)[0].stats.lag;
+            assert_eq!(lag, 0, "the master knows the slave caught up");
+        }
+    }
+}
+
+#[test]
+fn garbage_from_a_peer_closes_only_that_connection() {
+    for proto in BOTH {
+        let mut w = TestWorld::new(vec![
+            config(0, 3, &format!("mode master\nprotocol {proto}")),
+            config(1, 3, &format!("mode slave\nprotocol {proto}")),
+            config(2, 3, &format!("mode slave\nprotocol {proto}")),
+        ]);
+        w.run_for(2000);
+        w.tamper = Some(Box::new(|from, b: &mut Vec<u8>| {
+            if from == 2 {
+                for x in b.iter_mut() {
+                    *x ^= 0x5a;
+                }
+            }
+        }));
+        let spi = w.next_spi();
+        w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
+        // Node 2 speaks garbage now: its own keep-state messages get mangled.
+        let now = w.now;
+        w.node(2).handle_link_state(now, BACKUP);
+        // And when it reconnects (a legacy slave is otherwise silent).
+        w.cut(0, 2);
+        w.run_for(3000);
+        assert!(
+            w.synced(0, 1),
+            "{proto}: the honest slave keeps being served"
+        );
+        assert!(
+            w.stats(0).counters.rejected_frames > 0,
+            "{proto}: garbage was rejected"
+        );
+        assert!(
+            w.peers(1)[0].connected,
+            "{proto}: the honest slave's session is intact"
+        );
+    }
+}
+
+#[test]
+fn chunked_delivery_and_partial_writes_change_nothing() {
+    for proto in BOTH {
+        let mut w = pair(proto);
+        w.chunking = true;
+        w.run_for(2000);
+        add_some(&mut w, 0, 40, 0xc633_6400);
+        w.ike_write(0, &flow(ip("192.0.2.7"), ip("203.0.113.0")));
+        w.run_for(2000);
+        assert_eq!(w.nodes[1].kernel.sa_count(), 40, "{proto}");
+        assert!(w.synced(0, 1), "{proto}");
+        assert_eq!(w.stats(0).counters.rejected_frames, 0, "{proto}");
+        assert_eq!(w.stats(1).counters.rejected_frames, 0, "{proto}");
+    }
+}
+
+#[test]
+fn simultaneous_connects_settle_on_one_session() {
+    for proto in BOTH {
+        let mut w = pair(proto);
+        // Both dial at the same instant (the world delivers connects at once).
+        w.run_for(5000);
+        for i in 0..2 {
+            assert!(w.peers(i)[0].connected, "{proto}");
+        }
+        let spi = w.next_spi();
+        w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
+        w.run_for(500);
+        assert!(w.synced(0, 1), "{proto}");
+        assert!(
+            w.nodes[1].refused.is_empty(),
+            "{proto}: applied once, not once per session"
+        );
+    }
+}
+
+#[test]
+fn restarted_peer_replaces_its_dead_session() {
+    for proto in BOTH {
+        let mut w = pair(proto);
+        w.run_for(2000);
+        // Node 1 restarts without its old connection being reset (the host
+        // vanished): node 0 still holds the old session.
+        w.vanish(1);
+        w.start(1);
+        w.run_for(3000);
+        let spi = w.next_spi();
+        w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
+        w.run_for(1000);
+        assert!(w.synced(0, 1), "{proto}: the restarted slave is served");
+        assert_eq!(w.nodes[1].kernel.sa_count(), 1, "{proto}");
+    }
+}
+
+#[test]
+fn a_vanished_peer_is_noticed_and_replaced() {
+    let mut w = pair("v2");
+    w.run_for(2000);
+    w.vanish(0);
+    w.run_for(40_000);
+    assert!(!w.peers(1)[0].connected, "the half-open session was closed");
+    // Quiet but alive sessions stay up (keepalives).
+    let mut w = pair("v2");
+    w.run_for(120_000);
+    assert!(w.peers(1)[0].connected);
+    assert_eq!(w.stats(1).counters.snapshots_started, 0);
+    assert_eq!(
+        w.stats(0).counters.snapshots_started,
+        1,
+        "one session all along"
+    );
+}
+
+#[test]
+#[ignore = "core bug: a v2 snapshot cannot replace an SA whose identity the slave already has (ADD gets EEXIST, the sweep keeps it)"]
+fn anti_entropy_replaces_an_entry_whose_content_differs() {
+    // The slave holds the master's SA identity (SPI, destination) with
+    // other keys, e.g. left over from a split brain. A snapshot's ADD of it
+    // is refused with EEXIST, and the sweep keeps it (it was in the
+    // snapshot): the slave must still end up with the master's keys.
+    let mut w = TestWorld::with_digest_interval(
+        vec![config(0, 2, "mode master"), config(1, 2, "mode slave")],
+        std::time::Duration::from_secs(5),
+    );
+    w.run_for(2000);
+    w.ike_write(0, &esp_add(0x4242, ip("192.0.2.1"), ip("192.0.2.2")));
+    w.run_for(500);
+    assert!(w.synced(0, 1));
+    let k = w.nodes[1].kernel.sa_keys()[0];
+    w.nodes[1].kernel.manual_delete_sa(&k).unwrap();
+    let mut other = esp_add(0x4242, ip("192.0.2.1"), ip("192.0.2.2"));
+    let n = other.len();
+    other[n - 16..].fill(0xcc); // another encryption key
+    w.nodes[1].kernel.manual_write(&other).unwrap();
+    assert!(!w.synced(0, 1));
+    w.run_for(30_000);
+    assert!(
+        w.stats(1).counters.digest_mismatches > 0,
+        "the divergence was noticed"
+    );
+    assert!(w.synced(0, 1), "the slave has the master's keys");
+}
