@@ -595,7 +595,6 @@ fn a_vanished_peer_is_noticed_and_replaced() {
 }
 
 #[test]
-#[ignore = "core bug: a v2 snapshot cannot replace an SA whose identity the slave already has (ADD gets EEXIST, the sweep keeps it)"]
 fn anti_entropy_replaces_an_entry_whose_content_differs() {
     // The slave holds the master's SA identity (SPI, destination) with
     // other keys, e.g. left over from a split brain. A snapshot's ADD of it

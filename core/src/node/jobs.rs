@@ -184,8 +184,17 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
                 let Some(k) = identity(&m, &mut key) else {
                     return DumpFlow::More;
                 };
-                if self.marks.contains(&self.crypto, &key[..k]) {
-                    return DumpFlow::More;
+                if self.marks.contains(&self.crypto, &[b"I", &key[..k]]) {
+                    // The snapshot had it; keep it unless its content differs
+                    // (then the snapshot's ADD was refused with EEXIST).
+                    let same = match canonical_digest_input(&m, &mut canon) {
+                        Ok(c) => self.marks.contains(&self.crypto, &[b"C", &canon[..c]]),
+                        Err(_) => true,
+                    };
+                    if same {
+                        return DumpFlow::More;
+                    }
+                    self.stale_found = true;
                 }
                 self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
                 let seq = self.pfkey_seq;
@@ -388,6 +397,16 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         }
         self.applied = pos;
         self.counters.sweeps += 1;
+        let stale = core::mem::take(&mut self.stale_found);
+        if stale && !self.stale_retried {
+            // Entries whose content differed were deleted; the snapshot's
+            // ADDs of them were refused while they existed. Once more.
+            self.stale_retried = true;
+            log::info!("entries differed from the master's; asking for the snapshot again");
+            self.send_ctl_or_close(now, conn, &Ctl::Resync(Position::NONE));
+            return;
+        }
+        self.stale_retried = false;
         self.snapshot_complete(now, conn);
     }
 

@@ -7,6 +7,12 @@
 //! rare false positive only lets a stale entry survive one round. The hash
 //! is salted per snapshot, so the same stale entry is not missed twice and
 //! anti-entropy removes it on the next digest.
+//!
+//! Each entry is marked twice: by identity (what the kernel knows it by)
+//! and by content (its canonical form). A local entry whose identity the
+//! snapshot had but whose content differs was not replaced by the
+//! snapshot's ADD (the kernel answers EEXIST): the sweep deletes it and
+//! asks for the snapshot once more.
 
 use crate::crypto::Crypto;
 
@@ -49,8 +55,12 @@ impl<const BYTES: usize> SnapshotMarks<BYTES> {
         self.count
     }
 
-    fn positions<C: Crypto>(&self, crypto: &C, key: &[u8]) -> [usize; PROBES] {
-        let h = crypto.sha256(&[&self.salt, key]);
+    fn positions<C: Crypto>(&self, crypto: &C, key: &[&[u8]]) -> [usize; PROBES] {
+        let mut parts: [&[u8]; 4] = [&self.salt, &[], &[], &[]];
+        for (p, k) in parts[1..].iter_mut().zip(key.iter()) {
+            *p = k;
+        }
+        let h = crypto.sha256(&parts);
         let nbits = (BYTES as u64) * 8;
         let mut out = [0usize; PROBES];
         for (i, o) in out.iter_mut().enumerate() {
@@ -61,8 +71,9 @@ impl<const BYTES: usize> SnapshotMarks<BYTES> {
         out
     }
 
-    /// Records that the snapshot contained `key`.
-    pub fn insert<C: Crypto>(&mut self, crypto: &C, key: &[u8]) {
+    /// Records that the snapshot contained `key` (the concatenation of up
+    /// to three parts).
+    pub fn insert<C: Crypto>(&mut self, crypto: &C, key: &[&[u8]]) {
         if BYTES == 0 {
             return;
         }
@@ -75,7 +86,7 @@ impl<const BYTES: usize> SnapshotMarks<BYTES> {
     /// Whether `key` may have been in the snapshot (never `false` for a key
     /// that was inserted). With no storage everything counts as contained,
     /// so nothing is ever swept wrongly.
-    pub fn contains<C: Crypto>(&self, crypto: &C, key: &[u8]) -> bool {
+    pub fn contains<C: Crypto>(&self, crypto: &C, key: &[&[u8]]) -> bool {
         if BYTES == 0 {
             return true;
         }
@@ -95,14 +106,14 @@ mod tests {
         let c = SoftCrypto;
         let mut m = SnapshotMarks::<4096>::new([7; 16]);
         for i in 0u32..1000 {
-            m.insert(&c, &i.to_be_bytes());
+            m.insert(&c, &[&i.to_be_bytes()]);
         }
         assert_eq!(m.count(), 1000);
         for i in 0u32..1000 {
-            assert!(m.contains(&c, &i.to_be_bytes()));
+            assert!(m.contains(&c, &[&i.to_be_bytes()]));
         }
         let fp = (1000u32..11000)
-            .filter(|i| m.contains(&c, &i.to_be_bytes()))
+            .filter(|i| m.contains(&c, &[&i.to_be_bytes()]))
             .count();
         assert!(fp < 100, "false positives: {fp} of 10000");
     }
@@ -113,24 +124,24 @@ mod tests {
         let mut a = SnapshotMarks::<64>::new([1; 16]);
         let mut b = SnapshotMarks::<64>::new([2; 16]);
         for i in 0u32..40 {
-            a.insert(&c, &i.to_be_bytes());
-            b.insert(&c, &i.to_be_bytes());
+            a.insert(&c, &[&i.to_be_bytes()]);
+            b.insert(&c, &[&i.to_be_bytes()]);
         }
         let fa: std::vec::Vec<u32> = (100u32..400)
-            .filter(|i| a.contains(&c, &i.to_be_bytes()))
+            .filter(|i| a.contains(&c, &[&i.to_be_bytes()]))
             .collect();
         let fb: std::vec::Vec<u32> = (100u32..400)
-            .filter(|i| b.contains(&c, &i.to_be_bytes()))
+            .filter(|i| b.contains(&c, &[&i.to_be_bytes()]))
             .collect();
         assert!(!fa.is_empty() && fa != fb);
         a.reset([3; 16]);
         assert_eq!(a.count(), 0);
-        assert!(!a.contains(&c, &5u32.to_be_bytes()));
+        assert!(!a.contains(&c, &[&5u32.to_be_bytes()]));
     }
 
     #[test]
     fn zero_size_never_sweeps() {
         let m = SnapshotMarks::<0>::new([0; 16]);
-        assert!(m.contains(&SoftCrypto, b"anything"));
+        assert!(m.contains(&SoftCrypto, &[b"anything"]));
     }
 }

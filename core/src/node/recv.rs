@@ -507,7 +507,11 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
             if let Ok(m) = Msg::parse(msg) {
                 let mut key = [0u8; super::jobs::IDENTITY_MAX];
                 if let Some(n) = super::jobs::identity(&m, &mut key) {
-                    self.marks.insert(&self.crypto, &key[..n]);
+                    self.marks.insert(&self.crypto, &[b"I", &key[..n]]);
+                }
+                let mut canon = [0u8; crate::pfkey::PFKEY_MSG_MAXSZ];
+                if let Ok(n) = crate::pfkey::canonical_digest_input(&m, &mut canon) {
+                    self.marks.insert(&self.crypto, &[b"C", &canon[..n]]);
                 }
             }
         } else if !self.legacy {
