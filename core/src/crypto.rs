@@ -171,7 +171,7 @@ fn xor_block(dst: &mut [u8], src: &[u8; BLOCK]) {
 }
 
 impl AesKey for SoftAes {
-    /// Batched: the counter blocks of up to [`BATCH`] blocks go through the
+    /// Batched: the counter blocks of up to 32 blocks go through the
     /// cipher in one call.
     fn ctr_apply(&self, nonce: &[u8; BLOCK], buf: &mut [u8]) {
         let mut counter = u64::from_be_bytes([
