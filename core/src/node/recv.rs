@@ -42,7 +42,7 @@ impl core::fmt::Display for Fatal {
         match self {
             Fatal::Legacy(e) => write!(f, "{e}"),
             Fatal::V2(V2Error::KeyMismatch) => {
-                f.write_str("key confirmation failed: the peer has a different shared key")
+                f.write_str("key confirmation failed: the peer has a different shared key (or the handshake was altered)")
             }
             Fatal::V2(e) => write!(f, "{e}"),
             Fatal::Queue => f.write_str("cannot queue handshake reply"),
