@@ -138,16 +138,7 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
     }
 
     fn dump_entry(&mut self, _now: Instant, dump: DumpId, record: &[u8]) -> DumpFlow {
-        let owner = self
-            .conns
-            .iter()
-            .flatten()
-            .flatten()
-            .find_map(|c| match c.feed {
-                Feed::Snapshot { dump: d, table, .. } if d == dump => Some((c.id, table)),
-                _ => None,
-            });
-        if let Some((conn, table)) = owner {
+        if let Some((conn, table)) = self.snapshot_owner(dump) {
             return self.snapshot_entry(conn, table, record);
         }
         let table = match &self.job {
@@ -235,16 +226,7 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
     /// The dump has no more records (or could not be taken: then `ok` is
     /// false and the work it served is abandoned).
     pub fn handle_dump_end(&mut self, now: Instant, dump: DumpId, ok: bool) {
-        let owner = self
-            .conns
-            .iter()
-            .flatten()
-            .flatten()
-            .find_map(|c| match c.feed {
-                Feed::Snapshot { dump: d, .. } if d == dump => Some(c.id),
-                _ => None,
-            });
-        if let Some(conn) = owner {
+        if let Some((conn, _)) = self.snapshot_owner(dump) {
             if ok {
                 self.snapshot_table_end(now, conn);
             } else {
@@ -314,6 +296,33 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         self.flush_parts();
     }
 
+    /// The connection whose snapshot reads `dump`, and which table.
+    fn snapshot_owner(&self, dump: DumpId) -> Option<(ConnId, Table)> {
+        self.conns
+            .iter()
+            .flatten()
+            .flatten()
+            .find_map(|c| match c.feed {
+                Feed::Snapshot { dump: d, table, .. } if d == dump => Some((c.id, table)),
+                _ => None,
+            })
+    }
+
+    /// Starts a job's first dump (the SADB; the SPD follows).
+    pub(super) fn start_job(&mut self, kind: JobKind) {
+        let dump = self.alloc_dump_id();
+        self.job = Job::Dump {
+            kind,
+            dump,
+            table: Table::Sadb,
+            paused: false,
+        };
+        self.push_event(Event::Dump {
+            dump,
+            op: DumpOp::Start(Table::Sadb),
+        });
+    }
+
     /// SnapEnd of a sweeping snapshot: hold the stream, drain, then sweep.
     pub(super) fn start_sweep(&mut self, now: Instant, conn: ConnId, pos: Position) {
         self.job_cancel();
@@ -364,19 +373,9 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
     pub(super) fn after_queue_drained(&mut self, _now: Instant) {
         match &mut self.job {
             Job::Drain(_) if self.pfkeyq.is_empty() => {
-                let dump = self.alloc_dump_id();
                 if let Job::Drain(kind) = core::mem::replace(&mut self.job, Job::None) {
-                    self.job = Job::Dump {
-                        kind,
-                        dump,
-                        table: Table::Sadb,
-                        paused: false,
-                    };
+                    self.start_job(kind);
                 }
-                self.push_event(Event::Dump {
-                    dump,
-                    op: DumpOp::Start(Table::Sadb),
-                });
             }
             Job::Dump { paused, dump, .. } if *paused && self.pfkeyq.has_room_for_any() => {
                 *paused = false;

@@ -444,20 +444,10 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         if !streaming || !matches!(self.job, Job::None) {
             return;
         }
-        let dump = self.alloc_dump_id();
-        self.job = Job::Dump {
-            kind: JobKind::Announce {
-                start: self.ring.position(),
-                sa: MultisetDigest::new(),
-                flow: MultisetDigest::new(),
-            },
-            dump,
-            table: Table::Sadb,
-            paused: false,
-        };
-        self.push_event(Event::Dump {
-            dump,
-            op: DumpOp::Start(Table::Sadb),
+        self.start_job(JobKind::Announce {
+            start: self.ring.position(),
+            sa: MultisetDigest::new(),
+            flow: MultisetDigest::new(),
         });
     }
 
