@@ -27,7 +27,7 @@ use crate::trace::Trace;
 use crate::{logcap, pfmsg};
 
 /// The node type the simulator runs: 8 peers, 64 KiB ring, 16 KiB marks.
-pub type SimNode = Node<SoftCrypto, SimRandom, 8, { 64 * 1024 }, { 16 * 1024 }>;
+pub type SimNode = Node<SoftCrypto, SimRandom, 8, { 64 * 1024 }, { 16 * 1024 }, { 16 * 1024 }>;
 
 /// The node's randomness, from the world's seeded generator.
 #[derive(Debug)]

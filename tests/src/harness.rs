@@ -38,7 +38,8 @@ use crate::in_core;
 
 /// The node type the harness runs: 4 peers, `RING` bytes of delta ring,
 /// `MARKS` bytes of snapshot marks.
-pub type HNode<const RING: usize, const MARKS: usize> = Node<SoftCrypto, SimRandom, 4, RING, MARKS>;
+pub type HNode<const RING: usize, const MARKS: usize> =
+    Node<SoftCrypto, SimRandom, 4, RING, MARKS, { 16 * 1024 }>;
 
 /// The shared key every generated config uses (the §16 example key).
 pub const KEY: &str = "sasyncd-test-key";

@@ -13,8 +13,11 @@ use super::event::{ConnId, DumpId, Table};
 use super::peer_table::PeerIndex;
 use super::txbuf::TxBuf;
 
-/// Outgoing buffer per connection: room for a few maximal frames.
+/// Default outgoing buffer per connection: room for a few maximal frames.
 pub const TX_BYTES: usize = 16 * 1024;
+/// The smallest outgoing buffer that lets a feed make progress: one
+/// maximal frame plus the room kept for control messages.
+pub const MIN_TX_BYTES: usize = MAX_FRAME + CTL_RESERVE;
 /// Space the feed leaves free for control messages, so that a state change
 /// can always be announced even while a snapshot fills the buffer.
 pub(super) const CTL_RESERVE: usize = 1024;
@@ -84,14 +87,14 @@ impl core::fmt::Display for SendError {
 }
 
 /// A connection and everything that belongs to it alone.
-pub(super) struct Conn<C: Crypto> {
+pub(super) struct Conn<C: Crypto, const TX: usize> {
     pub id: ConnId,
     pub peer: PeerIndex,
     pub outbound: bool,
     pub opened: Instant,
     pub phase: Phase<C>,
     pub rx: Rx,
-    pub tx: TxBuf<TX_BYTES>,
+    pub tx: TxBuf<TX>,
     /// The session is registered in the peer table.
     pub up: bool,
     pub feed: Feed,
@@ -110,7 +113,7 @@ pub(super) struct Conn<C: Crypto> {
     pub last_tx: Instant,
 }
 
-impl<C: Crypto> Conn<C> {
+impl<C: Crypto, const TX: usize> Conn<C, TX> {
     pub fn new(id: ConnId, peer: PeerIndex, outbound: bool, legacy: bool, now: Instant) -> Self {
         Conn {
             id,

@@ -127,8 +127,14 @@ pub fn identity(msg: &Msg<'_>, out: &mut [u8; IDENTITY_MAX]) -> Option<usize> {
     Some(at)
 }
 
-impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARKS: usize>
-    Node<C, R, P, RING, MARKS>
+impl<
+        C: Crypto + Clone,
+        R: Random,
+        const P: usize,
+        const RING: usize,
+        const MARKS: usize,
+        const TX: usize,
+    > Node<C, R, P, RING, MARKS, TX>
 {
     /// One record of a dump the node asked for. Returns whether to go on.
     pub fn handle_dump_entry(&mut self, now: Instant, dump: DumpId, record: &[u8]) -> DumpFlow {

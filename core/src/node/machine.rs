@@ -74,9 +74,17 @@ pub(super) struct Follow {
 }
 
 /// One sasyncd instance. `P` peers, a `RING`-byte delta ring, `MARKS` bytes
-/// of snapshot marks for the slave's sweep.
-pub struct Node<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARKS: usize>
-{
+/// of snapshot marks for the slave's sweep, `TX` bytes of send buffer per
+/// connection (at least [`MIN_TX_BYTES`](super::MIN_TX_BYTES); two
+/// connections per peer).
+pub struct Node<
+    C: Crypto + Clone,
+    R: Random,
+    const P: usize,
+    const RING: usize,
+    const MARKS: usize,
+    const TX: usize,
+> {
     pub(super) settings: Settings,
     pub(super) crypto: C,
     pub(super) rng: R,
@@ -88,7 +96,7 @@ pub struct Node<C: Crypto + Clone, R: Random, const P: usize, const RING: usize,
     pub(super) peer_addrs: heapless::Vec<IpAddr, P>,
     pub(super) table: PeerTable<P>,
     pub(super) backoff: [Backoff; P],
-    pub(super) conns: [[Option<Conn<C>>; 2]; P],
+    pub(super) conns: [[Option<Conn<C, TX>>; 2]; P],
     pub(super) role: RoleTracker,
     pub(super) demote: Demotion,
     pub(super) ike: IkeControl,
@@ -117,8 +125,14 @@ pub struct Node<C: Crypto + Clone, R: Random, const P: usize, const RING: usize,
     pub bugs: PlantedBugs,
 }
 
-impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARKS: usize>
-    core::fmt::Debug for Node<C, R, P, RING, MARKS>
+impl<
+        C: Crypto + Clone,
+        R: Random,
+        const P: usize,
+        const RING: usize,
+        const MARKS: usize,
+        const TX: usize,
+    > core::fmt::Debug for Node<C, R, P, RING, MARKS, TX>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Node")
@@ -129,9 +143,22 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
     }
 }
 
-impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARKS: usize>
-    Node<C, R, P, RING, MARKS>
+impl<
+        C: Crypto + Clone,
+        R: Random,
+        const P: usize,
+        const RING: usize,
+        const MARKS: usize,
+        const TX: usize,
+    > Node<C, R, P, RING, MARKS, TX>
 {
+    /// Checked when a node type is built: a smaller send buffer could never
+    /// hold a maximal frame next to the control reserve.
+    const TX_FITS: () = assert!(
+        TX >= super::conn::MIN_TX_BYTES,
+        "TX must be at least MIN_TX_BYTES"
+    );
+
     /// Builds a node from its configuration. Raises the start-up carp
     /// demotion request at once; a locked node announces its role at once,
     /// a tracking one waits for the first `handle_link_state`.
@@ -142,6 +169,7 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         mut rng: R,
         now: Instant,
     ) -> Result<Self, NodeError> {
+        let () = Self::TX_FITS;
         let codec = LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
             .map_err(|_| NodeError::BadKey)?;
         let key = SecretKey::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
@@ -506,12 +534,12 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         None
     }
 
-    pub(super) fn conn(&self, id: ConnId) -> Option<&Conn<C>> {
+    pub(super) fn conn(&self, id: ConnId) -> Option<&Conn<C, TX>> {
         let (p, s) = self.slot_of(id)?;
         self.conns[p][s].as_ref()
     }
 
-    pub(super) fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn<C>> {
+    pub(super) fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn<C, TX>> {
         let (p, s) = self.slot_of(id)?;
         self.conns[p][s].as_mut()
     }

@@ -19,8 +19,14 @@ use super::jobs::{Job, JobKind};
 use super::machine::Node;
 use super::peer_table::PeerIndex;
 
-impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARKS: usize>
-    Node<C, R, P, RING, MARKS>
+impl<
+        C: Crypto + Clone,
+        R: Random,
+        const P: usize,
+        const RING: usize,
+        const MARKS: usize,
+        const TX: usize,
+    > Node<C, R, P, RING, MARKS, TX>
 {
     /// A message read from the PF_KEY socket (promiscuous copies of other
     /// processes' requests, and the kernel's replies).
@@ -225,7 +231,7 @@ impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARK
         &mut self,
         id: ConnId,
     ) -> Option<(
-        &mut super::conn::Conn<C>,
+        &mut super::conn::Conn<C, TX>,
         &crate::wire::legacy::LegacyCodec<C>,
         &mut R,
     )> {

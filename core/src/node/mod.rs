@@ -38,7 +38,7 @@ pub mod ring;
 pub mod stats;
 pub mod txbuf;
 
-pub use conn::TX_BYTES;
+pub use conn::{MIN_TX_BYTES, TX_BYTES};
 pub use demote::DemoteEffect;
 pub use event::{ConnId, DumpFlow, DumpId, DumpOp, Event, NodeError, Rejected, Settings, Table};
 pub use ike::{IkeMode, IkeRequest};
@@ -49,5 +49,6 @@ pub use machine::{Node, PFKEY_QUEUE_BYTES};
 pub use stats::{Counters, NodeStats, PeerView};
 
 /// A node with default capacities: 8 peers, a 128 KiB delta ring, 32 KiB
-/// of snapshot marks (good for ~25 000 entries at < 1 % false positives).
-pub type DefaultNode<C, R> = Node<C, R, 8, { 128 * 1024 }, { 32 * 1024 }>;
+/// of snapshot marks (good for ~25 000 entries at < 1 % false positives),
+/// 16 KiB of send buffer per connection.
+pub type DefaultNode<C, R> = Node<C, R, 8, { 128 * 1024 }, { 32 * 1024 }, TX_BYTES>;

@@ -50,8 +50,14 @@ impl core::fmt::Display for Fatal {
     }
 }
 
-impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARKS: usize>
-    Node<C, R, P, RING, MARKS>
+impl<
+        C: Crypto + Clone,
+        R: Random,
+        const P: usize,
+        const RING: usize,
+        const MARKS: usize,
+        const TX: usize,
+    > Node<C, R, P, RING, MARKS, TX>
 {
     /// Bytes arrived on a connection. Returns how many were taken; the
     /// platform keeps the rest and offers them again after

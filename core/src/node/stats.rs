@@ -90,8 +90,14 @@ pub struct PeerView {
     pub stats: PeerStats,
 }
 
-impl<C: Crypto + Clone, R: Random, const P: usize, const RING: usize, const MARKS: usize>
-    Node<C, R, P, RING, MARKS>
+impl<
+        C: Crypto + Clone,
+        R: Random,
+        const P: usize,
+        const RING: usize,
+        const MARKS: usize,
+        const TX: usize,
+    > Node<C, R, P, RING, MARKS, TX>
 {
     /// Node-wide statistics.
     pub fn stats(&self) -> NodeStats {
