@@ -27,6 +27,10 @@ OPTIONS:
     --jobs N          swarm worker threads (default: all cores)
     -h, --help        this text
 
+ENVIRONMENT (with --trace or a story):
+    SASYNCD_SIM_ECHO=1    print the timeline while it runs (for runs that hang)
+    SASYNCD_SIM_DEBUG=1   include the nodes' debug-level lines
+
 STORIES: failover, reconnect, split-brain, repair, adversary, legacy
 
 WHAT IS SIMULATED: each node runs the real sasyncd state machine
