@@ -14,17 +14,16 @@ use crate::random::Random;
 use crate::state::{FlushMode, Position, RunState};
 use crate::time::Instant;
 use crate::wire::legacy::LegacyCodec;
-use crate::wire::v2::{ArchTag, Hello, HELLO_LEN};
 
 use super::backoff::Backoff;
 use super::carp::{RoleTracker, StateChange};
-use super::conn::{Conn, Feed, Phase};
+use super::conn::{Conn, Phase};
 use super::demote::{DemoteEffect, Demotion};
-use super::event::{ConnId, DumpId, DumpOp, Event, NodeError, Rejected, Settings};
+use super::event::{ConnId, DumpId, Event, NodeError, Settings};
 use super::ike::{Control, IkeControl};
 use super::jobs::Job;
 use super::marks::SnapshotMarks;
-use super::peer_table::{AttemptId, ConnStatus, PeerIndex, PeerTable, SessionDecision, SessionId};
+use super::peer_table::{ConnStatus, PeerIndex, PeerTable};
 use super::pfkeyq::PfkeyQueue;
 use super::ring::DeltaRing;
 use super::stats::Counters;
@@ -32,7 +31,7 @@ use super::stats::Counters;
 /// Bytes of PF_KEY messages waiting for the local kernel.
 pub const PFKEY_QUEUE_BYTES: usize = 16 * 1024;
 /// How long a v2 slave waits for its master to answer `Resync`.
-const REASK: core::time::Duration = core::time::Duration::from_secs(5);
+pub(super) const REASK: core::time::Duration = core::time::Duration::from_secs(5);
 /// Events waiting for the platform. Generous: every connection can have a
 /// few outstanding and the node-level ones are few.
 const EVENTS: usize = 256;
@@ -420,95 +419,6 @@ impl<
         self.flush_parts();
     }
 
-    // ----- connections -----------------------------------------------------
-
-    /// The outbound connection `conn` (from `Event::Connect`) is up.
-    pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
-        let legacy = self.legacy;
-        let Some(c) = self.conn_mut(conn) else { return };
-        if !matches!(c.phase, Phase::Connecting) {
-            return;
-        }
-        c.opened = now;
-        if legacy {
-            c.phase = Phase::Legacy;
-            self.session_up(now, conn, None);
-        } else {
-            self.send_hello(now, conn);
-        }
-        self.flush_parts();
-    }
-
-    /// The outbound connection `conn` could not be made.
-    pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId) {
-        if let Some((p, s)) = self.slot_of(conn) {
-            self.conns[p][s] = None;
-            self.table
-                .handle_connect_failed(PeerIndex(p), AttemptId(conn.0));
-            let r = self.rng.next_u32();
-            let at = self.backoff[p].handle_failure(now, r);
-            log::info!(
-                "peer {}: not reachable; retrying in {} ms",
-                self.peer_addrs[p],
-                at.as_millis().saturating_sub(now.as_millis())
-            );
-        }
-        self.flush_parts();
-    }
-
-    /// The platform accepted a TCP connection from `remote`. Refused (and to
-    /// be closed by the platform) unless it is a configured peer.
-    pub fn handle_accept(&mut self, now: Instant, remote: IpAddr) -> Result<ConnId, Rejected> {
-        let idx = match self.table.check_inbound(remote) {
-            Ok(i) => i,
-            Err(_) => {
-                self.counters.rejected_unknown += 1;
-                log::warn!("connection from {remote} refused: not a configured peer");
-                return Err(Rejected::UnknownPeer(remote));
-            }
-        };
-        let p = idx.0;
-        let s = match (self.conns[p][0].as_ref(), self.conns[p][1].as_ref()) {
-            (None, _) => 0,
-            (_, None) => 1,
-            (Some(a), Some(b)) => {
-                // Both slots busy: drop the one that is not the current
-                // session (or the older one), as the peer evidently restarted.
-                let a_goes = if a.up != b.up {
-                    b.up
-                } else {
-                    a.opened <= b.opened
-                };
-                let victim = if a_goes { 0 } else { 1 };
-                let vid = self.conns[p][victim].as_ref().map(|c| c.id);
-                if let Some(vid) = vid {
-                    self.close_conn(now, vid, None, true);
-                }
-                victim
-            }
-        };
-        let id = self.alloc_conn_id();
-        let mut c = Conn::new(id, idx, false, self.legacy, now);
-        if self.legacy {
-            c.phase = Phase::Legacy;
-        }
-        self.conns[p][s] = Some(c);
-        log::info!("peer {}: connected (inbound)", self.peer_addrs[p]);
-        if self.legacy {
-            self.session_up(now, id, None);
-        } else {
-            self.send_hello(now, id);
-        }
-        self.flush_parts();
-        Ok(id)
-    }
-
-    /// The platform saw the connection close or fail.
-    pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
-        self.close_conn(now, conn, Some("connection closed"), false);
-        self.flush_parts();
-    }
-
     // ----- internals -------------------------------------------------------
 
     pub(super) fn alloc_conn_id(&mut self) -> ConnId {
@@ -544,7 +454,7 @@ impl<
         self.conns[p][s].as_mut()
     }
 
-    fn conn_count(&self, p: usize) -> usize {
+    pub(super) fn conn_count(&self, p: usize) -> usize {
         self.conns[p].iter().filter(|c| c.is_some()).count()
     }
 
@@ -636,108 +546,6 @@ impl<
         self.dial_due(now);
     }
 
-    /// Dials every peer that has no connection and whose backoff allows.
-    pub(super) fn dial_due(&mut self, now: Instant) {
-        for p in 0..self.table.len() {
-            let idx = PeerIndex(p);
-            let disconnected = self
-                .table
-                .get(idx)
-                .is_some_and(|x| x.status() == ConnStatus::Disconnected);
-            if !disconnected || self.conn_count(p) > 0 || !self.backoff[p].may_attempt(now) {
-                continue;
-            }
-            let id = self.alloc_conn_id();
-            if !self.table.handle_connecting(idx, AttemptId(id.0)) {
-                continue;
-            }
-            self.conns[p][0] = Some(Conn::new(id, idx, true, self.legacy, now));
-            let (addr, port) = match self.table.get(idx) {
-                Some(x) => (x.addr(), x.port()),
-                None => continue,
-            };
-            self.push_event(Event::Connect {
-                conn: id,
-                addr,
-                port,
-            });
-        }
-    }
-
-    /// A master that has not answered our `Resync` for a while is asked
-    /// again (the request may have crossed its own change of state).
-    fn reask(&mut self, now: Instant) {
-        if let Some(f) = self.following {
-            if !f.synced && f.asked.is_some_and(|t| now.since(t) >= REASK) {
-                self.ask(now, f.conn);
-            }
-        }
-    }
-
-    /// v2 sessions: send a keepalive when quiet, close when the peer is.
-    fn keepalives(&mut self, now: Instant) {
-        let mut quiet: heapless::Vec<ConnId, 64> = heapless::Vec::new();
-        let mut dead: heapless::Vec<ConnId, 64> = heapless::Vec::new();
-        for c in self.conns.iter().flatten().flatten() {
-            if !matches!(c.phase, Phase::Open(..)) {
-                continue;
-            }
-            if now.since(c.last_rx) >= self.settings.dead_after {
-                let _ = dead.push(c.id);
-            } else if now.since(c.last_tx) >= self.settings.keepalive && c.tx.is_empty() {
-                let _ = quiet.push(c.id);
-            }
-        }
-        for id in dead {
-            self.close_conn(now, id, Some("peer silent; session presumed dead"), true);
-        }
-        let state = self.role.state();
-        for id in quiet {
-            if let Some(c) = self.conn_mut(id) {
-                c.last_tx = now;
-            }
-            self.send_ctl_or_close(now, id, &Ctl::State(state));
-        }
-    }
-
-    fn expire_handshakes(&mut self, now: Instant) {
-        let limit = self.settings.handshake_timeout;
-        let mut late: heapless::Vec<ConnId, 64> = heapless::Vec::new();
-        for c in self.conns.iter().flatten().flatten() {
-            if matches!(c.phase, Phase::Hello(_) | Phase::Confirm(..))
-                && now.since(c.opened) >= limit
-            {
-                let _ = late.push(c.id);
-            }
-        }
-        for id in late {
-            self.close_conn(now, id, Some("handshake timed out"), true);
-        }
-    }
-
-    /// Sends our v2 HELLO on a fresh connection.
-    fn send_hello(&mut self, now: Instant, id: ConnId) {
-        let mut nonce = [0u8; 32];
-        self.rng.fill(&mut nonce);
-        let hello = Hello {
-            node_id: self.settings.node_id,
-            boot_epoch: self.settings.boot_epoch,
-            nonce,
-            run_state: self.role.state(),
-            resume: self.resume_position(),
-            arch: ArchTag::host(),
-        };
-        let Some(c) = self.conn_mut(id) else { return };
-        let ok = matches!(
-            c.tx.append_with(HELLO_LEN, |out| hello.encode(out)),
-            Some(Ok(_))
-        );
-        c.phase = Phase::Hello(hello);
-        if !ok {
-            self.close_conn(now, id, Some("cannot queue HELLO"), true);
-        }
-    }
-
     /// Where a slave asks to resume: its applied position, unless a
     /// snapshot or sweep is unfinished (then only a full snapshot will do).
     pub(super) fn resume_position(&self) -> Position {
@@ -745,135 +553,6 @@ impl<
             Position::NONE
         } else {
             self.applied
-        }
-    }
-
-    /// A session completed its handshake (legacy: at connect/accept).
-    pub(super) fn session_up(
-        &mut self,
-        now: Instant,
-        id: ConnId,
-        ids: Option<super::peer_table::Tiebreak>,
-    ) {
-        let Some((p, s)) = self.slot_of(id) else {
-            return;
-        };
-        let outbound = self.conns[p][s].as_ref().is_some_and(|c| c.outbound);
-        match self
-            .table
-            .handle_session_up(PeerIndex(p), SessionId(id.0), outbound, ids, now)
-        {
-            Some(SessionDecision::Accept { replaces }) => {
-                if let Some(c) = self.conns[p][s].as_mut() {
-                    c.up = true;
-                }
-                self.backoff[p].handle_success();
-                if let Some(old) = replaces {
-                    if old.0 != id.0 {
-                        self.close_conn(
-                            now,
-                            ConnId(old.0),
-                            Some("replaced by a newer connection"),
-                            true,
-                        );
-                    }
-                }
-                log::info!("peer {}: session up", self.peer_addrs[p]);
-                if self.legacy && outbound {
-                    // The connector announces its state first (reference §10.4).
-                    self.send_ctl_or_close(now, id, &Ctl::State(self.role.state()));
-                }
-            }
-            Some(SessionDecision::Reject { .. }) => {
-                self.close_conn(
-                    now,
-                    id,
-                    Some("duplicate connection (simultaneous connect)"),
-                    true,
-                );
-            }
-            None => {}
-        }
-    }
-
-    /// Forgets a connection. `reason` is logged; `tell` asks the platform
-    /// to close it (not needed when the platform reported the close).
-    pub(super) fn close_conn(
-        &mut self,
-        now: Instant,
-        id: ConnId,
-        reason: Option<&str>,
-        tell: bool,
-    ) {
-        let Some((p, s)) = self.slot_of(id) else {
-            return;
-        };
-        let Some(c) = self.conns[p][s].take() else {
-            return;
-        };
-        if let Some(r) = reason {
-            log::info!("peer {}: {}", self.peer_addrs[p], r);
-        }
-        if let Feed::Snapshot { dump, .. } = c.feed {
-            self.push_event(Event::Dump {
-                dump,
-                op: DumpOp::Cancel,
-            });
-        }
-        if tell {
-            self.push_event(Event::Close { conn: id });
-        }
-        let idx = PeerIndex(p);
-        if matches!(c.phase, Phase::Connecting) {
-            self.table.handle_connect_failed(idx, AttemptId(id.0));
-        }
-        // A handshake that never completed leaves an outbound attempt
-        // registered as Connecting: clear it too.
-        if !c.up && c.outbound {
-            self.table.handle_connect_failed(idx, AttemptId(id.0));
-        }
-        let was_current = c.up && self.table.handle_session_down(idx, SessionId(id.0));
-        if self.incoming.is_some_and(|i| i.conn == id) {
-            self.incoming = None;
-        }
-        self.job_conn_gone(id);
-        if self.following.is_some_and(|f| f.conn == id) {
-            self.following = None;
-            self.attach(now);
-        }
-        if was_current || !c.up {
-            // Reconnect after a short pause (a flapping link must not spin).
-            self.backoff[p].handle_success();
-            let r = self.rng.next_u32();
-            self.backoff[p].handle_failure(now, r);
-        }
-        self.check_split_brain(false);
-        self.demote.handle_peer_states(self.table.states(), now);
-    }
-
-    /// Queues a control message, closing the connection if it cannot be.
-    pub(super) fn send_ctl_or_close(&mut self, now: Instant, id: ConnId, ctl: &Ctl) {
-        let Some((p, s)) = self.slot_of(id) else {
-            return;
-        };
-        let res = match self.conns[p][s].as_mut() {
-            Some(c) => c.send_ctl(&self.codec, &mut self.rng, ctl),
-            None => return,
-        };
-        match res {
-            Ok(n) => self.count_out(p, n),
-            Err(e) => {
-                if let Some(x) = self.table.get_mut(PeerIndex(p)) {
-                    x.stats.errors.bump(super::peer_stats::ErrorKind::Io);
-                }
-                log::warn!(
-                    "peer {}: cannot send {}: {}",
-                    self.peer_addrs[p],
-                    ctl.ctl_type().name(),
-                    e
-                );
-                self.close_conn(now, id, None, true);
-            }
         }
     }
 

@@ -25,6 +25,7 @@ mod conn;
 pub mod demote;
 pub mod digest;
 pub mod event;
+mod follow;
 pub mod ike;
 mod jobs;
 mod machine;
@@ -35,6 +36,7 @@ pub mod peer_table;
 pub mod pfkeyq;
 mod recv;
 pub mod ring;
+mod session;
 pub mod stats;
 pub mod txbuf;
 

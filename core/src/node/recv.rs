@@ -263,53 +263,6 @@ impl<
         self.peer_announced(now, conn, peer.run_state, false);
     }
 
-    /// Whether a v2 slave may take a stream from `conn`: it follows no one,
-    /// or already follows `conn`, or the one it follows is no longer master.
-    fn may_follow(&self, conn: ConnId) -> bool {
-        match self.following {
-            None => true,
-            Some(f) if f.conn == conn => true,
-            Some(f) => self.peer_state_of(f.conn) != Some(RunState::Master),
-        }
-    }
-
-    /// Starts following `conn`'s stream (its SnapBegin or Resume arrived).
-    fn follow(&mut self, conn: ConnId) {
-        self.following = Some(super::machine::Follow {
-            conn,
-            synced: true,
-            asked: None,
-        });
-    }
-
-    /// A v2 slave that follows no one picks a peer that is master and asks
-    /// it to resume (or send a snapshot).
-    pub(super) fn attach(&mut self, now: Instant) {
-        if self.legacy || self.following.is_some() || self.role.state() == RunState::Master {
-            return;
-        }
-        let Some(conn) = self
-            .open_conns()
-            .into_iter()
-            .find(|&c| self.peer_state_of(c) == Some(RunState::Master))
-        else {
-            return;
-        };
-        self.ask(now, conn);
-    }
-
-    /// Asks `conn`'s master for our stream: resume after our position, or
-    /// a full snapshot.
-    pub(super) fn ask(&mut self, now: Instant, conn: ConnId) {
-        self.following = Some(super::machine::Follow {
-            conn,
-            synced: false,
-            asked: Some(now),
-        });
-        let pos = self.resume_position();
-        self.send_ctl_or_close(now, conn, &Ctl::Resync(pos));
-    }
-
     fn on_ctl_bytes(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
         match Ctl::decode(bytes) {
             Ok(ctl) => self.on_ctl(now, conn, ctl),
@@ -537,41 +490,6 @@ impl<
                 msg.len()
             );
         }
-    }
-
-    /// A legacy slave follows one master too, by its own choice (the wire
-    /// protocol has no say): data from a second peer claiming MASTER while
-    /// the followed one still is gets refused. When the followed one steps
-    /// down and we switch to a master whose data we refused before, we hang
-    /// up on it: reconnecting is how a legacy master is made to send a full
-    /// snapshot. `None` means the connection was closed.
-    fn legacy_follow(&mut self, now: Instant, conn: ConnId) -> Option<bool> {
-        let switch = match self.following {
-            Some(f) if f.conn == conn => return Some(true),
-            Some(f) if self.peer_state_of(f.conn) == Some(RunState::Master) => {
-                if let Some(c) = self.conn_mut(conn) {
-                    c.refused = true;
-                }
-                return Some(false);
-            }
-            _ => true,
-        };
-        if switch && self.conn(conn).is_some_and(|c| c.refused) {
-            self.following = None;
-            self.close_conn(
-                now,
-                conn,
-                Some("switching to this master; reconnecting for a full snapshot"),
-                true,
-            );
-            return None;
-        }
-        self.following = Some(super::machine::Follow {
-            conn,
-            synced: true,
-            asked: None,
-        });
-        Some(true)
     }
 
     /// Whether reading `conn` must wait.

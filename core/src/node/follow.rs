@@ -1,0 +1,106 @@
+//! Which master a slave takes its stream from. A slave follows one master
+//! at a time: when two peers claim MASTER (a partition healing), mixing
+//! their streams would sweep one master's entries away with the other's
+//! snapshot. A v2 slave asks its master for the stream (`Resync`); a legacy
+//! one, which cannot ask, reconnects to get a snapshot.
+
+use crate::crypto::Crypto;
+use crate::ctl::Ctl;
+use crate::random::Random;
+use crate::state::RunState;
+use crate::time::Instant;
+
+use super::event::ConnId;
+use super::machine::{Follow, Node};
+
+impl<
+        C: Crypto + Clone,
+        R: Random,
+        const P: usize,
+        const RING: usize,
+        const MARKS: usize,
+        const TX: usize,
+    > Node<C, R, P, RING, MARKS, TX>
+{
+    /// Whether a v2 slave may take a stream from `conn`: it follows no one,
+    /// or already follows `conn`, or the one it follows is no longer master.
+    pub(super) fn may_follow(&self, conn: ConnId) -> bool {
+        match self.following {
+            None => true,
+            Some(f) if f.conn == conn => true,
+            Some(f) => self.peer_state_of(f.conn) != Some(RunState::Master),
+        }
+    }
+
+    /// Starts following `conn`'s stream (its SnapBegin or Resume arrived).
+    pub(super) fn follow(&mut self, conn: ConnId) {
+        self.following = Some(Follow {
+            conn,
+            synced: true,
+            asked: None,
+        });
+    }
+
+    /// A v2 slave that follows no one picks a peer that is master and asks
+    /// it to resume (or send a snapshot).
+    pub(super) fn attach(&mut self, now: Instant) {
+        if self.legacy || self.following.is_some() || self.role.state() == RunState::Master {
+            return;
+        }
+        let Some(conn) = self
+            .open_conns()
+            .into_iter()
+            .find(|&c| self.peer_state_of(c) == Some(RunState::Master))
+        else {
+            return;
+        };
+        self.ask(now, conn);
+    }
+
+    /// Asks `conn`'s master for our stream: resume after our position, or
+    /// a full snapshot.
+    pub(super) fn ask(&mut self, now: Instant, conn: ConnId) {
+        self.following = Some(Follow {
+            conn,
+            synced: false,
+            asked: Some(now),
+        });
+        let pos = self.resume_position();
+        self.send_ctl_or_close(now, conn, &Ctl::Resync(pos));
+    }
+
+    /// A legacy slave follows one master too, by its own choice (the wire
+    /// protocol has no say): data from a second peer claiming MASTER while
+    /// the followed one still is gets refused. When the followed one steps
+    /// down and we switch to a master whose data we refused before, we hang
+    /// up on it: reconnecting is how a legacy master is made to send a full
+    /// snapshot. `None` means the connection was closed.
+    pub(super) fn legacy_follow(&mut self, now: Instant, conn: ConnId) -> Option<bool> {
+        let switch = match self.following {
+            Some(f) if f.conn == conn => return Some(true),
+            Some(f) if self.peer_state_of(f.conn) == Some(RunState::Master) => {
+                if let Some(c) = self.conn_mut(conn) {
+                    c.refused = true;
+                }
+                return Some(false);
+            }
+            _ => true,
+        };
+        if switch && self.conn(conn).is_some_and(|c| c.refused) {
+            self.following = None;
+            self.close_conn(
+                now,
+                conn,
+                Some("switching to this master; reconnecting for a full snapshot"),
+                true,
+            );
+            return None;
+        }
+        self.following = Some(Follow {
+            conn,
+            synced: true,
+            asked: None,
+        });
+        Some(true)
+    }
+}
