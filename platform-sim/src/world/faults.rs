@@ -1,0 +1,334 @@
+//! Faults and the life of a host: boot, crash, sasyncd stop and start,
+//! misconfiguration, partitions, operator edits, strangers.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use sasyncd_core::config::Config;
+use sasyncd_core::crypto::SoftCrypto;
+use sasyncd_core::node::{Node, Settings};
+use sasyncd_core::time::Instant;
+
+use crate::kernel::Kernel;
+use crate::net::ConnId as NetConn;
+use crate::pfmsg;
+use crate::rng::Rng;
+use crate::scenario::{Action, Scenario};
+
+use super::{host_addr, SimRandom, World, VIP};
+
+impl World {
+    pub(super) fn random_faults(sc: &Scenario, rng: &mut Rng, script: &mut Vec<(Instant, Action)>) {
+        let minutes = sc.active.as_secs_f64() / 60.0;
+        let count = (sc.faults_per_min * minutes).round() as usize;
+        let n = sc.nodes;
+        for _ in 0..count {
+            // Leave the first 10 s for start-up.
+            let at = 10_000 + rng.below(sc.active.as_millis().saturating_sub(10_000).max(1) as u64);
+            let t = Instant::from_millis(at);
+            let node = rng.index(n);
+            // The legacy protocol has no way to notice that a healed split
+            // brain left slaves with the other master's snapshot (no digests,
+            // no resync request), so legacy runs get no partitions.
+            let kinds: &[u8] = if sc.legacy {
+                &[0, 2, 6]
+            } else {
+                &[0, 1, 2, 3, 4, 5, 6, 7]
+            };
+            let action = match kinds[rng.index(kinds.len())] {
+                0 => {
+                    script.push((
+                        t.add(Duration::from_millis(2_000 + rng.below(20_000))),
+                        Action::Restart { node },
+                    ));
+                    Action::Crash {
+                        node,
+                        wipe: rng.chance(0.3),
+                    }
+                }
+                1 => {
+                    let cut = 1 + rng.index(n - 1);
+                    let mut order: Vec<usize> = (0..n).collect();
+                    for k in (1..n).rev() {
+                        order.swap(k, rng.index(k + 1));
+                    }
+                    script.push((
+                        t.add(Duration::from_millis(1_000 + rng.below(30_000))),
+                        Action::Heal,
+                    ));
+                    Action::Partition(vec![order[..cut].to_vec(), order[cut..].to_vec()])
+                }
+                2 => Action::ResetConns { node },
+                3 => Action::ManualDelete { node },
+                4 => Action::ManualAdd { node },
+                5 => Action::Stranger { node },
+                6 => {
+                    script.push((
+                        t.add(Duration::from_millis(1_000 + rng.below(20_000))),
+                        Action::Restart { node },
+                    ));
+                    Action::Stop { node }
+                }
+                _ => {
+                    script.push((
+                        t.add(Duration::from_millis(5_000 + rng.below(20_000))),
+                        Action::Rekey { node, wrong: false },
+                    ));
+                    Action::Rekey { node, wrong: true }
+                }
+            };
+            script.push((t, action));
+        }
+    }
+
+    pub(super) fn config_text(&self, i: usize) -> String {
+        let mut s = String::new();
+        for j in 0..self.sc.nodes {
+            if j != i {
+                s += &format!("peer {}\n", host_addr(j));
+            }
+        }
+        // Each misconfigured node has a key of its own: two of them must
+        // not be able to talk to each other either.
+        s += &if self.hosts[i].wrong_key {
+            format!("sharedkey \"wrong-key-node{i:02}\"\n")
+        } else {
+            "sharedkey \"sasyncd-sim-key!\"\n".to_string()
+        };
+        s += "interface carp0\ncontrol isakmpd\n";
+        s += if self.sc.legacy {
+            "protocol legacy\n"
+        } else {
+            "protocol v2\n"
+        };
+        s
+    }
+
+    /// Starts (or restarts) host `i`: the boot scripts demote the carp
+    /// group, carp starts as backup, sasyncd starts, and the boot finishes
+    /// (undemoting) two seconds later.
+    pub(super) fn boot(&mut self, i: usize) {
+        let now = self.now;
+        self.hosts[i].up = true;
+        self.hosts[i].boots += 1;
+        let _ = self.carp.demote(i, 1, now);
+        self.boot_ends.push((now.add(Duration::from_secs(2)), i));
+        self.carp.start(i, now);
+        self.net.restart(i);
+        self.net.listen(i, true);
+        self.start_sasyncd(i);
+        self.trace.event(now, i, "boot");
+    }
+
+    pub(super) fn start_sasyncd(&mut self, i: usize) {
+        let now = self.now;
+        let cfg = match Config::parse(self.config_text(i).as_bytes()) {
+            Ok(c) => c,
+            Err(e) => panic!("simulator config: {}", e.display_with("sim.conf")),
+        };
+        let mut id = [0u8; 16];
+        id[0] = i as u8 + 1;
+        let mut settings = Settings::new(id, self.rng.u64(), self.hosts[i].pid);
+        settings.digest_interval = self.sc.digest_interval;
+        let node = Node::new(&cfg, settings, SoftCrypto, SimRandom(self.rng.fork()), now);
+        let mut node = match node {
+            Ok(n) => Box::new(n),
+            Err(e) => panic!("simulator node: {e}"),
+        };
+        #[cfg(feature = "planted-bugs")]
+        {
+            let b = self.sc.bugs;
+            node.bugs = sasyncd_core::node::PlantedBugs {
+                skip_sweep: b.skip_sweep,
+                apply_from_non_master: b.apply_from_non_master,
+                keep_demote: b.keep_demote,
+                drop_delta: b.drop_delta,
+            };
+        }
+        node.handle_link_state(now, self.carp.link_state(i));
+        self.hosts[i].node = Some(node);
+        self.collect_logs(i);
+    }
+
+    /// Clean shutdown of sasyncd alone: it releases its demotion and
+    /// closes its connections; carp, the kernel and the IKE daemon stay.
+    pub(super) fn stop_sasyncd(&mut self, i: usize) {
+        let now = self.now;
+        let Some(mut n) = self.hosts[i].node.take() else {
+            return;
+        };
+        n.handle_shutdown(now);
+        self.hosts[i].node = Some(n);
+        self.service(i);
+        let s = self.node_stats(i);
+        if let Some(s) = s {
+            self.oracle.rejected_by_crashed +=
+                s.counters.rejected_frames + s.counters.rejected_unknown;
+            if self.hosts[i].wrong_key && s.counters.applied > 0 {
+                self.oracle.fail(
+                    now,
+                    Some(i),
+                    "a node with the wrong key applied data".into(),
+                );
+            }
+        }
+        if self.hosts[i].demote_held > 0 {
+            self.oracle.fail(
+                now,
+                Some(i),
+                "shut down without releasing its demotion".into(),
+            );
+        }
+        let h = &mut self.hosts[i];
+        h.node = None;
+        h.rx.clear();
+        h.consumed.clear();
+        h.dumps.clear();
+        h.kernel.set_promisc(h.pid, false);
+        for (_, nc) in std::mem::take(&mut h.to_net) {
+            self.net.close(nc, now);
+        }
+        self.hosts[i].from_net.clear();
+        self.trace.event(now, i, "sasyncd stopped");
+    }
+
+    pub(super) fn crash(&mut self, i: usize, wipe: bool) {
+        let now = self.now;
+        if !self.hosts[i].up {
+            return;
+        }
+        if let Some(s) = self.node_stats(i) {
+            self.oracle.rejected_by_crashed +=
+                s.counters.rejected_frames + s.counters.rejected_unknown;
+        }
+        let was_master = self.carp.link_state(i) == crate::carp::LINK_STATE_UP;
+        if was_master {
+            self.with_oracle(|o, w| o.master_crashed(i, w));
+        }
+        let h = &mut self.hosts[i];
+        h.up = false;
+        h.node = None;
+        h.to_net.clear();
+        h.from_net.clear();
+        h.rx.clear();
+        h.consumed.clear();
+        h.dumps.clear();
+        h.demote_held = 0;
+        h.demote_since = None;
+        h.ike.set_active(false, now, &h.kernel);
+        h.kernel.set_promisc(h.pid, false);
+        if wipe {
+            let mut fresh = Kernel::new(self.rng.fork());
+            if self.sc.lossy_promisc {
+                fresh.set_rcvbuf(1024);
+            }
+            h.kernel = fresh;
+        }
+        self.carp.crash(i);
+        self.net.crash(i);
+        self.boot_ends.retain(|(_, n)| *n != i);
+        self.trace.event(
+            now,
+            i,
+            if wipe {
+                "host crashed (kernel lost)"
+            } else {
+                "host crashed"
+            },
+        );
+    }
+
+    pub(super) fn act(&mut self, a: Action) {
+        let now = self.now;
+        self.trace.global(now, format!("fault: {a:?}"));
+        match a {
+            Action::Crash { node, wipe } => self.crash(node, wipe),
+            Action::Restart { node } => {
+                if !self.hosts[node].up {
+                    self.boot(node);
+                } else if self.hosts[node].node.is_none() {
+                    self.start_sasyncd(node);
+                }
+            }
+            Action::Stop { node } => self.stop_sasyncd(node),
+            Action::Rekey { node, wrong } => {
+                if self.hosts[node].up {
+                    self.stop_sasyncd(node);
+                    self.hosts[node].wrong_key = wrong;
+                    self.start_sasyncd(node);
+                    self.trace.event(
+                        now,
+                        node,
+                        if wrong {
+                            "sasyncd restarted with a wrong key"
+                        } else {
+                            "sasyncd restarted with the right key"
+                        },
+                    );
+                }
+            }
+            Action::Partition(groups) => {
+                let g: Vec<&[usize]> = groups.iter().map(|v| v.as_slice()).collect();
+                self.links.partition(&g);
+                self.oracle.disturbed(now);
+            }
+            Action::Heal => self.links.heal(),
+            Action::ResetConns { node } => {
+                let conns: Vec<NetConn> = self.hosts[node].from_net.keys().copied().collect();
+                for c in conns {
+                    self.net.reset(c);
+                }
+                self.oracle.disturbed(now);
+            }
+            Action::ManualDelete { node } => {
+                let keys = self.hosts[node].kernel.sa_keys();
+                if !keys.is_empty() {
+                    let k = keys[self.rng.index(keys.len())];
+                    let _ = self.hosts[node].kernel.manual_delete_sa(&k);
+                    self.oracle.manual_edit(node, now);
+                }
+            }
+            Action::ManualAdd { node } => {
+                let spi = 0x7000_0000 | self.rng.u32() & 0xffff;
+                let msg = stray_sa(spi);
+                if self.hosts[node].kernel.manual_write(&msg).is_ok() {
+                    self.oracle.manual_edit(node, now);
+                }
+            }
+            Action::Workload(on) => self.workload = on,
+            Action::Stranger { node } => {
+                let s = match self.stranger {
+                    Some(s) => s,
+                    None => {
+                        let s = self
+                            .net
+                            .add_host(IpAddr::V4(std::net::Ipv4Addr::new(10, 66, 0, 1)));
+                        self.stranger = Some(s);
+                        s
+                    }
+                };
+                self.net.connect(s, host_addr(node), now);
+                self.oracle.stranger_attempts += 1;
+            }
+        }
+    }
+}
+
+/// An SA no IKE daemon negotiated: what an operator might add by hand.
+fn stray_sa(spi: u32) -> Vec<u8> {
+    use sasyncd_core::pfkey::consts::*;
+    let dst = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 200));
+    pfmsg::message(
+        SADB_ADD,
+        SADB_SATYPE_ESP,
+        0,
+        crate::kernel::OPERATOR_PID,
+        &[
+            pfmsg::sa_ext(SADB_EXT_SA, spi, SADB_SASTATE_MATURE, 3, 12, 0),
+            pfmsg::addr_ext(SADB_EXT_ADDRESS_SRC, VIP, 0),
+            pfmsg::addr_ext(SADB_EXT_ADDRESS_DST, dst, 0),
+            pfmsg::key_ext(SADB_EXT_KEY_AUTH, &[0x11; 20]),
+            pfmsg::key_ext(SADB_EXT_KEY_ENCRYPT, &[0x22; 16]),
+        ],
+    )
+}
