@@ -279,7 +279,9 @@ impl Oracle {
                         .up_since
                         .is_some_and(|t| now.since(t) > Duration::from_secs(5))
             });
-            if !streaming || s.syncing || s.run_state != RunState::Slave {
+            // The slave must be taking its stream from this master.
+            let follows = s.following == Some((w.hosts[m].addr, true));
+            if !streaming || !follows || s.syncing || s.run_state != RunState::Slave {
                 continue;
             }
             self.failover_checks += 1;

@@ -231,6 +231,8 @@ impl World {
         self.script.clear();
         for i in 0..self.hosts.len() {
             if !self.hosts[i].up {
+                // A host that crashed while misconfigured comes back fixed.
+                self.hosts[i].wrong_key = false;
                 self.boot(i);
             } else if self.hosts[i].wrong_key {
                 self.act(Action::Rekey {

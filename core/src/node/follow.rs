@@ -2,7 +2,8 @@
 //! at a time: when two peers claim MASTER (a partition healing), mixing
 //! their streams would sweep one master's entries away with the other's
 //! snapshot. A v2 slave asks its master for the stream (`Resync`); a legacy
-//! one, which cannot ask, reconnects to get a snapshot.
+//! one, which cannot ask, follows the latest peer to claim MASTER and
+//! reconnects to get a snapshot from a master whose data it refused.
 
 use crate::crypto::Crypto;
 use crate::ctl::Ctl;
@@ -44,7 +45,7 @@ impl<
     /// A v2 slave that follows no one picks a peer that is master and asks
     /// it to resume (or send a snapshot).
     pub(super) fn attach(&mut self, now: Instant) {
-        if self.legacy || self.following.is_some() || self.role.state() == RunState::Master {
+        if self.following.is_some() || self.role.state() == RunState::Master {
             return;
         }
         let Some(conn) = self
@@ -54,7 +55,40 @@ impl<
         else {
             return;
         };
-        self.ask(now, conn);
+        if self.legacy {
+            self.legacy_switch_to(now, conn);
+        } else {
+            self.ask(now, conn);
+        }
+    }
+
+    /// A legacy slave starts following `conn`'s master. If it applied data
+    /// from another master since, or refused some of this one's, its tables
+    /// are a mix: it hangs up, because reconnecting is how a legacy master
+    /// is made to send a full snapshot.
+    pub(super) fn legacy_switch_to(&mut self, now: Instant, conn: ConnId) {
+        if self.following.is_some_and(|f| f.conn == conn) {
+            return;
+        }
+        let peer = self.slot_of(conn).map(|(p, _)| p);
+        let mixed = self.legacy_applied_from.is_some_and(|a| Some(a) != peer)
+            || self.conn(conn).is_some_and(|c| c.refused);
+        if mixed {
+            self.following = None;
+            self.legacy_applied_from = None;
+            self.close_conn(
+                now,
+                conn,
+                Some("switching masters; reconnecting for a full snapshot"),
+                true,
+            );
+        } else {
+            self.following = Some(Follow {
+                conn,
+                synced: true,
+                asked: None,
+            });
+        }
     }
 
     /// Asks `conn`'s master for our stream: resume after our position, or
@@ -82,25 +116,30 @@ impl<
                 if let Some(c) = self.conn_mut(conn) {
                     c.refused = true;
                 }
+                // Legacy sessions have no keepalive: the master we follow may
+                // be long dead behind a half-open connection. Announcing our
+                // state makes it answer (ACK), or makes TCP find out.
+                if f.asked
+                    .is_none_or(|t| now.since(t) >= super::machine::REASK)
+                {
+                    self.following = Some(Follow {
+                        asked: Some(now),
+                        ..f
+                    });
+                    let ours = self.role.state();
+                    self.send_ctl_or_close(now, f.conn, &Ctl::State(ours));
+                }
                 return Some(false);
             }
             _ => true,
         };
-        if switch && self.conn(conn).is_some_and(|c| c.refused) {
-            self.following = None;
-            self.close_conn(
-                now,
-                conn,
-                Some("switching to this master; reconnecting for a full snapshot"),
-                true,
-            );
-            return None;
+        if switch {
+            self.legacy_switch_to(now, conn);
         }
-        self.following = Some(Follow {
-            conn,
-            synced: true,
-            asked: None,
-        });
-        Some(true)
+        if self.following.is_some_and(|f| f.conn == conn) {
+            Some(true)
+        } else {
+            None
+        }
     }
 }

@@ -110,6 +110,8 @@ pub struct Node<
     pub(super) applied: Position,
     pub(super) incoming: Option<Incoming>,
     pub(super) following: Option<Follow>,
+    /// Legacy slave: the peer (index) whose master data we applied last.
+    pub(super) legacy_applied_from: Option<usize>,
     /// The current sweep deleted entries whose content differed.
     pub(super) stale_found: bool,
     /// A sweep already asked for the snapshot again (once is enough).
@@ -227,6 +229,7 @@ impl<
             applied: Position::NONE,
             incoming: None,
             following: None,
+            legacy_applied_from: None,
             stale_found: false,
             stale_retried: false,
             job: Job::None,

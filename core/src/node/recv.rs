@@ -402,6 +402,19 @@ impl<
         if s != RunState::Master && self.following.is_some_and(|f| f.conn == conn) {
             self.following = None;
         }
+        if self.legacy
+            && s == RunState::Master
+            && before != Some(RunState::Master)
+            && ours != RunState::Master
+        {
+            // A legacy slave follows the latest peer to claim MASTER: the one
+            // it followed may be dead behind a half-open connection (legacy
+            // sessions have no keepalive), and carp elected the new one.
+            self.legacy_switch_to(now, conn);
+            if self.slot_of(conn).is_none() {
+                return; // hung up to get a full snapshot
+            }
+        }
         if ours == RunState::Master && s == RunState::Master && self.legacy {
             // The original refuses a second master this way (reference §10.3).
             self.send_ctl_or_close(now, conn, &Ctl::Error(CtlType::State));
@@ -460,6 +473,9 @@ impl<
                 self.send_ctl_or_close(now, conn, &reply);
             }
             return;
+        }
+        if self.legacy {
+            self.legacy_applied_from = self.slot_of(conn).map(|(p, _)| p);
         }
         let snapshot = self.incoming.is_some_and(|i| i.conn == conn);
         if snapshot {
