@@ -319,9 +319,9 @@ fn breakdown(out: &mut Vec<(String, usize, f64)>) {
             }),
         ]);
         let names = [
-            "AES-256 ctr_apply (SoftAes, per block)",
+            "AES-256 ctr_apply (SoftAes, batched)",
             "AES-256 CTR, batched encrypt_blocks",
-            "AES-256 cbc_decrypt (SoftAes, per block)",
+            "AES-256 cbc_decrypt (SoftAes, batched)",
             "AES-256 decrypt_blocks (batched, no XOR)",
             "AES-256 cbc_encrypt (SoftAes)",
             "HMAC-SHA-256 (SoftHmac::mac)",
