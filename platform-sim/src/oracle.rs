@@ -129,11 +129,6 @@ impl Oracle {
         }
     }
 
-    /// The oracle needs no timers of its own.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-
     /// The workload changed node `i`'s kernel.
     pub fn kernel_changed(&mut self, i: usize, now: Instant) {
         self.last_change[i] = now;
@@ -156,7 +151,7 @@ impl Oracle {
     }
 
     /// The kernel refused a write of node `i`.
-    pub fn kernel_refused(&mut self, _i: usize, _msg: &[u8], e: Errno) {
+    pub fn kernel_refused(&mut self, e: Errno) {
         *self.refusals.entry(e).or_default() += 1;
     }
 

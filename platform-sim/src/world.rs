@@ -302,7 +302,6 @@ impl World {
                 t.extend(h.ike.poll_timeout());
             }
         }
-        t.extend(self.oracle.poll_timeout());
         t.into_iter().min()
     }
 
@@ -441,7 +440,7 @@ impl World {
             let res = h.kernel.write(&msg, h.pid);
             n.handle_pfkey_written(now);
             if let Err(e) = res {
-                self.oracle.kernel_refused(i, &msg, e);
+                self.oracle.kernel_refused(e);
                 let mut reply = msg[..16.min(msg.len())].to_vec();
                 if reply.len() == 16 {
                     reply[2] = e.0 as u8;

@@ -137,13 +137,13 @@ impl<
     > Node<C, R, P, RING, MARKS, TX>
 {
     /// One record of a dump the node asked for. Returns whether to go on.
-    pub fn handle_dump_entry(&mut self, now: Instant, dump: DumpId, record: &[u8]) -> DumpFlow {
-        let flow = self.dump_entry(now, dump, record);
+    pub fn handle_dump_entry(&mut self, _now: Instant, dump: DumpId, record: &[u8]) -> DumpFlow {
+        let flow = self.dump_entry(dump, record);
         self.flush_parts();
         flow
     }
 
-    fn dump_entry(&mut self, _now: Instant, dump: DumpId, record: &[u8]) -> DumpFlow {
+    fn dump_entry(&mut self, dump: DumpId, record: &[u8]) -> DumpFlow {
         if let Some((conn, table)) = self.snapshot_owner(dump) {
             return self.snapshot_entry(conn, table, record);
         }

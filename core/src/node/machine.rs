@@ -559,7 +559,7 @@ impl<
         }
     }
 
-    pub(super) fn count_out(&mut self, p: usize, _bytes: usize) {
+    pub(super) fn count_out(&mut self, p: usize) {
         if let Some(x) = self.table.get_mut(PeerIndex(p)) {
             x.stats.frames_out = x.stats.frames_out.saturating_add(1);
         }

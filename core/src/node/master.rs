@@ -373,7 +373,7 @@ impl<
             );
             return DumpFlow::More;
         }
-        self.count_out(p, n);
+        self.count_out(p);
         let Some(c) = self.conns[p][s].as_mut() else {
             return DumpFlow::Pause;
         };

@@ -326,7 +326,7 @@ impl<
             None => return,
         };
         match res {
-            Ok(n) => self.count_out(p, n),
+            Ok(_) => self.count_out(p),
             Err(e) => {
                 if let Some(x) = self.table.get_mut(PeerIndex(p)) {
                     x.stats.errors.bump(super::peer_stats::ErrorKind::Io);

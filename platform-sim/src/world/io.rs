@@ -7,7 +7,6 @@ use std::time::Duration;
 use sasyncd_core::node::{
     ConnId as NodeConn, DemoteEffect, DumpFlow, DumpId, DumpOp, Event, IkeMode, Table,
 };
-use sasyncd_core::state::RunState;
 
 use crate::net::{ConnId as NetConn, NetEventKind};
 
@@ -21,14 +20,8 @@ impl World {
         let known: Vec<IpAddr> = self.hosts.iter().map(|x| x.addr).collect();
         // Bytes leave the node's buffer some time after they were queued:
         // count them as a master's if it was master within the last two
-        // seconds (more than any buffer here takes to drain).
-        if self.hosts[i]
-            .node
-            .as_ref()
-            .is_some_and(|n| n.run_state() == RunState::Master)
-        {
-            self.hosts[i].last_master = Some(now);
-        }
+        // seconds (more than any buffer here takes to drain; `last_master`
+        // is noted after every call into the node).
         let master = self.hosts[i]
             .last_master
             .is_some_and(|t| now.since(t) <= Duration::from_secs(2));
