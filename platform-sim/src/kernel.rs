@@ -102,6 +102,44 @@ fn diff_maps<K: Ord + std::fmt::Debug>(
     }
 }
 
+/// What a kernel held since a point in time (see [`Kernel::held_since`]).
+#[derive(Debug, Clone, Default)]
+pub struct Held {
+    /// Entries unchanged since then, in canonical form.
+    pub content: Canonical,
+    /// SAs that existed then but whose content changed since.
+    pub present_sas: Vec<SaKey>,
+}
+
+impl Held {
+    /// What `other` lacks of this (empty when it holds everything).
+    pub fn missing_from(&self, other: &Canonical) -> Vec<String> {
+        let mut out = Vec::new();
+        for (k, v) in &self.content.sas {
+            match other.sas.get(k) {
+                None => out.push(format!("SA {k:?} missing")),
+                Some(w) if w != v => out.push(format!("SA {k:?} differs")),
+                Some(_) => {}
+            }
+        }
+        for k in self
+            .present_sas
+            .iter()
+            .filter(|k| !other.sas.contains_key(k))
+        {
+            out.push(format!("SA {k:?} missing"));
+        }
+        for (k, v) in &self.content.flows {
+            match other.flows.get(k) {
+                None => out.push(format!("flow {k:?} missing")),
+                Some(w) if w != v => out.push(format!("flow {k:?} differs")),
+                Some(_) => {}
+            }
+        }
+        out
+    }
+}
+
 /// A filter for [`Kernel::canonical`] keeping what a master running the
 /// core's filter with `policy` and `peers` forwards to its slaves.
 pub fn synced_by(policy: FilterPolicy, peers: Vec<IpAddr>) -> impl Fn(&Msg<'_>) -> bool {
@@ -194,7 +232,7 @@ impl Kernel {
                     return Err(Errno::EEXIST);
                 }
                 let sa = msg.find(SADB_EXT_SA).ok_or(Errno::EINVAL)?.bytes().to_vec();
-                let entry = SaEntry::from_request(&msg, sa, self.now_secs());
+                let entry = SaEntry::from_request(&msg, sa, self.now_secs(), self.now);
                 self.sadb.insert(key, entry);
                 Ok(ok)
             }
@@ -222,7 +260,8 @@ impl Kernel {
             }
             SADB_X_ADDFLOW => {
                 let key = flow_key(&msg).ok_or(Errno::EINVAL)?;
-                self.spd.insert(key, FlowEntry::from_request(&msg));
+                self.spd
+                    .insert(key, FlowEntry::from_request(&msg, self.now));
                 Ok(ok)
             }
             SADB_X_DELFLOW => {
@@ -267,7 +306,7 @@ impl Kernel {
             return Err(Errno::EEXIST);
         }
         let sa = pfmsg::sa_ext(SADB_EXT_SA, key.spi, SADB_SASTATE_LARVAL, 0, 0, 0);
-        let entry = SaEntry::from_request(msg, sa, self.now_secs());
+        let entry = SaEntry::from_request(msg, sa, self.now_secs(), self.now);
         self.sadb.insert(key, entry);
         Ok(WriteOk {
             spi: Some(key.spi),
@@ -281,7 +320,7 @@ impl Kernel {
         let e = self.sadb.get_mut(&key).ok_or(Errno::ESRCH)?;
         if e.state() == SADB_SASTATE_LARVAL {
             let sa = msg.find(SADB_EXT_SA).ok_or(Errno::EINVAL)?.bytes().to_vec();
-            *e = SaEntry::from_request(msg, sa, now);
+            *e = SaEntry::from_request(msg, sa, now, self.now);
             return Ok(());
         }
         // A mature SA only takes new lifetimes.
@@ -291,6 +330,7 @@ impl Kernel {
         for t in [SADB_EXT_LIFETIME_SOFT, SADB_EXT_LIFETIME_HARD] {
             if let Some(x) = msg.find(t) {
                 e.exts.insert(t, x.bytes().to_vec());
+                e.changed = self.now;
             }
         }
         Ok(())
@@ -316,6 +356,7 @@ impl Kernel {
             dst2.bytes().to_vec(),
             st2.bytes().to_vec(),
         ]);
+        e.changed = self.now;
         Ok(())
     }
 
@@ -482,6 +523,49 @@ impl Kernel {
             }
         }
         c
+    }
+
+    /// What this kernel has held since `cutoff` (by its clock, see
+    /// [`set_now`](Self::set_now)): the synchronised entries whose content
+    /// has not changed since, and the identities of those that existed
+    /// then but changed later. A slave of this kernel's node must hold all
+    /// of them once `cutoff` is a round trip old (the failover oracle).
+    pub fn held_since(&self, keep: &dyn Fn(&Msg<'_>) -> bool, cutoff: Instant) -> Held {
+        let all = self.canonical(keep);
+        let mut held = Held::default();
+        for (k, v) in all.sas {
+            match self.sadb.get(&k) {
+                Some(e) if e.changed <= cutoff => {
+                    held.content.sas.insert(k, v);
+                }
+                Some(e) if e.born <= cutoff => {
+                    held.present_sas.push(k);
+                }
+                _ => {}
+            }
+        }
+        for (k, v) in all.flows {
+            if self.spd.get(&k).is_some_and(|e| e.changed <= cutoff) {
+                held.content.flows.insert(k, v);
+            }
+        }
+        held
+    }
+
+    /// The mature SAs that have existed since `cutoff` (cheap: no filter,
+    /// no canonical form; for measurements).
+    pub fn mature_sas_since(&self, cutoff: Instant) -> impl Iterator<Item = &SaKey> + '_ {
+        self.sadb
+            .iter()
+            .filter(move |(_, e)| e.state() == SADB_SASTATE_MATURE && e.born <= cutoff)
+            .map(|(k, _)| k)
+    }
+
+    /// Whether a mature SA with this identity is present.
+    pub fn has_mature_sa(&self, key: &SaKey) -> bool {
+        self.sadb
+            .get(key)
+            .is_some_and(|e| e.state() == SADB_SASTATE_MATURE)
     }
 
     /// Whether both kernels hold the same synchronised entries, keeping

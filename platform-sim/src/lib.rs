@@ -32,6 +32,7 @@ pub mod oracle;
 pub mod pfmsg;
 pub mod rng;
 pub mod scenario;
+pub mod takeover;
 pub mod trace;
 pub mod world;
 

@@ -31,7 +31,8 @@ ENVIRONMENT (with --trace or a story):
     SASYNCD_SIM_ECHO=1    print the timeline while it runs (for runs that hang)
     SASYNCD_SIM_DEBUG=1   include the nodes' debug-level lines
 
-STORIES: failover, reconnect, split-brain, repair, adversary, legacy
+STORIES: failover, reconnect, split-brain, repair, adversary, legacy,
+         failover-under-load
 
 WHAT IS SIMULATED: each node runs the real sasyncd state machine
 (sasyncd-core) over a simulated PF_KEY kernel (SADB and SPD with OpenBSD's
@@ -123,6 +124,7 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
         "apply-from-non-master" => sc.bugs.apply_from_non_master = true,
         "keep-demote" => sc.bugs.keep_demote = true,
         "drop-delta" => sc.bugs.drop_delta = true,
+        "follow-dead-master" => sc.bugs.follow_dead_master = true,
         _ => return Err(format!("unknown bug {b}")),
     }
     Ok(())
@@ -206,6 +208,7 @@ fn is_story_line(line: &str) -> bool {
         "refused",
         "closing connection",
         "fell behind",
+        "claims MASTER",
     ];
     KEEP.iter().any(|k| line.contains(k))
 }
@@ -241,6 +244,24 @@ fn report(w: &World, wall: f64) -> ExitCode {
         wall,
         w.oracle.failover_checks
     );
+    for t in w.takeovers.iter().flat_map(|t| t.list.iter()) {
+        let at = t.at.as_millis();
+        println!(
+            "takeover: n{} became carp MASTER at {}.{:03} s",
+            t.master,
+            at / 1000,
+            at % 1000
+        );
+        for s in &t.slaves {
+            let synced = s.in_sync_after.map_or("never in sync".to_string(), |d| {
+                format!("in sync with n{} after {:.3} s", t.master, d.as_secs_f64())
+            });
+            println!(
+                "  n{}: {synced}; lacked at most {} of its SAs",
+                s.node, s.max_missing
+            );
+        }
+    }
     for (i, h) in w.hosts.iter().enumerate() {
         println!(
             "  n{i} {}: {} SAs, {} flows",

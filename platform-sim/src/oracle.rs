@@ -34,6 +34,23 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// One round trip on the scenario's network, with what may be queued ahead
+/// of a message (a node's send buffer and the network's): the time within
+/// which a change on a master reaches its connected slaves.
+pub fn round_trip(sc: &Scenario) -> Duration {
+    let n = sc.net;
+    let queued = (16 * 1024 + n.sndbuf as u64) * 1000 / n.bandwidth.max(1);
+    2 * (n.latency + n.jitter) + Duration::from_millis(queued + 50)
+}
+
+/// How soon after a node becomes carp MASTER every connected slave must
+/// follow it: carp's announcement reaches sasyncd at once in the
+/// simulation, then one round trip (its state message out, our `Resync`
+/// back).
+pub fn follow_bound(sc: &Scenario) -> Duration {
+    round_trip(sc) + Duration::from_millis(100)
+}
+
 /// Longest a node may hold its carp demotion (`CARP_DEMOTE_MAXTIME`),
 /// plus the time the platform takes to carry out the release.
 const DEMOTE_LIMIT: Duration = Duration::from_secs(61);
@@ -55,6 +72,17 @@ pub struct Oracle {
     disturbed_at: Option<Instant>,
     /// Manual edits made by the operator.
     pub manual_edits: u64,
+    last_manual_edit: Option<Instant>,
+    /// How long after a change on the master its slaves must hold it.
+    round_trip: Duration,
+    /// How long after a master's carp transition its slaves must follow it.
+    follow_bound: Duration,
+    /// The anti-entropy period (repairs manual edits and lost copies).
+    digest_interval: Duration,
+    /// carp transitions to MASTER still to be checked: (node, when).
+    follow_due: Vec<(usize, Instant)>,
+    /// Follow checks that ran (their preconditions held).
+    pub follow_checks: u64,
     /// Connections a stranger attempted / that nodes refused.
     pub stranger_attempts: u64,
     /// Stranger connections the nodes refused.
@@ -108,6 +136,12 @@ impl Oracle {
             demote_reported: vec![false; n],
             disturbed_at: None,
             manual_edits: 0,
+            last_manual_edit: None,
+            round_trip: round_trip(sc),
+            follow_bound: follow_bound(sc),
+            digest_interval: sc.digest_interval,
+            follow_due: Vec::new(),
+            follow_checks: 0,
             stranger_attempts: 0,
             rejected_strangers: 0,
             rejected_by_crashed: 0,
@@ -137,6 +171,7 @@ impl Oracle {
     /// The operator edited node `i`'s kernel.
     pub fn manual_edit(&mut self, i: usize, now: Instant) {
         self.manual_edits += 1;
+        self.last_manual_edit = Some(now);
         self.last_change[i] = now;
     }
 
@@ -148,6 +183,9 @@ impl Oracle {
     /// carp changed node `i`'s link state.
     pub fn carp_changed(&mut self, i: usize, link_state: u8, now: Instant) {
         self.master_since[i] = (link_state == LINK_STATE_UP).then_some(now);
+        if link_state == LINK_STATE_UP {
+            self.follow_due.push((i, now));
+        }
     }
 
     /// The kernel refused a write of node `i`.
@@ -181,6 +219,7 @@ impl Oracle {
     /// a slave's SADB emptied by a snapshot.
     pub fn tick(&mut self, w: &World) {
         let now = w.now;
+        self.check_follow(w);
         for (i, h) in w.hosts.iter().enumerate() {
             if let Some(s) = w.node_stats(i).filter(|s| s.run_state == RunState::Master) {
                 let q = &mut self.heads[i];
@@ -234,53 +273,127 @@ impl Oracle {
         }
     }
 
-    /// Failover: the master `m` is about to crash. Every slave that was
-    /// streaming from it must already have applied every change the master
-    /// made at least a second (many round trips) before; if the master
-    /// changed nothing in that second, the slave's tables must equal its.
+    /// Follow: once a node has been carp MASTER for [`follow_bound`], every
+    /// slave that had a session with it when it took over follows it (the
+    /// v2 slave asked it for its stream; the legacy slave takes its data).
+    /// A slave still following the old master is blind to the new one's
+    /// changes: if the new master dies too, they are lost.
+    fn check_follow(&mut self, w: &World) {
+        let now = w.now;
+        let due: Vec<(usize, Instant)> = self
+            .follow_due
+            .iter()
+            .copied()
+            .filter(|&(_, t)| now.since(t) >= self.follow_bound)
+            .collect();
+        self.follow_due
+            .retain(|&(_, t)| now.since(t) < self.follow_bound);
+        for (m, t) in due {
+            let still_master = self.master_since[m] == Some(t)
+                && w.node_stats(m)
+                    .is_some_and(|s| s.run_state == RunState::Master);
+            let only_master = (0..w.hosts.len()).filter(|&j| j != m).all(|j| {
+                w.node_stats(j)
+                    .is_none_or(|s| s.run_state != RunState::Master)
+            });
+            let quiet = self
+                .disturbed_at
+                .is_none_or(|d| d.as_millis() + 1000 < t.as_millis());
+            if !still_master || !only_master || !quiet || self.tamper || w.links.is_split() {
+                continue;
+            }
+            if w.hosts[m].wrong_key {
+                continue;
+            }
+            let addr = w.hosts[m].addr;
+            for (n, h) in w.hosts.iter().enumerate() {
+                let Some(node) = h.node.as_ref().filter(|_| n != m && !h.wrong_key) else {
+                    continue;
+                };
+                let s = node.stats();
+                let connected = node.peers().any(|p| {
+                    p.addr == addr && p.connected && p.stats.up_since.is_some_and(|u| u <= t)
+                });
+                if !connected || s.run_state != RunState::Slave {
+                    continue;
+                }
+                self.follow_checks += 1;
+                let follows = if self.legacy {
+                    // A legacy slave follows whoever sends it data; it
+                    // must at least not refuse the new master's.
+                    s.following.is_none_or(|(a, _)| a == addr)
+                } else {
+                    s.following.is_some_and(|(a, _)| a == addr)
+                };
+                if !follows {
+                    let who = s
+                        .following
+                        .map_or("no one".to_string(), |(a, _)| a.to_string());
+                    self.fail(
+                        now,
+                        Some(n),
+                        format!(
+                            "follows {who}, not n{m} which became master {} ms ago",
+                            now.as_millis() - t.as_millis()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Failover: the master `m` is about to crash. Every slave that had a
+    /// session with it (whoever it followed) must hold everything the
+    /// master held a round trip before it died; a slave that is to become
+    /// master next must not lack any of it. Followers must also have
+    /// applied its delta stream up to where it was a second before.
     pub fn master_crashed(&mut self, m: usize, w: &World) {
         let now = w.now;
         let Some(ms) = w.node_stats(m) else { return };
         let quiet = |t: Option<Instant>| t.is_none_or(|t| now.since(t) > Duration::from_secs(10));
+        let edits_repaired = self
+            .last_manual_edit
+            .is_none_or(|t| now.since(t) > 2 * self.digest_interval + Duration::from_secs(10));
         if ms.run_state != RunState::Master
             || self.tamper
+            || self.lossy
+            || !edits_repaired
             || w.links.is_split()
             || !quiet(self.disturbed_at)
             || self.master_since[m].is_none_or(|t| now.since(t) <= Duration::from_secs(5))
         {
             return;
         }
+        let cutoff = Instant::from_millis(
+            now.as_millis()
+                .saturating_sub(self.round_trip.as_millis() as u64),
+        );
+        let held = w.hosts[m].kernel.held_since(&keep_all(), cutoff);
         // The master's head one second ago.
-        let second_ago = now.add(Duration::ZERO).as_millis().saturating_sub(1000);
+        let second_ago = now.as_millis().saturating_sub(1000);
         let old_head = self.heads[m]
             .iter()
             .rev()
             .find(|(t, _)| t.as_millis() <= second_ago)
             .map(|&(_, p)| p);
-        let unchanged = now.since(self.last_change[m]) >= Duration::from_secs(1);
         for (n, h) in w.hosts.iter().enumerate() {
-            let Some(node) = h.node.as_ref() else {
+            let Some(node) = h.node.as_ref().filter(|_| n != m && !h.wrong_key) else {
                 continue;
             };
-            if n == m {
-                continue;
-            }
             let s = node.stats();
-            let streaming = node.peers().any(|p| {
+            let connected = node.peers().any(|p| {
                 p.addr == w.hosts[m].addr
                     && p.connected
-                    && p.state == Some(RunState::Master)
                     && p.stats
                         .up_since
                         .is_some_and(|t| now.since(t) > Duration::from_secs(5))
             });
-            // The slave must be taking its stream from this master.
-            let follows = s.following == Some((w.hosts[m].addr, true));
-            if !streaming || !follows || s.syncing || s.run_state != RunState::Slave {
+            if !connected || s.run_state != RunState::Slave || s.pfkey_queued > 0 {
                 continue;
             }
             self.failover_checks += 1;
-            if let Some(old) = old_head.filter(|_| !self.legacy) {
+            let follows = s.following == Some((w.hosts[m].addr, true));
+            if let Some(old) = old_head.filter(|_| !self.legacy && follows && !s.syncing) {
                 if s.position.epoch != old.epoch || s.position.seq < old.seq {
                     self.fail(now, Some(n), format!(
                         "failover: slave at {}:{} but the master was at {}:{} a second before it died",
@@ -288,14 +401,20 @@ impl Oracle {
                     ));
                 }
             }
-            if unchanged && !self.lossy && self.manual_edits == 0 && s.pfkey_queued == 0 {
-                if let Some(d) = differ(&w.hosts[m].kernel, &h.kernel) {
-                    self.fail(
-                        now,
-                        Some(n),
-                        format!("failover: slave lacks what the dying master had: {d}"),
-                    );
-                }
+            let missing = held.missing_from(&h.kernel.canonical(&keep_all()));
+            if let Some(first) = missing.first() {
+                let who = s
+                    .following
+                    .map_or("no one".to_string(), |(a, _)| a.to_string());
+                self.fail(
+                    now,
+                    Some(n),
+                    format!(
+                        "failover: slave (following {who}) lacks what dying master n{m} held {} ms before: {} differences, first: {first}",
+                        self.round_trip.as_millis(),
+                        missing.len()
+                    ),
+                );
             }
         }
     }

@@ -12,6 +12,10 @@ use crate::rng::Rng;
 pub enum Action {
     /// Host crash: carp, sasyncd and IKE stop; `wipe` loses the kernel too.
     Crash { node: usize, wipe: bool },
+    /// Whoever is carp MASTER at that moment crashes (if anyone), and its
+    /// host comes back `down_for` later: failovers, and cascades of them
+    /// when scripted close together.
+    CrashMaster { wipe: bool, down_for: Duration },
     /// The host comes back (or, if only sasyncd stopped, sasyncd does).
     Restart { node: usize },
     /// sasyncd shuts down cleanly (the host, its carp and kernel stay up).
@@ -46,12 +50,18 @@ pub struct Bugs {
     pub keep_demote: bool,
     /// Masters skip one delta per epoch.
     pub drop_delta: bool,
+    /// v2 slaves keep following a master that another peer replaced.
+    pub follow_dead_master: bool,
 }
 
 impl Bugs {
     /// Whether any bug is planted.
     pub fn any(&self) -> bool {
-        self.skip_sweep || self.apply_from_non_master || self.keep_demote || self.drop_delta
+        self.skip_sweep
+            || self.apply_from_non_master
+            || self.keep_demote
+            || self.drop_delta
+            || self.follow_dead_master
     }
 }
 
@@ -70,6 +80,8 @@ pub struct Scenario {
     pub net: NetConfig,
     /// Mean time between IKE actions on the master.
     pub ike_interval: Duration,
+    /// Most SA pairs the IKE workload keeps at once.
+    pub ike_pairs: usize,
     /// How long the workload and the faults run.
     pub active: Duration,
     /// The quiet time after healing, within which every slave must equal
@@ -109,6 +121,7 @@ impl Scenario {
             legacy: false,
             net: NetConfig::default(),
             ike_interval: Duration::from_millis(500),
+            ike_pairs: 30,
             active: Duration::from_secs(120),
             settle: settle_bound(digest_interval),
             script: Vec::new(),
@@ -224,6 +237,36 @@ impl Scenario {
                     (secs(65), Action::Restart { node: 1 }),
                 ];
             }
+            // A busy master on a slow network dies, and so does its
+            // successor 15 s later: every slave must have followed the
+            // successor at once, or the third master lacks its SAs.
+            "failover-under-load" => {
+                s.nodes = 4;
+                s.ike_interval = Duration::from_millis(50);
+                s.ike_pairs = 200;
+                s.net.latency = Duration::from_millis(20);
+                s.net.jitter = Duration::from_millis(5);
+                s.net.bandwidth = 1_000_000;
+                s.net.sndbuf = 64 * 1024;
+                s.script = vec![
+                    (
+                        secs(40),
+                        Action::Crash {
+                            node: 0,
+                            wipe: false,
+                        },
+                    ),
+                    (
+                        secs(55),
+                        Action::Crash {
+                            node: 1,
+                            wipe: false,
+                        },
+                    ),
+                    (secs(70), Action::Restart { node: 0 }),
+                    (secs(75), Action::Restart { node: 1 }),
+                ];
+            }
             // OpenBSD's protocol (no anti-entropy, flush before snapshot).
             "legacy" => {
                 s.legacy = true;
@@ -251,5 +294,6 @@ impl Scenario {
         "repair",
         "adversary",
         "legacy",
+        "failover-under-load",
     ];
 }

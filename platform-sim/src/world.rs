@@ -20,6 +20,7 @@ use crate::net::{ConnId as NetConn, Net, RandomTamper, SegmentInfo, Tamper};
 use crate::oracle::Oracle;
 use crate::rng::Rng;
 use crate::scenario::{Action, Scenario};
+use crate::takeover::Takeovers;
 use crate::trace::Trace;
 
 mod faults;
@@ -88,6 +89,9 @@ pub struct World {
     pub trace: Trace,
     /// The checks.
     pub oracle: Oracle,
+    /// Takeover measurements (stories only: they cost a table comparison
+    /// per event).
+    pub takeovers: Option<Takeovers>,
     workload: bool,
     script: Vec<(Instant, Action)>,
     boot_ends: Vec<(Instant, usize)>,
@@ -188,6 +192,7 @@ impl World {
                 .keep_lines(log_nodes)
                 .echo(log_nodes && std::env::var_os("SASYNCD_SIM_ECHO").is_some()),
             oracle,
+            takeovers: log_nodes.then(Takeovers::default),
             now: Instant::ZERO,
             rng,
             hosts,
@@ -212,7 +217,7 @@ impl World {
     fn ike_config(sc: &Scenario, i: usize) -> IkeConfig {
         let mut c = IkeConfig::for_node(i, VIP);
         c.mean_interval = sc.ike_interval;
-        c.max_pairs = 30;
+        c.max_pairs = sc.ike_pairs;
         c
     }
 
@@ -364,6 +369,10 @@ impl World {
             self.collect_logs(i);
         }
         self.with_oracle(|o, w| o.tick(w));
+        if let Some(mut t) = self.takeovers.take() {
+            t.tick(self);
+            self.takeovers = Some(t);
+        }
     }
 
     /// Processes everything that needs no time to pass.
@@ -386,6 +395,9 @@ impl World {
                     ),
                 );
                 self.oracle.carp_changed(e.node, e.link_state, now);
+                if let Some(t) = self.takeovers.as_mut() {
+                    t.carp_changed(e.node, e.link_state, now);
+                }
                 if let Some(n) = self.hosts[e.node].node.as_mut() {
                     n.handle_link_state(now, e.link_state);
                 }

@@ -8,13 +8,28 @@ use sasyncd_sim::world::World;
 
 /// Runs seeds until one fails; returns (seed, first failure).
 fn first_catch(bugs: Bugs, seeds: std::ops::Range<u64>) -> Option<(u64, String)> {
+    first_catch_where(bugs, seeds, |_| true)
+}
+
+/// Runs seeds until one has a failure `pick` accepts; returns (seed, it).
+fn first_catch_where(
+    bugs: Bugs,
+    seeds: std::ops::Range<u64>,
+    pick: impl Fn(&str) -> bool,
+) -> Option<(u64, String)> {
     for seed in seeds {
         let mut sc = Scenario::random(seed);
         sc.bugs = bugs;
         let mut w = World::new(sc, false);
         w.run();
-        if let Some(f) = w.oracle.failures.first() {
-            return Some((seed, f.to_string()));
+        let hit = w
+            .oracle
+            .failures
+            .iter()
+            .map(|f| f.to_string())
+            .find(|f| pick(f));
+        if let Some(f) = hit {
+            return Some((seed, f));
         }
     }
     None
@@ -71,6 +86,34 @@ fn dropping_a_delta_is_caught() {
     let (seed, what) = c.expect("a swarm of 200 seeds catches a dropped delta");
     assert!(
         what.contains("converged") || what.contains("failover") || what.contains("digest"),
+        "seed {seed}: {what}"
+    );
+}
+
+#[test]
+fn following_a_dead_master_is_caught_by_the_follow_oracle() {
+    let bugs = Bugs {
+        follow_dead_master: true,
+        ..Bugs::default()
+    };
+    let c = first_catch(bugs, 0..400);
+    let (seed, what) = c.expect("a swarm of 400 seeds catches a slave that keeps a dead master");
+    assert!(what.contains("not n"), "seed {seed}: {what}");
+}
+
+/// The failover oracle sees the loss itself, not only the follow oracle's
+/// symptom: a slave still following the first dead master lacks what the
+/// second master held when that one dies too.
+#[test]
+fn following_a_dead_master_is_caught_by_the_failover_oracle() {
+    let bugs = Bugs {
+        follow_dead_master: true,
+        ..Bugs::default()
+    };
+    let c = first_catch_where(bugs, 0..3000, |f| f.contains("failover: slave"));
+    let (seed, what) = c.expect("a swarm of 3000 seeds sees the loss at a second failover");
+    assert!(
+        what.contains("lacks what dying master"),
         "seed {seed}: {what}"
     );
 }

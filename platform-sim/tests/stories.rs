@@ -122,3 +122,30 @@ fn a_first_batch_of_random_seeds_passes() {
         );
     }
 }
+
+/// Issue 7's measure: at every takeover of the failover stories, each
+/// slave that had a session with the new master is in sync with it within
+/// a second of simulated time and never lacks more than the SAs still in
+/// flight (none a round trip old).
+#[test]
+fn slaves_follow_a_new_master_within_a_second() {
+    for name in ["failover", "failover-under-load"] {
+        let mut w = World::new(Scenario::story(name, 1).unwrap(), false);
+        w.takeovers = Some(Default::default());
+        w.run();
+        assert!(w.oracle.failures.is_empty(), "{name}:{}", failures(&w));
+        let list = &w.takeovers.as_ref().unwrap().list;
+        assert!(list.len() >= 3, "{name}: {list:?}");
+        for t in list {
+            for s in &t.slaves {
+                let d = s.in_sync_after.expect("in sync");
+                assert!(
+                    d < std::time::Duration::from_secs(1) && s.max_missing == 0,
+                    "{name}: takeover by n{} at {:?}: {s:?}",
+                    t.master,
+                    t.at
+                );
+            }
+        }
+    }
+}

@@ -62,6 +62,37 @@ impl<
         }
     }
 
+    /// A peer newly claims MASTER (its state changed, or a new session says
+    /// so) while we follow another: carp elected it after the one we
+    /// follow, which may be dead behind a half-open connection that only
+    /// the liveness timeout would end. The newest claimant wins at once:
+    /// drop the old stream and what was half-received from it, and ask the
+    /// new master for ours. One stream at a time still holds, so a healed
+    /// partition cannot mix two masters' data; split brain is still seen
+    /// (and settled by carp) between the masters themselves.
+    pub(super) fn switch_to(&mut self, now: Instant, conn: ConnId) {
+        let Some(old) = self.following.filter(|f| f.conn != conn) else {
+            return;
+        };
+        #[cfg(feature = "planted-bugs")]
+        if self.bugs.follow_dead_master {
+            return;
+        }
+        if let (Some((p, _)), Some((q, _))) = (self.slot_of(conn), self.slot_of(old.conn)) {
+            log::info!(
+                "peer {} claims MASTER; following it instead of {}",
+                self.peer_addrs[p],
+                self.peer_addrs[q]
+            );
+        }
+        if self.incoming.is_some_and(|i| i.conn == old.conn) {
+            self.incoming = None;
+        }
+        self.job_conn_gone(old.conn);
+        self.following = None;
+        self.ask(now, conn);
+    }
+
     /// A legacy slave starts following `conn`'s master. If it applied data
     /// from another master since, or refused some of this one's, its tables
     /// are a mix: it hangs up, because reconnecting is how a legacy master

@@ -49,6 +49,9 @@ pub struct PlantedBugs {
     pub keep_demote: bool,
     /// The master silently skips one delta per epoch (the fifth).
     pub drop_delta: bool,
+    /// A v2 slave keeps following its master when another peer newly
+    /// claims MASTER (until the old session dies).
+    pub follow_dead_master: bool,
 }
 
 /// A slave's view of the snapshot it is receiving.

@@ -402,6 +402,13 @@ impl<
         if s != RunState::Master && self.following.is_some_and(|f| f.conn == conn) {
             self.following = None;
         }
+        if !self.legacy
+            && s == RunState::Master
+            && before != Some(RunState::Master)
+            && ours != RunState::Master
+        {
+            self.switch_to(now, conn);
+        }
         if self.legacy
             && s == RunState::Master
             && before != Some(RunState::Master)

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use sasyncd_core::pfkey::consts::*;
 use sasyncd_core::pfkey::{LifetimeExt, Msg};
 
+use sasyncd_core::time::Instant;
+
 use crate::pfmsg;
 
 /// Extensions an entry keeps from the request that created it (the SA
@@ -68,11 +70,16 @@ pub(crate) struct SaEntry {
     pub group: Option<[Vec<u8>; 3]>,
     /// Path MTU; exported as X_MTU when non-zero.
     pub mtu: u32,
+    /// When the entry got its current identity and keys (ADD, or the
+    /// UPDATE that made a larval SA mature), and when its synchronised
+    /// content last changed (for the failover oracle).
+    pub born: Instant,
+    pub changed: Instant,
 }
 
 impl SaEntry {
     /// An entry from a validated GETSPI (larval), ADD or UPDATE.
-    pub fn from_request(msg: &Msg<'_>, sa: Vec<u8>, now_secs: u64) -> SaEntry {
+    pub fn from_request(msg: &Msg<'_>, sa: Vec<u8>, now_secs: u64, now: Instant) -> SaEntry {
         let mut exts = BTreeMap::new();
         for e in msg.extensions().map_while(Result::ok) {
             if STORED.contains(e.ext_type()) {
@@ -96,6 +103,8 @@ impl SaEntry {
             counter: [0; 8],
             group: None,
             mtu: 0,
+            born: now,
+            changed: now,
         }
     }
 

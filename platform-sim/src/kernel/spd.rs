@@ -4,6 +4,8 @@
 use sasyncd_core::pfkey::consts::*;
 use sasyncd_core::pfkey::Msg;
 
+use sasyncd_core::time::Instant;
+
 use crate::pfmsg;
 
 /// The order of a flow's extensions in an SPD dump record.
@@ -26,11 +28,13 @@ const RECORD_ORDER: [u16; 11] = [
 pub(crate) struct FlowEntry {
     pub satype: u8,
     pub exts: Vec<(u16, Vec<u8>)>,
+    /// When it was installed (or last replaced), for the failover oracle.
+    pub changed: Instant,
 }
 
 impl FlowEntry {
     /// An entry from a validated X_ADDFLOW.
-    pub fn from_request(msg: &Msg<'_>) -> FlowEntry {
+    pub fn from_request(msg: &Msg<'_>, now: Instant) -> FlowEntry {
         let exts = msg
             .extensions()
             .map_while(Result::ok)
@@ -40,6 +44,7 @@ impl FlowEntry {
         FlowEntry {
             satype: msg.satype(),
             exts,
+            changed: now,
         }
     }
 

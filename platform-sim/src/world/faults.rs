@@ -31,9 +31,9 @@ impl World {
             // brain left slaves with the other master's snapshot (no digests,
             // no resync request), so legacy runs get no partitions.
             let kinds: &[u8] = if sc.legacy {
-                &[0, 2, 6]
+                &[0, 2, 6, 8]
             } else {
-                &[0, 1, 2, 3, 4, 5, 6, 7]
+                &[0, 1, 2, 3, 4, 5, 6, 7, 8]
             };
             let action = match kinds[rng.index(kinds.len())] {
                 0 => {
@@ -69,12 +69,29 @@ impl World {
                     ));
                     Action::Stop { node }
                 }
-                _ => {
+                7 => {
                     script.push((
                         t.add(Duration::from_millis(5_000 + rng.below(20_000))),
                         Action::Rekey { node, wrong: false },
                     ));
                     Action::Rekey { node, wrong: true }
+                }
+                _ => {
+                    // A failover, often followed by a second one while the
+                    // cluster is still settling from the first.
+                    if rng.chance(0.6) {
+                        script.push((
+                            t.add(Duration::from_millis(3_000 + rng.below(20_000))),
+                            Action::CrashMaster {
+                                wipe: rng.chance(0.3),
+                                down_for: Duration::from_millis(2_000 + rng.below(20_000)),
+                            },
+                        ));
+                    }
+                    Action::CrashMaster {
+                        wipe: rng.chance(0.3),
+                        down_for: Duration::from_millis(2_000 + rng.below(20_000)),
+                    }
                 }
             };
             script.push((t, action));
@@ -143,6 +160,7 @@ impl World {
                 apply_from_non_master: b.apply_from_non_master,
                 keep_demote: b.keep_demote,
                 drop_delta: b.drop_delta,
+                follow_dead_master: b.follow_dead_master,
             };
         }
         node.handle_link_state(now, self.carp.link_state(i));
@@ -243,6 +261,17 @@ impl World {
         self.trace.global(now, format!("fault: {a:?}"));
         match a {
             Action::Crash { node, wipe } => self.crash(node, wipe),
+            Action::CrashMaster { wipe, down_for } => {
+                let master = (0..self.hosts.len()).find(|&i| {
+                    self.hosts[i].up && self.carp.link_state(i) == crate::carp::LINK_STATE_UP
+                });
+                if let Some(m) = master {
+                    self.crash(m, wipe);
+                    let at = now.add(down_for);
+                    let k = self.script.partition_point(|(t, _)| *t <= at);
+                    self.script.insert(k, (at, Action::Restart { node: m }));
+                }
+            }
             Action::Restart { node } => {
                 if !self.hosts[node].up {
                     self.boot(node);
