@@ -657,3 +657,61 @@ fn anti_entropy_replaces_an_entry_whose_content_differs() {
     );
     assert!(w.synced(0, 1), "the slave has the master's keys");
 }
+
+/// A platform that never reports the end of a connect (no `Connected`, no
+/// `ConnectFailed`, as the simulator's resets once did) does not leave the
+/// peer unreachable: the node gives up after its connect deadline, tells
+/// the platform to close the attempt, and dials again after a backoff.
+#[test]
+fn a_connect_that_never_ends_is_ended_by_the_node() {
+    use sasyncd_core::config::Config;
+    use sasyncd_core::crypto::SoftCrypto;
+    use sasyncd_core::node::{Event, Node, Settings};
+    use sasyncd_core::time::Instant;
+    use sasyncd_sim::rng::Rng;
+    use sasyncd_sim::world::SimRandom;
+
+    let cfg = Config::parse(&config(0, 2, "")).unwrap();
+    let t0 = Instant::from_millis(1000);
+    let mut n: sasyncd_tests::harness::HNode<8192, 4096> = Node::new(
+        &cfg,
+        Settings::new([1; 16], 7, 100),
+        SoftCrypto,
+        SimRandom(Rng::new(7)),
+        t0,
+    )
+    .unwrap();
+    n.handle_link_state(t0, BACKUP);
+    let connects = |n: &mut sasyncd_tests::harness::HNode<8192, 4096>| {
+        let mut v = Vec::new();
+        let mut closes = Vec::new();
+        while let Some(e) = n.poll_event() {
+            match e {
+                Event::Connect { conn, .. } => v.push(conn),
+                Event::Close { conn } => closes.push(conn),
+                _ => {}
+            }
+        }
+        (v, closes)
+    };
+    let (dialled, _) = connects(&mut n);
+    assert_eq!(dialled.len(), 1, "dials its one peer");
+    let deadline = n.poll_timeout().expect("a deadline for the connect");
+    assert!(deadline.since(t0) <= std::time::Duration::from_secs(10));
+    let mut now = deadline;
+    n.handle_timeout(now);
+    let (again, closed) = connects(&mut n);
+    assert_eq!(closed, dialled, "the stuck attempt is closed");
+    assert!(again.is_empty(), "not redialled at once");
+    // A backoff later it dials again.
+    for _ in 0..10 {
+        now = n.poll_timeout().expect("a reconnect is scheduled");
+        n.handle_timeout(now);
+        let (again, _) = connects(&mut n);
+        if !again.is_empty() {
+            assert!(now.since(deadline) <= std::time::Duration::from_secs(31));
+            return;
+        }
+    }
+    panic!("never redialled");
+}

@@ -142,6 +142,9 @@ pub struct Settings {
     pub pid: u32,
     /// How often a master sends anti-entropy digests.
     pub digest_interval: Duration,
+    /// How long a connect may take before the node gives up on it (and
+    /// tells the platform to close it), whatever the platform reports.
+    pub connect_timeout: Duration,
     /// How long a v2 handshake may take before the connection is dropped.
     pub handshake_timeout: Duration,
     /// A v2 session that sent nothing for this long sends its state, so
@@ -153,13 +156,15 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Defaults: 60 s digests, 10 s handshakes, 10 s keepalives, dead after 30 s.
+    /// Defaults: 60 s digests, 10 s connects and handshakes, 10 s
+    /// keepalives, dead after 30 s.
     pub const fn new(node_id: [u8; 16], boot_epoch: u64, pid: u32) -> Settings {
         Settings {
             node_id,
             boot_epoch,
             pid,
             digest_interval: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(10),
             dead_after: Duration::from_secs(30),

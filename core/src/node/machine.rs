@@ -342,6 +342,9 @@ impl<
                 if matches!(c.phase, Phase::Hello(_) | Phase::Confirm(..)) {
                     t = earliest(t, Some(c.opened.add(self.settings.handshake_timeout)));
                 }
+                if matches!(c.phase, Phase::Connecting) {
+                    t = earliest(t, Some(c.opened.add(self.settings.connect_timeout)));
+                }
                 if matches!(c.phase, Phase::Open(..)) {
                     if c.tx.is_empty() {
                         t = earliest(t, Some(c.last_tx.add(self.settings.keepalive)));

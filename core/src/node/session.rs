@@ -175,18 +175,26 @@ impl<
         }
     }
 
+    /// Ends connects and handshakes that take too long. The connect
+    /// deadline is the node's own: a platform that never reports the end
+    /// of a connect (a reset that closed it silently) must not leave the
+    /// peer unreachable for good.
     pub(super) fn expire_handshakes(&mut self, now: Instant) {
-        let limit = self.settings.handshake_timeout;
-        let mut late: heapless::Vec<ConnId, 64> = heapless::Vec::new();
+        let mut late: heapless::Vec<(ConnId, &'static str), 64> = heapless::Vec::new();
         for c in self.conns.iter().flatten().flatten() {
-            if matches!(c.phase, Phase::Hello(_) | Phase::Confirm(..))
-                && now.since(c.opened) >= limit
-            {
-                let _ = late.push(c.id);
+            let (limit, why) = match c.phase {
+                Phase::Connecting => (self.settings.connect_timeout, "connect timed out"),
+                Phase::Hello(_) | Phase::Confirm(..) => {
+                    (self.settings.handshake_timeout, "handshake timed out")
+                }
+                _ => continue,
+            };
+            if now.since(c.opened) >= limit {
+                let _ = late.push((c.id, why));
             }
         }
-        for id in late {
-            self.close_conn(now, id, Some("handshake timed out"), true);
+        for (id, why) in late {
+            self.close_conn(now, id, Some(why), true);
         }
     }
 

@@ -46,9 +46,19 @@ impl Net {
             q.clear();
         }
         for side in 0..2 {
-            if c.ends[side].state == EndState::Established {
-                let node = c.ends[side].node;
-                self.event(node, id, side, NetEventKind::Closed(CloseReason::Reset));
+            let node = c.ends[side].node;
+            match c.ends[side].state {
+                EndState::Established => {
+                    self.event(node, id, side, NetEventKind::Closed(CloseReason::Reset))
+                }
+                // A connect in progress fails as a kernel would end it.
+                EndState::SynSent => self.event(
+                    node,
+                    id,
+                    side,
+                    NetEventKind::ConnectFailed(Errno::ECONNRESET),
+                ),
+                _ => {}
             }
             c.ends[side].state = EndState::Closed;
         }
@@ -190,6 +200,15 @@ impl Net {
                 c.ends[0].state = EndState::Closed;
                 return;
             }
+        } else if pkt.kind == Kind::SynAck && now >= c.connect_deadline {
+            // The answer to our SYN never gets through: the connect times
+            // out like the SYN itself would have.
+            if c.ends[0].state == EndState::SynSent {
+                let node = c.ends[0].node;
+                self.event(node, id, 0, NetEventKind::ConnectFailed(Errno::ETIMEDOUT));
+                c.ends[0].state = EndState::Closed;
+            }
+            return;
         } else {
             let since = *pkt.stall_since.get_or_insert(now);
             if now.since(since) >= self.cfg.give_up {

@@ -345,3 +345,57 @@ proptest! {
         prop_assert!(n.is_established(s));
     }
 }
+
+/// A reset or a lost answer ends a connect in progress with an error, as a
+/// kernel does: before the fix the connecting end was closed silently and
+/// its owner waited forever.
+#[test]
+fn connects_in_progress_end_with_an_error() {
+    let failed = |ev: &[(u64, NetEvent)], c: ConnId| {
+        ev.iter().find_map(|(_, e)| match e.kind {
+            NetEventKind::ConnectFailed(x) if e.conn == c => Some(x),
+            _ => None,
+        })
+    };
+    let mut l = Links::new();
+    let mut n = net(NetConfig::default(), 8);
+    n.listen(1, true);
+    // Reset before the SYN arrives.
+    let c = n.connect(0, ip(2), ms(0));
+    n.reset(c);
+    let ev = run(&mut n, &l, ms(0), ms(100));
+    assert_eq!(failed(&ev, c), Some(Errno::ECONNRESET));
+    // Reset after the server accepted, before the SYN-ACK arrives.
+    let c = n.connect(0, ip(2), ms(100));
+    let (now, server) = loop {
+        let now = n.poll_timeout().unwrap();
+        n.handle_timeout(now, &l);
+        let ev: Vec<NetEvent> = std::iter::from_fn(|| n.poll_event()).collect();
+        if let Some(e) = ev
+            .iter()
+            .find(|e| matches!(e.kind, NetEventKind::Accepted { .. }))
+        {
+            break (now, e.conn);
+        }
+    };
+    n.reset(server);
+    let ev = run(&mut n, &l, now, ms(300));
+    assert_eq!(failed(&ev, c), Some(Errno::ECONNRESET));
+    assert_eq!(closed(&ev, server), Some(CloseReason::Reset));
+    // The SYN-ACK cannot get back: the connect times out.
+    let c = n.connect(0, ip(2), ms(300));
+    let now = loop {
+        let now = n.poll_timeout().unwrap();
+        n.handle_timeout(now, &l);
+        let ev: Vec<NetEvent> = std::iter::from_fn(|| n.poll_event()).collect();
+        if ev
+            .iter()
+            .any(|e| matches!(e.kind, NetEventKind::Accepted { .. }))
+        {
+            break now;
+        }
+    };
+    l.cut(1, 0);
+    let ev = run(&mut n, &l, now, ms(60_000));
+    assert_eq!(failed(&ev, c), Some(Errno::ETIMEDOUT));
+}
