@@ -128,15 +128,18 @@ fn master_serves_an_openbsd_slave() {
     w.run_for(100);
     let got = c.recv(&mut w);
     assert_eq!(
-        got[0],
-        Got::Ctl(Ctl::Ack {
+        got,
+        [Got::Ctl(Ctl::Ack {
             about: CtlType::State,
             state: RunState::Master
-        })
+        })]
     );
+    // As the original, the snapshot follows 2 s after the session began.
+    w.run_for(2000);
+    let got = c.recv(&mut w);
     // The snapshot: FLUSH (flushmode startup), SA ADDs, X_ADDFLOWs, ENDSNAP.
-    let Got::Pfkey(f) = &got[1] else {
-        panic!("{:?}", got[1])
+    let Got::Pfkey(f) = &got[0] else {
+        panic!("{:?}", got[0])
     };
     assert_eq!(f.len(), 16);
     let f = msg(f);
@@ -146,7 +149,7 @@ fn master_serves_an_openbsd_slave() {
     );
     let mut fresh = Kernel::new(Rng::new(9));
     let mut spis = Vec::new();
-    for g in &got[2..4] {
+    for g in &got[1..3] {
         let Got::Pfkey(a) = g else { panic!("{g:?}") };
         let m = msg(a);
         assert_eq!(m.msg_type(), SADB_ADD);
@@ -160,12 +163,12 @@ fn master_serves_an_openbsd_slave() {
     }
     spis.sort();
     assert_eq!(spis, [0x2001, 0x2002]);
-    let Got::Pfkey(fl) = &got[4] else {
-        panic!("{:?}", got[4])
+    let Got::Pfkey(fl) = &got[3] else {
+        panic!("{:?}", got[3])
     };
     assert_eq!(msg(fl).msg_type(), SADB_X_ADDFLOW);
-    assert_eq!(got[5], Got::Ctl(Ctl::EndSnap));
-    assert_eq!(got.len(), 6, "{got:?}");
+    assert_eq!(got[4], Got::Ctl(Ctl::EndSnap));
+    assert_eq!(got.len(), 5, "{got:?}");
 
     // Live changes: UPDATE arrives as ADD, with the originator's pid.
     let dst = ip("203.0.113.5");
@@ -347,4 +350,208 @@ fn worked_frames_a_and_b() {
     w.ext_send(x, &FRAME_A);
     w.settle();
     assert_eq!(c.recv(&mut w), [Got::Ctl(Ctl::Error(CtlType::State))]);
+}
+
+/// The original's view of its one peer (reference §8.3–§8.6): a single
+/// socket at a time. It uses its own outbound connection until it accepts
+/// one from the peer, which replaces it without closing it (D-11): the
+/// replaced one is never read or written again. It writes only to the
+/// socket it holds.
+struct Original {
+    codec: LegacyCodec<SoftCrypto>,
+    deframer: LegacyDeframer,
+    socket: usize,
+    iv: u8,
+}
+
+impl Original {
+    /// Its start-up connect to node 0 (the node accepts it).
+    fn dial(w: &mut TestWorld, state: RunState) -> Original {
+        let y = w.ext_connect(0, addr(1)).expect("a configured peer");
+        let mut o = Original {
+            codec: LegacyCodec::new(SoftCrypto, KEY.as_bytes()).unwrap(),
+            deframer: LegacyDeframer::new(),
+            socket: y,
+            iv: 0,
+        };
+        // The connector announces its state (§8.3).
+        o.ctl(w, Ctl::State(state));
+        o
+    }
+
+    /// Its main loop accepts the node's connection `x`: from now on it
+    /// reads and writes only that one.
+    fn accept(&mut self, x: usize) {
+        self.socket = x;
+        self.deframer = LegacyDeframer::new();
+    }
+
+    fn send(&mut self, w: &mut TestWorld, ty: MsgType, plaintext: &[u8]) {
+        assert!(w.ext[self.socket].open, "the node closed the socket we use");
+        self.iv = self.iv.wrapping_add(1);
+        let mut out = [0u8; MAX_FRAME];
+        let n = self
+            .codec
+            .encode(ty, plaintext, [self.iv; 16], &mut out)
+            .unwrap();
+        w.ext_send(self.socket, &out[..n]);
+    }
+
+    fn ctl(&mut self, w: &mut TestWorld, ctl: Ctl) {
+        let mut b = [0u8; 12];
+        assert_eq!(ctl.encode(&mut b), Ok(12));
+        self.send(w, MsgType::Ctl, &b);
+    }
+
+    fn pfkey(&mut self, w: &mut TestWorld, msg: &[u8], seq: u32) {
+        let mut m = msg.to_vec();
+        set_pid_seq(&mut m, 4242, seq);
+        self.send(w, MsgType::PfkeyData, &m);
+    }
+
+    /// What arrived on the socket it reads (the others pile up unread).
+    fn recv(&mut self, w: &mut TestWorld) -> Vec<Got> {
+        let bytes = w.ext_take(self.socket);
+        let mut input = &bytes[..];
+        let mut got = Vec::new();
+        while let Some(frame) = self.deframer.next_frame(&mut input).unwrap() {
+            let (ty, pt) = self.codec.decode(frame).expect("a frame it accepts");
+            got.push(match ty {
+                MsgType::Ctl => Got::Ctl(Ctl::decode(pt).unwrap()),
+                MsgType::PfkeyData => Got::Pfkey(pt.to_vec()),
+            });
+        }
+        got
+    }
+}
+
+/// Both dial at once. `theirs_first`: the original's connection reaches
+/// the node before the node's own dial completes; otherwise after.
+fn crossed_start(role: &str, theirs_first: bool) -> (TestWorld, Original) {
+    let mut w = TestWorld::new(vec![config(0, 2, &format!("mode {role}\nprotocol legacy"))]);
+    w.ext_listen(addr(1));
+    let theirs = if role == "master" {
+        RunState::Slave
+    } else {
+        RunState::Master
+    };
+    let mut o = if theirs_first {
+        let o = Original::dial(&mut w, theirs);
+        w.settle();
+        o
+    } else {
+        w.settle();
+        Original::dial(&mut w, theirs)
+    };
+    w.settle();
+    // The node's connection is the other scripted end (ext_listen).
+    assert_eq!(w.ext.len(), 2, "both dialled");
+    let x = (0..2).find(|&e| e != o.socket).unwrap();
+    o.accept(x);
+    (w, o)
+}
+
+/// Issue 7, legacy crossed start: whatever order the two connections come
+/// up in, every message gets through both ways, because the node sends on
+/// the connection the original reads (its own) and reads both.
+#[test]
+fn crossed_start_with_an_openbsd_master() {
+    for theirs_first in [false, true] {
+        let (mut w, mut o) = crossed_start("slave", theirs_first);
+        // The node announced itself on its own connection, which the
+        // original now reads.
+        let got = o.recv(&mut w);
+        assert!(
+            got.contains(&Got::Ctl(Ctl::State(RunState::Slave))),
+            "theirs_first={theirs_first}: {got:?}"
+        );
+        o.ctl(
+            &mut w,
+            Ctl::Ack {
+                about: CtlType::State,
+                state: RunState::Master,
+            },
+        );
+        // Its snapshot timer fires: FLUSH, SAs, ENDSNAP; then live data.
+        let mut flush = vec![0u8; 16];
+        sasyncd_core::pfkey::build_flush(0, 1, 4242, &mut flush).unwrap();
+        o.pfkey(&mut w, &flush, 1);
+        o.pfkey(
+            &mut w,
+            &esp_add(0x8001, ip("192.0.2.1"), ip("198.51.100.1")),
+            2,
+        );
+        o.pfkey(&mut w, &flow(ip("192.0.2.0"), ip("198.51.100.0")), 3);
+        o.ctl(&mut w, Ctl::EndSnap);
+        o.pfkey(
+            &mut w,
+            &esp_add(0x8002, ip("192.0.2.1"), ip("198.51.100.2")),
+            4,
+        );
+        w.run_for(3000);
+        let k = &w.nodes[0].kernel;
+        assert_eq!(
+            (k.sa_count(), k.flow_count()),
+            (2, 1),
+            "theirs_first={theirs_first}: every message applied"
+        );
+        assert_eq!(w.nodes[0].demoted, 1, "ENDSNAP released the demotion");
+        assert!(w.peers(0)[0].connected);
+        // The node answers the original's state probes where it reads.
+        o.recv(&mut w);
+        o.ctl(&mut w, Ctl::State(RunState::Master));
+        w.run_for(100);
+        assert_eq!(
+            o.recv(&mut w),
+            [Got::Ctl(Ctl::Ack {
+                about: CtlType::State,
+                state: RunState::Slave
+            })],
+            "theirs_first={theirs_first}"
+        );
+    }
+}
+
+#[test]
+fn crossed_start_with_an_openbsd_slave() {
+    for theirs_first in [false, true] {
+        let (mut w, mut o) = crossed_start("master", theirs_first);
+        w.nodes[0]
+            .kernel
+            .manual_write(&esp_add(0x9001, ip("192.0.2.1"), ip("198.51.100.1")))
+            .unwrap();
+        w.run_for(3000);
+        // Our announcement, the snapshot and the live data arrive on the
+        // connection the original reads.
+        let spi = w.next_spi();
+        w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("198.51.100.9")));
+        w.run_for(100);
+        let got = o.recv(&mut w);
+        let adds: Vec<u32> = got
+            .iter()
+            .filter_map(|g| match g {
+                Got::Pfkey(m) if msg(m).msg_type() == SADB_ADD => Some(spi_of(&msg(m))),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            got.contains(&Got::Ctl(Ctl::State(RunState::Master))),
+            "theirs_first={theirs_first}: {got:?}"
+        );
+        assert!(
+            got.contains(&Got::Ctl(Ctl::EndSnap)),
+            "theirs_first={theirs_first}: a whole snapshot: {got:?}"
+        );
+        assert!(
+            adds.contains(&spi),
+            "theirs_first={theirs_first}: the live change: {adds:x?}"
+        );
+        // And the original's messages are read.
+        o.ctl(&mut w, Ctl::State(RunState::Slave));
+        w.run_for(100);
+        assert!(o.recv(&mut w).contains(&Got::Ctl(Ctl::Ack {
+            about: CtlType::State,
+            state: RunState::Master
+        })));
+    }
 }

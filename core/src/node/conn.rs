@@ -108,6 +108,12 @@ pub(super) struct Conn<C: Crypto, const TX: usize> {
     pub peer_acked: Position,
     /// Legacy slave: we refused this master's data (we followed another).
     pub refused: bool,
+    /// Legacy crossed start: a second connection with the peer that we
+    /// only read (what arrives on it counts as the peer's current
+    /// session's); nothing is sent on it.
+    pub alias: bool,
+    /// Legacy master: when the snapshot timer of this session fires.
+    pub feed_at: Option<Instant>,
     /// When bytes last arrived / were last written (v2 keepalive).
     pub last_rx: Instant,
     pub last_tx: Instant,
@@ -134,6 +140,8 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
             acked: Position::NONE,
             peer_acked: Position::NONE,
             refused: false,
+            alias: false,
+            feed_at: None,
             last_rx: now,
             last_tx: now,
         }

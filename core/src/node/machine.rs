@@ -319,6 +319,7 @@ impl<
         self.demote.handle_timeout(now);
         self.ike.handle_timeout(now);
         self.expire_handshakes(now);
+        self.legacy_feeds_due(now);
         self.keepalives(now);
         self.reask(now);
         self.dial_due(now);
@@ -345,6 +346,7 @@ impl<
                 if matches!(c.phase, Phase::Connecting) {
                     t = earliest(t, Some(c.opened.add(self.settings.connect_timeout)));
                 }
+                t = earliest(t, c.feed_at);
                 if matches!(c.phase, Phase::Open(..)) {
                     if c.tx.is_empty() {
                         t = earliest(t, Some(c.last_tx.add(self.settings.keepalive)));

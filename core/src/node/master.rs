@@ -19,6 +19,10 @@ use super::jobs::{Job, JobKind};
 use super::machine::Node;
 use super::peer_table::PeerIndex;
 
+/// How long after a legacy session comes up the master starts feeding it
+/// (the original's `pfkey_snap` timer).
+const LEGACY_FEED_DELAY: core::time::Duration = core::time::Duration::from_secs(2);
+
 impl<
         C: Crypto + Clone,
         R: Random,
@@ -112,6 +116,20 @@ impl<
             Some(s) if s != RunState::Master => {}
             _ => return,
         }
+        if self.legacy {
+            // As the original, feed a new session after 2 s: a crossed
+            // start has settled by then, so no data goes out on the
+            // connection that is dropped or only read.
+            let due = self
+                .conn(conn)
+                .map_or(now, |c| c.opened.add(LEGACY_FEED_DELAY));
+            if now < due {
+                if let Some(c) = self.conn_mut(conn) {
+                    c.feed_at = Some(due);
+                }
+                return;
+            }
+        }
         let resume = resume.or_else(|| {
             self.conn(conn)
                 .and_then(|c| c.peer_hello())
@@ -131,6 +149,20 @@ impl<
             }
         }
         self.start_snapshot(now, conn);
+    }
+
+    /// Legacy sessions whose feed delay is over start their feed.
+    pub(super) fn legacy_feeds_due(&mut self, now: Instant) {
+        let mut due: heapless::Vec<ConnId, 64> = heapless::Vec::new();
+        for c in self.conns.iter_mut().flatten().flatten() {
+            if c.feed_at.is_some_and(|t| t <= now) {
+                c.feed_at = None;
+                let _ = due.push(c.id);
+            }
+        }
+        for id in due {
+            self.maybe_start_feed(now, id, None);
+        }
     }
 
     /// A v2 slave asked to resume after `pos` (or for a full snapshot).

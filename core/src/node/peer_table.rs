@@ -12,7 +12,9 @@
 //!   *same* TCP connection on both sides, or each side would close the one
 //!   the other kept. Rule: **keep the connection initiated by the node with
 //!   the lower node id** (the ids come from the v2 HELLOs). Without ids
-//!   (legacy protocol) the newest session wins.
+//!   (legacy protocol) the newest session wins, except in a crossed start,
+//!   which the node settles itself (see `Node::legacy_crossed`): it sends
+//!   on its own connection, the one the original reads, and reads both.
 //! * A peer's announced run state belongs to its session: it is cleared
 //!   when the session ends (D-32), and announcements from a replaced
 //!   session are ignored.
@@ -267,6 +269,26 @@ impl<const P: usize> PeerTable<P> {
         p.state = None;
         p.stats.up_since = Some(now);
         Some(SessionDecision::Accept { replaces })
+    }
+
+    /// Legacy crossed start: the current session moves to `session` (of
+    /// direction `outbound`) on a second connection with the same peer
+    /// process, so what the peer announced stays. `false` if the peer had
+    /// no current session.
+    pub fn handle_session_moved(
+        &mut self,
+        idx: PeerIndex,
+        session: SessionId,
+        outbound: bool,
+    ) -> bool {
+        match self.peers.get_mut(idx.0) {
+            Some(p) if matches!(p.status, ConnStatus::Connected(_)) => {
+                p.status = ConnStatus::Connected(session);
+                p.outbound = outbound;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A session ended. `true` if it was the current one: the peer is then

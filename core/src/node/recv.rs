@@ -94,9 +94,10 @@ impl<
                     if let Some(x) = self.table.get_mut(PeerIndex(p)) {
                         x.stats.frame_in(len);
                     }
+                    let session = self.session_of(conn);
                     match kind {
-                        Kind::Ctl => self.on_ctl_bytes(now, conn, &buf[..len]),
-                        Kind::Pfkey => self.on_pfkey_data(now, conn, &buf[..len]),
+                        Kind::Ctl => self.on_ctl_bytes(now, session, &buf[..len]),
+                        Kind::Pfkey => self.on_pfkey_data(now, session, &buf[..len]),
                     }
                 }
                 Step::Dropped(why, kind) => {

@@ -15,6 +15,12 @@ use super::machine::Node;
 use super::machine::REASK;
 use super::peer_table::{AttemptId, ConnStatus, PeerIndex, SessionDecision, SessionId};
 
+/// How soon after our connection to a legacy peer came up a connection
+/// from it counts as a crossed start rather than a redial: the original
+/// dials its peers one by one at start-up, each connect bounded by a 5 s
+/// alarm, and accepts ours only after that.
+const CROSS_WINDOW: core::time::Duration = core::time::Duration::from_secs(10);
+
 impl<
         C: Crypto + Clone,
         R: Random,
@@ -232,6 +238,9 @@ impl<
             return;
         };
         let outbound = self.conns[p][s].as_ref().is_some_and(|c| c.outbound);
+        if self.legacy && self.legacy_crossed(now, p, id, outbound) {
+            return;
+        }
         match self
             .table
             .handle_session_up(PeerIndex(p), SessionId(id.0), outbound, ids, now)
@@ -266,6 +275,104 @@ impl<
                 );
             }
             None => {}
+        }
+    }
+
+    /// Legacy crossed start: both sides dialled at once (within
+    /// [`CROSS_WINDOW`]), so a peer has a session in each direction. The original reads only the connection
+    /// it accepted last, which is ours, and never reads its own outbound
+    /// one again (D-11); it also sends on whichever it holds at the time.
+    /// So we send on our outbound connection and keep reading both: with
+    /// the original and with ourselves at the other end, every message gets
+    /// through both ways. `true` if the session was settled here.
+    fn legacy_crossed(&mut self, now: Instant, p: usize, id: ConnId, outbound: bool) -> bool {
+        let Some(ConnStatus::Connected(cur)) = self.table.get(PeerIndex(p)).map(|x| x.status())
+        else {
+            return false;
+        };
+        let cur = ConnId(cur.0);
+        let cur_outbound = match self.conn(cur) {
+            Some(c) if c.up && c.outbound != outbound => c.outbound,
+            _ => return false,
+        };
+        let addr = self.peer_addrs[p];
+        let young = self
+            .table
+            .get(PeerIndex(p))
+            .and_then(|x| x.stats.up_since)
+            .is_some_and(|t| now.since(t) < CROSS_WINDOW);
+        if cur_outbound && !young {
+            // Not a crossed start: the peer dialled again because it lost
+            // our connection (it restarted); its new one replaces ours.
+            return false;
+        }
+        if cur_outbound {
+            // Ours is already current: the new inbound one is only read.
+            if let Some(c) = self.conn_mut(id) {
+                c.alias = true;
+            }
+            log::info!("peer {addr}: crossed connections; sending on ours, reading both");
+            return true;
+        }
+        // Ours arrives second: it becomes current, theirs is only read,
+        // unless we already fed the peer data on theirs (the legacy feed
+        // waits 2 s, as the original's snapshot timer does, so only a
+        // crossing that late gets here): what is in flight on it could
+        // arrive after what we send on ours, so it is closed.
+        if self.conn(cur).is_some_and(|c| c.feed != Feed::Idle) {
+            self.close_conn(
+                now,
+                cur,
+                Some("crossed connections; closing theirs, which already carried our data"),
+                true,
+            );
+            return false;
+        }
+        if let Some(c) = self.conn_mut(cur) {
+            c.alias = true;
+            c.up = false;
+            c.pending_digest = None;
+            if let Feed::Snapshot { dump, .. } = c.feed {
+                self.push_event(Event::Dump {
+                    dump,
+                    op: DumpOp::Cancel,
+                });
+            }
+        }
+        if let Some(c) = self.conn_mut(cur) {
+            c.feed = Feed::Idle;
+        }
+        if let Some(c) = self.conn_mut(id) {
+            c.up = true;
+        }
+        self.table
+            .handle_session_moved(PeerIndex(p), SessionId(id.0), true);
+        if self.following.is_some_and(|f| f.conn == cur) {
+            self.following = self
+                .following
+                .map(|f| super::machine::Follow { conn: id, ..f });
+        }
+        self.backoff[p].handle_success();
+        log::info!("peer {addr}: crossed connections; sending on ours, reading both");
+        // The connector announces its state first (reference §10.4); a
+        // master feeds the peer on the connection it reads.
+        self.send_ctl_or_close(now, id, &Ctl::State(self.role.state()));
+        self.maybe_start_feed(now, id, None);
+        true
+    }
+
+    /// The connection a message read on `conn` belongs to: a legacy alias
+    /// speaks for its peer's current session.
+    pub(super) fn session_of(&self, conn: ConnId) -> ConnId {
+        let Some((p, s)) = self.slot_of(conn) else {
+            return conn;
+        };
+        if !self.conns[p][s].as_ref().is_some_and(|c| c.alias) {
+            return conn;
+        }
+        match self.table.get(PeerIndex(p)).map(|x| x.status()) {
+            Some(ConnStatus::Connected(cur)) => ConnId(cur.0),
+            _ => conn,
         }
     }
 
@@ -305,7 +412,23 @@ impl<
         if !c.up && c.outbound {
             self.table.handle_connect_failed(idx, AttemptId(id.0));
         }
+        if c.alias {
+            // Only read, never current: the session is unaffected.
+            return;
+        }
         let was_current = c.up && self.table.handle_session_down(idx, SessionId(id.0));
+        if was_current && self.legacy {
+            // The peer's replaced connection goes too: the original never
+            // reads it again, so only a fresh dial is sure to be read.
+            let alias = self.conns[p]
+                .iter()
+                .flatten()
+                .find(|x| x.alias)
+                .map(|x| x.id);
+            if let Some(a) = alias {
+                self.close_conn(now, a, None, true);
+            }
+        }
         if self.incoming.is_some_and(|i| i.conn == id) {
             self.incoming = None;
         }
