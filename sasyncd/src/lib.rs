@@ -1,0 +1,10 @@
+//! The building blocks of the `sasyncd` daemon: reading the configuration
+//! file ([`conffile`]), logging ([`logger`]), process plumbing ([`sys`]) and
+//! the channel between the privileged and the network process
+//! ([`privsep`]). The binary (`main.rs`) puts them together.
+
+pub mod conffile;
+pub mod logger;
+
+#[cfg(test)]
+mod testutil;
