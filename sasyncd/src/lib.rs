@@ -5,6 +5,7 @@
 
 pub mod conffile;
 pub mod logger;
+pub mod sys;
 
 #[cfg(test)]
 mod testutil;
