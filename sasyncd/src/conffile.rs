@@ -30,6 +30,8 @@ use nix::fcntl::OFlag;
 use nix::unistd::{geteuid, User};
 use sasyncd_core::config::{Config, ConfigError};
 
+use crate::secret::SecretBytes;
+
 /// Largest configuration file accepted. A real one is well under a
 /// kilobyte; the bound keeps a mistaken path (a log file) from being read
 /// whole into memory.
@@ -176,8 +178,9 @@ pub fn load_with(path: &Path, owners: &Owners) -> Result<Config, ConfFileError> 
 }
 
 /// The file's bytes after every check. The buffer holds the shared key, so
-/// it wipes itself when dropped.
-pub fn read_checked(path: &Path, owners: &Owners) -> Result<ConfigText, ConfFileError> {
+/// it wipes itself when dropped; the privileged process sends these bytes
+/// to the network process on reload.
+pub fn read_checked(path: &Path, owners: &Owners) -> Result<SecretBytes, ConfFileError> {
     let p = || path.to_owned();
     let mut file = File::options()
         .read(true)
@@ -212,46 +215,15 @@ pub fn read_checked(path: &Path, owners: &Owners) -> Result<ConfigText, ConfFile
     // under us), one byte past the limit to notice growth. The capacity is
     // fixed up front so the buffer is never reallocated, which would leave
     // an unwiped copy of the key behind.
-    let mut text = ConfigText(Vec::with_capacity(MAX_CONFIG_BYTES + 1));
+    let mut text = SecretBytes::new(Vec::with_capacity(MAX_CONFIG_BYTES + 1));
     (&mut file)
         .take(MAX_CONFIG_BYTES as u64 + 1)
-        .read_to_end(&mut text.0)
+        .read_to_end(text.as_mut_vec())
         .map_err(|e| ConfFileError::Read(p(), e))?;
-    if text.0.len() > MAX_CONFIG_BYTES {
+    if text.len() > MAX_CONFIG_BYTES {
         return Err(ConfFileError::TooLarge(p()));
     }
     Ok(text)
-}
-
-/// The bytes of a configuration file, wiped when dropped; `Debug` shows
-/// only the length.
-pub struct ConfigText(Vec<u8>);
-
-impl ConfigText {
-    /// Takes ownership of bytes (for a text that came over the privsep
-    /// channel).
-    pub fn new(bytes: Vec<u8>) -> ConfigText {
-        ConfigText(bytes)
-    }
-}
-
-impl std::ops::Deref for ConfigText {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Drop for ConfigText {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
-}
-
-impl fmt::Debug for ConfigText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConfigText({} bytes)", self.0.len())
-    }
 }
 
 /// Why the peers' names could not be turned into addresses.

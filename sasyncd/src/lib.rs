@@ -5,6 +5,8 @@
 
 pub mod conffile;
 pub mod logger;
+pub mod privsep;
+pub mod secret;
 pub mod sys;
 
 #[cfg(test)]

@@ -204,7 +204,7 @@ fn config_text_debug_hides_the_bytes() {
     let text = read_checked(&path, &ours()).unwrap();
     assert_eq!(&*text, GOOD.as_bytes());
     let shown = format!("{text:?}");
-    assert_eq!(shown, format!("ConfigText({} bytes)", GOOD.len()));
+    assert_eq!(shown, format!("SecretBytes({} bytes)", GOOD.len()));
     assert!(!shown.contains("sasyncd-test-key"));
 }
 
