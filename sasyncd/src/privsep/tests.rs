@@ -381,6 +381,36 @@ fn deframer_wipes_what_it_consumed() {
         20 - HEADER_LEN - 4,
         "only the partial second copy is left"
     );
+    assert_eq!(d.push(&f[20..]), f.len() - 20);
+    assert!(d.next_msg().unwrap().is_some());
+    assert_eq!(d.raw().iter().filter(|&&b| b == 0xa5).count(), 0);
+    assert_eq!(d.buffered(), 0);
+}
+
+/// Moving pending bytes to the front of the buffer leaves no copy behind.
+#[test]
+fn deframer_compaction_wipes() {
+    let s = ToNet::DumpRecords {
+        dump: 2,
+        records: secret(&[0xa5; 64]),
+    };
+    let sf = frame(&s);
+    let filler = frame(&ToNet::Config {
+        text: secret(&vec![0; MAX_FRAME - 100 - HEADER_LEN]),
+    });
+    let mut d = Deframer::<ToNet>::new();
+    assert_eq!(d.push(&filler), filler.len());
+    assert_eq!(d.push(&sf), sf.len());
+    assert_eq!(d.push(&sf), 100 - sf.len(), "the buffer is full");
+    assert!(matches!(d.next_msg(), Ok(Some(ToNet::Config { .. }))));
+    assert_eq!(d.next_msg(), Ok(Some(s.clone())));
+    // The rest of the second copy makes the pending piece move.
+    let taken = 100 - sf.len();
+    assert_eq!(d.push(&sf[taken..]), sf.len() - taken);
+    let a5 = |d: &Deframer<ToNet>| d.raw().iter().filter(|&&b| b == 0xa5).count();
+    assert_eq!(a5(&d), 64, "one copy, at the front");
+    assert_eq!(d.next_msg(), Ok(Some(s)));
+    assert_eq!(a5(&d), 0);
 }
 
 #[test]
@@ -414,7 +444,7 @@ fn deframer_compacts() {
     let f = frame(&ToNet::DumpEnd { dump: 9, ok: true });
     let mut d = Deframer::<ToNet>::new();
     let mut stream = Vec::new();
-    while stream.len() < 3 * MAX_FRAME {
+    while stream.len() < MAX_FRAME + MAX_FRAME / 2 {
         stream.extend_from_slice(&f);
     }
     let (mut fed, mut got) = (0, 0);
