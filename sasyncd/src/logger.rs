@@ -27,10 +27,17 @@
 //! process can be told apart: `priv: warning: ...`. Control characters in a
 //! message are written as `\xNN`, so text a peer sent cannot forge lines.
 //!
+//! # Destinations
+//!
+//! [`init`] installs the logger once per process. A daemon starts on stderr,
+//! where a refused configuration is seen by the operator, and switches with
+//! [`set_destination`] when it detaches, as OpenBSD daemons call
+//! `log_init` twice.
+//!
 //! # Syslog
 //!
 //! Facility daemon, ident `sasyncd`, with the pid. `openlog` is called with
-//! `LOG_NDELAY` at [`init`], before any chroot: glibc opens `/dev/log` only
+//! `LOG_NDELAY` when syslog is chosen, so before any chroot: glibc opens `/dev/log` only
 //! on the first message otherwise, which fails inside an empty chroot. On
 //! OpenBSD `syslog(3)` uses `sendsyslog(2)`, which needs no socket at all.
 //! The original logged everything at `LOG_CRIT`; here levels map to
@@ -401,6 +408,38 @@ mod tests {
             "peer says \"a\nwarning: fake\"\0\ttab",
         );
         assert_eq!(cap.text(), "peer says \"a\\x0awarning: fake\"\\x00\ttab\n");
+    }
+
+    /// The process-wide logger: installed once, verbosity and tag
+    /// changeable at run time. The only test that installs it.
+    #[test]
+    fn global_logger() {
+        init(Destination::Stderr, 0).unwrap();
+        assert_eq!(log::max_level(), LevelFilter::Info);
+        assert_eq!(
+            init(Destination::Stderr, 0),
+            Err(InitError::AlreadyInstalled)
+        );
+        set_verbosity(2);
+        assert_eq!(log::max_level(), LevelFilter::Trace);
+        let installed = LOGGER.get().unwrap();
+        assert!(installed.enabled(
+            &Metadata::builder()
+                .level(Level::Trace)
+                .target("sasyncd")
+                .build()
+        ));
+        set_verbosity(0);
+        assert_eq!(log::max_level(), LevelFilter::Info);
+        assert!(!installed.enabled(
+            &Metadata::builder()
+                .level(Level::Debug)
+                .target("sasyncd")
+                .build()
+        ));
+        set_process("priv");
+        assert_eq!(installed.process(), "priv");
+        set_process("");
     }
 
     /// Opening and writing to syslog works whether or not the host has a
