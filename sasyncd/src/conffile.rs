@@ -130,7 +130,7 @@ impl fmt::Display for ConfFileError {
             ConfFileError::Symlink(p) => {
                 write!(f, "{}: is a symbolic link; refusing it", p.display())
             }
-            ConfFileError::Open(p, e) => write!(f, "{}: {e}", p.display()),
+            ConfFileError::Open(p, e) => write!(f, "{}: {}", p.display(), os_error(e)),
             ConfFileError::NotRegular(p) => write!(f, "{}: not a regular file", p.display()),
             ConfFileError::Owner { path, uid, allowed } => write!(
                 f,
@@ -147,12 +147,21 @@ impl fmt::Display for ConfFileError {
                 "{}: larger than {MAX_CONFIG_BYTES} bytes; refusing it",
                 p.display()
             ),
-            ConfFileError::Read(p, e) => write!(f, "{}: read: {e}", p.display()),
+            ConfFileError::Read(p, e) => write!(f, "{}: read: {}", p.display(), os_error(e)),
             ConfFileError::Parse(p, e) => {
                 let name = p.to_string_lossy();
                 write!(f, "{}", e.display_with(&name))
             }
         }
+    }
+}
+
+/// The system's text for an errno (`No such file or directory`), without
+/// the `(os error 2)` that io::Error adds.
+fn os_error(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => Errno::from_raw(n).desc().to_owned(),
+        None => e.to_string(),
     }
 }
 

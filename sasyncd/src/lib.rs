@@ -1,7 +1,8 @@
 //! The building blocks of the `sasyncd` daemon: reading the configuration
-//! file ([`conffile`]), logging ([`logger`]), process plumbing ([`sys`]) and
+//! file ([`conffile`]), logging ([`logger`]), process plumbing ([`sys`]),
 //! the channel between the privileged and the network process
-//! ([`privsep`]). The binary (`main.rs`) puts them together.
+//! ([`privsep`]) and buffers for key material ([`secret`]). The binary
+//! (`main.rs`) puts them together.
 
 pub mod conffile;
 pub mod logger;
