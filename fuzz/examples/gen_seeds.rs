@@ -319,5 +319,83 @@ fn main() {
           listen on em0 inet6 port 1500 mode slave mode skipslave\n\
           sharedkey \"a key with # and \\\" in it!!\"\\\n control all protocol legacy\n",
     );
+    // Privsep: one message of every type, each alone (the single-message
+    // check reads the whole input) and all in one stream after a chunking
+    // seed. The dump records are the PF_KEY dump records above.
+    use sasyncd::privsep::{Message, ToNet, ToPriv};
+    use sasyncd::secret::SecretBytes;
+    use sasyncd_core::node::Table;
+    let to_priv = [
+        (
+            "dump_start",
+            ToPriv::DumpStart {
+                dump: 1,
+                table: Table::Sadb,
+            },
+        ),
+        (
+            "dump_start_spd",
+            ToPriv::DumpStart {
+                dump: 2,
+                table: Table::Spd,
+            },
+        ),
+        ("dump_more", ToPriv::DumpMore { dump: 1 }),
+        ("dump_cancel", ToPriv::DumpCancel { dump: 2 }),
+        ("demote", ToPriv::Demote { raise: true }),
+        (
+            "ike",
+            ToPriv::Ike {
+                id: 7,
+                active: true,
+            },
+        ),
+        ("link_state_req", ToPriv::LinkState),
+        ("reload", ToPriv::Reload),
+        (
+            "reloaded",
+            ToPriv::reloaded(false, "sasyncd.conf:3: missing sharedkey"),
+        ),
+    ];
+    let mut records = dump_record();
+    records.extend_from_slice(&dump_record());
+    let to_net = [
+        (
+            "dump_records",
+            ToNet::DumpRecords {
+                dump: 1,
+                records: SecretBytes::new(records),
+            },
+        ),
+        ("dump_end", ToNet::DumpEnd { dump: 1, ok: true }),
+        ("demote_result", ToNet::DemoteResult { ok: true }),
+        ("ike_result", ToNet::IkeResult { id: 7, ok: false }),
+        ("link_state", ToNet::LinkState { state: 4 }),
+        ("carp_unreadable", ToNet::CarpUnreadable),
+        (
+            "config",
+            ToNet::Config {
+                text: SecretBytes::from_slice(b"mode master\nsharedkey sasyncd-test-key\n"),
+            },
+        ),
+        ("shutdown", ToNet::Shutdown),
+    ];
+    let mut up = vec![CHUNK_SEED];
+    for (name, m) in &to_priv {
+        let f = m.to_frame().unwrap();
+        assert_eq!(ToPriv::decode(&f).as_ref(), Ok(m));
+        write("privsep", name, &f);
+        up.extend_from_slice(&f);
+    }
+    let mut down = vec![CHUNK_SEED];
+    for (name, m) in &to_net {
+        let f = m.to_frame().unwrap();
+        assert_eq!(ToNet::decode(&f).as_ref(), Ok(m));
+        write("privsep", name, &f);
+        down.extend_from_slice(&f);
+    }
+    write("privsep", "stream_to_priv", &up);
+    write("privsep", "stream_to_net", &down);
+
     println!("seeds written");
 }

@@ -207,6 +207,9 @@ pub enum ConfigErrorKind {
     /// A `0x` shared key with an odd number of hex digits (the original
     /// silently dropped the last digit).
     OddHexDigits,
+    /// An unquoted `0x` shared key with a byte that is not a hex digit (the
+    /// first one). Such a key used to be taken as text, hiding the typo.
+    BadHexDigit(u8),
     /// `listen on` a literal address with the other family's qualifier.
     FamilyMismatch {
         /// The qualifier given.
@@ -262,6 +265,11 @@ impl fmt::Display for ConfigErrorKind {
             ConfigErrorKind::KeyLength(_) => f.write_str("sharedkey must be 16, 24 or 32 bytes"),
             ConfigErrorKind::OddHexDigits => {
                 f.write_str("sharedkey has an odd number of hex digits")
+            }
+            ConfigErrorKind::BadHexDigit(b) => {
+                f.write_str("sharedkey starts with 0x but has the non-hex digit \"")?;
+                write_byte(f, b)?;
+                f.write_str("\" (quote the key to use it as text)")
             }
             ConfigErrorKind::FamilyMismatch { family, addr } => {
                 write!(f, "listen address {addr} is not {}", family.name())

@@ -33,10 +33,11 @@
 //!
 //! ## Values
 //!
-//! * Shared key: an unquoted word `0x` (lower-case `x`) followed only by hex
-//!   digits is binary, two digits a byte; an odd digit count is an error (the
-//!   original dropped the last digit). Anything else, or anything quoted, is
-//!   taken byte for byte, so `sharedkey sasyncd-test-key` and `sharedkey
+//! * Shared key: an unquoted word starting with `0x` (lower-case `x`) is
+//!   binary, two hex digits a byte; an odd digit count is an error (the
+//!   original dropped the last digit), and so is a non-hex digit (the
+//!   original took such a word as a text key). Anything else, or anything
+//!   quoted, is taken byte for byte, so `sharedkey sasyncd-test-key` and `sharedkey
 //!   0x736173796e63642d746573742d6b6579` are the same key. Keys may start with
 //!   a digit, contain `#` or spaces when quoted, or equal a keyword (D-27).
 //! * Peer: if the name is an IPv4 or IPv6 literal (as [`core::net::IpAddr`]

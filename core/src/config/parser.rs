@@ -334,8 +334,10 @@ fn same_peer(a: &Peer, b: &Peer) -> bool {
     }
 }
 
-/// `0x` followed only by hex digits (unquoted) is binary; anything else is
-/// the key's own bytes. Quote a key to make `0x...` text.
+/// An unquoted `0x...` word is binary and must be all hex digits after the
+/// `0x`; anything else is the key's own bytes. Quote a key to make `0x...`
+/// text. A typo in a hex key is an error rather than a silently different
+/// text key, which would only show up as peers that cannot talk.
 fn key_of(t: &Token<'_>) -> Result<SecretKey<KEY_MAX>, ConfigError> {
     let mut buf = [0u8; KEY_MAX];
     let len = if is_hex_key(t) {
@@ -358,12 +360,10 @@ fn key_of(t: &Token<'_>) -> Result<SecretKey<KEY_MAX>, ConfigError> {
     key.ok_or(err(t.line, ConfigErrorKind::KeyLength(len)))
 }
 
+/// Whether the key is written as hex: unquoted and starting with `0x`.
 fn is_hex_key(t: &Token<'_>) -> bool {
     let mut bytes = t.bytes();
-    !t.is_quoted()
-        && bytes.next() == Some(b'0')
-        && bytes.next() == Some(b'x')
-        && bytes.all(|b| b.is_ascii_hexdigit())
+    !t.is_quoted() && bytes.next() == Some(b'0') && bytes.next() == Some(b'x')
 }
 
 /// Decodes the digits after `0x` into `buf`; the returned length may exceed
@@ -375,7 +375,7 @@ fn hex_key(t: &Token<'_>, buf: &mut [u8]) -> Result<usize, ConfigError> {
             b'0'..=b'9' => b - b'0',
             b'a'..=b'f' => b - b'a' + 10,
             b'A'..=b'F' => b - b'A' + 10,
-            _ => 0, // is_hex_key() lets only hex digits through
+            _ => return Err(err(t.line, ConfigErrorKind::BadHexDigit(b))),
         };
         if let Some(slot) = buf.get_mut(digits / 2) {
             *slot = if digits % 2 == 0 {

@@ -369,6 +369,8 @@ fn error_messages() {
         ("interface carp0\n\nsharedkey short", "3: sharedkey must be 16, 24 or 32 bytes"),
         ("sharedkey 0x", "1: sharedkey must be 16, 24 or 32 bytes"),
         ("sharedkey 0x00112233445566778899aabbccddeeff0", "1: sharedkey has an odd number of hex digits"),
+        ("\nsharedkey 0x00112233445566778899aabbccddeeZZ", "2: sharedkey starts with 0x but has the non-hex digit \"Z\" (quote the key to use it as text)"),
+        ("sharedkey 0xsasyncd-test-key", "1: sharedkey starts with 0x but has the non-hex digit \"s\" (quote the key to use it as text)"),
         ("listen on 10.0.0.1\ninet6", "2: listen address 10.0.0.1 is not inet6"),
         ("listen on ::1 inet", "1: listen address ::1 is not inet"),
         ("interface carp0", ": missing sharedkey"),
@@ -438,6 +440,14 @@ fn error_values() {
     assert_eq!(kind(&long), ConfigError::new(2, KeyLength(33)));
     let hex = format!("sharedkey 0x{}", "0f".repeat(33));
     assert_eq!(kind(&hex), ConfigError::new(1, KeyLength(33)));
+    // The first bad digit is reported, even in a key that is also too long
+    // or has an odd digit count.
+    let typo = format!("sharedkey 0x{}g1", "0f".repeat(40));
+    assert_eq!(kind(&typo), ConfigError::new(1, BadHexDigit(b'g')));
+    assert_eq!(
+        kind("sharedkey 0x\\"),
+        ConfigError::new(1, BadHexDigit(b'\\'))
+    );
     let dup = kind("peer a\npeer A").kind;
     let DuplicatePeer { peer, first_line } = dup else {
         panic!("{dup:?}")
