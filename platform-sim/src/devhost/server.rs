@@ -362,6 +362,7 @@ impl Server {
                 .filter(|c| matches!(c.phase, Phase::Carp))
             {
                 c.queue_frame(&[after]);
+                c.flush();
             }
         }
         // Edits write to the kernel: hand their copies out.
@@ -370,8 +371,10 @@ impl Server {
     }
 
     /// Moves promiscuous copies from the kernel's queues to the pfkey
-    /// clients: all of them for `writer` (its reply must follow them), for
-    /// the others while their output is below [`PROMISC_MOVE_BELOW`].
+    /// clients and on to their sockets: all of them for `writer` (its
+    /// reply must follow them), for the others while their output is below
+    /// [`PROMISC_MOVE_BELOW`]. Writing at once means a copy is on its way
+    /// before the request that caused it is answered.
     fn drain_promisc(&mut self, writer: Option<usize>) {
         for (j, c) in self.conns.iter_mut().enumerate() {
             let Some(pid) = c.pfkey_pid() else { continue };
@@ -385,6 +388,9 @@ impl Server {
                     Some(m) => c.queue(&m),
                     None => break,
                 }
+            }
+            if writer != Some(j) {
+                c.flush();
             }
         }
     }
