@@ -16,12 +16,18 @@
 //! * [`links`]: who can reach whom (shared by carp and the network);
 //! * [`ike`]: the IKE daemon's PF_KEY workload on the active node.
 //!
+//! Not a simulation but built from these parts: `devhost` (unix only), a
+//! process that plays one gateway's kernel, carp interface and IKE daemon
+//! over a unix socket, in real time, so the real daemon runs on Linux.
+//!
 //! Not simulated: the node itself (`core::node` is wired into these parts
 //! by the world that drives them), the routing socket's byte format, the
 //! privilege-separation monitor, isakmpd/iked control channels, real
 //! cryptography in the workload (keys are random bytes), packet forwarding.
 
 pub mod carp;
+#[cfg(unix)]
+pub mod devhost;
 pub mod errno;
 pub mod ike;
 pub mod kernel;

@@ -1,0 +1,245 @@
+//! Whole PF_KEY messages out of a byte stream. A real PF_KEY socket hands
+//! out one message per read; the devhost's stand-in is a stream, so each
+//! side cuts it at the `sadb_msg_len` of every 16-byte header. The buffer
+//! is bounded: a header announcing more than the maximum is an error
+//! before its body is read.
+
+use std::io::{self, Read};
+
+use sasyncd_core::pfkey::consts::{CHUNK, HDR_LEN, PFKEY_SOCKBUF, PF_KEY_V2};
+
+/// The largest message a PF_KEY socket can receive: its receive buffer.
+/// (A promiscuous copy of a maximal request, 16 + 4096 bytes, fits.)
+pub const MAX_RECEIVED: usize = PFKEY_SOCKBUF;
+
+/// Why the stream did not yield a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PfkeyFrameError {
+    /// A header with another version or a length under 16 bytes. The
+    /// header (and, if its length was usable, the rest of the message) was
+    /// consumed, so the stream can go on.
+    BadHeader([u8; HDR_LEN]),
+    /// A header announcing this many bytes, over the maximum. Nothing was
+    /// consumed: the stream cannot be resynchronised.
+    TooLong(usize),
+}
+
+impl core::fmt::Display for PfkeyFrameError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PfkeyFrameError::BadHeader(h) => {
+                write!(f, "bad PF_KEY header (version {}, length {})", h[0], {
+                    usize::from(u16::from_ne_bytes([h[4], h[5]])) * CHUNK
+                })
+            }
+            PfkeyFrameError::TooLong(n) => write!(f, "PF_KEY message of {n} bytes is too long"),
+        }
+    }
+}
+
+impl std::error::Error for PfkeyFrameError {}
+
+/// Cuts a nonblocking PF_KEY byte stream into messages.
+///
+/// Use: when the socket is readable, call [`PfkeyFramer::read_from`]
+/// until it reports `WouldBlock`, taking every message with
+/// [`PfkeyFramer::next_message`] after each read (draining them first is
+/// what guarantees the next read has room).
+#[derive(Debug, Clone)]
+pub struct PfkeyFramer {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl Default for PfkeyFramer {
+    /// A framer for the daemon's side: messages up to [`MAX_RECEIVED`].
+    fn default() -> PfkeyFramer {
+        PfkeyFramer::new(MAX_RECEIVED)
+    }
+}
+
+impl PfkeyFramer {
+    /// A framer accepting messages of at most `max` bytes (at least one
+    /// header); it buffers at most `2 * max` bytes.
+    pub fn new(max: usize) -> PfkeyFramer {
+        PfkeyFramer {
+            buf: Vec::new(),
+            max: max.max(HDR_LEN),
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        2 * self.max
+    }
+
+    /// Reads once from `r` into the free space. `Ok(0)` is end of stream.
+    /// With no free space (messages not drained) it fails with
+    /// `ErrorKind::OutOfMemory` instead of reading.
+    pub fn read_from<R: Read>(&mut self, r: &mut R) -> io::Result<usize> {
+        let free = self.capacity().saturating_sub(self.buf.len());
+        if free == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "PF_KEY framer full: take its messages first",
+            ));
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + free, 0);
+        let res = r.read(&mut self.buf[old..]);
+        let n = *res.as_ref().unwrap_or(&0);
+        self.buf.truncate(old + n);
+        res
+    }
+
+    /// Appends bytes received some other way; false (and nothing taken)
+    /// if they do not fit.
+    pub fn push(&mut self, bytes: &[u8]) -> bool {
+        if self.buf.len() + bytes.len() > self.capacity() {
+            return false;
+        }
+        self.buf.extend_from_slice(bytes);
+        true
+    }
+
+    /// Whether [`PfkeyFramer::next_message`] would return something.
+    pub fn ready(&self) -> bool {
+        match self.header() {
+            None => false,
+            Some(h) => {
+                let n = msg_len(&h);
+                n > self.max || n < HDR_LEN || self.buf.len() >= n
+            }
+        }
+    }
+
+    fn header(&self) -> Option<[u8; HDR_LEN]> {
+        let mut h = [0u8; HDR_LEN];
+        h.copy_from_slice(self.buf.get(..HDR_LEN)?);
+        Some(h)
+    }
+
+    /// The next whole message, or why the stream has none to give.
+    pub fn next_message(&mut self) -> Option<Result<Vec<u8>, PfkeyFrameError>> {
+        let h = self.header()?;
+        let n = msg_len(&h);
+        if n > self.max {
+            return Some(Err(PfkeyFrameError::TooLong(n)));
+        }
+        if n < HDR_LEN {
+            self.buf.drain(..HDR_LEN);
+            return Some(Err(PfkeyFrameError::BadHeader(h)));
+        }
+        if self.buf.len() < n {
+            return None;
+        }
+        let msg: Vec<u8> = self.buf.drain(..n).collect();
+        if h[0] != PF_KEY_V2 {
+            return Some(Err(PfkeyFrameError::BadHeader(h)));
+        }
+        Some(Ok(msg))
+    }
+
+    /// Bytes held (at most one partial message once drained).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+fn msg_len(h: &[u8; HDR_LEN]) -> usize {
+    usize::from(u16::from_ne_bytes([h[4], h[5]])) * CHUNK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pfmsg;
+    use sasyncd_core::pfkey::consts::*;
+
+    fn msgs() -> Vec<Vec<u8>> {
+        vec![
+            pfmsg::message(SADB_X_PROMISC, 1, 1, 42, &[]),
+            pfmsg::message(
+                SADB_DELETE,
+                SADB_SATYPE_ESP,
+                2,
+                42,
+                &[
+                    pfmsg::sa_ext(SADB_EXT_SA, 0x1234, 1, 0, 0, 0),
+                    pfmsg::addr_ext(SADB_EXT_ADDRESS_DST, [192, 0, 2, 1].into(), 0),
+                ],
+            ),
+        ]
+    }
+
+    #[test]
+    fn splits_a_stream_read_in_odd_chunks() {
+        let stream: Vec<u8> = msgs().concat().repeat(3);
+        for chunk in [1, 7, 16, 33, 1000] {
+            let mut f = PfkeyFramer::default();
+            let mut got = Vec::new();
+            for piece in stream.chunks(chunk) {
+                let mut r = piece;
+                while !r.is_empty() {
+                    f.read_from(&mut r).unwrap();
+                }
+                while let Some(m) = f.next_message() {
+                    got.push(m.unwrap());
+                }
+            }
+            let want: Vec<Vec<u8>> = (0..3).flat_map(|_| msgs()).collect();
+            assert_eq!(got, want, "chunk {chunk}");
+            assert_eq!(f.buffered(), 0);
+        }
+    }
+
+    #[test]
+    fn bad_headers_are_skipped_and_the_stream_goes_on() {
+        let good = msgs().remove(0);
+        let mut zero_len = good.clone();
+        zero_len[4] = 0;
+        let mut wrong_version = msgs().remove(1);
+        wrong_version[0] = 1;
+        let mut f = PfkeyFramer::default();
+        for part in [&zero_len, &wrong_version, &good] {
+            assert!(f.push(part));
+        }
+        assert!(f.ready());
+        assert!(matches!(f.next_message(), Some(Err(PfkeyFrameError::BadHeader(h))) if h[4] == 0));
+        assert!(matches!(f.next_message(), Some(Err(PfkeyFrameError::BadHeader(h))) if h[0] == 1));
+        assert_eq!(f.next_message(), Some(Ok(good)));
+        assert_eq!(f.next_message(), None);
+        assert!(!f.ready());
+    }
+
+    #[test]
+    fn too_long_is_reported_before_the_body_is_read() {
+        let mut f = PfkeyFramer::new(PFKEY_MSG_MAXSZ);
+        let mut h = pfmsg::message(SADB_ADD, 2, 1, 42, &[]);
+        h[4..6].copy_from_slice(&((PFKEY_MSG_MAXSZ / 8 + 1) as u16).to_ne_bytes());
+        assert!(f.push(&h));
+        assert!(f.ready());
+        let want = PfkeyFrameError::TooLong(PFKEY_MSG_MAXSZ + 8);
+        assert_eq!(f.next_message(), Some(Err(want)));
+        // Nothing consumed: the same error again.
+        assert_eq!(f.next_message(), Some(Err(want)));
+    }
+
+    #[test]
+    fn bounded() {
+        let mut f = PfkeyFramer::new(64);
+        assert!(!f.push(&[0; 129]));
+        assert!(f.push(&[0; 128]));
+        let e = f.read_from(&mut &[1u8; 8][..]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
+        // A partial maximal message leaves room for the rest.
+        let mut f = PfkeyFramer::new(64);
+        let mut m = pfmsg::message(SADB_FLUSH, 0, 1, 42, &[pfmsg::ext(1, &[0; 44])]);
+        assert_eq!(m.len(), 64);
+        let tail = m.split_off(10);
+        assert!(f.push(&m));
+        let mut r = &tail[..];
+        f.read_from(&mut r).unwrap();
+        assert!(r.is_empty());
+        assert_eq!(f.next_message().unwrap().unwrap().len(), 64);
+    }
+}
