@@ -30,6 +30,8 @@ impl core::fmt::Display for BadKeyLength {
     }
 }
 
+impl core::error::Error for BadKeyLength {}
+
 /// A keyed AES instance (the key schedule is prepared once, used per frame).
 pub trait AesKey {
     /// Encrypts one block in place.

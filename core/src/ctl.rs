@@ -211,6 +211,8 @@ impl core::fmt::Display for CtlError {
     }
 }
 
+impl core::error::Error for CtlError {}
+
 /// `SnapBegin` flag: the slave deletes what the snapshot did not contain.
 const FLAG_SWEEP: u32 = 1;
 

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod ctl;
 pub mod node;
 pub mod pfkey;
+pub mod platform;
 pub mod random;
 pub mod state;
 pub mod time;

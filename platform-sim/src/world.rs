@@ -418,60 +418,30 @@ impl World {
             .fail(self.now, None, "world did not settle (livelock)".into());
     }
 
-    /// One pass over host `i`'s node outputs. Whether anything happened.
+    /// One pass over host `i`: the promiscuous copies waiting on its PF_KEY
+    /// socket, then the shared driver. Whether anything happened.
     fn service(&mut self, i: usize) -> bool {
-        if self.hosts[i].node.is_none() {
-            return false;
-        }
         let now = self.now;
         let mut moved = false;
-        // Promiscuous copies of what others wrote.
         let pid = self.hosts[i].pid;
+        let Some(mut node) = self.hosts[i].node.take() else {
+            return false;
+        };
         while let Some(m) = self.hosts[i].kernel.read_promisc(pid) {
             moved = true;
-            if let Some(n) = self.hosts[i].node.as_mut() {
-                n.handle_pfkey(now, &m);
-            }
+            node.handle_pfkey(now, &m);
         }
-        while let Some(e) = self.hosts[i].node.as_mut().and_then(|n| n.poll_event()) {
-            moved = true;
-            self.on_event(i, e);
-            if self.hosts[i].node.is_none() {
-                return true;
-            }
-        }
-        moved |= self.transmit(i);
-        // PF_KEY writes into our kernel.
-        loop {
-            let h = &mut self.hosts[i];
-            let Some(n) = h.node.as_mut() else { break };
-            let Some(msg) = n.poll_pfkey().map(|m| m.to_vec()) else {
-                break;
-            };
-            moved = true;
-            let res = h.kernel.write(&msg, h.pid);
-            n.handle_pfkey_written(now);
-            if let Err(e) = res {
-                self.oracle.kernel_refused(e);
-                let mut reply = msg[..16.min(msg.len())].to_vec();
-                if reply.len() == 16 {
-                    reply[2] = e.0 as u8;
-                    reply[4..6].copy_from_slice(&2u16.to_ne_bytes());
-                    if let Some(n) = self.hosts[i].node.as_mut() {
-                        n.handle_pfkey(now, &reply);
-                    }
-                }
-            }
-        }
-        // Offer buffered input.
-        let conns: Vec<NodeConn> = self.hosts[i]
-            .rx
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(c, _)| *c)
-            .collect();
-        for c in conns {
-            moved |= self.offer(i, c);
+        let mut io = io::SimIo {
+            state: node.run_state(),
+            w: self,
+            i,
+            moved: false,
+        };
+        let settled = sasyncd_core::platform::drive(&mut *node, &mut io);
+        moved |= io.moved;
+        self.hosts[i].node = Some(node);
+        if let Err(e) = settled {
+            self.oracle.fail(now, Some(i), e.to_string());
         }
         self.collect_logs(i);
         moved

@@ -22,11 +22,9 @@ use std::time::Duration;
 
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::node::{
-    ConnId, DemoteEffect, DumpFlow, DumpId, DumpOp, Event, IkeMode, Node, NodeStats, PeerView,
-    Settings, Table,
-};
-use sasyncd_core::pfkey::{build_promisc, records, set_pid_seq};
+use sasyncd_core::node::{ConnId, DumpId, IkeMode, Node, NodeStats, PeerView, Settings};
+use sasyncd_core::pfkey::set_pid_seq;
+use sasyncd_core::platform::drive;
 use sasyncd_core::state::RunState;
 use sasyncd_core::time::Instant;
 use sasyncd_sim::errno::Errno;
@@ -35,6 +33,8 @@ use sasyncd_sim::rng::Rng;
 use sasyncd_sim::world::SimRandom;
 
 use crate::in_core;
+
+mod io;
 
 /// The node type the harness runs: 4 peers, `RING` bytes of delta ring,
 /// `MARKS` bytes of snapshot marks.
@@ -95,7 +95,9 @@ pub struct Host<const RING: usize, const MARKS: usize> {
     pub refused: Vec<(Vec<u8>, Errno)>,
     seed: u64,
     inbox: BTreeMap<ConnId, Vec<u8>>,
-    blocked: BTreeSet<ConnId>,
+    /// Connects and short writes whose outcome the node hears next round.
+    connected: Vec<(ConnId, bool)>,
+    writable: BTreeSet<ConnId>,
     dumps: BTreeMap<DumpId, (Vec<Vec<u8>>, usize)>,
     promisc_seq: u32,
 }
@@ -135,6 +137,10 @@ pub struct World<const RING: usize = 8192, const MARKS: usize = 4096> {
     pub tamper: Option<Tamper>,
     /// Deliver bytes in random chunks, and accept random partial writes.
     pub chunking: bool,
+    /// At most this many bytes wait unread on a link (like a TCP window):
+    /// a node's writes beyond it are short, so that one round moves a
+    /// bounded amount (a snapshot can be caught mid-way).
+    pub window: Option<usize>,
     /// Anti-entropy period for nodes started from now on.
     pub digest_interval: Duration,
     /// Scripted peers' ends.
@@ -160,6 +166,7 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
             nodes: Vec::new(),
             tamper: None,
             chunking: false,
+            window: None,
             digest_interval,
             ext: Vec::new(),
             ext_listen: Vec::new(),
@@ -184,7 +191,8 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
                 refused: Vec::new(),
                 seed: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
                 inbox: BTreeMap::new(),
-                blocked: BTreeSet::new(),
+                connected: Vec::new(),
+                writable: BTreeSet::new(),
                 dumps: BTreeMap::new(),
                 promisc_seq: 0,
             });
@@ -288,7 +296,8 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
         let h = &mut self.nodes[i];
         h.node = None;
         h.inbox.clear();
-        h.blocked.clear();
+        h.connected.clear();
+        h.writable.clear();
         h.dumps.clear();
         // The PF_KEY socket closes with the process.
         h.kernel.set_promisc(h.pid, false);
@@ -319,7 +328,7 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
         match e {
             End::Node(j, c) => {
                 self.nodes[j].inbox.remove(&c);
-                self.nodes[j].blocked.remove(&c);
+                self.nodes[j].writable.remove(&c);
                 if let Some(n) = self.nodes[j].node.as_mut() {
                     in_core!(n.handle_closed(now, c));
                 }
@@ -415,6 +424,18 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
         }
     }
 
+    /// Advances time by `ms` and fires the nodes' timers, without settling
+    /// (for tests that step through a transfer).
+    pub fn tick(&mut self, ms: u64) {
+        self.now = Instant::from_millis(self.now.as_millis() + ms);
+        let now = self.now;
+        for h in self.nodes.iter_mut() {
+            if let Some(n) = h.node.as_mut() {
+                in_core!(n.handle_timeout(now));
+            }
+        }
+    }
+
     /// One round over every node; whether anything moved.
     pub fn step(&mut self) -> bool {
         let mut moved = false;
@@ -424,121 +445,43 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
             }
             self.nodes[i].kernel.set_now(self.now);
             moved |= self.read_promisc(i);
-            moved |= self.events(i);
-            moved |= self.transmit(i);
-            moved |= self.write_pfkey(i);
-            moved |= self.offer(i);
+            moved |= self.service(i);
         }
         moved
     }
 
-    fn events(&mut self, i: usize) -> bool {
-        let mut moved = false;
-        while let Some(e) = self.nodes[i]
-            .node
-            .as_mut()
-            .and_then(|n| in_core!(n.poll_event()))
-        {
-            moved = true;
-            self.on_event(i, e);
-        }
-        moved
-    }
-
-    fn transmit(&mut self, i: usize) -> bool {
+    /// Hands node `i` what happened since the last round (connects that
+    /// ended, connections writable again), then runs the shared driver.
+    fn service(&mut self, i: usize) -> bool {
         let now = self.now;
         let mut moved = false;
-        while let Some((c, mut bytes)) = self.nodes[i]
-            .node
-            .as_mut()
-            .and_then(|n| in_core!(n.poll_transmit(now)).map(|(c, b)| (c, b.to_vec())))
-        {
+        let h = &mut self.nodes[i];
+        let Some(n) = h.node.as_mut() else {
+            return false;
+        };
+        for (c, ok) in std::mem::take(&mut h.connected) {
             moved = true;
-            let mut sent = bytes.len();
-            if self.chunking {
-                sent = 1 + self.rng.below(sent as u64) as usize;
-                bytes.truncate(sent);
-            }
-            if let Some(t) = self.tamper.as_mut() {
-                t(i, &mut bytes);
-            }
-            match self.peer_of(End::Node(i, c)) {
-                Some(End::Node(j, cj)) => self.nodes[j]
-                    .inbox
-                    .entry(cj)
-                    .or_default()
-                    .extend_from_slice(&bytes),
-                Some(End::Ext(x)) => self.ext[x].rx.extend_from_slice(&bytes),
-                None => {}
-            }
-            if let Some(n) = self.nodes[i].node.as_mut() {
-                in_core!(n.handle_sent(now, c, sent));
+            if ok {
+                in_core!(n.handle_connected(now, c));
+            } else {
+                in_core!(n.handle_connect_failed(now, c));
             }
         }
-        moved
-    }
-
-    fn write_pfkey(&mut self, i: usize) -> bool {
-        let now = self.now;
-        let mut moved = false;
-        loop {
-            let h = &mut self.nodes[i];
-            if h.stall {
-                break;
-            }
-            let Some(n) = h.node.as_mut() else { break };
-            let Some(msg) = in_core!(n.poll_pfkey()).map(<[u8]>::to_vec) else {
-                break;
-            };
+        for c in std::mem::take(&mut h.writable) {
             moved = true;
-            let res = h.kernel.write(&msg, h.pid);
-            in_core!(n.handle_pfkey_written(now));
-            if let Err(e) = res {
-                // The kernel's reply: the request's header with errno set.
-                let mut reply = msg[..16.min(msg.len())].to_vec();
-                if reply.len() == 16 {
-                    reply[2] = e.0 as u8;
-                    reply[4..6].copy_from_slice(&2u16.to_ne_bytes());
-                    in_core!(n.handle_pfkey(now, &reply));
-                }
-                h.refused.push((msg.clone(), e));
-            }
-            h.written.push(msg);
+            in_core!(n.handle_writable(now, c));
         }
-        moved
-    }
-
-    fn offer(&mut self, i: usize) -> bool {
-        let now = self.now;
-        let mut moved = false;
-        let conns: Vec<ConnId> = self.nodes[i].inbox.keys().copied().collect();
-        for c in conns {
-            let h = &mut self.nodes[i];
-            if h.blocked.contains(&c) {
-                continue;
-            }
-            let Some(data) = h.inbox.get(&c).filter(|d| !d.is_empty()) else {
-                continue;
-            };
-            let mut len = data.len();
-            if self.chunking {
-                len = 1 + self.rng.below(len as u64) as usize;
-            }
-            let chunk = data[..len].to_vec();
-            let Some(n) = h.node.as_mut() else {
-                return moved;
-            };
-            let took = in_core!(n.handle_recv(now, c, &chunk));
-            moved |= took > 0;
-            let h = &mut self.nodes[i];
-            if let Some(q) = h.inbox.get_mut(&c) {
-                q.drain(..took.min(q.len()));
-            }
-            if took < len && h.inbox.contains_key(&c) {
-                // The node paused reading: wait for its Readable.
-                h.blocked.insert(c);
-            }
-        }
+        let Some(mut node) = self.nodes[i].node.take() else {
+            return moved;
+        };
+        let mut io = io::Io {
+            w: self,
+            i,
+            moved: false,
+        };
+        in_core!(drive(&mut *node, &mut io)).expect("the node and the harness settle");
+        moved |= io.moved;
+        self.nodes[i].node = Some(node);
         moved
     }
 
@@ -552,122 +495,6 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
                 None
             }
         })
-    }
-
-    fn on_event(&mut self, i: usize, e: Event) {
-        let now = self.now;
-        match e {
-            Event::Connect { conn, addr, .. } => self.connect(i, conn, addr),
-            Event::Close { conn } => {
-                self.nodes[i].inbox.remove(&conn);
-                self.nodes[i].blocked.remove(&conn);
-                if let Some(p) = self.peer_of(End::Node(i, conn)) {
-                    let me = End::Node(i, conn);
-                    self.links.retain(|&(a, b)| a != me && b != me);
-                    self.closed(p);
-                }
-            }
-            Event::Readable { conn } => {
-                self.nodes[i].blocked.remove(&conn);
-            }
-            Event::Promisc(on) => {
-                // sasyncd writes the 16-byte X_PROMISC request (§11.1).
-                let h = &mut self.nodes[i];
-                h.promisc_seq += 1;
-                let mut m = [0u8; 16];
-                build_promisc(on, h.promisc_seq, h.pid, &mut m).expect("X_PROMISC");
-                h.kernel.write(&m, h.pid).expect("kernel refused X_PROMISC");
-            }
-            Event::Ike(r) => {
-                let ok = self.nodes[i].ike_ok;
-                if ok {
-                    self.nodes[i].ike = Some(r.mode);
-                }
-                in_core!(self.node(i).handle_ike_result(now, r.id, ok));
-            }
-            Event::Demote(DemoteEffect::Raise) => {
-                let ok = self.nodes[i].demoted > 0;
-                if ok {
-                    self.nodes[i].demoted += 1;
-                }
-                in_core!(self.node(i).handle_demote_result(now, ok));
-            }
-            Event::Demote(DemoteEffect::Release) => self.nodes[i].demoted -= 1,
-            Event::Dump { dump, op } => match op {
-                DumpOp::Start(t) => {
-                    let k = &self.nodes[i].kernel;
-                    let buf = match t {
-                        Table::Sadb => k.sadb_dump(0),
-                        Table::Spd => k.spd_dump(),
-                    };
-                    let recs = records(&buf)
-                        .map(|r| r.expect("dump record").bytes().to_vec())
-                        .collect();
-                    self.nodes[i].dumps.insert(dump, (recs, 0));
-                    self.feed(i, dump);
-                }
-                DumpOp::Resume => self.feed(i, dump),
-                DumpOp::Cancel => {
-                    self.nodes[i].dumps.remove(&dump);
-                }
-            },
-            Event::RecheckCarp => {
-                let ls = self.nodes[i].link_state;
-                in_core!(self.node(i).handle_link_state(now, ls));
-            }
-        }
-    }
-
-    fn connect(&mut self, i: usize, conn: ConnId, to: IpAddr) {
-        let now = self.now;
-        let from = self.nodes[i].addr;
-        if self.ext_listen.contains(&to) {
-            self.ext.push(ExtEnd {
-                rx: Vec::new(),
-                open: true,
-                addr: Some(to),
-            });
-            self.links
-                .push((End::Node(i, conn), End::Ext(self.ext.len() - 1)));
-            in_core!(self.node(i).handle_connected(now, conn));
-            return;
-        }
-        let target = self.nodes.iter().position(|h| h.addr == to);
-        let accepted = match target {
-            Some(j) if self.nodes[j].node.is_some() => {
-                in_core!(self.node(j).handle_accept(now, from))
-                    .ok()
-                    .map(|cj| (j, cj))
-            }
-            _ => None,
-        };
-        match accepted {
-            Some((j, cj)) => {
-                self.links.push((End::Node(i, conn), End::Node(j, cj)));
-                in_core!(self.node(i).handle_connected(now, conn));
-            }
-            None => in_core!(self.node(i).handle_connect_failed(now, conn)),
-        }
-    }
-
-    fn feed(&mut self, i: usize, dump: DumpId) {
-        let now = self.now;
-        loop {
-            let h = &mut self.nodes[i];
-            let Some(n) = h.node.as_mut() else { return };
-            let Some((recs, at)) = h.dumps.get_mut(&dump) else {
-                return;
-            };
-            let Some(rec) = recs.get(*at).cloned() else {
-                h.dumps.remove(&dump);
-                in_core!(n.handle_dump_end(now, dump, true));
-                return;
-            };
-            *at += 1;
-            if in_core!(n.handle_dump_entry(now, dump, &rec)) == DumpFlow::Pause {
-                return;
-            }
-        }
     }
 
     // ----- scripted peers ------------------------------------------------

@@ -23,6 +23,29 @@ pub fn leave() {
     IN_CORE.with(|f| f.set(false));
 }
 
+/// While alive, this thread is outside the core (a platform callback the
+/// core's driver makes); the flag is restored when it drops, early returns
+/// included.
+#[derive(Debug)]
+pub struct Outside {
+    was: bool,
+}
+
+/// Leaves the core until the returned guard drops.
+pub fn outside() -> Outside {
+    let was = in_core();
+    leave();
+    Outside { was }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        if self.was {
+            enter();
+        }
+    }
+}
+
 /// Whether this thread is inside the core.
 pub fn in_core() -> bool {
     IN_CORE.try_with(Cell::get).unwrap_or(false)

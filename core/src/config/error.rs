@@ -319,6 +319,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl core::error::Error for ConfigError {}
+
 /// [`ConfigError::display_with`]'s result.
 #[derive(Debug, Clone, Copy)]
 pub struct DisplayWith<'a> {

@@ -114,6 +114,9 @@ pub(super) struct Conn<C: Crypto, const TX: usize> {
     pub alias: bool,
     /// Legacy master: when the snapshot timer of this session fires.
     pub feed_at: Option<Instant>,
+    /// The platform's last write was short: nothing more is offered until
+    /// `handle_writable`.
+    pub blocked: bool,
     /// When bytes last arrived / were last written (v2 keepalive).
     pub last_rx: Instant,
     pub last_tx: Instant,
@@ -142,6 +145,7 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
             refused: false,
             alias: false,
             feed_at: None,
+            blocked: false,
             last_rx: now,
             last_tx: now,
         }

@@ -28,22 +28,22 @@ pub enum Table {
 /// What the platform should do with a dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DumpOp {
-    /// Take a point-in-time copy of the table, then feed its records with
-    /// `handle_dump_entry` until told to pause, and `handle_dump_end` after
-    /// the last one.
+    /// Take a point-in-time copy of the table. Its records are fed with
+    /// `handle_dump_entry` while `poll_dump` names it, and
+    /// `handle_dump_end` follows the last one.
     Start(Table),
-    /// Feed more records of a paused dump.
-    Resume,
     /// Drop the dump: the node no longer needs it.
     Cancel,
 }
 
 /// Whether the node wants the next dump record now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a paused dump must not be fed until poll_dump names it again"]
 pub enum DumpFlow {
     /// Keep feeding.
     More,
-    /// Stop until `DumpOp::Resume` (the consumer's buffer is full).
+    /// Stop until `poll_dump` names the dump again (the consumer's buffer
+    /// is full).
     Pause,
 }
 
@@ -62,12 +62,6 @@ pub enum Event {
     },
     /// Close this connection; the node has already forgotten it.
     Close {
-        /// Which one.
-        conn: ConnId,
-    },
-    /// Bytes `handle_recv` left unconsumed on this connection can be offered
-    /// again (the node had paused reading it).
-    Readable {
         /// Which one.
         conn: ConnId,
     },
@@ -91,11 +85,13 @@ pub enum Event {
     RecheckCarp,
 }
 
-/// Why an inbound connection was refused.
+/// Why an inbound connection was refused (the platform closes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejected {
     /// The address is not a configured peer.
     UnknownPeer(IpAddr),
+    /// The node is shutting down.
+    ShuttingDown,
 }
 
 impl core::fmt::Display for Rejected {
@@ -104,8 +100,23 @@ impl core::fmt::Display for Rejected {
             Rejected::UnknownPeer(a) => {
                 write!(f, "connection from {a} refused: not a configured peer")
             }
+            Rejected::ShuttingDown => f.write_str("connection refused: shutting down"),
         }
     }
+}
+
+impl core::error::Error for Rejected {}
+
+/// What `handle_recv` did with the bytes it was offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[must_use = "bytes not consumed must be kept and offered again"]
+pub struct Received {
+    /// Bytes taken from the front of what was offered; the platform keeps
+    /// the rest and offers it again (the node pauses reading while its
+    /// kernel queue is full or a sweep holds the stream).
+    pub consumed: usize,
+    /// PF_KEY messages from the master queued for our kernel.
+    pub applied: usize,
 }
 
 /// Why a node could not be built.
@@ -118,6 +129,8 @@ pub enum NodeError {
     /// The shared key does not fit the configured protocol.
     BadKey,
 }
+
+impl core::error::Error for NodeError {}
 
 impl core::fmt::Display for NodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

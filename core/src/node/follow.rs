@@ -45,7 +45,7 @@ impl<
     /// A v2 slave that follows no one picks a peer that is master and asks
     /// it to resume (or send a snapshot).
     pub(super) fn attach(&mut self, now: Instant) {
-        if self.following.is_some() || self.role.state() == RunState::Master {
+        if self.following.is_some() || self.role.state() == RunState::Master || self.shutting_down {
             return;
         }
         let Some(conn) = self

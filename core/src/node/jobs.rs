@@ -136,6 +136,37 @@ impl<
         const TX: usize,
     > Node<C, R, P, RING, MARKS, TX>
 {
+    /// A dump whose records the node wants now, other than those in `skip`
+    /// (the caller has none of theirs at hand yet). Feed it with
+    /// [`handle_dump_entry`](Self::handle_dump_entry) until that returns
+    /// [`DumpFlow::Pause`] or the records run out
+    /// ([`handle_dump_end`](Self::handle_dump_end)). A paused dump is named
+    /// again once its consumer has room.
+    pub fn poll_dump(&self, skip: &[DumpId]) -> Option<DumpId> {
+        let feeds = self
+            .conns
+            .iter()
+            .flatten()
+            .flatten()
+            .filter_map(|c| match c.feed {
+                Feed::Snapshot {
+                    dump,
+                    paused: false,
+                    ..
+                } => Some(dump),
+                _ => None,
+            });
+        let job = match self.job {
+            Job::Dump {
+                dump,
+                paused: false,
+                ..
+            } => Some(dump),
+            _ => None,
+        };
+        feeds.chain(job).find(|d| !skip.contains(d))
+    }
+
     /// One record of a dump the node asked for. Returns whether to go on.
     pub fn handle_dump_entry(&mut self, _now: Instant, dump: DumpId, record: &[u8]) -> DumpFlow {
         let flow = self.dump_entry(dump, record);
@@ -383,13 +414,8 @@ impl<
                     self.start_job(kind);
                 }
             }
-            Job::Dump { paused, dump, .. } if *paused && self.pfkeyq.has_room_for_any() => {
+            Job::Dump { paused, .. } if *paused && self.pfkeyq.has_room_for_any() => {
                 *paused = false;
-                let dump = *dump;
-                self.push_event(Event::Dump {
-                    dump,
-                    op: DumpOp::Resume,
-                });
             }
             _ => {}
         }

@@ -122,6 +122,8 @@ pub struct Node<
     pub(super) job: Job,
     pub(super) next_digest: Option<Instant>,
     pub(super) split_brain: bool,
+    /// `handle_shutdown` was called.
+    pub(super) shutting_down: bool,
     pub(super) counters: Counters,
     pub(super) rr: usize,
     /// Planted bugs (test builds only).
@@ -162,6 +164,9 @@ impl<
         TX >= super::conn::MIN_TX_BYTES,
         "TX must be at least MIN_TX_BYTES"
     );
+    /// Checked when a node type is built: the driver tracks one dump per
+    /// connection in fixed storage.
+    const PEERS_FIT: () = assert!(P <= 31, "a node has at most 31 peers");
 
     /// Builds a node from its configuration. Raises the start-up carp
     /// demotion request at once; a locked node announces its role at once,
@@ -174,6 +179,7 @@ impl<
         now: Instant,
     ) -> Result<Self, NodeError> {
         let () = Self::TX_FITS;
+        let () = Self::PEERS_FIT;
         let codec = LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
             .map_err(|_| NodeError::BadKey)?;
         let key = SecretKey::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
@@ -238,6 +244,7 @@ impl<
             job: Job::None,
             next_digest: None,
             split_brain: false,
+            shutting_down: false,
             counters: Counters::default(),
             rr: 0,
             #[cfg(feature = "planted-bugs")]
@@ -260,6 +267,20 @@ impl<
         Ok(node)
     }
 
+    /// How many connections the node can hold (two per peer).
+    pub fn connection_slots(&self) -> usize {
+        P * 2
+    }
+
+    /// The connection in slot `slot` (`0..connection_slots()`), if any.
+    pub fn connection_in_slot(&self, slot: usize) -> Option<ConnId> {
+        self.conns
+            .get(slot / 2)?
+            .get(slot % 2)?
+            .as_ref()
+            .map(|c| c.id)
+    }
+
     /// Our run state.
     pub fn run_state(&self) -> RunState {
         self.role.state()
@@ -270,6 +291,9 @@ impl<
     /// The carp interface's link state (`LINK_STATE_*`): at start-up, from
     /// the routing socket, or after `Event::RecheckCarp`.
     pub fn handle_link_state(&mut self, now: Instant, link_state: u8) {
+        if self.shutting_down {
+            return;
+        }
         if let Some(change) = self.role.handle_link_state(link_state) {
             self.enter_state(now, change);
         }
@@ -300,24 +324,52 @@ impl<
         self.flush_parts();
     }
 
-    /// Orderly shutdown: release our demotion, close every connection.
+    /// Orderly shutdown: release our demotion, stop every feed and job,
+    /// dial and accept no more, and close each connection once what is
+    /// queued on it is written ([`is_shut_down`](Self::is_shut_down) says
+    /// when all are). The kernel's SAs are left alone.
     pub fn handle_shutdown(&mut self, now: Instant) {
+        if self.shutting_down {
+            return;
+        }
+        log::info!("shutting down");
+        self.shutting_down = true;
         self.demote.handle_shutdown(now);
+        self.job_cancel();
+        self.stop_feeds();
+        self.following = None;
+        self.incoming = None;
         for p in 0..P {
             for s in 0..2 {
-                if let Some(id) = self.conns[p][s].as_ref().map(|c| c.id) {
+                let done = self.conns[p][s]
+                    .as_ref()
+                    .map(|c| (c.id, !c.is_open() || c.tx.is_empty()));
+                if let Some((id, true)) = done {
                     self.close_conn(now, id, None, true);
                 }
             }
         }
-        self.job_cancel();
         self.flush_parts();
+    }
+
+    /// After [`handle_shutdown`](Self::handle_shutdown): every connection
+    /// is closed, its queued bytes written, and what the master sent us is
+    /// in our kernel. A platform that cannot wait
+    /// (a peer that does not read) gives up after a grace period of its own.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutting_down
+            && self.pfkeyq.is_empty()
+            && self.conns.iter().flatten().all(|c| c.is_none())
     }
 
     /// Time passed: retries, reconnects, demotion deadline, digests.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.demote.handle_timeout(now);
         self.ike.handle_timeout(now);
+        if self.shutting_down {
+            self.flush_parts();
+            return;
+        }
         self.expire_handshakes(now);
         self.legacy_feeds_due(now);
         self.keepalives(now);
@@ -330,6 +382,9 @@ impl<
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = earliest(self.demote.poll_timeout(), self.ike.poll_timeout());
+        if self.shutting_down {
+            return t;
+        }
         for (i, p) in self.table.iter() {
             if p.status() == ConnStatus::Disconnected && self.conn_count(i.0) == 0 {
                 t = earliest(
@@ -377,8 +432,9 @@ impl<
         self.events.pop_front()
     }
 
-    /// Bytes to write to a connection. Report what was written with
-    /// `handle_sent`; the rest is offered again.
+    /// Bytes to write to some connection that is not blocked (round robin,
+    /// so one busy peer cannot starve the others). Report what was written
+    /// with `handle_sent`.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(ConnId, &[u8])> {
         let n = P * 2;
         let mut found = None;
@@ -389,7 +445,10 @@ impl<
                 continue;
             };
             self.pump(now, id);
-            if self.conns[p][s].as_ref().is_some_and(|c| !c.tx.is_empty()) {
+            if self.conns[p][s]
+                .as_ref()
+                .is_some_and(|c| !c.tx.is_empty() && !c.blocked)
+            {
                 found = Some((p, s));
                 self.rr = (i + 1) % n;
                 break;
@@ -400,17 +459,43 @@ impl<
         Some((c.id, c.tx.pending()))
     }
 
-    /// The platform wrote `n` bytes of what `poll_transmit` offered.
+    /// Bytes to write to this connection (the platform found it writable).
+    pub fn poll_transmit_conn(&mut self, now: Instant, conn: ConnId) -> Option<&[u8]> {
+        self.pump(now, conn);
+        let c = self.conn(conn)?;
+        (!c.tx.is_empty()).then(|| c.tx.pending())
+    }
+
+    /// The platform wrote the first `n` bytes of what was offered. Fewer
+    /// than offered means the connection is full: it is offered nothing
+    /// more until [`handle_writable`](Self::handle_writable).
     pub fn handle_sent(&mut self, now: Instant, conn: ConnId, n: usize) {
+        let mut drained = false;
         if let Some(c) = self.conn_mut(conn) {
+            let offered = c.tx.len();
             c.tx.consume(n);
+            c.blocked = n < offered;
             if n > 0 {
                 c.last_tx = now;
             }
+            drained = c.tx.is_empty();
             let peer = c.peer;
             if let Some(p) = self.table.get_mut(peer) {
                 p.stats.bytes_out = p.stats.bytes_out.saturating_add(n as u64);
             }
+        }
+        if self.shutting_down && drained {
+            self.close_conn(now, conn, None, true);
+        } else {
+            self.pump(now, conn);
+        }
+        self.flush_parts();
+    }
+
+    /// A connection whose last write was short can take bytes again.
+    pub fn handle_writable(&mut self, now: Instant, conn: ConnId) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.blocked = false;
         }
         self.pump(now, conn);
         self.flush_parts();
@@ -426,6 +511,26 @@ impl<
     pub fn handle_pfkey_written(&mut self, now: Instant) {
         self.pfkeyq.pop();
         self.counters.pfkey_written += 1;
+        self.after_queue_drained(now);
+        self.flush_parts();
+    }
+
+    /// The kernel refused the message `poll_pfkey` offered (`errno` from the
+    /// write): it is dropped and counted like a kernel error reply. A write
+    /// that would merely block is not a failure: offer it again later.
+    pub fn handle_pfkey_write_failed(&mut self, now: Instant, errno: u32) {
+        if let Some(m) = self
+            .pfkeyq
+            .front()
+            .and_then(|b| crate::pfkey::Msg::parse(b).ok())
+        {
+            log::warn!(
+                "pfkey write refused ({}): errno {errno}",
+                crate::pfkey::msg_type_name(m.msg_type())
+            );
+        }
+        self.pfkeyq.pop();
+        self.counters.kernel_errors += 1;
         self.after_queue_drained(now);
         self.flush_parts();
     }

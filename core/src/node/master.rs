@@ -300,10 +300,6 @@ impl<
                             start,
                             paused: false,
                         };
-                        self.push_event(Event::Dump {
-                            dump,
-                            op: DumpOp::Resume,
-                        });
                     }
                     break;
                 }

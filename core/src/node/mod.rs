@@ -42,7 +42,9 @@ pub mod txbuf;
 
 pub use conn::{MIN_TX_BYTES, TX_BYTES};
 pub use demote::DemoteEffect;
-pub use event::{ConnId, DumpFlow, DumpId, DumpOp, Event, NodeError, Rejected, Settings, Table};
+pub use event::{
+    ConnId, DumpFlow, DumpId, DumpOp, Event, NodeError, Received, Rejected, Settings, Table,
+};
 pub use ike::{IkeMode, IkeRequest};
 pub use jobs::{identity, IDENTITY_MAX};
 #[cfg(feature = "planted-bugs")]

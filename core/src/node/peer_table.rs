@@ -102,6 +102,8 @@ impl core::fmt::Display for TableError {
     }
 }
 
+impl core::error::Error for TableError {}
+
 /// A connection came from an address that is not a configured peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnknownPeer(pub IpAddr);
@@ -111,6 +113,8 @@ impl core::fmt::Display for UnknownPeer {
         write!(f, "connection from unconfigured address {} refused", self.0)
     }
 }
+
+impl core::error::Error for UnknownPeer {}
 
 /// Node ids of both ends, for the simultaneous-connect tie-break.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

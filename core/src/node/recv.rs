@@ -9,7 +9,7 @@ use crate::time::Instant;
 use crate::wire::v2::{Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, MAX_PAYLOAD};
 
 use super::conn::{Phase, Rx};
-use super::event::{ConnId, Event};
+use super::event::{ConnId, Received};
 use super::machine::{Incoming, Node};
 use super::peer_stats::ErrorKind;
 use super::peer_table::{PeerIndex, SessionId, Tiebreak};
@@ -59,11 +59,19 @@ impl<
         const TX: usize,
     > Node<C, R, P, RING, MARKS, TX>
 {
-    /// Bytes arrived on a connection. Returns how many were taken; the
-    /// platform keeps the rest and offers them again after
-    /// `Event::Readable` (the node pauses reading while its kernel queue is
-    /// full or a sweep runs, so backpressure reaches the master via TCP).
-    pub fn handle_recv(&mut self, now: Instant, conn: ConnId, data: &[u8]) -> usize {
+    /// Bytes arrived on a connection. Says how many were taken; the
+    /// platform keeps the rest and offers them again later (the node pauses
+    /// reading while its kernel queue is full or a sweep runs, so
+    /// backpressure reaches the master through TCP).
+    pub fn handle_recv(&mut self, now: Instant, conn: ConnId, data: &[u8]) -> Received {
+        if self.shutting_down {
+            // Nothing more is done with what peers send; let it drain.
+            return Received {
+                consumed: data.len(),
+                applied: 0,
+            };
+        }
+        let applied_before = self.counters.applied;
         let mut input = data;
         let mut buf = [0u8; MAX_PAYLOAD];
 
@@ -127,7 +135,10 @@ impl<
         }
         self.after_recv(now, conn);
         self.flush_parts();
-        data.len() - input.len()
+        Received {
+            consumed: data.len() - input.len(),
+            applied: (self.counters.applied - applied_before) as usize,
+        }
     }
 
     /// Reads at most one frame from `input` and decodes it.
@@ -551,7 +562,6 @@ impl<
             if let Some(c) = self.conn_mut(id) {
                 c.paused = false;
             }
-            self.push_event(Event::Readable { conn: id });
         }
     }
 

@@ -45,6 +45,8 @@ impl core::fmt::Display for RingError {
     }
 }
 
+impl core::error::Error for RingError {}
+
 /// Why a replay is impossible: the caller must send a full snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotInRing {
@@ -65,6 +67,8 @@ impl core::fmt::Display for NotInRing {
         })
     }
 }
+
+impl core::error::Error for NotInRing {}
 
 /// A ring of up to `BYTES` bytes of deltas (2 bytes overhead per record).
 #[derive(Debug, Clone)]

@@ -67,6 +67,9 @@ impl<
     /// The platform accepted a TCP connection from `remote`. Refused (and to
     /// be closed by the platform) unless it is a configured peer.
     pub fn handle_accept(&mut self, now: Instant, remote: IpAddr) -> Result<ConnId, Rejected> {
+        if self.shutting_down {
+            return Err(Rejected::ShuttingDown);
+        }
         let idx = match self.table.check_inbound(remote) {
             Ok(i) => i,
             Err(_) => {
@@ -119,6 +122,9 @@ impl<
 
     /// Dials every peer that has no connection and whose backoff allows.
     pub(super) fn dial_due(&mut self, now: Instant) {
+        if self.shutting_down {
+            return;
+        }
         for p in 0..self.table.len() {
             let idx = PeerIndex(p);
             let disconnected = self

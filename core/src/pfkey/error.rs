@@ -54,3 +54,5 @@ impl core::fmt::Display for PfkeyError {
         }
     }
 }
+
+impl core::error::Error for PfkeyError {}

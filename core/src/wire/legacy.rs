@@ -107,6 +107,8 @@ impl core::fmt::Display for LegacyError {
     }
 }
 
+impl core::error::Error for LegacyError {}
+
 /// [`Framing`] for legacy frames: the 4-byte length word alone decides the
 /// frame length, so an out-of-range length is refused before anything
 /// else is buffered.

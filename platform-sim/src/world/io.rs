@@ -1,100 +1,232 @@
-//! Carrying out what a node asks (events, bytes, PF_KEY writes, dumps)
-//! and feeding it what the network delivers.
+//! The simulator as a [`Platform`]: carrying out what a node asks (bytes,
+//! PF_KEY writes, dumps, carp, IKE) through the shared driver, with the
+//! oracles watching, and feeding it what the network delivers.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use sasyncd_core::node::{
-    ConnId as NodeConn, DemoteEffect, DumpFlow, DumpId, DumpOp, Event, IkeMode, Table,
+    ConnId as NodeConn, DemoteEffect, DumpId, IkeMode, IkeRequest, Received, Table,
 };
+use sasyncd_core::platform::{DumpRead, PfkeyWrite, Platform, SendError};
+use sasyncd_core::state::RunState;
+use sasyncd_core::time::Instant;
 
 use crate::net::{ConnId as NetConn, NetEventKind};
 
 use super::World;
 
-impl World {
-    pub(super) fn transmit(&mut self, i: usize) -> bool {
-        let now = self.now;
-        let mut moved = false;
-        let mut zero = 0;
-        let known: Vec<IpAddr> = self.hosts.iter().map(|x| x.addr).collect();
+/// Node `i`'s view of the world while the driver runs it.
+pub(super) struct SimIo<'a> {
+    pub w: &'a mut World,
+    pub i: usize,
+    /// The node's run state when the driver started (for the safety oracle).
+    pub state: RunState,
+    /// Something happened.
+    pub moved: bool,
+}
+
+impl Platform for SimIo<'_> {
+    fn now(&mut self) -> Instant {
+        self.w.now
+    }
+
+    fn connect(&mut self, conn: NodeConn, addr: IpAddr, _port: u16) {
+        self.moved = true;
+        let now = self.w.now;
+        let nc = self.w.net.connect(self.i, addr, now);
+        let h = &mut self.w.hosts[self.i];
+        h.to_net.insert(conn, nc);
+        h.from_net.insert(nc, conn);
+    }
+
+    fn close(&mut self, conn: NodeConn) {
+        self.moved = true;
+        let now = self.w.now;
+        let h = &mut self.w.hosts[self.i];
+        h.rx.remove(&conn);
+        h.consumed.remove(&conn);
+        if let Some(nc) = h.to_net.remove(&conn) {
+            h.from_net.remove(&nc);
+            self.w.net.close(nc, now);
+        }
+    }
+
+    fn send(&mut self, conn: NodeConn, bytes: &[u8]) -> Result<usize, SendError> {
+        let (w, i) = (&mut *self.w, self.i);
+        let now = w.now;
+        let Some(&nc) = w.hosts[i].to_net.get(&conn) else {
+            if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
+                w.trace.event(
+                    now,
+                    i,
+                    format!("{} bytes for unmapped {conn:?}", bytes.len()),
+                );
+            }
+            return Err(SendError::Closed);
+        };
+        if let Some(p) = w.net.peer_addr(nc) {
+            if !w.hosts.iter().any(|h| h.addr == p) {
+                w.oracle.fail(
+                    now,
+                    Some(i),
+                    format!("frame sent to unconfigured address {p}"),
+                );
+            }
+        }
         // Bytes leave the node's buffer some time after they were queued:
         // count them as a master's if it was master within the last two
         // seconds (more than any buffer here takes to drain; `last_master`
         // is noted after every call into the node).
-        let master = self.hosts[i]
+        let master = w.hosts[i]
             .last_master
             .is_some_and(|t| now.since(t) <= Duration::from_secs(2));
-        loop {
-            let h = &mut self.hosts[i];
-            let Some(n) = h.node.as_mut() else { break };
-            let Some((c, bytes)) = n.poll_transmit(now) else {
-                break;
-            };
-            let Some(&nc) = h.to_net.get(&c) else {
-                // Not connected in the network (yet, or any more).
-                let len = bytes.len();
-                if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
-                    self.trace
-                        .event(now, i, format!("{len} bytes for unmapped {c:?}"));
+        let sent = w.net.send(nc, bytes, now);
+        if sent > 0 {
+            self.moved = true;
+            let total = w.sent_total.entry(nc).or_default();
+            *total += sent as u64;
+            w.sent.entry(nc).or_default().push((*total, master));
+        }
+        Ok(sent)
+    }
+
+    fn received(&mut self, conn: NodeConn) -> &[u8] {
+        self.w.hosts[self.i]
+            .rx
+            .get(&conn)
+            .map_or(&[][..], Vec::as_slice)
+    }
+
+    fn consumed(&mut self, conn: NodeConn, r: Received) {
+        self.moved = true;
+        let (w, i) = (&mut *self.w, self.i);
+        if let Some(q) = w.hosts[i].rx.get_mut(&conn) {
+            q.drain(..r.consumed.min(q.len()));
+        }
+        let from = *w.hosts[i].consumed.get(&conn).unwrap_or(&0);
+        let to = from + r.consumed as u64;
+        w.hosts[i].consumed.insert(conn, to);
+        if r.applied > 0 {
+            let sender_end = w.hosts[i].to_net.get(&conn).map(|nc| NetConn(nc.0 ^ 1));
+            let master_sent = sender_end.map(|se| w.master_bytes_in(se, from, to));
+            let now = w.now;
+            w.oracle.applied(i, self.state, master_sent, now);
+        }
+    }
+
+    fn pfkey_write(&mut self, msg: &[u8]) -> PfkeyWrite {
+        self.moved = true;
+        let h = &mut self.w.hosts[self.i];
+        match h.kernel.write(msg, h.pid) {
+            Ok(_) => PfkeyWrite::Written,
+            Err(e) => {
+                self.w.oracle.kernel_refused(e);
+                PfkeyWrite::Failed(e.0.unsigned_abs())
+            }
+        }
+    }
+
+    fn set_promisc(&mut self, on: bool) {
+        let h = &mut self.w.hosts[self.i];
+        h.kernel.set_promisc(h.pid, on);
+    }
+
+    fn dump_start(&mut self, dump: DumpId, table: Table) {
+        let h = &mut self.w.hosts[self.i];
+        let buf = match table {
+            Table::Sadb => h.kernel.sadb_dump(0),
+            Table::Spd => h.kernel.spd_dump(),
+        };
+        h.dumps.insert(dump, (buf, 0));
+    }
+
+    fn dump_next(&mut self, dump: DumpId) -> DumpRead<'_> {
+        let dumps = &mut self.w.hosts[self.i].dumps;
+        let (at, rec_len) = match dumps.get(&dump) {
+            None => return DumpRead::End { ok: false },
+            Some((buf, at)) => {
+                let len = buf
+                    .get(*at + 4..*at + 6)
+                    .map(|b| u16::from_ne_bytes([b[0], b[1]]) as usize * 8)
+                    .unwrap_or(0);
+                if len == 0 || *at + len > buf.len() {
+                    dumps.remove(&dump);
+                    return DumpRead::End { ok: true };
                 }
-                n.handle_sent(now, c, len);
-                continue;
-            };
-            let peer = self.net.peer_addr(nc);
-            if let Some(p) = peer {
-                if !known.contains(&p) {
-                    self.oracle.fail(
+                (*at, len)
+            }
+        };
+        match dumps.get_mut(&dump) {
+            Some((buf, pos)) => {
+                *pos = at + rec_len;
+                DumpRead::Record(&buf[at..at + rec_len])
+            }
+            None => DumpRead::End { ok: false },
+        }
+    }
+
+    fn dump_cancel(&mut self, dump: DumpId) {
+        self.w.hosts[self.i].dumps.remove(&dump);
+    }
+
+    fn demote(&mut self, effect: DemoteEffect) -> Option<bool> {
+        self.moved = true;
+        let (w, i) = (&mut *self.w, self.i);
+        let now = w.now;
+        match effect {
+            DemoteEffect::Raise => {
+                let ok = w.carp.demote_count(i) > 0 && w.carp.demote(i, 1, now).is_ok();
+                if ok {
+                    w.hosts[i].demote_held += 1;
+                    w.hosts[i].demote_since = Some(now);
+                    w.trace.event(now, i, "carp demote +1 (until in sync)");
+                }
+                Some(ok)
+            }
+            DemoteEffect::Release => {
+                if w.hosts[i].demote_held == 0 {
+                    w.oracle.fail(
                         now,
                         Some(i),
-                        format!("frame sent to unconfigured address {p}"),
+                        "demotion released more often than raised".into(),
                     );
+                } else {
+                    w.hosts[i].demote_held -= 1;
+                    w.hosts[i].demote_since = None;
+                    let _ = w.carp.demote(i, -1, now);
+                    w.trace.event(now, i, "carp demote -1");
                 }
+                None
             }
-            let sent = self.net.send(nc, bytes, now);
-            n.handle_sent(now, c, sent);
-            if sent > 0 {
-                moved = true;
-                let total = self.sent_total.entry(nc).or_default();
-                *total += sent as u64;
-                self.sent.entry(nc).or_default().push((*total, master));
-                zero = 0;
+        }
+    }
+
+    fn ike(&mut self, request: IkeRequest) -> Option<bool> {
+        self.moved = true;
+        let (w, i) = (&mut *self.w, self.i);
+        let now = w.now;
+        let h = &mut w.hosts[i];
+        let active = request.mode == IkeMode::Active;
+        h.ike.set_active(active, now, &h.kernel);
+        w.trace.event(
+            now,
+            i,
+            if active {
+                "isakmpd: M active"
             } else {
-                zero += 1;
-                if zero > 16 {
-                    break;
-                }
-            }
-        }
-        moved
+                "isakmpd: M passive"
+            },
+        );
+        Some(true)
     }
 
-    pub(super) fn offer(&mut self, i: usize, c: NodeConn) -> bool {
-        let now = self.now;
-        let Some(data) = self.hosts[i].rx.get(&c).cloned() else {
-            return false;
-        };
-        let Some(n) = self.hosts[i].node.as_mut() else {
-            return false;
-        };
-        let applied_before = n.stats().counters.applied;
-        let took = n.handle_recv(now, c, &data);
-        let applied_after = n.stats().counters.applied;
-        let state = n.run_state();
-        if let Some(q) = self.hosts[i].rx.get_mut(&c) {
-            q.drain(..took.min(q.len()));
-        }
-        let from = *self.hosts[i].consumed.get(&c).unwrap_or(&0);
-        let to = from + took as u64;
-        self.hosts[i].consumed.insert(c, to);
-        if applied_after > applied_before {
-            let sender_end = self.hosts[i].to_net.get(&c).map(|nc| NetConn(nc.0 ^ 1));
-            let master_sent = sender_end.map(|se| self.master_bytes_in(se, from, to));
-            self.oracle.applied(i, state, master_sent, now);
-        }
-        took > 0
+    fn recheck_carp(&mut self) -> Option<u8> {
+        Some(self.w.carp.link_state(self.i))
     }
+}
 
+impl World {
     /// Whether any byte in `[from, to)` of the stream written by `end` was
     /// written while its host was master. `None` when unknown (tampering
     /// changes lengths; the stranger is not a host).
@@ -117,121 +249,6 @@ impl World {
             log.drain(..keep_from - 1);
         }
         Some(any)
-    }
-
-    pub(super) fn on_event(&mut self, i: usize, e: Event) {
-        let now = self.now;
-        match e {
-            Event::Connect { conn, addr, .. } => {
-                let nc = self.net.connect(i, addr, now);
-                let h = &mut self.hosts[i];
-                h.to_net.insert(conn, nc);
-                h.from_net.insert(nc, conn);
-            }
-            Event::Close { conn } => {
-                let h = &mut self.hosts[i];
-                h.rx.remove(&conn);
-                h.consumed.remove(&conn);
-                if let Some(nc) = h.to_net.remove(&conn) {
-                    h.from_net.remove(&nc);
-                    self.net.close(nc, now);
-                }
-            }
-            Event::Readable { conn } => {
-                self.offer(i, conn);
-            }
-            Event::Promisc(on) => {
-                let h = &mut self.hosts[i];
-                h.kernel.set_promisc(h.pid, on);
-            }
-            Event::Ike(r) => {
-                let h = &mut self.hosts[i];
-                let active = r.mode == IkeMode::Active;
-                h.ike.set_active(active, now, &h.kernel);
-                self.trace.event(
-                    now,
-                    i,
-                    if active {
-                        "isakmpd: M active"
-                    } else {
-                        "isakmpd: M passive"
-                    },
-                );
-                if let Some(n) = self.hosts[i].node.as_mut() {
-                    n.handle_ike_result(now, r.id, true);
-                }
-            }
-            Event::Demote(DemoteEffect::Raise) => {
-                let ok = self.carp.demote_count(i) > 0 && self.carp.demote(i, 1, now).is_ok();
-                if ok {
-                    self.hosts[i].demote_held += 1;
-                    self.hosts[i].demote_since = Some(now);
-                    self.trace.event(now, i, "carp demote +1 (until in sync)");
-                }
-                if let Some(n) = self.hosts[i].node.as_mut() {
-                    n.handle_demote_result(now, ok);
-                }
-            }
-            Event::Demote(DemoteEffect::Release) => {
-                if self.hosts[i].demote_held == 0 {
-                    self.oracle.fail(
-                        now,
-                        Some(i),
-                        "demotion released more often than raised".into(),
-                    );
-                } else {
-                    self.hosts[i].demote_held -= 1;
-                    self.hosts[i].demote_since = None;
-                    let _ = self.carp.demote(i, -1, now);
-                    self.trace.event(now, i, "carp demote -1");
-                }
-            }
-            Event::Dump { dump, op } => match op {
-                DumpOp::Start(t) => {
-                    let buf = match t {
-                        Table::Sadb => self.hosts[i].kernel.sadb_dump(0),
-                        Table::Spd => self.hosts[i].kernel.spd_dump(),
-                    };
-                    self.hosts[i].dumps.insert(dump, (buf, 0));
-                    self.feed(i, dump);
-                }
-                DumpOp::Resume => self.feed(i, dump),
-                DumpOp::Cancel => {
-                    self.hosts[i].dumps.remove(&dump);
-                }
-            },
-            Event::RecheckCarp => {
-                let ls = self.carp.link_state(i);
-                if let Some(n) = self.hosts[i].node.as_mut() {
-                    n.handle_link_state(now, ls);
-                }
-            }
-        }
-    }
-
-    pub(super) fn feed(&mut self, i: usize, dump: DumpId) {
-        let now = self.now;
-        loop {
-            let h = &mut self.hosts[i];
-            let Some(n) = h.node.as_mut() else { return };
-            let Some((buf, at)) = h.dumps.get_mut(&dump) else {
-                return;
-            };
-            let rec_len = buf
-                .get(*at + 4..*at + 6)
-                .map(|b| u16::from_ne_bytes([b[0], b[1]]) as usize * 8)
-                .unwrap_or(0);
-            if rec_len == 0 || *at + rec_len > buf.len() {
-                h.dumps.remove(&dump);
-                n.handle_dump_end(now, dump, true);
-                return;
-            }
-            let rec = buf[*at..*at + rec_len].to_vec();
-            *at += rec_len;
-            if n.handle_dump_entry(now, dump, &rec) == DumpFlow::Pause {
-                return;
-            }
-        }
     }
 
     pub(super) fn on_net(&mut self, node: usize, nc: NetConn, kind: NetEventKind) {
@@ -295,7 +312,6 @@ impl World {
                         .entry(c)
                         .or_default()
                         .extend_from_slice(&bytes);
-                    self.offer(node, c);
                 } else if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
                     self.trace.event(
                         now,
@@ -304,7 +320,13 @@ impl World {
                     );
                 }
             }
-            NetEventKind::Writable => {}
+            NetEventKind::Writable => {
+                if let Some(&c) = self.hosts[node].from_net.get(&nc) {
+                    if let Some(n) = self.hosts[node].node.as_mut() {
+                        n.handle_writable(now, c);
+                    }
+                }
+            }
             NetEventKind::Closed(_) => {
                 if let Some(c) = self.hosts[node].from_net.remove(&nc) {
                     let h = &mut self.hosts[node];

@@ -115,3 +115,5 @@ impl core::fmt::Display for V2Error {
         }
     }
 }
+
+impl core::error::Error for V2Error {}
