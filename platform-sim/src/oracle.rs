@@ -81,6 +81,10 @@ pub struct Oracle {
     digest_interval: Duration,
     /// carp transitions to MASTER still to be checked: (node, when).
     follow_due: Vec<(usize, Instant)>,
+    /// When the network last healed, and TCP's retransmission interval:
+    /// what was sent during a partition arrives up to one interval after.
+    healed_at: Option<Instant>,
+    rto: Duration,
     /// Follow checks that ran (their preconditions held).
     pub follow_checks: u64,
     /// Connections a stranger attempted / that nodes refused.
@@ -141,6 +145,8 @@ impl Oracle {
             follow_bound: follow_bound(sc),
             digest_interval: sc.digest_interval,
             follow_due: Vec::new(),
+            healed_at: None,
+            rto: sc.net.rto,
             follow_checks: 0,
             stranger_attempts: 0,
             rejected_strangers: 0,
@@ -178,6 +184,11 @@ impl Oracle {
     /// A partition or reset happened.
     pub fn disturbed(&mut self, now: Instant) {
         self.disturbed_at = Some(now);
+    }
+
+    /// The network healed.
+    pub fn healed(&mut self, now: Instant) {
+        self.healed_at = Some(now);
     }
 
     /// carp changed node `i`'s link state.
@@ -296,9 +307,15 @@ impl Oracle {
                 w.node_stats(j)
                     .is_none_or(|s| s.run_state != RunState::Master)
             });
+            // Messages sent during a partition arrive up to a retransmission
+            // interval after it heals (TCP's backoff, not the node's).
+            let settle = 2 * self.rto.as_millis() as u64;
             let quiet = self
                 .disturbed_at
-                .is_none_or(|d| d.as_millis() + 1000 < t.as_millis());
+                .is_none_or(|d| d.as_millis() + 1000 < t.as_millis())
+                && self
+                    .healed_at
+                    .is_none_or(|h| h.as_millis() + settle < t.as_millis());
             if !still_master || !only_master || !quiet || self.tamper || w.links.is_split() {
                 continue;
             }

@@ -231,6 +231,7 @@ impl World {
         self.trace
             .global(now, "heal, restart, pause workload; checking convergence");
         self.links.heal();
+        self.oracle.healed(now);
         self.net.set_tamper(None);
         self.workload = false;
         self.script.clear();

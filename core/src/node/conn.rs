@@ -112,6 +112,8 @@ pub(super) struct Conn<C: Crypto, const TX: usize> {
     /// only read (what arrives on it counts as the peer's current
     /// session's); nothing is sent on it.
     pub alias: bool,
+    /// We logged a refusal of this peer's PF_KEY data (once is enough).
+    pub refused_logged: bool,
     /// Legacy master: when the snapshot timer of this session fires.
     pub feed_at: Option<Instant>,
     /// The platform's last write was short: nothing more is offered until
@@ -144,6 +146,7 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
             peer_acked: Position::NONE,
             refused: false,
             alias: false,
+            refused_logged: false,
             feed_at: None,
             blocked: false,
             last_rx: now,

@@ -42,16 +42,20 @@ impl<
         });
     }
 
-    /// A v2 slave that follows no one picks a peer that is master and asks
-    /// it to resume (or send a snapshot).
+    /// A slave that follows no one picks the peer that claimed MASTER most
+    /// recently and asks it to resume (or send a snapshot).
     pub(super) fn attach(&mut self, now: Instant) {
         if self.following.is_some() || self.role.state() == RunState::Master || self.shutting_down {
             return;
         }
+        // The newest claimant: an older one may be a master that died
+        // behind a half-open connection.
+        let claim = |c: ConnId| self.slot_of(c).and_then(|(p, _)| self.claims[p]);
         let Some(conn) = self
             .open_conns()
             .into_iter()
-            .find(|&c| self.peer_state_of(c) == Some(RunState::Master))
+            .filter(|&c| self.peer_state_of(c) == Some(RunState::Master))
+            .max_by_key(|&c| claim(c))
         else {
             return;
         };

@@ -113,6 +113,10 @@ pub struct Node<
     pub(super) applied: Position,
     pub(super) incoming: Option<Incoming>,
     pub(super) following: Option<Follow>,
+    /// When each peer last became a MASTER claimant, as we heard it: a
+    /// slave attaches to the newest claim (an older one may be a master
+    /// that died behind a half-open connection).
+    pub(super) claims: [Option<Instant>; P],
     /// Legacy slave: the peer (index) whose master data we applied last.
     pub(super) legacy_applied_from: Option<usize>,
     /// The current sweep deleted entries whose content differed.
@@ -238,6 +242,7 @@ impl<
             applied: Position::NONE,
             incoming: None,
             following: None,
+            claims: [None; P],
             legacy_applied_from: None,
             stale_found: false,
             stale_retried: false,
@@ -519,18 +524,14 @@ impl<
     /// write): it is dropped and counted like a kernel error reply. A write
     /// that would merely block is not a failure: offer it again later.
     pub fn handle_pfkey_write_failed(&mut self, now: Instant, errno: u32) {
-        if let Some(m) = self
+        if let Some(t) = self
             .pfkeyq
             .front()
             .and_then(|b| crate::pfkey::Msg::parse(b).ok())
         {
-            log::warn!(
-                "pfkey write refused ({}): errno {errno}",
-                crate::pfkey::msg_type_name(m.msg_type())
-            );
+            self.kernel_refused(t.msg_type(), errno);
         }
         self.pfkeyq.pop();
-        self.counters.kernel_errors += 1;
         self.after_queue_drained(now);
         self.flush_parts();
     }

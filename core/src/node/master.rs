@@ -3,7 +3,7 @@
 
 use crate::crypto::Crypto;
 use crate::ctl::Ctl;
-use crate::pfkey::consts::{SADB_DELETE, SADB_SATYPE_UNSPEC, SADB_UPDATE};
+use crate::pfkey::consts::{SADB_ADD, SADB_DELETE, SADB_SATYPE_UNSPEC, SADB_UPDATE};
 use crate::pfkey::{
     build_flush, dump_to_add, filter, msg_type_name, spd_dump_to_addflow, unwrap_promisc, Msg,
     Verdict,
@@ -87,14 +87,27 @@ impl<
     /// A non-promiscuous message: log the kernel's complaints about our writes.
     fn kernel_reply(&mut self, msg: &[u8]) {
         let Ok(m) = Msg::parse(msg) else { return };
-        if m.pid() == self.settings.pid && m.errno() != 0 && m.msg_type() != SADB_DELETE {
-            self.counters.kernel_errors += 1;
-            log::warn!(
-                "pfkey error ({}): errno {}",
-                msg_type_name(m.msg_type()),
-                m.errno()
-            );
+        if m.pid() == self.settings.pid && m.errno() != 0 {
+            self.kernel_refused(m.msg_type(), u32::from(m.errno()));
         }
+    }
+
+    /// The kernel refused one of our writes (its reply, or the write's
+    /// error). Some refusals are expected and only counted: a DELETE of
+    /// what is gone already, and a snapshot's ADD of an SA we hold (the
+    /// sweep repairs one whose content differs). The rest are warnings.
+    pub(super) fn kernel_refused(&mut self, msg_type: u8, errno: u32) {
+        const EEXIST: u32 = 17;
+        if msg_type == SADB_DELETE {
+            return;
+        }
+        if msg_type == SADB_ADD && errno == EEXIST {
+            self.counters.kernel_exists += 1;
+            log::debug!("pfkey ADD of an SA we hold already (EEXIST)");
+            return;
+        }
+        self.counters.kernel_errors += 1;
+        log::warn!("pfkey error ({}): errno {errno}", msg_type_name(msg_type));
     }
 
     /// Starts feeding a slave if we are master, it is open, and it announced

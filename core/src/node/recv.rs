@@ -406,6 +406,11 @@ impl<
         }
         self.table
             .handle_peer_state(PeerIndex(p), SessionId(conn.0), s);
+        if s != RunState::Master {
+            self.claims[p] = None;
+        } else if before != Some(RunState::Master) {
+            self.claims[p] = Some(now);
+        }
         if !self.legacy && before.is_some() && before != Some(s) {
             // Tell a peer whose state changed what we are: a node that was
             // master a moment ago forgot who else is.
@@ -482,7 +487,17 @@ impl<
         if !from_master || ours == RunState::Master || !followed {
             self.bump(conn, ErrorKind::Protocol);
             self.counters.refused_data += 1;
-            log::info!("got PFKEY message from non-MASTER peer (or we are MASTER); dropped");
+            // Once per connection: a master that feeds us while we follow
+            // another sends a whole stream, not one message.
+            let first = self
+                .conn_mut(conn)
+                .is_some_and(|c| !core::mem::replace(&mut c.refused_logged, true));
+            if let (true, Some((p, _))) = (first, self.slot_of(conn)) {
+                log::info!(
+                    "peer {}: PF_KEY data refused: the peer is not the master we follow (or we are master); further refusals on this connection are counted only",
+                    self.peer_addrs[p]
+                );
+            }
             if self.legacy {
                 let reply = if ours == RunState::Master {
                     Ctl::State(ours)

@@ -20,6 +20,8 @@ pub struct Counters {
     pub pfkey_written: u64,
     /// Kernel error replies to our own writes.
     pub kernel_errors: u64,
+    /// A snapshot's ADDs of SAs we held already (EEXIST): expected.
+    pub kernel_exists: u64,
     /// PF_KEY data refused because its sender was not master (or we are).
     pub refused_data: u64,
     /// Inbound connections refused: not a configured peer.

@@ -301,7 +301,10 @@ impl World {
                 self.links.partition(&g);
                 self.oracle.disturbed(now);
             }
-            Action::Heal => self.links.heal(),
+            Action::Heal => {
+                self.links.heal();
+                self.oracle.healed(now);
+            }
             Action::ResetConns { node } => {
                 let conns: Vec<NetConn> = self.hosts[node].from_net.keys().copied().collect();
                 for c in conns {
