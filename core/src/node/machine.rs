@@ -23,6 +23,7 @@ use super::event::{ConnId, DumpId, Event, NodeError, Settings};
 use super::ike::{Control, IkeControl};
 use super::jobs::Job;
 use super::marks::SnapshotMarks;
+use super::peer_stats::{ErrorKind, PeerStats};
 use super::peer_table::{ConnStatus, PeerIndex, PeerTable};
 use super::pfkeyq::PfkeyQueue;
 use super::ring::DeltaRing;
@@ -100,6 +101,8 @@ pub struct Node<
     pub(super) backoff: [Backoff; P],
     pub(super) conns: [[Option<Conn<C, TX>>; 2]; P],
     pub(super) role: RoleTracker,
+    /// When the run state last changed (or the node started).
+    pub(super) state_since: Instant,
     pub(super) demote: Demotion,
     pub(super) ike: IkeControl,
     pub(super) ring: DeltaRing<RING>,
@@ -226,6 +229,7 @@ impl<
             backoff: core::array::from_fn(|_| Backoff::new()),
             conns: core::array::from_fn(|_| [None, None]),
             role,
+            state_since: now,
             demote,
             ike: IkeControl::new(control),
             ring: DeltaRing::new(0),
@@ -531,6 +535,9 @@ impl<
         }
         self.pfkeyq.pop();
         self.counters.kernel_errors += 1;
+        if let Some(p) = self.data_source() {
+            self.peer_error(now, p, ErrorKind::Kernel, "our kernel refused its data");
+        }
         self.after_queue_drained(now);
         self.flush_parts();
     }
@@ -616,6 +623,7 @@ impl<
     /// Applies a run-state change (reference §7.5, fixes D-12, D-35).
     pub(super) fn enter_state(&mut self, now: Instant, change: StateChange) {
         log::info!("switching state to {}", change.to);
+        self.state_since = now;
         if let Some(on) = change.promiscuous() {
             self.push_event(Event::Promisc(on));
         }
@@ -673,8 +681,50 @@ impl<
     }
 
     pub(super) fn count_out(&mut self, p: usize) {
-        if let Some(x) = self.table.get_mut(PeerIndex(p)) {
-            x.stats.frames_out = x.stats.frames_out.saturating_add(1);
+        if let Some(x) = self.peer_stats_mut(p) {
+            x.frames_out = x.frames_out.saturating_add(1);
+        }
+    }
+
+    /// Peer `p`'s counters.
+    pub(super) fn peer_stats_mut(&mut self, p: usize) -> Option<&mut PeerStats> {
+        self.table.get_mut(PeerIndex(p)).map(|x| &mut x.stats)
+    }
+
+    /// Counts an error with peer `p` and remembers it as its last one.
+    pub(super) fn peer_error(
+        &mut self,
+        now: Instant,
+        p: usize,
+        kind: ErrorKind,
+        reason: &'static str,
+    ) {
+        if let Some(x) = self.peer_stats_mut(p) {
+            x.record_error(kind, reason, now);
+        }
+    }
+
+    /// [`peer_error`](Self::peer_error) for the peer of a connection.
+    pub(super) fn conn_error(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        kind: ErrorKind,
+        reason: &'static str,
+    ) {
+        if let Some((p, _)) = self.slot_of(conn) {
+            self.peer_error(now, p, kind, reason);
+        }
+    }
+
+    /// The peer whose data our kernel queue holds: the master we follow.
+    pub(super) fn data_source(&self) -> Option<usize> {
+        if self.legacy {
+            self.legacy_applied_from
+        } else {
+            self.following
+                .and_then(|f| self.slot_of(f.conn))
+                .map(|(p, _)| p)
         }
     }
 

@@ -50,7 +50,8 @@ pub use jobs::{identity, IDENTITY_MAX};
 #[cfg(feature = "planted-bugs")]
 pub use machine::PlantedBugs;
 pub use machine::{Node, PFKEY_QUEUE_BYTES};
-pub use stats::{Counters, NodeStats, PeerView};
+pub use peer_stats::{ErrorCounts, ErrorKind, LastError, PeerStats};
+pub use stats::{Counters, NodeStats, PeerView, RingFill, SessionPhase};
 
 /// A node with default capacities: 8 peers, a 128 KiB delta ring, 32 KiB
 /// of snapshot marks (good for ~25 000 entries at < 1 % false positives),

@@ -24,7 +24,7 @@ use core::net::IpAddr;
 use crate::state::RunState;
 use crate::time::Instant;
 
-pub use super::peer_stats::{ErrorCounts, ErrorKind, PeerStats};
+pub use super::peer_stats::{ErrorCounts, ErrorKind, LastError, PeerStats};
 
 /// A node's identity from its v2 HELLO.
 pub type NodeId = [u8; 16];
@@ -268,10 +268,11 @@ impl<const P: usize> PeerTable<P> {
                 return Some(SessionDecision::Reject { keeps: old });
             }
         }
+        let settling = replaces.is_some() && p.outbound != outbound;
         p.status = ConnStatus::Connected(session);
         p.outbound = outbound;
         p.state = None;
-        p.stats.up_since = Some(now);
+        p.stats.session_up(now, settling);
         Some(SessionDecision::Accept { replaces })
     }
 
