@@ -6,7 +6,7 @@
 
 use core::net::IpAddr;
 
-use crate::config::{Config, Protocol};
+use crate::config::{Config, IfName, Listen, Protocol};
 use crate::crypto::{Crypto, SecretKey};
 use crate::ctl::Ctl;
 use crate::pfkey::FilterPolicy;
@@ -103,6 +103,11 @@ pub struct Node<
     pub(super) role: RoleTracker,
     /// When the run state last changed (or the node started).
     pub(super) state_since: Instant,
+    /// The carp interface, demotion group and listen address the node was
+    /// configured with: only to tell a reload what changed.
+    pub(super) interface: Option<IfName>,
+    pub(super) group: IfName,
+    pub(super) listen: Listen,
     pub(super) demote: Demotion,
     pub(super) ike: IkeControl,
     pub(super) ring: DeltaRing<RING>,
@@ -186,16 +191,12 @@ impl<
         let codec = LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
             .map_err(|_| NodeError::BadKey)?;
         let key = SecretKey::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
+        let wanted = super::reconfigure::wanted_peers::<P>(config)?;
         let mut table = PeerTable::new();
         let mut peer_addrs = heapless::Vec::new();
-        for p in &config.peers {
-            let addr = p.addr.ok_or(NodeError::PeerNotAddress)?;
-            table
-                .add(addr, p.port_or(config.listen.port))
-                .map_err(|_| NodeError::TooManyPeers)?;
-            peer_addrs
-                .push(addr.to_canonical())
-                .map_err(|_| NodeError::TooManyPeers)?;
+        for &(addr, port) in &wanted {
+            table.add(addr, port).map_err(NodeError::from)?;
+            peer_addrs.push(addr).map_err(|_| NodeError::TooManyPeers)?;
         }
         let role = match config.locked {
             Some(s) => RoleTracker::locked(s),
@@ -230,6 +231,9 @@ impl<
             conns: core::array::from_fn(|_| [None, None]),
             role,
             state_since: now,
+            interface: config.interface.clone(),
+            group: config.group.clone(),
+            listen: config.listen.clone(),
             demote,
             ike: IkeControl::new(control),
             ring: DeltaRing::new(0),
