@@ -18,7 +18,10 @@
 //!    [`Node::handle_writable`] (a connection whose last write was short can
 //!    take bytes again), [`Node::handle_ike_result`],
 //!    [`Node::handle_demote_result`], [`Node::handle_dump_end`] for a dump
-//!    that failed, and [`Node::handle_shutdown`]. Bytes read from a
+//!    that failed, [`Node::handle_shutdown`], and [`Node::reconfigure`] for
+//!    a reloaded configuration (what it reports as changed but cannot apply
+//!    itself, the listen address and the demotion group, is the
+//!    platform's to act on or log). Bytes read from a
 //!    connection are not handed over directly: the platform keeps them in
 //!    its receive buffer ([`Platform::received`]) and the driver offers them.
 //! 2. **Outputs.** [`drive`] moves everything the node wants done into the

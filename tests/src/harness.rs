@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::node::{ConnId, DumpId, IkeMode, Node, NodeStats, PeerView, Settings};
+use sasyncd_core::node::{
+    ConnId, DumpId, IkeMode, Node, NodeError, NodeStats, PeerView, Reconfigured, Settings,
+};
 use sasyncd_core::pfkey::set_pid_seq;
 use sasyncd_core::platform::drive;
 use sasyncd_core::state::RunState;
@@ -93,6 +95,10 @@ pub struct Host<const RING: usize, const MARKS: usize> {
     pub written: Vec<Vec<u8>>,
     /// Writes the kernel refused, with the errno.
     pub refused: Vec<(Vec<u8>, Errno)>,
+    /// Every address the process asked to connect to, in order.
+    pub dialled: Vec<IpAddr>,
+    /// How often the process asked to re-read the carp interface.
+    pub rechecks: usize,
     seed: u64,
     inbox: BTreeMap<ConnId, Vec<u8>>,
     /// Connects and short writes whose outcome the node hears next round.
@@ -189,6 +195,8 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
                 stall: false,
                 written: Vec::new(),
                 refused: Vec::new(),
+                dialled: Vec::new(),
+                rechecks: 0,
                 seed: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
                 inbox: BTreeMap::new(),
                 connected: Vec::new(),
@@ -218,6 +226,20 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
             let ls = n.link_state;
             in_core!(self.node(i).handle_link_state(now, ls));
         }
+    }
+
+    /// Node `i` reloads `config` (SIGHUP); the running process keeps
+    /// everything the new config does not change. The config text is kept
+    /// only if the node took it, so a later [`start`](Self::start) uses
+    /// what the node runs with.
+    pub fn reconfigure(&mut self, i: usize, config: Vec<u8>) -> Result<Reconfigured, NodeError> {
+        let now = self.now;
+        let cfg = Config::parse(&config).expect("config");
+        let r = in_core!(self.node(i).reconfigure(now, &cfg));
+        if r.is_ok() {
+            self.nodes[i].config = config;
+        }
+        r
     }
 
     /// The process of node `i` (panics if it is down).

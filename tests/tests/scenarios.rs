@@ -133,8 +133,8 @@ fn wrong_key_is_refused_and_nothing_applied() {
     let p = w.peers(1);
     assert!(!p[0].connected);
     assert!(
-        p[0].stats.errors.auth > 0,
-        "key mismatch counted as an auth error"
+        p[0].stats.errors.wrong_key > 0,
+        "key mismatch counted as a wrong key"
     );
 }
 

@@ -1,7 +1,8 @@
 //! The core never touches the heap: a counting global allocator counts
 //! every heap operation made while the harness is inside a call into a
-//! `Node` (`handle_*`, `poll_*`, `stats`, `peers`, `Node::new`), over a
-//! long randomized run of three nodes under both protocols.
+//! `Node` (`handle_*`, `poll_*`, `stats`, `peers`, `reconfigure`,
+//! `Node::new`), over a long randomized run of three nodes under both
+//! protocols, and over configuration reloads of every kind.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::IpAddr;
@@ -195,5 +196,48 @@ fn no_heap_use_inside_core_over_a_long_randomized_run() {
     let before = probe::heap_uses();
     randomized_run("v2", 1);
     randomized_run("legacy", 2);
+    assert_eq!(probe::heap_uses(), before, "heap operations inside core");
+}
+
+/// Reloads of every kind (peers added, removed and moved, a new key, a new
+/// protocol, the role locked and unlocked) while the nodes sync.
+#[test]
+fn no_heap_use_while_reconfiguring() {
+    let before = probe::heap_uses();
+    for proto in ["v2", "legacy"] {
+        let other = if proto == "v2" { "legacy" } else { "v2" };
+        let mut w = TestWorld::new(
+            (0..3)
+                .map(|i| config(i, 3, &format!("protocol {proto}")))
+                .collect(),
+        );
+        w.set_link(0, MASTER);
+        w.run_for(3000);
+        let mut rng = Rng::new(9);
+        let mut flows = Vec::new();
+        let steps: [(usize, Vec<u8>); 6] = [
+            // Node 0 drops node 1; node 2 moves to its first place.
+            (
+                0,
+                format!("peer 10.0.0.3\nsharedkey sasyncd-test-key\ninterface carp0\nmode skipslave\ncontrol all\nprotocol {proto}\n")
+                    .into_bytes(),
+            ),
+            (0, config(0, 3, &format!("protocol {proto}"))),
+            (1, config(1, 3, &format!("mode master\nprotocol {proto}"))),
+            (1, config(1, 3, &format!("protocol {proto}\nsharedkey another-test-key"))),
+            (1, config(1, 3, &format!("protocol {proto}"))),
+            (2, config(2, 3, &format!("protocol {other}"))),
+        ];
+        for (n, (i, cfg)) in steps.into_iter().enumerate() {
+            w.reconfigure(i, cfg).expect("applies");
+            for k in 0..20u32 {
+                if let Some(m) = master(&mut w) {
+                    change(&mut w, &mut rng, m, &mut flows, n as u32 * 100 + k);
+                }
+                w.run_for(rng.below(300));
+            }
+        }
+        w.run_for(10_000);
+    }
     assert_eq!(probe::heap_uses(), before, "heap operations inside core");
 }

@@ -54,6 +54,8 @@ pub struct RoleTracker {
     state: RunState,
     locked: bool,
     recheck: bool,
+    /// The last link-state byte read (`None`: none yet, or unreadable).
+    link_state: Option<u8>,
 }
 
 impl RoleTracker {
@@ -64,6 +66,7 @@ impl RoleTracker {
             state,
             locked: true,
             recheck: false,
+            link_state: None,
         }
     }
 
@@ -74,6 +77,7 @@ impl RoleTracker {
             state: RunState::Init,
             locked: false,
             recheck: false,
+            link_state: None,
         }
     }
 
@@ -91,23 +95,57 @@ impl RoleTracker {
     /// routing message or a requested re-check). Returns the transition if
     /// the state changed; `None` if it is the same or the role is locked.
     pub fn handle_link_state(&mut self, link_state: u8) -> Option<StateChange> {
+        self.link_state = Some(link_state);
+        self.apply(map_link_state(link_state))
+    }
+
+    /// The carp interface could not be read at all: FAIL (unless locked).
+    pub fn handle_read_failure(&mut self) -> Option<StateChange> {
+        self.link_state = None;
+        self.apply(RunState::Fail)
+    }
+
+    /// A reloaded config locks the role (`mode master|slave`): the node is
+    /// in `state` from now on, whatever carp says. Returns the transition
+    /// if the state changed.
+    pub fn lock(&mut self, state: RunState) -> Option<StateChange> {
+        self.locked = true;
         self.recheck = false;
-        if self.locked {
-            return None;
+        let from = self.state;
+        self.state = state;
+        (from != state).then_some(StateChange { from, to: state })
+    }
+
+    /// A reloaded config no longer locks the role: the node keeps its
+    /// state until the carp interface is read again, which is requested
+    /// at once (see [`poll_recheck`](Self::poll_recheck)).
+    pub fn unlock(&mut self) {
+        self.locked = false;
+        self.recheck = true;
+    }
+
+    /// A reloaded config names another carp interface: an unlocked node
+    /// reads it at once.
+    pub fn handle_interface_changed(&mut self) {
+        if !self.locked {
+            self.recheck = true;
         }
-        let to = map_link_state(link_state);
-        if to == self.state {
+    }
+
+    /// The last link-state byte the platform reported (`None` before the
+    /// first reading, or after the interface could not be read).
+    pub const fn link_state(&self) -> Option<u8> {
+        self.link_state
+    }
+
+    fn apply(&mut self, to: RunState) -> Option<StateChange> {
+        self.recheck = false;
+        if self.locked || to == self.state {
             return None;
         }
         let from = self.state;
         self.state = to;
         Some(StateChange { from, to })
-    }
-
-    /// The carp interface could not be read at all: FAIL (unless locked).
-    pub fn handle_read_failure(&mut self) -> Option<StateChange> {
-        // 3 is LINK_STATE_KALIVE_DOWN, which maps to FAIL.
-        self.handle_link_state(3)
     }
 
     /// A peer sent `CTL_ERROR` about our `CTL_STATE`: it did not understand
@@ -228,5 +266,55 @@ mod tests {
         t.handle_state_error();
         let _ = t.handle_link_state(2);
         assert!(!t.recheck_requested());
+    }
+
+    #[test]
+    fn the_last_reading_is_kept() {
+        let mut t = RoleTracker::tracking();
+        assert_eq!(t.link_state(), None);
+        let _ = t.handle_link_state(2);
+        assert_eq!(t.link_state(), Some(2));
+        assert_eq!(t.handle_read_failure().map(|c| c.to), Some(RunState::Fail));
+        assert_eq!(t.link_state(), None, "unreadable");
+    }
+
+    #[test]
+    fn locking_a_tracking_node_enters_the_locked_state_now() {
+        let mut t = RoleTracker::tracking();
+        let _ = t.handle_link_state(2);
+        assert_eq!(
+            t.lock(RunState::Master),
+            Some(StateChange {
+                from: RunState::Slave,
+                to: RunState::Master
+            })
+        );
+        assert!(t.is_locked());
+        assert_eq!(t.handle_link_state(2), None, "carp no longer counts");
+        assert_eq!(t.lock(RunState::Master), None, "already there");
+    }
+
+    #[test]
+    fn unlocking_keeps_the_state_and_asks_for_a_reading() {
+        let mut t = RoleTracker::locked(RunState::Master);
+        t.unlock();
+        assert!(!t.is_locked());
+        assert_eq!(t.state(), RunState::Master);
+        assert!(t.poll_recheck());
+        assert_eq!(
+            t.handle_link_state(2).map(|c| c.to),
+            Some(RunState::Slave),
+            "carp decides again"
+        );
+    }
+
+    #[test]
+    fn another_interface_is_read_only_when_tracking() {
+        let mut t = RoleTracker::tracking();
+        t.handle_interface_changed();
+        assert!(t.poll_recheck());
+        let mut l = RoleTracker::locked(RunState::Slave);
+        l.handle_interface_changed();
+        assert!(!l.poll_recheck());
     }
 }

@@ -161,6 +161,12 @@ impl Demotion {
         self.want_release(now);
     }
 
+    /// When the demotion we hold (or are raising) will be released at the
+    /// latest; `None` once nothing is held.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.poll_timeout()
+    }
+
     /// Whether we hold a demotion now.
     pub fn is_raised(&self) -> bool {
         self.phase == Phase::Raised
@@ -254,6 +260,19 @@ mod tests {
         let mut d = raised();
         d.handle_peer_states([], t(1));
         assert_eq!(d.poll_effect(), Some(DemoteEffect::Release));
+    }
+
+    #[test]
+    fn deadline_is_known_while_held() {
+        let mut d = Demotion::new();
+        assert_eq!(d.deadline(), None);
+        d.start(t(3));
+        assert_eq!(d.deadline(), Some(t(63)), "queued: the clock runs");
+        assert_eq!(d.poll_effect(), Some(DemoteEffect::Raise));
+        d.handle_raise_result(true, t(3));
+        assert_eq!(d.deadline(), Some(t(63)));
+        d.handle_shutdown(t(4));
+        assert_eq!(d.deadline(), None, "released");
     }
 
     #[test]

@@ -119,15 +119,20 @@ pub struct Received {
     pub applied: usize,
 }
 
-/// Why a node could not be built.
+/// Why a node could not be built, or a configuration not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeError {
     /// More peers than the node's capacity.
     TooManyPeers,
     /// A peer was given by name; the platform must resolve it first.
     PeerNotAddress,
+    /// Two peers have the same address (e.g. `::ffff:a.b.c.d` and
+    /// `a.b.c.d`).
+    DuplicatePeer,
     /// The shared key does not fit the configured protocol.
     BadKey,
+    /// The node is shutting down: there is nothing left to reconfigure.
+    ShuttingDown,
 }
 
 impl core::error::Error for NodeError {}
@@ -137,8 +142,19 @@ impl core::fmt::Display for NodeError {
         f.write_str(match self {
             NodeError::TooManyPeers => "more peers than this node was built for",
             NodeError::PeerNotAddress => "a peer is given by name; resolve it to an address first",
+            NodeError::DuplicatePeer => "a peer is configured twice",
             NodeError::BadKey => "the shared key must be 16, 24 or 32 bytes",
+            NodeError::ShuttingDown => "the node is shutting down",
         })
+    }
+}
+
+impl From<super::peer_table::TableError> for NodeError {
+    fn from(e: super::peer_table::TableError) -> Self {
+        match e {
+            super::peer_table::TableError::Full => NodeError::TooManyPeers,
+            super::peer_table::TableError::Duplicate(_) => NodeError::DuplicatePeer,
+        }
     }
 }
 

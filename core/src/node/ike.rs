@@ -80,6 +80,8 @@ enum Phase {
 pub struct IkeControl {
     control: Control,
     wanted: Option<IkeMode>,
+    /// The mode the platform last confirmed.
+    confirmed: Option<IkeMode>,
     phase: Phase,
     last_id: u32,
 }
@@ -90,9 +92,34 @@ impl IkeControl {
         IkeControl {
             control,
             wanted: None,
+            confirmed: None,
             phase: Phase::Idle,
             last_id: 0,
         }
+    }
+
+    /// A reloaded config controls other daemons. Whatever is in flight is
+    /// superseded (its result will be ignored) and the mode for `state` is
+    /// requested again from the new set. `false` if nothing changed.
+    pub fn set_control(&mut self, control: Control, state: RunState) -> bool {
+        if control == self.control {
+            return false;
+        }
+        self.control = control;
+        self.confirmed = None;
+        if control.any() {
+            self.wanted = Some(IkeMode::for_state(state));
+            self.phase = Phase::Queued;
+        } else {
+            self.wanted = None;
+            self.phase = Phase::Idle;
+        }
+        true
+    }
+
+    /// Which daemons are controlled.
+    pub fn control(&self) -> Control {
+        self.control
     }
 
     /// Our run state is (now) `state`. The first call, at start-up, always
@@ -127,11 +154,12 @@ impl IkeControl {
         if self.phase != Phase::InFlight || id != self.last_id {
             return;
         }
-        self.phase = if ok {
-            Phase::Idle
+        if ok {
+            self.phase = Phase::Idle;
+            self.confirmed = self.wanted;
         } else {
-            Phase::RetryAt(now.add(RETRY))
-        };
+            self.phase = Phase::RetryAt(now.add(RETRY));
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
@@ -154,6 +182,11 @@ impl IkeControl {
     /// The mode we last asked for (what the daemons end up in).
     pub fn wanted(&self) -> Option<IkeMode> {
         self.wanted
+    }
+
+    /// The mode the platform last confirmed the daemons are in.
+    pub fn confirmed(&self) -> Option<IkeMode> {
+        self.confirmed
     }
 
     /// Whether the daemons are known to be in the wanted mode.
@@ -287,5 +320,49 @@ mod tests {
         c.handle_result(r.id, false, t(0));
         assert_eq!(c.poll_timeout(), None);
         assert!(c.is_settled());
+    }
+
+    #[test]
+    fn requested_and_confirmed_modes() {
+        let mut c = IkeControl::new(BOTH);
+        c.handle_run_state(RunState::Slave);
+        let r = c.poll_request().unwrap();
+        assert_eq!((c.wanted(), c.confirmed()), (Some(IkeMode::Passive), None));
+        c.handle_result(r.id, true, t(0));
+        assert_eq!(c.confirmed(), Some(IkeMode::Passive));
+        c.handle_run_state(RunState::Master);
+        let r = c.poll_request().unwrap();
+        c.handle_result(r.id, false, t(1));
+        assert_eq!(
+            (c.wanted(), c.confirmed()),
+            (Some(IkeMode::Active), Some(IkeMode::Passive)),
+            "a failure confirms nothing"
+        );
+    }
+
+    #[test]
+    fn new_control_supersedes_what_is_in_flight() {
+        let mut c = IkeControl::new(BOTH);
+        c.handle_run_state(RunState::Master);
+        let old = c.poll_request().unwrap();
+        let iked = Control {
+            isakmpd: false,
+            iked: true,
+        };
+        assert!(c.set_control(iked, RunState::Master));
+        assert!(!c.set_control(iked, RunState::Master), "no change");
+        c.handle_result(old.id, true, t(0));
+        assert_eq!(c.confirmed(), None, "the old request's result is ignored");
+        let r = c.poll_request().unwrap();
+        assert_eq!((r.mode, r.control), (IkeMode::Active, iked));
+        c.handle_result(r.id, true, t(0));
+        assert_eq!(c.confirmed(), Some(IkeMode::Active));
+        // Controlling nothing: no requests, nothing wanted.
+        assert!(c.set_control(Control::default(), RunState::Master));
+        assert_eq!(c.poll_request(), None);
+        assert_eq!(c.wanted(), None);
+        // Controlling again asks for the current state's mode.
+        assert!(c.set_control(BOTH, RunState::Slave));
+        assert_eq!(c.poll_request().unwrap().mode, IkeMode::Passive);
     }
 }

@@ -438,7 +438,7 @@ impl<
             return;
         }
         self.stale_retried = false;
-        self.snapshot_complete(now, conn);
+        self.snapshot_complete(now, conn, true);
     }
 
     fn finish_check(

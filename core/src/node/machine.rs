@@ -6,7 +6,7 @@
 
 use core::net::IpAddr;
 
-use crate::config::{Config, Protocol};
+use crate::config::{Config, IfName, Listen, Protocol};
 use crate::crypto::{Crypto, SecretKey};
 use crate::ctl::Ctl;
 use crate::pfkey::FilterPolicy;
@@ -23,6 +23,7 @@ use super::event::{ConnId, DumpId, Event, NodeError, Settings};
 use super::ike::{Control, IkeControl};
 use super::jobs::Job;
 use super::marks::SnapshotMarks;
+use super::peer_stats::{ErrorKind, PeerStats};
 use super::peer_table::{ConnStatus, PeerIndex, PeerTable};
 use super::pfkeyq::PfkeyQueue;
 use super::ring::DeltaRing;
@@ -100,6 +101,13 @@ pub struct Node<
     pub(super) backoff: [Backoff; P],
     pub(super) conns: [[Option<Conn<C, TX>>; 2]; P],
     pub(super) role: RoleTracker,
+    /// When the run state last changed (or the node started).
+    pub(super) state_since: Instant,
+    /// The carp interface, demotion group and listen address the node was
+    /// configured with: only to tell a reload what changed.
+    pub(super) interface: Option<IfName>,
+    pub(super) group: IfName,
+    pub(super) listen: Listen,
     pub(super) demote: Demotion,
     pub(super) ike: IkeControl,
     pub(super) ring: DeltaRing<RING>,
@@ -187,16 +195,12 @@ impl<
         let codec = LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
             .map_err(|_| NodeError::BadKey)?;
         let key = SecretKey::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
+        let wanted = super::reconfigure::wanted_peers::<P>(config)?;
         let mut table = PeerTable::new();
         let mut peer_addrs = heapless::Vec::new();
-        for p in &config.peers {
-            let addr = p.addr.ok_or(NodeError::PeerNotAddress)?;
-            table
-                .add(addr, p.port_or(config.listen.port))
-                .map_err(|_| NodeError::TooManyPeers)?;
-            peer_addrs
-                .push(addr.to_canonical())
-                .map_err(|_| NodeError::TooManyPeers)?;
+        for &(addr, port) in &wanted {
+            table.add(addr, port).map_err(NodeError::from)?;
+            peer_addrs.push(addr).map_err(|_| NodeError::TooManyPeers)?;
         }
         let role = match config.locked {
             Some(s) => RoleTracker::locked(s),
@@ -230,6 +234,10 @@ impl<
             backoff: core::array::from_fn(|_| Backoff::new()),
             conns: core::array::from_fn(|_| [None, None]),
             role,
+            state_since: now,
+            interface: config.interface.clone(),
+            group: config.group.clone(),
+            listen: config.listen.clone(),
             demote,
             ike: IkeControl::new(control),
             ring: DeltaRing::new(0),
@@ -529,7 +537,7 @@ impl<
             .front()
             .and_then(|b| crate::pfkey::Msg::parse(b).ok())
         {
-            self.kernel_refused(t.msg_type(), errno);
+            self.kernel_refused(now, t.msg_type(), errno);
         }
         self.pfkeyq.pop();
         self.after_queue_drained(now);
@@ -617,6 +625,7 @@ impl<
     /// Applies a run-state change (reference §7.5, fixes D-12, D-35).
     pub(super) fn enter_state(&mut self, now: Instant, change: StateChange) {
         log::info!("switching state to {}", change.to);
+        self.state_since = now;
         if let Some(on) = change.promiscuous() {
             self.push_event(Event::Promisc(on));
         }
@@ -674,8 +683,50 @@ impl<
     }
 
     pub(super) fn count_out(&mut self, p: usize) {
-        if let Some(x) = self.table.get_mut(PeerIndex(p)) {
-            x.stats.frames_out = x.stats.frames_out.saturating_add(1);
+        if let Some(x) = self.peer_stats_mut(p) {
+            x.frames_out = x.frames_out.saturating_add(1);
+        }
+    }
+
+    /// Peer `p`'s counters.
+    pub(super) fn peer_stats_mut(&mut self, p: usize) -> Option<&mut PeerStats> {
+        self.table.get_mut(PeerIndex(p)).map(|x| &mut x.stats)
+    }
+
+    /// Counts an error with peer `p` and remembers it as its last one.
+    pub(super) fn peer_error(
+        &mut self,
+        now: Instant,
+        p: usize,
+        kind: ErrorKind,
+        reason: &'static str,
+    ) {
+        if let Some(x) = self.peer_stats_mut(p) {
+            x.record_error(kind, reason, now);
+        }
+    }
+
+    /// [`peer_error`](Self::peer_error) for the peer of a connection.
+    pub(super) fn conn_error(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        kind: ErrorKind,
+        reason: &'static str,
+    ) {
+        if let Some((p, _)) = self.slot_of(conn) {
+            self.peer_error(now, p, kind, reason);
+        }
+    }
+
+    /// The peer whose data our kernel queue holds: the master we follow.
+    pub(super) fn data_source(&self) -> Option<usize> {
+        if self.legacy {
+            self.legacy_applied_from
+        } else {
+            self.following
+                .and_then(|f| self.slot_of(f.conn))
+                .map(|(p, _)| p)
         }
     }
 

@@ -17,6 +17,7 @@ use super::digest::MultisetDigest;
 use super::event::{ConnId, DumpFlow, DumpOp, Event, Table};
 use super::jobs::{Job, JobKind};
 use super::machine::Node;
+use super::peer_stats::ErrorKind;
 use super::peer_table::PeerIndex;
 
 /// How long after a legacy session comes up the master starts feeding it
@@ -36,7 +37,7 @@ impl<
     /// processes' requests, and the kernel's replies).
     pub fn handle_pfkey(&mut self, now: Instant, msg: &[u8]) {
         let Some(inner) = unwrap_promisc(msg) else {
-            self.kernel_reply(msg);
+            self.kernel_reply(now, msg);
             return;
         };
         if self.role.state() != RunState::Master {
@@ -84,11 +85,12 @@ impl<
         self.flush_parts();
     }
 
-    /// A non-promiscuous message: log the kernel's complaints about our writes.
-    fn kernel_reply(&mut self, msg: &[u8]) {
+    /// A non-promiscuous message: log the kernel's complaints about our
+    /// writes, and count them against the master whose data they were.
+    fn kernel_reply(&mut self, now: Instant, msg: &[u8]) {
         let Ok(m) = Msg::parse(msg) else { return };
         if m.pid() == self.settings.pid && m.errno() != 0 {
-            self.kernel_refused(m.msg_type(), u32::from(m.errno()));
+            self.kernel_refused(now, m.msg_type(), u32::from(m.errno()));
         }
     }
 
@@ -96,7 +98,7 @@ impl<
     /// error). Some refusals are expected and only counted: a DELETE of
     /// what is gone already, and a snapshot's ADD of an SA we hold (the
     /// sweep repairs one whose content differs). The rest are warnings.
-    pub(super) fn kernel_refused(&mut self, msg_type: u8, errno: u32) {
+    pub(super) fn kernel_refused(&mut self, now: Instant, msg_type: u8, errno: u32) {
         const EEXIST: u32 = 17;
         if msg_type == SADB_DELETE {
             return;
@@ -107,6 +109,9 @@ impl<
             return;
         }
         self.counters.kernel_errors += 1;
+        if let Some(p) = self.data_source() {
+            self.peer_error(now, p, ErrorKind::Kernel, "our kernel refused its data");
+        }
         log::warn!("pfkey error ({}): errno {errno}", msg_type_name(msg_type));
     }
 
@@ -219,8 +224,12 @@ impl<
                     None => return,
                 };
                 if res.is_err() {
+                    self.conn_error(now, conn, ErrorKind::Io, "cannot queue FLUSH");
                     self.close_conn(now, conn, Some("cannot queue FLUSH"), true);
                     return;
+                }
+                if let Some((p, _)) = self.slot_of(conn) {
+                    self.count_out(p);
                 }
             }
         } else if !legacy {
@@ -245,8 +254,8 @@ impl<
             };
             c.pending_digest = None;
         }
-        if let Some(x) = self.table.get_mut(PeerIndex(p)) {
-            x.stats.snapshots_sent = x.stats.snapshots_sent.saturating_add(1);
+        if let Some(x) = self.peer_stats_mut(p) {
+            x.snapshot_send_started(now);
         }
         self.counters.snapshots_started += 1;
         log::info!("peer {}: sending a full snapshot", self.peer_addrs[p]);
@@ -258,15 +267,18 @@ impl<
 
     /// Stops every feed (we are no longer master).
     pub(super) fn stop_feeds(&mut self) {
-        let mut cancel: heapless::Vec<super::event::DumpId, 64> = heapless::Vec::new();
+        let mut cancel: heapless::Vec<(super::event::DumpId, PeerIndex), 64> = heapless::Vec::new();
         for c in self.conns.iter_mut().flatten().flatten() {
             if let Feed::Snapshot { dump, .. } = c.feed {
-                let _ = cancel.push(dump);
+                let _ = cancel.push((dump, c.peer));
             }
             c.feed = Feed::Idle;
             c.pending_digest = None;
         }
-        for d in cancel {
+        for (d, p) in cancel {
+            if let Some(x) = self.peer_stats_mut(p.0) {
+                x.sending_snapshot_since = None;
+            }
             self.events_cancel_dump(d);
         }
     }
@@ -322,9 +334,11 @@ impl<
                             if pos == after {
                                 c.pending_digest = None;
                                 if c.send_ctl(&self.codec, &mut self.rng, &d).is_err() {
+                                    self.peer_error(now, p, ErrorKind::Io, "send buffer full");
                                     self.close_conn(now, conn, Some("send buffer full"), true);
                                     return;
                                 }
+                                sent += 1;
                                 continue;
                             }
                         }
@@ -358,6 +372,7 @@ impl<
                     };
                     if let Err(e) = res {
                         log::warn!("peer {}: cannot send delta {seq}: {e}", self.peer_addrs[p]);
+                        self.peer_error(now, p, ErrorKind::Io, "cannot queue a delta");
                         self.close_conn(now, conn, None, true);
                         return;
                     }
@@ -467,6 +482,11 @@ impl<
                 self.send_ctl_or_close(now, conn, &end);
                 if let Some(c) = self.conn_mut(conn) {
                     c.feed = Feed::Stream { after: start };
+                }
+                if let Some((p, _)) = self.slot_of(conn) {
+                    if let Some(x) = self.peer_stats_mut(p) {
+                        x.snapshot_send_ended(now, true);
+                    }
                 }
                 self.counters.snapshots_done += 1;
                 self.pump(now, conn);

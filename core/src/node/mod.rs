@@ -15,6 +15,7 @@
 //! * [`digest`]: order-independent digests of the SADB/SPD for anti-entropy;
 //! * [`peer_table`]: configured peers, their sessions and announced states,
 //!   with [`peer_stats`] counters;
+//! * `reconfigure`: applying a reloaded configuration to a running node;
 //! * [`txbuf`]: a connection's outgoing bytes; [`pfkeyq`]: PF_KEY messages
 //!   waiting for the kernel; [`marks`]: what a snapshot contained, for the
 //!   slave's sweep.
@@ -34,6 +35,7 @@ mod master;
 pub mod peer_stats;
 pub mod peer_table;
 pub mod pfkeyq;
+mod reconfigure;
 mod recv;
 pub mod ring;
 mod session;
@@ -50,7 +52,9 @@ pub use jobs::{identity, IDENTITY_MAX};
 #[cfg(feature = "planted-bugs")]
 pub use machine::PlantedBugs;
 pub use machine::{Node, PFKEY_QUEUE_BYTES};
-pub use stats::{Counters, NodeStats, PeerView};
+pub use peer_stats::{ErrorCounts, ErrorKind, LastError, PeerStats};
+pub use reconfigure::{Reconfigured, RoleChange, SessionReset};
+pub use stats::{Counters, NodeStats, PeerView, RingFill, SessionPhase};
 
 /// A node with default capacities: 8 peers, a 128 KiB delta ring, 32 KiB
 /// of snapshot marks (good for ~25 000 entries at < 1 % false positives),

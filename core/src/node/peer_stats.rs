@@ -1,30 +1,77 @@
-//! Per-peer counters: traffic, errors by kind, snapshots, and how far
-//! behind the peer is, for logs, the control socket and test oracles.
+//! Per-peer counters: traffic, errors by cause, sessions, snapshots, and
+//! how far behind the peer is, for logs, the status tool and test oracles.
 
+use core::time::Duration;
+
+use crate::state::Position;
 use crate::time::Instant;
 
-/// Kinds of per-peer errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a peer's input or connection was refused, in terms an operator can
+/// act on (each cause points at a different fix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
-    /// Bad framing, length or padding.
-    Framing,
-    /// MAC, hash or key-confirmation failure.
+    /// A frame failed authentication: a bad MAC (v2), a bad hash (legacy,
+    /// where a different shared key looks exactly like this), or one of
+    /// our own frames reflected back.
     Auth,
-    /// A well-formed message that was not acceptable now.
+    /// An authentic v2 frame out of sequence: replayed, or one before it
+    /// went missing.
+    Replay,
+    /// v2 key confirmation failed: the peer holds another shared key (or
+    /// ours is unusable for v2).
+    WrongKey,
+    /// A frame or message longer than the protocol or our kernel queue
+    /// allows.
+    Oversize,
+    /// Bytes that do not parse: framing, length, padding, magic, a bad
+    /// HELLO or control message.
+    Malformed,
+    /// A well-formed message that is not acceptable now: data from a peer
+    /// that is not master, a frame out of handshake order, the other
+    /// protocol, another PF_KEY architecture.
     Protocol,
-    /// The kernel refused a message from this peer.
+    /// Our kernel refused a message this peer sent us.
     Kernel,
-    /// Connection-level failure.
+    /// The connection failed: no connect, a timeout, a silent peer, a
+    /// reset, or a send that could not be queued.
     Io,
 }
 
-/// Error counters by kind.
+impl ErrorKind {
+    /// A short name for status output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Auth => "auth",
+            ErrorKind::Replay => "replay",
+            ErrorKind::WrongKey => "wrong key",
+            ErrorKind::Oversize => "oversize",
+            ErrorKind::Malformed => "malformed",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Kernel => "kernel",
+            ErrorKind::Io => "io",
+        }
+    }
+}
+
+impl core::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Error counters by cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ErrorCounts {
-    /// [`ErrorKind::Framing`].
-    pub framing: u32,
     /// [`ErrorKind::Auth`].
     pub auth: u32,
+    /// [`ErrorKind::Replay`].
+    pub replay: u32,
+    /// [`ErrorKind::WrongKey`].
+    pub wrong_key: u32,
+    /// [`ErrorKind::Oversize`].
+    pub oversize: u32,
+    /// [`ErrorKind::Malformed`].
+    pub malformed: u32,
     /// [`ErrorKind::Protocol`].
     pub protocol: u32,
     /// [`ErrorKind::Kernel`].
@@ -36,39 +83,115 @@ pub struct ErrorCounts {
 impl ErrorCounts {
     /// Counts one error (saturating).
     pub fn bump(&mut self, kind: ErrorKind) {
-        let c = match kind {
-            ErrorKind::Framing => &mut self.framing,
+        let c = self.get_mut(kind);
+        *c = c.saturating_add(1);
+    }
+
+    /// The count of one cause.
+    pub fn get(&self, kind: ErrorKind) -> u32 {
+        match kind {
+            ErrorKind::Auth => self.auth,
+            ErrorKind::Replay => self.replay,
+            ErrorKind::WrongKey => self.wrong_key,
+            ErrorKind::Oversize => self.oversize,
+            ErrorKind::Malformed => self.malformed,
+            ErrorKind::Protocol => self.protocol,
+            ErrorKind::Kernel => self.kernel,
+            ErrorKind::Io => self.io,
+        }
+    }
+
+    /// All causes together (saturating).
+    pub fn total(&self) -> u32 {
+        [
+            self.auth,
+            self.replay,
+            self.wrong_key,
+            self.oversize,
+            self.malformed,
+            self.protocol,
+            self.kernel,
+            self.io,
+        ]
+        .iter()
+        .fold(0u32, |a, &b| a.saturating_add(b))
+    }
+
+    fn get_mut(&mut self, kind: ErrorKind) -> &mut u32 {
+        match kind {
             ErrorKind::Auth => &mut self.auth,
+            ErrorKind::Replay => &mut self.replay,
+            ErrorKind::WrongKey => &mut self.wrong_key,
+            ErrorKind::Oversize => &mut self.oversize,
+            ErrorKind::Malformed => &mut self.malformed,
             ErrorKind::Protocol => &mut self.protocol,
             ErrorKind::Kernel => &mut self.kernel,
             ErrorKind::Io => &mut self.io,
-        };
-        *c = c.saturating_add(1);
+        }
     }
 }
 
-/// Per-peer statistics (all counters saturate).
+/// The most recent error with a peer, for "what went wrong last".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastError {
+    /// Its cause.
+    pub kind: ErrorKind,
+    /// What exactly, in a few words.
+    pub reason: &'static str,
+    /// When.
+    pub at: Instant,
+}
+
+/// Per-peer statistics (all counters saturate). Survives reconnects and
+/// configuration reloads that keep the peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PeerStats {
-    /// Frames received.
+    /// Frames received (handshake frames and dropped ones included).
     pub frames_in: u64,
-    /// Frames sent.
+    /// Frames queued for it (handshake frames included).
     pub frames_out: u64,
-    /// Bytes received.
+    /// Bytes received on the wire.
     pub bytes_in: u64,
-    /// Bytes sent.
+    /// Bytes written on the wire.
     pub bytes_out: u64,
-    /// Errors by kind.
+    /// Errors by cause.
     pub errors: ErrorCounts,
-    /// Snapshots we sent to it.
+    /// The most recent error.
+    pub last_error: Option<LastError>,
+    /// Sessions that came up (completed their handshake).
+    pub sessions: u32,
+    /// Sessions that came up after the first one.
+    pub reconnects: u32,
+    /// Full snapshots we sent to it.
     pub snapshots_sent: u32,
-    /// Snapshots we received from it.
+    /// Full snapshots we received from it (a resume from the ring is not
+    /// one).
     pub snapshots_received: u32,
+    /// How long the last full snapshot we sent it took, from its start to
+    /// the end marker being queued.
+    pub last_snapshot_sent: Option<Duration>,
+    /// How long the last full snapshot from it took to arrive and be
+    /// applied (sweep included). Legacy snapshots are not announced, so
+    /// they count from the session's start.
+    pub last_snapshot_received: Option<Duration>,
+    /// When the snapshot we are sending it now started.
+    pub sending_snapshot_since: Option<Instant>,
+    /// When the snapshot we are receiving from it now started.
+    pub receiving_snapshot_since: Option<Instant>,
     /// When the current session came up.
     pub up_since: Option<Instant>,
+    /// When it last lost its last connection (`None`: never connected).
+    pub down_since: Option<Instant>,
     /// When it was last known to be in sync.
     pub last_sync: Option<Instant>,
-    /// How many sequence numbers it is behind (master's view).
+    /// We are its v2 slave: the last position of its stream we applied.
+    pub applied: Position,
+    /// We are its v2 slave: the last position we acknowledged to it.
+    pub acked_to: Position,
+    /// It is our slave (v2): the last position it acknowledged to us.
+    pub acked_by: Position,
+    /// It is our slave (v2): how many deltas it is behind our head (0 when
+    /// unknown, e.g. a legacy slave, which never acknowledges).
     pub lag: u64,
 }
 
@@ -84,11 +207,65 @@ impl PeerStats {
         self.frames_out = self.frames_out.saturating_add(1);
         self.bytes_out = self.bytes_out.saturating_add(bytes as u64);
     }
+
+    /// Counts an error and remembers it as the last one.
+    pub fn record_error(&mut self, kind: ErrorKind, reason: &'static str, now: Instant) {
+        self.errors.bump(kind);
+        self.last_error = Some(LastError {
+            kind,
+            reason,
+            at: now,
+        });
+    }
+
+    /// A session came up at `now`. `settling`: it replaced a session of
+    /// the other direction (a simultaneous connect settling on one), which
+    /// is not a reconnect.
+    pub fn session_up(&mut self, now: Instant, settling: bool) {
+        if self.sessions > 0 && !settling {
+            self.reconnects = self.reconnects.saturating_add(1);
+        }
+        self.sessions = self.sessions.saturating_add(1);
+        self.up_since = Some(now);
+    }
+
+    /// We started sending it a full snapshot.
+    pub fn snapshot_send_started(&mut self, now: Instant) {
+        self.snapshots_sent = self.snapshots_sent.saturating_add(1);
+        self.sending_snapshot_since = Some(now);
+    }
+
+    /// The snapshot we were sending is complete (or abandoned: `done`
+    /// false, and then the last duration stays what it was).
+    pub fn snapshot_send_ended(&mut self, now: Instant, done: bool) {
+        if let (Some(t), true) = (self.sending_snapshot_since.take(), done) {
+            self.last_snapshot_sent = Some(now.since(t));
+        }
+    }
+
+    /// A full snapshot from it started arriving.
+    pub fn snapshot_receive_started(&mut self, now: Instant) {
+        self.receiving_snapshot_since = Some(now);
+    }
+
+    /// The snapshot we were receiving is complete (or abandoned: `done`
+    /// false). A completed one is counted even if its start was not seen.
+    pub fn snapshot_receive_ended(&mut self, now: Instant, done: bool) {
+        let since = self.receiving_snapshot_since.take();
+        if done {
+            self.snapshots_received = self.snapshots_received.saturating_add(1);
+            self.last_snapshot_received = since.map(|t| now.since(t));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
 
     #[test]
     fn stats_saturate() {
@@ -101,11 +278,95 @@ mod tests {
         assert_eq!((p.frames_in, p.bytes_in), (1, 100));
         assert_eq!((p.frames_out, p.bytes_out), (1, 40));
         assert_eq!((p.errors.auth, p.errors.kernel), (2, 1));
+        assert_eq!(p.errors.total(), 3);
         p.bytes_in = u64::MAX;
         p.frame_in(1);
         assert_eq!(p.bytes_in, u64::MAX);
         p.errors.io = u32::MAX;
         p.errors.bump(ErrorKind::Io);
         assert_eq!(p.errors.io, u32::MAX);
+        assert_eq!(p.errors.total(), u32::MAX);
+    }
+
+    #[test]
+    fn each_cause_has_its_own_counter() {
+        let all = [
+            ErrorKind::Auth,
+            ErrorKind::Replay,
+            ErrorKind::WrongKey,
+            ErrorKind::Oversize,
+            ErrorKind::Malformed,
+            ErrorKind::Protocol,
+            ErrorKind::Kernel,
+            ErrorKind::Io,
+        ];
+        for (i, k) in all.iter().enumerate() {
+            let mut e = ErrorCounts::default();
+            for _ in 0..=i {
+                e.bump(*k);
+            }
+            for other in all.iter().filter(|o| *o != k) {
+                assert_eq!(e.get(*other), 0, "{k} leaked into {other}");
+            }
+            assert_eq!(e.get(*k), i as u32 + 1);
+            assert_eq!(e.total(), i as u32 + 1);
+        }
+    }
+
+    #[test]
+    fn last_error_is_the_latest() {
+        let mut p = PeerStats::default();
+        p.record_error(ErrorKind::Malformed, "bad control message", t(5));
+        p.record_error(ErrorKind::WrongKey, "key confirmation failed", t(9));
+        assert_eq!(p.errors.malformed, 1);
+        assert_eq!(p.errors.wrong_key, 1);
+        assert_eq!(
+            p.last_error,
+            Some(LastError {
+                kind: ErrorKind::WrongKey,
+                reason: "key confirmation failed",
+                at: t(9)
+            })
+        );
+    }
+
+    #[test]
+    fn reconnects_count_sessions_after_the_first() {
+        let mut p = PeerStats::default();
+        p.session_up(t(1), false);
+        assert_eq!((p.sessions, p.reconnects), (1, 0));
+        p.session_up(t(2), true);
+        assert_eq!((p.sessions, p.reconnects), (2, 0), "settling a crossing");
+        p.session_up(t(7), false);
+        p.session_up(t(9), false);
+        assert_eq!((p.sessions, p.reconnects), (4, 2));
+        assert_eq!(p.up_since, Some(t(9)));
+    }
+
+    #[test]
+    fn snapshot_durations_from_start_to_end() {
+        let mut p = PeerStats::default();
+        p.snapshot_send_started(t(1000));
+        assert_eq!(p.sending_snapshot_since, Some(t(1000)));
+        p.snapshot_send_ended(t(1250), true);
+        assert_eq!(p.last_snapshot_sent, Some(Duration::from_millis(250)));
+        assert_eq!(p.sending_snapshot_since, None);
+        // An abandoned one keeps the last duration.
+        p.snapshot_send_started(t(2000));
+        p.snapshot_send_ended(t(2100), false);
+        assert_eq!(p.last_snapshot_sent, Some(Duration::from_millis(250)));
+        assert_eq!(p.snapshots_sent, 2);
+
+        p.snapshot_receive_started(t(3000));
+        p.snapshot_receive_ended(t(3400), true);
+        assert_eq!(p.snapshots_received, 1);
+        assert_eq!(p.last_snapshot_received, Some(Duration::from_millis(400)));
+        p.snapshot_receive_started(t(4000));
+        p.snapshot_receive_ended(t(4100), false);
+        assert_eq!(p.snapshots_received, 1, "an abandoned one is not counted");
+        // Completed without a seen start: counted, duration unknown.
+        p.snapshot_receive_ended(t(5000), true);
+        assert_eq!(p.snapshots_received, 2);
+        assert_eq!(p.last_snapshot_received, None);
     }
 }

@@ -24,12 +24,13 @@ use core::net::IpAddr;
 use crate::state::RunState;
 use crate::time::Instant;
 
-pub use super::peer_stats::{ErrorCounts, ErrorKind, PeerStats};
+pub use super::peer_stats::{ErrorCounts, ErrorKind, LastError, PeerStats};
 
 /// A node's identity from its v2 HELLO.
 pub type NodeId = [u8; 16];
 
-/// Index of a peer in the table (stable: peers are never removed).
+/// Index of a peer in the table (stable until the configuration is
+/// reloaded: see [`PeerTable::reconfigure`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PeerIndex(pub usize);
 
@@ -172,6 +173,38 @@ impl<const P: usize> PeerTable<P> {
         Ok(PeerIndex(self.peers.len() - 1))
     }
 
+    /// The configured peer with this address and port: the same peer
+    /// across a configuration reload.
+    pub fn find(&self, addr: IpAddr, port: u16) -> Option<PeerIndex> {
+        self.lookup(addr)
+            .filter(|i| self.peers.get(i.0).is_some_and(|p| p.port == port))
+    }
+
+    /// A reloaded configuration: the table becomes `wanted`, in that order.
+    /// A peer whose address and port are unchanged keeps its session,
+    /// announced state and counters; the others start afresh. Returns, for
+    /// each new index, the old index its peer came from. On error nothing
+    /// changes.
+    pub fn reconfigure(
+        &mut self,
+        wanted: &[(IpAddr, u16)],
+    ) -> Result<heapless::Vec<Option<PeerIndex>, P>, TableError> {
+        let mut next = PeerTable::<P>::new();
+        let mut from = heapless::Vec::new();
+        for &(addr, port) in wanted {
+            let old = self.find(addr, port);
+            let idx = next.add(addr, port)?;
+            if let (Some(o), Some(slot)) = (old, next.peers.get_mut(idx.0)) {
+                if let Some(p) = self.peers.get(o.0) {
+                    *slot = p.clone();
+                }
+            }
+            from.push(old).map_err(|_| TableError::Full)?;
+        }
+        *self = next;
+        Ok(from)
+    }
+
     /// Number of peers.
     pub fn len(&self) -> usize {
         self.peers.len()
@@ -268,10 +301,11 @@ impl<const P: usize> PeerTable<P> {
                 return Some(SessionDecision::Reject { keeps: old });
             }
         }
+        let settling = replaces.is_some() && p.outbound != outbound;
         p.status = ConnStatus::Connected(session);
         p.outbound = outbound;
         p.state = None;
-        p.stats.up_since = Some(now);
+        p.stats.session_up(now, settling);
         Some(SessionDecision::Accept { replaces })
     }
 
@@ -554,6 +588,61 @@ mod tests {
         assert_eq!(
             t.handle_session_up(PeerIndex(9), SessionId(5), true, None, NOW),
             None
+        );
+    }
+
+    #[test]
+    fn reconfigure_keeps_unchanged_peers_with_their_sessions() {
+        let (mut t, a) = table();
+        let c = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3));
+        t.handle_session_up(a, SessionId(1), true, None, NOW);
+        t.handle_peer_state(a, SessionId(1), RunState::Master);
+        t.get_mut(a).unwrap().stats.frames_in = 7;
+        // B goes, C comes, A moves to the second place.
+        let from = t.reconfigure(&[(c, 500), (A, 500)]).unwrap();
+        assert_eq!(&from[..], &[None, Some(a)]);
+        assert_eq!(t.len(), 2);
+        let kept = t.get(PeerIndex(1)).unwrap();
+        assert_eq!(kept.addr(), A);
+        assert_eq!(kept.status(), ConnStatus::Connected(SessionId(1)));
+        assert_eq!(kept.state(), Some(RunState::Master));
+        assert_eq!(kept.stats.frames_in, 7);
+        let added = t.get(PeerIndex(0)).unwrap();
+        assert_eq!(added.status(), ConnStatus::Disconnected);
+        assert_eq!(added.stats, PeerStats::default());
+        assert_eq!(t.lookup(B), None);
+    }
+
+    #[test]
+    fn reconfigure_with_another_port_is_another_peer() {
+        let (mut t, a) = table();
+        t.handle_session_up(a, SessionId(1), true, None, NOW);
+        let from = t.reconfigure(&[(A, 501)]).unwrap();
+        assert_eq!(&from[..], &[None]);
+        assert_eq!(
+            t.get(PeerIndex(0)).unwrap().status(),
+            ConnStatus::Disconnected
+        );
+        assert_eq!(t.get(PeerIndex(0)).unwrap().port(), 501);
+    }
+
+    #[test]
+    fn failed_reconfigure_changes_nothing() {
+        let (mut t, a) = table();
+        t.handle_session_up(a, SessionId(1), true, None, NOW);
+        let c = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3));
+        let d = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 4));
+        let e = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 5));
+        let many = [(A, 500), (B, 500), (c, 500), (d, 500), (e, 500)];
+        assert_eq!(t.reconfigure(&many), Err(TableError::Full));
+        assert_eq!(
+            t.reconfigure(&[(A, 500), (A, 500)]),
+            Err(TableError::Duplicate(A))
+        );
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            t.get(a).unwrap().status(),
+            ConnStatus::Connected(SessionId(1))
         );
     }
 }

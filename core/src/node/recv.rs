@@ -6,7 +6,8 @@ use crate::pfkey::{set_pid_seq, Msg};
 use crate::random::Random;
 use crate::state::{Position, RunState};
 use crate::time::Instant;
-use crate::wire::v2::{Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, MAX_PAYLOAD};
+use crate::wire::legacy::LegacyError;
+use crate::wire::v2::{Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, MAX_FRAME, MAX_PAYLOAD};
 
 use super::conn::{Phase, Rx};
 use super::event::{ConnId, Received};
@@ -35,6 +36,46 @@ enum Fatal {
     Legacy(crate::wire::legacy::LegacyError),
     V2(V2Error),
     Queue,
+}
+
+impl Fatal {
+    /// What an operator should make of it.
+    fn cause(&self) -> (ErrorKind, &'static str) {
+        match self {
+            Fatal::Legacy(LegacyError::TooLong) => (ErrorKind::Oversize, "frame too long"),
+            Fatal::Legacy(_) => (ErrorKind::Malformed, "bad frame length"),
+            Fatal::V2(e) => v2_cause(e),
+            Fatal::Queue => (ErrorKind::Io, "cannot queue handshake reply"),
+        }
+    }
+}
+
+/// The cause of a v2 error that ends a connection.
+fn v2_cause(e: &V2Error) -> (ErrorKind, &'static str) {
+    match e {
+        V2Error::KeyMismatch => (ErrorKind::WrongKey, "key confirmation failed"),
+        V2Error::ShortKey(_) => (ErrorKind::WrongKey, "shared key too short for v2"),
+        V2Error::MacMismatch => (ErrorKind::Auth, "frame failed authentication"),
+        V2Error::Reflected => (ErrorKind::Auth, "our own frame came back"),
+        V2Error::Replay { .. } => (ErrorKind::Replay, "replayed frame"),
+        V2Error::Gap { .. } => (ErrorKind::Replay, "frame out of sequence"),
+        V2Error::SeqExhausted => (ErrorKind::Replay, "sequence numbers exhausted"),
+        V2Error::TooLong(_) => (ErrorKind::Oversize, "payload too long"),
+        V2Error::BadLength(n) if *n > MAX_FRAME => (ErrorKind::Oversize, "frame too long"),
+        V2Error::BadLength(_) => (ErrorKind::Malformed, "bad frame length"),
+        V2Error::NotV2 => (ErrorKind::Malformed, "not a v2 frame"),
+        V2Error::UnknownKind(_) => (ErrorKind::Malformed, "unknown frame type"),
+        V2Error::Malformed => (ErrorKind::Malformed, "malformed HELLO"),
+        V2Error::LegacyPeer => (ErrorKind::Protocol, "peer speaks the legacy protocol"),
+        V2Error::Version(_) => (ErrorKind::Protocol, "unsupported protocol version"),
+        V2Error::UnexpectedFrame(_) | V2Error::HandshakeOrder => {
+            (ErrorKind::Protocol, "frame out of handshake order")
+        }
+        V2Error::ArchMismatch { .. } => (ErrorKind::Protocol, "other PF_KEY architecture"),
+        V2Error::Aes | V2Error::BufferTooSmall { .. } => {
+            (ErrorKind::Io, "local failure sealing or opening a frame")
+        }
+    }
 }
 
 impl core::fmt::Display for Fatal {
@@ -72,6 +113,7 @@ impl<
             };
         }
         let applied_before = self.counters.applied;
+        let peer = self.slot_of(conn).map(|(p, _)| p);
         let mut input = data;
         let mut buf = [0u8; MAX_PAYLOAD];
 
@@ -88,9 +130,13 @@ impl<
                 break;
             }
             let step = self.read_step(p, s, &mut input, &mut buf);
+            if !matches!(step, Step::NeedMore | Step::Fatal(_)) {
+                self.count_in(p);
+            }
             match step {
                 Step::NeedMore => break,
-                Step::Hello => {}
+                // Their HELLO in, our CONFIRM out.
+                Step::Hello => self.count_out(p),
                 Step::Confirmed(peer) => self.on_confirmed(now, conn, peer),
                 Step::Msg(kind, len) => {
                     // Liveness counts whole, authentic frames only: a
@@ -99,9 +145,6 @@ impl<
                     if let Some(c) = self.conns[p][s].as_mut() {
                         c.last_rx = now;
                     }
-                    if let Some(x) = self.table.get_mut(PeerIndex(p)) {
-                        x.stats.frame_in(len);
-                    }
                     let session = self.session_of(conn);
                     match kind {
                         Kind::Ctl => self.on_ctl_bytes(now, session, &buf[..len]),
@@ -109,22 +152,12 @@ impl<
                     }
                 }
                 Step::Dropped(why, kind) => {
-                    if let Some(x) = self.table.get_mut(PeerIndex(p)) {
-                        x.stats.errors.bump(kind);
-                    }
+                    self.peer_error(now, p, kind, why);
                     log::warn!("peer {}: dropped a frame: {}", self.peer_addrs[p], why);
                 }
                 Step::Fatal(e) => {
-                    let kind = match e {
-                        Fatal::V2(
-                            V2Error::KeyMismatch | V2Error::MacMismatch | V2Error::Reflected,
-                        ) => ErrorKind::Auth,
-                        Fatal::Queue => ErrorKind::Io,
-                        _ => ErrorKind::Framing,
-                    };
-                    if let Some(x) = self.table.get_mut(PeerIndex(p)) {
-                        x.stats.errors.bump(kind);
-                    }
+                    let (kind, why) = e.cause();
+                    self.peer_error(now, p, kind, why);
                     self.counters.rejected_frames += 1;
                     log::warn!("peer {}: closing connection: {}", self.peer_addrs[p], e);
                     self.close_conn(now, conn, None, true);
@@ -135,9 +168,20 @@ impl<
         }
         self.after_recv(now, conn);
         self.flush_parts();
+        let consumed = data.len() - input.len();
+        if let Some(x) = peer.and_then(|p| self.peer_stats_mut(p)) {
+            x.bytes_in = x.bytes_in.saturating_add(consumed as u64);
+        }
         Received {
-            consumed: data.len() - input.len(),
+            consumed,
             applied: (self.counters.applied - applied_before) as usize,
+        }
+    }
+
+    /// One frame arrived from peer `p`.
+    fn count_in(&mut self, p: usize) {
+        if let Some(x) = self.peer_stats_mut(p) {
+            x.frames_in = x.frames_in.saturating_add(1);
         }
     }
 
@@ -169,10 +213,13 @@ impl<
                         };
                         Step::Msg(kind, n)
                     }
-                    Err(crate::wire::legacy::LegacyError::HashMismatch) => {
+                    Err(LegacyError::HashMismatch) => {
                         Step::Dropped("bad message (typo in shared key?)", ErrorKind::Auth)
                     }
-                    Err(_) => Step::Dropped("malformed legacy frame", ErrorKind::Framing),
+                    Err(LegacyError::TooLong) => {
+                        Step::Dropped("legacy message too long", ErrorKind::Oversize)
+                    }
+                    Err(_) => Step::Dropped("malformed legacy frame", ErrorKind::Malformed),
                 }
             }
             Rx::V2(d) => {
@@ -279,7 +326,7 @@ impl<
         match Ctl::decode(bytes) {
             Ok(ctl) => self.on_ctl(now, conn, ctl),
             Err(e) => {
-                self.bump(conn, ErrorKind::Protocol);
+                self.conn_error(now, conn, ErrorKind::Malformed, "bad control message");
                 log::warn!("bad control message: {e}");
                 if e == CtlError::Truncated && self.legacy {
                     self.send_ctl_or_close(now, conn, &Ctl::Error(CtlType::Unknown));
@@ -305,7 +352,7 @@ impl<
             Ctl::Error(_) => {}
             Ctl::EndSnap => {
                 if from_master && !we_master && self.following.is_none_or(|f| f.conn == conn) {
-                    self.snapshot_complete(now, conn);
+                    self.snapshot_complete(now, conn, true);
                 }
             }
             Ctl::AckSeq(pos) => {
@@ -314,16 +361,11 @@ impl<
                 if let Some(c) = self.conn_mut(conn) {
                     c.peer_acked = pos;
                 }
-                if let Some(p) = p {
-                    if let Some(x) = self.table.get_mut(PeerIndex(p)) {
-                        x.stats.lag = if pos.epoch == head.epoch {
-                            head.seq.saturating_sub(pos.seq)
-                        } else {
-                            head.seq
-                        };
-                        if pos == head {
-                            x.stats.last_sync = Some(now);
-                        }
+                if let Some(x) = p.and_then(|p| self.peer_stats_mut(p)) {
+                    x.acked_by = pos;
+                    x.lag = super::stats::lag(head, pos);
+                    if pos == head {
+                        x.last_sync = Some(now);
                     }
                 }
             }
@@ -343,6 +385,11 @@ impl<
                     if !self.legacy {
                         self.follow(conn);
                     }
+                    if let Some((p, _)) = self.slot_of(conn) {
+                        if let Some(x) = self.peer_stats_mut(p) {
+                            x.snapshot_receive_started(now);
+                        }
+                    }
                     self.incoming = Some(Incoming { conn, pos, sweep });
                     let mut salt = [0u8; 16];
                     self.rng.fill(&mut salt);
@@ -360,7 +407,7 @@ impl<
                     } else {
                         self.incoming = None;
                         self.applied = pos;
-                        self.snapshot_complete(now, conn);
+                        self.snapshot_complete(now, conn, true);
                     }
                 }
             }
@@ -369,7 +416,7 @@ impl<
                     self.follow(conn);
                     self.incoming = None;
                     self.applied = pos;
-                    self.snapshot_complete(now, conn);
+                    self.snapshot_complete(now, conn, false);
                 }
             }
             Ctl::Digest {
@@ -431,6 +478,11 @@ impl<
             && before != Some(RunState::Master)
             && ours != RunState::Master
         {
+            // Legacy snapshots are not announced: the new master's comes
+            // now, ending with EndSnap.
+            if let Some(x) = self.peer_stats_mut(p) {
+                x.snapshot_receive_started(now);
+            }
             // A legacy slave follows the latest peer to claim MASTER: the one
             // it followed may be dead behind a half-open connection (legacy
             // sessions have no keepalive), and carp elected the new one.
@@ -485,7 +537,12 @@ impl<
         #[cfg(feature = "planted-bugs")]
         let followed = followed || self.bugs.apply_from_non_master;
         if !from_master || ours == RunState::Master || !followed {
-            self.bump(conn, ErrorKind::Protocol);
+            self.conn_error(
+                now,
+                conn,
+                ErrorKind::Protocol,
+                "data from a peer that is not our master",
+            );
             self.counters.refused_data += 1;
             // Once per connection: a master that feeds us while we follow
             // another sends a whole stream, not one message.
@@ -534,7 +591,7 @@ impl<
         } else {
             // must_pause keeps room for a maximal message, so only an
             // oversized one ends here.
-            self.bump(conn, ErrorKind::Protocol);
+            self.conn_error(now, conn, ErrorKind::Oversize, "PF_KEY message too large");
             log::warn!(
                 "PF_KEY message of {} bytes does not fit the kernel queue; dropped",
                 msg.len()
@@ -553,6 +610,12 @@ impl<
             return;
         }
         let applied = self.applied;
+        let p = self.slot_of(conn).map(|(p, _)| p);
+        if self.following.is_some_and(|f| f.conn == conn && f.synced) {
+            if let Some(x) = p.and_then(|p| self.peer_stats_mut(p)) {
+                x.applied = applied;
+            }
+        }
         let due = self
             .conn(conn)
             .is_some_and(|c| c.is_open() && c.up && c.acked != applied)
@@ -560,6 +623,9 @@ impl<
         if due {
             if let Some(c) = self.conn_mut(conn) {
                 c.acked = applied;
+            }
+            if let Some(x) = p.and_then(|p| self.peer_stats_mut(p)) {
+                x.acked_to = applied;
             }
             self.send_ctl_or_close(now, conn, &Ctl::AckSeq(applied));
         }
@@ -580,14 +646,20 @@ impl<
         }
     }
 
-    /// A snapshot (or resume) from the master is complete.
-    pub(super) fn snapshot_complete(&mut self, now: Instant, conn: ConnId) {
+    /// A full snapshot (`full`) or a resume from the master is complete.
+    pub(super) fn snapshot_complete(&mut self, now: Instant, conn: ConnId, full: bool) {
         let Some((p, _)) = self.slot_of(conn) else {
             return;
         };
-        if let Some(x) = self.table.get_mut(PeerIndex(p)) {
-            x.stats.snapshots_received = x.stats.snapshots_received.saturating_add(1);
-            x.stats.last_sync = Some(now);
+        let (legacy, applied) = (self.legacy, self.applied);
+        if let Some(x) = self.peer_stats_mut(p) {
+            if full {
+                x.snapshot_receive_ended(now, true);
+            }
+            if !legacy {
+                x.applied = applied;
+            }
+            x.last_sync = Some(now);
         }
         self.demote
             .handle_snapshot_complete(Some(RunState::Master), now);
@@ -607,14 +679,6 @@ impl<
         match peer.status() {
             super::peer_table::ConnStatus::Connected(sid) if sid.0 == conn.0 => peer.state(),
             _ => None,
-        }
-    }
-
-    pub(super) fn bump(&mut self, conn: ConnId, kind: ErrorKind) {
-        if let Some((p, _)) = self.slot_of(conn) {
-            if let Some(x) = self.table.get_mut(PeerIndex(p)) {
-                x.stats.errors.bump(kind);
-            }
         }
     }
 }

@@ -141,6 +141,24 @@ impl<const BYTES: usize> DeltaRing<BYTES> {
         self.count == 0
     }
 
+    /// Bytes the held records occupy, length fields and the unusable gap
+    /// left at the end of the buffer by a wrap included: how full the ring
+    /// is.
+    pub fn bytes_used(&self) -> usize {
+        if self.count == 0 {
+            0
+        } else if self.tail > self.head {
+            self.tail - self.head
+        } else {
+            BYTES - self.head + self.tail
+        }
+    }
+
+    /// The ring's size in bytes.
+    pub const fn capacity(&self) -> usize {
+        BYTES
+    }
+
     /// Appends a record, evicting the oldest ones as needed; returns its
     /// sequence number.
     pub fn push(&mut self, msg: &[u8]) -> Result<u64, RingError> {
@@ -318,6 +336,22 @@ mod tests {
         let got: Vec<_> = r.replay_after(at(7, 1)).unwrap().collect();
         assert_eq!(got, [(2, &b"two"[..]), (3, &b""[..])]);
         assert_eq!(r.replay_after(at(7, 0)).unwrap().count(), 3);
+    }
+
+    #[test]
+    fn fill_counts_records_headers_and_the_wrap_gap() {
+        let mut r = DeltaRing::<64>::new(1);
+        assert_eq!((r.bytes_used(), r.capacity()), (0, 64));
+        r.push(&rec(25, 1)).unwrap();
+        r.push(&rec(25, 2)).unwrap();
+        assert_eq!(r.bytes_used(), 54);
+        // The third does not fit before the end: the first is evicted and
+        // it goes to the start, leaving a 10-byte gap at the end.
+        r.push(&rec(10, 3)).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.bytes_used(), 27 + 10 + 12);
+        r.new_epoch(2);
+        assert_eq!(r.bytes_used(), 0);
     }
 
     #[test]

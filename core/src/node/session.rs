@@ -13,6 +13,7 @@ use super::conn::{Conn, Feed, Phase};
 use super::event::{ConnId, DumpOp, Event, Rejected};
 use super::machine::Node;
 use super::machine::REASK;
+use super::peer_stats::ErrorKind;
 use super::peer_table::{AttemptId, ConnStatus, PeerIndex, SessionDecision, SessionId};
 
 /// How soon after our connection to a legacy peer came up a connection
@@ -53,6 +54,8 @@ impl<
             self.conns[p][s] = None;
             self.table
                 .handle_connect_failed(PeerIndex(p), AttemptId(conn.0));
+            self.peer_error(now, p, ErrorKind::Io, "connect failed");
+            self.note_down(now, p);
             let r = self.rng.next_u32();
             let at = self.backoff[p].handle_failure(now, r);
             log::info!(
@@ -116,6 +119,12 @@ impl<
 
     /// The platform saw the connection close or fail.
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
+        // A peer that refuses our key hangs up during the handshake: say so.
+        let why = match self.conn(conn).map(|c| &c.phase) {
+            Some(Phase::Hello(_) | Phase::Confirm(..)) => "closed during the handshake",
+            _ => "connection closed",
+        };
+        self.conn_error(now, conn, ErrorKind::Io, why);
         self.close_conn(now, conn, Some("connection closed"), false);
         self.flush_parts();
     }
@@ -176,6 +185,7 @@ impl<
             }
         }
         for id in dead {
+            self.conn_error(now, id, ErrorKind::Io, "peer silent");
             self.close_conn(now, id, Some("peer silent; session presumed dead"), true);
         }
         let state = self.role.state();
@@ -206,6 +216,7 @@ impl<
             }
         }
         for (id, why) in late {
+            self.conn_error(now, id, ErrorKind::Io, why);
             self.close_conn(now, id, Some(why), true);
         }
     }
@@ -222,13 +233,21 @@ impl<
             resume: self.resume_position(),
             arch: ArchTag::host(),
         };
-        let Some(c) = self.conn_mut(id) else { return };
+        let Some((p, s)) = self.slot_of(id) else {
+            return;
+        };
+        let Some(c) = self.conns[p][s].as_mut() else {
+            return;
+        };
         let ok = matches!(
             c.tx.append_with(HELLO_LEN, |out| hello.encode(out)),
             Some(Ok(_))
         );
         c.phase = Phase::Hello(hello);
-        if !ok {
+        if ok {
+            self.count_out(p);
+        } else {
+            self.peer_error(now, p, ErrorKind::Io, "cannot queue HELLO");
             self.close_conn(now, id, Some("cannot queue HELLO"), true);
         }
     }
@@ -401,11 +420,15 @@ impl<
             log::info!("peer {}: {}", self.peer_addrs[p], r);
         }
         if let Feed::Snapshot { dump, .. } = c.feed {
+            if let Some(x) = self.peer_stats_mut(p) {
+                x.snapshot_send_ended(now, false);
+            }
             self.push_event(Event::Dump {
                 dump,
                 op: DumpOp::Cancel,
             });
         }
+        self.note_down(now, p);
         if tell {
             self.push_event(Event::Close { conn: id });
         }
@@ -438,6 +461,11 @@ impl<
         if self.incoming.is_some_and(|i| i.conn == id) {
             self.incoming = None;
         }
+        if was_current {
+            if let Some(x) = self.peer_stats_mut(p) {
+                x.snapshot_receive_ended(now, false);
+            }
+        }
         self.job_conn_gone(id);
         if self.following.is_some_and(|f| f.conn == id) {
             self.following = None;
@@ -453,6 +481,15 @@ impl<
         self.demote.handle_peer_states(self.table.states(), now);
     }
 
+    /// Peer `p` lost its last connection: remember since when it is down.
+    fn note_down(&mut self, now: Instant, p: usize) {
+        if self.conn_count(p) == 0 {
+            if let Some(x) = self.peer_stats_mut(p) {
+                x.down_since = Some(now);
+            }
+        }
+    }
+
     /// Queues a control message, closing the connection if it cannot be.
     pub(super) fn send_ctl_or_close(&mut self, now: Instant, id: ConnId, ctl: &Ctl) {
         let Some((p, s)) = self.slot_of(id) else {
@@ -465,9 +502,7 @@ impl<
         match res {
             Ok(_) => self.count_out(p),
             Err(e) => {
-                if let Some(x) = self.table.get_mut(PeerIndex(p)) {
-                    x.stats.errors.bump(super::peer_stats::ErrorKind::Io);
-                }
+                self.peer_error(now, p, ErrorKind::Io, "cannot queue a message");
                 log::warn!(
                     "peer {}: cannot send {}: {}",
                     self.peer_addrs[p],

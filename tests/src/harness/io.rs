@@ -33,6 +33,7 @@ impl<const RING: usize, const MARKS: usize> Platform for Io<'_, RING, MARKS> {
         let (w, i) = (&mut *self.w, self.i);
         let now = w.now;
         let from = w.nodes[i].addr;
+        w.nodes[i].dialled.push(addr);
         let ok = if w.ext_listen.contains(&addr) {
             w.ext.push(ExtEnd {
                 rx: Vec::new(),
@@ -220,6 +221,7 @@ impl<const RING: usize, const MARKS: usize> Platform for Io<'_, RING, MARKS> {
     }
 
     fn recheck_carp(&mut self) -> Option<u8> {
+        self.w.nodes[self.i].rechecks += 1;
         Some(self.w.nodes[self.i].link_state)
     }
 }
