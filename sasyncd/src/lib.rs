@@ -1,11 +1,19 @@
-//! The building blocks of the `sasyncd` daemon: reading the configuration
-//! file ([`conffile`]), logging ([`logger`]), process plumbing ([`sys`]),
-//! the channel between the privileged and the network process
-//! ([`privsep`]) and buffers for key material ([`secret`]). The binary
-//! (`main.rs`) puts them together.
+//! The `sasyncd` daemon: start-up ([`daemon`]), the privileged process
+//! ([`privproc`]) and the network process ([`net`]) joined by a typed
+//! channel ([`privsep`]), the kernel side each needs ([`kernel`]; in
+//! development mode a devhost plays it: [`dev`]), the control socket
+//! ([`control`]), reading the configuration file ([`conffile`]), logging
+//! ([`logger`]), process plumbing ([`sys`]) and buffers for key material
+//! ([`secret`]). The binary (`main.rs`) parses the command line.
 
 pub mod conffile;
+pub mod control;
+pub mod daemon;
+pub mod dev;
+pub mod kernel;
 pub mod logger;
+pub mod net;
+pub mod privproc;
 pub mod privsep;
 pub mod secret;
 pub mod sys;

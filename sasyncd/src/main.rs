@@ -1,12 +1,12 @@
 //! `sasyncd`: the IPsec SA/SPD synchronisation daemon for carp(4) failover
-//! gateways. Options follow the original: `-c file`, `-d`, `-n`, `-v`.
+//! gateways. Options follow the original (`-c file`, `-d`, `-n`, `-v`);
+//! the long options are this implementation's.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sasyncd::conffile;
-use sasyncd::logger::{self, Destination};
+use sasyncd::daemon::{self, Options, DEFAULT_CONTROL, DEFAULT_USER};
 
 /// Default configuration file, as on OpenBSD.
 const DEFAULT_CONFIG: &str = "/etc/sasyncd.conf";
@@ -31,34 +31,31 @@ struct Args {
     /// More verbose logging (repeatable).
     #[arg(short = 'v', action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Development mode: the devhost listening at PATH plays this
+    /// gateway's kernel, carp interface and IKE daemon.
+    #[arg(long = "dev-host", value_name = "PATH")]
+    dev_host: Option<PathBuf>,
+    /// The control socket (sasyncctl).
+    #[arg(long = "control", value_name = "PATH", default_value = DEFAULT_CONTROL)]
+    control: PathBuf,
+    /// The unprivileged user the network process runs as.
+    #[arg(long = "user", value_name = "NAME", default_value = DEFAULT_USER)]
+    user: String,
+    /// Where the network process is chrooted (default: the user's home).
+    #[arg(long = "chroot", value_name = "DIR")]
+    chroot: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    // Stderr while starting, so a refused configuration is seen; the
-    // daemon switches to syslog when it detaches.
-    if let Err(e) = logger::init(Destination::Stderr, args.verbose) {
-        eprintln!("sasyncd: {e}");
-        return ExitCode::from(1);
-    }
-    let path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    let config = match conffile::load(&path) {
-        Ok(c) => c,
-        Err(e) => {
-            log::error!("{e}");
-            return ExitCode::from(1);
-        }
-    };
-    if args.check_only {
-        eprintln!("configuration OK");
-        return ExitCode::SUCCESS;
-    }
-    let _ = config;
-    log::error!(
-        "the synchronisation engine is not built yet; only -n (configuration check) works in this release"
-    );
-    ExitCode::from(1)
+    let a = Args::parse();
+    daemon::run(Options {
+        config: a.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+        foreground: a.debug > 0,
+        check_only: a.check_only,
+        verbosity: a.verbose,
+        dev_host: a.dev_host,
+        control: a.control,
+        user: a.user,
+        chroot: a.chroot,
+    })
 }

@@ -1,16 +1,19 @@
 //! Process plumbing for the two-process daemon, through nix's safe
 //! wrappers: detaching ([`daemonize`]), dropping privileges in the network
 //! process ([`drop_privileges`]), process titles ([`set_process_title`])
-//! and signals a poll(2) loop can wait for ([`Signals`]).
+//! signals a poll(2) loop can wait for ([`Signals`]) and the kernel's
+//! random numbers ([`OsRandom`]).
 
 mod daemon;
 mod error;
 mod privdrop;
+mod random;
 mod signals;
 mod title;
 
 pub use daemon::daemonize;
 pub use error::{SysError, Verify};
 pub use privdrop::{drop_privileges, lookup_user, Unpriv};
+pub use random::OsRandom;
 pub use signals::{ignore_sigpipe, Signals};
 pub use title::set_process_title;

@@ -1,0 +1,475 @@
+//! The network process: one poll(2) loop driving the node through the
+//! platform contract. It holds the peer sockets, the PF_KEY socket, the
+//! carp watch, the control socket and its end of the privilege-separation
+//! channel; everything only root may do it asks of the privileged process.
+
+pub mod conns;
+pub mod dumps;
+pub mod io;
+pub mod sockets;
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use sasyncd_core::config::Config;
+use sasyncd_core::crypto::SoftCrypto;
+use sasyncd_core::node::{ConnId, DefaultNode, DumpId, PeerView};
+use sasyncd_core::platform::drive;
+
+use crate::control::{self, Control, Request, Status};
+use crate::kernel::LinkWatch;
+use crate::privsep::{ReadStatus, ToNet, ToPriv};
+use crate::sys::{OsRandom, Signals};
+use conns::ReadOutcome;
+use io::{Later, NetIo};
+
+/// The node the daemon runs (8 peers, 128 KiB delta ring).
+pub type DaemonNode = DefaultNode<SoftCrypto, OsRandom>;
+
+/// How long an orderly shutdown waits for queued bytes to be written.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Why the loop ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// An orderly shutdown (a signal, or the privileged process asked).
+    Shutdown,
+    /// Something the process cannot run without failed.
+    Failed(String),
+}
+
+/// What the loop polls, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Signals,
+    Chan,
+    Pfkey,
+    Link,
+    Listener(usize),
+    Control,
+    ControlClient(usize),
+    Conn(ConnId),
+}
+
+/// The network process.
+pub struct Net {
+    pub node: Box<DaemonNode>,
+    pub io: NetIo,
+    pub link: Box<dyn LinkWatch>,
+    pub listeners: Vec<(SocketAddr, TcpListener)>,
+    pub control: Option<Control>,
+    pub signals: Signals,
+    shutdown_at: Option<std::time::Instant>,
+    failed: Option<String>,
+}
+
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Net").field("io", &self.io).finish()
+    }
+}
+
+impl Net {
+    /// The network process, ready to run.
+    pub fn new(
+        node: Box<DaemonNode>,
+        io: NetIo,
+        link: Box<dyn LinkWatch>,
+        listeners: Vec<(SocketAddr, TcpListener)>,
+        control: Option<Control>,
+        signals: Signals,
+    ) -> Net {
+        Net {
+            node,
+            io,
+            link,
+            listeners,
+            control,
+            signals,
+            shutdown_at: None,
+            failed: None,
+        }
+    }
+
+    /// Runs until shut down or until something it needs fails.
+    pub fn run(mut self) -> Exit {
+        // The carp interface's state, as the privileged process reads it
+        // (development mode's watch also reports it at once).
+        self.io.to_priv(ToPriv::LinkState);
+        for (addr, _) in &self.listeners {
+            log::info!("listening on {addr}");
+        }
+        loop {
+            self.step();
+            if let Some(at) = self.shutdown_at {
+                if self.node.is_shut_down() || std::time::Instant::now() >= at {
+                    break;
+                }
+            }
+        }
+        self.flush_channel();
+        match self.failed {
+            Some(why) => Exit::Failed(why),
+            None => Exit::Shutdown,
+        }
+    }
+
+    /// One round: wait for input or the next deadline, hand the node what
+    /// happened, drive it, write what is queued.
+    fn step(&mut self) {
+        let ready = self.wait();
+        let now = self.io.clock.now();
+        for (tok, ev) in ready {
+            self.ready(tok, ev);
+        }
+        if self.node.poll_timeout().is_some_and(|t| t <= now) {
+            self.node.handle_timeout(now);
+        }
+        self.drive();
+        if let Err(e) = self.io.pfkey.flush() {
+            self.fail(format!("PF_KEY socket: {e}"));
+        }
+        if let Err(e) = self.io.chan.flush() {
+            self.fail(format!("privileged process channel: {e}"));
+        }
+    }
+
+    /// Polls every descriptor that has something to say.
+    fn wait(&mut self) -> Vec<(Token, PollFlags)> {
+        let now = self.io.clock.now();
+        let mut ms = self
+            .node
+            .poll_timeout()
+            .map_or(60_000, |t| t.as_millis().saturating_sub(now.as_millis()))
+            .min(60_000);
+        if let Some(at) = self.shutdown_at {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            ms = ms.min(left.as_millis() as u64).min(100);
+        }
+        let mut fds: Vec<PollFd<'_>> = Vec::new();
+        let mut toks = Vec::new();
+        macro_rules! add {
+            ($fd:expr, $flags:expr, $tok:expr) => {{
+                fds.push(PollFd::new($fd, $flags));
+                toks.push($tok);
+            }};
+        }
+        add!(self.signals.fd(), PollFlags::POLLIN, Token::Signals);
+        let chan_flags = if self.io.chan.wants_write() {
+            PollFlags::POLLIN | PollFlags::POLLOUT
+        } else {
+            PollFlags::POLLIN
+        };
+        add!(self.io.chan.fd(), chan_flags, Token::Chan);
+        let pfkey_flags = if self.io.pfkey.wants_write() {
+            PollFlags::POLLIN | PollFlags::POLLOUT
+        } else {
+            PollFlags::POLLIN
+        };
+        add!(self.io.pfkey.as_fd(), pfkey_flags, Token::Pfkey);
+        add!(self.link.as_fd(), PollFlags::POLLIN, Token::Link);
+        for (i, (_, l)) in self.listeners.iter().enumerate() {
+            add!(l.as_fd(), PollFlags::POLLIN, Token::Listener(i));
+        }
+        if let Some(c) = &self.control {
+            add!(c.listener_fd(), PollFlags::POLLIN, Token::Control);
+            for (i, (fd, writing)) in c.client_fds().enumerate() {
+                let f = if writing {
+                    PollFlags::POLLOUT
+                } else {
+                    PollFlags::POLLIN
+                };
+                add!(fd, f, Token::ControlClient(i));
+            }
+        }
+        for (id, c) in &self.io.conns {
+            let mut f = PollFlags::empty();
+            if c.wants_read() {
+                f |= PollFlags::POLLIN;
+            }
+            if c.wants_write() {
+                f |= PollFlags::POLLOUT;
+            }
+            if !f.is_empty() {
+                add!(c.stream.as_fd(), f, Token::Conn(*id));
+            }
+        }
+        let timeout = PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => return Vec::new(),
+            Err(e) => {
+                log::error!("poll: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                return Vec::new();
+            }
+        }
+        fds.iter()
+            .zip(toks)
+            .filter_map(|(fd, tok)| fd.revents().filter(|r| !r.is_empty()).map(|r| (tok, r)))
+            .collect()
+    }
+
+    fn ready(&mut self, tok: Token, ev: PollFlags) {
+        let now = self.io.clock.now();
+        match tok {
+            Token::Signals => {
+                for s in self.signals.drain() {
+                    match s {
+                        Signal::SIGTERM | Signal::SIGINT => {
+                            log::info!("received {}; shutting down", s.as_str());
+                            self.begin_shutdown();
+                        }
+                        Signal::SIGHUP => {
+                            log::info!(
+                                "received SIGHUP; asking for the configuration to be re-read"
+                            );
+                            self.io.to_priv(ToPriv::Reload);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Token::Chan => self.read_priv(),
+            Token::Pfkey => {
+                let mut msgs = Vec::new();
+                let r = self.io.pfkey.read_messages(&mut msgs);
+                for m in &msgs {
+                    self.node.handle_pfkey(now, m);
+                }
+                if let Err(e) = r {
+                    self.fail(format!("PF_KEY socket: {e}"));
+                }
+            }
+            Token::Link => match self.link.read_states() {
+                Ok(states) => {
+                    for s in states {
+                        self.node.handle_link_state(now, s);
+                    }
+                }
+                Err(e) => self.fail(format!("carp link-state watch: {e}")),
+            },
+            Token::Listener(i) => self.accept(i),
+            Token::Control => {
+                if let Some(c) = self.control.as_mut() {
+                    c.accept();
+                }
+            }
+            Token::ControlClient(i) => self.serve_control(i),
+            Token::Conn(id) => self.conn_ready(id, ev),
+        }
+    }
+
+    fn accept(&mut self, i: usize) {
+        let now = self.io.clock.now();
+        loop {
+            let Some((_, l)) = self.listeners.get(i) else {
+                return;
+            };
+            let (s, peer) = match l.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ECONNABORTED and friends: the next one may be fine.
+                    log::debug!("accept: {e}");
+                    return;
+                }
+            };
+            match self.node.handle_accept(now, peer.ip()) {
+                Ok(conn) => match sockets::accepted(s) {
+                    Ok(s) => {
+                        self.io
+                            .conns
+                            .insert(conn, conns::PeerConn::new(s, peer.ip(), false));
+                    }
+                    Err(e) => {
+                        log::warn!("peer {}: cannot set up the connection: {e}", peer.ip());
+                        self.node.handle_closed(now, conn);
+                    }
+                },
+                // The node logged why; dropping the stream closes it.
+                Err(_) => drop(s),
+            }
+        }
+    }
+
+    fn conn_ready(&mut self, id: ConnId, ev: PollFlags) {
+        let now = self.io.clock.now();
+        let Some(c) = self.io.conns.get_mut(&id) else {
+            return;
+        };
+        if c.connecting {
+            match sockets::connect_result(&c.stream) {
+                Ok(()) => {
+                    c.connecting = false;
+                    self.node.handle_connected(now, id);
+                }
+                Err(e) => {
+                    log::info!("peer {}: connect failed: {e}", c.addr);
+                    self.io.conns.remove(&id);
+                    self.node.handle_connect_failed(now, id);
+                }
+            }
+            return;
+        }
+        if ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+            match c.read() {
+                Ok(ReadOutcome::Open) => {}
+                Ok(ReadOutcome::Eof) | Err(_) => {
+                    self.io.conns.remove(&id);
+                    self.node.handle_closed(now, id);
+                    return;
+                }
+            }
+        }
+        if ev.contains(PollFlags::POLLOUT) && c.blocked {
+            c.blocked = false;
+            self.node.handle_writable(now, id);
+        }
+    }
+
+    fn serve_control(&mut self, i: usize) {
+        let now = self.io.clock.now();
+        let node = &self.node;
+        let Some(c) = self.control.as_mut() else {
+            return;
+        };
+        c.serve(i, &mut |req| match req {
+            Ok(Request::Show) => {
+                let peers: Vec<PeerView> = node.peers().collect();
+                control::show(&Status {
+                    now,
+                    node: node.stats(),
+                    peers: &peers,
+                })
+            }
+            Ok(Request::Log(verbose)) => {
+                crate::logger::set_verbosity(if verbose { 2 } else { 0 });
+                format!(
+                    "ok: logging {}\n",
+                    if verbose { "verbose" } else { "brief" }
+                )
+            }
+            Err(e) => {
+                log::info!("control socket: bad request: {e}");
+                format!("error: {e}\n")
+            }
+        });
+    }
+
+    /// Messages from the privileged process.
+    fn read_priv(&mut self) {
+        match self.io.chan.read_ready() {
+            Ok(ReadStatus::Open) => {}
+            Ok(ReadStatus::Eof) => {
+                self.fail("the privileged process exited".to_string());
+            }
+            Err(e) => self.fail(format!("privileged process channel: {e}")),
+        }
+        loop {
+            let msg = match self.io.chan.next_msg() {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    self.fail(format!("privileged process channel: {e}"));
+                    break;
+                }
+            };
+            let now = self.io.clock.now();
+            match msg {
+                ToNet::DumpRecords { dump, records } => {
+                    self.io.dumps.records(DumpId(dump), records);
+                }
+                ToNet::DumpEnd { dump, ok } => self.io.dumps.end(DumpId(dump), ok),
+                ToNet::DemoteResult { ok } => self.node.handle_demote_result(now, ok),
+                ToNet::IkeResult { id, ok } => self.node.handle_ike_result(now, id, ok),
+                ToNet::LinkState { state } => self.node.handle_link_state(now, state),
+                ToNet::CarpUnreadable => self.node.handle_carp_unreadable(now),
+                ToNet::Config { text } => self.reload(text.as_bytes()),
+                ToNet::Shutdown => {
+                    log::info!("the privileged process asks us to shut down");
+                    self.begin_shutdown();
+                }
+            }
+        }
+    }
+
+    /// A new configuration from the privileged process (it passed the file
+    /// checks there): applied in place, or refused with the old one kept.
+    fn reload(&mut self, text: &[u8]) {
+        let now = self.io.clock.now();
+        let result = Config::parse(text)
+            .map_err(|e| e.to_string())
+            .and_then(|mut cfg| {
+                crate::conffile::resolve_peers(&mut cfg).map_err(|e| e.to_string())?;
+                self.node.reconfigure(now, &cfg).map_err(|e| e.to_string())
+            });
+        match result {
+            Ok(r) => {
+                log::info!("{r}");
+                self.io.to_priv(ToPriv::reloaded(true, &r.to_string()));
+            }
+            Err(e) => {
+                log::error!("new configuration not applied, keeping the running one: {e}");
+                self.io.to_priv(ToPriv::reloaded(false, &e));
+            }
+        }
+    }
+
+    /// Drives the node until it and its platform settle, including what
+    /// platform calls produced for it.
+    fn drive(&mut self) {
+        loop {
+            if let Err(e) = drive(&mut *self.node, &mut self.io) {
+                log::error!("{e}");
+            }
+            if self.io.later.is_empty() {
+                return;
+            }
+            let now = self.io.clock.now();
+            for l in std::mem::take(&mut self.io.later) {
+                match l {
+                    Later::ConnectFailed(c) => self.node.handle_connect_failed(now, c),
+                }
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutdown_at.is_some() {
+            return;
+        }
+        let now = self.io.clock.now();
+        self.node.handle_shutdown(now);
+        self.listeners.clear();
+        self.shutdown_at = Some(std::time::Instant::now() + SHUTDOWN_GRACE);
+    }
+
+    fn fail(&mut self, why: String) {
+        if self.failed.is_none() {
+            log::error!("{why}; shutting down");
+            self.failed = Some(why);
+        }
+        self.begin_shutdown();
+    }
+
+    /// Writes what is queued for the privileged process (our demotion's
+    /// release among it) before the process exits.
+    fn flush_channel(&mut self) {
+        let until = std::time::Instant::now() + Duration::from_secs(1);
+        while self.io.chan.wants_write() && std::time::Instant::now() < until {
+            match self.io.chan.flush() {
+                Ok(true) => break,
+                Ok(false) => {
+                    let mut fds = [PollFd::new(self.io.chan.fd(), PollFlags::POLLOUT)];
+                    let _ = poll(&mut fds, PollTimeout::from(100u16));
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
