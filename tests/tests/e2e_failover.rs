@@ -1,0 +1,75 @@
+//! End to end, failover: a master killed with SIGKILL and a slave taking
+//! over with every SA, the old master's return as a slave; a carp
+//! switchover with both daemons running.
+
+use sasyncd_tests::cluster::{Cluster, Options};
+
+fn pair() -> Cluster {
+    let mut c = Cluster::new(2, &[Options::default(), Options::default()]);
+    c.carp(0, "master");
+    c.start(0);
+    c.start(1);
+    c
+}
+
+#[test]
+fn master_killed_slave_takes_over_old_master_resyncs() {
+    let mut c = pair();
+    for _ in 0..5 {
+        c.host(0, "add-sa");
+    }
+    c.wait_synced(0, 1);
+    // kill -9 the master's daemon; carp makes the slave master.
+    c.kill9(0);
+    c.carp(0, "backup");
+    c.carp(1, "master");
+    c.wait("the slave to become master", |c| {
+        c.show(1).get("state").map(String::as_str) == Some("MASTER")
+    });
+    assert_eq!(c.counts(1).0, 10, "the new master holds every SA");
+    assert_eq!(c.host_status(1, "ike"), "active");
+    // The new master negotiates more; the old one returns as a slave.
+    c.host(1, "add-sa");
+    c.start(0);
+    c.wait_synced(1, 0);
+    assert_eq!(c.counts(0).0, 12);
+    assert_eq!(c.show(0)["state"], "SLAVE");
+    assert_eq!(c.host_status(0, "ike"), "passive");
+}
+
+#[test]
+fn a_carp_switchover_turns_the_sync_around() {
+    let c = pair();
+    for _ in 0..3 {
+        c.host(0, "add-sa");
+    }
+    c.host(0, "add-flow");
+    c.wait_synced(0, 1);
+    assert_eq!(c.host_status(0, "ike"), "active");
+    // carp moves the master role; both daemons keep running.
+    c.carp(0, "backup");
+    c.carp(1, "master");
+    c.wait("the roles to swap", |c| {
+        c.show(1).get("state").map(String::as_str) == Some("MASTER")
+            && c.show(0).get("state").map(String::as_str) == Some("SLAVE")
+    });
+    c.wait("the IKE daemons to follow the roles", |c| {
+        c.host_status(1, "ike") == "active" && c.host_status(0, "ike") == "passive"
+    });
+    // What the new master negotiates and deletes reaches the old one.
+    let spis = c.host(1, "add-sa");
+    c.host(1, "add-flow src=172.16.7.0/24");
+    c.wait_synced(1, 0);
+    assert_eq!(c.counts(0), (8, 2));
+    let first = spis.split_whitespace().next().expect("an spi").to_string();
+    c.host(1, &format!("delete-sa {first}"));
+    c.wait_synced(1, 0);
+    assert_eq!(
+        c.counts(0),
+        (7, 2),
+        "a delete on the new master reaches the old one"
+    );
+    c.wait("the old master to follow the new one", |c| {
+        c.show(0)["following"] == format!("{} streaming", c.gw[1].addr)
+    });
+}
