@@ -41,6 +41,13 @@ fn split_pair(net: &NetPair) -> Cluster {
     c.host(0, "add-flow");
     c.start(1);
     c.wait_synced(0, 1);
+    // Equal tables come before the end of the snapshot (its sweep): wait
+    // for the end, so the counts below start from it.
+    let master = c.gw[0].addr;
+    c.wait("the slave's snapshot to complete", |c| {
+        c.show(1).get("syncing").map(String::as_str) == Some("false")
+            && snapshots_received(c, master) != "0"
+    });
     c
 }
 

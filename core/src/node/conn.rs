@@ -11,6 +11,7 @@ use crate::wire::v2::{Hello, Kind, Session, V2Deframer, V2Error, SEALED_OVERHEAD
 
 use super::event::{ConnId, DumpId, Table};
 use super::peer_table::PeerIndex;
+use super::ring::Cursor;
 use super::txbuf::TxBuf;
 
 /// Default outgoing buffer per connection: room for a few maximal frames.
@@ -58,8 +59,8 @@ pub(super) enum Feed {
         /// The dump is paused waiting for buffer room.
         paused: bool,
     },
-    /// Ring records after `after` are sent as buffer room allows.
-    Stream { after: Position },
+    /// Ring records after the cursor are sent as buffer room allows.
+    Stream { cursor: Cursor },
 }
 
 /// Why a frame could not be queued.
@@ -102,8 +103,9 @@ pub(super) struct Conn<C: Crypto, const TX: usize> {
     pub pending_digest: Option<Ctl>,
     /// Slave side: reading is paused (kernel queue full, sweep, digest).
     pub paused: bool,
-    /// Slave side: the last position acknowledged to the master.
+    /// Slave side: the last position acknowledged to the master, and when.
     pub acked: Position,
+    pub acked_at: Instant,
     /// Master side: the last position the slave acknowledged.
     pub peer_acked: Position,
     /// Legacy slave: we refused this master's data (we followed another).
@@ -143,6 +145,7 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
             pending_digest: None,
             paused: false,
             acked: Position::NONE,
+            acked_at: now,
             peer_acked: Position::NONE,
             refused: false,
             alias: false,
@@ -182,6 +185,17 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
         let mut buf = [0u8; CTL_MAX];
         let n = ctl.encode(&mut buf).map_err(|_| SendError::NoRoom)?;
         self.send(codec, rng, Kind::Ctl, &buf[..n])
+    }
+
+    /// Queues a v2 frame carrying several whole PF_KEY messages (the
+    /// receiver cuts them apart by their length fields).
+    pub fn send_pfkeys<R: Random>(
+        &mut self,
+        codec: &LegacyCodec<C>,
+        rng: &mut R,
+        msgs: &[u8],
+    ) -> Result<usize, SendError> {
+        self.send(codec, rng, Kind::Pfkey, msgs)
     }
 
     /// Queues a PF_KEY message.

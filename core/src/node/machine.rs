@@ -385,6 +385,12 @@ impl<
         }
         self.expire_handshakes(now);
         self.legacy_feeds_due(now);
+        if let Some(f) = self
+            .following
+            .filter(|_| self.ack_deadline().is_some_and(|t| t <= now))
+        {
+            self.ack(now, f.conn, true);
+        }
         self.keepalives(now);
         self.reask(now);
         self.dial_due(now);
@@ -426,6 +432,7 @@ impl<
         if self.role.state() == RunState::Master {
             t = earliest(t, self.next_digest);
         }
+        t = earliest(t, self.ack_deadline());
         if let Some(Follow {
             synced: false,
             asked: Some(at),

@@ -11,6 +11,7 @@ use crate::pfkey::{
 use crate::random::Random;
 use crate::state::{FlushMode, Position, RunState};
 use crate::time::Instant;
+use crate::wire::v2::MAX_PAYLOAD;
 
 use super::conn::{Feed, Phase};
 use super::digest::MultisetDigest;
@@ -155,9 +156,12 @@ impl<
         });
         if !self.legacy {
             if let Some(pos) = resume {
-                if pos != Position::NONE && self.ring.replay_after(pos).is_ok() {
+                let cursor = (pos != Position::NONE)
+                    .then(|| self.ring.cursor(pos).ok())
+                    .flatten();
+                if let Some(cursor) = cursor {
                     if let Some(c) = self.conn_mut(conn) {
-                        c.feed = Feed::Stream { after: pos };
+                        c.feed = Feed::Stream { cursor };
                     }
                     self.send_ctl_or_close(now, conn, &Ctl::Resume(pos));
                     self.counters.ring_resumes += 1;
@@ -328,17 +332,16 @@ impl<
                     }
                     break;
                 }
-                Feed::Stream { after } => {
+                Feed::Stream { cursor } => {
+                    let after = cursor.position();
                     if let Some(d) = c.pending_digest {
                         if let Ctl::Digest { pos, .. } = d {
                             if pos == after {
                                 c.pending_digest = None;
                                 if c.send_ctl(&self.codec, &mut self.rng, &d).is_err() {
-                                    self.peer_error(now, p, ErrorKind::Io, "send buffer full");
                                     self.close_conn(now, conn, Some("send buffer full"), true);
                                     return;
                                 }
-                                sent += 1;
                                 continue;
                             }
                         }
@@ -346,43 +349,73 @@ impl<
                     if !c.feed_has_room() {
                         break;
                     }
-                    let next = match self.ring.replay_after(after) {
-                        Ok(mut r) => r.next(),
-                        Err(e) => {
-                            log::info!(
-                                "peer {}: fell behind the delta ring ({e}); full snapshot",
-                                self.peer_addrs[p]
-                            );
-                            c.feed = Feed::Idle;
-                            self.start_snapshot(now, conn);
-                            return;
+                    // As many records as fit one frame (v2; one each in the
+                    // legacy protocol), read from the cursor in constant time.
+                    let mut batch = [0u8; MAX_PAYLOAD];
+                    let mut len = 0;
+                    let mut cur = cursor;
+                    let mut records = 0u64;
+                    let mut fell_behind = None;
+                    loop {
+                        match self.ring.next(cur) {
+                            Ok(Some((next, bytes))) => {
+                                #[cfg(feature = "planted-bugs")]
+                                let bytes: &[u8] =
+                                    if self.bugs.drop_delta && next.position().seq == 5 {
+                                        &[]
+                                    } else {
+                                        bytes
+                                    };
+                                if len > 0 && len + bytes.len() > MAX_PAYLOAD {
+                                    break;
+                                }
+                                if bytes.len() <= MAX_PAYLOAD {
+                                    batch[len..len + bytes.len()].copy_from_slice(bytes);
+                                    len += bytes.len();
+                                }
+                                cur = next;
+                                records += 1;
+                                if self.legacy {
+                                    break;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                fell_behind = Some(e);
+                                break;
+                            }
                         }
-                    };
-                    let Some((seq, bytes)) = next else { break };
-                    #[cfg(feature = "planted-bugs")]
-                    let bytes: &[u8] = if self.bugs.drop_delta && seq == 5 {
-                        &[]
-                    } else {
-                        bytes
-                    };
-                    let res = if bytes.is_empty() {
+                    }
+                    if let (Some(e), 0) = (fell_behind, records) {
+                        log::info!(
+                            "peer {}: fell behind the delta ring ({e}); full snapshot",
+                            self.peer_addrs[p]
+                        );
+                        c.feed = Feed::Idle;
+                        self.start_snapshot(now, conn);
+                        return;
+                    }
+                    if records == 0 {
+                        break;
+                    }
+                    let res = if len == 0 {
                         Ok(0)
+                    } else if self.legacy {
+                        c.send_pfkey(&self.codec, &mut self.rng, &batch[..len])
                     } else {
-                        c.send_pfkey(&self.codec, &mut self.rng, bytes)
+                        c.send_pfkeys(&self.codec, &mut self.rng, &batch[..len])
                     };
                     if let Err(e) = res {
-                        log::warn!("peer {}: cannot send delta {seq}: {e}", self.peer_addrs[p]);
-                        self.peer_error(now, p, ErrorKind::Io, "cannot queue a delta");
+                        log::warn!(
+                            "peer {}: cannot send deltas up to {}: {e}",
+                            self.peer_addrs[p],
+                            cur.position().seq
+                        );
                         self.close_conn(now, conn, None, true);
                         return;
                     }
-                    c.feed = Feed::Stream {
-                        after: Position {
-                            epoch: after.epoch,
-                            seq,
-                        },
-                    };
-                    sent += 1;
+                    c.feed = Feed::Stream { cursor: cur };
+                    sent += u64::from(len > 0);
                 }
             }
         }
@@ -480,8 +513,22 @@ impl<
                     Ctl::SnapEnd { pos: start }
                 };
                 self.send_ctl_or_close(now, conn, &end);
-                if let Some(c) = self.conn_mut(conn) {
-                    c.feed = Feed::Stream { after: start };
+                match self.ring.cursor(start) {
+                    Ok(cursor) => {
+                        if let Some(c) = self.conn_mut(conn) {
+                            c.feed = Feed::Stream { cursor };
+                        }
+                    }
+                    Err(e) => {
+                        // The deltas since the snapshot began were evicted
+                        // while it streamed: another snapshot.
+                        log::info!("deltas since the snapshot began are gone ({e}); full snapshot");
+                        if let Some(c) = self.conn_mut(conn) {
+                            c.feed = Feed::Idle;
+                        }
+                        self.start_snapshot(now, conn);
+                        return;
+                    }
                 }
                 if let Some((p, _)) = self.slot_of(conn) {
                     if let Some(x) = self.peer_stats_mut(p) {

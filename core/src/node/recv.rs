@@ -15,6 +15,11 @@ use super::machine::{Incoming, Node};
 use super::peer_stats::ErrorKind;
 use super::peer_table::{PeerIndex, SessionId, Tiebreak};
 
+/// Records a slave lets pass before it acknowledges them at once.
+const ACK_RECORDS: u64 = 256;
+/// Longest a slave leaves its position unacknowledged.
+const ACK_DELAY: core::time::Duration = core::time::Duration::from_millis(50);
+
 /// What one step of reading produced.
 enum Step {
     /// The input is used up.
@@ -148,7 +153,8 @@ impl<
                     let session = self.session_of(conn);
                     match kind {
                         Kind::Ctl => self.on_ctl_bytes(now, session, &buf[..len]),
-                        Kind::Pfkey => self.on_pfkey_data(now, session, &buf[..len]),
+                        Kind::Pfkey if self.legacy => self.on_pfkey_data(now, session, &buf[..len]),
+                        Kind::Pfkey => self.on_pfkey_batch(now, session, &buf[..len]),
                     }
                 }
                 Step::Dropped(why, kind) => {
@@ -599,6 +605,38 @@ impl<
         }
     }
 
+    /// A v2 PF_KEY frame: one or more whole messages, each as long as its
+    /// header says. A length that does not fit ends the frame (the rest
+    /// cannot be cut apart) with one log line.
+    fn on_pfkey_batch(&mut self, now: Instant, conn: ConnId, mut msgs: &[u8]) {
+        while !msgs.is_empty() {
+            let len = msgs
+                .get(4..6)
+                .map_or(0, |b| usize::from(u16::from_ne_bytes([b[0], b[1]])) * 8);
+            if len < 16 || len > msgs.len() {
+                self.conn_error(
+                    now,
+                    conn,
+                    ErrorKind::Malformed,
+                    "bad PF_KEY length in a frame",
+                );
+                if let Some((p, _)) = self.slot_of(conn) {
+                    log::warn!(
+                        "peer {}: PF_KEY frame with a bad message length; rest of the frame dropped",
+                        self.peer_addrs[p]
+                    );
+                }
+                return;
+            }
+            let (one, rest) = msgs.split_at(len);
+            self.on_pfkey_data(now, conn, one);
+            msgs = rest;
+            if self.slot_of(conn).is_none() {
+                return;
+            }
+        }
+    }
+
     /// Whether reading `conn` must wait.
     pub(super) fn must_pause(&self, conn: ConnId) -> bool {
         !self.pfkeyq.has_room_for_any() || self.job.holds(conn)
@@ -606,6 +644,13 @@ impl<
 
     /// After reading: acknowledge progress (v2 slaves).
     fn after_recv(&mut self, now: Instant, conn: ConnId) {
+        self.ack(now, conn, false);
+    }
+
+    /// Acknowledges our position to the master we follow, at a bounded
+    /// rate: when [`ACK_RECORDS`] records are unacknowledged or
+    /// [`ACK_DELAY`] passed since the last ack (`force`: the ack timer).
+    pub(super) fn ack(&mut self, now: Instant, conn: ConnId, force: bool) {
         if self.legacy || self.incoming.is_some() || self.applied == Position::NONE {
             return;
         }
@@ -616,19 +661,41 @@ impl<
                 x.applied = applied;
             }
         }
-        let due = self
-            .conn(conn)
-            .is_some_and(|c| c.is_open() && c.up && c.acked != applied)
-            && self.peer_state_of(conn) == Some(RunState::Master);
+        let due = self.conn(conn).is_some_and(|c| {
+            c.is_open()
+                && c.up
+                && c.acked != applied
+                && (force
+                    || c.acked.epoch != applied.epoch
+                    || applied.seq.saturating_sub(c.acked.seq) >= ACK_RECORDS
+                    || now.since(c.acked_at) >= ACK_DELAY)
+        }) && self.peer_state_of(conn) == Some(RunState::Master);
         if due {
             if let Some(c) = self.conn_mut(conn) {
                 c.acked = applied;
+                c.acked_at = now;
             }
             if let Some(x) = p.and_then(|p| self.peer_stats_mut(p)) {
                 x.acked_to = applied;
             }
             self.send_ctl_or_close(now, conn, &Ctl::AckSeq(applied));
         }
+    }
+
+    /// When an unacknowledged position must be acknowledged.
+    pub(super) fn ack_deadline(&self) -> Option<Instant> {
+        // The same conditions as `ack`, or a due ack that cannot be sent
+        // would keep the timer firing.
+        let f = self.following?;
+        let c = self.conn(f.conn)?;
+        let pending = !self.legacy
+            && self.incoming.is_none()
+            && self.applied != Position::NONE
+            && c.is_open()
+            && c.up
+            && c.acked != self.applied
+            && self.peer_state_of(f.conn) == Some(RunState::Master);
+        pending.then(|| c.acked_at.add(ACK_DELAY))
     }
 
     /// Unpauses connections that may read again.

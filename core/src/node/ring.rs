@@ -216,6 +216,63 @@ impl<const BYTES: usize> DeltaRing<BYTES> {
         })
     }
 
+    /// A cursor just after `pos`, for reading the records that follow one
+    /// by one in constant time ([`next`](Self::next)). Finding the place is
+    /// a walk from the oldest record, once per resume.
+    pub fn cursor(&self, pos: Position) -> Result<Cursor, NotInRing> {
+        let mut r = self.replay_after(pos)?;
+        // Skip the records at or before `pos`; what is left starts there.
+        let mut off = r.off;
+        while r.skip > 0 && r.remaining > 0 {
+            let Some((o, len)) = record_at(r.buf, r.off) else {
+                break;
+            };
+            r.off = o + HDR + len;
+            r.remaining -= 1;
+            r.skip -= 1;
+            off = r.off;
+        }
+        Ok(Cursor { pos, off })
+    }
+
+    /// The record after `cursor` and the cursor past it, or `None` when the
+    /// cursor is at the newest record. Constant time.
+    pub fn next(&self, cursor: Cursor) -> Result<Option<(Cursor, &[u8])>, NotInRing> {
+        let pos = cursor.pos;
+        if self.epoch == 0 || pos.epoch != self.epoch {
+            return Err(NotInRing::OtherEpoch);
+        }
+        if pos.seq > self.last_seq() {
+            return Err(NotInRing::Ahead);
+        }
+        if pos.seq == self.last_seq() {
+            return Ok(None);
+        }
+        if pos.seq + 1 < self.first_seq {
+            return Err(NotInRing::Evicted);
+        }
+        // The next record is the oldest one (the ring may have been emptied
+        // and restarted at 0 since), or it follows the cursor's record.
+        let at = if pos.seq + 1 == self.first_seq {
+            self.head
+        } else {
+            cursor.off
+        };
+        let (off, len) = record_at(&self.buf, at).ok_or(NotInRing::Evicted)?;
+        let body = self
+            .buf
+            .get(off + HDR..off + HDR + len)
+            .ok_or(NotInRing::Evicted)?;
+        let next = Cursor {
+            pos: Position {
+                epoch: pos.epoch,
+                seq: pos.seq + 1,
+            },
+            off: off + HDR + len,
+        };
+        Ok(Some((next, body)))
+    }
+
     /// Where a record of `need` bytes can go without evicting, if anywhere.
     fn place(&mut self, need: usize) -> Option<usize> {
         if self.count == 0 {
@@ -268,6 +325,21 @@ fn record_at(buf: &[u8], off: usize) -> Option<(usize, usize)> {
     match len_at(off) {
         Some(len) => Some((off, len)),
         None => len_at(0).map(|len| (0, len)),
+    }
+}
+
+/// A reader's place in the ring: the last record it took and where the
+/// next one starts. Valid while the ring holds the records after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pos: Position,
+    off: usize,
+}
+
+impl Cursor {
+    /// The position of the last record taken.
+    pub fn position(&self) -> Position {
+        self.pos
     }
 }
 
@@ -472,6 +544,44 @@ mod tests {
     const B: usize = 1024;
 
     proptest! {
+        /// A cursor kept across pushes reads exactly the history after its
+        /// start, one record at a time, or says the records were evicted;
+        /// a cursor made later at any position agrees with it.
+        #[test]
+        fn cursor_follows_pushes(ops in proptest::collection::vec((0usize..400, any::<u8>(), 0usize..4), 1..300)) {
+            let mut ring = DeltaRing::<B>::new(3);
+            let mut history: Vec<Vec<u8>> = Vec::new();
+            let mut cur = ring.cursor(at(3, 0)).unwrap();
+            let mut lost = false;
+            for (n, b, reads) in ops {
+                let msg = rec(n, b);
+                if ring.push(&msg).is_ok() {
+                    history.push(msg);
+                }
+                for _ in 0..reads {
+                    if lost {
+                        break;
+                    }
+                    match ring.next(cur) {
+                        Ok(Some((next, body))) => {
+                            let seq = next.position().seq;
+                            prop_assert_eq!(body, &history[seq as usize - 1][..]);
+                            // A fresh cursor at the same place reads the same next record.
+                            let again = ring.cursor(cur.position()).unwrap();
+                            prop_assert_eq!(ring.next(again).unwrap().map(|(c, b)| (c.position(), b.to_vec())), Some((next.position(), body.to_vec())));
+                            cur = next;
+                        }
+                        Ok(None) => prop_assert_eq!(cur.position().seq, history.len() as u64),
+                        Err(e) => {
+                            prop_assert_eq!(e, NotInRing::Evicted);
+                            prop_assert!(cur.position().seq + 1 < ring.first_seq().unwrap());
+                            lost = true;
+                        }
+                    }
+                }
+            }
+        }
+
         /// The ring always holds a suffix of the epoch's history, never
         /// more than fits, and evicts only what it must.
         #[test]
