@@ -18,8 +18,18 @@ use crate::state::{Position, RunState};
 /// Length of a legacy control message; shorter input is [`CtlError::Truncated`].
 pub const LEGACY_LEN: usize = 12;
 
-/// Length of the longest control message ([`Ctl::Digest`]).
-pub const MAX_LEN: usize = 92;
+/// Length of the longest control message ([`Ctl::Buckets`]).
+pub const MAX_LEN: usize = 4 + 16 + 4 + 8 * BUCKETS_PER_CHUNK + 8;
+
+/// Buckets of the anti-entropy digest (see `node::fingerprint`): the
+/// identity space is cut into this many parts.
+pub const BUCKETS: usize = 256;
+
+/// A set of buckets as a bitmap (bucket `b` is bit `b % 8` of byte `b / 8`).
+pub type BucketSet = [u8; BUCKETS / 8];
+
+/// Buckets whose sums one [`Ctl::Buckets`] message carries.
+pub const BUCKETS_PER_CHUNK: usize = 64;
 
 /// Control message type: the first big-endian word of every message.
 ///
@@ -53,6 +63,10 @@ pub enum CtlType {
     Digest = 20,
     /// 21 (v2): the delta stream resumes after a position (no snapshot).
     Resume = 21,
+    /// 22 (v2): per-bucket sums of the master's tables.
+    Buckets = 22,
+    /// 23 (v2): a slave asks for the entries of some buckets again.
+    Repair = 23,
 }
 
 impl CtlType {
@@ -76,6 +90,8 @@ impl CtlType {
             19 => CtlType::SnapEnd,
             20 => CtlType::Digest,
             21 => CtlType::Resume,
+            22 => CtlType::Buckets,
+            23 => CtlType::Repair,
             _ => return None,
         })
     }
@@ -95,6 +111,8 @@ impl CtlType {
             CtlType::SnapEnd => "CTL_SNAPEND",
             CtlType::Digest => "CTL_DIGEST",
             CtlType::Resume => "CTL_RESUME",
+            CtlType::Buckets => "CTL_BUCKETS",
+            CtlType::Repair => "CTL_REPAIR",
         }
     }
 
@@ -121,8 +139,13 @@ impl core::fmt::Display for CtlType {
 /// | `Ack` | 12 | acknowledged type `u32`, acker's state `u32` |
 /// | `EndSnap` | 12 | `0u32`, `0u32` |
 /// | `AckSeq`, `Resync`, `SnapEnd`, `Resume` | 20 | epoch `u64`, seq `u64` |
-/// | `SnapBegin` | 24 | epoch `u64`, seq `u64`, flags `u32` (bit 0 = sweep, others 0) |
-/// | `Digest` | 92 | epoch `u64`, seq `u64`, sas `u32`, flows `u32`, SA digest `[u8; 32]`, flow digest `[u8; 32]` |
+/// | `SnapBegin` | 28 or 60 | epoch `u64`, seq `u64`, flags `u32` (bit 0 = sweep, bit 1 = only some buckets, others 0), expected entries `u32`, then with bit 1 the bucket set `[u8; 32]` |
+/// | `Digest` | 96 | epoch `u64`, seq `u64`, sas `u32`, flows `u32`, SA digest `[u8; 32]`, flow digest `[u8; 32]`, flags `u32` (bit 0 = partial: the tables changed while they were read, the whole-table digests do not apply) |
+/// | `Buckets` | 548 | epoch `u64`, seq `u64`, first bucket `u32`, 64 sums `u64`, unknown-bucket mask `u64` (bit i: bucket first + i changed while read) |
+/// | `Repair` | 52 | epoch `u64`, seq `u64`, bucket set `[u8; 32]` |
+// `Buckets` is 548 bytes and the rest are small; boxing needs a heap core
+// has not, and a decoded `Ctl` lives on the stack only while it is handled.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Ctl {
     /// `CTL_STATE`: the sender's run state.
@@ -147,13 +170,19 @@ pub enum Ctl {
     /// v2, master → slave: no snapshot is needed; the delta stream
     /// continues right after this position (the slave's resume point).
     Resume(Position),
-    /// v2, master → slave: a full snapshot follows, after which the stream
-    /// continues at `pos`.
+    /// v2, master → slave: a snapshot follows (of every bucket, or of
+    /// `buckets` only), after which the stream continues at `pos`.
     SnapBegin {
         /// Where the delta stream continues after the snapshot.
         pos: Position,
-        /// The slave must delete what the snapshot did not contain.
+        /// The slave must delete what the snapshot did not contain (in the
+        /// buckets it covers).
         sweep: bool,
+        /// About how many entries follow (0: unknown), so the slave's
+        /// platform can size the marks.
+        expect: u32,
+        /// `Some`: only the entries of these buckets follow (a repair).
+        buckets: Option<BucketSet>,
     },
     /// v2, master → slave: the snapshot announced by `SnapBegin` is complete.
     SnapEnd {
@@ -173,6 +202,29 @@ pub enum Ctl {
         sa_digest: [u8; 32],
         /// Digest over the flows.
         flow_digest: [u8; 32],
+        /// The tables changed while they were read: the whole-table digests
+        /// do not apply; the buckets not marked unknown still do.
+        partial: bool,
+    },
+    /// v2, master → slave: the sums of buckets `first..first + 64` at
+    /// `pos`, sent right after the `Digest` they belong to.
+    Buckets {
+        /// The position of the digest.
+        pos: Position,
+        /// The first bucket.
+        first: u32,
+        /// Each bucket's sum.
+        sums: [u64; BUCKETS_PER_CHUNK],
+        /// Bit `i`: bucket `first + i` changed while it was read.
+        unknown: u64,
+    },
+    /// v2, slave → master: the slave's tables differ from the digest at
+    /// `pos` in these buckets; send their entries again.
+    Repair {
+        /// The digest's position.
+        pos: Position,
+        /// The buckets that differ.
+        buckets: BucketSet,
     },
 }
 
@@ -189,8 +241,10 @@ pub enum CtlError {
     BadState(u32),
     /// The subject of an error or ack names no type.
     BadAbout(u32),
-    /// `SnapBegin` flags with unknown bits set.
+    /// `SnapBegin` or `Digest` flags with unknown bits set.
     BadFlags(u32),
+    /// A `Buckets` chunk that does not start at a chunk boundary.
+    BadBucket(u32),
     /// Bytes after the end of a v2 message.
     Trailing,
     /// The output buffer cannot hold the encoding.
@@ -204,7 +258,8 @@ impl core::fmt::Display for CtlError {
             CtlError::UnknownType(t) => write!(f, "unknown control message type {t}"),
             CtlError::BadState(s) => write!(f, "invalid run state {s} in control message"),
             CtlError::BadAbout(t) => write!(f, "control message refers to unknown type {t}"),
-            CtlError::BadFlags(x) => write!(f, "unknown snapshot flags {x:#x}"),
+            CtlError::BadFlags(x) => write!(f, "unknown flags {x:#x} in control message"),
+            CtlError::BadBucket(b) => write!(f, "bucket chunk starting at {b}"),
             CtlError::Trailing => f.write_str("trailing bytes after control message"),
             CtlError::BufferTooSmall => f.write_str("buffer too small for control message"),
         }
@@ -215,6 +270,10 @@ impl core::error::Error for CtlError {}
 
 /// `SnapBegin` flag: the slave deletes what the snapshot did not contain.
 const FLAG_SWEEP: u32 = 1;
+/// `SnapBegin` flag: only some buckets follow; their set comes last.
+const FLAG_BUCKETS: u32 = 2;
+/// `Digest` flag: the whole-table digests do not apply.
+const FLAG_PARTIAL: u32 = 1;
 
 impl Ctl {
     /// The type word of this message.
@@ -230,6 +289,8 @@ impl Ctl {
             Ctl::SnapEnd { .. } => CtlType::SnapEnd,
             Ctl::Resume(_) => CtlType::Resume,
             Ctl::Digest { .. } => CtlType::Digest,
+            Ctl::Buckets { .. } => CtlType::Buckets,
+            Ctl::Repair { .. } => CtlType::Repair,
         }
     }
 
@@ -243,8 +304,13 @@ impl Ctl {
         match self {
             Ctl::State(_) | Ctl::Error(_) | Ctl::Ack { .. } | Ctl::EndSnap => LEGACY_LEN,
             Ctl::AckSeq(_) | Ctl::Resync(_) | Ctl::SnapEnd { .. } | Ctl::Resume(_) => 20,
-            Ctl::SnapBegin { .. } => 24,
-            Ctl::Digest { .. } => MAX_LEN,
+            Ctl::SnapBegin { buckets: None, .. } => 28,
+            Ctl::SnapBegin {
+                buckets: Some(_), ..
+            } => 60,
+            Ctl::Digest { .. } => 96,
+            Ctl::Buckets { .. } => MAX_LEN,
+            Ctl::Repair { .. } => 52,
         }
     }
 
@@ -274,9 +340,37 @@ impl Ctl {
             Ctl::AckSeq(pos) | Ctl::Resync(pos) | Ctl::SnapEnd { pos } | Ctl::Resume(pos) => {
                 w.pos(pos)?
             }
-            Ctl::SnapBegin { pos, sweep } => {
+            Ctl::SnapBegin {
+                pos,
+                sweep,
+                expect,
+                ref buckets,
+            } => {
                 w.pos(pos)?;
-                w.u32(if sweep { FLAG_SWEEP } else { 0 })?;
+                let flags = if sweep { FLAG_SWEEP } else { 0 }
+                    | if buckets.is_some() { FLAG_BUCKETS } else { 0 };
+                w.u32(flags)?;
+                w.u32(expect)?;
+                if let Some(b) = buckets {
+                    w.bytes(b)?;
+                }
+            }
+            Ctl::Buckets {
+                pos,
+                first,
+                ref sums,
+                unknown,
+            } => {
+                w.pos(pos)?;
+                w.u32(first)?;
+                for s in sums {
+                    w.bytes(&s.to_be_bytes())?;
+                }
+                w.bytes(&unknown.to_be_bytes())?;
+            }
+            Ctl::Repair { pos, ref buckets } => {
+                w.pos(pos)?;
+                w.bytes(buckets)?;
             }
             Ctl::Digest {
                 pos,
@@ -284,12 +378,14 @@ impl Ctl {
                 flows,
                 ref sa_digest,
                 ref flow_digest,
+                partial,
             } => {
                 w.pos(pos)?;
                 w.u32(sas)?;
                 w.u32(flows)?;
                 w.bytes(sa_digest)?;
                 w.bytes(flow_digest)?;
+                w.u32(if partial { FLAG_PARTIAL } else { 0 })?;
             }
         }
         Ok(w.at)
@@ -324,20 +420,61 @@ impl Ctl {
             CtlType::SnapBegin => {
                 let pos = r.pos()?;
                 let flags = r.u32()?;
-                if flags & !FLAG_SWEEP != 0 {
+                if flags & !(FLAG_SWEEP | FLAG_BUCKETS) != 0 {
                     return Err(CtlError::BadFlags(flags));
                 }
+                let expect = r.u32()?;
+                let buckets = if flags & FLAG_BUCKETS != 0 {
+                    Some(r.take()?)
+                } else {
+                    None
+                };
                 Ctl::SnapBegin {
                     pos,
                     sweep: flags & FLAG_SWEEP != 0,
+                    expect,
+                    buckets,
                 }
             }
-            CtlType::Digest => Ctl::Digest {
+            CtlType::Digest => {
+                let pos = r.pos()?;
+                let sas = r.u32()?;
+                let flows = r.u32()?;
+                let sa_digest = r.arr32()?;
+                let flow_digest = r.arr32()?;
+                let flags = r.u32()?;
+                if flags & !FLAG_PARTIAL != 0 {
+                    return Err(CtlError::BadFlags(flags));
+                }
+                Ctl::Digest {
+                    pos,
+                    sas,
+                    flows,
+                    sa_digest,
+                    flow_digest,
+                    partial: flags & FLAG_PARTIAL != 0,
+                }
+            }
+            CtlType::Buckets => {
+                let pos = r.pos()?;
+                let first = r.u32()?;
+                if first as usize % BUCKETS_PER_CHUNK != 0 || first as usize >= BUCKETS {
+                    return Err(CtlError::BadBucket(first));
+                }
+                let mut sums = [0u64; BUCKETS_PER_CHUNK];
+                for s in sums.iter_mut() {
+                    *s = r.u64()?;
+                }
+                Ctl::Buckets {
+                    pos,
+                    first,
+                    sums,
+                    unknown: r.u64()?,
+                }
+            }
+            CtlType::Repair => Ctl::Repair {
                 pos: r.pos()?,
-                sas: r.u32()?,
-                flows: r.u32()?,
-                sa_digest: r.arr32()?,
-                flow_digest: r.arr32()?,
+                buckets: r.take()?,
             },
         };
         if !ty.is_legacy() && r.at != bytes.len() {

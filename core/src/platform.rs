@@ -77,6 +77,7 @@
 use core::net::IpAddr;
 
 use crate::crypto::Crypto;
+use crate::node::marks::MarkStore;
 use crate::node::{
     ConnId, DemoteEffect, DumpFlow, DumpId, DumpOp, Event, IkeRequest, Node, Received, Table,
 };
@@ -192,8 +193,8 @@ const MAX_DUMPS: usize = 64;
 
 /// Moves a node's outputs into the platform until nothing changes (see the
 /// module documentation). Call it after every input and every timeout.
-pub fn drive<C, R, Pl, const P: usize, const RING: usize, const MARKS: usize, const TX: usize>(
-    node: &mut Node<C, R, P, RING, MARKS, TX>,
+pub fn drive<C, R, Pl, const P: usize, const RING: usize, M: MarkStore, const TX: usize>(
+    node: &mut Node<C, R, P, RING, M, TX>,
     platform: &mut Pl,
 ) -> Result<(), Livelock>
 where
@@ -273,8 +274,8 @@ where
 }
 
 /// Carries out every event the node has queued; whether there was one.
-fn events<C, R, Pl, const P: usize, const RING: usize, const MARKS: usize, const TX: usize>(
-    node: &mut Node<C, R, P, RING, MARKS, TX>,
+fn events<C, R, Pl, const P: usize, const RING: usize, M: MarkStore, const TX: usize>(
+    node: &mut Node<C, R, P, RING, M, TX>,
     platform: &mut Pl,
     now: Instant,
 ) -> bool
@@ -291,8 +292,8 @@ where
     any
 }
 
-fn dispatch<C, R, Pl, const P: usize, const RING: usize, const MARKS: usize, const TX: usize>(
-    node: &mut Node<C, R, P, RING, MARKS, TX>,
+fn dispatch<C, R, Pl, const P: usize, const RING: usize, M: MarkStore, const TX: usize>(
+    node: &mut Node<C, R, P, RING, M, TX>,
     platform: &mut Pl,
     now: Instant,
     e: Event,

@@ -33,6 +33,7 @@ pub mod ike;
 pub mod kernel;
 pub mod links;
 mod logcap;
+pub mod marks;
 pub mod net;
 pub mod oracle;
 pub mod pfmsg;

@@ -42,6 +42,9 @@ TCP-like links (latency, bandwidth, partial writes, resets, partitions,
 half-open connections), an IKE daemon workload on the master (negotiation,
 rekeys, expiry, flows, flushes), an adversary that flips, truncates, injects
 and replays bytes, strangers, and operators editing a slave's SADB by hand.
+One seed in a hundred boots every host with 10,000-15,000 SAs and half as
+many flows, diverged a little per host; some give the nodes firmware-sized
+storage for snapshot marks.
 Time is simulated and one seed drives every random choice: the same seed
 gives the same run.
 
@@ -52,8 +55,8 @@ congestion control, and kernel behaviour beyond what sasyncd relies on.
 CHECKS (oracles), each failure naming seed, time and node: data is applied
 only from a master and never by a master; no frame goes to an unconfigured
 address; no demotion is held over 60 s or released more often than raised;
-after healing, every slave equals the master within the stated bound;
-at a master's death its in-sync slaves hold everything it had; a v2 snapshot
+after healing, every slave equals the master within the stated bound (no
+stale entry survives, none is missing); at a master's death its in-sync slaves hold everything it had; a v2 snapshot
 never empties a slave's SADB; adversary traffic is rejected; without
 injected loss, anti-entropy never finds a difference.
 ";

@@ -9,7 +9,7 @@ use sasyncd_core::time::Instant;
 
 use crate::carp::LINK_STATE_UP;
 use crate::errno::Errno;
-use crate::kernel::{synced_by, Kernel};
+use crate::kernel::synced_by;
 use crate::scenario::Scenario;
 use crate::world::World;
 
@@ -109,19 +109,6 @@ fn keep_all() -> impl Fn(&sasyncd_core::pfkey::Msg<'_>) -> bool {
         },
         Vec::new(),
     )
-}
-
-/// Differences between two kernels after the filter, or `None` if equal.
-fn differ(a: &Kernel, b: &Kernel) -> Option<String> {
-    let keep = keep_all();
-    match a.entries_equal_after_filter(b, &keep) {
-        Ok(()) => None,
-        Err(d) => Some(format!(
-            "{} differences, first: {}",
-            d.len(),
-            d.first().cloned().unwrap_or_default()
-        )),
-    }
 }
 
 impl Oracle {
@@ -359,8 +346,8 @@ impl Oracle {
         }
     }
 
-    /// Failover: the master `m` is about to crash. Every slave that had a
-    /// session with it (whoever it followed) must hold everything the
+    /// Failover: the master `m` is about to crash. Every slave in sync that
+    /// had a session with it (whoever it followed) must hold everything the
     /// master held a round trip before it died; a slave that is to become
     /// master next must not lack any of it. Followers must also have
     /// applied its delta stream up to where it was a second before.
@@ -405,7 +392,14 @@ impl Oracle {
                         .up_since
                         .is_some_and(|t| now.since(t) > Duration::from_secs(5))
             });
-            if !connected || s.run_state != RunState::Slave || s.pfkey_queued > 0 {
+            // A slave still taking a snapshot or repairing buckets knows
+            // it lacks something (and says so); only in-sync ones count.
+            if !connected
+                || s.run_state != RunState::Slave
+                || s.pfkey_queued > 0
+                || s.syncing
+                || s.repairing
+            {
                 continue;
             }
             self.failover_checks += 1;
@@ -433,6 +427,39 @@ impl Oracle {
                     ),
                 );
             }
+        }
+    }
+
+    /// At the end, slave `i` equals master `m`: nothing stale survived (an
+    /// entry the master does not have), nothing is missing or different.
+    fn converged(&mut self, now: Instant, m: usize, i: usize, w: &World) {
+        let Err(d) = w.hosts[m]
+            .kernel
+            .entries_equal_after_filter(&w.hosts[i].kernel, &keep_all())
+        else {
+            return;
+        };
+        let (stale, other): (Vec<_>, Vec<_>) =
+            d.iter().partition(|x| x.ends_with("only on the right"));
+        if let Some(first) = stale.first() {
+            self.fail(
+                now,
+                Some(i),
+                format!(
+                    "{} stale entries survived convergence (master n{m} has none of them), first: {first}",
+                    stale.len()
+                ),
+            );
+        }
+        if let Some(first) = other.first() {
+            self.fail(
+                now,
+                Some(i),
+                format!(
+                    "not converged with master n{m}: {} entries missing or different, first: {first}",
+                    other.len()
+                ),
+            );
         }
     }
 
@@ -475,9 +502,7 @@ impl Oracle {
                 );
             }
             if i != m {
-                if let Some(d) = differ(&w.hosts[m].kernel, &h.kernel) {
-                    self.fail(now, Some(i), format!("not converged with master n{m}: {d}"));
-                }
+                self.converged(now, m, i, w);
             }
         }
         let rejected: u64 = (0..w.hosts.len())

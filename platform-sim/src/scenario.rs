@@ -99,6 +99,12 @@ pub struct Scenario {
     pub digest_interval: Duration,
     /// Planted bugs.
     pub bugs: Bugs,
+    /// Most snapshot marks each node's platform gives it (`None`: as many
+    /// as needed), as firmware with a small fixed buffer would.
+    pub mark_limit: Option<usize>,
+    /// SAs (and half as many flows) every host holds at boot, with a
+    /// little divergence between hosts (see `world::preload`).
+    pub preload: usize,
 }
 
 /// Longest time to convergence once the network is healed and the
@@ -130,6 +136,8 @@ impl Scenario {
             lossy_promisc: false,
             digest_interval,
             bugs: Bugs::default(),
+            mark_limit: None,
+            preload: 0,
         }
     }
 
@@ -153,13 +161,29 @@ impl Scenario {
             s.tamper = if r.chance(0.2) { 0.01 } else { 0.0 };
             s.lossy_promisc = r.chance(0.3);
         }
+        // Firmware-like mark storage, too small for a full snapshot.
+        if r.chance(0.15) {
+            s.mark_limit = Some(8 + r.index(40));
+        }
+        // A large SADB at boot, diverged a little on every slave: the
+        // sweep and the bucket repair at scale (marks that fit a bucket).
+        if !s.legacy && r.chance(0.01) {
+            s.preload = 10_000 + r.index(5_000);
+            s.mark_limit = r.chance(0.3).then(|| 1024 + r.index(3072));
+        }
         s.name = format!(
-            "random n={} {} faults/min={} tamper={} lossy={}",
+            "random n={} {} faults/min={} tamper={} lossy={} marks={}{}",
             n,
             if s.legacy { "legacy" } else { "v2" },
             s.faults_per_min,
             s.tamper,
-            s.lossy_promisc
+            s.lossy_promisc,
+            s.mark_limit.map_or("any".to_string(), |l| l.to_string()),
+            if s.preload > 0 {
+                format!(" preload={}", s.preload)
+            } else {
+                String::new()
+            }
         );
         s
     }

@@ -42,7 +42,15 @@ pub struct Takeovers {
     /// In order.
     pub list: Vec<Takeover>,
     current: Option<usize>,
+    last_sample: Option<Instant>,
+    /// Every slave of the current takeover is in sync and lacks nothing.
+    settled: bool,
 }
+
+/// How often a takeover is sampled, and for how long (walking a large
+/// SADB on every event would dominate a run).
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+const SAMPLE_FOR: Duration = Duration::from_secs(60);
 
 impl Takeovers {
     /// carp changed node `i`'s link state.
@@ -54,6 +62,7 @@ impl Takeovers {
                 slaves: Vec::new(),
             });
             self.current = Some(self.list.len() - 1);
+            self.settled = false;
         } else if self.current.is_some_and(|c| self.list[c].master == i) {
             self.current = None;
         }
@@ -62,6 +71,15 @@ impl Takeovers {
     /// Samples the current takeover.
     pub fn tick(&mut self, w: &World) {
         let Some(c) = self.current else { return };
+        if self.settled
+            || self
+                .last_sample
+                .is_some_and(|l| w.now.since(l) < SAMPLE_EVERY)
+            || w.now.since(self.list[c].at) > SAMPLE_FOR
+        {
+            return;
+        }
+        self.last_sample = Some(w.now);
         let t = &mut self.list[c];
         let m = t.master;
         if w.node_stats(m)
@@ -75,6 +93,7 @@ impl Takeovers {
                 .saturating_sub(round_trip(&w.sc).as_millis() as u64),
         );
         let addr = w.hosts[m].addr;
+        let mut settled = true;
         for (n, h) in w.hosts.iter().enumerate() {
             let Some(node) = h.node.as_ref().filter(|_| n != m) else {
                 continue;
@@ -112,6 +131,8 @@ impl Takeovers {
             if e.in_sync_after.is_none() {
                 e.in_sync_after = synced;
             }
+            settled &= missing == 0 && e.in_sync_after.is_some();
         }
+        self.settled = settled && !t.slaves.is_empty();
     }
 }

@@ -16,6 +16,7 @@ use crate::ike::{Ike, IkeConfig};
 use crate::kernel::Kernel;
 use crate::links::Links;
 use crate::logcap;
+use crate::marks::VecMarks;
 use crate::net::{ConnId as NetConn, Net, RandomTamper, SegmentInfo, Tamper};
 use crate::oracle::Oracle;
 use crate::rng::Rng;
@@ -25,9 +26,11 @@ use crate::trace::Trace;
 
 mod faults;
 mod io;
+mod preload;
 
-/// The node type the simulator runs: 8 peers, 64 KiB ring, 16 KiB marks.
-pub type SimNode = Node<SoftCrypto, SimRandom, 8, { 64 * 1024 }, { 16 * 1024 }, { 16 * 1024 }>;
+/// The node type the simulator runs: 8 peers, 64 KiB ring, marks in a
+/// vector, 16 KiB send buffers.
+pub type SimNode = Node<SoftCrypto, SimRandom, 8, { 64 * 1024 }, VecMarks, { 16 * 1024 }>;
 
 /// The node's randomness, from the world's seeded generator.
 #[derive(Debug)]
@@ -208,6 +211,7 @@ impl World {
             sc,
         };
         logcap::capture(log_nodes);
+        w.preload();
         for i in 0..w.hosts.len() {
             w.boot(i);
         }

@@ -45,7 +45,10 @@ fn skipping_the_sweep_is_caught() {
         0..200,
     );
     let (seed, what) = c.expect("a swarm of 200 seeds catches a missing sweep");
-    assert!(what.contains("not converged"), "seed {seed}: {what}");
+    assert!(
+        what.contains("stale entries survived convergence"),
+        "seed {seed}: {what}"
+    );
 }
 
 #[test]

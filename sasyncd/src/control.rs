@@ -260,6 +260,7 @@ pub fn show(s: &Status<'_>) -> String {
         ),
     );
     line("syncing", &n.syncing);
+    line("repairing", &n.repairing);
     match n.following {
         Some((a, synced)) => line(
             "following",

@@ -13,6 +13,7 @@ use nix::unistd::{fork, ForkResult};
 use sasyncd_core::config::{Config, ListenOn};
 use sasyncd_core::crypto::SoftCrypto;
 use sasyncd_core::node::{Node, Settings};
+use sasyncd_sim::marks::VecMarks;
 
 use crate::conffile;
 use crate::control::Control;
@@ -79,6 +80,7 @@ pub fn check(path: &Path) -> Result<Config, StartError> {
         Settings::new([0; 16], 0, 0),
         SoftCrypto,
         OsRandom,
+        VecMarks::new(),
         sasyncd_core::time::Instant::ZERO,
     );
     if let Err(e) = node {
@@ -240,8 +242,15 @@ fn network(
     sasyncd_core::random::Random::fill(&mut OsRandom, &mut boot);
     let settings = Settings::new(node_id(cfg), u64::from_ne_bytes(boot), pid);
     let node: Box<DaemonNode> = Box::new(
-        Node::new(cfg, settings, SoftCrypto, OsRandom, clock.now())
-            .map_err(|e| err(e.to_string()))?,
+        Node::new(
+            cfg,
+            settings,
+            SoftCrypto,
+            OsRandom,
+            VecMarks::new(),
+            clock.now(),
+        )
+        .map_err(|e| err(e.to_string()))?,
     );
     let source: Option<IpAddr> = sockets::source_addr(&cfg.listen);
     let chan = NetChannel::new(chan).map_err(|e| err(e.to_string()))?;

@@ -23,7 +23,8 @@ use std::time::Duration;
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
 use sasyncd_core::node::{
-    ConnId, DumpId, IkeMode, Node, NodeError, NodeStats, PeerView, Reconfigured, Settings,
+    ConnId, DumpId, FixedMarks, IkeMode, Node, NodeError, NodeStats, PeerView, Reconfigured,
+    Settings,
 };
 use sasyncd_core::pfkey::set_pid_seq;
 use sasyncd_core::platform::drive;
@@ -39,9 +40,10 @@ use crate::in_core;
 mod io;
 
 /// The node type the harness runs: 4 peers, `RING` bytes of delta ring,
-/// `MARKS` bytes of snapshot marks.
+/// room for `MARKS` snapshot marks (a fixed store: the zero-allocation test
+/// counts every heap use inside the node).
 pub type HNode<const RING: usize, const MARKS: usize> =
-    Node<SoftCrypto, SimRandom, 4, RING, MARKS, { 16 * 1024 }>;
+    Node<SoftCrypto, SimRandom, 4, RING, FixedMarks<MARKS>, { 16 * 1024 }>;
 
 /// The shared key every generated config uses (the §16 example key).
 pub const KEY: &str = "sasyncd-test-key";
@@ -220,7 +222,15 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
         let mut settings = Settings::new(id, n.seed, n.pid);
         settings.digest_interval = self.digest_interval;
         let rng = SimRandom(Rng::new(n.seed));
-        let node = in_core!(Node::new(&cfg, settings, SoftCrypto, rng, now)).expect("node");
+        let node = in_core!(Node::new(
+            &cfg,
+            settings,
+            SoftCrypto,
+            rng,
+            FixedMarks::new(),
+            now
+        ))
+        .expect("node");
         n.node = Some(Box::new(node));
         if cfg.locked.is_none() {
             let ls = n.link_state;

@@ -219,13 +219,16 @@ fn legacy_reconnect_gets_a_flushing_snapshot() {
     assert_eq!(first, SADB_FLUSH, "flushmode startup: FLUSH first");
 }
 
+/// Issue 9: a slave that fell behind the ring is resumed from the head and
+/// repaired bucket by bucket (no full snapshot): the missed SAs arrive and
+/// the stale one goes, in a repair of only the buckets that differ.
 #[test]
-fn ring_overflow_gives_a_sweeping_snapshot() {
+fn ring_overflow_is_repaired_by_bucket() {
     let mut w = pair("v2");
     w.run_for(2000);
-    let sweeps = w.stats(1).counters.sweeps;
+    let snaps = w.stats(0).counters.snapshots_started;
     w.cut(0, 1);
-    // A stale SA only the slave has: the sweep must remove it.
+    // A stale SA only the slave has: the repair's sweep must remove it.
     let stale = esp_add(0xdead, ip("192.0.2.1"), ip("192.0.2.99"));
     w.nodes[1].kernel.manual_write(&stale).unwrap();
     for k in 0..60 {
@@ -237,10 +240,108 @@ fn ring_overflow_gives_a_sweeping_snapshot() {
     }
     w.run_for(5000);
     assert!(w.synced(0, 1), "slave converged");
-    let c1 = w.stats(1).counters;
-    assert_eq!(c1.sweeps, sweeps + 1);
-    assert_eq!(c1.swept, 1);
-    assert!(w.stats(0).counters.snapshots_started >= 2);
+    let (c0, c1) = (w.stats(0).counters, w.stats(1).counters);
+    assert_eq!(c0.snapshots_started, snaps, "no full snapshot");
+    assert_eq!(c0.resumes_with_repair, 1);
+    assert!(c0.repairs >= 1 && c1.repairs_done >= 1);
+    assert_eq!(c1.swept, 1, "the stale SA was swept");
+    assert_eq!(
+        c1.digest_mismatches, 0,
+        "differences after a resume are repairs"
+    );
+    assert!(c1.resume_repairs >= 1);
+}
+
+/// A snapshot that outlasts the delta ring (a large SADB on a busy master)
+/// ends in a resume and a repair of what the evicted deltas changed, not
+/// in another full snapshot, which would outlast the ring again.
+#[test]
+fn a_snapshot_that_outlasts_the_ring_ends_in_a_repair() {
+    let mut w: World<1024, 4096> = World::new(vec![
+        config(0, 2, "mode master\nprotocol v2"),
+        config(1, 2, "mode slave\nprotocol v2"),
+    ]);
+    w.window = Some(4096);
+    w.crash(1);
+    for k in 0..200u32 {
+        let spi = w.next_spi();
+        let m = esp_add(spi, ip("192.0.2.1"), ip4(0xc633_6400 + k));
+        w.nodes[0].kernel.manual_write(&m).unwrap();
+    }
+    let stale = esp_add(0xdead, ip("192.0.2.1"), ip("192.0.2.99"));
+    w.nodes[1].kernel.manual_write(&stale).unwrap();
+    w.settle();
+    w.start(1);
+    for _ in 0..10_000 {
+        if !w.step() {
+            w.tick(10);
+        }
+        let n = w.nodes[1].kernel.sa_count();
+        if n > 10 && n < 150 {
+            break;
+        }
+    }
+    let n = w.nodes[1].kernel.sa_count();
+    assert!(n > 10 && n < 150, "snapshot mid-way ({n})");
+    // Far more deltas than the 1 KiB ring holds, while it streams.
+    for k in 0..40 {
+        let spi = w.next_spi();
+        w.ike_write(
+            0,
+            &esp_add(spi, ip("192.0.2.1"), ip(&format!("198.51.100.{k}"))),
+        );
+    }
+    w.run_for(5000);
+    assert!(w.synced(0, 1), "slave converged");
+    let (c0, c1) = (w.stats(0).counters, w.stats(1).counters);
+    assert_eq!(c0.snapshots_started, 1, "no second full snapshot");
+    assert_eq!(c0.resumes_with_repair, 1);
+    assert!(c1.repairs_done >= 1, "the buckets were repaired");
+    assert_eq!(c1.swept, 1, "the stale SA was swept");
+    assert_eq!(
+        c1.digest_mismatches, 0,
+        "differences after a resume are repairs"
+    );
+    assert!(!w.stats(1).repairing);
+}
+
+/// With a mark store far smaller than the SADB (firmware), the snapshot's
+/// sweep is redone in batches of buckets; a batch that holds more entries
+/// than the store is asked again in smaller ones. Nothing live is deleted
+/// and nothing stale survives.
+#[test]
+fn a_small_mark_store_sweeps_exactly_in_batches() {
+    let mut w: World<8192, 12> = World::new(vec![
+        config(0, 2, "mode master\nprotocol v2"),
+        config(1, 2, "mode slave\nprotocol v2"),
+    ]);
+    w.crash(1);
+    for k in 0..600u32 {
+        let spi = w.next_spi();
+        let m = esp_add(spi, ip("192.0.2.1"), ip4(0xc633_6400 + k));
+        w.nodes[0].kernel.manual_write(&m).unwrap();
+    }
+    for k in 0..30u32 {
+        let stale = esp_add(0xd000 + k, ip("192.0.2.1"), ip4(0xcb00_7100 + k));
+        w.nodes[1].kernel.manual_write(&stale).unwrap();
+    }
+    w.settle();
+    w.start(1);
+    w.run_for(20_000);
+    assert!(w.synced(0, 1), "slave converged");
+    let s = w.stats(1);
+    assert_eq!(s.counters.swept, 30, "every stale SA swept");
+    assert!(
+        s.counters.sweeps_skipped >= 2,
+        "the snapshot and at least one batch overflowed ({})",
+        s.counters.sweeps_skipped
+    );
+    assert!(!s.syncing && !s.repairing);
+    assert_eq!(
+        w.stats(0).counters.snapshots_started,
+        1,
+        "one full snapshot"
+    );
 }
 
 #[test]
@@ -684,6 +785,7 @@ fn a_connect_that_never_ends_is_ended_by_the_node() {
         Settings::new([1; 16], 7, 100),
         SoftCrypto,
         SimRandom(Rng::new(7)),
+        sasyncd_core::node::FixedMarks::new(),
         t0,
     )
     .unwrap();

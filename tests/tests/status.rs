@@ -230,6 +230,7 @@ fn phases_step_by_step() {
         Settings::new([1; 16], 7, 100),
         SoftCrypto,
         SimRandom(Rng::new(7)),
+        sasyncd_core::node::FixedMarks::new(),
         t0,
     )
     .unwrap();

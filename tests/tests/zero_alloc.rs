@@ -72,8 +72,8 @@ fn the_counter_counts_heap_use_inside_core() {
 #[test]
 fn sizes() {
     println!(
-        "size_of DefaultNode<SoftCrypto, SimRandom> = {} bytes",
-        std::mem::size_of::<DefaultNode<SoftCrypto, SimRandom>>()
+        "size_of DefaultNode<SoftCrypto, SimRandom, VecMarks> = {} bytes",
+        std::mem::size_of::<DefaultNode<SoftCrypto, SimRandom, sasyncd_sim::marks::VecMarks>>()
     );
     println!(
         "size_of harness node (4 peers, 8 KiB ring, 4 KiB marks) = {} bytes",

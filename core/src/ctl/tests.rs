@@ -1,6 +1,7 @@
 use super::*;
 use proptest::prelude::*;
 use std::format;
+use std::vec;
 use std::vec::Vec;
 
 fn hex(s: &str) -> Vec<u8> {
@@ -49,12 +50,12 @@ fn legacy_type_numbers_and_names() {
         assert_eq!(t.name(), names[i]);
         assert!(t.is_legacy());
     }
-    for v in 16..=21 {
+    for v in 16..=23 {
         let t = CtlType::from_u32(v).unwrap();
         assert_eq!(t.to_u32(), v);
         assert!(!t.is_legacy());
     }
-    for v in (6..16).chain([22, 255, u32::MAX]) {
+    for v in (6..16).chain([24, 255, u32::MAX]) {
         assert_eq!(CtlType::from_u32(v), None);
     }
 }
@@ -120,13 +121,46 @@ fn v2_layouts() {
     assert_eq!(enc(&Ctl::AckSeq(pos)), hex(&format!("00000010 {p}")));
     assert_eq!(enc(&Ctl::Resync(pos)), hex(&format!("00000011 {p}")));
     assert_eq!(
-        enc(&Ctl::SnapBegin { pos, sweep: true }),
-        hex(&format!("00000012 {p} 00000001"))
+        enc(&Ctl::SnapBegin {
+            pos,
+            sweep: true,
+            expect: 5,
+            buckets: None
+        }),
+        hex(&format!("00000012 {p} 00000001 00000005"))
+    );
+    let mut set = [0u8; 32];
+    set[0] = 0x81;
+    assert_eq!(
+        enc(&Ctl::SnapBegin {
+            pos,
+            sweep: false,
+            expect: 0,
+            buckets: Some(set)
+        }),
+        hex(&format!(
+            "00000012 {p} 00000002 00000000 81{}",
+            "00".repeat(31)
+        ))
     );
     assert_eq!(
-        enc(&Ctl::SnapBegin { pos, sweep: false }),
-        hex(&format!("00000012 {p} 00000000"))
+        enc(&Ctl::Repair { pos, buckets: set }),
+        hex(&format!("00000017 {p} 81{}", "00".repeat(31)))
     );
+    let mut sums = [0u64; 64];
+    sums[0] = 0x0102;
+    let b = enc(&Ctl::Buckets {
+        pos,
+        first: 192,
+        sums,
+        unknown: 1,
+    });
+    assert_eq!(b.len(), MAX_LEN);
+    assert_eq!(
+        b[..32],
+        hex(&format!("00000016 {p} 000000c0 0000000000000102"))[..]
+    );
+    assert_eq!(b[MAX_LEN - 8..], hex("0000000000000001")[..]);
     assert_eq!(enc(&Ctl::SnapEnd { pos }), hex(&format!("00000013 {p}")));
     assert_eq!(enc(&Ctl::Resume(pos)), hex(&format!("00000015 {p}")));
     let d = enc(&Ctl::Digest {
@@ -135,11 +169,13 @@ fn v2_layouts() {
         flows: 9,
         sa_digest: [0xaa; 32],
         flow_digest: [0xbb; 32],
+        partial: true,
     });
-    assert_eq!(d.len(), MAX_LEN);
+    assert_eq!(d.len(), 96);
     assert_eq!(d[..28], hex(&format!("00000014 {p} 00000007 00000009"))[..]);
     assert!(d[28..60].iter().all(|&b| b == 0xaa));
-    assert!(d[60..].iter().all(|&b| b == 0xbb));
+    assert!(d[60..92].iter().all(|&b| b == 0xbb));
+    assert_eq!(d[92..], hex("00000001")[..]);
 }
 
 #[test]
@@ -167,6 +203,7 @@ fn short_input_is_truncated_whatever_the_type() {
         flows: 0,
         sa_digest: [0; 32],
         flow_digest: [0; 32],
+        partial: false,
     });
     for n in LEGACY_LEN..full.len() {
         assert_eq!(Ctl::decode(&full[..n]), Err(CtlError::Truncated), "{n}");
@@ -175,7 +212,7 @@ fn short_input_is_truncated_whatever_the_type() {
 
 #[test]
 fn decode_errors() {
-    for t in [0u32, 5, 6, 15, 22, u32::MAX] {
+    for t in [0u32, 5, 6, 15, 24, u32::MAX] {
         let mut b = [0u8; 24];
         b[..4].copy_from_slice(&t.to_be_bytes());
         assert_eq!(Ctl::decode(&b), Err(CtlError::UnknownType(t)));
@@ -199,9 +236,22 @@ fn decode_errors() {
     let mut b = enc(&Ctl::SnapBegin {
         pos: Position::NONE,
         sweep: true,
+        expect: 0,
+        buckets: None,
     });
-    b[23] = 3;
-    assert_eq!(Ctl::decode(&b), Err(CtlError::BadFlags(3)));
+    b[23] = 5;
+    assert_eq!(Ctl::decode(&b), Err(CtlError::BadFlags(5)));
+    let mut b = enc(&Ctl::Buckets {
+        pos: Position::NONE,
+        first: 0,
+        sums: [0; 64],
+        unknown: 0,
+    });
+    b[23] = 65;
+    assert_eq!(Ctl::decode(&b), Err(CtlError::BadBucket(65)));
+    b[23] = 0;
+    b[22] = 1;
+    assert_eq!(Ctl::decode(&b), Err(CtlError::BadBucket(256)));
     let mut b = enc(&Ctl::AckSeq(Position::NONE));
     b.push(0);
     assert_eq!(Ctl::decode(&b), Err(CtlError::Trailing));
@@ -215,6 +265,8 @@ fn encode_buffer_too_small() {
         Ctl::SnapBegin {
             pos: Position::NONE,
             sweep: false,
+            expect: 1,
+            buckets: Some([7; 32]),
         },
     ] {
         let mut buf = [0u8; MAX_LEN];
@@ -279,7 +331,31 @@ fn any_ctl() -> impl Strategy<Value = Ctl> {
         Just(Ctl::EndSnap),
         any_pos().prop_map(Ctl::AckSeq),
         any_pos().prop_map(Ctl::Resync),
-        (any_pos(), any::<bool>()).prop_map(|(pos, sweep)| Ctl::SnapBegin { pos, sweep }),
+        (
+            any_pos(),
+            any::<bool>(),
+            any::<u32>(),
+            proptest::option::of(any::<[u8; 32]>())
+        )
+            .prop_map(|(pos, sweep, expect, buckets)| Ctl::SnapBegin {
+                pos,
+                sweep,
+                expect,
+                buckets
+            }),
+        (any_pos(), any::<[u8; 32]>()).prop_map(|(pos, buckets)| Ctl::Repair { pos, buckets }),
+        (any_pos(), 0u32..4, any::<[u64; 8]>(), any::<u64>()).prop_map(
+            |(pos, k, some, unknown)| {
+                let mut sums = [0u64; 64];
+                sums[..8].copy_from_slice(&some);
+                Ctl::Buckets {
+                    pos,
+                    first: k * 64,
+                    sums,
+                    unknown,
+                }
+            }
+        ),
         any_pos().prop_map(|pos| Ctl::SnapEnd { pos }),
         any_pos().prop_map(Ctl::Resume),
         (
@@ -287,28 +363,32 @@ fn any_ctl() -> impl Strategy<Value = Ctl> {
             any::<u32>(),
             any::<u32>(),
             any::<[u8; 32]>(),
-            any::<[u8; 32]>()
+            any::<[u8; 32]>(),
+            any::<bool>()
         )
-            .prop_map(|(pos, sas, flows, sa_digest, flow_digest)| Ctl::Digest {
-                pos,
-                sas,
-                flows,
-                sa_digest,
-                flow_digest
-            }),
+            .prop_map(
+                |(pos, sas, flows, sa_digest, flow_digest, partial)| Ctl::Digest {
+                    pos,
+                    sas,
+                    flows,
+                    sa_digest,
+                    flow_digest,
+                    partial
+                }
+            ),
     ]
 }
 
 proptest! {
     #[test]
-    fn decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..128)) {
+    fn decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..700)) {
         let _ = Ctl::decode(&bytes);
     }
 
     #[test]
     fn decode_never_panics_on_known_types(
         ty in any_type(),
-        tail in prop::collection::vec(any::<u8>(), 0..100),
+        tail in prop::collection::vec(any::<u8>(), 0..600),
     ) {
         let mut b = ty.to_u32().to_be_bytes().to_vec();
         b.extend_from_slice(&tail);

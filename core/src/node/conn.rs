@@ -13,6 +13,7 @@ use super::event::{ConnId, DumpId, Table};
 use super::peer_table::PeerIndex;
 use super::ring::Cursor;
 use super::txbuf::TxBuf;
+use crate::ctl::BucketSet;
 
 /// Default outgoing buffer per connection: room for a few maximal frames.
 pub const TX_BYTES: usize = 16 * 1024;
@@ -58,6 +59,8 @@ pub(super) enum Feed {
         start: Position,
         /// The dump is paused waiting for buffer room.
         paused: bool,
+        /// `Some`: a repair sends only the entries of these buckets.
+        buckets: Option<BucketSet>,
     },
     /// Ring records after the cursor are sent as buffer room allows.
     Stream { cursor: Cursor },
@@ -99,8 +102,9 @@ pub(super) struct Conn<C: Crypto, const TX: usize> {
     /// The session is registered in the peer table.
     pub up: bool,
     pub feed: Feed,
-    /// A digest to send when the stream reaches its position.
-    pub pending_digest: Option<Ctl>,
+    /// The position of the announced digest to send (with its bucket
+    /// sums) when the stream reaches it.
+    pub pending_digest: Option<Position>,
     /// Slave side: reading is paused (kernel queue full, sweep, digest).
     pub paused: bool,
     /// Slave side: the last position acknowledged to the master, and when.

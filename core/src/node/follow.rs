@@ -13,15 +13,16 @@ use crate::time::Instant;
 
 use super::event::ConnId;
 use super::machine::{Follow, Node};
+use super::marks::MarkStore;
 
 impl<
         C: Crypto + Clone,
         R: Random,
         const P: usize,
         const RING: usize,
-        const MARKS: usize,
+        M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, MARKS, TX>
+    > Node<C, R, P, RING, M, TX>
 {
     /// Whether a v2 slave may take a stream from `conn`: it follows no one,
     /// or already follows `conn`, or the one it follows is no longer master.
@@ -35,6 +36,11 @@ impl<
 
     /// Starts following `conn`'s stream (its SnapBegin or Resume arrived).
     pub(super) fn follow(&mut self, conn: ConnId) {
+        if self.following.is_none_or(|f| f.conn != conn) {
+            self.repair_asked = None;
+            self.repair_queue = [0; crate::ctl::BUCKETS / 8];
+            self.snapshot_in_batches = false;
+        }
         self.following = Some(Follow {
             conn,
             synced: true,

@@ -18,17 +18,31 @@ use crate::time::Instant;
 use super::conn::Feed;
 use super::digest::MultisetDigest;
 use super::event::{ConnId, DumpFlow, DumpId, DumpOp, Event, Table};
+use super::fingerprint::{self, siphash, BucketSet, BUCKETS, CONTENT_KEY};
 use super::machine::Node;
+use super::machine::{BucketSums, Compare};
+use super::marks::{MarkStore, MarkVerdict};
+
+/// How long a slave waits for a repair it asked for before checking
+/// digests again.
+const REPAIR_PATIENCE: core::time::Duration = core::time::Duration::from_secs(30);
 
 /// Longest identity encoding (see [`identity`]).
 pub const IDENTITY_MAX: usize = 96;
 
 /// What a dump job is for.
+// `Check` holds the master's digest (a `Ctl`, large for its `Buckets`
+// variant); there is one job at a time, inside the node.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub(super) enum JobKind {
-    /// Slave: delete what the snapshot from `conn` did not contain, then
-    /// continue its stream at `pos`.
-    Sweep { conn: ConnId, pos: Position },
+    /// Slave: delete what the snapshot from `conn` did not contain (in
+    /// `buckets`, or everywhere), then continue its stream at `pos`.
+    Sweep {
+        conn: ConnId,
+        pos: Position,
+        buckets: Option<BucketSet>,
+    },
     /// Slave: compare our tables with the master's digest at `pos`.
     Check {
         conn: ConnId,
@@ -132,9 +146,9 @@ impl<
         R: Random,
         const P: usize,
         const RING: usize,
-        const MARKS: usize,
+        M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, MARKS, TX>
+    > Node<C, R, P, RING, M, TX>
 {
     /// A dump whose records the node wants now, other than those in `skip`
     /// (the caller has none of theirs at hand yet). Feed it with
@@ -205,24 +219,27 @@ impl<
         let mut delete = [0u8; crate::pfkey::PFKEY_MSG_MAXSZ];
         match &mut self.job {
             Job::Dump {
-                kind: JobKind::Sweep { .. },
+                kind: JobKind::Sweep { buckets, .. },
                 ..
             } => {
                 let mut key = [0u8; IDENTITY_MAX];
                 let Some(k) = identity(&m, &mut key) else {
                     return DumpFlow::More;
                 };
-                if self.marks.contains(&self.crypto, &[b"I", &key[..k]]) {
-                    // The snapshot had it; keep it unless its content differs
-                    // (then the snapshot's ADD was refused with EEXIST).
-                    let same = match canonical_digest_input(&m, &mut canon) {
-                        Ok(c) => self.marks.contains(&self.crypto, &[b"C", &canon[..c]]),
-                        Err(_) => true,
-                    };
-                    if same {
-                        return DumpFlow::More;
-                    }
-                    self.stale_found = true;
+                let b = fingerprint::bucket(&key[..k]);
+                if buckets.is_some_and(|set| !fingerprint::has(&set, b)) {
+                    // A repair covers only its buckets.
+                    return DumpFlow::More;
+                }
+                let Ok(c) = canonical_digest_input(&m, &mut canon) else {
+                    return DumpFlow::More;
+                };
+                match self.marks.check(&key[..k], &canon[..c]) {
+                    MarkVerdict::Keep | MarkVerdict::Unknown => return DumpFlow::More,
+                    MarkVerdict::Stale => {}
+                    // The snapshot's ADD of it was refused (EEXIST): delete
+                    // it and ask for it again.
+                    MarkVerdict::Differs => fingerprint::add(&mut self.stale_buckets, b),
                 }
                 self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
                 let seq = self.pfkey_seq;
@@ -252,6 +269,12 @@ impl<
                     match table {
                         Table::Sadb => sa.add(&self.crypto, &canon[..c]),
                         Table::Spd => flow.add(&self.crypto, &canon[..c]),
+                    }
+                    let mut key = [0u8; IDENTITY_MAX];
+                    if let Some(k) = identity(&m, &mut key) {
+                        let b = fingerprint::bucket(&key[..k]);
+                        let h = siphash(CONTENT_KEY, &[&canon[..c]]);
+                        self.sums.sums[b] = self.sums.sums[b].wrapping_add(h);
                     }
                 }
                 DumpFlow::More
@@ -317,7 +340,7 @@ impl<
         let job = core::mem::replace(&mut self.job, Job::None);
         if let Job::Dump { kind, .. } = job {
             match kind {
-                JobKind::Sweep { conn, pos } => self.finish_sweep(now, conn, pos),
+                JobKind::Sweep { conn, pos, buckets } => self.finish_sweep(now, conn, pos, buckets),
                 JobKind::Check {
                     conn,
                     want,
@@ -360,10 +383,39 @@ impl<
         });
     }
 
-    /// SnapEnd of a sweeping snapshot: hold the stream, drain, then sweep.
-    pub(super) fn start_sweep(&mut self, now: Instant, conn: ConnId, pos: Position) {
+    /// SnapEnd of a sweeping snapshot: hold the stream, drain, then sweep
+    /// (`buckets`: only those of a repair).
+    pub(super) fn start_sweep(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        pos: Position,
+        buckets: Option<BucketSet>,
+    ) {
         self.job_cancel();
-        self.job = Job::Drain(JobKind::Sweep { conn, pos });
+        if buckets.is_none() {
+            self.snapshot_entries = self.marks.inserted();
+        }
+        if self.marks.overflowed() {
+            self.sweep_overflowed = true;
+            self.counters.sweeps_skipped += 1;
+            let (got, limit) = (
+                self.marks.inserted(),
+                self.marks.limit().unwrap_or(usize::MAX),
+            );
+            match buckets.map(|b| fingerprint::count(&b)) {
+                None => log::warn!(
+                    "snapshot of {got} entries overflowed the mark storage ({limit} marks): nothing swept; repairing bucket by bucket"
+                ),
+                Some(1) => log::warn!(
+                    "one bucket holds {got} entries, more than the mark storage's {limit} marks: its stale entries cannot be swept"
+                ),
+                Some(n) => log::info!(
+                    "repair of {n} buckets brought {got} entries, more than the mark storage's {limit} marks; asking again in smaller batches"
+                ),
+            }
+        }
+        self.job = Job::Drain(JobKind::Sweep { conn, pos, buckets });
         self.after_queue_drained(now);
     }
 
@@ -378,7 +430,23 @@ impl<
         flows: u32,
         sa_digest: [u8; 32],
         flow_digest: [u8; 32],
+        partial: bool,
     ) {
+        self.compare = None;
+        // A repair asked for and not yet here would be found again; one
+        // the master never answered is forgotten after a while.
+        if self
+            .repair_asked
+            .is_some_and(|t| now.since(t) < REPAIR_PATIENCE)
+        {
+            log::debug!(
+                "digest at {}:{} skipped: a repair is on its way",
+                pos.epoch,
+                pos.seq
+            );
+            return;
+        }
+        self.repair_asked = None;
         if pos != self.applied || self.incoming.is_some() || !matches!(self.job, Job::None) {
             log::debug!(
                 "digest at {}:{} skipped (we are at {}:{})",
@@ -395,6 +463,11 @@ impl<
             flows,
             sa_digest,
             flow_digest,
+            partial,
+        };
+        self.sums = BucketSums {
+            pos,
+            ..BucketSums::EMPTY
         };
         self.job = Job::Drain(JobKind::Check {
             conn,
@@ -422,54 +495,239 @@ impl<
         self.wake_readers();
     }
 
-    fn finish_sweep(&mut self, now: Instant, conn: ConnId, pos: Position) {
+    fn finish_sweep(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        pos: Position,
+        buckets: Option<BucketSet>,
+    ) {
         if self.incoming.is_some_and(|i| i.conn == conn) {
             self.incoming = None;
         }
         self.applied = pos;
         self.counters.sweeps += 1;
-        let stale = core::mem::take(&mut self.stale_found);
-        if stale && !self.stale_retried {
+        let stale = core::mem::replace(&mut self.stale_buckets, [0; BUCKETS / 8]);
+        if fingerprint::count(&stale) > 0 && !self.stale_retried {
             // Entries whose content differed were deleted; the snapshot's
-            // ADDs of them were refused while they existed. Once more.
+            // ADDs of them were refused while they existed. Once more, for
+            // their buckets.
             self.stale_retried = true;
-            log::info!("entries differed from the master's; asking for the snapshot again");
-            self.send_ctl_or_close(now, conn, &Ctl::Resync(Position::NONE));
+            log::info!(
+                "entries differed from the master's in {} buckets; asking for them again",
+                fingerprint::count(&stale)
+            );
+            self.repair_asked = Some(now);
+            self.send_ctl_or_close(
+                now,
+                conn,
+                &Ctl::Repair {
+                    pos,
+                    buckets: stale,
+                },
+            );
             return;
         }
+        self.repair_asked = None;
         self.stale_retried = false;
-        self.snapshot_complete(now, conn, true);
+        // The marks overflowed (the platform's store is small): the sweep
+        // deleted nothing. Sweep again in batches of buckets that fit, one
+        // repair after the other.
+        if core::mem::take(&mut self.sweep_overflowed) {
+            match buckets {
+                None => {
+                    self.repair_queue = fingerprint::ALL;
+                    self.snapshot_in_batches = true;
+                }
+                Some(b) if fingerprint::count(&b) > 1 => {
+                    // Again, in batches as much smaller as the overflow
+                    // was larger than the store.
+                    let n = fingerprint::count(&b);
+                    let limit = self.marks.limit().unwrap_or(usize::MAX);
+                    let got = self.marks.inserted().max(1);
+                    self.repair_fit = (n.saturating_mul(limit) / got).clamp(1, n - 1);
+                    for (q, b) in self.repair_queue.iter_mut().zip(b) {
+                        *q |= b;
+                    }
+                }
+                // A single bucket that does not fit stays as it is (the
+                // warning above says so); the next digest tries again.
+                Some(_) => {}
+            }
+            // What the batches find is the overflow's debt, not loss.
+            self.resumed_across = true;
+        }
+        if self.next_repair_batch(now, conn, pos) {
+            return;
+        }
+        if buckets.is_none() || core::mem::take(&mut self.snapshot_in_batches) {
+            self.snapshot_complete(now, conn, true);
+        }
+        match buckets {
+            None => {}
+            Some(b) => {
+                self.counters.repairs_done += 1;
+                if let Some((p, _)) = self.slot_of(conn) {
+                    log::info!(
+                        "{} buckets repaired from master {}",
+                        fingerprint::count(&b),
+                        self.peer_addrs[p]
+                    );
+                }
+            }
+        }
     }
 
+    /// Asks for the next batch of queued buckets that fits the mark storage;
+    /// `false` when the queue is empty.
+    fn next_repair_batch(&mut self, now: Instant, conn: ConnId, pos: Position) -> bool {
+        if fingerprint::count(&self.repair_queue) == 0 {
+            self.repair_fit = 0;
+            return false;
+        }
+        let entries = (self.last_master_entries as usize).max(self.snapshot_entries);
+        let per_bucket = entries.div_ceil(BUCKETS).max(1);
+        let mut fit = self
+            .marks
+            .limit()
+            .map_or(BUCKETS, |l| (l / per_bucket).max(1));
+        if self.repair_fit > 0 {
+            fit = fit.min(self.repair_fit);
+        }
+        let mut set = [0u8; BUCKETS / 8];
+        let mut taken = 0;
+        for b in 0..BUCKETS {
+            if taken == fit {
+                break;
+            }
+            if fingerprint::has(&self.repair_queue, b) {
+                fingerprint::add(&mut set, b);
+                self.repair_queue[b / 8] &= !(1 << (b % 8));
+                taken += 1;
+            }
+        }
+        log::info!(
+            "asking for {taken} buckets ({} more to go) that fit our mark storage",
+            fingerprint::count(&self.repair_queue)
+        );
+        self.repair_asked = Some(now);
+        self.send_ctl_or_close(now, conn, &Ctl::Repair { pos, buckets: set });
+        true
+    }
+
+    /// Our own tables are digested: compare the whole-table digests now,
+    /// the bucket sums as the master's chunks arrive.
     fn finish_check(
         &mut self,
-        now: Instant,
-        conn: ConnId,
+        _now: Instant,
+        _conn: ConnId,
         want: Ctl,
         sa: &MultisetDigest,
         flow: &MultisetDigest,
     ) {
         let Ctl::Digest {
+            pos,
             sas,
             flows,
             sa_digest,
             flow_digest,
-            ..
+            partial,
         } = want
         else {
             return;
         };
         let (sd, sn) = sa.finish();
         let (fd, fn_) = flow.finish();
-        if sd == sa_digest && fd == flow_digest && sn == sas && fn_ == flows {
-            self.counters.digests_matched += 1;
+        let whole_ok = sd == sa_digest && fd == flow_digest && sn == sas && fn_ == flows;
+        self.last_master_entries = sas.saturating_add(flows);
+        self.compare = Some(Compare {
+            pos,
+            whole_ok,
+            partial,
+            differ: [0; BUCKETS / 8],
+            chunks: 0,
+        });
+    }
+
+    /// One chunk of the master's bucket sums at `pos`; after the last, ask
+    /// for the buckets that differ.
+    pub(super) fn compare_buckets(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        pos: Position,
+        first: usize,
+        sums: &[u64],
+        unknown: u64,
+    ) {
+        let Some(mut cmp) = self
+            .compare
+            .filter(|c| c.pos == pos && self.sums.pos == pos)
+        else {
+            return;
+        };
+        for (i, &theirs) in sums.iter().enumerate() {
+            let b = first + i;
+            if b < BUCKETS && unknown & (1 << i) == 0 && theirs != self.sums.sums[b] {
+                fingerprint::add(&mut cmp.differ, b);
+            }
+        }
+        cmp.chunks += 1;
+        if usize::from(cmp.chunks) * crate::ctl::BUCKETS_PER_CHUNK < BUCKETS {
+            self.compare = Some(cmp);
             return;
         }
-        self.counters.digest_mismatches += 1;
-        log::warn!(
-            "our tables differ from the master's ({sn} SAs / {fn_} flows here, {sas} / {flows} there); asking for a resync"
+        self.compare = None;
+        self.awaiting_digest = false;
+        // Differences count as repairs after a resume until one check
+        // finds none (a repair cut short by another switch of masters
+        // leaves them for the next digest).
+        let after_resume = self.resumed_across;
+        let mut differ = cmp.differ;
+        let n = fingerprint::count(&differ);
+        if n == 0 {
+            if cmp.whole_ok {
+                self.resumed_across = false;
+                self.counters.digests_matched += 1;
+                return;
+            }
+            if cmp.partial {
+                return;
+            }
+            // The whole-table digests differ but no bucket sum does: the
+            // sums collided; only everything is sure to repair it.
+            differ = fingerprint::ALL;
+        }
+        if after_resume {
+            self.counters.resume_repairs += 1;
+            log::info!(
+                "after resuming with a new master our tables differ in {n} of {BUCKETS} buckets; asking for them"
+            );
+        } else {
+            self.counters.digest_mismatches += 1;
+            log::warn!(
+                "our tables differ from the master's in {n} of {BUCKETS} buckets; asking for them again"
+            );
+        }
+        if self.marks.limit().is_none() && fingerprint::count(&differ) > BUCKETS / 2 {
+            // Little in common: one full snapshot is cheaper than many repairs.
+            differ = fingerprint::ALL;
+        }
+        if self.marks.limit().is_some() {
+            // Storage for a few marks only: repair in batches that fit.
+            self.repair_queue = differ;
+            self.next_repair_batch(now, conn, pos);
+            return;
+        }
+        self.repair_asked = Some(now);
+        self.send_ctl_or_close(
+            now,
+            conn,
+            &Ctl::Repair {
+                pos,
+                buckets: differ,
+            },
         );
-        self.send_ctl_or_close(now, conn, &Ctl::Resync(Position::NONE));
     }
 
     /// Abandons the current job (cancelling its dump).

@@ -8,7 +8,7 @@ use core::net::IpAddr;
 
 use crate::config::{Config, IfName, Listen, Protocol};
 use crate::crypto::{Crypto, SecretKey};
-use crate::ctl::Ctl;
+use crate::ctl::{BucketSet, Ctl, BUCKETS};
 use crate::pfkey::FilterPolicy;
 use crate::random::Random;
 use crate::state::{FlushMode, Position, RunState};
@@ -22,7 +22,7 @@ use super::demote::{DemoteEffect, Demotion};
 use super::event::{ConnId, DumpId, Event, NodeError, Settings};
 use super::ike::{Control, IkeControl};
 use super::jobs::Job;
-use super::marks::SnapshotMarks;
+use super::marks::{MarkStore, SnapshotMarks};
 use super::peer_stats::{ErrorKind, PeerStats};
 use super::peer_table::{ConnStatus, PeerIndex, PeerTable};
 use super::pfkeyq::PfkeyQueue;
@@ -61,6 +61,39 @@ pub(super) struct Incoming {
     pub conn: ConnId,
     pub pos: Position,
     pub sweep: bool,
+    /// `Some`: a repair of these buckets only.
+    pub buckets: Option<BucketSet>,
+}
+
+/// Per-bucket sums of the tables at a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BucketSums {
+    pub pos: Position,
+    pub sums: [u64; BUCKETS],
+    /// Buckets that changed while the tables were read.
+    pub unknown: BucketSet,
+}
+
+impl BucketSums {
+    pub const EMPTY: BucketSums = BucketSums {
+        pos: Position::NONE,
+        sums: [0; BUCKETS],
+        unknown: [0; BUCKETS / 8],
+    };
+}
+
+/// A slave comparing the master's bucket sums at `pos` with its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Compare {
+    pub pos: Position,
+    /// The whole-table digests agreed.
+    pub whole_ok: bool,
+    /// The master's digest was partial.
+    pub partial: bool,
+    /// Buckets found to differ so far.
+    pub differ: BucketSet,
+    /// Chunks compared so far.
+    pub chunks: u8,
 }
 
 /// The master a v2 slave takes its stream from. A slave follows one
@@ -76,16 +109,16 @@ pub(super) struct Follow {
     pub asked: Option<Instant>,
 }
 
-/// One sasyncd instance. `P` peers, a `RING`-byte delta ring, `MARKS` bytes
-/// of snapshot marks for the slave's sweep, `TX` bytes of send buffer per
-/// connection (at least [`MIN_TX_BYTES`](super::MIN_TX_BYTES); two
-/// connections per peer).
+/// One sasyncd instance. `P` peers, a `RING`-byte delta ring, `M` the
+/// platform's storage for a snapshot's marks (the slave's sweep, see
+/// [`marks`](super::marks)), `TX` bytes of send buffer per connection (at
+/// least [`MIN_TX_BYTES`](super::MIN_TX_BYTES); two connections per peer).
 pub struct Node<
     C: Crypto + Clone,
     R: Random,
     const P: usize,
     const RING: usize,
-    const MARKS: usize,
+    M: MarkStore,
     const TX: usize,
 > {
     pub(super) settings: Settings,
@@ -111,7 +144,7 @@ pub struct Node<
     pub(super) demote: Demotion,
     pub(super) ike: IkeControl,
     pub(super) ring: DeltaRing<RING>,
-    pub(super) marks: SnapshotMarks<MARKS>,
+    pub(super) marks: SnapshotMarks<M>,
     pub(super) pfkeyq: PfkeyQueue<PFKEY_QUEUE_BYTES>,
     pub(super) events: heapless::Deque<Event, EVENTS>,
     pub(super) next_conn: u32,
@@ -127,12 +160,45 @@ pub struct Node<
     pub(super) claims: [Option<Instant>; P],
     /// Legacy slave: the peer (index) whose master data we applied last.
     pub(super) legacy_applied_from: Option<usize>,
-    /// The current sweep deleted entries whose content differed.
-    pub(super) stale_found: bool,
+    /// Buckets in which the current sweep deleted entries whose content
+    /// differed (their snapshot ADDs were refused while they existed).
+    pub(super) stale_buckets: BucketSet,
     /// A sweep already asked for the snapshot again (once is enough).
     pub(super) stale_retried: bool,
     pub(super) job: Job,
     pub(super) next_digest: Option<Instant>,
+    /// Per-bucket sums of the last digest (master: what it announced;
+    /// slave: its own tables at the master's digest position).
+    pub(super) sums: BucketSums,
+    /// Master: the last digest announced, sent to each slave when its
+    /// stream reaches the digest's position, followed by the bucket sums.
+    pub(super) announced: Option<Ctl>,
+    /// Slave: comparing the master's bucket sums with ours.
+    pub(super) compare: Option<Compare>,
+    /// Slave: the stream resumed from another master's epoch; the first
+    /// digest check repairs what differs (not a sign of loss).
+    pub(super) resumed_across: bool,
+    /// Slave: resumed from another stream and no digest compared yet.
+    pub(super) awaiting_digest: bool,
+    /// Slave: when we asked for a repair that has not arrived yet; digests
+    /// are not checked meanwhile (they would find the same differences).
+    pub(super) repair_asked: Option<Instant>,
+    /// Slave: how many entries the master's last digest counted.
+    pub(super) last_master_entries: u32,
+    /// Slave: the last full snapshot's entries, and whether its marks
+    /// overflowed (then its sweep is redone in batches of buckets).
+    pub(super) snapshot_entries: usize,
+    pub(super) sweep_overflowed: bool,
+    /// Slave: buckets still to repair, a batch that fits the mark storage
+    /// at a time.
+    pub(super) repair_queue: BucketSet,
+    /// Slave: the most buckets a batch may hold, learnt from a batch that
+    /// overflowed the marks (0: not learnt; the estimate from the entry
+    /// count rules).
+    pub(super) repair_fit: usize,
+    /// Slave: a full snapshot overflowed the marks; it is complete (in
+    /// sync, demotion released) once the batches that sweep it are done.
+    pub(super) snapshot_in_batches: bool,
     pub(super) split_brain: bool,
     /// `handle_shutdown` was called.
     pub(super) shutting_down: bool,
@@ -148,9 +214,9 @@ impl<
         R: Random,
         const P: usize,
         const RING: usize,
-        const MARKS: usize,
+        M: MarkStore,
         const TX: usize,
-    > core::fmt::Debug for Node<C, R, P, RING, MARKS, TX>
+    > core::fmt::Debug for Node<C, R, P, RING, M, TX>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Node")
@@ -166,9 +232,9 @@ impl<
         R: Random,
         const P: usize,
         const RING: usize,
-        const MARKS: usize,
+        M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, MARKS, TX>
+    > Node<C, R, P, RING, M, TX>
 {
     /// Checked when a node type is built: a smaller send buffer could never
     /// hold a maximal frame next to the control reserve.
@@ -187,7 +253,8 @@ impl<
         config: &Config,
         settings: Settings,
         crypto: C,
-        mut rng: R,
+        rng: R,
+        marks: M,
         now: Instant,
     ) -> Result<Self, NodeError> {
         let () = Self::TX_FITS;
@@ -212,11 +279,6 @@ impl<
         };
         let mut demote = Demotion::new();
         demote.start(now);
-        let salt = {
-            let mut s = [0u8; 16];
-            rng.fill(&mut s);
-            s
-        };
         let mut node = Node {
             settings,
             crypto,
@@ -241,7 +303,7 @@ impl<
             demote,
             ike: IkeControl::new(control),
             ring: DeltaRing::new(0),
-            marks: SnapshotMarks::new(salt),
+            marks: SnapshotMarks::new(marks),
             pfkeyq: PfkeyQueue::new(),
             events: heapless::Deque::new(),
             next_conn: 1,
@@ -252,10 +314,22 @@ impl<
             following: None,
             claims: [None; P],
             legacy_applied_from: None,
-            stale_found: false,
+            stale_buckets: [0; BUCKETS / 8],
             stale_retried: false,
             job: Job::None,
             next_digest: None,
+            sums: BucketSums::EMPTY,
+            announced: None,
+            compare: None,
+            resumed_across: false,
+            awaiting_digest: false,
+            repair_asked: None,
+            last_master_entries: 0,
+            snapshot_entries: 0,
+            sweep_overflowed: false,
+            repair_queue: [0; BUCKETS / 8],
+            repair_fit: 0,
+            snapshot_in_batches: false,
             split_brain: false,
             shutting_down: false,
             counters: Counters::default(),

@@ -1,147 +1,304 @@
-//! The set of entries a full snapshot contained, for the slave's sweep.
+//! What a snapshot contained, for the slave's sweep: exactly, at any size.
 //!
 //! A v2 resync does not flush first; after the snapshot the slave deletes
-//! what the snapshot did not contain. Remembering a million keys exactly
-//! would need a million-entry buffer, so the set is a Bloom filter of fixed
-//! size: no false negatives (nothing the master has is ever deleted), and a
-//! rare false positive only lets a stale entry survive one round. The hash
-//! is salted per snapshot, so the same stale entry is not missed twice and
-//! anti-entropy removes it on the next digest.
+//! what the snapshot did not contain. Each entry the snapshot brings is
+//! remembered as a [`Mark`]: a fingerprint of its identity (what the kernel
+//! knows it by) and one of its content (its canonical form), keyed afresh
+//! for every snapshot. The sweep looks its own entries up in the sorted
+//! marks: an entry whose identity is not there was not in the snapshot and
+//! is deleted; one whose identity is there with other content was not
+//! replaced by the snapshot's ADD (the kernel answers EEXIST), so it is
+//! deleted too and asked for again.
 //!
-//! Each entry is marked twice: by identity (what the kernel knows it by)
-//! and by content (its canonical form). A local entry whose identity the
-//! snapshot had but whose content differs was not replaced by the
-//! snapshot's ADD (the kernel answers EEXIST): the sweep deletes it and
-//! asks for the snapshot once more.
+//! The node cannot allocate, so the marks live in storage the platform
+//! gives it ([`MarkStore`]): a std platform grows it to what the SADB needs
+//! (the snapshot announces its size), firmware gives a fixed buffer
+//! ([`FixedMarks`]). When it runs out, the sweep deletes nothing (a
+//! missing mark would look like a stale entry) and says so; anti-entropy
+//! then repairs bucket by bucket, each small enough to fit.
+//!
+//! A live entry is never deleted: its own mark is always found. A stale
+//! entry survives only if its fingerprints collide with a live one's under
+//! this snapshot's key (about 2^-64 per pair); the next digest round
+//! repairs it with another key.
 
-use crate::crypto::Crypto;
+use super::fingerprint::{siphash, Key};
 
-/// Number of bit positions probed per key.
-const PROBES: usize = 4;
+/// One entry of a snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Mark {
+    /// Fingerprint of the identity.
+    pub id: u64,
+    /// Fingerprint of the content.
+    pub content: u64,
+}
 
-/// A salted Bloom filter of `BYTES` bytes.
+/// Storage for a snapshot's marks, given by the platform.
+pub trait MarkStore {
+    /// Forgets every mark.
+    fn clear(&mut self);
+    /// Makes room for `n` marks if the store can grow; a fixed store
+    /// ignores it.
+    fn reserve(&mut self, n: usize);
+    /// Appends a mark; `false` if the store is full.
+    fn push(&mut self, m: Mark) -> bool;
+    /// The marks held.
+    fn marks(&self) -> &[Mark];
+    /// The marks held, to sort them.
+    fn marks_mut(&mut self) -> &mut [Mark];
+    /// The most marks it can ever hold (`None`: as many as memory allows).
+    fn limit(&self) -> Option<usize>;
+}
+
+/// A fixed store of `N` marks (16 bytes each), for firmware.
 #[derive(Clone)]
-pub struct SnapshotMarks<const BYTES: usize> {
-    bits: [u8; BYTES],
-    salt: [u8; 16],
-    count: u32,
+pub struct FixedMarks<const N: usize> {
+    marks: [Mark; N],
+    len: usize,
 }
 
-impl<const BYTES: usize> core::fmt::Debug for SnapshotMarks<BYTES> {
+impl<const N: usize> FixedMarks<N> {
+    /// An empty store.
+    pub const fn new() -> Self {
+        FixedMarks {
+            marks: [Mark { id: 0, content: 0 }; N],
+            len: 0,
+        }
+    }
+}
+
+impl<const N: usize> Default for FixedMarks<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> core::fmt::Debug for FixedMarks<N> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "SnapshotMarks({} keys in {} bytes)", self.count, BYTES)
+        write!(f, "FixedMarks({} of {N})", self.len)
     }
 }
 
-impl<const BYTES: usize> SnapshotMarks<BYTES> {
-    /// An empty set with the given salt (fresh randomness per snapshot).
-    pub const fn new(salt: [u8; 16]) -> Self {
+impl<const N: usize> MarkStore for FixedMarks<N> {
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+    fn reserve(&mut self, _n: usize) {}
+    fn push(&mut self, m: Mark) -> bool {
+        match self.marks.get_mut(self.len) {
+            Some(slot) => {
+                *slot = m;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+    fn marks(&self) -> &[Mark] {
+        &self.marks[..self.len]
+    }
+    fn marks_mut(&mut self) -> &mut [Mark] {
+        &mut self.marks[..self.len]
+    }
+    fn limit(&self) -> Option<usize> {
+        Some(N)
+    }
+}
+
+/// What the sweep does with one of the slave's own entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkVerdict {
+    /// The snapshot had it as it is.
+    Keep,
+    /// The snapshot did not have it.
+    Stale,
+    /// The snapshot had it with other content.
+    Differs,
+    /// The marks overflowed: nothing can be said, nothing is deleted.
+    Unknown,
+}
+
+/// A snapshot's marks in the platform's store.
+#[derive(Debug)]
+pub struct SnapshotMarks<M> {
+    store: M,
+    key: Key,
+    overflowed: bool,
+    sorted: bool,
+    inserted: usize,
+}
+
+impl<M: MarkStore> SnapshotMarks<M> {
+    /// Marks kept in `store`.
+    pub fn new(store: M) -> Self {
         SnapshotMarks {
-            bits: [0; BYTES],
-            salt,
-            count: 0,
+            store,
+            key: Key::default(),
+            overflowed: false,
+            sorted: false,
+            inserted: 0,
         }
     }
 
-    /// Empties the set and changes the salt.
-    pub fn reset(&mut self, salt: [u8; 16]) {
-        self.bits = [0; BYTES];
-        self.salt = salt;
-        self.count = 0;
+    /// Starts a snapshot of about `expect` entries under a fresh key.
+    pub fn reset(&mut self, key: [u8; 16], expect: usize) {
+        self.store.clear();
+        self.store.reserve(expect);
+        self.key = Key::from_bytes(key);
+        self.overflowed = false;
+        self.sorted = false;
+        self.inserted = 0;
     }
 
-    /// Keys inserted since the last reset.
-    pub fn count(&self) -> u32 {
-        self.count
+    /// Remembers an entry of the snapshot.
+    pub fn insert(&mut self, identity: &[u8], content: &[u8]) {
+        let m = Mark {
+            id: siphash(self.key, &[identity]),
+            content: siphash(self.key, &[content]),
+        };
+        if !self.store.push(m) {
+            self.overflowed = true;
+        }
+        self.inserted += 1;
+        self.sorted = false;
     }
 
-    fn positions<C: Crypto>(&self, crypto: &C, key: &[&[u8]]) -> [usize; PROBES] {
-        let mut parts: [&[u8]; 4] = [&self.salt, &[], &[], &[]];
-        for (p, k) in parts[1..].iter_mut().zip(key.iter()) {
-            *p = k;
-        }
-        let h = crypto.sha256(&parts);
-        let nbits = (BYTES as u64) * 8;
-        let mut out = [0usize; PROBES];
-        for (i, o) in out.iter_mut().enumerate() {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&h[i * 8..i * 8 + 8]);
-            *o = (u64::from_le_bytes(w) % nbits.max(1)) as usize;
-        }
-        out
+    /// Entries of this snapshot, remembered or not.
+    pub fn inserted(&self) -> usize {
+        self.inserted
     }
 
-    /// Records that the snapshot contained `key` (the concatenation of up
-    /// to three parts).
-    pub fn insert<C: Crypto>(&mut self, crypto: &C, key: &[&[u8]]) {
-        if BYTES == 0 {
-            return;
-        }
-        for p in self.positions(crypto, key) {
-            self.bits[p / 8] |= 1 << (p % 8);
-        }
-        self.count = self.count.saturating_add(1);
+    /// Whether some entry did not fit the store.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
     }
 
-    /// Whether `key` may have been in the snapshot (never `false` for a key
-    /// that was inserted). With no storage everything counts as contained,
-    /// so nothing is ever swept wrongly.
-    pub fn contains<C: Crypto>(&self, crypto: &C, key: &[&[u8]]) -> bool {
-        if BYTES == 0 {
-            return true;
+    /// Entries remembered.
+    pub fn len(&self) -> usize {
+        self.store.marks().len()
+    }
+
+    /// Whether nothing was remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The store's limit (see [`MarkStore::limit`]).
+    pub fn limit(&self) -> Option<usize> {
+        self.store.limit()
+    }
+
+    /// Sorts the marks for lookups (once, before the sweep).
+    pub fn seal(&mut self) {
+        if !self.sorted {
+            self.store.marks_mut().sort_unstable();
+            self.sorted = true;
         }
-        self.positions(crypto, key)
-            .iter()
-            .all(|&p| self.bits[p / 8] & (1 << (p % 8)) != 0)
+    }
+
+    /// What to do with an entry of ours with this identity and content.
+    pub fn check(&mut self, identity: &[u8], content: &[u8]) -> MarkVerdict {
+        if self.overflowed {
+            return MarkVerdict::Unknown;
+        }
+        self.seal();
+        let id = siphash(self.key, &[identity]);
+        let marks = self.store.marks();
+        let first = marks.partition_point(|m| m.id < id);
+        let mut same_id = marks[first..].iter().take_while(|m| m.id == id).peekable();
+        if same_id.peek().is_none() {
+            return MarkVerdict::Stale;
+        }
+        let c = siphash(self.key, &[content]);
+        if same_id.any(|m| m.content == c) {
+            MarkVerdict::Keep
+        } else {
+            MarkVerdict::Differs
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::SoftCrypto;
+    use std::vec::Vec;
 
-    #[test]
-    fn no_false_negatives_and_few_false_positives() {
-        let c = SoftCrypto;
-        let mut m = SnapshotMarks::<4096>::new([7; 16]);
-        for i in 0u32..1000 {
-            m.insert(&c, &[&i.to_be_bytes()]);
+    /// A growable store, as a std platform gives.
+    #[derive(Default)]
+    struct VecStore(Vec<Mark>);
+
+    impl MarkStore for VecStore {
+        fn clear(&mut self) {
+            self.0.clear();
         }
-        assert_eq!(m.count(), 1000);
-        for i in 0u32..1000 {
-            assert!(m.contains(&c, &[&i.to_be_bytes()]));
+        fn reserve(&mut self, n: usize) {
+            self.0.reserve(n);
         }
-        let fp = (1000u32..11000)
-            .filter(|i| m.contains(&c, &[&i.to_be_bytes()]))
-            .count();
-        assert!(fp < 100, "false positives: {fp} of 10000");
+        fn push(&mut self, m: Mark) -> bool {
+            self.0.push(m);
+            true
+        }
+        fn marks(&self) -> &[Mark] {
+            &self.0
+        }
+        fn marks_mut(&mut self) -> &mut [Mark] {
+            &mut self.0
+        }
+        fn limit(&self) -> Option<usize> {
+            None
+        }
+    }
+
+    fn id(i: u32) -> [u8; 4] {
+        i.to_be_bytes()
     }
 
     #[test]
-    fn salt_changes_which_keys_collide() {
-        let c = SoftCrypto;
-        let mut a = SnapshotMarks::<64>::new([1; 16]);
-        let mut b = SnapshotMarks::<64>::new([2; 16]);
-        for i in 0u32..40 {
-            a.insert(&c, &[&i.to_be_bytes()]);
-            b.insert(&c, &[&i.to_be_bytes()]);
+    fn exact_at_a_hundred_thousand() {
+        let mut m = SnapshotMarks::new(VecStore::default());
+        m.reset([7; 16], 100_000);
+        for i in 0..100_000u32 {
+            m.insert(&id(i), &id(i ^ 0xffff));
         }
-        let fa: std::vec::Vec<u32> = (100u32..400)
-            .filter(|i| a.contains(&c, &[&i.to_be_bytes()]))
-            .collect();
-        let fb: std::vec::Vec<u32> = (100u32..400)
-            .filter(|i| b.contains(&c, &[&i.to_be_bytes()]))
-            .collect();
-        assert!(!fa.is_empty() && fa != fb);
-        a.reset([3; 16]);
-        assert_eq!(a.count(), 0);
-        assert!(!a.contains(&c, &[&5u32.to_be_bytes()]));
+        assert!(!m.overflowed());
+        for i in 0..100_000u32 {
+            assert_eq!(m.check(&id(i), &id(i ^ 0xffff)), MarkVerdict::Keep, "{i}");
+        }
+        for i in 100_000..200_000u32 {
+            assert_eq!(m.check(&id(i), &id(i ^ 0xffff)), MarkVerdict::Stale, "{i}");
+        }
+        assert_eq!(m.check(&id(5), b"other content"), MarkVerdict::Differs);
     }
 
     #[test]
-    fn zero_size_never_sweeps() {
-        let m = SnapshotMarks::<0>::new([0; 16]);
-        assert!(m.contains(&SoftCrypto, &[b"anything"]));
+    fn a_full_fixed_store_deletes_nothing() {
+        let mut m = SnapshotMarks::new(FixedMarks::<4>::new());
+        m.reset([1; 16], 10);
+        for i in 0..4u32 {
+            m.insert(&id(i), b"c");
+        }
+        assert!(!m.overflowed());
+        assert_eq!(m.check(&id(9), b"c"), MarkVerdict::Stale);
+        m.insert(&id(4), b"c");
+        assert!(m.overflowed());
+        assert_eq!(
+            m.check(&id(9), b"c"),
+            MarkVerdict::Unknown,
+            "stale or not, it stays"
+        );
+        assert_eq!(m.check(&id(4), b"c"), MarkVerdict::Unknown);
+        m.reset([2; 16], 0);
+        assert!(!m.overflowed() && m.is_empty());
+    }
+
+    #[test]
+    fn an_identity_marked_twice_keeps_either_content() {
+        let mut m = SnapshotMarks::new(FixedMarks::<8>::new());
+        m.reset([3; 16], 0);
+        m.insert(b"sa", b"old");
+        m.insert(b"sa", b"new");
+        assert_eq!(m.check(b"sa", b"old"), MarkVerdict::Keep);
+        assert_eq!(m.check(b"sa", b"new"), MarkVerdict::Keep);
+        assert_eq!(m.check(b"sa", b"third"), MarkVerdict::Differs);
     }
 }

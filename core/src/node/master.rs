@@ -2,7 +2,7 @@
 //! and feeding each slave (snapshot, then the ring) as its buffer drains.
 
 use crate::crypto::Crypto;
-use crate::ctl::Ctl;
+use crate::ctl::{BucketSet, Ctl, BUCKETS, BUCKETS_PER_CHUNK};
 use crate::pfkey::consts::{SADB_ADD, SADB_DELETE, SADB_SATYPE_UNSPEC, SADB_UPDATE};
 use crate::pfkey::{
     build_flush, dump_to_add, filter, msg_type_name, spd_dump_to_addflow, unwrap_promisc, Msg,
@@ -13,11 +13,14 @@ use crate::state::{FlushMode, Position, RunState};
 use crate::time::Instant;
 use crate::wire::v2::MAX_PAYLOAD;
 
-use super::conn::{Feed, Phase};
+use super::conn::{Feed, Phase, CTL_RESERVE, MAX_FRAME};
 use super::digest::MultisetDigest;
 use super::event::{ConnId, DumpFlow, DumpOp, Event, Table};
+use super::fingerprint;
 use super::jobs::{Job, JobKind};
+use super::machine::BucketSums;
 use super::machine::Node;
+use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::PeerIndex;
 
@@ -30,9 +33,9 @@ impl<
         R: Random,
         const P: usize,
         const RING: usize,
-        const MARKS: usize,
+        M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, MARKS, TX>
+    > Node<C, R, P, RING, M, TX>
 {
     /// A message read from the PF_KEY socket (promiscuous copies of other
     /// processes' requests, and the kernel's replies).
@@ -168,9 +171,40 @@ impl<
                     self.pump(now, conn);
                     return;
                 }
+                if pos != Position::NONE {
+                    // In sync with another master (a failover), or too far
+                    // behind our ring: resume from now, and let the next
+                    // digest (soon) repair what differs bucket by bucket.
+                    self.resume_and_repair(now, conn);
+                    return;
+                }
             }
         }
         self.start_snapshot(now, conn);
+    }
+
+    /// Resumes a slave that was in sync with another stream from our head
+    /// and brings the next digest forward, so that it is repaired by bucket
+    /// instead of taking a full snapshot.
+    fn resume_and_repair(&mut self, now: Instant, conn: ConnId) {
+        let head = self.ring.position();
+        let Ok(cursor) = self.ring.cursor(head) else {
+            self.start_snapshot(now, conn);
+            return;
+        };
+        if let Some(c) = self.conn_mut(conn) {
+            c.feed = Feed::Stream { cursor };
+        }
+        self.send_ctl_or_close(now, conn, &Ctl::Resume(head));
+        self.counters.resumes_with_repair += 1;
+        if let Some((p, _)) = self.slot_of(conn) {
+            log::info!(
+                "peer {}: resuming from our position; the next digest repairs what differs",
+                self.peer_addrs[p]
+            );
+        }
+        self.next_digest = Some(now);
+        self.pump(now, conn);
     }
 
     /// Legacy sessions whose feed delay is over start their feed.
@@ -211,7 +245,38 @@ impl<
 
     /// Begins a full snapshot to `conn`.
     pub(super) fn start_snapshot(&mut self, now: Instant, conn: ConnId) {
-        let start = self.ring.position();
+        self.snapshot_from(now, conn, self.ring.position(), None);
+    }
+
+    /// A v2 slave asks for the entries of some buckets again (its digest
+    /// check found them different): a snapshot of those buckets, inserted
+    /// in its stream where it is now; the stream goes on after it.
+    pub(super) fn start_repair(&mut self, now: Instant, conn: ConnId, buckets: BucketSet) {
+        let Some(Feed::Stream { cursor }) = self.conn(conn).map(|c| c.feed) else {
+            // A snapshot is under way already; the next digest tells.
+            return;
+        };
+        let all = fingerprint::count(&buckets) == BUCKETS;
+        if all {
+            if let Some(c) = self.conn_mut(conn) {
+                c.feed = Feed::Idle;
+            }
+            self.start_snapshot(now, conn);
+        } else {
+            self.counters.repairs += 1;
+            self.snapshot_from(now, conn, cursor.position(), Some(buckets));
+        }
+    }
+
+    /// A snapshot to `conn` of every entry, or of those in `buckets`, after
+    /// which its stream continues after `start`.
+    fn snapshot_from(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        start: Position,
+        buckets: Option<BucketSet>,
+    ) {
         let dump = self.alloc_dump_id();
         let legacy = self.legacy;
         if legacy && self.flushmode == FlushMode::Startup {
@@ -243,6 +308,8 @@ impl<
                 &Ctl::SnapBegin {
                     pos: start,
                     sweep: true,
+                    expect: self.expect(buckets.as_ref()),
+                    buckets,
                 },
             );
         }
@@ -255,18 +322,39 @@ impl<
                 table: Table::Sadb,
                 start,
                 paused: false,
+                buckets,
             };
             c.pending_digest = None;
         }
         if let Some(x) = self.peer_stats_mut(p) {
             x.snapshot_send_started(now);
         }
-        self.counters.snapshots_started += 1;
-        log::info!("peer {}: sending a full snapshot", self.peer_addrs[p]);
+        match buckets {
+            None => {
+                self.counters.snapshots_started += 1;
+                log::info!("peer {}: sending a full snapshot", self.peer_addrs[p]);
+            }
+            Some(b) => log::info!(
+                "peer {}: sending the entries of {} buckets again",
+                self.peer_addrs[p],
+                fingerprint::count(&b)
+            ),
+        }
         self.push_event(Event::Dump {
             dump,
             op: DumpOp::Start(Table::Sadb),
         });
+    }
+
+    /// About how many entries a snapshot of `buckets` (or all) holds, from
+    /// the last digest's counts, so the slave can size its marks.
+    fn expect(&self, buckets: Option<&BucketSet>) -> u32 {
+        let total = match self.announced {
+            Some(Ctl::Digest { sas, flows, .. }) => u64::from(sas) + u64::from(flows),
+            _ => 0,
+        };
+        let share = buckets.map_or(BUCKETS, fingerprint::count) as u64;
+        u32::try_from(total * share / BUCKETS as u64).unwrap_or(u32::MAX)
     }
 
     /// Stops every feed (we are no longer master).
@@ -316,35 +404,49 @@ impl<
             }
             match c.feed {
                 Feed::Idle => break,
-                Feed::Snapshot {
-                    dump,
-                    table,
-                    start,
-                    paused,
-                } => {
-                    if paused && c.feed_has_room() {
-                        c.feed = Feed::Snapshot {
-                            dump,
-                            table,
-                            start,
-                            paused: false,
-                        };
+                Feed::Snapshot { ref mut paused, .. } => {
+                    if *paused && c.tx.room() >= MAX_FRAME + CTL_RESERVE {
+                        *paused = false;
                     }
                     break;
                 }
                 Feed::Stream { cursor } => {
                     let after = cursor.position();
-                    if let Some(d) = c.pending_digest {
-                        if let Ctl::Digest { pos, .. } = d {
-                            if pos == after {
-                                c.pending_digest = None;
-                                if c.send_ctl(&self.codec, &mut self.rng, &d).is_err() {
-                                    self.close_conn(now, conn, Some("send buffer full"), true);
-                                    return;
-                                }
-                                continue;
-                            }
+                    if c.pending_digest == Some(after) {
+                        // The digest and its bucket sums, together.
+                        let chunks = BUCKETS / BUCKETS_PER_CHUNK;
+                        let need = (chunks + 1) * (crate::ctl::MAX_LEN + 48) + CTL_RESERVE;
+                        if c.tx.room() < need {
+                            break;
                         }
+                        c.pending_digest = None;
+                        let Some(d) = self.announced.filter(|_| self.sums.pos == after) else {
+                            continue;
+                        };
+                        let mut ok = c.send_ctl(&self.codec, &mut self.rng, &d).is_ok();
+                        for k in 0..chunks {
+                            let first = k * BUCKETS_PER_CHUNK;
+                            let mut sums = [0u64; BUCKETS_PER_CHUNK];
+                            sums.copy_from_slice(&self.sums.sums[first..first + BUCKETS_PER_CHUNK]);
+                            let mut unknown = 0u64;
+                            for (i, _) in sums.iter().enumerate() {
+                                if fingerprint::has(&self.sums.unknown, first + i) {
+                                    unknown |= 1 << i;
+                                }
+                            }
+                            let chunk = Ctl::Buckets {
+                                pos: after,
+                                first: first as u32,
+                                sums,
+                                unknown,
+                            };
+                            ok &= c.send_ctl(&self.codec, &mut self.rng, &chunk).is_ok();
+                        }
+                        if !ok {
+                            self.close_conn(now, conn, Some("send buffer full"), true);
+                            return;
+                        }
+                        continue;
                     }
                     if !c.feed_has_room() {
                         break;
@@ -443,16 +545,27 @@ impl<
                 return DumpFlow::More;
             }
         };
-        let verdict = match Msg::parse(&buf[..n]) {
-            Ok(m) => filter(&m, &self.policy, &self.peer_addrs),
-            Err(_) => return DumpFlow::More,
+        let Ok(m) = Msg::parse(&buf[..n]) else {
+            return DumpFlow::More;
         };
-        if verdict != Verdict::Sync {
+        if filter(&m, &self.policy, &self.peer_addrs) != Verdict::Sync {
             return DumpFlow::More;
         }
         let Some(c) = self.conns[p][s].as_mut() else {
             return DumpFlow::Pause;
         };
+        if let Feed::Snapshot {
+            buckets: Some(set), ..
+        } = c.feed
+        {
+            // A repair: only the buckets the slave asked for.
+            let mut key = [0u8; super::jobs::IDENTITY_MAX];
+            let inside = super::jobs::identity(&m, &mut key)
+                .is_some_and(|k| fingerprint::has(&set, fingerprint::bucket(&key[..k])));
+            if !inside {
+                return DumpFlow::More;
+            }
+        }
         if c.send_pfkey(&self.codec, &mut self.rng, &buf[..n]).is_err() {
             // feed_has_room was true before this record, so only a
             // pathological record ends here; skip it rather than stall.
@@ -469,16 +582,8 @@ impl<
         if c.feed_has_room() {
             DumpFlow::More
         } else {
-            if let Feed::Snapshot {
-                dump, table, start, ..
-            } = c.feed
-            {
-                c.feed = Feed::Snapshot {
-                    dump,
-                    table,
-                    start,
-                    paused: true,
-                };
+            if let Feed::Snapshot { ref mut paused, .. } = c.feed {
+                *paused = true;
             }
             DumpFlow::Pause
         }
@@ -487,7 +592,13 @@ impl<
     /// The current table of `conn`'s snapshot is exhausted.
     pub(super) fn snapshot_table_end(&mut self, now: Instant, conn: ConnId) {
         let Some(c) = self.conn(conn) else { return };
-        let Feed::Snapshot { table, start, .. } = c.feed else {
+        let Feed::Snapshot {
+            table,
+            start,
+            buckets,
+            ..
+        } = c.feed
+        else {
             return;
         };
         match table {
@@ -499,6 +610,7 @@ impl<
                         table: Table::Spd,
                         start,
                         paused: false,
+                        buckets,
                     };
                 }
                 self.push_event(Event::Dump {
@@ -513,15 +625,18 @@ impl<
                     Ctl::SnapEnd { pos: start }
                 };
                 self.send_ctl_or_close(now, conn, &end);
-                match self.ring.cursor(start) {
-                    Ok(cursor) => {
-                        if let Some(c) = self.conn_mut(conn) {
-                            c.feed = Feed::Stream { cursor };
-                        }
+                let cursor = match self.ring.cursor(start) {
+                    Ok(cursor) => Some(cursor),
+                    // The deltas since the snapshot began were evicted
+                    // while it streamed (a large SADB, a busy master). A v2
+                    // slave resumes at our head and the digest repairs the
+                    // buckets those deltas touched; another full snapshot
+                    // would only meet the same fate.
+                    Err(e) if !self.legacy => {
+                        log::info!("deltas since the snapshot began are gone ({e}); the digest repairs them");
+                        None
                     }
                     Err(e) => {
-                        // The deltas since the snapshot began were evicted
-                        // while it streamed: another snapshot.
                         log::info!("deltas since the snapshot began are gone ({e}); full snapshot");
                         if let Some(c) = self.conn_mut(conn) {
                             c.feed = Feed::Idle;
@@ -529,13 +644,20 @@ impl<
                         self.start_snapshot(now, conn);
                         return;
                     }
-                }
+                };
                 if let Some((p, _)) = self.slot_of(conn) {
                     if let Some(x) = self.peer_stats_mut(p) {
                         x.snapshot_send_ended(now, true);
                     }
                 }
                 self.counters.snapshots_done += 1;
+                let Some(cursor) = cursor else {
+                    self.resume_and_repair(now, conn);
+                    return;
+                };
+                if let Some(c) = self.conn_mut(conn) {
+                    c.feed = Feed::Stream { cursor };
+                }
                 self.pump(now, conn);
             }
         }
@@ -555,18 +677,32 @@ impl<
             self.conns.iter().flatten().flatten().any(|c| {
                 matches!(c.phase, Phase::Open(..)) && matches!(c.feed, Feed::Stream { .. })
             });
-        if !streaming || !matches!(self.job, Job::None) {
+        if !streaming {
             return;
         }
+        if !matches!(self.job, Job::None) {
+            // Busy reading a dump for something else: soon, not a whole
+            // interval later.
+            self.next_digest = Some(now.add(core::time::Duration::from_secs(1)));
+            return;
+        }
+        let start = self.ring.position();
+        self.sums = BucketSums {
+            pos: start,
+            ..BucketSums::EMPTY
+        };
         self.start_job(JobKind::Announce {
-            start: self.ring.position(),
+            start,
             sa: MultisetDigest::new(),
             flow: MultisetDigest::new(),
         });
     }
 
     /// A master digest is complete: queue it for every streaming v2 slave,
-    /// to be sent when its stream reaches the digest's position.
+    /// to be sent with the bucket sums when its stream reaches the digest's
+    /// position. Buckets that changed while the tables were read (the
+    /// deltas since `start`) are marked unknown and, if any did, the
+    /// whole-table digests do not apply: the slaves still compare the rest.
     pub(super) fn announce_digest(
         &mut self,
         now: Instant,
@@ -574,23 +710,47 @@ impl<
         sa: &MultisetDigest,
         flow: &MultisetDigest,
     ) {
-        if self.ring.position() != start {
-            // The tables changed while we read them: skip this round.
-            return;
+        let partial = self.ring.position() != start;
+        if partial {
+            let mut unknown = [0u8; BUCKETS / 8];
+            match self.ring.cursor(start) {
+                Ok(mut cur) => {
+                    while let Ok(Some((next, msg))) = self.ring.next(cur) {
+                        let mut key = [0u8; super::jobs::IDENTITY_MAX];
+                        match Msg::parse(msg)
+                            .ok()
+                            .and_then(|m| super::jobs::identity(&m, &mut key))
+                        {
+                            Some(k) => {
+                                fingerprint::add(&mut unknown, fingerprint::bucket(&key[..k]))
+                            }
+                            // A FLUSH or anything without an identity: all of it.
+                            None => unknown = fingerprint::ALL,
+                        }
+                        cur = next;
+                    }
+                }
+                Err(_) => unknown = fingerprint::ALL,
+            }
+            self.sums.unknown = unknown;
+            // Soon again: a slave resuming after a failover waits for it.
+            let soon = now.add(core::time::Duration::from_secs(5));
+            self.next_digest = self.next_digest.map(|t| t.min(soon));
         }
         let (sa_digest, sas) = sa.finish();
         let (flow_digest, flows) = flow.finish();
-        let d = Ctl::Digest {
+        self.announced = Some(Ctl::Digest {
             pos: start,
             sas,
             flows,
             sa_digest,
             flow_digest,
-        };
+            partial,
+        });
         let mut ids: heapless::Vec<ConnId, 64> = heapless::Vec::new();
         for c in self.conns.iter_mut().flatten().flatten() {
             if matches!(c.phase, Phase::Open(..)) && matches!(c.feed, Feed::Stream { .. }) {
-                c.pending_digest = Some(d);
+                c.pending_digest = Some(start);
                 let _ = ids.push(c.id);
             }
         }

@@ -26,6 +26,7 @@ mod conn;
 pub mod demote;
 pub mod digest;
 pub mod event;
+mod fingerprint;
 mod follow;
 pub mod ike;
 mod jobs;
@@ -52,11 +53,11 @@ pub use jobs::{identity, IDENTITY_MAX};
 #[cfg(feature = "planted-bugs")]
 pub use machine::PlantedBugs;
 pub use machine::{Node, PFKEY_QUEUE_BYTES};
+pub use marks::{FixedMarks, Mark, MarkStore};
 pub use peer_stats::{ErrorCounts, ErrorKind, LastError, PeerStats};
 pub use reconfigure::{Reconfigured, RoleChange, SessionReset};
 pub use stats::{Counters, NodeStats, PeerView, RingFill, SessionPhase};
 
-/// A node with default capacities: 8 peers, a 128 KiB delta ring, 32 KiB
-/// of snapshot marks (good for ~25 000 entries at < 1 % false positives),
-/// 16 KiB of send buffer per connection.
-pub type DefaultNode<C, R> = Node<C, R, 8, { 128 * 1024 }, { 32 * 1024 }, TX_BYTES>;
+/// A node with default capacities: 8 peers, a 128 KiB delta ring, 16 KiB
+/// of send buffer per connection, and the platform's mark store `M`.
+pub type DefaultNode<C, R, M> = Node<C, R, 8, { 128 * 1024 }, M, TX_BYTES>;

@@ -33,6 +33,7 @@ use super::backoff::Backoff;
 use super::event::{ConnId, NodeError};
 use super::ike::Control;
 use super::machine::Node;
+use super::marks::MarkStore;
 use super::peer_table::PeerIndex;
 
 /// Why every session was closed and redialled.
@@ -174,9 +175,9 @@ impl<
         R: Random,
         const P: usize,
         const RING: usize,
-        const MARKS: usize,
+        M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, MARKS, TX>
+    > Node<C, R, P, RING, M, TX>
 {
     /// Applies a reloaded configuration (see the module documentation).
     /// On error nothing changed and the node runs on as before.

@@ -12,6 +12,7 @@ use crate::wire::v2::{Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, MAX_FRAM
 use super::conn::{Phase, Rx};
 use super::event::{ConnId, Received};
 use super::machine::{Incoming, Node};
+use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::{PeerIndex, SessionId, Tiebreak};
 
@@ -101,9 +102,9 @@ impl<
         R: Random,
         const P: usize,
         const RING: usize,
-        const MARKS: usize,
+        M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, MARKS, TX>
+    > Node<C, R, P, RING, M, TX>
 {
     /// Bytes arrived on a connection. Says how many were taken; the
     /// platform keeps the rest and offers them again later (the node pauses
@@ -381,7 +382,12 @@ impl<
                     self.restart_feed(now, conn, pos);
                 }
             }
-            Ctl::SnapBegin { pos, sweep } => {
+            Ctl::SnapBegin {
+                pos,
+                sweep,
+                expect,
+                buckets,
+            } => {
                 if from_master && !we_master && !self.legacy && !self.may_follow(conn) {
                     self.counters.refused_data += 1;
                     log::warn!(
@@ -391,25 +397,38 @@ impl<
                     if !self.legacy {
                         self.follow(conn);
                     }
-                    if let Some((p, _)) = self.slot_of(conn) {
-                        if let Some(x) = self.peer_stats_mut(p) {
-                            x.snapshot_receive_started(now);
+                    if buckets.is_none() {
+                        if let Some((p, _)) = self.slot_of(conn) {
+                            if let Some(x) = self.peer_stats_mut(p) {
+                                x.snapshot_receive_started(now);
+                            }
                         }
+                        // Until its end, a full snapshot leaves us nowhere;
+                        // it supersedes any repair still queued.
+                        self.applied = Position::NONE;
+                        self.repair_queue = [0; crate::ctl::BUCKETS / 8];
+                        self.snapshot_in_batches = false;
+                        self.awaiting_digest = false;
                     }
-                    self.incoming = Some(Incoming { conn, pos, sweep });
+                    self.incoming = Some(Incoming {
+                        conn,
+                        pos,
+                        sweep,
+                        buckets,
+                    });
                     let mut salt = [0u8; 16];
                     self.rng.fill(&mut salt);
-                    self.marks.reset(salt);
-                    self.applied = Position::NONE;
+                    self.marks.reset(salt, expect as usize);
                 }
             }
             Ctl::SnapEnd { pos } => {
                 if from_master && !we_master && self.incoming.is_some_and(|i| i.conn == conn) {
                     let sweep = self.incoming.is_some_and(|i| i.sweep);
+                    let buckets = self.incoming.and_then(|i| i.buckets);
                     #[cfg(feature = "planted-bugs")]
                     let sweep = sweep && !self.bugs.skip_sweep;
                     if sweep {
-                        self.start_sweep(now, conn, pos);
+                        self.start_sweep(now, conn, pos, buckets);
                     } else {
                         self.incoming = None;
                         self.applied = pos;
@@ -419,6 +438,13 @@ impl<
             }
             Ctl::Resume(pos) => {
                 if from_master && !we_master && self.may_follow(conn) {
+                    // Not where we asked to resume (another master's stream,
+                    // or one that moved past what its ring holds): the first
+                    // digest repairs what differs.
+                    if self.applied != Position::NONE && self.applied != pos {
+                        self.resumed_across = true;
+                        self.awaiting_digest = true;
+                    }
                     self.follow(conn);
                     self.incoming = None;
                     self.applied = pos;
@@ -431,9 +457,31 @@ impl<
                 flows,
                 sa_digest,
                 flow_digest,
+                partial,
             } => {
                 if from_master && !we_master {
-                    self.start_check(now, conn, pos, sas, flows, sa_digest, flow_digest);
+                    self.start_check(now, conn, pos, sas, flows, sa_digest, flow_digest, partial);
+                }
+            }
+            Ctl::Buckets {
+                pos,
+                first,
+                sums,
+                unknown,
+            } => {
+                if from_master && !we_master {
+                    self.compare_buckets(now, conn, pos, first as usize, &sums, unknown);
+                }
+            }
+            Ctl::Repair { pos, buckets } => {
+                if we_master {
+                    log::info!(
+                        "peer asks for {} buckets again (its tables differed at {}:{})",
+                        super::fingerprint::count(&buckets),
+                        pos.epoch,
+                        pos.seq
+                    );
+                    self.start_repair(now, conn, buckets);
                 }
             }
         }
@@ -578,12 +626,11 @@ impl<
         if snapshot {
             if let Ok(m) = Msg::parse(msg) {
                 let mut key = [0u8; super::jobs::IDENTITY_MAX];
-                if let Some(n) = super::jobs::identity(&m, &mut key) {
-                    self.marks.insert(&self.crypto, &[b"I", &key[..n]]);
-                }
                 let mut canon = [0u8; crate::pfkey::PFKEY_MSG_MAXSZ];
-                if let Ok(n) = crate::pfkey::canonical_digest_input(&m, &mut canon) {
-                    self.marks.insert(&self.crypto, &[b"C", &canon[..n]]);
+                let id = super::jobs::identity(&m, &mut key);
+                let content = crate::pfkey::canonical_digest_input(&m, &mut canon);
+                if let (Some(n), Ok(c)) = (id, content) {
+                    self.marks.insert(&key[..n], &canon[..c]);
                 }
             }
         } else if !self.legacy {
@@ -730,7 +777,14 @@ impl<
         }
         self.demote
             .handle_snapshot_complete(Some(RunState::Master), now);
-        log::info!("in sync with master {}", self.peer_addrs[p]);
+        if self.resumed_across {
+            log::info!(
+                "following master {} from another stream; syncing what differs at its digest",
+                self.peer_addrs[p]
+            );
+        } else {
+            log::info!("in sync with master {}", self.peer_addrs[p]);
+        }
     }
 
     pub(super) fn peer_state_of(&self, conn: ConnId) -> Option<RunState> {

@@ -13,6 +13,7 @@ use super::conn::{Conn, Feed, Phase};
 use super::event::{ConnId, DumpOp, Event, Rejected};
 use super::machine::Node;
 use super::machine::REASK;
+use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::{AttemptId, ConnStatus, PeerIndex, SessionDecision, SessionId};
 
@@ -27,9 +28,9 @@ impl<
         R: Random,
         const P: usize,
         const RING: usize,
-        const MARKS: usize,
+        M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, MARKS, TX>
+    > Node<C, R, P, RING, M, TX>
 {
     /// The outbound connection `conn` (from `Event::Connect`) is up.
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {

@@ -10,6 +10,7 @@ use crate::time::Instant;
 use super::conn::Phase;
 use super::ike::IkeMode;
 use super::machine::Node;
+use super::marks::MarkStore;
 use super::peer_table::{ConnStatus, PeerIndex, PeerStats};
 
 /// Node-wide counters.
@@ -49,6 +50,19 @@ pub struct Counters {
     pub digests_matched: u64,
     /// Digest mismatches (each leads to a resync request).
     pub digest_mismatches: u64,
+    /// Sweeps that deleted nothing because the snapshot overflowed the
+    /// platform's mark storage (slave side).
+    pub sweeps_skipped: u64,
+    /// Repairs of some buckets sent (master side).
+    pub repairs: u64,
+    /// Slaves from another stream resumed at our head, to be repaired by
+    /// bucket instead of a full snapshot (master side).
+    pub resumes_with_repair: u64,
+    /// Repairs of some buckets applied (slave side).
+    pub repairs_done: u64,
+    /// Digest differences found right after resuming with a new master:
+    /// expected after a failover, repaired by bucket, not a sign of loss.
+    pub resume_repairs: u64,
     /// Split-brain episodes seen.
     pub split_brain_episodes: u64,
     /// Events that did not fit the event queue (never expected).
@@ -87,6 +101,10 @@ pub struct NodeStats {
     pub pfkey_queued: usize,
     /// Slave: a full snapshot or its sweep is in progress.
     pub syncing: bool,
+    /// Slave: our tables are known or likely to differ from the master's
+    /// (after following it from another stream, or a digest that did not
+    /// match) and buckets are being repaired.
+    pub repairing: bool,
     /// v2 slave: the master whose stream we take, and whether it started.
     pub following: Option<(IpAddr, bool)>,
     /// The dump job in progress, if any ("sweep", "digest check", "digest").
@@ -165,9 +183,9 @@ impl<
         R: Random,
         const P: usize,
         const RING: usize,
-        const MARKS: usize,
+        M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, MARKS, TX>
+    > Node<C, R, P, RING, M, TX>
 {
     /// Node-wide statistics.
     pub fn stats(&self) -> NodeStats {
@@ -193,6 +211,9 @@ impl<
             },
             pfkey_queued: self.pfkeyq.len(),
             syncing: self.incoming.is_some() || self.job.is_sweep(),
+            repairing: self.awaiting_digest
+                || self.repair_asked.is_some()
+                || super::fingerprint::count(&self.repair_queue) > 0,
             following: self.following.and_then(|f| {
                 let (p, _) = self.slot_of(f.conn)?;
                 Some((self.peer_addrs[p], f.synced))

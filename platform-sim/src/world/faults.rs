@@ -147,7 +147,17 @@ impl World {
         id[0] = i as u8 + 1;
         let mut settings = Settings::new(id, self.rng.u64(), self.hosts[i].pid);
         settings.digest_interval = self.sc.digest_interval;
-        let node = Node::new(&cfg, settings, SoftCrypto, SimRandom(self.rng.fork()), now);
+        let node = Node::new(
+            &cfg,
+            settings,
+            SoftCrypto,
+            SimRandom(self.rng.fork()),
+            match self.sc.mark_limit {
+                Some(l) => crate::marks::VecMarks::with_limit(l),
+                None => crate::marks::VecMarks::new(),
+            },
+            now,
+        );
         let mut node = match node {
             Ok(n) => Box::new(n),
             Err(e) => panic!("simulator node: {e}"),

@@ -18,6 +18,7 @@ use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
 use sasyncd_core::node::{ConnId, DefaultNode, DumpId, PeerView};
 use sasyncd_core::platform::drive;
+use sasyncd_sim::marks::VecMarks;
 
 use crate::control::{self, Control, Request, Status};
 use crate::kernel::LinkWatch;
@@ -26,8 +27,9 @@ use crate::sys::{OsRandom, Signals};
 use conns::ReadOutcome;
 use io::{Later, NetIo};
 
-/// The node the daemon runs (8 peers, 128 KiB delta ring).
-pub type DaemonNode = DefaultNode<SoftCrypto, OsRandom>;
+/// The node the daemon runs (8 peers, 128 KiB delta ring, snapshot marks
+/// in a vector as big as the SADB needs).
+pub type DaemonNode = DefaultNode<SoftCrypto, OsRandom, VecMarks>;
 
 /// How long an orderly shutdown waits for queued bytes to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
