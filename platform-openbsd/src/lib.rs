@@ -1,12 +1,17 @@
 //! The OpenBSD platform layer of sasyncd: the kernel and daemon interfaces
-//! the core's decisions are carried out through.
+//! the daemon's processes work through on a real gateway.
 //!
-//! What is here today is the byte-level half of those interfaces, testable
-//! on any Unix: IKE-daemon control ([`ike`]), routing-socket link-state
-//! messages ([`route`]) and interface ioctl numbers ([`ioctl`]). The
-//! syscall half (PF_KEY socket, sysctl dumps, carp ioctls, privilege
-//! separation) arrives with the daemon that drives `core::node`.
+//! Underneath everything: the declarations `libc` lacks ([`ffi`], every
+//! layout asserted at compile time), the ioctl encoding ([`ioctl`]),
+//! kernel names ([`ifname`]) and the raw system calls (`sys`, OpenBSD
+//! only). The carp watch reads a routing socket ([`carp`], parsing in
+//! [`route`]). IKE daemon control is in [`ike`].
 
+pub mod carp;
+pub mod ffi;
+pub mod ifname;
 pub mod ike;
 pub mod ioctl;
 pub mod route;
+#[cfg(target_os = "openbsd")]
+pub mod sys;
