@@ -1,8 +1,9 @@
 //! The system calls neither `nix` nor the standard library wraps for
 //! OpenBSD: opening PF_KEY and routing sockets, the routing socket's
 //! message filter, sysctl reads, the interface ioctls, pledge and unveil.
-//! Each is a thin, checked wrapper; this module and [`crate::ffi`] are the
-//! only places with `unsafe`.
+//! Each is a thin, checked wrapper over the declarations in [`crate::ffi`];
+//! this module is the only place in the crate with `unsafe` (outside test
+//! code, which has none either).
 
 use std::ffi::{CStr, CString};
 use std::io;
