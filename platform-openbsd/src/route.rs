@@ -1,25 +1,17 @@
-//! Parsing the routing-socket messages that carry carp link-state changes
-//! (reference §7.4, §13.4; amd64 layout).
+//! Routing-socket messages that matter for carp tracking (reference §7.4,
+//! §13.4): interface state changes (`RTM_IFINFO`), interface arrivals and
+//! departures (`RTM_IFANNOUNCE`) and lost messages (`RTM_DESYNC`).
 //!
-//! Unlike the original (D-34), a short message is ignored rather than copied
-//! past its end.
+//! Unlike the original (D-34), a message shorter than its structure is
+//! ignored rather than copied past its end, and an announcement is not
+//! ignored: see [`crate::carp::LinkTracker`].
 
-/// `RTM_VERSION`.
-pub const RTM_VERSION: u8 = 5;
-/// `RTM_IFINFO`: interface state changed.
-pub const RTM_IFINFO: u8 = 0x0e;
-/// `RTM_IFANNOUNCE`: an interface arrived or departed.
-pub const RTM_IFANNOUNCE: u8 = 0x0f;
-/// `ROUTE_MSGFILTER` socket option (level `AF_ROUTE`).
-pub const ROUTE_MSGFILTER: i32 = 1;
-/// `AF_ROUTE`.
-pub const AF_ROUTE: i32 = 17;
-/// Size of `struct if_msghdr` on amd64.
-pub const IF_MSGHDR_LEN: usize = 168;
-/// Offset of `ifm_index` (u16, host order).
-const INDEX_OFF: usize = 6;
-/// Offset of `ifm_data.ifi_link_state`.
-const LINK_STATE_OFF: usize = 24 + 3;
+use core::mem::{offset_of, size_of};
+
+use crate::ffi::{
+    IfAnnounceMsghdr, IfData, IfMsghdr, IFAN_ARRIVAL, IFAN_DEPARTURE, IFNAMSIZ, RTM_DESYNC,
+    RTM_IFANNOUNCE, RTM_IFINFO, RTM_VERSION,
+};
 
 /// The `ROUTE_MSGFILTER` mask accepting the given message types.
 pub const fn route_filter(types: &[u8]) -> u32 {
@@ -32,60 +24,154 @@ pub const fn route_filter(types: &[u8]) -> u32 {
     mask
 }
 
-/// An interface's new link state.
+/// What the carp watch asks the kernel for: state changes, arrivals and
+/// departures. (`RTM_DESYNC` is delivered whatever the filter says; it is
+/// in the mask to say that it is expected.)
+pub const CARP_FILTER: u32 = route_filter(&[RTM_IFINFO, RTM_IFANNOUNCE, RTM_DESYNC]);
+
+/// Whether an interface arrived or departed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IfInfo {
-    /// Interface index.
-    pub index: u16,
-    /// `LINK_STATE_*` value.
-    pub link_state: u8,
+pub enum Announce {
+    /// `IFAN_ARRIVAL`: created (or attached).
+    Arrival,
+    /// `IFAN_DEPARTURE`: destroyed (or detached).
+    Departure,
 }
 
-/// Parses an `RTM_IFINFO` message; anything else (or anything short) is `None`.
-pub fn parse_ifinfo(msg: &[u8]) -> Option<IfInfo> {
-    if msg.len() < IF_MSGHDR_LEN || msg[2] != RTM_VERSION || msg[3] != RTM_IFINFO {
-        return None;
-    }
-    let msglen = u16::from_ne_bytes([msg[0], msg[1]]) as usize;
-    if msglen < IF_MSGHDR_LEN {
-        return None;
-    }
-    Some(IfInfo {
-        index: u16::from_ne_bytes([msg[INDEX_OFF], msg[INDEX_OFF + 1]]),
-        link_state: msg[LINK_STATE_OFF],
-    })
+/// A routing message, as far as carp tracking cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteMsg {
+    /// `RTM_IFINFO`: interface `index` now has this link state.
+    IfInfo {
+        /// Interface index.
+        index: u16,
+        /// `LINK_STATE_*`.
+        link_state: u8,
+    },
+    /// `RTM_IFANNOUNCE`.
+    IfAnnounce {
+        /// Interface index.
+        index: u16,
+        /// Arrival or departure.
+        what: Announce,
+        /// Interface name, NUL-padded.
+        name: [u8; IFNAMSIZ],
+    },
+    /// `RTM_DESYNC`: the kernel dropped messages for this socket.
+    Desync,
+    /// Some other message type.
+    Other(u8),
 }
 
-/// Whether the message announces an interface arrival or departure, after
-/// which the carp interface's index must be looked up again (D-34).
-pub fn is_ifannounce(msg: &[u8]) -> bool {
-    msg.len() >= 4 && msg[2] == RTM_VERSION && msg[3] == RTM_IFANNOUNCE
+fn rd_u16(msg: &[u8], off: usize) -> Option<u16> {
+    let b = msg.get(off..off + 2)?;
+    Some(u16::from_ne_bytes([b[0], b[1]]))
+}
+
+/// Parses one message read from the routing socket. `None`: not a message
+/// of this routing-socket version, or shorter than its type's structure
+/// (by its length field or by the bytes read).
+pub fn parse(msg: &[u8]) -> Option<RouteMsg> {
+    let msglen = usize::from(rd_u16(msg, 0)?);
+    let version = *msg.get(2)?;
+    let ty = *msg.get(3)?;
+    if version != RTM_VERSION || msglen > msg.len() {
+        return None;
+    }
+    let msg = &msg[..msglen];
+    match ty {
+        RTM_IFINFO => {
+            if msg.len() < size_of::<IfMsghdr>() {
+                return None;
+            }
+            let state_off = offset_of!(IfMsghdr, ifm_data) + offset_of!(IfData, ifi_link_state);
+            Some(RouteMsg::IfInfo {
+                index: rd_u16(msg, offset_of!(IfMsghdr, ifm_index))?,
+                link_state: *msg.get(state_off)?,
+            })
+        }
+        RTM_IFANNOUNCE => {
+            if msg.len() < size_of::<IfAnnounceMsghdr>() {
+                return None;
+            }
+            let what = match rd_u16(msg, offset_of!(IfAnnounceMsghdr, ifan_what))? {
+                IFAN_ARRIVAL => Announce::Arrival,
+                IFAN_DEPARTURE => Announce::Departure,
+                _ => return Some(RouteMsg::Other(ty)),
+            };
+            let off = offset_of!(IfAnnounceMsghdr, ifan_name);
+            let mut name = [0u8; IFNAMSIZ];
+            name.copy_from_slice(msg.get(off..off + IFNAMSIZ)?);
+            Some(RouteMsg::IfAnnounce {
+                index: rd_u16(msg, offset_of!(IfAnnounceMsghdr, ifan_index))?,
+                what,
+                name,
+            })
+        }
+        RTM_DESYNC => Some(RouteMsg::Desync),
+        other => Some(RouteMsg::Other(other)),
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod testmsg {
+    //! Recorded routing messages, built as the kernel lays them out.
     use super::*;
 
-    fn ifinfo(index: u16, state: u8) -> [u8; IF_MSGHDR_LEN] {
-        let mut m = [0u8; IF_MSGHDR_LEN];
-        m[0..2].copy_from_slice(&(IF_MSGHDR_LEN as u16).to_ne_bytes());
+    /// An `RTM_IFINFO` for interface `index` in `state`.
+    pub fn ifinfo(index: u16, state: u8) -> Vec<u8> {
+        let mut m = vec![0u8; size_of::<IfMsghdr>()];
+        m[0..2].copy_from_slice(&(size_of::<IfMsghdr>() as u16).to_ne_bytes());
         m[2] = RTM_VERSION;
         m[3] = RTM_IFINFO;
+        m[4..6].copy_from_slice(&(size_of::<IfMsghdr>() as u16).to_ne_bytes());
         m[6..8].copy_from_slice(&index.to_ne_bytes());
         m[27] = state;
         m
     }
 
+    /// An `RTM_IFANNOUNCE` of `name` at `index`.
+    pub fn announce(index: u16, name: &str, what: u16) -> Vec<u8> {
+        let len = size_of::<IfAnnounceMsghdr>();
+        let mut m = vec![0u8; len];
+        m[0..2].copy_from_slice(&(len as u16).to_ne_bytes());
+        m[2] = RTM_VERSION;
+        m[3] = RTM_IFANNOUNCE;
+        m[4..6].copy_from_slice(&(len as u16).to_ne_bytes());
+        m[6..8].copy_from_slice(&index.to_ne_bytes());
+        m[8..10].copy_from_slice(&what.to_ne_bytes());
+        m[10..10 + name.len()].copy_from_slice(name.as_bytes());
+        m
+    }
+
+    /// An `RTM_DESYNC` (a bare `rt_msghdr`).
+    pub fn desync() -> Vec<u8> {
+        let len = size_of::<crate::ffi::RtMsghdr>();
+        let mut m = vec![0u8; len];
+        m[0..2].copy_from_slice(&(len as u16).to_ne_bytes());
+        m[2] = RTM_VERSION;
+        m[3] = RTM_DESYNC;
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testmsg::*;
+    use super::*;
+    use crate::ifname::{from_field, ifname};
+
     #[test]
-    fn filter_mask_for_ifinfo() {
+    fn filter_masks() {
         assert_eq!(route_filter(&[RTM_IFINFO]), 0x4000);
+        assert_eq!(CARP_FILTER, 0x0001_c000);
     }
 
     #[test]
     fn parses_ifinfo() {
         assert_eq!(
-            parse_ifinfo(&ifinfo(7, 4)),
-            Some(IfInfo {
+            parse(&ifinfo(7, 4)),
+            Some(RouteMsg::IfInfo {
                 index: 7,
                 link_state: 4
             })
@@ -93,20 +179,52 @@ mod tests {
     }
 
     #[test]
-    fn ignores_short_wrong_version_or_type() {
+    fn parses_announcements_and_desync() {
+        let m = parse(&announce(9, "carp1", IFAN_ARRIVAL)).unwrap();
+        let RouteMsg::IfAnnounce { index, what, name } = m else {
+            panic!("{m:?}");
+        };
+        assert_eq!((index, what), (9, Announce::Arrival));
+        assert_eq!(name, ifname("carp1").unwrap());
+        assert_eq!(from_field(&name), Some("carp1"));
+        assert!(matches!(
+            parse(&announce(9, "carp1", IFAN_DEPARTURE)),
+            Some(RouteMsg::IfAnnounce {
+                what: Announce::Departure,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse(&announce(9, "carp1", 7)),
+            Some(RouteMsg::Other(RTM_IFANNOUNCE))
+        );
+        assert_eq!(parse(&desync()), Some(RouteMsg::Desync));
+    }
+
+    #[test]
+    fn ignores_short_or_foreign_messages() {
         let m = ifinfo(7, 4);
-        assert_eq!(parse_ifinfo(&m[..100]), None);
-        let mut v = m;
-        v[2] = 4;
-        assert_eq!(parse_ifinfo(&v), None);
-        let mut t = m;
-        t[3] = 0x0c;
-        assert_eq!(parse_ifinfo(&t), None);
-        let mut l = m;
+        // Fewer bytes read than the structure.
+        assert_eq!(parse(&m[..100]), None);
+        // A length field shorter than the structure.
+        let mut l = m.clone();
         l[0..2].copy_from_slice(&96u16.to_ne_bytes());
-        assert_eq!(parse_ifinfo(&l), None);
-        let mut a = m;
-        a[3] = RTM_IFANNOUNCE;
-        assert!(is_ifannounce(&a) && !is_ifannounce(&m));
+        assert_eq!(parse(&l), None);
+        // A length field longer than what was read.
+        let mut l = m.clone();
+        l[0..2].copy_from_slice(&200u16.to_ne_bytes());
+        assert_eq!(parse(&l), None);
+        // Another routing-socket version.
+        let mut v = m.clone();
+        v[2] = 4;
+        assert_eq!(parse(&v), None);
+        // Another type.
+        let mut t = m.clone();
+        t[3] = 0x0c;
+        assert_eq!(parse(&t), Some(RouteMsg::Other(0x0c)));
+        let a = announce(3, "carp0", IFAN_ARRIVAL);
+        assert_eq!(parse(&a[..20]), None);
+        assert_eq!(parse(&[]), None);
+        assert_eq!(parse(&[4, 0, 5]), None);
     }
 }

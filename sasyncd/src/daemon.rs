@@ -2,6 +2,12 @@
 //! check everything (`-n` stops here, so it never approves what start-up
 //! refuses), open what needs root, detach, split into the privileged and
 //! the network process, drop privileges in the network process.
+//!
+//! The kernel interfaces are OpenBSD's own on OpenBSD and a devhost's when
+//! `--dev-host` is given ([`backend`]). On OpenBSD's kernel the processes
+//! are then confined: the network process pledges once its sockets are
+//! open and its privileges dropped, the privileged process unveils only
+//! the paths it opens.
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::unix::net::UnixStream;
@@ -18,6 +24,7 @@ use sasyncd_sim::marks::VecMarks;
 use crate::conffile;
 use crate::control::Control;
 use crate::dev::{DevHost, DevLinkWatch, DevPfkey};
+use crate::kernel::{Host, LinkWatch, PfkeySocket};
 use crate::logger::{self, Destination};
 use crate::net::io::{Clock, NetIo};
 use crate::net::{sockets, DaemonNode, Exit, Net};
@@ -141,16 +148,137 @@ pub fn run(opts: Options) -> ExitCode {
     }
 }
 
-fn start(opts: Options, cfg: Config, root: bool) -> Result<ExitCode, StartError> {
-    let Some(dev) = opts.dev_host.clone() else {
-        return Err(err(
-            "the OpenBSD kernel interfaces are not built yet: run in development mode with --dev-host PATH (see README)",
-        ));
+/// Where the kernel interfaces come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A devhost plays the gateway (`--dev-host PATH`), on any system.
+    Dev(PathBuf),
+    /// The running OpenBSD kernel and IKE daemons.
+    OpenBsd,
+    /// Neither: not OpenBSD, and no devhost given.
+    Unavailable,
+}
+
+/// Whether this build runs on OpenBSD's kernel interfaces.
+pub const ON_OPENBSD: bool = cfg!(target_os = "openbsd");
+
+/// Chooses the kernel interfaces: a devhost whenever one is given, the
+/// kernel on OpenBSD, and nothing elsewhere.
+pub fn backend(dev_host: Option<&Path>, on_openbsd: bool) -> Backend {
+    match dev_host {
+        Some(p) => Backend::Dev(p.to_path_buf()),
+        None if on_openbsd => Backend::OpenBsd,
+        None => Backend::Unavailable,
+    }
+}
+
+/// The network process's kernel interfaces: opened in the child (a
+/// devhost registers the child's pid), or opened before the fork as the
+/// original does (the kernel's sockets need root, and errors then reach
+/// the terminal).
+enum NetKernel {
+    Dev(PathBuf),
+    #[cfg(target_os = "openbsd")]
+    OpenBsd(crate::openbsd::ObsdPfkey, crate::openbsd::ObsdLinkWatch),
+}
+
+/// How the processes are confined once running (OpenBSD's kernel only).
+struct Confine {
+    /// The privileged process's unveil list.
+    unveils: Option<Vec<sasyncd_openbsd::confine::Unveil>>,
+    /// Whether the network process pledges.
+    pledge: bool,
+}
+
+fn start(mut opts: Options, cfg: Config, root: bool) -> Result<ExitCode, StartError> {
+    // Detaching changes to "/": keep the paths SIGHUP and exit use valid.
+    opts.config = absolute(&opts.config)?;
+    opts.control = absolute(&opts.control)?;
+    match backend(opts.dev_host.as_deref(), ON_OPENBSD) {
+        Backend::Dev(dev) => {
+            let dev = absolute(&dev)?;
+            // Everything that can fail for a reason the operator must see
+            // is tried before detaching, so the error reaches the terminal.
+            let host = DevHost::open(&dev)
+                .map_err(|e| err(format!("{}: no devhost answers: {e}", dev.display())))?;
+            let confine = Confine {
+                unveils: None,
+                pledge: false,
+            };
+            launch(opts, cfg, root, host, NetKernel::Dev(dev), confine)
+        }
+        Backend::OpenBsd | Backend::Unavailable => start_kernel(opts, cfg, root),
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf, StartError> {
+    std::path::absolute(p).map_err(|e| err(format!("{}: {e}", p.display())))
+}
+
+/// The OpenBSD kernel: what the original opens before forking is opened
+/// here too, and checked, so that a missing carp interface or PF_KEY
+/// support stops start-up with a message on the terminal.
+#[cfg(target_os = "openbsd")]
+fn start_kernel(opts: Options, cfg: Config, root: bool) -> Result<ExitCode, StartError> {
+    use crate::kernel::Host;
+    use crate::openbsd::{ObsdHost, ObsdLinkWatch, ObsdPfkey};
+
+    let mut host = ObsdHost::open(&cfg).map_err(|e| err(format!("interface socket: {e}")))?;
+    if let Some(ifname) = host.interface().map(str::to_string) {
+        host.link_state().map_err(|e| {
+            err(format!(
+                "cannot read the carp interface: {e}; fix the interface or lock the role with \"mode master\" or \"mode slave\""
+            ))
+        })?;
+        log::debug!("tracking carp interface {ifname}");
+    }
+    if let Err(e) = host.demote_counter() {
+        log::warn!("carp demotion group: {e}; start-up demotion is not possible");
+    }
+    if host.pfsync_up() == Some(false) {
+        log::warn!(
+            "no pfsync interface is up: replay-protected SAs will fail after a failover (see sasyncd(8))"
+        );
+    }
+    let pfkey = ObsdPfkey::open().map_err(|e| err(format!("PF_KEY socket: {e}")))?;
+    let link =
+        ObsdLinkWatch::open(host.interface()).map_err(|e| err(format!("routing socket: {e}")))?;
+    let confine = Confine {
+        unveils: Some(sasyncd_openbsd::confine::priv_unveils(
+            &opts.config,
+            &opts.control,
+            host.ike_targets(),
+        )),
+        pledge: true,
     };
-    // Everything that can fail for a reason the operator must see is tried
-    // before detaching, so the error reaches the terminal.
-    let host = DevHost::open(&dev)
-        .map_err(|e| err(format!("{}: no devhost answers: {e}", dev.display())))?;
+    launch(
+        opts,
+        cfg,
+        root,
+        host,
+        NetKernel::OpenBsd(pfkey, link),
+        confine,
+    )
+}
+
+/// Not OpenBSD: only development mode has kernel interfaces.
+#[cfg(not(target_os = "openbsd"))]
+fn start_kernel(_opts: Options, _cfg: Config, _root: bool) -> Result<ExitCode, StartError> {
+    Err(err(
+        "this system has no kernel interfaces for sasyncd (they are OpenBSD's): run in development mode with --dev-host PATH (see README)",
+    ))
+}
+
+/// Opens what every mode needs, detaches and splits into the privileged
+/// process (holding `host`) and the network process.
+fn launch<H: Host>(
+    opts: Options,
+    cfg: Config,
+    root: bool,
+    host: H,
+    net: NetKernel,
+    confine: Confine,
+) -> Result<ExitCode, StartError> {
     let user = if root {
         Some(sys::lookup_user(&opts.user).map_err(|e| err(e.to_string()))?)
     } else {
@@ -179,7 +307,16 @@ fn start(opts: Options, cfg: Config, root: bool) -> Result<ExitCode, StartError>
             logger::set_process("net");
             let _ = sys::set_process_title("net");
             let jail = opts.chroot.clone();
-            let code = match network(&cfg, &dev, net_end, listeners, control, user.as_ref(), jail) {
+            let code = match network(
+                &cfg,
+                net,
+                net_end,
+                listeners,
+                control,
+                user.as_ref(),
+                jail,
+                confine.pledge,
+            ) {
                 Ok(Exit::Shutdown) => 0,
                 Ok(Exit::Failed(_)) => 1,
                 Err(e) => {
@@ -191,6 +328,7 @@ fn start(opts: Options, cfg: Config, root: bool) -> Result<ExitCode, StartError>
         }
         ForkResult::Parent { child } => {
             drop(net_end);
+            drop(net);
             drop(listeners);
             drop(control);
             logger::set_process("priv");
@@ -202,6 +340,12 @@ fn start(opts: Options, cfg: Config, root: bool) -> Result<ExitCode, StartError>
                 Signal::SIGCHLD,
             ])
             .map_err(|e| err(e.to_string()))?;
+            if let Some(paths) = &confine.unveils {
+                if let Err(e) = crate::openbsd::confine_priv(paths) {
+                    // The network process stops when the channel closes.
+                    return Err(err(format!("privileged process: {e}")));
+                }
+            }
             let chan = PrivChannel::new(priv_end).map_err(|e| err(e.to_string()))?;
             let exit = Priv::new(host, chan, child, signals, opts.config.clone()).run();
             let _ = std::fs::remove_file(&opts.control);
@@ -216,22 +360,31 @@ fn start(opts: Options, cfg: Config, root: bool) -> Result<ExitCode, StartError>
     }
 }
 
-/// The network process: opens its kernel descriptors while still root,
-/// drops privileges, builds the node and runs the loop.
+/// The network process: takes (or opens, while still root) its kernel
+/// descriptors, drops privileges, builds the node, pledges if asked, and
+/// runs the loop.
+#[allow(clippy::too_many_arguments)]
 fn network(
     cfg: &Config,
-    dev: &Path,
+    net: NetKernel,
     chan: UnixStream,
     listeners: Vec<(SocketAddr, TcpListener)>,
     control: Control,
     user: Option<&sys::Unpriv>,
     jail: Option<PathBuf>,
+    pledge: bool,
 ) -> Result<Exit, StartError> {
     let signals = Signals::install(&[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP])
         .map_err(|e| err(e.to_string()))?;
     let pid = std::process::id();
-    let pfkey = DevPfkey::open(dev, pid).map_err(|e| err(format!("PF_KEY socket: {e}")))?;
-    let link = DevLinkWatch::open(dev).map_err(|e| err(format!("carp watch: {e}")))?;
+    let (pfkey, link): (Box<dyn PfkeySocket>, Box<dyn LinkWatch>) = match net {
+        NetKernel::Dev(dev) => (
+            Box::new(DevPfkey::open(&dev, pid).map_err(|e| err(format!("PF_KEY socket: {e}")))?),
+            Box::new(DevLinkWatch::open(&dev).map_err(|e| err(format!("carp watch: {e}")))?),
+        ),
+        #[cfg(target_os = "openbsd")]
+        NetKernel::OpenBsd(pfkey, link) => (Box::new(pfkey), Box::new(link)),
+    };
     if let Some(u) = user {
         let dir = jail.unwrap_or_else(|| u.home.clone());
         sys::drop_privileges(u, Some(&dir)).map_err(|e| err(e.to_string()))?;
@@ -254,6 +407,58 @@ fn network(
     );
     let source: Option<IpAddr> = sockets::source_addr(&cfg.listen);
     let chan = NetChannel::new(chan).map_err(|e| err(e.to_string()))?;
-    let io = NetIo::new(clock, pid, source, Box::new(pfkey), chan);
-    Ok(Net::new(node, io, Box::new(link), listeners, Some(control), signals).run())
+    if pledge {
+        crate::openbsd::confine_net().map_err(|e| err(format!("network process: {e}")))?;
+    }
+    let io = NetIo::new(clock, pid, source, pfkey, chan);
+    Ok(Net::new(node, io, link, listeners, Some(control), signals).run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openbsd_runs_on_its_kernel_unless_a_devhost_is_given() {
+        assert_eq!(backend(None, true), Backend::OpenBsd);
+        assert_eq!(
+            backend(Some(Path::new("/tmp/dev.sock")), true),
+            Backend::Dev(PathBuf::from("/tmp/dev.sock"))
+        );
+        assert_eq!(
+            backend(Some(Path::new("/tmp/dev.sock")), false),
+            Backend::Dev(PathBuf::from("/tmp/dev.sock"))
+        );
+        assert_eq!(backend(None, false), Backend::Unavailable);
+    }
+
+    #[test]
+    fn this_build_knows_where_it_runs() {
+        assert_eq!(ON_OPENBSD, cfg!(target_os = "openbsd"));
+        assert_eq!(
+            backend(None, ON_OPENBSD) == Backend::OpenBsd,
+            cfg!(target_os = "openbsd")
+        );
+    }
+
+    #[cfg(not(target_os = "openbsd"))]
+    #[test]
+    fn elsewhere_without_a_devhost_start_up_refuses_with_a_hint() {
+        let cfg = Config::parse(
+            b"interface carp0\npeer 192.0.2.1\nsharedkey 0x00112233445566778899aabbccddeeff\n",
+        )
+        .unwrap();
+        let opts = Options {
+            config: PathBuf::from("sasyncd.conf"),
+            foreground: true,
+            check_only: false,
+            verbosity: 0,
+            dev_host: None,
+            control: PathBuf::from("/nonexistent/sasyncd.sock"),
+            user: DEFAULT_USER.to_string(),
+            chroot: None,
+        };
+        let e = start(opts, cfg, false).unwrap_err();
+        assert!(e.to_string().contains("--dev-host"), "{e}");
+    }
 }

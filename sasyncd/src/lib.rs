@@ -1,7 +1,8 @@
 //! The `sasyncd` daemon: start-up ([`daemon`]), the privileged process
 //! ([`privproc`]) and the network process ([`net`]) joined by a typed
-//! channel ([`privsep`]), the kernel side each needs ([`kernel`]; in
-//! development mode a devhost plays it: [`dev`]), the control socket
+//! channel ([`privsep`]), the kernel side each needs ([`kernel`]: on
+//! OpenBSD the real one, [`openbsd`]; in development mode a devhost plays
+//! it, [`dev`]), the control socket
 //! ([`control`]), reading the configuration file ([`conffile`]), logging
 //! ([`logger`]), process plumbing ([`sys`]) and buffers for key material
 //! ([`secret`]). The binary (`main.rs`) parses the command line.
@@ -13,6 +14,7 @@ pub mod dev;
 pub mod kernel;
 pub mod logger;
 pub mod net;
+pub mod openbsd;
 pub mod privproc;
 pub mod privsep;
 pub mod secret;

@@ -5,7 +5,7 @@
 //! `Shutdown` message, SIGHUP a new configuration. When the network process
 //! dies, for whatever reason, it releases the demotion it holds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,10 @@ pub struct Priv<H: Host> {
     config_path: PathBuf,
     /// Dumps being streamed: the copy and how far it was sent.
     dumps: BTreeMap<u32, (SecretBytes, usize)>,
+    /// Re-read configurations sent to the network process and not yet
+    /// answered, oldest first (it answers each in order); the host follows
+    /// one once the network process has applied it.
+    pending: VecDeque<Config>,
     /// Demotions we raised and have not released.
     held: u32,
     stopping: Option<Instant>,
@@ -73,6 +77,7 @@ impl<H: Host> Priv<H> {
             signals,
             config_path,
             dumps: BTreeMap::new(),
+            pending: VecDeque::new(),
             held: 0,
             stopping: None,
             child_done: false,
@@ -239,9 +244,13 @@ impl<H: Host> Priv<H> {
             },
             ToPriv::Reload => self.reload(),
             ToPriv::Reloaded { ok: true, message } => {
+                if let Some(cfg) = self.pending.pop_front() {
+                    self.host.reconfigure(&cfg);
+                }
                 log::info!("configuration reloaded: {message}")
             }
             ToPriv::Reloaded { ok: false, message } => {
+                self.pending.pop_front();
                 log::error!("the network process refused the new configuration: {message}")
             }
         }
@@ -341,14 +350,100 @@ impl<H: Host> Priv<H> {
                 return;
             }
         };
-        if let Err(e) = Config::parse(text.as_bytes()) {
-            log::error!(
-                "{}; keeping the running configuration",
-                e.display_with(&path)
-            );
-            return;
+        match Config::parse(text.as_bytes()) {
+            Ok(cfg) => self.pending.push_back(cfg),
+            Err(e) => {
+                log::error!(
+                    "{}; keeping the running configuration",
+                    e.display_with(&path)
+                );
+                return;
+            }
         }
         log::info!("{path}: re-read; applying it");
         self.send(&ToNet::Config { text });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{in_child, TempDir};
+    use std::io::{self, Write};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+
+    /// A host that records what reloads it was told to follow.
+    #[derive(Default)]
+    struct FollowingHost {
+        interfaces: Vec<Option<String>>,
+    }
+
+    impl Host for FollowingHost {
+        fn dump(&mut self, _: sasyncd_core::node::Table) -> io::Result<SecretBytes> {
+            Ok(SecretBytes::default())
+        }
+        fn demote_counter(&mut self) -> io::Result<i32> {
+            Ok(0)
+        }
+        fn demote(&mut self, _: i32) -> io::Result<()> {
+            Ok(())
+        }
+        fn ike(&mut self, _: bool) -> io::Result<()> {
+            Ok(())
+        }
+        fn link_state(&mut self) -> io::Result<u8> {
+            Ok(2)
+        }
+        fn reconfigure(&mut self, cfg: &Config) {
+            self.interfaces
+                .push(cfg.interface.as_ref().map(|i| i.to_string()));
+        }
+    }
+
+    fn conf(iface: &str) -> String {
+        format!("interface {iface}\npeer 192.0.2.1\nsharedkey 0x00112233445566778899aabbccddeeff\n")
+    }
+
+    #[test]
+    fn the_host_follows_a_reload_once_the_network_process_applied_it() {
+        // Signals are process-wide: build the Priv in a child.
+        let (status, out) = in_child(|out| {
+            let dir = TempDir::new("privproc-follow");
+            let path = dir.path().join("sasyncd.conf");
+            let write = |text: &str| {
+                std::fs::write(&path, text).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            };
+            let (ours, _net) = UnixStream::pair().unwrap();
+            let chan = PrivChannel::new(ours).unwrap();
+            let signals = Signals::install(&[]).unwrap();
+            let mut p = Priv::new(
+                FollowingHost::default(),
+                chan,
+                Pid::from_raw(1),
+                signals,
+                path.clone(),
+            );
+            write(&conf("carp1"));
+            p.reload();
+            write(&conf("carp2"));
+            p.reload();
+            // The first is refused, the second applied: only it is followed.
+            p.handle(ToPriv::reloaded(false, "no"));
+            assert!(p.host.interfaces.is_empty());
+            p.handle(ToPriv::reloaded(true, "yes"));
+            assert_eq!(p.host.interfaces, vec![Some("carp2".to_string())]);
+            // An answer with nothing pending changes nothing.
+            p.handle(ToPriv::reloaded(true, "again"));
+            assert_eq!(p.host.interfaces.len(), 1);
+            // A file that does not parse is not sent, so not pending.
+            write("interface\n");
+            p.reload();
+            p.handle(ToPriv::reloaded(true, "stray"));
+            assert_eq!(p.host.interfaces.len(), 1);
+            write!(out, "ok").unwrap();
+        });
+        assert_eq!(out, "ok", "{status:?}");
     }
 }

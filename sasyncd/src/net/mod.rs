@@ -246,14 +246,21 @@ impl Net {
                     self.fail(format!("PF_KEY socket: {e}"));
                 }
             }
-            Token::Link => match self.link.read_states() {
-                Ok(states) => {
-                    for s in states {
-                        self.node.handle_link_state(now, s);
+            Token::Link => {
+                match self.link.read_states() {
+                    Ok(states) => {
+                        for s in states {
+                            self.node.handle_link_state(now, s);
+                        }
                     }
+                    Err(e) => self.fail(format!("carp link-state watch: {e}")),
                 }
-                Err(e) => self.fail(format!("carp link-state watch: {e}")),
-            },
+                // The watch lost track (interface re-created, messages
+                // dropped): the privileged process reads the state.
+                if self.link.take_recheck() {
+                    self.io.to_priv(ToPriv::LinkState);
+                }
+            }
             Token::Listener(i) => self.accept(i),
             Token::Control => {
                 if let Some(c) = self.control.as_mut() {
@@ -408,7 +415,12 @@ impl Net {
             .map_err(|e| e.to_string())
             .and_then(|mut cfg| {
                 crate::conffile::resolve_peers(&mut cfg).map_err(|e| e.to_string())?;
-                self.node.reconfigure(now, &cfg).map_err(|e| e.to_string())
+                let r = self
+                    .node
+                    .reconfigure(now, &cfg)
+                    .map_err(|e| e.to_string())?;
+                self.link.set_interface(cfg.interface.as_deref());
+                Ok(r)
             });
         match result {
             Ok(r) => {
