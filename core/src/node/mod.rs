@@ -32,6 +32,7 @@ mod jobs;
 mod machine;
 pub mod marks;
 mod master;
+mod operator;
 pub mod peer_stats;
 pub mod peer_table;
 pub mod pfkeyq;
@@ -52,6 +53,7 @@ pub use jobs::{identity, IDENTITY_MAX};
 #[cfg(feature = "planted-bugs")]
 pub use machine::PlantedBugs;
 pub use machine::{Node, PFKEY_QUEUE_BYTES};
+pub use operator::ResyncError;
 pub use peer_stats::{ErrorCounts, ErrorKind, LastError, PeerStats};
 pub use reconfigure::{Reconfigured, RoleChange, SessionReset};
 pub use stats::{Counters, NodeStats, PeerView, RingFill, SessionPhase};
