@@ -379,6 +379,10 @@ fn main() {
             },
         ),
         ("shutdown", ToNet::Shutdown),
+        (
+            "reload_refused",
+            ToNet::reload_refused("/etc/sasyncd.conf:3: missing sharedkey"),
+        ),
     ];
     let mut up = vec![CHUNK_SEED];
     for (name, m) in &to_priv {

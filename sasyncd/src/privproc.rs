@@ -331,21 +331,22 @@ impl<H: Host> Priv<H> {
     }
 
     /// Re-reads the configuration file with every start-up check; sends it
-    /// to the network process, or keeps the running one.
+    /// to the network process, or keeps the running one and tells the
+    /// network process why (whoever asked for the reload is told).
     fn reload(&mut self) {
         let path = self.config_path.display().to_string();
         let text = match conffile::read_checked(&self.config_path, &Owners::current()) {
             Ok(t) => t,
             Err(e) => {
                 log::error!("{e}; keeping the running configuration");
+                self.send(&ToNet::reload_refused(&e.to_string()));
                 return;
             }
         };
         if let Err(e) = Config::parse(text.as_bytes()) {
-            log::error!(
-                "{}; keeping the running configuration",
-                e.display_with(&path)
-            );
+            let why = e.display_with(&path).to_string();
+            log::error!("{why}; keeping the running configuration");
+            self.send(&ToNet::reload_refused(&why));
             return;
         }
         log::info!("{path}: re-read; applying it");

@@ -390,6 +390,8 @@ impl Net {
                 ToNet::LinkState { state } => self.node.handle_link_state(now, state),
                 ToNet::CarpUnreadable => self.node.handle_carp_unreadable(now),
                 ToNet::Config { text } => self.reload(text.as_bytes()),
+                // The privileged process logged why.
+                ToNet::ReloadRefused { .. } => {}
                 ToNet::Shutdown => {
                     log::info!("the privileged process asks us to shut down");
                     self.begin_shutdown();
