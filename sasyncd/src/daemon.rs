@@ -156,7 +156,7 @@ fn start(opts: Options, cfg: Config, root: bool) -> Result<ExitCode, StartError>
         None
     };
     let listeners = sockets::listeners(&cfg.listen).map_err(|e| err(e.to_string()))?;
-    let control = Control::bind(&opts.control)
+    let control = Control::bind(&opts.control, None)
         .map_err(|e| err(format!("control socket {}: {e}", opts.control.display())))?;
     if let Some(u) = &user {
         // The network process serves it after dropping root.
