@@ -85,6 +85,8 @@ pub struct Options {
     /// The network namespace its devhost and daemon run in (`ip netns
     /// exec`; see [`crate::netns`]); default: the test's own.
     pub netns: Option<String>,
+    /// More arguments for its daemon's command line.
+    pub args: Vec<String>,
 }
 
 impl Default for Options {
@@ -96,6 +98,7 @@ impl Default for Options {
             peers: None,
             addr: None,
             netns: None,
+            args: Vec::new(),
         }
     }
 }
@@ -231,6 +234,7 @@ impl Cluster {
             c.args(["--user", "nobody"]);
             c.arg("--chroot").arg(&self.jail);
         }
+        c.args(&g.opts.args);
         c
     }
 

@@ -489,7 +489,7 @@ impl Net {
             Ok(r) => {
                 log::info!("{r}");
                 self.io.to_priv(ToPriv::reloaded(true, &r.to_string()));
-                self.reload_answered(Ok(format!("reloaded: {r}")));
+                self.reload_answered(Ok(r.to_string()));
             }
             Err(e) => {
                 log::error!("new configuration not applied, keeping the running one: {e}");
