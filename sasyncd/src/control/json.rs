@@ -374,6 +374,45 @@ mod tests {
         assert_eq!(c["forwarded"], 0);
     }
 
+    /// Every key the reports write is documented in sasyncctl(8).
+    #[test]
+    fn every_key_is_in_the_manual() {
+        fn keys(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    for (k, x) in m {
+                        out.push(k.clone());
+                        keys(x, out);
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|x| keys(x, out)),
+                _ => {}
+            }
+        }
+        let s = sample();
+        let mut all = Vec::new();
+        for text in [summary(&s), peer(&s, &s.peers[1]), stats(&s)] {
+            keys(&parse(&text), &mut all);
+        }
+        all.sort();
+        all.dedup();
+        assert!(all.len() > 100, "{}", all.len());
+        let page = concat!(env!("CARGO_MANIFEST_DIR"), "/../man/sasyncctl.8");
+        let page = std::fs::read_to_string(page).unwrap();
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|k| {
+                !page.lines().filter_map(|l| l.strip_prefix('.')).any(|l| {
+                    l.split_whitespace()
+                        .collect::<Vec<_>>()
+                        .windows(2)
+                        .any(|w| w[0] == "Li" && w[1].trim_end_matches(',') == k.as_str())
+                })
+            })
+            .collect();
+        assert!(missing.is_empty(), "not in sasyncctl.8: {missing:?}");
+    }
+
     #[test]
     fn strings_are_escaped() {
         let mut w = Writer::default();
