@@ -32,8 +32,26 @@ fn secs(d: Duration) -> String {
     format!("{}.{:03}s", d.as_secs(), d.subsec_millis())
 }
 
+/// A stream position in full: the sequence number and, in hex, the
+/// master's epoch (a large random-looking number).
 fn pos(p: Position) -> String {
-    format!("{}:{}", p.epoch, p.seq)
+    if p == Position::NONE {
+        "none".to_string()
+    } else {
+        format!("{} (epoch {:x})", p.seq, p.epoch)
+    }
+}
+
+/// A position in a table: the sequence number alone when it is in
+/// `epoch` (the node's), else with an abbreviated epoch.
+fn pos_in(p: Position, epoch: u64) -> String {
+    if p == Position::NONE {
+        "-".to_string()
+    } else if p.epoch == epoch {
+        p.seq.to_string()
+    } else {
+        format!("{}@{:x}", p.seq, p.epoch >> 40)
+    }
 }
 
 fn ike(m: Option<IkeMode>) -> &'static str {
@@ -143,7 +161,7 @@ pub fn summary(s: &Status) -> String {
     o.push('\n');
     let _ = writeln!(
         o,
-        "{:<24} {:<10} {:>9} {:<6} {:<12} {:<12} {:>5} {:>5}  Last error",
+        "{:<24} {:<10} {:>9} {:<6} {:>10} {:>10} {:>5} {:>5}  Last error",
         "Peer", "Session", "Since", "Role", "Applied", "Acked", "Lag", "Snap"
     );
     for p in &s.peers {
@@ -161,13 +179,13 @@ pub fn summary(s: &Status) -> String {
         };
         let _ = writeln!(
             o,
-            "{:<24} {:<10} {:>9} {:<6} {:<12} {:<12} {:>5} {:>5}  {}",
+            "{:<24} {:<10} {:>9} {:<6} {:>10} {:>10} {:>5} {:>5}  {}",
             endpoint(p),
             p.phase.name(),
             since,
             role,
-            pos(st.applied),
-            pos(acked),
+            pos_in(st.applied, n.position.epoch),
+            pos_in(acked, n.position.epoch),
             st.lag,
             format!("{}/{}", st.snapshots_sent, st.snapshots_received),
             last_error(s, p)
@@ -226,7 +244,7 @@ pub fn peer(s: &Status, p: &PeerView) -> String {
     field(
         "Position",
         format!(
-            "applied {}, acknowledged to it {}, acknowledged by it {}, lag {}",
+            "applied {}, acknowledged to it {}, by it {}, lag {}",
             pos(st.applied),
             pos(st.acked_to),
             pos(st.acked_by),
@@ -331,7 +349,7 @@ mod tests {
             "pfsync:       not checked",
             "Protocol:     v2",
             "Following:    192.0.2.1, streaming",
-            "Position:     7:42",
+            "Position:     42 (epoch 7)",
             "Delta ring:   0 of 131072 bytes, 0 records",
         ] {
             assert!(out.contains(want), "{want:?} in\n{out}");
@@ -347,7 +365,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            rows[1].contains("7:42") && rows[1].contains("7:40"),
+            rows[1].contains(" 42 ") && rows[1].contains(" 40 "),
             "{out}"
         );
         assert!(rows[2].starts_with("[2001:db8::3]:7500"), "{out}");
