@@ -379,6 +379,10 @@ fn main() {
             },
         ),
         ("shutdown", ToNet::Shutdown),
+        (
+            "reload_refused",
+            ToNet::reload_refused("/etc/sasyncd.conf:3: missing sharedkey"),
+        ),
     ];
     let mut up = vec![CHUNK_SEED];
     for (name, m) in &to_priv {
@@ -396,6 +400,32 @@ fn main() {
     }
     write("privsep", "stream_to_priv", &up);
     write("privsep", "stream_to_net", &down);
+
+    // Control socket: request lines (the whole input is a request), and
+    // replies after a chunking seed.
+    use sasyncd::control::proto::{encode_error, encode_ok};
+    for (name, line) in [
+        ("show", "show\n"),
+        ("show_peer_json", "show peer 192.0.2.1 json\n"),
+        ("show_stats_all", "show stats all json\n"),
+        ("resync", "resync 2001:db8::1\n"),
+        ("reload", "reload\n"),
+        ("log", "log verbose\r\n"),
+    ] {
+        write("control", name, line.as_bytes());
+    }
+    let text = "State:        SLAVE for 00:01:39\n.dotted\n\n\tindented";
+    let json = "{\"schema\":1,\"report\":\"stats\",\"counters\":{\"applied\":42}}";
+    for (name, bytes) in [
+        ("reply_text", encode_ok(text).unwrap()),
+        ("reply_json", encode_ok(json).unwrap()),
+        ("reply_empty", encode_ok("").unwrap()),
+        ("reply_error", encode_error("no such peer: 192.0.2.7")),
+    ] {
+        let mut v = vec![CHUNK_SEED];
+        v.extend_from_slice(&bytes);
+        write("control", name, &v);
+    }
 
     println!("seeds written");
 }

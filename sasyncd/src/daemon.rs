@@ -53,6 +53,8 @@ pub struct Options {
     pub dev_host: Option<PathBuf>,
     /// The control socket.
     pub control: PathBuf,
+    /// The group that may use the control socket (`None`: the daemon's).
+    pub control_group: Option<String>,
     /// The unprivileged user of the network process.
     pub user: String,
     /// Where the network process is chrooted (default: the user's home).
@@ -286,12 +288,10 @@ fn launch<H: Host>(
         None
     };
     let listeners = sockets::listeners(&cfg.listen).map_err(|e| err(e.to_string()))?;
-    let control = Control::bind(&opts.control)
+    // Accepting needs no access to the file: the network process serves
+    // it after dropping root; only the group decides who may connect.
+    let control = Control::bind(&opts.control, opts.control_group.as_deref())
         .map_err(|e| err(format!("control socket {}: {e}", opts.control.display())))?;
-    if let Some(u) = &user {
-        // The network process serves it after dropping root.
-        let _ = nix::unistd::chown(&opts.control, None, Some(u.gid));
-    }
     if !opts.foreground {
         sys::daemonize().map_err(|e| err(e.to_string()))?;
         logger::set_destination(Destination::Syslog);
@@ -455,6 +455,7 @@ mod tests {
             verbosity: 0,
             dev_host: None,
             control: PathBuf::from("/nonexistent/sasyncd.sock"),
+            control_group: None,
             user: DEFAULT_USER.to_string(),
             chroot: None,
         };

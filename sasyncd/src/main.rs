@@ -38,6 +38,9 @@ struct Args {
     /// The control socket (sasyncctl).
     #[arg(long = "control", value_name = "PATH", default_value = DEFAULT_CONTROL)]
     control: PathBuf,
+    /// The group that may use the control socket (default: root's).
+    #[arg(long = "control-group", value_name = "GROUP")]
+    control_group: Option<String>,
     /// The unprivileged user the network process runs as.
     #[arg(long = "user", value_name = "NAME", default_value = DEFAULT_USER)]
     user: String,
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         verbosity: a.verbose,
         dev_host: a.dev_host,
         control: a.control,
+        control_group: a.control_group,
         user: a.user,
         chroot: a.chroot,
     })

@@ -340,23 +340,24 @@ impl<H: Host> Priv<H> {
     }
 
     /// Re-reads the configuration file with every start-up check; sends it
-    /// to the network process, or keeps the running one.
+    /// to the network process, or keeps the running one and tells the
+    /// network process why (whoever asked for the reload is told).
     fn reload(&mut self) {
         let path = self.config_path.display().to_string();
         let text = match conffile::read_checked(&self.config_path, &Owners::current()) {
             Ok(t) => t,
             Err(e) => {
                 log::error!("{e}; keeping the running configuration");
+                self.send(&ToNet::reload_refused(&e.to_string()));
                 return;
             }
         };
         match Config::parse(text.as_bytes()) {
             Ok(cfg) => self.pending.push_back(cfg),
             Err(e) => {
-                log::error!(
-                    "{}; keeping the running configuration",
-                    e.display_with(&path)
-                );
+                let why = e.display_with(&path).to_string();
+                log::error!("{why}; keeping the running configuration");
+                self.send(&ToNet::reload_refused(&why));
                 return;
             }
         }

@@ -4,7 +4,8 @@
 //! dumps, carp demotion, IKE daemon control, the carp link state, a reload.
 //! The privileged process answers and pushes events ([`ToNet`]): dump
 //! records in batches the network side asks for one at a time (flow
-//! control), results, a new configuration after SIGHUP, and shutdown.
+//! control), results, a new configuration after SIGHUP (or why the file
+//! was refused), and shutdown.
 //!
 //! Each side trusts the other only as far as the format: every length is
 //! checked, a message is at most [`MAX_FRAME`] bytes, and anything
@@ -45,6 +46,7 @@
 //! | `0x0086` | `ToNet::CarpUnreadable` | none |
 //! | `0x0087` | `ToNet::Config` | the configuration file's bytes to the end (≤ 1 MiB) |
 //! | `0x0088` | `ToNet::Shutdown` | none |
+//! | `0x0089` | `ToNet::ReloadRefused` | UTF-8 text to the end (≤ [`MAX_REASON`]) |
 //!
 //! Fixed-size payloads must have exactly their size, flags exactly 0 or 1.
 //! The two directions use disjoint type ranges, so a message sent the wrong

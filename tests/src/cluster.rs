@@ -85,6 +85,8 @@ pub struct Options {
     /// The network namespace its devhost and daemon run in (`ip netns
     /// exec`; see [`crate::netns`]); default: the test's own.
     pub netns: Option<String>,
+    /// More arguments for its daemon's command line.
+    pub args: Vec<String>,
 }
 
 impl Default for Options {
@@ -96,6 +98,7 @@ impl Default for Options {
             peers: None,
             addr: None,
             netns: None,
+            args: Vec::new(),
         }
     }
 }
@@ -231,6 +234,7 @@ impl Cluster {
             c.args(["--user", "nobody"]);
             c.arg("--chroot").arg(&self.jail);
         }
+        c.args(&g.opts.args);
         c
     }
 
@@ -384,28 +388,58 @@ impl Cluster {
         self.host(i, &format!("carp {state}"));
     }
 
-    /// The daemon's `show` report, raw.
-    pub fn show_raw(&self, i: usize) -> String {
-        control(&self.gw[i].control, "show").unwrap_or_default()
+    /// Runs `sasyncctl -s <gateway i's socket> ARGS`: its output when it
+    /// exits 0, else what it wrote to stderr.
+    pub fn ctl(&self, i: usize, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(bin("sasyncctl"))
+            .arg("-s")
+            .arg(&self.gw[i].control)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sasyncctl");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
     }
 
-    /// The daemon's `show` report: top-level `key value` lines.
+    /// `sasyncctl -j ARGS` on gateway `i`, parsed (`null` if the daemon
+    /// did not answer).
+    pub fn ctl_json(&self, i: usize, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["-j"];
+        a.extend_from_slice(args);
+        match self.ctl(i, &a) {
+            Ok(out) => serde_json::from_str(&out)
+                .unwrap_or_else(|e| panic!("sasyncctl -j {args:?}: {e}: {out}")),
+            Err(_) => serde_json::Value::Null,
+        }
+    }
+
+    /// The daemon's `show` report (`sasyncctl -j show`).
+    pub fn show_json(&self, i: usize) -> serde_json::Value {
+        self.ctl_json(i, &["show"])
+    }
+
+    /// The node part of the daemon's `show` report, flattened (see
+    /// [`flatten`]): `state`, `demotion_held`, `following.addr`, ...
+    /// Empty if the daemon did not answer.
     pub fn show(&self, i: usize) -> BTreeMap<String, String> {
-        self.show_raw(i)
-            .lines()
-            .take_while(|l| !l.starts_with("peer "))
-            .filter_map(|l| l.split_once(' '))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        flatten(&self.show_json(i)["node"])
     }
 
-    /// A counter of the daemon's `show` report.
+    /// A counter of the daemon's `show stats` (0 if it did not answer).
     pub fn counter(&self, i: usize, name: &str) -> u64 {
-        self.show_raw(i)
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("counter {name} ")))
-            .and_then(|v| v.parse().ok())
+        self.ctl_json(i, &["show", "stats"])["counters"][name]
+            .as_u64()
             .unwrap_or(0)
+    }
+
+    /// The master gateway `i` follows and whether its stream started.
+    pub fn following(&self, i: usize) -> Option<(String, bool)> {
+        let f = &self.show_json(i)["node"]["following"];
+        Some((f["addr"].as_str()?.to_string(), f["streaming"].as_bool()?))
     }
 
     /// What gateway `i`'s daemon logged so far.
@@ -443,29 +477,19 @@ impl Cluster {
             .collect()
     }
 
-    /// The `show` report's block of the peer at `addr` (`key value` lines,
-    /// indentation removed).
+    /// The peer at `addr` as `show peer` reports it, flattened (see
+    /// [`flatten`]): `connected`, `state`, `errors.auth`, ...
     pub fn peer_view(&self, i: usize, addr: Ipv4Addr) -> BTreeMap<String, String> {
-        self.show_raw(i)
-            .lines()
-            .skip_while(|l| *l != format!("peer {addr}"))
-            .skip(1)
-            .take_while(|l| l.starts_with("  "))
-            .filter_map(|l| l.trim().split_once(' '))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        flatten(&self.ctl_json(i, &["show", "peer", &addr.to_string()])["peer"])
     }
 
-    /// One error count (`framing`, `auth`, `protocol`, `kernel`, `io`) of
-    /// gateway `i`'s view of the peer at `addr`.
+    /// One error count (`auth`, `replay`, `wrong_key`, `oversize`,
+    /// `malformed`, `protocol`, `kernel`, `io`) of gateway `i`'s view of
+    /// the peer at `addr`.
     pub fn peer_errors(&self, i: usize, addr: Ipv4Addr, kind: &str) -> u64 {
         self.peer_view(i, addr)
-            .get("errors")
-            .and_then(|e| {
-                e.split_whitespace()
-                    .find_map(|w| w.strip_prefix(&format!("{kind}=")))
-                    .and_then(|v| v.parse().ok())
-            })
+            .get(&format!("errors.{kind}"))
+            .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     }
 
@@ -617,7 +641,44 @@ impl Drop for ChildGuard {
     }
 }
 
-/// One request on a daemon's control socket.
+/// A JSON object's values as text by dotted key: scalars as their JSON
+/// text (strings unquoted, `null` as `none`), nested objects as
+/// `key.inner`; arrays are left out.
+pub fn flatten(v: &serde_json::Value) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+        use serde_json::Value;
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, x, out);
+                }
+            }
+            Value::Array(_) => {}
+            Value::Null => {
+                out.insert(prefix.to_string(), "none".to_string());
+            }
+            Value::String(s) => {
+                out.insert(prefix.to_string(), s.clone());
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if v.is_object() {
+        walk("", v, &mut out);
+    }
+    out
+}
+
+/// One raw request line on a daemon's control socket: the reply's bytes,
+/// framing and all, as the daemon wrote them.
 pub fn control(path: &Path, request: &str) -> std::io::Result<String> {
     let mut s = UnixStream::connect(path)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;

@@ -70,6 +70,6 @@ fn a_carp_switchover_turns_the_sync_around() {
         "a delete on the new master reaches the old one"
     );
     c.wait("the old master to follow the new one", |c| {
-        c.show(0)["following"] == format!("{} streaming", c.gw[1].addr)
+        c.following(0) == Some((c.gw[1].addr.to_string(), true))
     });
 }

@@ -39,10 +39,7 @@ fn initial_snapshot_then_live_changes() {
     c.host(0, &format!("delete-sa spi={spi}"));
     c.wait_synced(0, 1);
     assert_eq!(c.counts(1), (4, 1));
-    assert_eq!(
-        c.show(1)["following"],
-        format!("{} streaming", c.gw[0].addr)
-    );
+    assert_eq!(c.following(1), Some((c.gw[0].addr.to_string(), true)));
 }
 
 #[test]

@@ -16,11 +16,11 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::node::{ConnId, DefaultNode, DumpId, PeerView};
+use sasyncd_core::node::{ConnId, DefaultNode, DumpId};
 use sasyncd_core::platform::drive;
 use sasyncd_sim::marks::VecMarks;
 
-use crate::control::{self, Control, Request, Status};
+use crate::control::{self, ClientId, Control, Request, Status};
 use crate::kernel::LinkWatch;
 use crate::privsep::{ReadStatus, ToNet, ToPriv};
 use crate::sys::{OsRandom, Signals};
@@ -52,7 +52,7 @@ enum Token {
     Link,
     Listener(usize),
     Control,
-    ControlClient(usize),
+    ControlClient(ClientId),
     Conn(ConnId),
 }
 
@@ -127,6 +127,9 @@ impl Net {
         for (tok, ev) in ready {
             self.ready(tok, ev);
         }
+        if let Some(c) = self.control.as_mut() {
+            c.expire(std::time::Instant::now());
+        }
         if self.node.poll_timeout().is_some_and(|t| t <= now) {
             self.node.handle_timeout(now);
         }
@@ -147,6 +150,11 @@ impl Net {
             .poll_timeout()
             .map_or(60_000, |t| t.as_millis().saturating_sub(now.as_millis()))
             .min(60_000);
+        // A control client's time running out.
+        if let Some(t) = self.control.as_ref().and_then(Control::next_deadline) {
+            let left = t.saturating_duration_since(std::time::Instant::now());
+            ms = ms.min(left.as_millis() as u64 + 1);
+        }
         if let Some(at) = self.shutdown_at {
             let left = at.saturating_duration_since(std::time::Instant::now());
             ms = ms.min(left.as_millis() as u64).min(100);
@@ -178,13 +186,13 @@ impl Net {
         }
         if let Some(c) = &self.control {
             add!(c.listener_fd(), PollFlags::POLLIN, Token::Control);
-            for (i, (fd, writing)) in c.client_fds().enumerate() {
+            for (id, fd, writing) in c.client_fds() {
                 let f = if writing {
                     PollFlags::POLLOUT
                 } else {
                     PollFlags::POLLIN
                 };
-                add!(fd, f, Token::ControlClient(i));
+                add!(fd, f, Token::ControlClient(id));
             }
         }
         for (id, c) in &self.io.conns {
@@ -264,10 +272,10 @@ impl Net {
             Token::Listener(i) => self.accept(i),
             Token::Control => {
                 if let Some(c) = self.control.as_mut() {
-                    c.accept();
+                    c.accept(std::time::Instant::now());
                 }
             }
-            Token::ControlClient(i) => self.serve_control(i),
+            Token::ControlClient(id) => self.serve_control(id),
             Token::Conn(id) => self.conn_ready(id, ev),
         }
     }
@@ -341,33 +349,98 @@ impl Net {
         }
     }
 
-    fn serve_control(&mut self, i: usize) {
-        let now = self.io.clock.now();
-        let node = &self.node;
+    /// A control client is ready: write its reply, or read its request
+    /// and answer it (a reload is answered when its result comes back).
+    fn serve_control(&mut self, id: ClientId) {
         let Some(c) = self.control.as_mut() else {
             return;
         };
-        c.serve(i, &mut |req| match req {
-            Ok(Request::Show) => {
-                let peers: Vec<PeerView> = node.peers().collect();
-                control::show(&Status {
-                    now,
-                    node: node.stats(),
-                    peers: &peers,
-                })
-            }
-            Ok(Request::Log(verbose)) => {
-                crate::logger::set_verbosity(if verbose { 2 } else { 0 });
-                format!(
-                    "ok: logging {}\n",
-                    if verbose { "verbose" } else { "brief" }
-                )
-            }
+        c.write(id);
+        let Some(req) = c.read(id) else {
+            return;
+        };
+        let reply = match req {
+            Ok(req) => match self.control_request(req) {
+                Some(r) => r,
+                None => {
+                    if let Some(c) = self.control.as_mut() {
+                        c.hold(id);
+                    }
+                    return;
+                }
+            },
             Err(e) => {
-                log::info!("control socket: bad request: {e}");
-                format!("error: {e}\n")
+                log::debug!("control socket: bad request: {e}");
+                control::encode_error(&e.to_string())
             }
-        });
+        };
+        if let Some(c) = self.control.as_mut() {
+            c.reply(id, reply);
+        }
+    }
+
+    /// Carries out a control request; its reply, or `None` when the
+    /// answer comes later (a reload).
+    fn control_request(&mut self, req: Request) -> Option<Vec<u8>> {
+        let now = self.io.clock.now();
+        let ok = |text: &str| {
+            control::encode_ok(text).unwrap_or_else(|e| control::encode_error(&e.to_string()))
+        };
+        Some(match req {
+            Request::Show {
+                report,
+                format,
+                all,
+            } => {
+                let wall_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let status = Status {
+                    now,
+                    wall_ms,
+                    protocol: self.node.protocol(),
+                    node: self.node.stats(),
+                    peers: self.node.peers().collect(),
+                    pfsync: None,
+                };
+                control::show(&status, report, format, all)
+            }
+            Request::Resync(peer) => match self.node.request_resync(now, peer) {
+                Ok(master) => ok(&format!("asked {master} for a full resync")),
+                Err(e) => control::encode_error(&e.to_string()),
+            },
+            Request::Reload => {
+                // Another reload already on its way answers this one too.
+                if !self.control.as_ref().is_some_and(Control::any_held) {
+                    log::info!("control socket: reload requested");
+                    self.io.to_priv(ToPriv::Reload);
+                }
+                return None;
+            }
+            Request::Log(verbose) => {
+                crate::logger::set_verbosity(if verbose { 2 } else { 0 });
+                log::info!(
+                    "control socket: logging {}",
+                    if verbose { "verbose" } else { "brief" }
+                );
+                ok(&format!(
+                    "logging {}",
+                    if verbose { "verbose" } else { "brief" }
+                ))
+            }
+        })
+    }
+
+    /// Tells the control clients waiting for a reload how it went.
+    fn reload_answered(&mut self, reply: Result<String, String>) {
+        if let Some(c) = self.control.as_mut() {
+            let bytes = match reply {
+                Ok(text) => control::encode_ok(&text)
+                    .unwrap_or_else(|e| control::encode_error(&e.to_string())),
+                Err(why) => control::encode_error(&why),
+            };
+            c.answer_held(&bytes);
+        }
     }
 
     /// Messages from the privileged process.
@@ -399,6 +472,10 @@ impl Net {
                 ToNet::LinkState { state } => self.node.handle_link_state(now, state),
                 ToNet::CarpUnreadable => self.node.handle_carp_unreadable(now),
                 ToNet::Config { text } => self.reload(text.as_bytes()),
+                // The privileged process logged why; whoever asked is told.
+                ToNet::ReloadRefused { reason } => {
+                    self.reload_answered(Err(format!("configuration not reloaded: {reason}")))
+                }
                 ToNet::Shutdown => {
                     log::info!("the privileged process asks us to shut down");
                     self.begin_shutdown();
@@ -426,10 +503,14 @@ impl Net {
             Ok(r) => {
                 log::info!("{r}");
                 self.io.to_priv(ToPriv::reloaded(true, &r.to_string()));
+                self.reload_answered(Ok(r.to_string()));
             }
             Err(e) => {
                 log::error!("new configuration not applied, keeping the running one: {e}");
                 self.io.to_priv(ToPriv::reloaded(false, &e));
+                self.reload_answered(Err(format!(
+                    "new configuration not applied, keeping the running one: {e}"
+                )));
             }
         }
     }

@@ -35,7 +35,8 @@ pub const MAX_BATCH_BYTES: usize = if MAX_RECORD_BYTES > BATCH_BYTES {
     BATCH_BYTES
 };
 
-/// Longest text in [`ToPriv::Reloaded`], in bytes.
+/// Longest text in [`ToPriv::Reloaded`] and [`ToNet::ReloadRefused`], in
+/// bytes.
 pub const MAX_REASON: usize = 1024;
 
 const _: () = assert!(4 + MAX_BATCH_BYTES <= MAX_PAYLOAD);
@@ -77,6 +78,8 @@ pub mod types {
     pub const CONFIG: u16 = 0x0087;
     /// [`ToNet::Shutdown`](super::ToNet::Shutdown).
     pub const SHUTDOWN: u16 = 0x0088;
+    /// [`ToNet::ReloadRefused`](super::ToNet::ReloadRefused).
+    pub const RELOAD_REFUSED: u16 = 0x0089;
 }
 
 use types::*;
@@ -100,6 +103,7 @@ pub fn type_name(ty: u16) -> &'static str {
         CARP_UNREADABLE => "CarpUnreadable",
         CONFIG => "Config",
         SHUTDOWN => "Shutdown",
+        RELOAD_REFUSED => "ReloadRefused",
         _ => "unknown",
     }
 }
@@ -156,15 +160,30 @@ impl ToPriv {
     /// A [`ToPriv::Reloaded`] whose message is cut (at a character
     /// boundary) to [`MAX_REASON`] bytes, so it can always be sent.
     pub fn reloaded(ok: bool, message: &str) -> ToPriv {
-        let mut end = message.len().min(MAX_REASON);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
         ToPriv::Reloaded {
             ok,
-            message: message.get(..end).unwrap_or_default().to_owned(),
+            message: cut_reason(message),
         }
     }
+}
+
+impl ToNet {
+    /// A [`ToNet::ReloadRefused`] whose reason is cut (at a character
+    /// boundary) to [`MAX_REASON`] bytes, so it can always be sent.
+    pub fn reload_refused(reason: &str) -> ToNet {
+        ToNet::ReloadRefused {
+            reason: cut_reason(reason),
+        }
+    }
+}
+
+/// `text` cut at a character boundary to at most [`MAX_REASON`] bytes.
+fn cut_reason(text: &str) -> String {
+    let mut end = text.len().min(MAX_REASON);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default().to_owned()
 }
 
 /// Privileged process → network process.
@@ -214,6 +233,14 @@ pub enum ToNet {
     },
     /// The privileged process got SIGTERM or SIGINT: shut down cleanly.
     Shutdown,
+    /// A reload (SIGHUP, or [`ToPriv::Reload`]) found the file unreadable
+    /// or invalid: the running configuration stays. Sent so that whoever
+    /// asked for the reload (`sasyncctl reload`) learns why.
+    ReloadRefused {
+        /// Why: the line the privileged process logged (at most
+        /// [`MAX_REASON`] bytes of UTF-8).
+        reason: String,
+    },
 }
 
 /// One direction's messages: how they are framed.
@@ -466,6 +493,7 @@ impl Message for ToNet {
                 ToNet::DemoteResult { .. } | ToNet::LinkState { .. } => 1,
                 ToNet::CarpUnreadable | ToNet::Shutdown => 0,
                 ToNet::Config { text } => text.len(),
+                ToNet::ReloadRefused { reason } => reason.len(),
             }
     }
 
@@ -488,6 +516,12 @@ impl Message for ToNet {
             ToNet::CarpUnreadable => put(out, CARP_UNREADABLE, &[]),
             ToNet::Config { text } => put(out, CONFIG, &[text]),
             ToNet::Shutdown => put(out, SHUTDOWN, &[]),
+            ToNet::ReloadRefused { reason } => {
+                if reason.len() > MAX_REASON {
+                    return Err(bad_len(RELOAD_REFUSED, reason.len()));
+                }
+                put(out, RELOAD_REFUSED, &[reason.as_bytes()])
+            }
         }
     }
 
@@ -536,6 +570,13 @@ impl Message for ToNet {
             SHUTDOWN => {
                 Fields::fixed(ty, p, 0)?;
                 ToNet::Shutdown
+            }
+            RELOAD_REFUSED => {
+                let f = Fields::variable(ty, p, 0, 0, MAX_REASON)?;
+                let reason = std::str::from_utf8(f.rest())
+                    .map_err(|_| ProtoError::NotUtf8 { ty })?
+                    .to_owned();
+                ToNet::ReloadRefused { reason }
             }
             other => return Err(ProtoError::UnknownType(other)),
         })

@@ -72,6 +72,10 @@ fn to_net_samples() -> Vec<ToNet> {
         },
         ToNet::Config { text: secret(b"") },
         ToNet::Shutdown,
+        ToNet::ReloadRefused {
+            reason: String::new(),
+        },
+        ToNet::reload_refused("/etc/sasyncd.conf: bad owner, type or mode — ü"),
     ]
 }
 
@@ -119,6 +123,8 @@ fn wire_layout() {
     assert_eq!(frame(&ToNet::Shutdown), [0, 0, 0, 0, 0x88, 0, 0, 0]);
     let m = ToPriv::reloaded(false, "no");
     assert_eq!(frame(&m), [3, 0, 0, 0, 8, 0, 0, 0, 0, b'n', b'o']);
+    let m = ToNet::reload_refused("no");
+    assert_eq!(frame(&m), [2, 0, 0, 0, 0x89, 0, 0, 0, b'n', b'o']);
 }
 
 #[test]
@@ -267,6 +273,23 @@ fn payload_errors() {
         bad_len(RELOADED, MAX_REASON + 2)
     );
     assert!(out.is_empty(), "a refused message appends nothing");
+    // ReloadRefused: text bounded and UTF-8.
+    assert_eq!(
+        ToNet::decode(&raw(RELOAD_REFUSED, &[b'x', 0xc3])),
+        Err(ProtoError::NotUtf8 { ty: RELOAD_REFUSED })
+    );
+    assert_eq!(
+        ToNet::decode(&raw(RELOAD_REFUSED, &vec![b'x'; MAX_REASON + 1])).err(),
+        bad_len(RELOAD_REFUSED, MAX_REASON + 1)
+    );
+    let too_long = ToNet::ReloadRefused {
+        reason: "x".repeat(MAX_REASON + 1),
+    };
+    assert_eq!(
+        too_long.encode(&mut out).err(),
+        bad_len(RELOAD_REFUSED, MAX_REASON + 1)
+    );
+    assert!(out.is_empty());
     // Dump records: whole 8-byte units, at least one, within the limit.
     for n in [0, 7, 9, 15] {
         let mut p = vec![0; 4];
@@ -315,6 +338,12 @@ fn reloaded_text_is_cut_at_a_character() {
         panic!("{m:?}")
     };
     assert_eq!(message.len(), MAX_REASON - 1);
+    let m = ToNet::reload_refused(&format!("a{}", "é".repeat(MAX_REASON)));
+    let ToNet::ReloadRefused { reason } = &m else {
+        panic!("{m:?}")
+    };
+    assert_eq!(reason.len(), MAX_REASON - 1);
+    assert_eq!(ToNet::decode(&frame(&m)), Ok(m.clone()));
 }
 
 #[test]
@@ -487,6 +516,7 @@ fn to_net_strategy() -> impl Strategy<Value = ToNet> {
         proptest::collection::vec(any::<u8>(), 0..600)
             .prop_map(|t| ToNet::Config { text: secret(&t) }),
         Just(ToNet::Shutdown),
+        ".{0,300}".prop_map(|r| ToNet::reload_refused(&r)),
     ]
 }
 
@@ -511,14 +541,14 @@ proptest! {
     fn arbitrary_bytes(
         mut bytes in proptest::collection::vec(any::<u8>(), 0..64),
         fix_header in any::<bool>(),
-        pick in 0usize..16,
+        pick in 0usize..17,
     ) {
         // Often a consistent header with a real type, so the payload
         // checks run rather than the header checks alone.
         if fix_header && bytes.len() >= HEADER_LEN {
             let n = (bytes.len() - HEADER_LEN) as u32;
             let ty = [0x01u16, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
-                      0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88][pick];
+                      0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89][pick];
             bytes[..4].copy_from_slice(&n.to_le_bytes());
             bytes[4..6].copy_from_slice(&ty.to_le_bytes());
             bytes[6..8].copy_from_slice(&[0, 0]);

@@ -1,0 +1,390 @@
+//! End to end, `sasyncctl` against real daemons (see
+//! `sasyncd_tests::cluster`): the reports against known cluster states,
+//! in text and JSON; resync, reload and log at run time; and abuse of the
+//! control socket (garbage, huge and half lines, silent and greedy
+//! clients, more clients than served) that the daemon survives while it
+//! keeps syncing and answering.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use sasyncd_tests::cluster::{control, is_root, Cluster, Options};
+use serde_json::Value;
+
+/// Gateway 0 carp master, gateway 1 its slave, in sync over two SAs.
+fn pair(opts: &[Options]) -> Cluster {
+    let mut c = Cluster::new(2, opts);
+    c.carp(0, "master");
+    c.start(0);
+    c.start(1);
+    c.host(0, "add-sa");
+    c.wait_synced(0, 1);
+    c
+}
+
+#[test]
+fn show_reports_the_cluster_as_it_is() {
+    let c = pair(&[]);
+    let (m, s) = (c.gw[0].addr.to_string(), c.gw[1].addr.to_string());
+    c.wait(
+        "the slave to release its demotion and the master to see no lag",
+        |c| {
+            let slave = c.show_json(1);
+            let master = c.show_json(0);
+            slave["node"]["demotion_held"] == false
+                && master["peers"][0]["lag"] == 0
+                && master["peers"][0]["acked_by"] == master["node"]["position"]
+        },
+    );
+
+    // JSON, the master's view.
+    let v = c.show_json(0);
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["report"], "show");
+    assert!(v["time_ms"].as_u64().unwrap() > 1_600_000_000_000);
+    let n = &v["node"];
+    assert_eq!(n["state"], "MASTER");
+    assert_eq!(n["carp_link"], "master");
+    assert_eq!(n["carp_link_state"], 4);
+    assert_eq!(n["locked"], false);
+    assert_eq!(n["protocol"], "v2");
+    assert_eq!(n["ike_requested"], "active");
+    assert_eq!(n["following"], Value::Null);
+    assert_eq!(n["split_brain"], false);
+    assert!(n["position"]["epoch"].as_u64().unwrap() > 0);
+    let p = &v["peers"][0];
+    assert_eq!(p["addr"], s.as_str());
+    assert_eq!(p["port"], c.port);
+    assert_eq!(p["session"], "up");
+    assert_eq!(p["connected"], true);
+    assert_eq!(p["state"], "SLAVE");
+    assert_eq!(p["snapshots_sent"], 1);
+    assert!(p["frames_out"].as_u64().unwrap() > 0);
+    // The master started first: its first dial found nobody.
+    assert!(
+        p["last_error"].is_null() || p["last_error"]["kind"] == "io",
+        "{p}"
+    );
+    for k in ["auth", "replay", "wrong_key", "malformed", "protocol"] {
+        assert_eq!(p["errors"][k], 0, "{k}");
+    }
+    assert_eq!(v["peers"].as_array().unwrap().len(), 1);
+
+    // JSON, the slave's view.
+    let v = c.show_json(1);
+    let n = &v["node"];
+    assert_eq!(n["state"], "SLAVE");
+    assert_eq!(n["carp_link"], "backup");
+    assert_eq!(n["ike_requested"], "passive");
+    assert_eq!(n["following"]["addr"], m.as_str());
+    assert_eq!(n["following"]["streaming"], true);
+    assert_eq!(n["demotion_held"], false);
+    assert_eq!(n["syncing"], false);
+    let p = &v["peers"][0];
+    assert_eq!(p["state"], "MASTER");
+    assert_eq!(p["snapshots_received"], 1);
+    assert!(p["last_snapshot_received_ms"].is_u64());
+    assert_eq!(p["applied"], n["position"]);
+
+    // Text: one screen, one row per peer.
+    let text = c.ctl(1, &["show"]).unwrap();
+    assert!(text.contains("State:        SLAVE for "), "{text}");
+    assert!(text.contains("(carp link backup (2))"), "{text}");
+    assert!(
+        text.contains(&format!("Following:    {m}, streaming")),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{m}:{}", c.port)))
+        .unwrap_or_else(|| panic!("a row for the master in\n{text}"));
+    assert!(row.contains(" up ") && row.contains("MASTER"), "{row}");
+    let text = c.ctl(0, &["show"]).unwrap();
+    assert!(text.contains("State:        MASTER for "), "{text}");
+    assert!(!text.contains("Following:"), "a master follows no one");
+
+    // show peer.
+    let d = c.ctl(1, &["show", "peer", &m]).unwrap();
+    assert!(d.starts_with(&format!("Peer {m} port {}", c.port)), "{d}");
+    assert!(d.contains("Announced:      MASTER"), "{d}");
+    assert!(d.contains("Snapshots recv: 1, last took "), "{d}");
+    let j = c.ctl_json(1, &["show", "peer", &m]);
+    assert_eq!(j["report"], "peer");
+    assert_eq!(j["peer"]["addr"], m.as_str());
+    assert!(j["peer"]["bytes_in"].as_u64().unwrap() > 0);
+    assert_eq!(j["peer"]["errors"]["auth"], 0);
+    let e = c.ctl(1, &["show", "peer", "192.0.2.77"]).unwrap_err();
+    assert!(e.contains("no such peer: 192.0.2.77"), "{e}");
+
+    // show stats: zeros hidden unless -v; JSON has them all.
+    let brief = c.ctl(1, &["show", "stats"]).unwrap();
+    let all = c.ctl(1, &["show", "stats", "-v"]).unwrap();
+    assert!(brief.starts_with("sasyncd:\n"), "{brief}");
+    assert!(!brief.contains("\t0 "), "{brief}");
+    assert!(all.contains("\t0 "), "{all}");
+    assert!(all.lines().count() > brief.lines().count());
+    assert!(
+        brief.contains("PF_KEY messages written to the kernel"),
+        "{brief}"
+    );
+    let j = c.ctl_json(1, &["show", "stats"]);
+    assert_eq!(j["report"], "stats");
+    assert!(j["counters"]["pfkey_written"].as_u64().unwrap() >= 2);
+    assert_eq!(j["counters"]["split_brain_episodes"], 0);
+    assert_eq!(c.counter(0, "snapshots_done"), 1);
+}
+
+#[test]
+fn resync_repairs_a_damaged_slave() {
+    let c = pair(&[]);
+    let m = c.gw[0].addr.to_string();
+    // An operator deletes an SA on the slave by hand: the master does not
+    // hear of it, the tables now differ.
+    let spi = c.host(0, "add-sa single");
+    let spi = spi.trim().trim_start_matches("spi=").to_string();
+    c.wait_synced(0, 1);
+    c.host(1, &format!("delete-sa spi={spi}"));
+    assert_ne!(c.digest(0), c.digest(1));
+    let resyncs = c.counter(0, "resyncs");
+    let out = c.ctl(1, &["resync"]).unwrap();
+    assert_eq!(out.trim(), format!("asked {m} for a full resync"));
+    c.wait_synced(0, 1);
+    assert!(c.counter(0, "resyncs") > resyncs);
+    c.wait_log(1, &[&format!("asking master {m} for a full resync")]);
+    // Naming the master works; the master and a non-master refuse.
+    assert!(c.ctl(1, &["resync", &m]).is_ok());
+    let e = c.ctl(0, &["resync"]).unwrap_err();
+    assert!(e.contains("we are master"), "{e}");
+    let e = c.ctl(1, &["resync", "192.0.2.1"]).unwrap_err();
+    assert!(e.contains("192.0.2.1 is not a configured peer"), "{e}");
+}
+
+#[test]
+fn reload_reports_what_happened() {
+    let mut c = pair(&[]);
+    let good = std::fs::read_to_string(&c.gw[1].conf).unwrap();
+    // Unchanged: applied, and said so.
+    let out = c.ctl(1, &["reload"]).unwrap();
+    assert!(
+        out.starts_with("reloaded: 1 peer kept, 0 added, 0 removed"),
+        "{out}"
+    );
+    // A syntax error: refused with the line, the running one kept.
+    c.write_conf(1, &format!("{good}\nbogus words\n"));
+    let e = c.ctl(1, &["reload"]).unwrap_err();
+    assert!(e.contains("configuration not reloaded"), "{e}");
+    assert!(e.contains("gw1.conf:"), "names the file and line: {e}");
+    // A file others may read: refused by the privileged process's checks.
+    c.write_conf(1, &good);
+    std::fs::set_permissions(&c.gw[1].conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = c.ctl(1, &["reload"]).unwrap_err();
+    assert!(e.contains("chmod 600"), "{e}");
+    // A valid change (a second, unreachable peer): applied.
+    c.write_conf(1, &format!("{good}peer 192.0.2.9\n"));
+    let out = c.ctl(1, &["reload"]).unwrap();
+    assert!(out.contains("1 added"), "{out}");
+    assert_eq!(c.show_json(1)["peers"].as_array().unwrap().len(), 2);
+    // The daemon kept syncing through all of it.
+    c.host(0, "add-sa");
+    c.wait_synced(0, 1);
+    assert!(c.running(1));
+}
+
+#[test]
+fn log_verbosity_changes_at_run_time() {
+    let quiet = Options {
+        verbosity: 0,
+        ..Options::default()
+    };
+    let c = pair(&[Options::default(), quiet]);
+    let bad = |c: &Cluster, word: &str| {
+        let r = control(&c.gw[1].control, word).unwrap();
+        assert!(r.starts_with("error: unknown command"), "{r}");
+    };
+    // At -v0 a bad request is not logged (debug).
+    bad(&c, "first-bad-word");
+    assert_eq!(
+        c.ctl(1, &["log", "verbose"]).unwrap().trim(),
+        "logging verbose"
+    );
+    bad(&c, "second-bad-word");
+    c.wait_log(
+        1,
+        &["control socket: bad request: unknown command: second-bad-word"],
+    );
+    assert_eq!(c.ctl(1, &["log", "brief"]).unwrap().trim(), "logging brief");
+    bad(&c, "third-bad-word");
+    // Logged in order: the brief switch comes after the second word.
+    c.wait_log(1, &["control socket: logging brief"]);
+    let log = c.log(1);
+    assert!(!log.contains("first-bad-word"), "{log}");
+    assert!(!log.contains("third-bad-word"), "{log}");
+}
+
+#[test]
+fn the_socket_speaks_the_documented_protocol() {
+    let c = pair(&[]);
+    let r = control(&c.gw[0].control, "show stats json").unwrap();
+    assert!(r.starts_with("ok\n{\"schema\":1,"), "{r:?}");
+    assert!(r.ends_with("}\n.\n"), "{r:?}");
+    assert_eq!(r.lines().count(), 3);
+    let r = control(&c.gw[0].control, "reboot").unwrap();
+    assert_eq!(r, "error: unknown command: reboot\n.\n");
+    let mode = std::fs::metadata(&c.gw[0].control).unwrap().mode();
+    assert_eq!(mode & 0o777, 0o660);
+}
+
+#[test]
+fn the_control_group_is_set() {
+    if !is_root() {
+        eprintln!("skipped: only root may give a socket to another group");
+        return;
+    }
+    // Some group other than ours that exists on any Debian or OpenBSD
+    // system.
+    let group = nix::unistd::Group::from_name("daemon")
+        .ok()
+        .flatten()
+        .expect("group daemon");
+    let o = Options {
+        args: vec!["--control-group".into(), "daemon".into()],
+        ..Options::default()
+    };
+    let unknown = Options {
+        args: vec!["--control-group".into(), "no-such-group-x".into()],
+        ..Options::default()
+    };
+    let mut c = Cluster::new(2, &[o, unknown]);
+    c.start(0);
+    let meta = std::fs::metadata(&c.gw[0].control).unwrap();
+    assert_eq!(meta.gid(), group.gid.as_raw());
+    assert_eq!(meta.mode() & 0o777, 0o660);
+    // An unknown group stops the start, before detaching, with a reason.
+    let r = sasyncd_tests::cluster::run(&mut c.command(1, 0));
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        r.stderr.contains("no such group: no-such-group-x"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Reads until EOF (or 15 s).
+fn read_all(s: &mut UnixStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+#[test]
+fn abuse_of_the_control_socket_is_survived() {
+    let mut c = pair(&[]);
+    let path = c.gw[0].control.clone();
+    let started = Instant::now();
+    // Clients that say nothing, more than are served at once.
+    let silent: Vec<UnixStream> = (0..20)
+        .map(|_| UnixStream::connect(&path).expect("connect"))
+        .collect();
+    // The master keeps syncing meanwhile.
+    c.host(0, "add-sa");
+    c.wait_synced(0, 1);
+    // The ones beyond the limit were told at once.
+    let mut served = silent;
+    let mut busy = 0;
+    let until = Instant::now() + Duration::from_secs(5);
+    while busy < 4 && Instant::now() < until {
+        served.retain_mut(|s| {
+            s.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 64];
+            match s.read(&mut buf) {
+                Ok(n) => {
+                    assert!(buf[..n].starts_with(b"error: busy"), "{:?}", &buf[..n]);
+                    busy += 1;
+                    false
+                }
+                Err(_) => true,
+            }
+        });
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        (served.len(), busy),
+        (16, 4),
+        "16 served, 4 told the daemon is busy"
+    );
+    let mut silent = served;
+    // Garbage, binary, a huge line, half a request, requests one byte at
+    // a time, and clients that leave at once.
+    let mut replies = Vec::new();
+    drop(silent.drain(..10));
+    for bytes in [
+        &b"\x00\xff\xfe garbage\n"[..],
+        &vec![b'A'; 1 << 20][..],
+        b"show pe",
+        b"\n",
+        b"show peer 999.1.1.1\n",
+        b"log verbose now\n",
+    ] {
+        let mut s = UnixStream::connect(&path).unwrap();
+        let _ = s.write_all(bytes);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        replies.push(read_all(&mut s));
+    }
+    for r in &replies {
+        let t = String::from_utf8_lossy(r);
+        assert!(t.starts_with("error: ") && t.ends_with("\n.\n"), "{t:?}");
+    }
+    assert!(String::from_utf8_lossy(&replies[1]).contains("longer than 255"));
+    assert!(String::from_utf8_lossy(&replies[2]).contains("incomplete"));
+    for _ in 0..50 {
+        drop(UnixStream::connect(&path).unwrap());
+    }
+    // A request a byte at a time (once the daemon has seen the 50 go: it
+    // may say it is busy until then).
+    let mut r = String::new();
+    for _ in 0..50 {
+        let mut slow = UnixStream::connect(&path).unwrap();
+        let mut sent = true;
+        for b in b"show json\n" {
+            sent &= slow.write_all(&[*b]).is_ok();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        r = String::from_utf8_lossy(&read_all(&mut slow)).into_owned();
+        if sent && !r.starts_with("error: busy") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(r.starts_with("ok\n{"), "{r:?}");
+    // A client that asks and never reads its (large) reply, many times.
+    let greedy: Vec<UnixStream> = (0..5)
+        .map(|_| {
+            let mut s = UnixStream::connect(&path).unwrap();
+            s.write_all(b"show stats all\n").unwrap();
+            s
+        })
+        .collect();
+    // Through all of it the daemon syncs and answers.
+    c.host(0, "add-sa");
+    c.wait_synced(0, 1);
+    assert_eq!(c.show(0)["state"], "MASTER");
+    assert!(c.running(0) && c.running(1));
+    // The silent clients still served are dropped after the timeout.
+    let mut left = silent.pop().unwrap();
+    left.set_nonblocking(false).unwrap();
+    let out = read_all(&mut left);
+    assert!(out.is_empty(), "{out:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(30),
+        "dropped after about 10 s, not {waited:?}"
+    );
+    drop(greedy);
+    assert!(c.ctl(0, &["show"]).is_ok());
+    let log = c.log(0);
+    assert!(!log.contains("panicked"), "{log}");
+}
