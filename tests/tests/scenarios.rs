@@ -305,6 +305,33 @@ fn a_snapshot_that_outlasts_the_ring_ends_in_a_repair() {
     assert!(!w.stats(1).repairing);
 }
 
+/// A connected slave too slow for a burst falls behind the delta ring; it
+/// is resumed at the head and repaired by bucket, not sent everything.
+#[test]
+fn a_slave_that_falls_behind_is_repaired_not_resent() {
+    let mut w: World<1024, 4096> = World::new(vec![
+        config(0, 2, "mode master\nprotocol v2"),
+        config(1, 2, "mode slave\nprotocol v2"),
+    ]);
+    w.run_for(2000);
+    let snaps = w.stats(0).counters.snapshots_started;
+    w.window = Some(512);
+    for k in 0..200u32 {
+        let spi = w.next_spi();
+        w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip4(0xc633_6400 + k)));
+    }
+    w.run_for(5000);
+    assert!(w.synced(0, 1), "slave converged");
+    let (c0, c1) = (w.stats(0).counters, w.stats(1).counters);
+    assert_eq!(c0.snapshots_started, snaps, "no full snapshot");
+    assert!(c0.resumes_with_repair >= 1, "resumed at the head");
+    assert!(c1.repairs_done >= 1, "and repaired by bucket");
+    assert_eq!(
+        c1.digest_mismatches, 0,
+        "differences after a resume are repairs"
+    );
+}
+
 /// With a mark store far smaller than the SADB (firmware), the snapshot's
 /// sweep is redone in batches of buckets; a batch that holds more entries
 /// than the store is asked again in smaller ones. Nothing live is deleted

@@ -489,12 +489,23 @@ impl<
                         }
                     }
                     if let (Some(e), 0) = (fell_behind, records) {
-                        log::info!(
-                            "peer {}: fell behind the delta ring ({e}); full snapshot",
-                            self.peer_addrs[p]
-                        );
                         c.feed = Feed::Idle;
-                        self.start_snapshot(now, conn);
+                        if self.legacy {
+                            log::info!(
+                                "peer {}: fell behind the delta ring ({e}); full snapshot",
+                                self.peer_addrs[p]
+                            );
+                            self.start_snapshot(now, conn);
+                        } else {
+                            // What it missed is repaired by bucket: a full
+                            // snapshot of a large SADB to a slow slave would
+                            // fall behind again.
+                            log::info!(
+                                "peer {}: fell behind the delta ring ({e})",
+                                self.peer_addrs[p]
+                            );
+                            self.resume_and_repair(now, conn);
+                        }
                         return;
                     }
                     if records == 0 {

@@ -779,7 +779,7 @@ impl<
             .handle_snapshot_complete(Some(RunState::Master), now);
         if self.resumed_across {
             log::info!(
-                "following master {} from another stream; syncing what differs at its digest",
+                "master {} resumed us at another position; repairing what differs at its digest",
                 self.peer_addrs[p]
             );
         } else {
