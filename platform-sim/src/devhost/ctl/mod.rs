@@ -3,6 +3,7 @@
 //! lines; `error: MESSAGE` on failure). See [`HELP`] for the commands.
 
 mod args;
+mod bulk;
 mod digest;
 mod flow;
 mod sa;
@@ -20,6 +21,7 @@ use crate::carp::{LINK_STATE_DOWN, LINK_STATE_UNKNOWN, LINK_STATE_UP};
 pub const HELP: &str = "\
 add-sa [spi=N] [src=ADDR] [dst=ADDR] [type=esp|ah|ipcomp|tcpmd5] [single]
 delete-sa spi=N [dst=ADDR] [type=esp|ah|ipcomp|tcpmd5]
+bulk-sa N [flows=M] [from=K]
 add-flow [src=NET] [dst=NET] [dir=out|in] [type=require|use|acquire|bypass|deny|dontacq] [proto=N] [peer=ADDR]
 delete-flow [src=NET] [dst=NET] [dir=out|in] [proto=N]
 show sadb|spd|counts|status
@@ -81,6 +83,7 @@ pub fn execute(gw: &mut Gateway, clients: &Clients, line: &str) -> Result<Output
     match (cmd, rest) {
         ("add-sa", a) => sa::add_sa(gw, a).map(Output::Line),
         ("delete-sa", a) => sa::delete_sa(gw, a).map(Output::Line),
+        ("bulk-sa", a) => bulk::bulk_sa(gw, a).map(Output::Line),
         ("add-flow", a) => flow::add_flow(gw, a).map(Output::Line),
         ("delete-flow", a) => flow::delete_flow(gw, a).map(Output::Line),
         ("show", ["sadb"]) => Ok(Output::Lines(show::dump_lines(

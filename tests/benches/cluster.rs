@@ -1,0 +1,985 @@
+//! Scale benchmark (issue 9): a master and a slave `DefaultNode` on the
+//! simulator's kernels, joined by an in-memory pipe, synchronising
+//! N = 1k … 1M SAs plus N/2 flows, under v2 and legacy; delta costs by
+//! ring fill; the cost of repairing a damaged slave; optionally a failover
+//! and two real daemon processes.
+//!
+//! `cargo bench -p sasyncd-tests --bench cluster [-- FLAGS]`; BENCHMARKS.md
+//! ("Scale (issue 9)") says what each column means and has the numbers.
+//! Without `--bench` on the command line (`cargo test --benches`) it does
+//! a small smoke run only. No timing is ever asserted: costs are printed
+//! next to a limit measured in the same run.
+//!
+//! Flags (after `--`):
+//! * `--quick`: the smoke sizes, in an optimised build;
+//! * `--sizes=1k,10k,100k,1M`: the sync sizes (default 1k,10k,100k; `--1m`
+//!   or `SASYNCD_BENCH_1M=1` adds 1M: about two more minutes and 3 GiB);
+//! * `--proto=v2|legacy|both` (default both);
+//! * `--only=sync,delta,repair,failover,daemons`: the sections to run
+//!   (default sync, delta, repair); `--failover` and `--daemons` add theirs;
+//! * `--stale=N`: stale SAs a syncing slave starts with (default 1000);
+//! * `--delta-n=N`, `--repair-n=N`, `--failover-n=N`, `--daemons-n=N`: table
+//!   sizes of those sections (default 10k, 100k, 100k, 100k).
+//!
+//! `--daemons` builds and starts `sasyncd` and `sasyncd-devhost` (release)
+//! the way the end-to-end tests do (`sasyncd_tests::cluster`).
+//!
+//! When the core changes: node construction is `cluster/node.rs` alone;
+//! the platform is `cluster/pipe.rs` (`Io`); "in sync" is [`in_sync`]; the
+//! repair rounds read the counters `digests_sent`, `digests_matched`,
+//! `digest_mismatches` and `snapshots_started`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant as Clock};
+
+use nix::sys::resource::{getrusage, UsageWho};
+use nix::time::{clock_gettime, ClockId};
+use sasyncd_core::node::Settings;
+use sasyncd_core::time::Instant;
+use sasyncd_sim::kernel::Kernel;
+use sasyncd_sim::rng::Rng;
+
+#[path = "cluster/limit.rs"]
+mod limit;
+#[path = "cluster/load.rs"]
+mod load;
+#[path = "cluster/node.rs"]
+mod node;
+#[path = "cluster/pipe.rs"]
+mod pipe;
+
+use load::{Space, IKE_PID};
+use pipe::{World, BACKUP, MASTER};
+
+// ----- options ---------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Opts {
+    /// Smoke run: tiny sizes, one sample.
+    quick: bool,
+    sizes: Vec<u64>,
+    protos: Vec<bool>,
+    sync: bool,
+    delta: bool,
+    repair: bool,
+    failover: bool,
+    daemons: bool,
+    stale: u64,
+    delta_n: u64,
+    repair_n: u64,
+    failover_n: u64,
+    daemons_n: u64,
+}
+
+fn parse_n(s: &str) -> u64 {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mul) = if let Some(x) = s.strip_suffix('m') {
+        (x, 1_000_000)
+    } else if let Some(x) = s.strip_suffix('k') {
+        (x, 1_000)
+    } else {
+        (s.as_str(), 1)
+    };
+    num.parse::<u64>()
+        .unwrap_or_else(|_| panic!("not a size: {s}"))
+        * mul
+}
+
+impl Opts {
+    fn parse() -> Opts {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let bench = args.iter().any(|a| a == "--bench");
+        let quick = !bench || args.iter().any(|a| a == "--quick");
+        let million = args.iter().any(|a| a == "--1m")
+            || std::env::var("SASYNCD_BENCH_1M").is_ok_and(|v| !v.is_empty() && v != "0");
+        let mut o = Opts {
+            quick,
+            sizes: if quick {
+                vec![300]
+            } else {
+                vec![1_000, 10_000, 100_000]
+            },
+            protos: vec![false, true],
+            sync: true,
+            delta: true,
+            repair: true,
+            failover: false,
+            daemons: false,
+            stale: if quick { 100 } else { 1000 },
+            delta_n: if quick { 100 } else { 10_000 },
+            repair_n: if quick { 300 } else { 100_000 },
+            failover_n: if quick { 1000 } else { 100_000 },
+            daemons_n: 100_000,
+        };
+        if million && !quick {
+            o.sizes.push(1_000_000);
+        }
+        for a in &args {
+            let (k, v) = a.split_once('=').unwrap_or((a.as_str(), ""));
+            match k {
+                "--bench" | "--quick" | "--1m" => {}
+                "--sizes" => o.sizes = v.split(',').map(parse_n).collect(),
+                "--proto" => {
+                    o.protos = match v {
+                        "v2" => vec![false],
+                        "legacy" => vec![true],
+                        "both" => vec![false, true],
+                        _ => panic!("--proto=v2|legacy|both"),
+                    }
+                }
+                "--only" => {
+                    let has = |s: &str| v.split(',').any(|x| x == s);
+                    o.sync = has("sync");
+                    o.delta = has("delta");
+                    o.repair = has("repair");
+                    o.failover = has("failover");
+                    o.daemons = has("daemons");
+                }
+                "--failover" => o.failover = true,
+                "--daemons" => o.daemons = true,
+                "--daemons-n" => o.daemons_n = parse_n(v),
+                "--stale" => o.stale = parse_n(v),
+                "--delta-n" => o.delta_n = parse_n(v),
+                "--repair-n" => o.repair_n = parse_n(v),
+                "--failover-n" => o.failover_n = parse_n(v),
+                // libtest-style flags cargo may pass (e.g. --nocapture).
+                _ if k.starts_with("--") => eprintln!("cluster bench: ignoring {a}"),
+                _ => {}
+            }
+        }
+        o
+    }
+}
+
+// ----- measuring -------------------------------------------------------------
+
+/// CPU time of this thread.
+fn thread_cpu() -> Duration {
+    let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).expect("thread CPU clock");
+    Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32)
+}
+
+/// The process's peak resident set so far, in MiB.
+fn max_rss_mib() -> f64 {
+    // Linux reports ru_maxrss in KiB.
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0.0, |u| u.max_rss() as f64 / 1024.0)
+}
+
+fn proto_name(legacy: bool) -> &'static str {
+    if legacy {
+        "legacy"
+    } else {
+        "v2"
+    }
+}
+
+fn human(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+// ----- a cluster ---------------------------------------------------------------
+
+/// Host `i`'s own address (not an SA endpoint).
+fn host_addr(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, 251 + i as u8))
+}
+
+/// How a node's run state is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// `mode master`.
+    Master,
+    /// `mode slave`.
+    Slave,
+    /// Follows carp.
+    Carp,
+}
+
+fn config(me: usize, hosts: usize, legacy: bool, role: Role) -> Vec<u8> {
+    let mut s = String::new();
+    for j in (0..hosts).filter(|&j| j != me) {
+        s += &format!("peer {}\n", host_addr(j));
+    }
+    s += &format!(
+        "sharedkey {}\ncontrol none\nprotocol {}\n",
+        std::str::from_utf8(limit::KEY).expect("text key"),
+        proto_name(legacy)
+    );
+    s += match role {
+        Role::Master => "mode master\n",
+        Role::Slave => "mode slave\n",
+        Role::Carp => "interface carp0\n",
+    };
+    s.into_bytes()
+}
+
+fn settings(i: usize, digest: Duration) -> Settings {
+    let mut id = [0u8; 16];
+    id[0] = i as u8 + 1;
+    let mut s = Settings::new(id, 0x5eed_0000 + i as u64, 0);
+    s.digest_interval = digest;
+    s
+}
+
+/// A world of `roles.len()` hosts (not started).
+fn world(roles: &[Role], legacy: bool, seed: u64) -> World {
+    let hosts: Vec<(IpAddr, Vec<u8>)> = roles
+        .iter()
+        .enumerate()
+        .map(|(i, &r)| (host_addr(i), config(i, roles.len(), legacy, r)))
+        .collect();
+    World::new(&hosts, seed)
+}
+
+/// Loads `n` SAs (keys from `seed`) and `n / 2` flows into host `i`'s
+/// kernel.
+fn load_master(w: &mut World, i: usize, n: u64, seed: u64) {
+    load::add_sas(&mut w.hosts[i].kernel, Space::Master, 0..n, seed);
+    load::add_flows(&mut w.hosts[i].kernel, n / 2);
+}
+
+/// Whether slave `s` is in sync with master `m` since `since`: it follows
+/// it, its last snapshot or resume (sweep included) completed at or after
+/// `since`, nothing is queued for its kernel and no job runs.
+fn in_sync(w: &mut World, m: usize, s: usize, legacy: bool, since: Instant) -> bool {
+    let maddr = w.hosts[m].addr;
+    let st = w.stats(s);
+    if st.syncing || st.pfkey_queued > 0 || st.job.is_some() {
+        return false;
+    }
+    if !legacy && st.following != Some((maddr, true)) {
+        return false;
+    }
+    w.peer(s, maddr)
+        .is_some_and(|p| p.stats.last_sync.is_some_and(|t| t >= since))
+}
+
+/// Simulated time a phase may take before the bench gives up.
+const MAX_SIM_MS: u64 = 600_000;
+
+// ----- sync ----------------------------------------------------------------------
+
+/// One initial synchronisation.
+#[derive(Debug, Clone)]
+struct SyncRow {
+    n: u64,
+    legacy: bool,
+    entries: u64,
+    wall: Duration,
+    cpu: Duration,
+    core_master_ns: f64,
+    core_slave_ns: f64,
+    /// The limit per table entry: seal + open + parse of one pass over the
+    /// table's messages (SA and flow messages in their N : N/2 mix), ns.
+    limit_entry_ns: f64,
+    limit_sa_ns: f64,
+    limit_flow_ns: f64,
+    bytes_ms: u64,
+    bytes_sm: u64,
+    frames_ms: u64,
+    writes_ms: u64,
+    snapshots: u64,
+    applied: u64,
+    stale_left: usize,
+    missing: usize,
+    equal: Option<bool>,
+    rss_mib: f64,
+    setup: Duration,
+    /// v2: the first anti-entropy round after the sync (bytes master to
+    /// slave, and what is left stale / missing after it).
+    ae: Option<(u64, load::Diff)>,
+}
+
+/// The limit per SA and per flow message, on messages built like the
+/// master's (a small kernel with the same generator, dumped).
+fn limit_for(legacy: bool, quick: bool) -> (f64, f64) {
+    let mut k = Kernel::new(Rng::new(7));
+    load::add_sas(&mut k, Space::Master, 0..512, 11);
+    load::add_flows(&mut k, 256);
+    let recs = |b: Vec<u8>| -> Vec<Vec<u8>> {
+        sasyncd_core::pfkey::records(&b)
+            .map(|r| r.expect("dump record").bytes().to_vec())
+            .collect()
+    };
+    let sas = limit::messages(&recs(k.sadb_dump(0)), false);
+    let flows = limit::messages(&recs(k.spd_dump()), true);
+    limit::measure(legacy, &sas, &flows, quick)
+}
+
+fn sync_run(n: u64, legacy: bool, stale: u64, quick: bool) -> SyncRow {
+    let t_setup = Clock::now();
+    let mut w = world(&[Role::Master, Role::Slave], legacy, 0x5eed ^ n);
+    load_master(&mut w, 0, n, 0xa11ce ^ n);
+    load::add_sas(&mut w.hosts[1].kernel, Space::Stale, 0..stale, 0xb0b);
+    let setup = t_setup.elapsed();
+    // The limit is measured before and after the run, and averaged.
+    let limit_before = limit_for(legacy, quick);
+
+    w.cpu_split = true;
+    let since = w.now;
+    let (wall0, cpu0) = (Clock::now(), thread_cpu());
+    w.start(0, settings(0, Duration::from_secs(60)), 1);
+    w.start(1, settings(1, Duration::from_secs(60)), 2);
+    let ok = w.run_until(MAX_SIM_MS, |w| in_sync(w, 0, 1, legacy, since));
+    let (wall, cpu) = (wall0.elapsed(), thread_cpu() - cpu0);
+    assert!(
+        ok,
+        "{} N={n}: the slave did not get in sync",
+        proto_name(legacy)
+    );
+
+    let s_addr = w.hosts[1].addr;
+    let mview = w.peer(0, s_addr).expect("master knows its slave");
+    let sstats = w.stats(1);
+    let mstats = w.stats(0);
+    let d = load::diff(&w.hosts[0].kernel, &w.hosts[1].kernel);
+    let equal = (n <= 10_000).then(|| {
+        w.hosts[0]
+            .kernel
+            .entries_equal_after_filter(&w.hosts[1].kernel, &|_| true)
+            .is_ok()
+    });
+    let limit_after = limit_for(legacy, quick);
+    let lsa = (limit_before.0 + limit_after.0) / 2.0;
+    let lfl = (limit_before.1 + limit_after.1) / 2.0;
+    let entries = n + n / 2;
+    let mix = (n as f64 * lsa + (n / 2) as f64 * lfl) / entries.max(1) as f64;
+    let applied = sstats.counters.applied;
+    let mut row = SyncRow {
+        n,
+        legacy,
+        entries,
+        wall,
+        cpu,
+        core_master_ns: w.hosts[0].core_ns,
+        core_slave_ns: w.hosts[1].core_ns,
+        limit_entry_ns: mix,
+        limit_sa_ns: lsa,
+        limit_flow_ns: lfl,
+        bytes_ms: w.traffic[0][1].bytes,
+        bytes_sm: w.traffic[1][0].bytes,
+        frames_ms: mview.stats.frames_out,
+        writes_ms: w.traffic[0][1].writes,
+        snapshots: mstats.counters.snapshots_started,
+        applied,
+        stale_left: d.stale,
+        missing: d.missing,
+        equal,
+        rss_mib: 0.0,
+        setup,
+        ae: None,
+    };
+    // What the next anti-entropy round does about what the sync left.
+    if !legacy {
+        let r = digest_round(&mut w, "after sync");
+        row.ae = Some((r.bytes_ms, r.left));
+    }
+    row.rss_mib = max_rss_mib();
+    row
+}
+
+fn print_sync_header() {
+    println!(
+        "{:<6} {:>5} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>7} {:>8} {:>5} {:>5} {:>5} {:>6} {:>5} {:>5} {:>8} {:>6} {:>7}",
+        "proto", "N", "entries", "wall_s", "cpu_s", "core_s", "us/ent", "mst_us", "slv_us",
+        "lim_us", "ratio", "r/msg", "MB_m>s", "KB_s>m", "fr_m>s", "fr/wr", "snaps", "appl%", "stale",
+        "miss", "equal", "ae_MB", "ae_st", "rss_MiB"
+    );
+}
+
+fn print_sync(r: &SyncRow) {
+    let e = r.entries.max(1) as f64;
+    let core = r.core_master_ns + r.core_slave_ns;
+    let (ae_mb, ae_st) = match r.ae {
+        Some((b, d)) => (format!("{:.1}", mb(b)), d.stale.to_string()),
+        None => ("-".to_string(), "-".to_string()),
+    };
+    println!(
+        "{:<6} {:>5} {:>8} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>6.3} {:>6.2} {:>6.2} {:>8.1} {:>7.1} {:>8} {:>5.1} {:>5} {:>5.0} {:>6} {:>5} {:>5} {:>8} {:>6} {:>7.0}",
+        proto_name(r.legacy),
+        human(r.n),
+        r.entries,
+        r.wall.as_secs_f64(),
+        r.cpu.as_secs_f64(),
+        core / 1e9,
+        core / e / 1e3,
+        r.core_master_ns / e / 1e3,
+        r.core_slave_ns / e / 1e3,
+        r.limit_entry_ns / 1e3,
+        core / (e * r.limit_entry_ns).max(1.0),
+        core / (r.applied as f64 * r.limit_entry_ns).max(1.0),
+        mb(r.bytes_ms),
+        r.bytes_sm as f64 / 1e3,
+        r.frames_ms,
+        r.frames_ms as f64 / r.writes_ms.max(1) as f64,
+        r.snapshots,
+        r.applied as f64 * 100.0 / e,
+        r.stale_left,
+        r.missing,
+        match r.equal {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "-",
+        },
+        ae_mb,
+        ae_st,
+        r.rss_mib,
+    );
+}
+
+// ----- deltas ----------------------------------------------------------------------
+
+/// One delta: core time of each side, bytes and frames, ring fill before.
+#[derive(Debug, Clone, Copy)]
+struct DeltaSample {
+    fill: f64,
+    master_ns: f64,
+    slave_ns: f64,
+    bytes: u64,
+    /// Frames master to slave and slave to master.
+    frames: (u64, u64),
+}
+
+fn delta_run(n: u64, legacy: bool, quick: bool) -> Vec<(&'static str, Vec<DeltaSample>)> {
+    let mut w = world(&[Role::Master, Role::Slave], legacy, 0xde17a ^ n);
+    load_master(&mut w, 0, n, 0xa11ce ^ n);
+    let since = w.now;
+    w.start(0, settings(0, Duration::from_secs(3600)), 1);
+    w.start(1, settings(1, Duration::from_secs(3600)), 2);
+    assert!(w.run_until(MAX_SIM_MS, |w| in_sync(w, 0, 1, legacy, since)));
+    let (m_addr, s_addr) = (w.hosts[0].addr, w.hosts[1].addr);
+    let want = if quick { 3 } else { 64 };
+    let mut bands: Vec<(&'static str, Vec<DeltaSample>)> =
+        vec![("empty", vec![]), ("half", vec![]), ("full", vec![])];
+    let mut seen_full = 0;
+    for k in 0..20_000u64 {
+        let ring = w.stats(0).ring;
+        let fill = ring.bytes as f64 / ring.capacity.max(1) as f64;
+        let band = if fill < 0.10 {
+            Some(0)
+        } else if (0.45..0.55).contains(&fill) {
+            Some(1)
+        } else if fill > 0.95 {
+            seen_full += 1;
+            // Let eviction reach a steady state first.
+            (seen_full > 16).then_some(2)
+        } else {
+            None
+        };
+        if bands[2].1.len() >= want {
+            break;
+        }
+        let msg = load::sa_add(Space::Delta, k, 0xde1);
+        w.hosts[0]
+            .kernel
+            .write(&msg, IKE_PID)
+            .expect("the kernel takes the ADD");
+        let (m0, s0) = (w.hosts[0].core_ns, w.hosts[1].core_ns);
+        let b0 = w.bytes();
+        let frames = |w: &mut World| {
+            (
+                w.peer(0, s_addr).map_or(0, |p| p.stats.frames_out),
+                w.peer(1, m_addr).map_or(0, |p| p.stats.frames_out),
+            )
+        };
+        let f0 = frames(&mut w);
+        w.settle();
+        let f1 = frames(&mut w);
+        let sample = DeltaSample {
+            fill,
+            master_ns: w.hosts[0].core_ns - m0,
+            slave_ns: w.hosts[1].core_ns - s0,
+            bytes: w.bytes() - b0,
+            frames: (f1.0 - f0.0, f1.1 - f0.1),
+        };
+        if let Some(b) = band {
+            if bands[b].1.len() < want {
+                bands[b].1.push(sample);
+            }
+        }
+    }
+    let d = load::diff(&w.hosts[0].kernel, &w.hosts[1].kernel);
+    assert_eq!(
+        (d.stale, d.missing),
+        (0, 0),
+        "deltas reached the slave ({})",
+        proto_name(legacy)
+    );
+    bands
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn print_delta(n: u64, legacy: bool, bands: &[(&'static str, Vec<DeltaSample>)]) {
+    let empty = median(
+        bands[0]
+            .1
+            .iter()
+            .map(|s| s.master_ns + s.slave_ns)
+            .collect(),
+    );
+    for (name, v) in bands {
+        let total = median(v.iter().map(|s| s.master_ns + s.slave_ns).collect());
+        println!(
+            "{:<6} {:>5} {:<6} {:>4} {:>6.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.0} {:>6.1} {:>6.1}",
+            proto_name(legacy),
+            human(n),
+            name,
+            v.len(),
+            median(v.iter().map(|s| s.fill * 100.0).collect()),
+            total / 1e3,
+            median(v.iter().map(|s| s.master_ns).collect()) / 1e3,
+            median(v.iter().map(|s| s.slave_ns).collect()) / 1e3,
+            total / empty,
+            median(v.iter().map(|s| s.bytes as f64).collect()),
+            median(v.iter().map(|s| s.frames.0 as f64).collect()),
+            median(v.iter().map(|s| s.frames.1 as f64).collect()),
+        );
+    }
+}
+
+// ----- repair ----------------------------------------------------------------------
+
+/// One anti-entropy round.
+#[derive(Debug, Clone)]
+struct RepairRow {
+    what: String,
+    bytes_ms: u64,
+    bytes_sm: u64,
+    core_ns: f64,
+    wall: Duration,
+    snapshots: u64,
+    matched: u64,
+    mismatched: u64,
+    left: load::Diff,
+}
+
+/// Runs one anti-entropy round: time runs to the master's next digest
+/// and everything that follows from it settles.
+fn digest_round(w: &mut World, what: &str) -> RepairRow {
+    let (b_ms, b_sm) = (w.traffic[0][1].bytes, w.traffic[1][0].bytes);
+    let core0 = w.core_ns();
+    let snaps0 = w.stats(0).counters.snapshots_started;
+    let c0 = w.stats(1).counters;
+    let sent0 = w.stats(0).counters.digests_sent;
+    let wall0 = Clock::now();
+    // From deadline to deadline (keepalives included) until the master
+    // has announced a digest and what follows from it has settled.
+    let ok = w.run_until(MAX_SIM_MS, |w| w.stats(0).counters.digests_sent > sent0);
+    assert!(ok, "the master announced no digest");
+    let wall = wall0.elapsed();
+    let c1 = w.stats(1).counters;
+    RepairRow {
+        what: what.to_string(),
+        bytes_ms: w.traffic[0][1].bytes - b_ms,
+        bytes_sm: w.traffic[1][0].bytes - b_sm,
+        core_ns: w.core_ns() - core0,
+        wall,
+        snapshots: w.stats(0).counters.snapshots_started - snaps0,
+        matched: c1.digests_matched - c0.digests_matched,
+        mismatched: c1.digest_mismatches - c0.digest_mismatches,
+        left: load::diff(&w.hosts[0].kernel, &w.hosts[1].kernel),
+    }
+}
+
+/// Makes the slave's tables equal to the master's again, directly in its
+/// kernel, after a round that may not have repaired everything: the stale
+/// SAs `0..stale` go, the master's SAs `removed` come back (written as the
+/// master's IKE daemon wrote them, keys included).
+fn heal(w: &mut World, seed: u64, stale: u64, removed: &[u64]) {
+    for i in 0..stale {
+        w.hosts[1].kernel.expire_sa(&load::sa_key(Space::Stale, i));
+    }
+    for &i in removed {
+        if !w.hosts[1]
+            .kernel
+            .has_mature_sa(&load::sa_key(Space::Master, i))
+        {
+            let m = load::sa_add(Space::Master, i, seed);
+            w.hosts[1]
+                .kernel
+                .write(&m, IKE_PID)
+                .expect("the kernel takes the ADD");
+        }
+    }
+}
+
+fn repair_run(n: u64, quick: bool) -> (u64, Vec<RepairRow>) {
+    let interval = Duration::from_secs(5);
+    let mut w = world(&[Role::Master, Role::Slave], false, 0x4e9a1 ^ n);
+    w.cpu_split = true;
+    load_master(&mut w, 0, n, 0xa11ce ^ n);
+    let since = w.now;
+    w.start(0, settings(0, interval), 1);
+    w.start(1, settings(1, interval), 2);
+    assert!(w.run_until(MAX_SIM_MS, |w| in_sync(w, 0, 1, false, since)));
+    let full = w.traffic[0][1].bytes;
+    let mut rows = vec![digest_round(&mut w, "none (in sync)")];
+    let amounts: &[u64] = if quick { &[1] } else { &[1, 100, 10_000] };
+    let seed = 0xa11ce ^ n;
+    for &k in amounts {
+        // Stale: SAs only the slave has.
+        load::add_sas(&mut w.hosts[1].kernel, Space::Stale, 0..k, 0x5a1e);
+        rows.push(digest_round(&mut w, &format!("{k} stale")));
+        heal(&mut w, seed, k, &[]);
+        rows.push(digest_round(&mut w, "(healed)"));
+        // Missing: SAs the slave lost.
+        let removed: Vec<u64> = (0..k).map(|j| (j * 7919) % n).collect();
+        for &i in &removed {
+            w.hosts[1].kernel.expire_sa(&load::sa_key(Space::Master, i));
+        }
+        rows.push(digest_round(&mut w, &format!("{k} missing")));
+        heal(&mut w, seed, 0, &removed);
+        rows.push(digest_round(&mut w, "(healed)"));
+    }
+    (full, rows)
+}
+
+fn print_repair(n: u64, full: u64, rows: &[RepairRow]) {
+    for r in rows {
+        println!(
+            "{:>5} {:<16} {:>9.3} {:>7.1} {:>8.1} {:>8.3} {:>7.3} {:>5} {:>5} {:>5} {:>6} {:>6}",
+            human(n),
+            r.what,
+            mb(r.bytes_ms),
+            r.bytes_ms as f64 * 100.0 / full.max(1) as f64,
+            r.bytes_sm as f64 / 1e3,
+            r.core_ns / 1e9,
+            r.wall.as_secs_f64(),
+            r.snapshots,
+            r.matched,
+            r.mismatched,
+            r.left.stale,
+            r.left.missing,
+        );
+    }
+}
+
+// ----- failover --------------------------------------------------------------------
+
+fn failover_run(n: u64) -> (u64, u64, u64, Duration, f64) {
+    let mut w = world(&[Role::Carp, Role::Carp, Role::Carp], false, 0xfa11 ^ n);
+    w.cpu_split = true;
+    load_master(&mut w, 0, n, 0xa11ce ^ n);
+    w.hosts[0].link_state = MASTER;
+    w.hosts[1].link_state = BACKUP;
+    w.hosts[2].link_state = BACKUP;
+    let since = w.now;
+    for i in 0..3 {
+        w.start(i, settings(i, Duration::from_secs(3600)), i as u64 + 1);
+    }
+    assert!(w.run_until(MAX_SIM_MS, |w| {
+        in_sync(w, 0, 1, false, since) && in_sync(w, 0, 2, false, since)
+    }));
+    let full = w.traffic[0][2].bytes;
+    // A dies; carp elects B.
+    w.crash(0);
+    let at = w.now;
+    let b0 = w.traffic[1][2].bytes;
+    let core0 = w.core_ns();
+    let wall0 = Clock::now();
+    w.set_link(1, MASTER);
+    assert!(w.run_until(MAX_SIM_MS, |w| in_sync(w, 1, 2, false, at)));
+    let wall = wall0.elapsed();
+    let d = load::diff(&w.hosts[1].kernel, &w.hosts[2].kernel);
+    assert_eq!((d.stale, d.missing), (0, 0), "C follows B");
+    (
+        full,
+        w.traffic[1][2].bytes - b0,
+        w.stats(1).counters.snapshots_started,
+        wall,
+        w.core_ns() - core0,
+    )
+}
+
+// ----- daemons ---------------------------------------------------------------------
+
+/// A process's CPU time so far (user + system) and its peak RSS (MiB),
+/// from /proc.
+fn proc_usage(pid: u32) -> (Duration, f64) {
+    let tick = 100.0; // USER_HZ on Linux
+    let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces).
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(Duration::from_secs_f64(ticks / tick))
+        })
+        .unwrap_or_default();
+    let hwm = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0);
+    (cpu, hwm)
+}
+
+/// The process whose command line has `arg` (a devhost by its socket).
+fn pid_with_arg(arg: &std::path::Path) -> Option<u32> {
+    let want = arg.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        cmd.split(|&b| b == 0).any(|a| a == want).then_some(pid)
+    })
+}
+
+/// `n` SAs and `n / 2` flows between two daemon processes on loopback
+/// (development mode: each on its `sasyncd-devhost`), timed from the
+/// slave daemon's start.
+fn daemons_run(n: u64) {
+    use sasyncd_tests::cluster::{Cluster, Options};
+    let opts = Options {
+        verbosity: 0,
+        ..Options::default()
+    };
+    let mut c = Cluster::new(2, &[opts.clone(), opts]);
+    c.carp(0, "master");
+    let t = Clock::now();
+    let loaded = c.host(0, &format!("bulk-sa {n}"));
+    println!(
+        "master devhost loaded ({loaded}) in {:.1} s; {}",
+        t.elapsed().as_secs_f64(),
+        c.host(0, "show counts")
+    );
+    c.start(0);
+    let until = Clock::now() + Duration::from_secs(20);
+    while c.show(0).get("state").map(String::as_str) != Some("MASTER") {
+        assert!(
+            Clock::now() < until,
+            "the master daemon did not become MASTER"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let want_counts = c.counts(0);
+    let want = c.digest(0);
+    let pids0 = [
+        c.pid(0).expect("master"),
+        c.net_pid(0).expect("master"),
+        pid_with_arg(&c.gw[0].host).unwrap_or(0),
+    ];
+    let cpu0: Vec<Duration> = pids0.iter().map(|&p| proc_usage(p).0).collect();
+    let dev1 = pid_with_arg(&c.gw[1].host).unwrap_or(0);
+    let dev1_cpu0 = proc_usage(dev1).0;
+
+    let t0 = Clock::now();
+    c.start(1);
+    let started = t0.elapsed();
+    let pids1 = [c.pid(1).expect("slave"), c.net_pid(1).expect("slave"), dev1];
+    let until = t0 + Duration::from_secs(60);
+    // Watch only the slave's log (cheap), so that polling does not take
+    // the two cores the six processes share; compare the tables after.
+    let mut polls = 0u32;
+    let node_at = loop {
+        if !c.log_lines(1, "in sync with master").is_empty() {
+            break t0.elapsed();
+        }
+        let failed = c.log_lines(0, "kernel dump failed");
+        if Clock::now() >= until || !failed.is_empty() {
+            println!(
+                "NOT IN SYNC after {:.1} s: slave has {:?} (sas, flows) of {want_counts:?}; master snapshots started {}; master log: {}",
+                t0.elapsed().as_secs_f64(),
+                c.counts(1),
+                c.counter(0, "snapshots_started"),
+                failed.first().map_or("-", String::as_str),
+            );
+            return;
+        }
+        polls += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let equal = c.counts(1) == want_counts && c.digest(1) == want;
+    let show = c.show(1);
+    let settled =
+        show.get("syncing").map(String::as_str) == Some("false") && c.counter(1, "sweeps") >= 1;
+    let slave_addr = c.gw[1].addr;
+    let view = c.peer_view(0, slave_addr);
+    let get = |k: &str| view.get(k).cloned().unwrap_or_default();
+    let usage: Vec<(Duration, f64)> = pids0.iter().chain(&pids1).map(|&p| proc_usage(p)).collect();
+    println!(
+        "slave daemon answering after {:.3} s; \"in sync with master\" (snapshot and sweep done) after {:.3} s ({polls} log polls); tables equal then: {equal}; node settled: {settled}",
+        started.as_secs_f64(),
+        node_at.as_secs_f64()
+    );
+    println!(
+        "master -> slave: {:.1} MB in {} frames; snapshots sent {}",
+        get("bytes_out").parse::<f64>().unwrap_or(0.0) / 1e6,
+        get("frames_out"),
+        get("snapshots_sent"),
+    );
+    println!(
+        "{:<8} {:<8} {:>8} {:>9} {:>9}",
+        "daemon", "process", "pid", "cpu_s", "VmHWM_MiB"
+    );
+    let names = ["master", "master", "master", "slave", "slave", "slave"];
+    let roles = ["priv", "network", "devhost", "priv", "network", "devhost"];
+    for (k, (&pid, (cpu, hwm))) in pids0.iter().chain(&pids1).zip(&usage).enumerate() {
+        // CPU from the slave daemon's start (the devhosts loaded before).
+        let cpu = match k {
+            0..=2 => cpu.saturating_sub(cpu0[k]),
+            5 => cpu.saturating_sub(dev1_cpu0),
+            _ => *cpu,
+        };
+        println!(
+            "{:<8} {:<8} {:>8} {:>9.2} {:>9.1}",
+            names[k],
+            roles[k],
+            pid,
+            cpu.as_secs_f64(),
+            hwm
+        );
+    }
+}
+
+// ----- main ------------------------------------------------------------------------
+
+fn run(o: Opts) {
+    let start = Clock::now();
+    if o.quick {
+        println!(
+            "cluster bench: quick run (`cargo bench -p sasyncd-tests --bench cluster` measures)"
+        );
+    }
+    println!(
+        "clock reads: monotonic {:.0} ns (subtracted once per timed platform callback), thread CPU {:.0} ns",
+        pipe::clock_overhead_ns(),
+        pipe::cpu_clock_overhead_ns()
+    );
+    if o.sync {
+        println!();
+        println!(
+            "== initial sync: N SAs + N/2 flows, slave starts with {} stale SAs",
+            o.stale
+        );
+        print_sync_header();
+        for &n in &o.sizes {
+            for &legacy in &o.protos {
+                let t = Clock::now();
+                let r = sync_run(n, legacy, o.stale, o.quick);
+                print_sync(&r);
+                eprintln!(
+                    "   ({} N={}: load {:.1} s, run {:.1} s, limit {:.0}/{:.0} ns per SA/flow msg)",
+                    proto_name(legacy),
+                    human(n),
+                    r.setup.as_secs_f64(),
+                    t.elapsed().as_secs_f64(),
+                    r.limit_sa_ns,
+                    r.limit_flow_ns
+                );
+            }
+        }
+    }
+    if o.delta {
+        println!();
+        println!(
+            "== deltas at N={} (ADD of a new SA: promiscuous copy in, frame out, slave applies; one at a time)",
+            human(o.delta_n)
+        );
+        println!(
+            "{:<6} {:>5} {:<6} {:>4} {:>6} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>6}",
+            "proto",
+            "N",
+            "ring",
+            "cnt",
+            "fill%",
+            "core_us",
+            "mst_us",
+            "slv_us",
+            "x_empty",
+            "bytes",
+            "fr_m>s",
+            "fr_s>m"
+        );
+        for &legacy in &o.protos {
+            let bands = delta_run(o.delta_n, legacy, o.quick);
+            print_delta(o.delta_n, legacy, &bands);
+        }
+    }
+    if o.repair {
+        println!();
+        println!(
+            "== repair at N={} (v2): one anti-entropy round after damaging the slave's kernel",
+            human(o.repair_n)
+        );
+        let (full, rows) = repair_run(o.repair_n, o.quick);
+        println!("full snapshot: {:.3} MB master->slave", mb(full));
+        println!(
+            "{:>5} {:<16} {:>9} {:>7} {:>8} {:>8} {:>7} {:>5} {:>5} {:>5} {:>6} {:>6}",
+            "N",
+            "damage",
+            "MB_m>s",
+            "%snap",
+            "KB_s>m",
+            "core_s",
+            "wall_s",
+            "snaps",
+            "match",
+            "mism",
+            "stale",
+            "miss"
+        );
+        print_repair(o.repair_n, full, &rows);
+    }
+    if o.failover {
+        println!();
+        println!(
+            "== failover at N={} (v2): C in sync with A; A dies, B (in sync) becomes master",
+            human(o.failover_n)
+        );
+        let (full, moved, snaps, wall, core) = failover_run(o.failover_n);
+        println!(
+            "full snapshot A->C {:.3} MB; B->C after failover {} bytes = {:.4} % of it; B snapshots {}; core {:.1} us; wall {:.1} us",
+            mb(full),
+            moved,
+            moved as f64 * 100.0 / full.max(1) as f64,
+            snaps,
+            core / 1e3,
+            wall.as_secs_f64() * 1e6
+        );
+    }
+    if o.daemons {
+        println!();
+        println!(
+            "== daemons at N={}: two sasyncd processes (development mode, loopback), slave started last",
+            human(o.daemons_n)
+        );
+        daemons_run(o.daemons_n);
+    }
+    println!();
+    println!(
+        "total bench time: {:.1} s, peak RSS {:.0} MiB",
+        start.elapsed().as_secs_f64(),
+        max_rss_mib()
+    );
+}
+
+fn main() {
+    let o = Opts::parse();
+    // Nodes are a few hundred KiB and a debug build moves them on the stack.
+    std::thread::Builder::new()
+        .name("cluster-bench".into())
+        .stack_size(64 << 20)
+        .spawn(move || run(o))
+        .expect("thread")
+        .join()
+        .expect("cluster bench");
+}

@@ -1,0 +1,32 @@
+//! The one place the benchmark builds a node: when `Node::new` or
+//! `DefaultNode` change (caller-provided mark storage, other generics),
+//! only this file changes.
+
+use sasyncd_core::config::Config;
+use sasyncd_core::crypto::SoftCrypto;
+use sasyncd_core::node::{DefaultNode, Node, Settings};
+use sasyncd_core::time::Instant;
+use sasyncd_sim::marks::VecMarks;
+use sasyncd_sim::rng::Rng;
+use sasyncd_sim::world::SimRandom;
+
+/// The node the benchmark measures: the daemon's capacities (8 peers,
+/// 128 KiB delta ring, 16 KiB send buffers, snapshot marks in a vector
+/// grown to what the snapshot announces, as the daemon's).
+pub type BenchNode = DefaultNode<SoftCrypto, SimRandom, VecMarks>;
+
+/// Builds a node on the heap (it is a few hundred KiB), its randomness
+/// seeded with `seed`.
+pub fn build_node(config: &Config, settings: Settings, seed: u64, now: Instant) -> Box<BenchNode> {
+    Box::new(
+        Node::new(
+            config,
+            settings,
+            SoftCrypto,
+            SimRandom(Rng::new(seed)),
+            VecMarks::default(),
+            now,
+        )
+        .expect("the benchmark's config builds a node"),
+    )
+}
