@@ -397,16 +397,24 @@ impl Kernel {
 
     /// The `net.key.sadb_dump` sysctl: SADB records of `satype` (0 = all).
     pub fn sadb_dump(&self, satype: u8) -> Vec<u8> {
-        self.sadb
+        let mut out = Vec::new();
+        for e in self
+            .sadb
             .values()
             .filter(|e| satype == 0 || e.satype == satype)
-            .flat_map(|e| e.record(SADB_DUMP))
-            .collect()
+        {
+            out.extend_from_slice(&e.record(SADB_DUMP));
+        }
+        out
     }
 
     /// The `net.key.spd_dump` sysctl: all flows.
     pub fn spd_dump(&self) -> Vec<u8> {
-        self.spd.values().flat_map(FlowEntry::record).collect()
+        let mut out = Vec::new();
+        for e in self.spd.values() {
+            out.extend_from_slice(&e.record());
+        }
+        out
     }
 
     /// Number of SAs (larval included).

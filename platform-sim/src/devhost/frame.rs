@@ -105,8 +105,12 @@ pub fn read_frame<R: Read>(r: &mut R, max: usize) -> io::Result<Vec<u8>> {
             ProtoError::FrameTooLong(n),
         ));
     }
-    let mut payload = vec![0u8; n];
-    r.read_exact(&mut payload)?;
+    // Grown as the bytes arrive: a length alone does not reserve memory.
+    let mut payload = Vec::with_capacity(n.min(1 << 20));
+    r.take(n as u64).read_to_end(&mut payload)?;
+    if payload.len() < n {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(payload)
 }
 

@@ -14,7 +14,7 @@
 //! **Frames** (everything but PF_KEY traffic): a u32 big-endian payload
 //! length, then the payload. A client's frames carry at most
 //! [`MAX_REQUEST`](proto::MAX_REQUEST) (4096) bytes, the devhost's at most
-//! [`MAX_REPLY`](proto::MAX_REPLY) (16 MiB). A longer frame is not read:
+//! [`MAX_REPLY`](proto::MAX_REPLY) (1 GiB, for dumps of a million SAs). A longer frame is not read:
 //! the devhost logs one line, sends an error status and disconnects.
 //!
 //! **Hello** payload: `"SDH1"`, a role byte, and for pfkey the pid (u32

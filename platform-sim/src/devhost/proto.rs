@@ -11,8 +11,10 @@ use sasyncd_core::node::Table;
 pub const MAGIC: [u8; 4] = *b"SDH1";
 /// Largest payload a client may send in one frame (hello, host, ctl).
 pub const MAX_REQUEST: usize = 4096;
-/// Largest payload the devhost sends in one frame (a dump reply).
-pub const MAX_REPLY: usize = 16 << 20;
+/// Largest payload the devhost sends in one frame (a dump reply): a
+/// million SAs and half a million flows dump to about 420 MB, and
+/// development mode is meant to carry the sizes the product must.
+pub const MAX_REPLY: usize = 1 << 30;
 
 /// Status byte of a successful reply; the result follows.
 pub const STATUS_OK: u8 = 0;
