@@ -396,6 +396,10 @@ impl<
         if buckets.is_none() {
             self.snapshot_entries = self.marks.inserted();
         }
+        log::debug!(
+            "snapshot of {} entries received; sweeping what it did not hold",
+            self.marks.inserted()
+        );
         if self.marks.overflowed() {
             self.sweep_overflowed = true;
             self.counters.sweeps_skipped += 1;
