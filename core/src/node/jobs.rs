@@ -202,10 +202,14 @@ impl<
                 return DumpFlow::Pause;
             }
         };
-        let mut buf = [0u8; crate::pfkey::PFKEY_MSG_MAXSZ];
+        let super::scratch::Scratch {
+            msg: buf,
+            canon,
+            out: delete,
+        } = &mut self.scratch;
         let conv = match table {
-            Table::Sadb => dump_to_add(record, &mut buf),
-            Table::Spd => spd_dump_to_addflow(record, &mut buf),
+            Table::Sadb => dump_to_add(record, buf),
+            Table::Spd => spd_dump_to_addflow(record, buf),
         };
         let Ok(n) = conv else { return DumpFlow::More };
         let Ok(m) = Msg::parse(&buf[..n]) else {
@@ -215,8 +219,6 @@ impl<
             return DumpFlow::More;
         }
         let pid = self.settings.pid;
-        let mut canon = [0u8; crate::pfkey::PFKEY_MSG_MAXSZ];
-        let mut delete = [0u8; crate::pfkey::PFKEY_MSG_MAXSZ];
         match &mut self.job {
             Job::Dump {
                 kind: JobKind::Sweep { buckets, .. },
@@ -231,7 +233,7 @@ impl<
                     // A repair covers only its buckets.
                     return DumpFlow::More;
                 }
-                let Ok(c) = canonical_digest_input(&m, &mut canon) else {
+                let Ok(c) = canonical_digest_input(&m, canon) else {
                     return DumpFlow::More;
                 };
                 match self.marks.check(&key[..k], &canon[..c]) {
@@ -244,8 +246,8 @@ impl<
                 self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
                 let seq = self.pfkey_seq;
                 let built = match table {
-                    Table::Sadb => build_delete(&m, seq, pid, &mut delete),
-                    Table::Spd => build_delflow(&m, seq, pid, &mut delete),
+                    Table::Sadb => build_delete(&m, seq, pid, delete),
+                    Table::Spd => build_delflow(&m, seq, pid, delete),
                 };
                 if let Ok(d) = built {
                     if self.pfkeyq.push_with(&delete[..d], |_| {}) {
@@ -265,7 +267,7 @@ impl<
                 kind: JobKind::Check { sa, flow, .. } | JobKind::Announce { sa, flow, .. },
                 ..
             } => {
-                if let Ok(c) = canonical_digest_input(&m, &mut canon) {
+                if let Ok(c) = canonical_digest_input(&m, canon) {
                     match table {
                         Table::Sadb => sa.add(&self.crypto, &canon[..c]),
                         Table::Spd => flow.add(&self.crypto, &canon[..c]),

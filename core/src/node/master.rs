@@ -61,10 +61,10 @@ impl<
             log::debug!("not forwarding {}: {}", msg_type_name(m.msg_type()), why);
             return;
         }
-        let mut buf = [0u8; crate::pfkey::PFKEY_MSG_MAXSZ];
+        let buf = &mut self.scratch.msg;
         let n = if m.msg_type() == SADB_UPDATE {
             // The slaves never saw the larval SA: an ADD, minus what ADD refuses.
-            match dump_to_add(inner, &mut buf) {
+            match dump_to_add(inner, buf) {
                 Ok(n) => n,
                 Err(e) => {
                     log::warn!("cannot rewrite UPDATE as ADD: {e}");
@@ -453,7 +453,7 @@ impl<
                     }
                     // As many records as fit one frame (v2; one each in the
                     // legacy protocol), read from the cursor in constant time.
-                    let mut batch = [0u8; MAX_PAYLOAD];
+                    let batch = &mut self.scratch.out[..MAX_PAYLOAD];
                     let mut len = 0;
                     let mut cur = cursor;
                     let mut records = 0u64;
@@ -541,13 +541,13 @@ impl<
 
     /// One dump record for the snapshot of `conn`.
     pub(super) fn snapshot_entry(&mut self, conn: ConnId, table: Table, record: &[u8]) -> DumpFlow {
-        let mut buf = [0u8; crate::pfkey::PFKEY_MSG_MAXSZ];
-        let conv = match table {
-            Table::Sadb => dump_to_add(record, &mut buf),
-            Table::Spd => spd_dump_to_addflow(record, &mut buf),
-        };
         let Some((p, s)) = self.slot_of(conn) else {
             return DumpFlow::Pause;
+        };
+        let buf = &mut self.scratch.msg;
+        let conv = match table {
+            Table::Sadb => dump_to_add(record, buf),
+            Table::Spd => spd_dump_to_addflow(record, buf),
         };
         let n = match conv {
             Ok(n) => n,

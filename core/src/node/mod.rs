@@ -40,6 +40,7 @@ pub mod pfkeyq;
 mod reconfigure;
 mod recv;
 pub mod ring;
+mod scratch;
 mod session;
 pub mod stats;
 pub mod txbuf;

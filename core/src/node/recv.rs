@@ -626,9 +626,9 @@ impl<
         if snapshot {
             if let Ok(m) = Msg::parse(msg) {
                 let mut key = [0u8; super::jobs::IDENTITY_MAX];
-                let mut canon = [0u8; crate::pfkey::PFKEY_MSG_MAXSZ];
+                let canon = &mut self.scratch.canon;
                 let id = super::jobs::identity(&m, &mut key);
-                let content = crate::pfkey::canonical_digest_input(&m, &mut canon);
+                let content = crate::pfkey::canonical_digest_input(&m, canon);
                 if let (Some(n), Ok(c)) = (id, content) {
                     self.marks.insert(&key[..n], &canon[..c]);
                 }
