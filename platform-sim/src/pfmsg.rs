@@ -127,7 +127,14 @@ pub fn flow_exts(
 
 /// A complete message: header (errno and reserved 0) plus `exts` in order.
 pub fn message(msg_type: u8, satype: u8, seq: u32, pid: u32, exts: &[Vec<u8>]) -> Vec<u8> {
-    let len: usize = HDR_LEN + exts.iter().map(Vec::len).sum::<usize>();
+    let parts: Vec<&[u8]> = exts.iter().map(Vec::as_slice).collect();
+    message_of(msg_type, satype, seq, pid, &parts)
+}
+
+/// [`message`] from borrowed extensions (no copy of them before the
+/// message's own).
+pub fn message_of(msg_type: u8, satype: u8, seq: u32, pid: u32, exts: &[&[u8]]) -> Vec<u8> {
+    let len: usize = HDR_LEN + exts.iter().map(|e| e.len()).sum::<usize>();
     let mut v = Vec::with_capacity(len);
     v.extend_from_slice(&[PF_KEY_V2, msg_type, 0, satype]);
     v.extend_from_slice(&((len / CHUNK) as u16).to_ne_bytes());

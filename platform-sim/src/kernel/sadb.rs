@@ -116,42 +116,43 @@ impl SaEntry {
     /// The entry as a message of `msg_type` (DUMP for the sysctl dump, GET
     /// for a GET reply), with every extension the kernel exports.
     pub fn record(&self, msg_type: u8) -> Vec<u8> {
-        let mut out: Vec<Vec<u8>> = vec![self.sa.clone()];
-        out.push(pfmsg::lifetime_ext(
+        let current = pfmsg::lifetime_ext(
             SADB_EXT_LIFETIME_CURRENT,
             self.cur_alloc,
             self.cur_bytes,
             self.addtime,
             self.usetime,
-        ));
-        let stored = |t: &u16| self.exts.get(t).cloned();
+        );
+        let lastuse = pfmsg::lifetime_ext(SADB_X_EXT_LIFETIME_LASTUSE, 0, 0, 0, self.usetime);
+        let mut replay = [0u8; 4 + 8];
+        replay[4..].copy_from_slice(&self.replay.to_ne_bytes());
+        let replay = pfmsg::ext(SADB_X_EXT_REPLAY, &replay);
+        let mtu = pfmsg::ext(SADB_X_EXT_MTU, &self.mtu.to_ne_bytes());
+        let mut counter = [0u8; 4 + 8 * 8];
+        for (i, c) in self.counter.iter().enumerate() {
+            counter[4 + 8 * i..12 + 8 * i].copy_from_slice(&c.to_ne_bytes());
+        }
+        let counter = pfmsg::ext(SADB_X_EXT_COUNTER, &counter[..4 + 8 * self.counter.len()]);
+
+        let mut out: Vec<&[u8]> = Vec::with_capacity(24);
+        let stored = |t: &u16| self.exts.get(t).map(Vec::as_slice);
+        out.push(&self.sa);
+        out.push(&current);
         out.extend(RECORD_ORDER[..2].iter().filter_map(stored));
         if self.usetime != 0 {
-            out.push(pfmsg::lifetime_ext(
-                SADB_X_EXT_LIFETIME_LASTUSE,
-                0,
-                0,
-                0,
-                self.usetime,
-            ));
+            out.push(&lastuse);
         }
         out.extend(RECORD_ORDER[2..].iter().filter_map(stored));
         out.extend(RECORD_ORDER_2.iter().filter_map(stored));
         if let Some(g) = &self.group {
-            out.extend(g.iter().cloned());
+            out.extend(g.iter().map(Vec::as_slice));
         }
-        let mut replay = vec![0u8; 4];
-        replay.extend_from_slice(&self.replay.to_ne_bytes());
-        out.push(pfmsg::ext(SADB_X_EXT_REPLAY, &replay));
+        out.push(&replay);
         if self.mtu != 0 {
-            out.push(pfmsg::ext(SADB_X_EXT_MTU, &self.mtu.to_ne_bytes()));
+            out.push(&mtu);
         }
         out.extend(RECORD_TAIL.iter().filter_map(stored));
-        let mut counter = vec![0u8; 4];
-        for c in self.counter {
-            counter.extend_from_slice(&c.to_ne_bytes());
-        }
-        out.push(pfmsg::ext(SADB_X_EXT_COUNTER, &counter));
-        pfmsg::message(msg_type, self.satype, 0, 0, &out)
+        out.push(&counter);
+        pfmsg::message_of(msg_type, self.satype, 0, 0, &out)
     }
 }

@@ -50,11 +50,11 @@ impl FlowEntry {
 
     /// The entry as an X_SPDDUMP record.
     pub fn record(&self) -> Vec<u8> {
-        let out: Vec<Vec<u8>> = RECORD_ORDER
+        let out: Vec<&[u8]> = RECORD_ORDER
             .iter()
             .filter_map(|t| self.exts.iter().find(|(et, _)| et == t))
-            .map(|(_, b)| b.clone())
+            .map(|(_, b)| b.as_slice())
             .collect();
-        pfmsg::message(SADB_X_SPDDUMP, self.satype, 0, 0, &out)
+        pfmsg::message_of(SADB_X_SPDDUMP, self.satype, 0, 0, &out)
     }
 }
