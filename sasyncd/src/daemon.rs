@@ -237,11 +237,6 @@ fn start_kernel(opts: Options, cfg: Config, root: bool) -> Result<ExitCode, Star
     if let Err(e) = host.demote_counter() {
         log::warn!("carp demotion group: {e}; start-up demotion is not possible");
     }
-    if host.pfsync_up() == Some(false) {
-        log::warn!(
-            "no pfsync interface is up: replay-protected SAs will fail after a failover (see sasyncd(8))"
-        );
-    }
     let pfkey = ObsdPfkey::open().map_err(|e| err(format!("PF_KEY socket: {e}")))?;
     let link =
         ObsdLinkWatch::open(host.interface()).map_err(|e| err(format!("routing socket: {e}")))?;
@@ -277,10 +272,15 @@ fn launch<H: Host>(
     opts: Options,
     cfg: Config,
     root: bool,
-    host: H,
+    mut host: H,
     net: NetKernel,
     confine: Confine,
 ) -> Result<ExitCode, StartError> {
+    if host.pfsync_up() == Some(false) {
+        log::warn!(
+            "no pfsync interface is up: replay-protected SAs will fail after a failover (see sasyncd(8))"
+        );
+    }
     let user = if root {
         Some(sys::lookup_user(&opts.user).map_err(|e| err(e.to_string()))?)
     } else {

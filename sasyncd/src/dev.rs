@@ -178,4 +178,8 @@ impl Host for DevHost {
     fn link_state(&mut self) -> io::Result<u8> {
         self.client.link_state()
     }
+
+    fn pfsync_up(&mut self) -> Option<bool> {
+        self.client.pfsync_up().ok()
+    }
 }

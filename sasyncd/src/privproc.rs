@@ -50,7 +50,13 @@ pub struct Priv<H: Host> {
     held: u32,
     stopping: Option<Instant>,
     child_done: bool,
+    /// pfsync as last found, and when it is to be looked at again.
+    pfsync: Option<bool>,
+    pfsync_due: Instant,
 }
+
+/// How often the privileged process looks whether pfsync is up.
+const PFSYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl<H: Host> std::fmt::Debug for Priv<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,6 +87,8 @@ impl<H: Host> Priv<H> {
             held: 0,
             stopping: None,
             child_done: false,
+            pfsync: None,
+            pfsync_due: Instant::now(),
         }
     }
 
@@ -111,6 +119,9 @@ impl<H: Host> Priv<H> {
                 log::debug!("channel to the network process: {e}");
             }
             self.reap(false);
+            if Instant::now() >= self.pfsync_due {
+                self.check_pfsync();
+            }
             if let Some(at) = self.stopping {
                 if !self.child_done && Instant::now() >= at {
                     log::warn!("the network process did not stop in time; killing it");
@@ -247,13 +258,36 @@ impl<H: Host> Priv<H> {
                 if let Some(cfg) = self.pending.pop_front() {
                     self.host.reconfigure(&cfg);
                 }
-                log::info!("configuration reloaded: {message}")
+                log::info!("configuration reloaded: {message}");
+                self.check_pfsync();
             }
             ToPriv::Reloaded { ok: false, message } => {
                 self.pending.pop_front();
                 log::error!("the network process refused the new configuration: {message}")
             }
         }
+    }
+
+    /// Looks whether a pfsync interface is up and tells the network process
+    /// (for the status report) when that changed. Start-up already warned
+    /// about the first answer; later ones are logged when they change.
+    fn check_pfsync(&mut self) {
+        self.pfsync_due = Instant::now() + PFSYNC_EVERY;
+        let Some(up) = self.host.pfsync_up() else {
+            return;
+        };
+        if self.pfsync == Some(up) {
+            return;
+        }
+        match (self.pfsync, up) {
+            (Some(true), false) => log::warn!(
+                "no pfsync interface is up: replay-protected SAs will fail after a failover (see sasyncd(8))"
+            ),
+            (Some(false), true) => log::info!("a pfsync interface is up again"),
+            _ => {}
+        }
+        self.pfsync = Some(up);
+        self.send(&ToNet::Pfsync { up });
     }
 
     /// Sends the next batch of whole records (and the end after the last).

@@ -47,6 +47,7 @@
 //! | `0x0087` | `ToNet::Config` | the configuration file's bytes to the end (≤ 1 MiB) |
 //! | `0x0088` | `ToNet::Shutdown` | none |
 //! | `0x0089` | `ToNet::ReloadRefused` | UTF-8 text to the end (≤ [`MAX_REASON`]) |
+//! | `0x008a` | `ToNet::Pfsync` | up u8 (0/1) |
 //!
 //! Fixed-size payloads must have exactly their size, flags exactly 0 or 1.
 //! The two directions use disjoint type ranges, so a message sent the wrong

@@ -73,3 +73,32 @@ fn a_carp_switchover_turns_the_sync_around() {
         c.following(0) == Some((c.gw[1].addr.to_string(), true))
     });
 }
+
+/// Without pfsync(4) a failover breaks replay-protected SAs: the daemon
+/// warns at start-up and its status says so; once pfsync is up, the next
+/// reload (or the minute's check) finds it and the status follows.
+#[test]
+fn pfsync_down_is_warned_about_and_reported() {
+    let mut c = Cluster::new(2, &[Options::default(), Options::default()]);
+    c.carp(0, "master");
+    c.host(0, "pfsync down");
+    c.start(0);
+    c.start(1);
+    c.wait_log(0, &["no pfsync interface is up"]);
+    c.wait("the master's status to say pfsync is down", |c| {
+        c.show(0).get("pfsync").map(String::as_str) == Some("false")
+    });
+    assert!(
+        c.log_lines(1, "pfsync").is_empty(),
+        "the slave has pfsync: no warning"
+    );
+    c.wait("the slave's status to say pfsync is up", |c| {
+        c.show(1).get("pfsync").map(String::as_str) == Some("true")
+    });
+    c.host(0, "pfsync up");
+    c.ctl(0, &["reload"]).expect("reload");
+    c.wait_log(0, &["a pfsync interface is up again"]);
+    assert_eq!(c.show(0)["pfsync"], "true");
+    let text = c.ctl(0, &["show"]).expect("show");
+    assert!(text.contains("pfsync"), "{text}");
+}

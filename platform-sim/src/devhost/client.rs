@@ -115,6 +115,11 @@ impl HostClient {
     pub fn link_state(&mut self) -> io::Result<u8> {
         self.call_exact::<1>(HostRequest::LinkState).map(|b| b[0])
     }
+
+    /// Whether a pfsync interface is up.
+    pub fn pfsync_up(&mut self) -> io::Result<bool> {
+        self.call_exact::<1>(HostRequest::Pfsync).map(|b| b[0] != 0)
+    }
 }
 
 /// A watcher of the carp interface's link state (the routing socket's

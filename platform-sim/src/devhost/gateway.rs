@@ -85,6 +85,8 @@ pub struct Gateway {
     seq: u32,
     now: Instant,
     link_state: u8,
+    /// A pfsync interface is up (a configured gateway pair has one).
+    pfsync: bool,
     demote: i32,
     ike_mode: IkeMode,
     ike_refuse: bool,
@@ -118,6 +120,7 @@ impl Gateway {
             seq: 0,
             now: Instant::ZERO,
             link_state: cfg.link_state,
+            pfsync: true,
             demote: cfg.demote.clamp(0, DEMOTE_MAX),
             ike_mode: IkeMode::Unset,
             ike_refuse: false,
@@ -248,6 +251,16 @@ impl Gateway {
     /// The carp interface's `LINK_STATE_*`.
     pub fn link_state(&self) -> u8 {
         self.link_state
+    }
+
+    /// Whether a pfsync interface is up.
+    pub fn pfsync_up(&self) -> bool {
+        self.pfsync
+    }
+
+    /// Brings the pfsync interface up or down.
+    pub fn set_pfsync(&mut self, up: bool) {
+        self.pfsync = up;
     }
 
     /// Sets the link state; whether it changed.

@@ -61,6 +61,7 @@
 //! | GetDemote | `3` | i32 counter |
 //! | Ike | `4`, 0 passive / 1 active | empty (refused after `ctl ike refuse`) |
 //! | LinkState | `5` | u8 `LINK_STATE_*` of the carp interface |
+//! | Pfsync | `6` | u8 1 if a pfsync interface is up (`ctl pfsync up\|down`), else 0 |
 //!
 //! A malformed request gets an error status; the connection stays.
 //!

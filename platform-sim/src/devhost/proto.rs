@@ -36,6 +36,7 @@ const REQ_DEMOTE: u8 = 2;
 const REQ_GET_DEMOTE: u8 = 3;
 const REQ_IKE: u8 = 4;
 const REQ_LINK_STATE: u8 = 5;
+const REQ_PFSYNC: u8 = 6;
 
 /// What a connection is, as its hello says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +67,8 @@ pub enum HostRequest {
     Ike(bool),
     /// The carp interface's `LINK_STATE_*`.
     LinkState,
+    /// Whether a pfsync interface is up.
+    Pfsync,
 }
 
 /// A malformed or unacceptable protocol element.
@@ -199,6 +202,7 @@ impl HostRequest {
             HostRequest::GetDemote => vec![REQ_GET_DEMOTE],
             HostRequest::Ike(active) => vec![REQ_IKE, active as u8],
             HostRequest::LinkState => vec![REQ_LINK_STATE],
+            HostRequest::Pfsync => vec![REQ_PFSYNC],
         }
     }
 
@@ -224,6 +228,7 @@ impl HostRequest {
                 Ok(HostRequest::Ike(args[0] != 0))
             }
             REQ_LINK_STATE => exact(args, 0).map(|()| HostRequest::LinkState),
+            REQ_PFSYNC => exact(args, 0).map(|()| HostRequest::Pfsync),
             c => Err(ProtoError::UnknownRequest(c)),
         }
     }
@@ -304,6 +309,7 @@ mod tests {
             HostRequest::Ike(true),
             HostRequest::Ike(false),
             HostRequest::LinkState,
+            HostRequest::Pfsync,
         ] {
             assert_eq!(HostRequest::decode(&r.encode()), Ok(r));
         }

@@ -326,6 +326,7 @@ impl Server {
                 Err(e) => err_reply(&e),
             },
             Ok(HostRequest::LinkState) => ok_reply(&[self.gw.link_state()]),
+            Ok(HostRequest::Pfsync) => ok_reply(&[u8::from(self.gw.pfsync_up())]),
         };
         self.conns[i].queue_frame(&reply);
         true

@@ -66,6 +66,8 @@ pub struct Net {
     pub signals: Signals,
     shutdown_at: Option<std::time::Instant>,
     failed: Option<String>,
+    /// Whether pfsync is up, as the privileged process last found.
+    pfsync: Option<bool>,
 }
 
 impl std::fmt::Debug for Net {
@@ -93,6 +95,7 @@ impl Net {
             signals,
             shutdown_at: None,
             failed: None,
+            pfsync: None,
         }
     }
 
@@ -401,7 +404,7 @@ impl Net {
                     protocol: self.node.protocol(),
                     node: self.node.stats(),
                     peers: self.node.peers().collect(),
-                    pfsync: None,
+                    pfsync: self.pfsync,
                 };
                 control::show(&status, report, format, all)
             }
@@ -476,6 +479,7 @@ impl Net {
                 ToNet::ReloadRefused { reason } => {
                     self.reload_answered(Err(format!("configuration not reloaded: {reason}")))
                 }
+                ToNet::Pfsync { up } => self.pfsync = Some(up),
                 ToNet::Shutdown => {
                     log::info!("the privileged process asks us to shut down");
                     self.begin_shutdown();

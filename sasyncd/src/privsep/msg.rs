@@ -80,6 +80,8 @@ pub mod types {
     pub const SHUTDOWN: u16 = 0x0088;
     /// [`ToNet::ReloadRefused`](super::ToNet::ReloadRefused).
     pub const RELOAD_REFUSED: u16 = 0x0089;
+    /// [`ToNet::Pfsync`](super::ToNet::Pfsync).
+    pub const PFSYNC: u16 = 0x008a;
 }
 
 use types::*;
@@ -104,6 +106,7 @@ pub fn type_name(ty: u16) -> &'static str {
         CONFIG => "Config",
         SHUTDOWN => "Shutdown",
         RELOAD_REFUSED => "ReloadRefused",
+        PFSYNC => "Pfsync",
         _ => "unknown",
     }
 }
@@ -240,6 +243,12 @@ pub enum ToNet {
         /// Why: the line the privileged process logged (at most
         /// [`MAX_REASON`] bytes of UTF-8).
         reason: String,
+    },
+    /// Whether a pfsync(4) interface is up, as the privileged process
+    /// found at start-up and after each reload (for the status report).
+    Pfsync {
+        /// Up (`false`: the new master's replay counters will be stale).
+        up: bool,
     },
 }
 
@@ -490,7 +499,7 @@ impl Message for ToNet {
             + match self {
                 ToNet::DumpRecords { records, .. } => 4 + records.len(),
                 ToNet::DumpEnd { .. } | ToNet::IkeResult { .. } => 5,
-                ToNet::DemoteResult { .. } | ToNet::LinkState { .. } => 1,
+                ToNet::DemoteResult { .. } | ToNet::LinkState { .. } | ToNet::Pfsync { .. } => 1,
                 ToNet::CarpUnreadable | ToNet::Shutdown => 0,
                 ToNet::Config { text } => text.len(),
                 ToNet::ReloadRefused { reason } => reason.len(),
@@ -516,6 +525,7 @@ impl Message for ToNet {
             ToNet::CarpUnreadable => put(out, CARP_UNREADABLE, &[]),
             ToNet::Config { text } => put(out, CONFIG, &[text]),
             ToNet::Shutdown => put(out, SHUTDOWN, &[]),
+            ToNet::Pfsync { up } => put(out, PFSYNC, &[&[u8::from(*up)]]),
             ToNet::ReloadRefused { reason } => {
                 if reason.len() > MAX_REASON {
                     return Err(bad_len(RELOAD_REFUSED, reason.len()));
@@ -578,6 +588,9 @@ impl Message for ToNet {
                     .to_owned();
                 ToNet::ReloadRefused { reason }
             }
+            PFSYNC => ToNet::Pfsync {
+                up: Fields::fixed(ty, p, 1)?.flag()?,
+            },
             other => return Err(ProtoError::UnknownType(other)),
         })
     }

@@ -64,6 +64,8 @@ fn to_net_samples() -> Vec<ToNet> {
         ToNet::IkeResult { id: 9, ok: false },
         ToNet::LinkState { state: 4 },
         ToNet::CarpUnreadable,
+        ToNet::Pfsync { up: false },
+        ToNet::Pfsync { up: true },
         ToNet::Config {
             text: secret(b"interface carp0\nsharedkey sasyncd-test-key\n"),
         },
@@ -212,6 +214,7 @@ fn payload_errors() {
         (IKE_RESULT, 5),
         (LINK_STATE, 1),
         (CARP_UNREADABLE, 0),
+        (PFSYNC, 1),
         (SHUTDOWN, 0),
     ] {
         assert_eq!(
@@ -513,6 +516,7 @@ fn to_net_strategy() -> impl Strategy<Value = ToNet> {
         (any::<u32>(), any::<bool>()).prop_map(|(id, ok)| ToNet::IkeResult { id, ok }),
         any::<u8>().prop_map(|state| ToNet::LinkState { state }),
         Just(ToNet::CarpUnreadable),
+        any::<bool>().prop_map(|up| ToNet::Pfsync { up }),
         proptest::collection::vec(any::<u8>(), 0..600)
             .prop_map(|t| ToNet::Config { text: secret(&t) }),
         Just(ToNet::Shutdown),

@@ -29,6 +29,7 @@ digest
 carp master|backup|init|N
 drop-promisc N
 ike refuse|accept
+pfsync up|down
 workload on [INTERVAL-MS]|off
 help";
 
@@ -117,6 +118,10 @@ pub fn execute(gw: &mut Gateway, clients: &Clients, line: &str) -> Result<Output
             gw.set_ike_refuse(false);
             Ok(Output::Done)
         }
+        ("pfsync", [s @ ("up" | "down")]) => {
+            gw.set_pfsync(*s == "up");
+            Ok(Output::Done)
+        }
         ("workload", ["off"]) => {
             gw.set_workload(None);
             Ok(Output::Done)
@@ -174,6 +179,7 @@ fn status(gw: &Gateway, c: &Clients) -> Vec<String> {
         format!("demote={}", gw.demote_counter()),
         format!("ike={}", gw.ike_mode().name()),
         format!("ike_refuse={}", if gw.ike_refuse() { "yes" } else { "no" }),
+        format!("pfsync={}", if gw.pfsync_up() { "up" } else { "down" }),
     ];
     match gw.workload() {
         None => v.push("workload=off".into()),
