@@ -490,6 +490,15 @@ fn anti_entropy_repairs_a_manual_edit() {
     w.run_for(65_000);
     assert!(w.synced(0, 1), "healed within one digest period");
     assert_eq!(w.stats(1).counters.digest_mismatches, 1);
+    // Each side's peer statistics count it as a repair, not a snapshot.
+    let (to_slave, from_master) = (w.peers(0)[0].stats, w.peers(1)[0].stats);
+    assert_eq!((to_slave.repairs_sent, to_slave.snapshots_sent), (1, 1));
+    assert_eq!(
+        (from_master.repairs_received, from_master.snapshots_received),
+        (1, 1)
+    );
+    assert!(from_master.last_repair_received.is_some());
+    assert!(to_slave.last_repair_sent.is_some());
 }
 
 #[test]

@@ -566,7 +566,9 @@ impl<
         if self.next_repair_batch(now, conn, pos) {
             return;
         }
-        if buckets.is_none() || core::mem::take(&mut self.snapshot_in_batches) {
+        let completes_snapshot =
+            buckets.is_none() || core::mem::take(&mut self.snapshot_in_batches);
+        if completes_snapshot {
             self.snapshot_complete(now, conn, true);
         }
         match buckets {
@@ -574,6 +576,9 @@ impl<
             Some(b) => {
                 self.counters.repairs_done += 1;
                 if let Some((p, _)) = self.slot_of(conn) {
+                    if let Some(x) = self.peer_stats_mut(p).filter(|_| !completes_snapshot) {
+                        x.snapshot_receive_ended(now, true);
+                    }
                     log::info!(
                         "{} buckets repaired from master {}",
                         fingerprint::count(&b),

@@ -327,7 +327,7 @@ impl<
             c.pending_digest = None;
         }
         if let Some(x) = self.peer_stats_mut(p) {
-            x.snapshot_send_started(now);
+            x.snapshot_send_started(now, buckets.is_some());
         }
         match buckets {
             None => {

@@ -178,6 +178,18 @@ pub struct PeerStats {
     pub sending_snapshot_since: Option<Instant>,
     /// When the snapshot we are receiving from it now started.
     pub receiving_snapshot_since: Option<Instant>,
+    /// Repairs (the entries of the buckets that differed) we sent to it.
+    pub repairs_sent: u32,
+    /// Repairs from it that arrived and were swept.
+    pub repairs_received: u32,
+    /// How long the last repair we sent it took.
+    pub last_repair_sent: Option<Duration>,
+    /// How long the last repair from it took to arrive and be swept.
+    pub last_repair_received: Option<Duration>,
+    /// The transfer we are sending is a repair, not a full snapshot.
+    pub sending_repair: bool,
+    /// The transfer we are receiving is a repair, not a full snapshot.
+    pub receiving_repair: bool,
     /// When the current session came up.
     pub up_since: Option<Instant>,
     /// When it last lost its last connection (`None`: never connected).
@@ -229,32 +241,52 @@ impl PeerStats {
         self.up_since = Some(now);
     }
 
-    /// We started sending it a full snapshot.
-    pub fn snapshot_send_started(&mut self, now: Instant) {
-        self.snapshots_sent = self.snapshots_sent.saturating_add(1);
+    /// We started sending it a full snapshot, or a repair (`repair`: the
+    /// entries of some buckets).
+    pub fn snapshot_send_started(&mut self, now: Instant, repair: bool) {
+        if repair {
+            self.repairs_sent = self.repairs_sent.saturating_add(1);
+        } else {
+            self.snapshots_sent = self.snapshots_sent.saturating_add(1);
+        }
+        self.sending_repair = repair;
         self.sending_snapshot_since = Some(now);
     }
 
-    /// The snapshot we were sending is complete (or abandoned: `done`
-    /// false, and then the last duration stays what it was).
+    /// The snapshot or repair we were sending is complete (or abandoned:
+    /// `done` false, and then the last duration stays what it was).
     pub fn snapshot_send_ended(&mut self, now: Instant, done: bool) {
         if let (Some(t), true) = (self.sending_snapshot_since.take(), done) {
-            self.last_snapshot_sent = Some(now.since(t));
+            let took = Some(now.since(t));
+            if self.sending_repair {
+                self.last_repair_sent = took;
+            } else {
+                self.last_snapshot_sent = took;
+            }
         }
     }
 
-    /// A full snapshot from it started arriving.
-    pub fn snapshot_receive_started(&mut self, now: Instant) {
+    /// A full snapshot, or a repair (`repair`), from it started arriving.
+    pub fn snapshot_receive_started(&mut self, now: Instant, repair: bool) {
+        self.receiving_repair = repair;
         self.receiving_snapshot_since = Some(now);
     }
 
-    /// The snapshot we were receiving is complete (or abandoned: `done`
-    /// false). A completed one is counted even if its start was not seen.
+    /// The snapshot or repair we were receiving is complete (or
+    /// abandoned: `done` false). A completed full snapshot is counted even
+    /// if its start was not seen.
     pub fn snapshot_receive_ended(&mut self, now: Instant, done: bool) {
         let since = self.receiving_snapshot_since.take();
-        if done {
+        if !done {
+            return;
+        }
+        let took = since.map(|t| now.since(t));
+        if since.is_some() && self.receiving_repair {
+            self.repairs_received = self.repairs_received.saturating_add(1);
+            self.last_repair_received = took;
+        } else {
             self.snapshots_received = self.snapshots_received.saturating_add(1);
-            self.last_snapshot_received = since.map(|t| now.since(t));
+            self.last_snapshot_received = took;
         }
     }
 }
@@ -346,27 +378,52 @@ mod tests {
     #[test]
     fn snapshot_durations_from_start_to_end() {
         let mut p = PeerStats::default();
-        p.snapshot_send_started(t(1000));
+        p.snapshot_send_started(t(1000), false);
         assert_eq!(p.sending_snapshot_since, Some(t(1000)));
         p.snapshot_send_ended(t(1250), true);
         assert_eq!(p.last_snapshot_sent, Some(Duration::from_millis(250)));
         assert_eq!(p.sending_snapshot_since, None);
         // An abandoned one keeps the last duration.
-        p.snapshot_send_started(t(2000));
+        p.snapshot_send_started(t(2000), false);
         p.snapshot_send_ended(t(2100), false);
         assert_eq!(p.last_snapshot_sent, Some(Duration::from_millis(250)));
         assert_eq!(p.snapshots_sent, 2);
 
-        p.snapshot_receive_started(t(3000));
+        p.snapshot_receive_started(t(3000), false);
         p.snapshot_receive_ended(t(3400), true);
         assert_eq!(p.snapshots_received, 1);
         assert_eq!(p.last_snapshot_received, Some(Duration::from_millis(400)));
-        p.snapshot_receive_started(t(4000));
+        p.snapshot_receive_started(t(4000), false);
         p.snapshot_receive_ended(t(4100), false);
         assert_eq!(p.snapshots_received, 1, "an abandoned one is not counted");
         // Completed without a seen start: counted, duration unknown.
         p.snapshot_receive_ended(t(5000), true);
         assert_eq!(p.snapshots_received, 2);
         assert_eq!(p.last_snapshot_received, None);
+    }
+
+    #[test]
+    fn repairs_are_counted_apart_from_snapshots() {
+        let mut p = PeerStats::default();
+        p.snapshot_send_started(t(1000), true);
+        p.snapshot_send_ended(t(1030), true);
+        assert_eq!((p.repairs_sent, p.snapshots_sent), (1, 0));
+        assert_eq!(p.last_repair_sent, Some(Duration::from_millis(30)));
+        assert_eq!(p.last_snapshot_sent, None);
+        // A full snapshot after it is a snapshot again.
+        p.snapshot_send_started(t(2000), false);
+        p.snapshot_send_ended(t(2500), true);
+        assert_eq!((p.repairs_sent, p.snapshots_sent), (1, 1));
+        assert_eq!(p.last_repair_sent, Some(Duration::from_millis(30)));
+        assert_eq!(p.last_snapshot_sent, Some(Duration::from_millis(500)));
+
+        p.snapshot_receive_started(t(3000), true);
+        p.snapshot_receive_ended(t(3020), true);
+        assert_eq!((p.repairs_received, p.snapshots_received), (1, 0));
+        assert_eq!(p.last_repair_received, Some(Duration::from_millis(20)));
+        p.snapshot_receive_started(t(4000), true);
+        p.snapshot_receive_ended(t(4010), false);
+        assert_eq!(p.repairs_received, 1, "an abandoned repair is not counted");
+        assert_eq!(p.last_repair_received, Some(Duration::from_millis(20)));
     }
 }

@@ -397,12 +397,12 @@ impl<
                     if !self.legacy {
                         self.follow(conn);
                     }
-                    if buckets.is_none() {
-                        if let Some((p, _)) = self.slot_of(conn) {
-                            if let Some(x) = self.peer_stats_mut(p) {
-                                x.snapshot_receive_started(now);
-                            }
+                    if let Some((p, _)) = self.slot_of(conn) {
+                        if let Some(x) = self.peer_stats_mut(p) {
+                            x.snapshot_receive_started(now, buckets.is_some());
                         }
+                    }
+                    if buckets.is_none() {
                         // Until its end, a full snapshot leaves us nowhere;
                         // it supersedes any repair still queued.
                         self.applied = Position::NONE;
@@ -535,7 +535,7 @@ impl<
             // Legacy snapshots are not announced: the new master's comes
             // now, ending with EndSnap.
             if let Some(x) = self.peer_stats_mut(p) {
-                x.snapshot_receive_started(now);
+                x.snapshot_receive_started(now, false);
             }
             // A legacy slave follows the latest peer to claim MASTER: the one
             // it followed may be dead behind a half-open connection (legacy

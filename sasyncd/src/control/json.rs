@@ -293,6 +293,10 @@ fn peer_object(w: &mut Writer, s: &Status, p: &PeerView) {
         "last_snapshot_received_ms",
         st.last_snapshot_received.map(ms),
     );
+    w.num("repairs_sent", u64::from(st.repairs_sent));
+    w.num("repairs_received", u64::from(st.repairs_received));
+    w.opt_num("last_repair_sent_ms", st.last_repair_sent.map(ms));
+    w.opt_num("last_repair_received_ms", st.last_repair_received.map(ms));
     w.opt_num("sending_snapshot_for_ms", ago(st.sending_snapshot_since));
     w.opt_num(
         "receiving_snapshot_for_ms",
@@ -348,6 +352,9 @@ mod tests {
         assert_eq!(m["applied"]["epoch"], 7);
         assert_eq!(m["acked_to"]["seq"], 40);
         assert_eq!(m["last_snapshot_received_ms"], 24);
+        assert_eq!(m["repairs_received"], 3);
+        assert_eq!(m["last_repair_received_ms"], 7);
+        assert!(m["last_repair_sent_ms"].is_null());
         assert_eq!(m["last_sync_ago_ms"], 1_000);
         assert_eq!(m["errors"]["io"], 1);
         assert_eq!(m["last_error"], Value::Null);

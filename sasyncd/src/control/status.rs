@@ -65,7 +65,7 @@ pub fn counters(s: &Status) -> Vec<Counter> {
         |f: &dyn Fn(&PeerView) -> u64| s.peers.iter().fold(0u64, |a, p| a.saturating_add(f(p)));
     let e =
         |f: fn(&sasyncd_core::node::ErrorCounts) -> u32| sum(&|p| u64::from(f(&p.stats.errors)));
-    let list: [(&'static str, &'static str, u64); 35] = [
+    let list: [(&'static str, &'static str, u64); 37] = [
         (
             "forwarded",
             "kernel changes put in the delta stream (master)",
@@ -190,6 +190,16 @@ pub fn counters(s: &Status) -> Vec<Counter> {
             sum(&|p| u64::from(p.stats.snapshots_received)),
         ),
         (
+            "peer_repairs_sent",
+            "bucket repairs sent to peers",
+            sum(&|p| u64::from(p.stats.repairs_sent)),
+        ),
+        (
+            "peer_repairs_received",
+            "bucket repairs received from peers",
+            sum(&|p| u64::from(p.stats.repairs_received)),
+        ),
+        (
             "peer_errors_auth",
             "frames failing authentication (bad MAC or hash)",
             e(|x| x.auth),
@@ -269,6 +279,8 @@ pub(crate) mod tests {
             reconnects: 1,
             snapshots_received: 1,
             last_snapshot_received: Some(Duration::from_millis(24)),
+            repairs_received: 3,
+            last_repair_received: Some(Duration::from_millis(7)),
             up_since: Some(t(90_000)),
             last_sync: Some(t(99_000)),
             applied: Position { epoch: 7, seq: 42 },

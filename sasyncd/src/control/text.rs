@@ -281,6 +281,14 @@ pub fn peer(s: &Status, p: &PeerView) -> String {
             now(st.receiving_snapshot_since)
         ),
     );
+    field(
+        "Repairs sent",
+        format!("{}{}", st.repairs_sent, took(st.last_repair_sent)),
+    );
+    field(
+        "Repairs recv",
+        format!("{}{}", st.repairs_received, took(st.last_repair_received)),
+    );
     o.push('\n');
     let _ = writeln!(o, "  {:<18}{:>12} {:>14}", "Traffic", "frames", "bytes");
     let _ = writeln!(
@@ -388,6 +396,7 @@ mod tests {
             "Sessions:       2 established, 1 reconnects",
             "Last sync:      00:00:01 ago",
             "Snapshots recv: 1, last took 0.024s",
+            "Repairs recv:   3, last took 0.007s",
             "received                  44           8812",
             "connection (io)                  1",
             "Last error:     -",
