@@ -51,24 +51,30 @@ impl<
     /// A slave that follows no one picks the peer that claimed MASTER most
     /// recently and asks it to resume (or send a snapshot).
     pub(super) fn attach(&mut self, now: Instant) {
+        if let Some((conn, why)) = self.attach_step(now) {
+            self.close_conn(now, conn, why, true);
+        }
+    }
+
+    /// [`attach`](Self::attach), but a connection that must be closed
+    /// (asking failed, or a legacy master to reconnect to) is returned with
+    /// the reason to log, not closed: closing may attach again.
+    pub(super) fn attach_step(&mut self, now: Instant) -> Option<(ConnId, Option<&'static str>)> {
         if self.following.is_some() || self.role.state() == RunState::Master || self.shutting_down {
-            return;
+            return None;
         }
         // The newest claimant: an older one may be a master that died
         // behind a half-open connection.
         let claim = |c: ConnId| self.slot_of(c).and_then(|(p, _)| self.claims[p]);
-        let Some(conn) = self
+        let conn = self
             .open_conns()
             .into_iter()
             .filter(|&c| self.peer_state_of(c) == Some(RunState::Master))
-            .max_by_key(|&c| claim(c))
-        else {
-            return;
-        };
+            .max_by_key(|&c| claim(c))?;
         if self.legacy {
-            self.legacy_switch_to(now, conn);
+            self.legacy_switch_step(conn)
         } else {
-            self.ask(now, conn);
+            self.ask_step(now, conn)
         }
     }
 
@@ -108,8 +114,16 @@ impl<
     /// are a mix: it hangs up, because reconnecting is how a legacy master
     /// is made to send a full snapshot.
     pub(super) fn legacy_switch_to(&mut self, now: Instant, conn: ConnId) {
+        if let Some((conn, why)) = self.legacy_switch_step(conn) {
+            self.close_conn(now, conn, why, true);
+        }
+    }
+
+    /// [`legacy_switch_to`](Self::legacy_switch_to), returning the
+    /// connection to hang up on instead of closing it.
+    fn legacy_switch_step(&mut self, conn: ConnId) -> Option<(ConnId, Option<&'static str>)> {
         if self.following.is_some_and(|f| f.conn == conn) {
-            return;
+            return None;
         }
         let peer = self.slot_of(conn).map(|(p, _)| p);
         let mixed = self.legacy_applied_from.is_some_and(|a| Some(a) != peer)
@@ -117,31 +131,37 @@ impl<
         if mixed {
             self.following = None;
             self.legacy_applied_from = None;
-            self.close_conn(
-                now,
+            return Some((
                 conn,
                 Some("switching masters; reconnecting for a full snapshot"),
-                true,
-            );
-        } else {
-            self.following = Some(Follow {
-                conn,
-                synced: true,
-                asked: None,
-            });
+            ));
         }
+        self.following = Some(Follow {
+            conn,
+            synced: true,
+            asked: None,
+        });
+        None
     }
 
     /// Asks `conn`'s master for our stream: resume after our position, or
     /// a full snapshot.
     pub(super) fn ask(&mut self, now: Instant, conn: ConnId) {
+        if let Some((conn, why)) = self.ask_step(now, conn) {
+            self.close_conn(now, conn, why, true);
+        }
+    }
+
+    /// [`ask`](Self::ask), returning the connection to close if the
+    /// request could not be queued.
+    fn ask_step(&mut self, now: Instant, conn: ConnId) -> Option<(ConnId, Option<&'static str>)> {
         self.following = Some(Follow {
             conn,
             synced: false,
             asked: Some(now),
         });
         let pos = self.resume_position();
-        self.send_ctl_or_close(now, conn, &Ctl::Resync(pos));
+        (!self.try_send_ctl(now, conn, &Ctl::Resync(pos))).then_some((conn, None))
     }
 
     /// A legacy slave follows one master too, by its own choice (the wire

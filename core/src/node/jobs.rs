@@ -206,6 +206,7 @@ impl<
             msg: buf,
             canon,
             out: delete,
+            ..
         } = &mut self.scratch;
         let conv = match table {
             Table::Sadb => dump_to_add(record, buf),

@@ -7,7 +7,7 @@ use crate::random::Random;
 use crate::state::{Position, RunState};
 use crate::time::Instant;
 use crate::wire::legacy::LegacyError;
-use crate::wire::v2::{Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, MAX_FRAME, MAX_PAYLOAD};
+use crate::wire::v2::{Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, MAX_FRAME};
 
 use super::conn::{Phase, Rx};
 use super::event::{ConnId, Received};
@@ -121,7 +121,6 @@ impl<
         let applied_before = self.counters.applied;
         let peer = self.slot_of(conn).map(|(p, _)| p);
         let mut input = data;
-        let mut buf = [0u8; MAX_PAYLOAD];
 
         loop {
             let Some((p, s)) = self.slot_of(conn) else {
@@ -135,7 +134,7 @@ impl<
                 }
                 break;
             }
-            let step = self.read_step(p, s, &mut input, &mut buf);
+            let step = self.read_step(p, s, &mut input);
             if !matches!(step, Step::NeedMore | Step::Fatal(_)) {
                 self.count_in(p);
             }
@@ -153,9 +152,9 @@ impl<
                     }
                     let session = self.session_of(conn);
                     match kind {
-                        Kind::Ctl => self.on_ctl_bytes(now, session, &buf[..len]),
-                        Kind::Pfkey if self.legacy => self.on_pfkey_data(now, session, &buf[..len]),
-                        Kind::Pfkey => self.on_pfkey_batch(now, session, &buf[..len]),
+                        Kind::Ctl => self.on_ctl_bytes(now, session, len),
+                        Kind::Pfkey if self.legacy => self.on_pfkey_data(now, session, 0..len),
+                        Kind::Pfkey => self.on_pfkey_batch(now, session, len),
                     }
                 }
                 Step::Dropped(why, kind) => {
@@ -192,14 +191,10 @@ impl<
         }
     }
 
-    /// Reads at most one frame from `input` and decodes it.
-    fn read_step(
-        &mut self,
-        p: usize,
-        s: usize,
-        input: &mut &[u8],
-        buf: &mut [u8; MAX_PAYLOAD],
-    ) -> Step {
+    /// Reads at most one frame from `input` and decodes it; a message's
+    /// payload goes to `scratch.rx` (not the stack: it is 4 KiB).
+    fn read_step(&mut self, p: usize, s: usize, input: &mut &[u8]) -> Step {
+        let buf = &mut self.scratch.rx;
         let Some(c) = self.conns[p][s].as_mut() else {
             return Step::NeedMore;
         };
@@ -329,8 +324,9 @@ impl<
         self.peer_announced(now, conn, peer.run_state, false);
     }
 
-    fn on_ctl_bytes(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
-        match Ctl::decode(bytes) {
+    /// A control message of `len` bytes in `scratch.rx`.
+    fn on_ctl_bytes(&mut self, now: Instant, conn: ConnId, len: usize) {
+        match Ctl::decode(&self.scratch.rx[..len]) {
             Ok(ctl) => self.on_ctl(now, conn, ctl),
             Err(e) => {
                 self.conn_error(now, conn, ErrorKind::Malformed, "bad control message");
@@ -571,7 +567,8 @@ impl<
 
     /// PF_KEY data from a peer: applied only from the master, only when we
     /// are not master (reference §8.6).
-    fn on_pfkey_data(&mut self, now: Instant, conn: ConnId, msg: &[u8]) {
+    /// A PF_KEY message from a peer, at `at` in `scratch.rx`.
+    fn on_pfkey_data(&mut self, now: Instant, conn: ConnId, at: core::ops::Range<usize>) {
         let from_master = self.peer_state_of(conn) == Some(RunState::Master);
         let ours = self.role.state();
         #[cfg(feature = "planted-bugs")]
@@ -623,6 +620,8 @@ impl<
             self.legacy_applied_from = self.slot_of(conn).map(|(p, _)| p);
         }
         let snapshot = self.incoming.is_some_and(|i| i.conn == conn);
+        let msg = &self.scratch.rx[at];
+        let len = msg.len();
         if snapshot {
             if let Ok(m) = Msg::parse(msg) {
                 let mut key = [0u8; super::jobs::IDENTITY_MAX];
@@ -647,7 +646,7 @@ impl<
             self.conn_error(now, conn, ErrorKind::Oversize, "PF_KEY message too large");
             log::warn!(
                 "PF_KEY message of {} bytes does not fit the kernel queue; dropped",
-                msg.len()
+                len
             );
         }
     }
@@ -655,12 +654,14 @@ impl<
     /// A v2 PF_KEY frame: one or more whole messages, each as long as its
     /// header says. A length that does not fit ends the frame (the rest
     /// cannot be cut apart) with one log line.
-    fn on_pfkey_batch(&mut self, now: Instant, conn: ConnId, mut msgs: &[u8]) {
-        while !msgs.is_empty() {
-            let len = msgs
+    /// A v2 PF_KEY frame of `end` bytes in `scratch.rx`.
+    fn on_pfkey_batch(&mut self, now: Instant, conn: ConnId, end: usize) {
+        let mut at = 0;
+        while at < end {
+            let len = self.scratch.rx[at..end]
                 .get(4..6)
                 .map_or(0, |b| usize::from(u16::from_ne_bytes([b[0], b[1]])) * 8);
-            if len < 16 || len > msgs.len() {
+            if len < 16 || len > end - at {
                 self.conn_error(
                     now,
                     conn,
@@ -675,9 +676,8 @@ impl<
                 }
                 return;
             }
-            let (one, rest) = msgs.split_at(len);
-            self.on_pfkey_data(now, conn, one);
-            msgs = rest;
+            self.on_pfkey_data(now, conn, at..at + len);
+            at += len;
             if self.slot_of(conn).is_none() {
                 return;
             }

@@ -1,11 +1,12 @@
-//! Working buffers for the record at hand, kept in the node: a snapshot
+//! Working buffers for the record or frame at hand, kept in the node: a snapshot
 //! or a sweep handles every entry of the SADB, and zeroing a fresh 4 KiB
 //! stack buffer for each cost more than the work on the entry (on
 //! firmware, the stack stays small too).
 
 use crate::pfkey::PFKEY_MSG_MAXSZ;
+use crate::wire::v2::MAX_PAYLOAD;
 
-/// Three message-sized buffers; what they hold matters only during one
+/// Four message-sized buffers; what they hold matters only during one
 /// call.
 pub(super) struct Scratch {
     /// A message rewritten for the slaves (a dump record as ADD).
@@ -15,10 +16,13 @@ pub(super) struct Scratch {
     /// What the node sends or writes: a sweep's DELETE, a frame's batch
     /// of deltas.
     pub out: [u8; PFKEY_MSG_MAXSZ],
+    /// The payload of the frame being handled (received messages are read
+    /// from here while the node handles them).
+    pub rx: [u8; MAX_PAYLOAD],
 }
 
 // A frame's payload fits `out`.
-const _: () = assert!(crate::wire::v2::MAX_PAYLOAD <= PFKEY_MSG_MAXSZ);
+const _: () = assert!(MAX_PAYLOAD <= PFKEY_MSG_MAXSZ);
 
 impl Scratch {
     pub const fn new() -> Self {
@@ -26,6 +30,7 @@ impl Scratch {
             msg: [0; PFKEY_MSG_MAXSZ],
             canon: [0; PFKEY_MSG_MAXSZ],
             out: [0; PFKEY_MSG_MAXSZ],
+            rx: [0; MAX_PAYLOAD],
         }
     }
 }

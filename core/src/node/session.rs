@@ -404,6 +404,10 @@ impl<
 
     /// Forgets a connection. `reason` is logged; `tell` asks the platform
     /// to close it (not needed when the platform reported the close).
+    ///
+    /// Never recursive (firmware stacks are small): closing the connection
+    /// of the master we follow makes us ask the next one, which can fail
+    /// and end that connection too; those are closed by this loop.
     pub(super) fn close_conn(
         &mut self,
         now: Instant,
@@ -411,16 +415,87 @@ impl<
         reason: Option<&str>,
         tell: bool,
     ) {
-        let Some((p, s)) = self.slot_of(id) else {
-            return;
+        let mut next = Some((id, reason, tell));
+        while let Some((id, reason, tell)) = next.take() {
+            if self.forget_conn(now, id, reason, tell) {
+                next = self.attach_step(now).map(|(c, why)| (c, why, true));
+            }
+        }
+    }
+
+    /// [`close_conn`](Self::close_conn) for one connection; whether it was
+    /// the one we followed (a new master is to be found).
+    fn forget_conn(&mut self, now: Instant, id: ConnId, reason: Option<&str>, tell: bool) -> bool {
+        let Some((p, gone)) = self.release(now, id, reason, tell) else {
+            return false;
         };
-        let Some(c) = self.conns[p][s].take() else {
-            return;
+        if gone.alias {
+            // Only read, never current: the session is unaffected.
+            return false;
+        }
+        let idx = PeerIndex(p);
+        let was_current = gone.up && self.table.handle_session_down(idx, SessionId(id.0));
+        if was_current && self.legacy {
+            // The peer's replaced connection goes too: the original never
+            // reads it again, so only a fresh dial is sure to be read.
+            let alias = self.conns[p]
+                .iter()
+                .flatten()
+                .find(|x| x.alias)
+                .map(|x| x.id);
+            if let Some(a) = alias {
+                self.release(now, a, None, true);
+            }
+        }
+        if self.incoming.is_some_and(|i| i.conn == id) {
+            self.incoming = None;
+        }
+        if was_current {
+            if let Some(x) = self.peer_stats_mut(p) {
+                x.snapshot_receive_ended(now, false);
+            }
+        }
+        self.job_conn_gone(id);
+        let followed = self.following.is_some_and(|f| f.conn == id);
+        if followed {
+            self.following = None;
+        }
+        if was_current || !gone.up {
+            // Reconnect after a short pause (a flapping link must not spin).
+            self.backoff[p].handle_success();
+            let r = self.rng.next_u32();
+            self.backoff[p].handle_failure(now, r);
+        }
+        self.check_split_brain(false);
+        self.demote.handle_peer_states(self.table.states(), now);
+        followed
+    }
+
+    /// Drops a connection's state in place (a connection is kilobytes:
+    /// it is not moved out), cancels its snapshot, tells the platform and
+    /// the peer table. Returns its peer and what the rest of the close
+    /// needs to know.
+    fn release(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        reason: Option<&str>,
+        tell: bool,
+    ) -> Option<(usize, Gone)> {
+        let (p, s) = self.slot_of(id)?;
+        let c = self.conns[p][s].as_ref()?;
+        let gone = Gone {
+            feed: c.feed,
+            connecting: matches!(c.phase, Phase::Connecting),
+            up: c.up,
+            outbound: c.outbound,
+            alias: c.alias,
         };
+        self.conns[p][s] = None;
         if let Some(r) = reason {
             log::info!("peer {}: {}", self.peer_addrs[p], r);
         }
-        if let Feed::Snapshot { dump, .. } = c.feed {
+        if let Feed::Snapshot { dump, .. } = gone.feed {
             if let Some(x) = self.peer_stats_mut(p) {
                 x.snapshot_send_ended(now, false);
             }
@@ -434,52 +509,15 @@ impl<
             self.push_event(Event::Close { conn: id });
         }
         let idx = PeerIndex(p);
-        if matches!(c.phase, Phase::Connecting) {
+        if gone.connecting {
             self.table.handle_connect_failed(idx, AttemptId(id.0));
         }
         // A handshake that never completed leaves an outbound attempt
         // registered as Connecting: clear it too.
-        if !c.up && c.outbound {
+        if !gone.up && gone.outbound {
             self.table.handle_connect_failed(idx, AttemptId(id.0));
         }
-        if c.alias {
-            // Only read, never current: the session is unaffected.
-            return;
-        }
-        let was_current = c.up && self.table.handle_session_down(idx, SessionId(id.0));
-        if was_current && self.legacy {
-            // The peer's replaced connection goes too: the original never
-            // reads it again, so only a fresh dial is sure to be read.
-            let alias = self.conns[p]
-                .iter()
-                .flatten()
-                .find(|x| x.alias)
-                .map(|x| x.id);
-            if let Some(a) = alias {
-                self.close_conn(now, a, None, true);
-            }
-        }
-        if self.incoming.is_some_and(|i| i.conn == id) {
-            self.incoming = None;
-        }
-        if was_current {
-            if let Some(x) = self.peer_stats_mut(p) {
-                x.snapshot_receive_ended(now, false);
-            }
-        }
-        self.job_conn_gone(id);
-        if self.following.is_some_and(|f| f.conn == id) {
-            self.following = None;
-            self.attach(now);
-        }
-        if was_current || !c.up {
-            // Reconnect after a short pause (a flapping link must not spin).
-            self.backoff[p].handle_success();
-            let r = self.rng.next_u32();
-            self.backoff[p].handle_failure(now, r);
-        }
-        self.check_split_brain(false);
-        self.demote.handle_peer_states(self.table.states(), now);
+        Some((p, gone))
     }
 
     /// Peer `p` lost its last connection: remember since when it is down.
@@ -493,15 +531,27 @@ impl<
 
     /// Queues a control message, closing the connection if it cannot be.
     pub(super) fn send_ctl_or_close(&mut self, now: Instant, id: ConnId, ctl: &Ctl) {
+        if !self.try_send_ctl(now, id, ctl) {
+            self.close_conn(now, id, None, true);
+        }
+    }
+
+    /// Queues a control message; false if it could not be (counted and
+    /// logged: the caller closes the connection). A connection that is
+    /// gone is not a failure.
+    pub(super) fn try_send_ctl(&mut self, now: Instant, id: ConnId, ctl: &Ctl) -> bool {
         let Some((p, s)) = self.slot_of(id) else {
-            return;
+            return true;
         };
         let res = match self.conns[p][s].as_mut() {
             Some(c) => c.send_ctl(&self.codec, &mut self.rng, ctl),
-            None => return,
+            None => return true,
         };
         match res {
-            Ok(_) => self.count_out(p),
+            Ok(_) => {
+                self.count_out(p);
+                true
+            }
             Err(e) => {
                 self.peer_error(now, p, ErrorKind::Io, "cannot queue a message");
                 log::warn!(
@@ -510,8 +560,18 @@ impl<
                     ctl.ctl_type().name(),
                     e
                 );
-                self.close_conn(now, id, None, true);
+                false
             }
         }
     }
+}
+
+/// What [`Node::close_conn`] needs of a connection it dropped.
+#[derive(Debug, Clone, Copy)]
+struct Gone {
+    feed: Feed,
+    connecting: bool,
+    up: bool,
+    outbound: bool,
+    alias: bool,
 }
