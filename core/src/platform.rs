@@ -193,8 +193,18 @@ const MAX_DUMPS: usize = 64;
 
 /// Moves a node's outputs into the platform until nothing changes (see the
 /// module documentation). Call it after every input and every timeout.
-pub fn drive<C, R, Pl, const P: usize, const RING: usize, M: MarkStore, const TX: usize>(
-    node: &mut Node<C, R, P, RING, M, TX>,
+pub fn drive<
+    C,
+    R,
+    Pl,
+    const P: usize,
+    const RING: usize,
+    M: MarkStore,
+    const TX: usize,
+    const PQ: usize,
+    const EV: usize,
+>(
+    node: &mut Node<C, R, P, RING, M, TX, PQ, EV>,
     platform: &mut Pl,
 ) -> Result<(), Livelock>
 where
@@ -274,8 +284,18 @@ where
 }
 
 /// Carries out every event the node has queued; whether there was one.
-fn events<C, R, Pl, const P: usize, const RING: usize, M: MarkStore, const TX: usize>(
-    node: &mut Node<C, R, P, RING, M, TX>,
+fn events<
+    C,
+    R,
+    Pl,
+    const P: usize,
+    const RING: usize,
+    M: MarkStore,
+    const TX: usize,
+    const PQ: usize,
+    const EV: usize,
+>(
+    node: &mut Node<C, R, P, RING, M, TX, PQ, EV>,
     platform: &mut Pl,
     now: Instant,
 ) -> bool
@@ -292,8 +312,18 @@ where
     any
 }
 
-fn dispatch<C, R, Pl, const P: usize, const RING: usize, M: MarkStore, const TX: usize>(
-    node: &mut Node<C, R, P, RING, M, TX>,
+fn dispatch<
+    C,
+    R,
+    Pl,
+    const P: usize,
+    const RING: usize,
+    M: MarkStore,
+    const TX: usize,
+    const PQ: usize,
+    const EV: usize,
+>(
+    node: &mut Node<C, R, P, RING, M, TX, PQ, EV>,
     platform: &mut Pl,
     now: Instant,
     e: Event,

@@ -257,7 +257,7 @@ fn ring_overflow_is_repaired_by_bucket() {
 /// in another full snapshot, which would outlast the ring again.
 #[test]
 fn a_snapshot_that_outlasts_the_ring_ends_in_a_repair() {
-    let mut w: World<1024, 4096> = World::new(vec![
+    let mut w: World<{ sasyncd_core::node::MIN_RING_BYTES }, 4096> = World::new(vec![
         config(0, 2, "mode master\nprotocol v2"),
         config(1, 2, "mode slave\nprotocol v2"),
     ]);
@@ -283,7 +283,7 @@ fn a_snapshot_that_outlasts_the_ring_ends_in_a_repair() {
     }
     let n = w.nodes[1].kernel.sa_count();
     assert!(n > 10 && n < 150, "snapshot mid-way ({n})");
-    // Far more deltas than the 1 KiB ring holds, while it streams.
+    // Far more deltas than the smallest ring (4 KiB) holds, while it streams.
     for k in 0..40 {
         let spi = w.next_spi();
         w.ike_write(
@@ -309,7 +309,7 @@ fn a_snapshot_that_outlasts_the_ring_ends_in_a_repair() {
 /// is resumed at the head and repaired by bucket, not sent everything.
 #[test]
 fn a_slave_that_falls_behind_is_repaired_not_resent() {
-    let mut w: World<1024, 4096> = World::new(vec![
+    let mut w: World<{ sasyncd_core::node::MIN_RING_BYTES }, 4096> = World::new(vec![
         config(0, 2, "mode master\nprotocol v2"),
         config(1, 2, "mode slave\nprotocol v2"),
     ]);

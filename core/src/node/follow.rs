@@ -22,7 +22,9 @@ impl<
         const RING: usize,
         M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, M, TX>
+        const PQ: usize,
+        const EV: usize,
+    > Node<C, R, P, RING, M, TX, PQ, EV>
 {
     /// Whether a v2 slave may take a stream from `conn`: it follows no one,
     /// or already follows `conn`, or the one it follows is no longer master.

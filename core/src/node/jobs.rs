@@ -148,7 +148,9 @@ impl<
         const RING: usize,
         M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, M, TX>
+        const PQ: usize,
+        const EV: usize,
+    > Node<C, R, P, RING, M, TX, PQ, EV>
 {
     /// A dump whose records the node wants now, other than those in `skip`
     /// (the caller has none of theirs at hand yet). Feed it with

@@ -6,7 +6,7 @@
 
 use core::net::IpAddr;
 
-use crate::config::{Config, IfName, Listen, Protocol};
+use crate::config::{Config, IfName, Listen};
 use crate::crypto::{Crypto, SecretKey};
 use crate::ctl::{BucketSet, Ctl, BUCKETS};
 use crate::pfkey::FilterPolicy;
@@ -29,13 +29,21 @@ use super::pfkeyq::PfkeyQueue;
 use super::ring::DeltaRing;
 use super::stats::Counters;
 
-/// Bytes of PF_KEY messages waiting for the local kernel.
+/// Default bytes of PF_KEY messages waiting for the local kernel.
 pub const PFKEY_QUEUE_BYTES: usize = 16 * 1024;
+/// The smallest PF_KEY queue: one maximal message and its length field.
+pub const MIN_PFKEY_QUEUE_BYTES: usize = super::pfkeyq::MAX_MSG + 2;
+/// Default capacity of the event queue. Generous: every connection can
+/// have a few outstanding and the node-level ones are few.
+pub const EVENTS: usize = 256;
 /// How long a v2 slave waits for its master to answer `Resync`.
 pub(super) const REASK: core::time::Duration = core::time::Duration::from_secs(5);
-/// Events waiting for the platform. Generous: every connection can have a
-/// few outstanding and the node-level ones are few.
-const EVENTS: usize = 256;
+
+/// The smallest event queue for `peers` peers: four events for each of
+/// their two connections and sixteen of the node's own.
+pub const fn min_events(peers: usize) -> usize {
+    8 * peers + 16
+}
 
 /// Known bugs the simulator can plant to prove its oracles bite
 /// (feature `planted-bugs`; all off by default).
@@ -96,6 +104,17 @@ pub(super) struct Compare {
     pub chunks: u8,
 }
 
+/// The parts of a node built before it is written in place.
+pub(super) struct Prepared<C: Crypto, const P: usize> {
+    pub codec: LegacyCodec<C>,
+    pub key: SecretKey<32>,
+    pub table: PeerTable<P>,
+    pub peer_addrs: heapless::Vec<IpAddr, P>,
+    pub role: RoleTracker,
+    pub demote: Demotion,
+    pub ike: IkeControl,
+}
+
 /// The master a v2 slave takes its stream from. A slave follows one
 /// master at a time: when two peers claim MASTER (a partition healing),
 /// mixing their streams would sweep away one master's entries with the
@@ -109,10 +128,16 @@ pub(super) struct Follow {
     pub asked: Option<Instant>,
 }
 
-/// One sasyncd instance. `P` peers, a `RING`-byte delta ring, `M` the
-/// platform's storage for a snapshot's marks (the slave's sweep, see
-/// [`marks`](super::marks)), `TX` bytes of send buffer per connection (at
-/// least [`MIN_TX_BYTES`](super::MIN_TX_BYTES); two connections per peer).
+/// One sasyncd instance. `P` peers, a `RING`-byte delta ring (at least
+/// [`MIN_RING_BYTES`](super::MIN_RING_BYTES)), `M` the platform's storage
+/// for a snapshot's marks (the slave's sweep, see [`marks`](super::marks)),
+/// `TX` bytes of send buffer per connection (at least
+/// [`MIN_TX_BYTES`](super::MIN_TX_BYTES); two connections per peer), `PQ`
+/// bytes of PF_KEY messages waiting for the kernel (at least
+/// [`MIN_PFKEY_QUEUE_BYTES`]) and room for `EV` events waiting for the
+/// platform (at least [`min_events`]`(P)`). The minimums are checked when
+/// a node type is built; [`SmallNode`](super::SmallNode) and
+/// [`DefaultNode`](super::DefaultNode) are two sizings.
 pub struct Node<
     C: Crypto + Clone,
     R: Random,
@@ -120,6 +145,8 @@ pub struct Node<
     const RING: usize,
     M: MarkStore,
     const TX: usize,
+    const PQ: usize = PFKEY_QUEUE_BYTES,
+    const EV: usize = EVENTS,
 > {
     pub(super) settings: Settings,
     pub(super) crypto: C,
@@ -146,8 +173,8 @@ pub struct Node<
     pub(super) ring: DeltaRing<RING>,
     pub(super) marks: SnapshotMarks<M>,
     pub(super) scratch: super::scratch::Scratch,
-    pub(super) pfkeyq: PfkeyQueue<PFKEY_QUEUE_BYTES>,
-    pub(super) events: heapless::Deque<Event, EVENTS>,
+    pub(super) pfkeyq: PfkeyQueue<PQ>,
+    pub(super) events: heapless::Deque<Event, EV>,
     pub(super) next_conn: u32,
     pub(super) next_dump: u32,
     pub(super) pfkey_seq: u32,
@@ -217,7 +244,9 @@ impl<
         const RING: usize,
         M: MarkStore,
         const TX: usize,
-    > core::fmt::Debug for Node<C, R, P, RING, M, TX>
+        const PQ: usize,
+        const EV: usize,
+    > core::fmt::Debug for Node<C, R, P, RING, M, TX, PQ, EV>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Node")
@@ -235,7 +264,9 @@ impl<
         const RING: usize,
         M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, M, TX>
+        const PQ: usize,
+        const EV: usize,
+    > Node<C, R, P, RING, M, TX, PQ, EV>
 {
     /// Checked when a node type is built: a smaller send buffer could never
     /// hold a maximal frame next to the control reserve.
@@ -246,20 +277,34 @@ impl<
     /// Checked when a node type is built: the driver tracks one dump per
     /// connection in fixed storage.
     const PEERS_FIT: () = assert!(P <= 31, "a node has at most 31 peers");
+    /// Checked when a node type is built: a ring that cannot hold one
+    /// maximal delta would never forward that change.
+    const RING_FITS: () = assert!(
+        RING >= super::ring::MIN_RING_BYTES,
+        "RING must be at least MIN_RING_BYTES"
+    );
+    /// Checked when a node type is built: the kernel queue holds at least
+    /// one maximal message (reading pauses until it has that room).
+    const PFKEY_FITS: () = assert!(
+        PQ >= MIN_PFKEY_QUEUE_BYTES,
+        "PQ must be at least MIN_PFKEY_QUEUE_BYTES"
+    );
+    /// Checked when a node type is built: one input can queue a few events
+    /// per connection (close, dump cancel, connect) and a few of the node's.
+    const EVENTS_FIT: () = assert!(EV >= min_events(P), "EV must be at least min_events(P)");
 
-    /// Builds a node from its configuration. Raises the start-up carp
-    /// demotion request at once; a locked node announces its role at once,
-    /// a tracking one waits for the first `handle_link_state`.
-    pub fn new(
+    /// What [`init_in`](Self::init_in) checks and builds before it writes
+    /// anything: every way building a node can fail, and the small parts.
+    pub(super) fn prepare(
         config: &Config,
-        settings: Settings,
-        crypto: C,
-        rng: R,
-        marks: M,
+        crypto: &C,
         now: Instant,
-    ) -> Result<Self, NodeError> {
+    ) -> Result<Prepared<C, P>, NodeError> {
         let () = Self::TX_FITS;
         let () = Self::PEERS_FIT;
+        let () = Self::RING_FITS;
+        let () = Self::PFKEY_FITS;
+        let () = Self::EVENTS_FIT;
         let codec = LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
             .map_err(|_| NodeError::BadKey)?;
         let key = SecretKey::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
@@ -280,67 +325,22 @@ impl<
         };
         let mut demote = Demotion::new();
         demote.start(now);
-        let mut node = Node {
-            settings,
-            crypto,
-            rng,
+        Ok(Prepared {
             codec,
             key,
-            legacy: config.protocol == Protocol::Legacy,
-            flushmode: config.flushmode,
-            policy: FilterPolicy {
-                flushmode: config.flushmode,
-                skipslave: config.skipslave,
-            },
-            peer_addrs,
             table,
-            backoff: core::array::from_fn(|_| Backoff::new()),
-            conns: core::array::from_fn(|_| [None, None]),
+            peer_addrs,
             role,
-            state_since: now,
-            interface: config.interface.clone(),
-            group: config.group.clone(),
-            listen: config.listen.clone(),
             demote,
             ike: IkeControl::new(control),
-            ring: DeltaRing::new(0),
-            marks: SnapshotMarks::new(marks),
-            scratch: super::scratch::Scratch::new(),
-            pfkeyq: PfkeyQueue::new(),
-            events: heapless::Deque::new(),
-            next_conn: 1,
-            next_dump: 1,
-            pfkey_seq: 0,
-            applied: Position::NONE,
-            incoming: None,
-            following: None,
-            claims: [None; P],
-            legacy_applied_from: None,
-            stale_buckets: [0; BUCKETS / 8],
-            stale_retried: false,
-            job: Job::None,
-            next_digest: None,
-            sums: BucketSums::EMPTY,
-            announced: None,
-            compare: None,
-            resumed_across: false,
-            awaiting_digest: false,
-            repair_asked: None,
-            last_master_entries: 0,
-            snapshot_entries: 0,
-            sweep_overflowed: false,
-            repair_queue: [0; BUCKETS / 8],
-            repair_fit: 0,
-            snapshot_in_batches: false,
-            split_brain: false,
-            shutting_down: false,
-            counters: Counters::default(),
-            rr: 0,
-            #[cfg(feature = "planted-bugs")]
-            bugs: PlantedBugs::default(),
-        };
+        })
+    }
+
+    /// What a freshly written node does first: a locked node enters its
+    /// state, the demotion and IKE requests are queued, peers are dialled.
+    pub(super) fn start(&mut self, config: &Config, now: Instant) {
         if let Some(s) = config.locked {
-            node.enter_state(
+            self.enter_state(
                 now,
                 StateChange {
                     from: RunState::Init,
@@ -348,12 +348,11 @@ impl<
                 },
             );
         } else {
-            node.ike.handle_run_state(RunState::Init);
+            self.ike.handle_run_state(RunState::Init);
         }
-        node.demote.handle_peer_states(node.table.states(), now);
-        node.flush_parts();
-        node.dial_due(now);
-        Ok(node)
+        self.demote.handle_peer_states(self.table.states(), now);
+        self.flush_parts();
+        self.dial_due(now);
     }
 
     /// How many connections the node can hold (two per peer).

@@ -35,7 +35,9 @@ impl<
         const RING: usize,
         M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, M, TX>
+        const PQ: usize,
+        const EV: usize,
+    > Node<C, R, P, RING, M, TX, PQ, EV>
 {
     /// A message read from the PF_KEY socket (promiscuous copies of other
     /// processes' requests, and the kernel's replies).

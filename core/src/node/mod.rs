@@ -29,6 +29,7 @@ pub mod event;
 mod fingerprint;
 mod follow;
 pub mod ike;
+mod init;
 mod jobs;
 mod machine;
 pub mod marks;
@@ -54,13 +55,28 @@ pub use ike::{IkeMode, IkeRequest};
 pub use jobs::{identity, IDENTITY_MAX};
 #[cfg(feature = "planted-bugs")]
 pub use machine::PlantedBugs;
-pub use machine::{Node, PFKEY_QUEUE_BYTES};
+pub use machine::{min_events, Node, EVENTS, MIN_PFKEY_QUEUE_BYTES, PFKEY_QUEUE_BYTES};
 pub use marks::{FixedMarks, Mark, MarkStore};
 pub use operator::ResyncError;
 pub use peer_stats::{ErrorCounts, ErrorKind, LastError, PeerStats};
 pub use reconfigure::{Reconfigured, RoleChange, SessionReset};
+pub use ring::MIN_RING_BYTES;
 pub use stats::{Counters, NodeStats, PeerView, RingFill, SessionPhase};
 
 /// A node with default capacities: 8 peers, a 128 KiB delta ring, 16 KiB
-/// of send buffer per connection, and the platform's mark store `M`.
+/// of send buffer per connection, a 16 KiB PF_KEY queue, 256 events, and
+/// the platform's mark store `M`.
 pub type DefaultNode<C, R, M> = Node<C, R, 8, { 128 * 1024 }, M, TX_BYTES>;
+
+/// Delta ring of [`SmallNode`]: about 36 typical ESP deltas (two maximal
+/// ones) for a slave that reconnects to resume instead of resyncing.
+pub const SMALL_RING_BYTES: usize = 8 * 1024;
+
+/// A node for a one-peer appliance (the firmware sizing, issue 12): one
+/// peer, an 8 KiB ring, the smallest send buffers, PF_KEY queue and event
+/// queue that still work, and the platform's mark store `M` (for example
+/// [`FixedMarks`]). Every other buffer of the node is the size of one
+/// maximal message. For two peers, the same with `P = 2` and
+/// `{ min_events(2) }` events.
+pub type SmallNode<C, R, M> =
+    Node<C, R, 1, SMALL_RING_BYTES, M, MIN_TX_BYTES, MIN_PFKEY_QUEUE_BYTES, { min_events(1) }>;

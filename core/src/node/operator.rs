@@ -48,7 +48,9 @@ impl<
         const RING: usize,
         M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, M, TX>
+        const PQ: usize,
+        const EV: usize,
+    > Node<C, R, P, RING, M, TX, PQ, EV>
 {
     /// The peer protocol the node speaks now (a reload may change it).
     pub fn protocol(&self) -> Protocol {

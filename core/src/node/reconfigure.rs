@@ -177,7 +177,9 @@ impl<
         const RING: usize,
         M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, M, TX>
+        const PQ: usize,
+        const EV: usize,
+    > Node<C, R, P, RING, M, TX, PQ, EV>
 {
     /// Applies a reloaded configuration (see the module documentation).
     /// On error nothing changed and the node runs on as before.

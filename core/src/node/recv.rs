@@ -104,7 +104,9 @@ impl<
         const RING: usize,
         M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, M, TX>
+        const PQ: usize,
+        const EV: usize,
+    > Node<C, R, P, RING, M, TX, PQ, EV>
 {
     /// Bytes arrived on a connection. Says how many were taken; the
     /// platform keeps the rest and offers them again later (the node pauses

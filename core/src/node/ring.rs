@@ -18,6 +18,8 @@ use crate::state::Position;
 pub const MAX_RECORD: usize = 4096;
 /// Bytes of the per-record length field.
 const HDR: usize = 2;
+/// The smallest ring: one maximal record.
+pub const MIN_RING_BYTES: usize = MAX_RECORD + HDR;
 /// Length value marking "the rest of the buffer is unused".
 const WRAP: u16 = 0xFFFF;
 
@@ -102,10 +104,13 @@ impl<const BYTES: usize> DeltaRing<BYTES> {
     /// Starts `epoch` (we became master): forgets every record; the next
     /// push gets sequence number 1.
     pub fn new_epoch(&mut self, epoch: u64) {
-        *self = DeltaRing {
-            buf: self.buf,
-            ..Self::new(epoch)
-        };
+        // Field by field: the buffer is not copied (it is up to 128 KiB).
+        self.epoch = epoch;
+        self.head = 0;
+        self.tail = 0;
+        self.count = 0;
+        self.first_seq = 1;
+        self.next_seq = 1;
     }
 
     /// The current epoch.

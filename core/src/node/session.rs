@@ -30,7 +30,9 @@ impl<
         const RING: usize,
         M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, M, TX>
+        const PQ: usize,
+        const EV: usize,
+    > Node<C, R, P, RING, M, TX, PQ, EV>
 {
     /// The outbound connection `conn` (from `Event::Connect`) is up.
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {

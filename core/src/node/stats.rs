@@ -185,7 +185,9 @@ impl<
         const RING: usize,
         M: MarkStore,
         const TX: usize,
-    > Node<C, R, P, RING, M, TX>
+        const PQ: usize,
+        const EV: usize,
+    > Node<C, R, P, RING, M, TX, PQ, EV>
 {
     /// Node-wide statistics.
     pub fn stats(&self) -> NodeStats {
