@@ -310,6 +310,14 @@ pub struct SecretKey<const N: usize> {
 }
 
 impl<const N: usize> SecretKey<N> {
+    /// No key (zero bytes).
+    pub const fn empty() -> Self {
+        SecretKey {
+            bytes: [0; N],
+            len: 0,
+        }
+    }
+
     /// Copies `key`; `None` if it is longer than `N`.
     pub fn new(key: &[u8]) -> Option<Self> {
         if key.len() > N {

@@ -19,13 +19,82 @@ const KEY_MAX: usize = 32;
 impl Config {
     /// Parses and checks the text of a sasyncd.conf (see the module
     /// documentation for the grammar). Stops at the first error.
+    ///
+    /// A configuration is kilobytes (32 peer names): on a small stack
+    /// (firmware), parse into one in place with
+    /// [`parse_into`](Self::parse_into).
     pub fn parse(text: &[u8]) -> Result<Config, ConfigError> {
-        Parser {
+        let mut config = Config::empty();
+        config.parse_into(text)?;
+        Ok(config)
+    }
+
+    /// [`parse`](Self::parse), into `self` (whatever it held is replaced).
+    /// On error `self` is left [`empty`](Self::empty), from which no node
+    /// can be built (it has no shared key).
+    pub fn parse_into(&mut self, text: &[u8]) -> Result<(), ConfigError> {
+        let parser = Parser {
             lexer: Lexer::new(text),
             peeked: None,
             line: 1,
+        };
+        let res = parser.parse_into(self);
+        if res.is_err() {
+            self.clear();
         }
-        .parse()
+        res
+    }
+
+    /// A configuration with nothing in it (no shared key, no peers, no
+    /// interface): the starting point of [`parse_into`](Self::parse_into),
+    /// and a `const` so that a firmware can keep one in a `static`.
+    pub const fn empty() -> Config {
+        Config {
+            interface: None,
+            group: heapless::String::new(),
+            flushmode: FlushMode::Startup,
+            peers: heapless::Vec::new(),
+            listen: Listen {
+                on: ListenOn::Any,
+                family: None,
+                port: DEFAULT_PORT,
+            },
+            locked: None,
+            skipslave: false,
+            sharedkey: SecretKey::empty(),
+            control: Control {
+                isakmpd: true,
+                iked: false,
+            },
+            protocol: Protocol::V2,
+        }
+    }
+
+    /// Back to [`empty`](Self::empty), field by field (no copy of the
+    /// whole through the stack); the old key is wiped.
+    fn clear(&mut self) {
+        let Config {
+            interface,
+            group,
+            flushmode,
+            peers,
+            listen,
+            locked,
+            skipslave,
+            sharedkey,
+            control,
+            protocol,
+        } = self;
+        *interface = None;
+        group.clear();
+        *flushmode = FlushMode::Startup;
+        peers.clear();
+        *listen = Listen::default();
+        *locked = None;
+        *skipslave = false;
+        *sharedkey = SecretKey::empty();
+        *control = Control::default();
+        *protocol = Protocol::default();
     }
 }
 
@@ -124,18 +193,25 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn parse(mut self) -> Result<Config, ConfigError> {
-        let mut interface = None;
-        let mut group = name::<IFNAME_MAX>(DEFAULT_GROUP.as_bytes()).unwrap_or_default();
-        let mut flushmode = FlushMode::Startup;
-        let mut peers = heapless::Vec::<Peer, MAX_PEERS>::new();
+    /// Parses into `out`, which starts empty; the statements fill it in
+    /// place (no configuration-sized locals).
+    fn parse_into(mut self, out: &mut Config) -> Result<(), ConfigError> {
+        out.clear();
+        let Config {
+            interface,
+            group,
+            flushmode,
+            peers,
+            listen,
+            locked,
+            skipslave,
+            sharedkey,
+            control,
+            protocol,
+        } = out;
+        *group = name::<IFNAME_MAX>(DEFAULT_GROUP.as_bytes()).unwrap_or_default();
         let mut peer_lines = heapless::Vec::<u32, MAX_PEERS>::new();
-        let mut listen = Listen::default();
-        let mut locked = None;
-        let mut skipslave = false;
-        let mut sharedkey = None;
-        let mut control = Control::default();
-        let mut protocol = Protocol::default();
+        let mut have_key = false;
 
         while let Some(t) = self.next()? {
             let kw = match t.keyword() {
@@ -148,14 +224,14 @@ impl<'a> Parser<'a> {
             match kw {
                 Keyword::Interface => {
                     let t = self.value(Expected::InterfaceName, kw)?;
-                    interface = Some(name_of(&t, NameKind::Interface)?);
+                    *interface = Some(name_of(&t, NameKind::Interface)?);
                 }
                 Keyword::Group => {
                     let t = self.value(Expected::GroupName, kw)?;
-                    group = name_of(&t, NameKind::Group)?;
+                    *group = name_of(&t, NameKind::Group)?;
                 }
                 Keyword::Flushmode => {
-                    flushmode = self.choice(
+                    *flushmode = self.choice(
                         Expected::FlushMode,
                         kw,
                         &[
@@ -185,7 +261,7 @@ impl<'a> Parser<'a> {
                         return Err(err(t.line, ConfigErrorKind::TooManyPeers));
                     }
                 }
-                Keyword::Listen => listen = self.listen()?,
+                Keyword::Listen => *listen = self.listen()?,
                 Keyword::Mode => {
                     let mode = self.choice(
                         Expected::Mode,
@@ -197,16 +273,17 @@ impl<'a> Parser<'a> {
                         ],
                     )?;
                     match mode {
-                        Some(state) => locked = Some(state),
-                        None => skipslave = true,
+                        Some(state) => *locked = Some(state),
+                        None => *skipslave = true,
                     }
                 }
                 Keyword::Sharedkey => {
                     let t = self.value(Expected::SharedKey, kw)?;
-                    sharedkey = Some(key_of(&t)?);
+                    *sharedkey = key_of(&t)?;
+                    have_key = true;
                 }
                 Keyword::Control => {
-                    control = self
+                    *control = self
                         .choice(
                             Expected::ControlMode,
                             kw,
@@ -220,7 +297,7 @@ impl<'a> Parser<'a> {
                         .map(|(isakmpd, iked)| Control { isakmpd, iked })?;
                 }
                 Keyword::Protocol => {
-                    protocol = self.choice(
+                    *protocol = self.choice(
                         Expected::Protocol,
                         kw,
                         &[("legacy", Protocol::Legacy), ("v2", Protocol::V2)],
@@ -230,24 +307,13 @@ impl<'a> Parser<'a> {
             }
         }
 
-        let Some(sharedkey) = sharedkey else {
+        if !have_key {
             return Err(err(0, ConfigErrorKind::MissingSharedKey));
-        };
+        }
         if interface.is_none() && locked.is_none() {
             return Err(err(0, ConfigErrorKind::MissingInterface));
         }
-        Ok(Config {
-            interface,
-            group,
-            flushmode,
-            peers,
-            listen,
-            locked,
-            skipslave,
-            sharedkey,
-            control,
-            protocol,
-        })
+        Ok(())
     }
 
     /// `listen on ADDR [inet|inet6] [port N]` after `listen`.

@@ -462,3 +462,32 @@ fn error_values() {
     );
     assert_eq!(kind(""), ConfigError::new(0, MissingSharedKey));
 }
+
+/// Parsing in place gives what `parse` gives, replaces what was there, and
+/// leaves nothing usable behind an error (firmware keeps one `Config` in
+/// a static and parses into it).
+#[test]
+fn parse_into_replaces_and_an_error_leaves_it_empty() {
+    let mut c = Config::empty();
+    let first = format!("{BASE}peer 192.0.2.1\npeer 192.0.2.2 port 7500\nmode skipslave\n");
+    c.parse_into(first.as_bytes()).unwrap();
+    let by_value = ok(&first);
+    assert_eq!(c.peers, by_value.peers);
+    assert_eq!(c.group.as_str(), "carp");
+    assert!(c.skipslave);
+    assert_eq!(c.sharedkey.as_bytes(), by_value.sharedkey.as_bytes());
+    // A second parse replaces everything, defaults included.
+    c.parse_into(b"mode master\nsharedkey another-16-bytes\npeer 192.0.2.9\n")
+        .unwrap();
+    assert_eq!(c.peers.len(), 1);
+    assert!(!c.skipslave);
+    assert_eq!(c.interface, None);
+    assert_eq!(c.locked, Some(RunState::Master));
+    assert_eq!(c.sharedkey.as_bytes(), b"another-16-bytes");
+    // An error half-way: nothing of either file is left, not even the key.
+    let bad = format!("{BASE}peer 192.0.2.1\nbogus\n");
+    assert!(c.parse_into(bad.as_bytes()).is_err());
+    assert!(c.peers.is_empty());
+    assert_eq!(c.interface, None);
+    assert!(c.sharedkey.as_bytes().is_empty());
+}

@@ -208,7 +208,6 @@ impl<
             msg: buf,
             canon,
             out: delete,
-            ..
         } = &mut self.scratch;
         let conv = match table {
             Table::Sadb => dump_to_add(record, buf),

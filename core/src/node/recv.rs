@@ -194,9 +194,9 @@ impl<
     }
 
     /// Reads at most one frame from `input` and decodes it; a message's
-    /// payload goes to `scratch.rx` (not the stack: it is 4 KiB).
+    /// payload goes to `scratch.out` (not the stack: it is 4 KiB).
     fn read_step(&mut self, p: usize, s: usize, input: &mut &[u8]) -> Step {
-        let buf = &mut self.scratch.rx;
+        let buf = &mut self.scratch.out;
         let Some(c) = self.conns[p][s].as_mut() else {
             return Step::NeedMore;
         };
@@ -326,9 +326,9 @@ impl<
         self.peer_announced(now, conn, peer.run_state, false);
     }
 
-    /// A control message of `len` bytes in `scratch.rx`.
+    /// A control message of `len` bytes in `scratch.out`.
     fn on_ctl_bytes(&mut self, now: Instant, conn: ConnId, len: usize) {
-        match Ctl::decode(&self.scratch.rx[..len]) {
+        match Ctl::decode(&self.scratch.out[..len]) {
             Ok(ctl) => self.on_ctl(now, conn, ctl),
             Err(e) => {
                 self.conn_error(now, conn, ErrorKind::Malformed, "bad control message");
@@ -569,7 +569,7 @@ impl<
 
     /// PF_KEY data from a peer: applied only from the master, only when we
     /// are not master (reference §8.6).
-    /// A PF_KEY message from a peer, at `at` in `scratch.rx`.
+    /// A PF_KEY message from a peer, at `at` in `scratch.out`.
     fn on_pfkey_data(&mut self, now: Instant, conn: ConnId, at: core::ops::Range<usize>) {
         let from_master = self.peer_state_of(conn) == Some(RunState::Master);
         let ours = self.role.state();
@@ -622,7 +622,7 @@ impl<
             self.legacy_applied_from = self.slot_of(conn).map(|(p, _)| p);
         }
         let snapshot = self.incoming.is_some_and(|i| i.conn == conn);
-        let msg = &self.scratch.rx[at];
+        let msg = &self.scratch.out[at];
         let len = msg.len();
         if snapshot {
             if let Ok(m) = Msg::parse(msg) {
@@ -656,11 +656,11 @@ impl<
     /// A v2 PF_KEY frame: one or more whole messages, each as long as its
     /// header says. A length that does not fit ends the frame (the rest
     /// cannot be cut apart) with one log line.
-    /// A v2 PF_KEY frame of `end` bytes in `scratch.rx`.
+    /// A v2 PF_KEY frame of `end` bytes in `scratch.out`.
     fn on_pfkey_batch(&mut self, now: Instant, conn: ConnId, end: usize) {
         let mut at = 0;
         while at < end {
-            let len = self.scratch.rx[at..end]
+            let len = self.scratch.out[at..end]
                 .get(4..6)
                 .map_or(0, |b| usize::from(u16::from_ne_bytes([b[0], b[1]])) * 8);
             if len < 16 || len > end - at {

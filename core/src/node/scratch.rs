@@ -6,7 +6,7 @@
 use crate::pfkey::PFKEY_MSG_MAXSZ;
 use crate::wire::v2::MAX_PAYLOAD;
 
-/// Four message-sized buffers; what they hold matters only during one
+/// Three message-sized buffers; what they hold matters only during one
 /// call.
 pub(super) struct Scratch {
     /// A message rewritten for the slaves (a dump record as ADD).
@@ -14,11 +14,11 @@ pub(super) struct Scratch {
     /// The canonical form of an entry, for fingerprints and digests.
     pub canon: [u8; PFKEY_MSG_MAXSZ],
     /// What the node sends or writes: a sweep's DELETE, a frame's batch
-    /// of deltas.
+    /// of deltas. Also the payload of a received frame while it is handled
+    /// (`handle_recv` decodes into it and its handlers read it there):
+    /// receiving never runs a sweep or fills a frame before it is done
+    /// with the payload, and a control message is decoded before it acts.
     pub out: [u8; PFKEY_MSG_MAXSZ],
-    /// The payload of the frame being handled (received messages are read
-    /// from here while the node handles them).
-    pub rx: [u8; MAX_PAYLOAD],
 }
 
 // A frame's payload fits `out`.
@@ -30,7 +30,6 @@ impl Scratch {
             msg: [0; PFKEY_MSG_MAXSZ],
             canon: [0; PFKEY_MSG_MAXSZ],
             out: [0; PFKEY_MSG_MAXSZ],
-            rx: [0; MAX_PAYLOAD],
         }
     }
 }
