@@ -6,8 +6,13 @@ use crate::ctl::{Ctl, MAX_LEN as CTL_MAX};
 use crate::random::Random;
 use crate::state::Position;
 use crate::time::Instant;
-use crate::wire::legacy::{LegacyCodec, LegacyDeframer, LegacyError, MsgType};
-use crate::wire::v2::{Hello, Kind, Session, V2Deframer, V2Error, SEALED_OVERHEAD};
+use crate::wire::legacy::{
+    Legacy, LegacyCodec, LegacyError, MsgType, MAX_FRAME as LEGACY_MAX_FRAME,
+};
+use crate::wire::stream::DeframeState;
+use crate::wire::v2::{
+    Hello, Kind, Session, V2Error, MAX_FRAME as V2_MAX_FRAME, SEALED_OVERHEAD, V2,
+};
 
 use super::event::{ConnId, DumpId, Table};
 use super::peer_table::PeerIndex;
@@ -26,10 +31,38 @@ pub(super) const CTL_RESERVE: usize = 1024;
 /// Largest frame any protocol sends (legacy: 48 + 4096; v2: 48 + 4096).
 pub(super) const MAX_FRAME: usize = 4144;
 
-/// Receive side: one deframer per protocol.
-pub(super) enum Rx {
-    Legacy(LegacyDeframer),
-    V2(V2Deframer),
+/// Receive side: the frame being reassembled, and how the protocol cuts
+/// frames. The buffer stays in place whatever the protocol (a reload may
+/// change it): only the small state is replaced.
+pub(super) struct Rx {
+    pub buf: [u8; RX_FRAME],
+    pub mode: RxMode,
+}
+
+/// How frames are cut, per protocol.
+pub(super) enum RxMode {
+    Legacy(DeframeState<Legacy>),
+    V2(DeframeState<V2>),
+}
+
+/// The receive buffer: the longest frame of either protocol.
+pub(super) const RX_FRAME: usize = if LEGACY_MAX_FRAME > V2_MAX_FRAME {
+    LEGACY_MAX_FRAME
+} else {
+    V2_MAX_FRAME
+};
+
+impl Rx {
+    /// Ready for a new connection: the buffer is wiped (a frame decrypted
+    /// in place left plaintext, keys included, in it).
+    fn reset(&mut self, legacy: bool) {
+        zeroize::Zeroize::zeroize(&mut self.buf);
+        self.mode = if legacy {
+            RxMode::Legacy(DeframeState::new())
+        } else {
+            RxMode::V2(DeframeState::new())
+        };
+    }
 }
 
 /// Where a connection is in its life.
@@ -90,6 +123,82 @@ impl core::fmt::Display for SendError {
     }
 }
 
+/// A connection's place in the node. Its memory stays where it is for the
+/// node's life (a connection is kilobytes: firmware cannot build one on
+/// the stack and move it in); `live` says whether it holds a connection.
+/// The `Option`-like methods keep the node's code as it was with
+/// `Option<Conn>`.
+pub(super) struct Slot<C: Crypto, const TX: usize> {
+    pub(super) live: bool,
+    pub(super) conn: Conn<C, TX>,
+}
+
+impl<C: Crypto, const TX: usize> Slot<C, TX> {
+    /// The connection, if the slot holds one.
+    pub fn as_ref(&self) -> Option<&Conn<C, TX>> {
+        self.live.then_some(&self.conn)
+    }
+
+    /// The connection, if the slot holds one.
+    pub fn as_mut(&mut self) -> Option<&mut Conn<C, TX>> {
+        if self.live {
+            Some(&mut self.conn)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the slot holds a connection.
+    pub fn is_some(&self) -> bool {
+        self.live
+    }
+
+    /// Whether the slot is unused.
+    pub fn is_none(&self) -> bool {
+        !self.live
+    }
+
+    /// A new connection in this (unused) slot, in phase `Connecting`.
+    pub fn open(
+        &mut self,
+        id: ConnId,
+        peer: PeerIndex,
+        outbound: bool,
+        legacy: bool,
+        now: Instant,
+    ) -> &mut Conn<C, TX> {
+        debug_assert!(!self.live, "opening a connection over a live one");
+        self.conn.reset(id, peer, outbound, legacy, now);
+        self.live = true;
+        &mut self.conn
+    }
+
+    /// The slot no longer holds a connection; its session keys are wiped
+    /// now (dropping the session), its buffers when the slot is reused.
+    pub fn close(&mut self) {
+        self.live = false;
+        self.conn.phase = Phase::Connecting;
+    }
+}
+
+impl<'a, C: Crypto, const TX: usize> IntoIterator for &'a Slot<C, TX> {
+    type Item = &'a Conn<C, TX>;
+    type IntoIter = core::option::IntoIter<&'a Conn<C, TX>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_ref().into_iter()
+    }
+}
+
+impl<'a, C: Crypto, const TX: usize> IntoIterator for &'a mut Slot<C, TX> {
+    type Item = &'a mut Conn<C, TX>;
+    type IntoIter = core::option::IntoIter<&'a mut Conn<C, TX>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_mut().into_iter()
+    }
+}
+
 /// A connection and everything that belongs to it alone.
 pub(super) struct Conn<C: Crypto, const TX: usize> {
     pub id: ConnId,
@@ -131,34 +240,53 @@ pub(super) struct Conn<C: Crypto, const TX: usize> {
 }
 
 impl<C: Crypto, const TX: usize> Conn<C, TX> {
-    pub fn new(id: ConnId, peer: PeerIndex, outbound: bool, legacy: bool, now: Instant) -> Self {
-        Conn {
-            id,
-            peer,
-            outbound,
-            opened: now,
-            phase: Phase::Connecting,
-            rx: if legacy {
-                Rx::Legacy(LegacyDeframer::new())
-            } else {
-                Rx::V2(V2Deframer::new())
-            },
-            tx: TxBuf::new(),
-            up: false,
-            feed: Feed::Idle,
-            pending_digest: None,
-            paused: false,
-            acked: Position::NONE,
-            acked_at: now,
-            peer_acked: Position::NONE,
-            refused: false,
-            alias: false,
-            refused_logged: false,
-            feed_at: None,
-            blocked: false,
-            last_rx: now,
-            last_tx: now,
-        }
+    /// Makes this a new connection, field by field (every field is named:
+    /// one added to `Conn` does not compile until it is reset here).
+    fn reset(&mut self, id: ConnId, peer: PeerIndex, outbound: bool, legacy: bool, now: Instant) {
+        let Conn {
+            id: c_id,
+            peer: c_peer,
+            outbound: c_outbound,
+            opened,
+            phase,
+            rx,
+            tx,
+            up,
+            feed,
+            pending_digest,
+            paused,
+            acked,
+            acked_at,
+            peer_acked,
+            refused,
+            alias,
+            refused_logged,
+            feed_at,
+            blocked,
+            last_rx,
+            last_tx,
+        } = self;
+        *c_id = id;
+        *c_peer = peer;
+        *c_outbound = outbound;
+        *opened = now;
+        *phase = Phase::Connecting;
+        rx.reset(legacy);
+        tx.clear();
+        *up = false;
+        *feed = Feed::Idle;
+        *pending_digest = None;
+        *paused = false;
+        *acked = Position::NONE;
+        *acked_at = now;
+        *peer_acked = Position::NONE;
+        *refused = false;
+        *alias = false;
+        *refused_logged = false;
+        *feed_at = None;
+        *blocked = false;
+        *last_rx = now;
+        *last_tx = now;
     }
 
     /// Whether authenticated (or legacy) messages can flow.

@@ -22,15 +22,19 @@ use crate::state::Position;
 use crate::time::Instant;
 
 use super::backoff::Backoff;
-use super::conn::Conn;
+use super::conn::{Conn, Feed, Phase, Rx, RxMode, Slot, RX_FRAME};
+use super::event::ConnId;
 use super::event::{NodeError, Settings};
 use super::jobs::Job;
 use super::machine::{BucketSums, Node};
 use super::marks::{MarkStore, SnapshotMarks};
+use super::peer_table::PeerIndex;
 use super::pfkeyq::PfkeyQueue;
 use super::ring::DeltaRing;
 use super::scratch::Scratch;
 use super::stats::Counters;
+use super::txbuf::TxBuf;
+use crate::wire::stream::DeframeState;
 
 impl<
         C: Crypto + Clone,
@@ -107,9 +111,10 @@ impl<
         // SAFETY: as for `put!`; `[[T; 2]; P]` is laid out as `2 * P`
         // consecutive `T`s, so the casted pointer and its offsets stay
         // inside the field.
-        let conns = unsafe { addr_of_mut!((*n).conns) }.cast::<Option<Conn<C, TX>>>();
+        let conns = unsafe { addr_of_mut!((*n).conns) }.cast::<Slot<C, TX>>();
         for i in 0..2 * P {
-            unsafe { conns.add(i).write(None) };
+            // SAFETY: as above; `i < 2 * P`.
+            unsafe { empty_slot_at(conns.add(i)) };
         }
         put!(role, pre.role);
         put!(state_since, now);
@@ -160,6 +165,77 @@ impl<
         node.start(config, now);
         Ok(node)
     }
+}
+
+/// Writes an unused connection slot at `s`, field by field (a slot is
+/// kilobytes; a whole one built first would sit on the stack).
+///
+/// # Safety
+/// `s` is valid for writes of a `Slot` and aligned.
+unsafe fn empty_slot_at<C: Crypto, const TX: usize>(s: *mut Slot<C, TX>) {
+    // SAFETY (every write): `s` is valid and aligned (the caller's
+    // promise), so are its fields' addresses; each is written once.
+    unsafe {
+        addr_of_mut!((*s).live).write(false);
+        let c = addr_of_mut!((*s).conn);
+        macro_rules! put {
+            ($($field:ident).+, $value:expr) => {
+                addr_of_mut!((*c).$($field).+).write($value)
+            };
+        }
+        put!(id, ConnId(0));
+        put!(peer, PeerIndex(0));
+        put!(outbound, false);
+        put!(opened, Instant::ZERO);
+        put!(phase, Phase::Connecting);
+        put!(rx.buf, [0; RX_FRAME]);
+        put!(rx.mode, RxMode::V2(DeframeState::new()));
+        put!(tx, TxBuf::new());
+        put!(up, false);
+        put!(feed, Feed::Idle);
+        put!(pending_digest, None);
+        put!(paused, false);
+        put!(acked, Position::NONE);
+        put!(acked_at, Instant::ZERO);
+        put!(peer_acked, Position::NONE);
+        put!(refused, false);
+        put!(alias, false);
+        put!(refused_logged, false);
+        put!(feed_at, None);
+        put!(blocked, false);
+        put!(last_rx, Instant::ZERO);
+        put!(last_tx, Instant::ZERO);
+    }
+}
+
+/// Never called: the fields of a slot, all named, like [`every_field`].
+#[allow(dead_code)]
+fn every_slot_field<C: Crypto, const TX: usize>(s: &Slot<C, TX>) {
+    let Slot { live: _, conn } = s;
+    let Rx { buf: _, mode: _ } = &conn.rx;
+    let Conn {
+        id: _,
+        peer: _,
+        outbound: _,
+        opened: _,
+        phase: _,
+        rx: _,
+        tx: _,
+        up: _,
+        feed: _,
+        pending_digest: _,
+        paused: _,
+        acked: _,
+        acked_at: _,
+        peer_acked: _,
+        refused: _,
+        alias: _,
+        refused_logged: _,
+        feed_at: _,
+        blocked: _,
+        last_rx: _,
+        last_tx: _,
+    } = conn;
 }
 
 /// Never called: a node's fields, all named. A field added to [`Node`]

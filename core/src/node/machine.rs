@@ -17,7 +17,7 @@ use crate::wire::legacy::LegacyCodec;
 
 use super::backoff::Backoff;
 use super::carp::{RoleTracker, StateChange};
-use super::conn::{Conn, Phase};
+use super::conn::{Conn, Phase, Slot};
 use super::demote::{DemoteEffect, Demotion};
 use super::event::{ConnId, DumpId, Event, NodeError, Settings};
 use super::ike::{Control, IkeControl};
@@ -159,7 +159,7 @@ pub struct Node<
     pub(super) peer_addrs: heapless::Vec<IpAddr, P>,
     pub(super) table: PeerTable<P>,
     pub(super) backoff: [Backoff; P],
-    pub(super) conns: [[Option<Conn<C, TX>>; 2]; P],
+    pub(super) conns: [[Slot<C, TX>; 2]; P],
     pub(super) role: RoleTracker,
     /// When the run state last changed (or the node started).
     pub(super) state_since: Instant,

@@ -6,10 +6,10 @@ use crate::pfkey::{set_pid_seq, Msg};
 use crate::random::Random;
 use crate::state::{Position, RunState};
 use crate::time::Instant;
-use crate::wire::legacy::LegacyError;
+use crate::wire::legacy::{LegacyError, MAX_FRAME as LEGACY_MAX_FRAME};
 use crate::wire::v2::{Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, MAX_FRAME};
 
-use super::conn::{Phase, Rx};
+use super::conn::{Phase, Rx, RxMode};
 use super::event::{ConnId, Received};
 use super::machine::{Incoming, Node};
 use super::marks::MarkStore;
@@ -200,9 +200,10 @@ impl<
         let Some(c) = self.conns[p][s].as_mut() else {
             return Step::NeedMore;
         };
-        match &mut c.rx {
-            Rx::Legacy(d) => {
-                let frame = match d.next_frame(input) {
+        let Rx { buf: rxbuf, mode } = &mut c.rx;
+        match mode {
+            RxMode::Legacy(d) => {
+                let frame = match d.next_frame(&mut rxbuf[..LEGACY_MAX_FRAME], input) {
                     Ok(Some(f)) => f,
                     Ok(None) => return Step::NeedMore,
                     Err(e) => return Step::Fatal(Fatal::Legacy(e)),
@@ -226,8 +227,8 @@ impl<
                     Err(_) => Step::Dropped("malformed legacy frame", ErrorKind::Malformed),
                 }
             }
-            Rx::V2(d) => {
-                let frame = match d.next_frame(input) {
+            RxMode::V2(d) => {
+                let frame = match d.next_frame(&mut rxbuf[..MAX_FRAME], input) {
                     Ok(Some(f)) => f,
                     Ok(None) => return Step::NeedMore,
                     Err(e) => return Step::Fatal(Fatal::V2(e)),

@@ -9,7 +9,7 @@ use crate::random::Random;
 use crate::time::Instant;
 use crate::wire::v2::{ArchTag, Hello, HELLO_LEN};
 
-use super::conn::{Conn, Feed, Phase};
+use super::conn::{Feed, Phase};
 use super::event::{ConnId, DumpOp, Event, Rejected};
 use super::machine::Node;
 use super::machine::REASK;
@@ -54,7 +54,7 @@ impl<
     /// The outbound connection `conn` could not be made.
     pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId) {
         if let Some((p, s)) = self.slot_of(conn) {
-            self.conns[p][s] = None;
+            self.conns[p][s].close();
             self.table
                 .handle_connect_failed(PeerIndex(p), AttemptId(conn.0));
             self.peer_error(now, p, ErrorKind::Io, "connect failed");
@@ -105,11 +105,10 @@ impl<
             }
         };
         let id = self.alloc_conn_id();
-        let mut c = Conn::new(id, idx, false, self.legacy, now);
+        let c = self.conns[p][s].open(id, idx, false, self.legacy, now);
         if self.legacy {
             c.phase = Phase::Legacy;
         }
-        self.conns[p][s] = Some(c);
         log::info!("peer {}: connected (inbound)", self.peer_addrs[p]);
         if self.legacy {
             self.session_up(now, id, None);
@@ -150,7 +149,7 @@ impl<
             if !self.table.handle_connecting(idx, AttemptId(id.0)) {
                 continue;
             }
-            self.conns[p][0] = Some(Conn::new(id, idx, true, self.legacy, now));
+            self.conns[p][0].open(id, idx, true, self.legacy, now);
             let (addr, port) = match self.table.get(idx) {
                 Some(x) => (x.addr(), x.port()),
                 None => continue,
@@ -493,7 +492,7 @@ impl<
             outbound: c.outbound,
             alias: c.alias,
         };
-        self.conns[p][s] = None;
+        self.conns[p][s].close();
         if let Some(r) = reason {
             log::info!("peer {}: {}", self.peer_addrs[p], r);
         }

@@ -25,6 +25,13 @@ pub trait Framing {
 /// Incremental frame reassembler with a fixed `N`-byte buffer.
 pub struct Deframer<F: Framing, const N: usize> {
     buf: [u8; N],
+    state: DeframeState<F>,
+}
+
+/// Where a [`Deframer`] is, without its buffer: for a caller that keeps
+/// the buffer elsewhere (the node keeps one per connection and switches
+/// the framing in place when the protocol changes).
+pub struct DeframeState<F: Framing> {
     have: usize,
     /// Total length of the frame being assembled, once the header is in.
     need: Option<usize>,
@@ -35,6 +42,12 @@ pub struct Deframer<F: Framing, const N: usize> {
 }
 
 impl<F: Framing, const N: usize> core::fmt::Debug for Deframer<F, N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.state.fmt(f)
+    }
+}
+
+impl<F: Framing> core::fmt::Debug for DeframeState<F> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Deframer")
             .field("have", &self.have)
@@ -55,11 +68,7 @@ impl<F: Framing, const N: usize> Deframer<F, N> {
     pub const fn new() -> Self {
         Deframer {
             buf: [0; N],
-            have: 0,
-            need: None,
-            full: false,
-            failed: None,
-            _f: PhantomData,
+            state: DeframeState::new(),
         }
     }
 
@@ -70,6 +79,40 @@ impl<F: Framing, const N: usize> Deframer<F, N> {
     /// error: the connection must be closed.
     pub fn next_frame<'a>(
         &'a mut self,
+        input: &mut &[u8],
+    ) -> Result<Option<&'a mut [u8]>, F::Error> {
+        self.state.next_frame(&mut self.buf, input)
+    }
+
+    /// Bytes of an incomplete frame held right now (0 between frames).
+    pub fn pending(&self) -> usize {
+        self.state.pending()
+    }
+}
+
+impl<F: Framing> Default for DeframeState<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: Framing> DeframeState<F> {
+    /// Between frames, nothing held.
+    pub const fn new() -> Self {
+        DeframeState {
+            have: 0,
+            need: None,
+            full: false,
+            failed: None,
+            _f: PhantomData,
+        }
+    }
+
+    /// [`Deframer::next_frame`] with the buffer passed in: always the same
+    /// buffer for one stream; its length bounds a frame.
+    pub fn next_frame<'a>(
+        &mut self,
+        buf: &'a mut [u8],
         input: &mut &[u8],
     ) -> Result<Option<&'a mut [u8]>, F::Error> {
         if let Some(e) = self.failed {
@@ -83,15 +126,15 @@ impl<F: Framing, const N: usize> Deframer<F, N> {
         loop {
             let target = self.need.unwrap_or(F::HEADER_LEN);
             let take = (target - self.have).min(input.len());
-            self.buf[self.have..self.have + take].copy_from_slice(&input[..take]);
+            buf[self.have..self.have + take].copy_from_slice(&input[..take]);
             self.have += take;
             *input = &input[take..];
             if self.have < target {
                 return Ok(None);
             }
             match self.need {
-                None => match F::frame_len(&self.buf[..F::HEADER_LEN]) {
-                    Ok(len) if len >= F::HEADER_LEN && len <= N => self.need = Some(len),
+                None => match F::frame_len(&buf[..F::HEADER_LEN]) {
+                    Ok(len) if len >= F::HEADER_LEN && len <= buf.len() => self.need = Some(len),
                     Ok(len) => {
                         let e = F::bad_len(len);
                         self.failed = Some(e);
@@ -104,7 +147,7 @@ impl<F: Framing, const N: usize> Deframer<F, N> {
                 },
                 Some(len) => {
                     self.full = true;
-                    return Ok(Some(&mut self.buf[..len]));
+                    return Ok(Some(&mut buf[..len]));
                 }
             }
             // The header said the frame is exactly the header: loop once more
