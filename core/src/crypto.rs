@@ -138,8 +138,14 @@ impl core::fmt::Debug for SoftAes {
 }
 
 /// Blocks handed to the cipher at once: enough to keep AES-NI's pipeline
-/// full, small enough for a firmware stack (512 bytes).
+/// full (512 bytes).
+#[cfg(not(target_pointer_width = "32"))]
 const BATCH: usize = 32;
+/// On 32-bit targets (firmware, no AES instructions: the software
+/// backend works on two blocks at a time) a small batch keeps the stack
+/// frame of a frame's encryption small.
+#[cfg(target_pointer_width = "32")]
+const BATCH: usize = 4;
 
 impl SoftAes {
     fn encrypt_blocks(&self, blocks: &mut [aes::Block]) {

@@ -73,10 +73,14 @@ pub(super) enum Phase<C: Crypto> {
     Legacy,
     /// v2: our HELLO is sent; waiting for the peer's.
     Hello(Hello),
-    /// v2: both HELLOs seen, our CONFIRM sent; waiting for the peer's.
-    Confirm(Session<C>, Hello),
-    /// v2: authenticated.
-    Open(Session<C>, Hello),
+    /// v2: both HELLOs seen, our CONFIRM sent; `open` once the peer's
+    /// CONFIRM checked (authenticated). One variant for both, so that
+    /// opening does not move the session (a kilobyte) between variants.
+    Keyed {
+        session: Session<C>,
+        peer: Hello,
+        open: bool,
+    },
 }
 
 /// What the master is sending this peer besides control messages.
@@ -291,13 +295,13 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
 
     /// Whether authenticated (or legacy) messages can flow.
     pub fn is_open(&self) -> bool {
-        matches!(self.phase, Phase::Legacy | Phase::Open(..))
+        matches!(self.phase, Phase::Legacy | Phase::Keyed { open: true, .. })
     }
 
     /// The peer's HELLO, once known.
     pub fn peer_hello(&self) -> Option<&Hello> {
         match &self.phase {
-            Phase::Confirm(_, h) | Phase::Open(_, h) => Some(h),
+            Phase::Keyed { peer, .. } => Some(peer),
             _ => None,
         }
     }
@@ -361,7 +365,11 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
                     .ok_or(SendError::NoRoom)?
                     .map_err(SendError::Legacy)
             }
-            Phase::Open(session, _) => {
+            Phase::Keyed {
+                session,
+                open: true,
+                ..
+            } => {
                 let max = payload.len() + SEALED_OVERHEAD;
                 self.tx
                     .append_with(max, |out| session.seal(kind, payload, out))

@@ -489,14 +489,14 @@ impl<
         }
         for slots in &self.conns {
             for c in slots.iter().flatten() {
-                if matches!(c.phase, Phase::Hello(_) | Phase::Confirm(..)) {
+                if matches!(c.phase, Phase::Hello(_) | Phase::Keyed { open: false, .. }) {
                     t = earliest(t, Some(c.opened.add(self.settings.handshake_timeout)));
                 }
                 if matches!(c.phase, Phase::Connecting) {
                     t = earliest(t, Some(c.opened.add(self.settings.connect_timeout)));
                 }
                 t = earliest(t, c.feed_at);
-                if matches!(c.phase, Phase::Open(..)) {
+                if matches!(c.phase, Phase::Keyed { open: true, .. }) {
                     if c.tx.is_empty() {
                         t = earliest(t, Some(c.last_tx.add(self.settings.keepalive)));
                     }

@@ -686,10 +686,10 @@ impl<
             return;
         }
         self.next_digest = Some(now.add(self.settings.digest_interval));
-        let streaming =
-            self.conns.iter().flatten().flatten().any(|c| {
-                matches!(c.phase, Phase::Open(..)) && matches!(c.feed, Feed::Stream { .. })
-            });
+        let streaming = self.conns.iter().flatten().flatten().any(|c| {
+            matches!(c.phase, Phase::Keyed { open: true, .. })
+                && matches!(c.feed, Feed::Stream { .. })
+        });
         if !streaming {
             return;
         }
@@ -762,7 +762,9 @@ impl<
         });
         let mut ids: heapless::Vec<ConnId, 64> = heapless::Vec::new();
         for c in self.conns.iter_mut().flatten().flatten() {
-            if matches!(c.phase, Phase::Open(..)) && matches!(c.feed, Feed::Stream { .. }) {
+            if matches!(c.phase, Phase::Keyed { open: true, .. })
+                && matches!(c.feed, Feed::Stream { .. })
+            {
                 c.pending_digest = Some(start);
                 let _ = ids.push(c.id);
             }

@@ -15,6 +15,7 @@ use super::machine::{Incoming, Node};
 use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::{PeerIndex, SessionId, Tiebreak};
+use super::txbuf::TxBuf;
 
 /// Records a slave lets pass before it acknowledges them at once.
 const ACK_RECORDS: u64 = 256;
@@ -112,6 +113,11 @@ impl<
     /// platform keeps the rest and offers them again later (the node pauses
     /// reading while its kernel queue is full or a sweep runs, so
     /// backpressure reaches the master through TCP).
+    ///
+    /// The steps it calls are never inlined into it (`#[inline(never)]`):
+    /// each has its own temporaries, and merged into one frame they would
+    /// all be on the stack for every frame received (firmware stacks are
+    /// small).
     pub fn handle_recv(&mut self, now: Instant, conn: ConnId, data: &[u8]) -> Received {
         if self.shutting_down {
             // Nothing more is done with what peers send; let it drain.
@@ -195,6 +201,7 @@ impl<
 
     /// Reads at most one frame from `input` and decodes it; a message's
     /// payload goes to `scratch.out` (not the stack: it is 4 KiB).
+    #[inline(never)]
     fn read_step(&mut self, p: usize, s: usize, input: &mut &[u8]) -> Step {
         let buf = &mut self.scratch.out;
         let Some(c) = self.conns[p][s].as_mut() else {
@@ -233,58 +240,42 @@ impl<
                     Ok(None) => return Step::NeedMore,
                     Err(e) => return Step::Fatal(Fatal::V2(e)),
                 };
-                let phase = core::mem::replace(&mut c.phase, Phase::Connecting);
-                match phase {
-                    Phase::Hello(local) => {
-                        let peer = match Hello::decode(frame) {
-                            Ok(h) => h,
-                            Err(e) => return Step::Fatal(Fatal::V2(e)),
-                        };
-                        let side = if c.outbound {
-                            Side::Initiator
-                        } else {
-                            Side::Responder
-                        };
-                        let mut session = match Session::new(
-                            self.crypto.clone(),
-                            self.key.as_bytes(),
-                            side,
-                            &local,
-                            &peer,
-                        ) {
-                            Ok(x) => x,
-                            Err(e) => return Step::Fatal(Fatal::V2(e)),
-                        };
-                        let queued = c.tx.append_with(CONFIRM_LEN, |out| session.confirm(out));
-                        if !matches!(queued, Some(Ok(_))) {
-                            return Step::Fatal(Fatal::Queue);
-                        }
-                        c.phase = Phase::Confirm(session, peer);
-                        Step::Hello
-                    }
-                    Phase::Confirm(mut session, peer) => match session.check_confirm(frame) {
-                        Ok(()) => {
-                            c.phase = Phase::Open(session, peer);
-                            Step::Confirmed(peer)
+                match &mut c.phase {
+                    // The hot path first: nothing moves.
+                    Phase::Keyed {
+                        session,
+                        open: true,
+                        ..
+                    } => match session.open(frame) {
+                        Ok((kind, pt)) => {
+                            let n = pt.len().min(buf.len());
+                            buf[..n].copy_from_slice(&pt[..n]);
+                            Step::Msg(kind, n)
                         }
                         Err(e) => Step::Fatal(Fatal::V2(e)),
                     },
-                    Phase::Open(mut session, peer) => {
-                        let res = session.open(frame).map(|(kind, pt)| {
-                            let n = pt.len().min(buf.len());
-                            buf[..n].copy_from_slice(&pt[..n]);
-                            (kind, n)
-                        });
-                        c.phase = Phase::Open(session, peer);
-                        match res {
-                            Ok((kind, n)) => Step::Msg(kind, n),
-                            Err(e) => Step::Fatal(Fatal::V2(e)),
+                    Phase::Keyed {
+                        session,
+                        peer,
+                        open,
+                    } => match session.check_confirm(frame) {
+                        Ok(()) => {
+                            *open = true;
+                            Step::Confirmed(*peer)
                         }
+                        Err(e) => Step::Fatal(Fatal::V2(e)),
+                    },
+                    Phase::Hello(local) => {
+                        let local = *local;
+                        key_session(
+                            (&mut c.tx, &mut c.phase, c.outbound),
+                            &self.crypto,
+                            self.key.as_bytes(),
+                            local,
+                            frame,
+                        )
                     }
-                    other => {
-                        c.phase = other;
-                        Step::Fatal(Fatal::V2(V2Error::HandshakeOrder))
-                    }
+                    _ => Step::Fatal(Fatal::V2(V2Error::HandshakeOrder)),
                 }
             }
         }
@@ -292,6 +283,7 @@ impl<
 
     /// The v2 handshake completed: register the session and learn the
     /// peer's state and resume position from its HELLO.
+    #[inline(never)]
     fn on_confirmed(&mut self, now: Instant, conn: ConnId, peer: Hello) {
         // A peer that restarted has a new boot epoch: its old session is
         // dead even if TCP has not noticed yet, so the new one wins.
@@ -328,9 +320,10 @@ impl<
     }
 
     /// A control message of `len` bytes in `scratch.out`.
+    #[inline(never)]
     fn on_ctl_bytes(&mut self, now: Instant, conn: ConnId, len: usize) {
         match Ctl::decode(&self.scratch.out[..len]) {
-            Ok(ctl) => self.on_ctl(now, conn, ctl),
+            Ok(ctl) => self.on_ctl(now, conn, &ctl),
             Err(e) => {
                 self.conn_error(now, conn, ErrorKind::Malformed, "bad control message");
                 log::warn!("bad control message: {e}");
@@ -341,10 +334,13 @@ impl<
         }
     }
 
-    fn on_ctl(&mut self, now: Instant, conn: ConnId, ctl: Ctl) {
+    /// A control message from a peer. By reference, and its bucket sums
+    /// borrowed, not copied: a `Ctl` is over 500 bytes.
+    #[inline(never)]
+    fn on_ctl(&mut self, now: Instant, conn: ConnId, ctl: &Ctl) {
         let from_master = self.peer_state_of(conn) == Some(RunState::Master);
         let we_master = self.role.state() == RunState::Master;
-        match ctl {
+        match *ctl {
             Ctl::State(s) => self.peer_announced(now, conn, s, self.legacy),
             Ctl::Ack {
                 about: CtlType::State,
@@ -465,11 +461,11 @@ impl<
             Ctl::Buckets {
                 pos,
                 first,
-                sums,
+                ref sums,
                 unknown,
             } => {
                 if from_master && !we_master {
-                    self.compare_buckets(now, conn, pos, first as usize, &sums, unknown);
+                    self.compare_buckets(now, conn, pos, first as usize, sums, unknown);
                 }
             }
             Ctl::Repair { pos, buckets } => {
@@ -571,6 +567,7 @@ impl<
     /// PF_KEY data from a peer: applied only from the master, only when we
     /// are not master (reference §8.6).
     /// A PF_KEY message from a peer, at `at` in `scratch.out`.
+    #[inline(never)]
     fn on_pfkey_data(&mut self, now: Instant, conn: ConnId, at: core::ops::Range<usize>) {
         let from_master = self.peer_state_of(conn) == Some(RunState::Master);
         let ours = self.role.state();
@@ -658,6 +655,7 @@ impl<
     /// header says. A length that does not fit ends the frame (the rest
     /// cannot be cut apart) with one log line.
     /// A v2 PF_KEY frame of `end` bytes in `scratch.out`.
+    #[inline(never)]
     fn on_pfkey_batch(&mut self, now: Instant, conn: ConnId, end: usize) {
         let mut at = 0;
         while at < end {
@@ -805,4 +803,42 @@ impl<
             _ => None,
         }
     }
+}
+
+/// The peer's HELLO arrived on a connection (its send buffer, phase and
+/// direction; ours was `local`): derive the session
+/// keys, queue our CONFIRM, and wait for the peer's. Kept out of
+/// `handle_recv` (never inlined): building a session takes a few
+/// kilobytes of stack, needed once per connection, not per frame.
+#[inline(never)]
+fn key_session<C: Crypto + Clone, const TX: usize>(
+    (tx, phase, outbound): (&mut TxBuf<TX>, &mut Phase<C>, bool),
+    crypto: &C,
+    key: &[u8],
+    local: Hello,
+    frame: &[u8],
+) -> Step {
+    let peer = match Hello::decode(frame) {
+        Ok(h) => h,
+        Err(e) => return Step::Fatal(Fatal::V2(e)),
+    };
+    let side = if outbound {
+        Side::Initiator
+    } else {
+        Side::Responder
+    };
+    let mut session = match Session::new(crypto.clone(), key, side, &local, &peer) {
+        Ok(x) => x,
+        Err(e) => return Step::Fatal(Fatal::V2(e)),
+    };
+    let queued = tx.append_with(CONFIRM_LEN, |out| session.confirm(out));
+    if !matches!(queued, Some(Ok(_))) {
+        return Step::Fatal(Fatal::Queue);
+    }
+    *phase = Phase::Keyed {
+        session,
+        peer,
+        open: false,
+    };
+    Step::Hello
 }

@@ -123,7 +123,9 @@ impl<
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
         // A peer that refuses our key hangs up during the handshake: say so.
         let why = match self.conn(conn).map(|c| &c.phase) {
-            Some(Phase::Hello(_) | Phase::Confirm(..)) => "closed during the handshake",
+            Some(Phase::Hello(_) | Phase::Keyed { open: false, .. }) => {
+                "closed during the handshake"
+            }
             _ => "connection closed",
         };
         self.conn_error(now, conn, ErrorKind::Io, why);
@@ -177,7 +179,7 @@ impl<
         let mut quiet: heapless::Vec<ConnId, 64> = heapless::Vec::new();
         let mut dead: heapless::Vec<ConnId, 64> = heapless::Vec::new();
         for c in self.conns.iter().flatten().flatten() {
-            if !matches!(c.phase, Phase::Open(..)) {
+            if !matches!(c.phase, Phase::Keyed { open: true, .. }) {
                 continue;
             }
             if now.since(c.last_rx) >= self.settings.dead_after {
@@ -208,7 +210,7 @@ impl<
         for c in self.conns.iter().flatten().flatten() {
             let (limit, why) = match c.phase {
                 Phase::Connecting => (self.settings.connect_timeout, "connect timed out"),
-                Phase::Hello(_) | Phase::Confirm(..) => {
+                Phase::Hello(_) | Phase::Keyed { open: false, .. } => {
                     (self.settings.handshake_timeout, "handshake timed out")
                 }
                 _ => continue,

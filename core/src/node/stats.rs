@@ -266,7 +266,7 @@ impl<
         for c in conns {
             let phase = match c.phase {
                 Phase::Connecting => SessionPhase::Connecting,
-                Phase::Hello(_) | Phase::Confirm(..) => SessionPhase::Handshake,
+                Phase::Hello(_) | Phase::Keyed { open: false, .. } => SessionPhase::Handshake,
                 _ => continue,
             };
             best = match best {
