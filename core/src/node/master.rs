@@ -189,10 +189,19 @@ impl<
     /// and brings the next digest forward, so that it is repaired by bucket
     /// instead of taking a full snapshot.
     fn resume_and_repair(&mut self, now: Instant, conn: ConnId) {
+        if self.resume_at_head(now, conn) {
+            self.pump(now, conn);
+        }
+    }
+
+    /// [`resume_and_repair`](Self::resume_and_repair) without the pump
+    /// (for `pump` itself, which goes on: no recursion). False if a
+    /// snapshot was started instead.
+    fn resume_at_head(&mut self, now: Instant, conn: ConnId) -> bool {
         let head = self.ring.position();
         let Ok(cursor) = self.ring.cursor(head) else {
             self.start_snapshot(now, conn);
-            return;
+            return false;
         };
         if let Some(c) = self.conn_mut(conn) {
             c.feed = Feed::Stream { cursor };
@@ -206,7 +215,7 @@ impl<
             );
         }
         self.next_digest = Some(now);
-        self.pump(now, conn);
+        true
     }
 
     /// Legacy sessions whose feed delay is over start their feed.
@@ -506,9 +515,11 @@ impl<
                                 "peer {}: fell behind the delta ring ({e})",
                                 self.peer_addrs[p]
                             );
-                            self.resume_and_repair(now, conn);
+                            if self.resume_at_head(now, conn) {
+                                continue;
+                            }
                         }
-                        return;
+                        break;
                     }
                     if records == 0 {
                         break;
