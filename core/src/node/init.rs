@@ -70,6 +70,12 @@ impl<
     /// [`new`](Self::new), building the node in `slot` without a copy of
     /// it on the stack. On error nothing was written (`slot` stays
     /// uninitialised). What `slot` held before is overwritten, not dropped.
+    ///
+    /// `marks` is moved in: a store of kilobytes (a [`FixedMarks`]) passes
+    /// through the stack on the way; give a `&'static mut` to one instead
+    /// (a mutable reference to a store is a store).
+    ///
+    /// [`FixedMarks`]: super::FixedMarks
     pub fn init_in<'a>(
         slot: &'a mut MaybeUninit<Self>,
         config: &Config,

@@ -56,6 +56,32 @@ pub trait MarkStore {
     }
 }
 
+/// A store lent by the platform: the node holds a reference, the store
+/// stays where the platform keeps it (a `static` on firmware).
+impl<S: MarkStore + ?Sized> MarkStore for &mut S {
+    fn clear(&mut self) {
+        (**self).clear();
+    }
+    fn reserve(&mut self, n: usize) {
+        (**self).reserve(n);
+    }
+    fn push(&mut self, m: Mark) -> bool {
+        (**self).push(m)
+    }
+    fn marks(&self) -> &[Mark] {
+        (**self).marks()
+    }
+    fn marks_mut(&mut self) -> &mut [Mark] {
+        (**self).marks_mut()
+    }
+    fn limit(&self) -> Option<usize> {
+        (**self).limit()
+    }
+    fn sort(&mut self) {
+        (**self).sort();
+    }
+}
+
 /// Sorts in place without recursion or extra memory (a heapsort): what
 /// [`FixedMarks`] uses, for firmware stacks.
 pub fn heapsort(v: &mut [Mark]) {

@@ -75,8 +75,9 @@ pub const SMALL_RING_BYTES: usize = 8 * 1024;
 /// A node for a one-peer appliance (the firmware sizing, issue 12): one
 /// peer, an 8 KiB ring, the smallest send buffers, PF_KEY queue and event
 /// queue that still work, and the platform's mark store `M` (for example
-/// [`FixedMarks`]). Every other buffer of the node is the size of one
+/// `&'static mut FixedMarks<N>`: a store in the firmware's own static,
+/// lent to the node). Every other buffer of the node is the size of one
 /// maximal message. For two peers, the same with `P = 2` and
-/// `{ min_events(2) }` events.
+/// `{ min_events(2) }` events. Build it in place with [`Node::init_in`].
 pub type SmallNode<C, R, M> =
     Node<C, R, 1, SMALL_RING_BYTES, M, MIN_TX_BYTES, MIN_PFKEY_QUEUE_BYTES, { min_events(1) }>;
