@@ -396,6 +396,7 @@ impl Ctl {
     /// Anything under 12 bytes is [`CtlError::Truncated`] whatever its type,
     /// as in the original. Legacy messages ignore their unused words and
     /// any bytes after the twelfth; v2 messages must be exactly their size.
+    #[inline(never)]
     pub fn decode(bytes: &[u8]) -> Result<Ctl, CtlError> {
         if bytes.len() < LEGACY_LEN {
             return Err(CtlError::Truncated);

@@ -19,8 +19,8 @@ use super::conn::Feed;
 use super::digest::MultisetDigest;
 use super::event::{ConnId, DumpFlow, DumpId, DumpOp, Event, Table};
 use super::fingerprint::{self, siphash, BucketSet, BUCKETS, CONTENT_KEY};
+use super::machine::Compare;
 use super::machine::Node;
-use super::machine::{BucketSums, Compare};
 use super::marks::{MarkStore, MarkVerdict};
 
 /// How long a slave waits for a repair it asked for before checking
@@ -389,6 +389,7 @@ impl<
 
     /// SnapEnd of a sweeping snapshot: hold the stream, drain, then sweep
     /// (`buckets`: only those of a repair).
+    #[inline(never)]
     pub(super) fn start_sweep(
         &mut self,
         now: Instant,
@@ -429,6 +430,7 @@ impl<
 
     /// A master digest arrived: check it if we are exactly at its position.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     pub(super) fn start_check(
         &mut self,
         now: Instant,
@@ -473,10 +475,7 @@ impl<
             flow_digest,
             partial,
         };
-        self.sums = BucketSums {
-            pos,
-            ..BucketSums::EMPTY
-        };
+        self.sums.reset(pos);
         self.job = Job::Drain(JobKind::Check {
             conn,
             want,
@@ -664,6 +663,7 @@ impl<
 
     /// One chunk of the master's bucket sums at `pos`; after the last, ask
     /// for the buckets that differ.
+    #[inline(never)]
     pub(super) fn compare_buckets(
         &mut self,
         now: Instant,

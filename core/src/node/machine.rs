@@ -88,6 +88,13 @@ impl BucketSums {
         sums: [0; BUCKETS],
         unknown: [0; BUCKETS / 8],
     };
+
+    /// Empty sums at `pos`, in place (they are 2 KiB).
+    pub fn reset(&mut self, pos: Position) {
+        self.pos = pos;
+        self.sums.fill(0);
+        self.unknown.fill(0);
+    }
 }
 
 /// A slave comparing the master's bucket sums at `pos` with its own.
@@ -734,7 +741,7 @@ impl<
         }
         self.check_split_brain(true);
         self.following = None;
-        for id in self.open_conns() {
+        for &id in &self.open_conns() {
             self.send_ctl_or_close(now, id, &Ctl::State(change.to));
         }
         if change.to != RunState::Master {
@@ -747,7 +754,7 @@ impl<
         if change.to == RunState::Master && self.legacy {
             // v2 slaves ask for their stream (`Resync`) when they learn we
             // are master; legacy slaves do not, so we start it (D-12).
-            for id in self.open_conns() {
+            for &id in &self.open_conns() {
                 self.maybe_start_feed(now, id, None);
             }
         }

@@ -18,7 +18,6 @@ use super::digest::MultisetDigest;
 use super::event::{ConnId, DumpFlow, DumpOp, Event, Table};
 use super::fingerprint;
 use super::jobs::{Job, JobKind};
-use super::machine::BucketSums;
 use super::machine::Node;
 use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
@@ -85,7 +84,7 @@ impl<
                 return;
             }
         }
-        for id in self.open_conns() {
+        for &id in &self.open_conns() {
             self.pump(now, id);
         }
         self.flush_parts();
@@ -227,12 +226,13 @@ impl<
                 let _ = due.push(c.id);
             }
         }
-        for id in due {
+        for &id in &due {
             self.maybe_start_feed(now, id, None);
         }
     }
 
     /// A v2 slave asked to resume after `pos` (or for a full snapshot).
+    #[inline(never)]
     pub(super) fn restart_feed(&mut self, now: Instant, conn: ConnId, pos: Position) {
         if let Some(c) = self.conn_mut(conn) {
             if let Feed::Snapshot { dump, .. } = c.feed {
@@ -262,6 +262,7 @@ impl<
     /// A v2 slave asks for the entries of some buckets again (its digest
     /// check found them different): a snapshot of those buckets, inserted
     /// in its stream where it is now; the stream goes on after it.
+    #[inline(never)]
     pub(super) fn start_repair(&mut self, now: Instant, conn: ConnId, buckets: BucketSet) {
         let Some(Feed::Stream { cursor }) = self.conn(conn).map(|c| c.feed) else {
             // A snapshot is under way already; the next digest tells.
@@ -378,7 +379,7 @@ impl<
             c.feed = Feed::Idle;
             c.pending_digest = None;
         }
-        for (d, p) in cancel {
+        for &(d, p) in &cancel {
             if let Some(x) = self.peer_stats_mut(p.0) {
                 x.sending_snapshot_since = None;
             }
@@ -431,28 +432,11 @@ impl<
                             break;
                         }
                         c.pending_digest = None;
-                        let Some(d) = self.announced.filter(|_| self.sums.pos == after) else {
+                        let Some(d) = self.announced.as_ref().filter(|_| self.sums.pos == after)
+                        else {
                             continue;
                         };
-                        let mut ok = c.send_ctl(&self.codec, &mut self.rng, &d).is_ok();
-                        for k in 0..chunks {
-                            let first = k * BUCKETS_PER_CHUNK;
-                            let mut sums = [0u64; BUCKETS_PER_CHUNK];
-                            sums.copy_from_slice(&self.sums.sums[first..first + BUCKETS_PER_CHUNK]);
-                            let mut unknown = 0u64;
-                            for (i, _) in sums.iter().enumerate() {
-                                if fingerprint::has(&self.sums.unknown, first + i) {
-                                    unknown |= 1 << i;
-                                }
-                            }
-                            let chunk = Ctl::Buckets {
-                                pos: after,
-                                first: first as u32,
-                                sums,
-                                unknown,
-                            };
-                            ok &= c.send_ctl(&self.codec, &mut self.rng, &chunk).is_ok();
-                        }
+                        let ok = queue_digest(c, &self.codec, &mut self.rng, d, &self.sums, after);
                         if !ok {
                             self.close_conn(now, conn, Some("send buffer full"), true);
                             return;
@@ -711,10 +695,7 @@ impl<
             return;
         }
         let start = self.ring.position();
-        self.sums = BucketSums {
-            pos: start,
-            ..BucketSums::EMPTY
-        };
+        self.sums.reset(start);
         self.start_job(JobKind::Announce {
             start,
             sa: MultisetDigest::new(),
@@ -781,8 +762,50 @@ impl<
             }
         }
         self.counters.digests_sent += 1;
-        for id in ids {
+        for &id in &ids {
             self.pump(now, id);
         }
     }
+}
+
+/// Queues the digest and its bucket sums, in chunks, to one slave; false
+/// if any could not be. Its own frame (never inlined into `pump`): the
+/// control messages are half a kilobyte each, needed once a digest round.
+#[inline(never)]
+fn queue_digest<C: Crypto + Clone, R: Random, const TX: usize>(
+    c: &mut super::conn::Conn<C, TX>,
+    codec: &crate::wire::legacy::LegacyCodec<C>,
+    rng: &mut R,
+    digest: &Ctl,
+    sums: &super::machine::BucketSums,
+    after: Position,
+) -> bool {
+    let mut ok = c.send_ctl(codec, rng, digest).is_ok();
+    let mut chunk = Ctl::Buckets {
+        pos: after,
+        first: 0,
+        sums: [0; BUCKETS_PER_CHUNK],
+        unknown: 0,
+    };
+    for k in 0..BUCKETS / BUCKETS_PER_CHUNK {
+        let start = k * BUCKETS_PER_CHUNK;
+        if let Ctl::Buckets {
+            first,
+            sums: part,
+            unknown,
+            ..
+        } = &mut chunk
+        {
+            *first = start as u32;
+            part.copy_from_slice(&sums.sums[start..start + BUCKETS_PER_CHUNK]);
+            *unknown = 0;
+            for i in 0..BUCKETS_PER_CHUNK {
+                if fingerprint::has(&sums.unknown, start + i) {
+                    *unknown |= 1 << i;
+                }
+            }
+        }
+        ok &= c.send_ctl(codec, rng, &chunk).is_ok();
+    }
+    ok
 }

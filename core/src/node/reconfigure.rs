@@ -255,7 +255,7 @@ impl<
         for c in self.conns.iter().flatten().flatten() {
             let _ = ids.push(c.id);
         }
-        for id in ids {
+        for &id in &ids {
             self.close_conn(now, id, Some(why.what()), true);
         }
         if legacy != self.legacy {

@@ -324,13 +324,17 @@ impl<
     fn on_ctl_bytes(&mut self, now: Instant, conn: ConnId, len: usize) {
         match Ctl::decode(&self.scratch.out[..len]) {
             Ok(ctl) => self.on_ctl(now, conn, &ctl),
-            Err(e) => {
-                self.conn_error(now, conn, ErrorKind::Malformed, "bad control message");
-                log::warn!("bad control message: {e}");
-                if e == CtlError::Truncated && self.legacy {
-                    self.send_ctl_or_close(now, conn, &Ctl::Error(CtlType::Unknown));
-                }
-            }
+            Err(e) => self.bad_ctl(now, conn, e),
+        }
+    }
+
+    /// A control message that did not decode.
+    #[inline(never)]
+    fn bad_ctl(&mut self, now: Instant, conn: ConnId, e: CtlError) {
+        self.conn_error(now, conn, ErrorKind::Malformed, "bad control message");
+        log::warn!("bad control message: {e}");
+        if e == CtlError::Truncated && self.legacy {
+            self.send_ctl_or_close(now, conn, &Ctl::Error(CtlType::Unknown));
         }
     }
 
@@ -485,6 +489,7 @@ impl<
     /// A peer told us its run state (STATE, ACK, or its v2 HELLO). A legacy
     /// slave is fed as soon as its state is known; a v2 slave asks for its
     /// stream with `Resync` once it knows who is master.
+    #[inline(never)]
     pub(super) fn peer_announced(
         &mut self,
         now: Instant,
@@ -754,7 +759,7 @@ impl<
                 let _ = woke.push(c.id);
             }
         }
-        for id in woke {
+        for &id in &woke {
             if let Some(c) = self.conn_mut(id) {
                 c.paused = false;
             }
@@ -762,6 +767,7 @@ impl<
     }
 
     /// A full snapshot (`full`) or a resume from the master is complete.
+    #[inline(never)]
     pub(super) fn snapshot_complete(&mut self, now: Instant, conn: ConnId, full: bool) {
         let Some((p, _)) = self.slot_of(conn) else {
             return;

@@ -188,12 +188,12 @@ impl<
                 let _ = quiet.push(c.id);
             }
         }
-        for id in dead {
+        for &id in &dead {
             self.conn_error(now, id, ErrorKind::Io, "peer silent");
             self.close_conn(now, id, Some("peer silent; session presumed dead"), true);
         }
         let state = self.role.state();
-        for id in quiet {
+        for &id in &quiet {
             if let Some(c) = self.conn_mut(id) {
                 c.last_tx = now;
             }
@@ -219,7 +219,7 @@ impl<
                 let _ = late.push((c.id, why));
             }
         }
-        for (id, why) in late {
+        for &(id, why) in &late {
             self.conn_error(now, id, ErrorKind::Io, why);
             self.close_conn(now, id, Some(why), true);
         }
