@@ -17,9 +17,7 @@
 
 use sasyncd_core::node::{DumpId, Table};
 use sasyncd_core::pfkey::consts::*;
-use sasyncd_core::pfkey::{
-    canonical_digest_input, flow_key, sa_key, FlowKey, Msg, SaExt, SaKey,
-};
+use sasyncd_core::pfkey::{canonical_digest_input, flow_key, sa_key, FlowKey, Msg, SaExt, SaKey};
 use sasyncd_core::platform::DumpRead;
 
 /// SAs a kernel holds at most.
@@ -334,13 +332,11 @@ impl Kernel {
                         self.sas.clear();
                         self.flows.clear();
                     }
-                    t => {
-                        loop {
-                            let doomed = self.sas.iter().map(|(k, _)| *k).find(|k| k.satype == t);
-                            let Some(k) = doomed else { break };
-                            self.sas.remove(&k);
-                        }
-                    }
+                    t => loop {
+                        let doomed = self.sas.iter().map(|(k, _)| *k).find(|k| k.satype == t);
+                        let Some(k) = doomed else { break };
+                        self.sas.remove(&k);
+                    },
                 }
                 Ok(())
             }
@@ -364,9 +360,7 @@ impl Kernel {
             return;
         }
         let len = HDR_LEN + request.len();
-        if request.len() > ENTRY_BYTES
-            || self.queued_bytes + len > RCVBUF
-            || self.copies.is_full()
+        if request.len() > ENTRY_BYTES || self.queued_bytes + len > RCVBUF || self.copies.is_full()
         {
             self.stats.promisc_drops += 1;
             return;

@@ -148,6 +148,10 @@ fn run(per_tick: u64) -> Result<(), Fail> {
         hprintln!("firmware: planted failure: one of the slave's PF_KEY writes is dropped");
         w.drop_write = Some(7);
     }
+    if cfg!(feature = "planted-loss") {
+        hprintln!("firmware: planted failure: the slave's kernel ignores every write of one SA");
+        w.lose_spi = Some(msgs::spi(20));
+    }
 
     // The IKE daemon's SAs and flows before sasyncd runs.
     let mk = &mut w.hosts[MASTER].kernel;
@@ -288,6 +292,19 @@ fn run(per_tick: u64) -> Result<(), Fail> {
     if ss.counters.kernel_errors != 0 || mk.stats().refused != 0 || sk.stats().refused != 0 {
         return Err("a kernel refused a request");
     }
+    hprintln!(
+        "firmware: anti-entropy: slave digest mismatches {}, repairs applied {}; master snapshots {}, repairs sent {}",
+        ss.counters.digest_mismatches,
+        ss.counters.repairs_done,
+        ms.counters.snapshots_done,
+        ms.counters.repairs
+    );
+    if ss.counters.digest_mismatches != 0
+        || ss.counters.repairs_done != 0
+        || ms.counters.repairs != 0
+    {
+        return Err("the slave's kernel had to be repaired (anti-entropy found a difference)");
+    }
     if ms.counters.snapshots_done != 1 || ss.syncing {
         return Err("the slave did not finish exactly one snapshot");
     }
@@ -319,7 +336,10 @@ fn synced(w: &mut World, nodes: &Nodes) -> bool {
         && !s.repairing
         && s.pfkey_queued == 0
         && s.job.is_none()
-        && w.hosts[MASTER].kernel.diff(&w.hosts[SLAVE].kernel).is_empty();
+        && w.hosts[MASTER]
+            .kernel
+            .diff(&w.hosts[SLAVE].kernel)
+            .is_empty();
     w.check_ticks += meter::ticks() - t;
     done
 }
@@ -339,6 +359,13 @@ fn run_until_synced(w: &mut World, nodes: &mut Nodes) -> Result<(), Fail> {
             .min()
             .ok_or("no timer left and not in sync")?;
         if next.as_millis() > end {
+            let d = w.hosts[MASTER].kernel.diff(&w.hosts[SLAVE].kernel);
+            hprintln!(
+                "firmware: kernels differ: {} missing on the slave, {} extra, {} with other content",
+                d.missing,
+                d.extra,
+                d.differ
+            );
             return Err("not in sync within the time allowed");
         }
         let t = Instant::from_millis(next.as_millis().max(w.now.as_millis() + 1));

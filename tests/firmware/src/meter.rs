@@ -147,8 +147,8 @@ pub fn static_ram() -> usize {
 pub fn flash_used() -> usize {
     // SAFETY: only the symbols' addresses are taken.
     unsafe {
-        let data_end = sym(&*addr_of!(__sidata))
-            + (sym(&*addr_of!(__edata)) - sym(&*addr_of!(__sdata)));
+        let data_end =
+            sym(&*addr_of!(__sidata)) + (sym(&*addr_of!(__edata)) - sym(&*addr_of!(__sdata)));
         data_end.max(sym(&*addr_of!(__veneer_limit)))
     }
 }

@@ -161,12 +161,16 @@ pub fn sa_delete(i: u32) -> MsgBuf {
 fn flow(msg_type: u8, p: u32) -> MsgBuf {
     let mut m = MsgBuf::new(msg_type, SADB_SATYPE_ESP, p + 1, IKE_PID);
     let mask = Ipv4Addr::new(255, 255, 255, 255);
-    m.proto(SADB_X_EXT_FLOW_TYPE, SADB_X_FLOW_TYPE_REQUIRE, IPSP_DIRECTION_OUT)
-        .proto(SADB_X_EXT_PROTOCOL, 0, 0)
-        .addr(SADB_X_EXT_SRC_FLOW, LOCAL)
-        .addr(SADB_X_EXT_SRC_MASK, mask)
-        .addr(SADB_X_EXT_DST_FLOW, remote(p))
-        .addr(SADB_X_EXT_DST_MASK, mask);
+    m.proto(
+        SADB_X_EXT_FLOW_TYPE,
+        SADB_X_FLOW_TYPE_REQUIRE,
+        IPSP_DIRECTION_OUT,
+    )
+    .proto(SADB_X_EXT_PROTOCOL, 0, 0)
+    .addr(SADB_X_EXT_SRC_FLOW, LOCAL)
+    .addr(SADB_X_EXT_SRC_MASK, mask)
+    .addr(SADB_X_EXT_DST_FLOW, remote(p))
+    .addr(SADB_X_EXT_DST_MASK, mask);
     m
 }
 

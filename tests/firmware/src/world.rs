@@ -6,6 +6,8 @@
 use core::net::{IpAddr, Ipv4Addr};
 
 use sasyncd_core::node::{ConnId, DemoteEffect, DumpId, IkeRequest, Received, Table};
+use sasyncd_core::pfkey::consts::SADB_EXT_SA;
+use sasyncd_core::pfkey::{Msg, SaExt};
 use sasyncd_core::platform::{drive, DumpRead, PfkeyWrite, Platform, SendError};
 use sasyncd_core::time::Instant;
 
@@ -162,6 +164,9 @@ pub struct World {
     /// (counted from 0) is dropped but reported as written.
     pub drop_write: Option<u32>,
     writes: [u32; HOSTS],
+    /// Test of the check: when `Some(spi)`, host 1's kernel takes every
+    /// write of the SA with this SPI without carrying it out.
+    pub lose_spi: Option<u32>,
     /// SysTick ticks spent in the platform's callbacks (kernels, pipes)
     /// while the driver ran a node, and in handing out promiscuous copies.
     pub platform_ticks: u64,
@@ -180,6 +185,7 @@ impl World {
             links: heapless::Vec::new(),
             sent: [0; HOSTS],
             drop_write: None,
+            lose_spi: None,
             writes: [0; HOSTS],
             platform_ticks: 0,
             check_ticks: 0,
@@ -250,6 +256,12 @@ impl World {
                 .map(|side| (k, side))
         })
     }
+}
+
+/// The SPI of the SA a PF_KEY message names, if any.
+fn spi_of(msg: &[u8]) -> Option<u32> {
+    let m = Msg::parse(msg).ok()?;
+    Some(SaExt::new(m.find(SADB_EXT_SA)?).ok()?.spi())
 }
 
 /// Host `i`'s view of the world while the driver runs its node.
@@ -357,6 +369,9 @@ impl Platform for Io<'_> {
             let nth = io.w.writes[i];
             io.w.writes[i] += 1;
             if i == 1 && io.w.drop_write == Some(nth) {
+                return PfkeyWrite::Written;
+            }
+            if i == 1 && io.w.lose_spi.is_some() && io.w.lose_spi == spi_of(msg) {
                 return PfkeyWrite::Written;
             }
             let h = &mut io.w.hosts[i];
