@@ -68,12 +68,13 @@ pub use stats::{Counters, NodeStats, PeerView, RingFill, SessionPhase};
 /// the platform's mark store `M`.
 pub type DefaultNode<C, R, M> = Node<C, R, 8, { 128 * 1024 }, M, TX_BYTES>;
 
-/// Delta ring of [`SmallNode`]: about 36 typical ESP deltas (two maximal
-/// ones) for a slave that reconnects to resume instead of resyncing.
-pub const SMALL_RING_BYTES: usize = 8 * 1024;
+/// Delta ring of [`SmallNode`]: the smallest, one maximal delta or about
+/// 18 typical ESP ones. A slave that reconnects after missing more, or
+/// falls behind a burst, resumes at the head and is repaired by bucket.
+pub const SMALL_RING_BYTES: usize = MIN_RING_BYTES;
 
 /// A node for a one-peer appliance (the firmware sizing, issue 12): one
-/// peer, an 8 KiB ring, the smallest send buffers, PF_KEY queue and event
+/// peer, the smallest ring, send buffers, PF_KEY queue and event
 /// queue that still work, and the platform's mark store `M` (for example
 /// `&'static mut FixedMarks<N>`: a store in the firmware's own static,
 /// lent to the node). Every other buffer of the node is the size of one

@@ -833,18 +833,22 @@ fn key_session<C: Crypto + Clone, const TX: usize>(
     } else {
         Side::Responder
     };
-    let mut session = match Session::new(crypto.clone(), key, side, &local, &peer) {
-        Ok(x) => x,
-        Err(e) => return Step::Fatal(Fatal::V2(e)),
+    // The session is built into the phase, then sends its CONFIRM from
+    // there (no copy of it through the stack).
+    *phase = Phase::Keyed {
+        session: match Session::new(crypto.clone(), key, side, &local, &peer) {
+            Ok(x) => x,
+            Err(e) => return Step::Fatal(Fatal::V2(e)),
+        },
+        peer,
+        open: false,
+    };
+    let Phase::Keyed { session, .. } = phase else {
+        return Step::Fatal(Fatal::Queue);
     };
     let queued = tx.append_with(CONFIRM_LEN, |out| session.confirm(out));
     if !matches!(queued, Some(Ok(_))) {
         return Step::Fatal(Fatal::Queue);
     }
-    *phase = Phase::Keyed {
-        session,
-        peer,
-        open: false,
-    };
     Step::Hello
 }

@@ -1,49 +1,52 @@
-//! The one place the firmware names its node type and builds a node: when
-//! the core offers an in-place initialiser or a small configuration of its
-//! own, only this file changes.
+//! The one place the firmware names its node type and builds a node.
+//!
+//! The node is core's [`SmallNode`] (one peer, the smallest buffers that
+//! work) with its snapshot marks in a store the firmware owns and lends
+//! it, built in place with [`Node::init_in`]: neither the node nor the
+//! marks ever pass through the stack.
 
 use core::mem::MaybeUninit;
 
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::node::{FixedMarks, Node, NodeError, Settings, MIN_TX_BYTES};
+use sasyncd_core::node::{
+    FixedMarks, Node, NodeError, Settings, SmallNode, MIN_TX_BYTES, SMALL_RING_BYTES,
+};
 use sasyncd_core::random::Random;
 use sasyncd_core::time::Instant;
 
-/// Peers per node: the other gateway.
-pub const PEERS: usize = 1;
 /// The master's delta ring, for slaves that reconnect.
-pub const RING: usize = 16 * 1024;
+pub const RING: usize = SMALL_RING_BYTES;
 /// Marks for a snapshot's sweep: one per SA or flow a snapshot carries
 /// (the kernels here hold at most 384 SAs and 64 flows).
-pub const MARKS: usize = 512;
+pub const MARKS: usize = 384;
 /// Send buffer per connection: the least a node accepts.
 pub const TX: usize = MIN_TX_BYTES;
 
-/// The firmware's node.
-pub type FwNode = Node<SoftCrypto, TestRng, PEERS, RING, FixedMarks<MARKS>, TX>;
+/// The marks' store, lent to the node.
+pub type Marks = FixedMarks<MARKS>;
 
-/// Builds a node into `slot` (static memory) and returns it.
-///
-/// `Node::new` returns the node by value, so this needs a stack frame of
-/// about the node's size (the peak stack of construction shows it) until
-/// the core can initialise a node in place.
+/// The firmware's node.
+pub type FwNode = SmallNode<SoftCrypto, TestRng, &'static mut Marks>;
+
+/// Builds a node into `slot` (static memory), lending it `marks`.
 pub fn build(
     slot: &'static mut MaybeUninit<FwNode>,
+    marks: &'static mut Marks,
     config: &Config,
     settings: Settings,
     seed: u64,
     now: Instant,
 ) -> Result<&'static mut FwNode, NodeError> {
-    let node = Node::new(
+    Node::init_in(
+        slot,
         config,
         settings,
         SoftCrypto,
         TestRng::new(seed),
-        FixedMarks::new(),
+        marks,
         now,
-    )?;
-    Ok(slot.write(node))
+    )
 }
 
 /// A deterministic PRNG (xorshift64*), seeded per node.

@@ -119,15 +119,15 @@ impl<C: Crypto> Session<C> {
             &init.nonce,
             &resp.nonce,
         );
-        let i2r = Direction::new(&crypto, &ks.i2r, &ks.transcript)?;
-        let r2i = Direction::new(&crypto, &ks.r2i, &ks.transcript)?;
         let (tx, rx) = match side {
-            Side::Initiator => (i2r, r2i),
-            Side::Responder => (r2i, i2r),
+            Side::Initiator => (&ks.i2r, &ks.r2i),
+            Side::Responder => (&ks.r2i, &ks.i2r),
         };
+        // Each direction built where it goes (a direction is most of a
+        // kilobyte: no intermediate copies on a small stack).
         Ok(Session {
-            tx,
-            rx,
+            tx: Direction::new(&crypto, tx, &ks.transcript)?,
+            rx: Direction::new(&crypto, rx, &ks.transcript)?,
             tx_seq: 0,
             rx_seq: 0,
         })
