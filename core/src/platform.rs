@@ -5,8 +5,10 @@
 //!
 //! A platform (the OpenBSD daemon, the simulator, the test harness, a
 //! firmware port) owns the node and the world around it: sockets, the
-//! PF_KEY socket, the carp interface, the IKE daemon, the clock. It
-//! implements [`Platform`] and runs one loop:
+//! PF_KEY socket, the carp interface, the IKE daemon, the clock. It builds
+//! the node with [`Node::new`], or in place with [`Node::init_in`] where
+//! the stack is small (firmware: `tests/firmware`), implements
+//! [`Platform`] and runs one loop:
 //!
 //! 1. **Inputs.** Whatever happened is handed to the node with its
 //!    `handle_*` method, with the current time: [`Node::handle_link_state`]
