@@ -128,6 +128,7 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
         "keep-demote" => sc.bugs.keep_demote = true,
         "drop-delta" => sc.bugs.drop_delta = true,
         "follow-dead-master" => sc.bugs.follow_dead_master = true,
+        "short-event-queue" => sc.bugs.short_event_queue = true,
         _ => return Err(format!("unknown bug {b}")),
     }
     Ok(())

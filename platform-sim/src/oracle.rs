@@ -504,6 +504,17 @@ impl Oracle {
             if i != m {
                 self.converged(now, m, i, w);
             }
+            // The nodes run with the smallest event queue core allows.
+            if s.counters.events_overflow > 0 {
+                self.fail(
+                    now,
+                    Some(i),
+                    format!(
+                        "event queue overflowed: {} events dropped",
+                        s.counters.events_overflow
+                    ),
+                );
+            }
         }
         let rejected: u64 = (0..w.hosts.len())
             .filter_map(|i| w.node_stats(i))

@@ -52,6 +52,8 @@ pub struct Bugs {
     pub drop_delta: bool,
     /// v2 slaves keep following a master that another peer replaced.
     pub follow_dead_master: bool,
+    /// Nodes whose event queue holds two events.
+    pub short_event_queue: bool,
 }
 
 impl Bugs {
@@ -62,6 +64,7 @@ impl Bugs {
             || self.keep_demote
             || self.drop_delta
             || self.follow_dead_master
+            || self.short_event_queue
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::node::{ConnId as NodeConn, DumpId, Node};
+use sasyncd_core::node::{min_events, ConnId as NodeConn, DumpId, Node, PFKEY_QUEUE_BYTES};
 use sasyncd_core::random::Random;
 use sasyncd_core::state::RunState;
 use sasyncd_core::time::Instant;
@@ -29,8 +29,18 @@ mod io;
 mod preload;
 
 /// The node type the simulator runs: 8 peers, 64 KiB ring, marks in a
-/// vector, 16 KiB send buffers.
-pub type SimNode = Node<SoftCrypto, SimRandom, 8, { 64 * 1024 }, VecMarks, { 16 * 1024 }>;
+/// vector, 16 KiB send buffers, and the smallest event queue core allows
+/// (the final oracle fails a run in which it overflowed).
+pub type SimNode = Node<
+    SoftCrypto,
+    SimRandom,
+    8,
+    { 64 * 1024 },
+    VecMarks,
+    { 16 * 1024 },
+    PFKEY_QUEUE_BYTES,
+    { min_events(8) },
+>;
 
 /// The node's randomness, from the world's seeded generator.
 #[derive(Debug)]

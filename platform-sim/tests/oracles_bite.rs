@@ -120,3 +120,17 @@ fn following_a_dead_master_is_caught_by_the_failover_oracle() {
         "seed {seed}: {what}"
     );
 }
+
+#[test]
+fn an_undersized_event_queue_is_caught() {
+    let c = first_catch_where(
+        Bugs {
+            short_event_queue: true,
+            ..Bugs::default()
+        },
+        0..50,
+        |f| f.contains("event queue overflowed"),
+    );
+    let (seed, what) = c.expect("a swarm of 50 seeds catches dropped events");
+    assert!(what.contains("events dropped"), "seed {seed}: {what}");
+}

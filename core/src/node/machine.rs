@@ -61,6 +61,8 @@ pub struct PlantedBugs {
     /// A v2 slave keeps following its master when another peer newly
     /// claims MASTER (until the old session dies).
     pub follow_dead_master: bool,
+    /// The event queue holds two events: an `EV` below `min_events`.
+    pub short_event_queue: bool,
 }
 
 /// A slave's view of the snapshot it is receiving.
@@ -684,7 +686,11 @@ impl<
     }
 
     pub(super) fn push_event(&mut self, e: Event) {
-        if self.events.push_back(e).is_err() {
+        #[cfg(feature = "planted-bugs")]
+        let full = self.bugs.short_event_queue && self.events.len() >= 2;
+        #[cfg(not(feature = "planted-bugs"))]
+        let full = false;
+        if full || self.events.push_back(e).is_err() {
             // Cannot happen with the sizing above; never drop silently.
             self.counters.events_overflow += 1;
             log::error!("event queue full; dropping {e:?}");

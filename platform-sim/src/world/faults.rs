@@ -171,6 +171,7 @@ impl World {
                 keep_demote: b.keep_demote,
                 drop_delta: b.drop_delta,
                 follow_dead_master: b.follow_dead_master,
+                short_event_queue: b.short_event_queue,
             };
         }
         node.handle_link_state(now, self.carp.link_state(i));

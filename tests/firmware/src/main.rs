@@ -320,6 +320,10 @@ fn run(per_tick: u64) -> Result<(), Fail> {
     if mk.stats().promisc_drops != 0 {
         return Err("promiscuous copies were dropped");
     }
+    // SmallNode's event queue is the smallest core allows (min_events).
+    if ms.counters.events_overflow != 0 || ss.counters.events_overflow != 0 {
+        return Err("a node's event queue overflowed");
+    }
     // Issue 12's bar: one node, its marks and the worst stack seen fit in
     // 64 KiB of RAM.
     let one = size_of::<FwNode>() + size_of::<node::Marks>() + sync_stack.max(build_stack);
