@@ -177,11 +177,13 @@ impl<C: Crypto, const TX: usize> Slot<C, TX> {
         &mut self.conn
     }
 
-    /// The slot no longer holds a connection; its session keys are wiped
-    /// now (dropping the session), its buffers when the slot is reused.
+    /// The slot no longer holds a connection. Its session keys (dropping
+    /// the session) and the last frame it decrypted (PF_KEY messages carry
+    /// SA keys) are wiped now, not when the slot is reused.
     pub fn close(&mut self) {
         self.live = false;
         self.conn.phase = Phase::Connecting;
+        zeroize::Zeroize::zeroize(&mut self.conn.rx.buf);
     }
 }
 
@@ -378,5 +380,87 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
             }
             _ => Err(SendError::NotOpen),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SoftCrypto;
+    use std::boxed::Box;
+
+    type TestSlot = Slot<SoftCrypto, MIN_TX_BYTES>;
+
+    fn empty() -> Box<TestSlot> {
+        let s = Box::new(TestSlot {
+            live: false,
+            conn: Conn {
+                id: ConnId(0),
+                peer: PeerIndex(0),
+                outbound: false,
+                opened: Instant::ZERO,
+                phase: Phase::Connecting,
+                rx: Rx {
+                    buf: [0; RX_FRAME],
+                    mode: RxMode::V2(DeframeState::new()),
+                },
+                tx: TxBuf::new(),
+                up: false,
+                feed: Feed::Idle,
+                pending_digest: None,
+                paused: false,
+                acked: Position::NONE,
+                acked_at: Instant::ZERO,
+                peer_acked: Position::NONE,
+                refused: false,
+                alias: false,
+                refused_logged: false,
+                feed_at: None,
+                blocked: false,
+                last_rx: Instant::ZERO,
+                last_tx: Instant::ZERO,
+            },
+        });
+        assert!(s.as_ref().is_none() && s.is_none());
+        s
+    }
+
+    /// Closing wipes what a connection decrypted; reopening starts from
+    /// nothing, whatever the last connection left.
+    #[test]
+    fn a_closed_slot_keeps_no_plaintext_and_reopens_clean() {
+        let mut s = empty();
+        let now = Instant::from_millis(5);
+        let c = s.open(ConnId(7), PeerIndex(0), true, false, now);
+        assert_eq!((c.id, c.outbound, c.opened), (ConnId(7), true, now));
+        // What a session leaves behind: a decrypted frame, queued bytes,
+        // flags.
+        c.rx.buf[..4].copy_from_slice(b"KEYS");
+        assert!(c
+            .tx
+            .append_with(3, |out| {
+                out[..3].copy_from_slice(b"abc");
+                Ok::<usize, ()>(3)
+            })
+            .is_some());
+        c.up = true;
+        c.refused = true;
+        c.feed_at = Some(now);
+        s.close();
+        assert!(s.as_ref().is_none());
+        assert!(s.conn.rx.buf.iter().all(|&b| b == 0), "plaintext wiped");
+        assert!(matches!(s.conn.phase, Phase::Connecting));
+        let later = Instant::from_millis(9);
+        let c = s.open(ConnId(8), PeerIndex(0), false, true, later);
+        assert_eq!(
+            (c.id, c.outbound, c.up, c.refused),
+            (ConnId(8), false, false, false)
+        );
+        assert!(c.tx.is_empty() && c.feed_at.is_none());
+        assert!(
+            matches!(c.rx.mode, RxMode::Legacy(_)),
+            "the protocol follows the reload"
+        );
+        assert_eq!((c.last_rx, c.last_tx, c.acked_at), (later, later, later));
     }
 }
