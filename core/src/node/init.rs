@@ -407,4 +407,52 @@ mod tests {
         // The slot can be used again.
         assert!(build(ONE_PEER, &mut slot).is_ok());
     }
+
+    /// A slot as `init_in` writes it is unused; closing one wipes what its
+    /// connection decrypted, and reopening starts from nothing, whatever
+    /// the last connection left.
+    #[test]
+    fn a_closed_slot_keeps_no_plaintext_and_reopens_clean() {
+        use crate::node::MIN_TX_BYTES;
+        let mut b = Box::<Slot<SoftCrypto, MIN_TX_BYTES>>::new_uninit();
+        // SAFETY: the box's memory is valid and aligned for a slot;
+        // `empty_slot_at` writes every field before `assume_init`.
+        let mut s = unsafe {
+            empty_slot_at(b.as_mut_ptr());
+            b.assume_init()
+        };
+        assert!(s.as_ref().is_none() && s.is_none());
+        let now = Instant::from_millis(5);
+        let c = s.open(ConnId(7), PeerIndex(0), true, false, now);
+        assert_eq!((c.id, c.outbound, c.opened), (ConnId(7), true, now));
+        // What a session leaves behind: a decrypted frame, queued bytes,
+        // flags.
+        c.rx.buf[..4].copy_from_slice(b"KEYS");
+        assert!(c
+            .tx
+            .append_with(3, |out| {
+                out[..3].copy_from_slice(b"abc");
+                Ok::<usize, ()>(3)
+            })
+            .is_some());
+        c.up = true;
+        c.refused = true;
+        c.feed_at = Some(now);
+        s.close();
+        assert!(s.as_ref().is_none());
+        assert!(s.conn.rx.buf.iter().all(|&b| b == 0), "plaintext wiped");
+        assert!(matches!(s.conn.phase, Phase::Connecting));
+        let later = Instant::from_millis(9);
+        let c = s.open(ConnId(8), PeerIndex(0), false, true, later);
+        assert_eq!(
+            (c.id, c.outbound, c.up, c.refused),
+            (ConnId(8), false, false, false)
+        );
+        assert!(c.tx.is_empty() && c.feed_at.is_none());
+        assert!(
+            matches!(c.rx.mode, RxMode::Legacy(_)),
+            "the protocol follows the reload"
+        );
+        assert_eq!((c.last_rx, c.last_tx, c.acked_at), (later, later, later));
+    }
 }
