@@ -18,7 +18,32 @@ use crate::state::Position;
 pub const MAX_RECORD: usize = 4096;
 /// Bytes of the per-record length field.
 const HDR: usize = 2;
-/// The smallest ring: one maximal record.
+/// The smallest ring: one maximal record. A node type with a smaller one
+/// does not build (a ring that cannot hold a change never forwards it):
+///
+/// ```
+/// # use sasyncd_core::{config::Config, crypto::SoftCrypto, random::Random, time::Instant};
+/// # use sasyncd_core::node::{FixedMarks, Node, Settings, MIN_RING_BYTES, MIN_TX_BYTES};
+/// # struct Zero;
+/// # impl Random for Zero { fn fill(&mut self, out: &mut [u8]) { out.fill(7) } }
+/// let cfg = Config::parse(b"peer 192.0.2.2\nsharedkey sixteen-byte-key\nmode slave\n").unwrap();
+/// let node = Node::<SoftCrypto, Zero, 1, MIN_RING_BYTES, FixedMarks<4>, MIN_TX_BYTES>::new(
+///     &cfg, Settings::new([1; 16], 1, 1), SoftCrypto, Zero, FixedMarks::new(), Instant::ZERO,
+/// );
+/// assert!(node.is_ok());
+/// ```
+///
+/// ```compile_fail
+/// # use sasyncd_core::{config::Config, crypto::SoftCrypto, random::Random, time::Instant};
+/// # use sasyncd_core::node::{FixedMarks, Node, Settings, MIN_RING_BYTES, MIN_TX_BYTES};
+/// # struct Zero;
+/// # impl Random for Zero { fn fill(&mut self, out: &mut [u8]) { out.fill(7) } }
+/// let cfg = Config::parse(b"peer 192.0.2.2\nsharedkey sixteen-byte-key\nmode slave\n").unwrap();
+/// let node = Node::<SoftCrypto, Zero, 1, { MIN_RING_BYTES - 1 }, FixedMarks<4>, MIN_TX_BYTES>::new(
+///     &cfg, Settings::new([1; 16], 1, 1), SoftCrypto, Zero, FixedMarks::new(), Instant::ZERO,
+/// );
+/// assert!(node.is_ok());
+/// ```
 pub const MIN_RING_BYTES: usize = MAX_RECORD + HDR;
 /// Length value marking "the rest of the buffer is unused".
 const WRAP: u16 = 0xFFFF;
