@@ -398,23 +398,36 @@ impl Kernel {
     /// The `net.key.sadb_dump` sysctl: SADB records of `satype` (0 = all).
     pub fn sadb_dump(&self, satype: u8) -> Vec<u8> {
         let mut out = Vec::new();
+        self.sadb_dump_into(satype, &mut out);
+        out
+    }
+
+    /// [`sadb_dump`](Self::sadb_dump) appended to `out` (a devhost writes
+    /// it straight into its reply).
+    pub fn sadb_dump_into(&self, satype: u8, out: &mut Vec<u8>) {
+        out.reserve(self.sadb.len() * 352);
         for e in self
             .sadb
             .values()
             .filter(|e| satype == 0 || e.satype == satype)
         {
-            out.extend_from_slice(&e.record(SADB_DUMP));
+            e.record_into(SADB_DUMP, out);
         }
-        out
     }
 
     /// The `net.key.spd_dump` sysctl: all flows.
     pub fn spd_dump(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        for e in self.spd.values() {
-            out.extend_from_slice(&e.record());
-        }
+        self.spd_dump_into(&mut out);
         out
+    }
+
+    /// [`spd_dump`](Self::spd_dump) appended to `out`.
+    pub fn spd_dump_into(&self, out: &mut Vec<u8>) {
+        out.reserve(self.spd.len() * 200);
+        for e in self.spd.values() {
+            e.record_into(out);
+        }
     }
 
     /// Number of SAs (larval included).

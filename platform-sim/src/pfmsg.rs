@@ -125,6 +125,33 @@ pub fn flow_exts(
     ]
 }
 
+/// Appends one extension to `out` (header, `payload`, zero padding to 8
+/// bytes): [`ext`] without a vector of its own.
+pub fn push_ext(out: &mut Vec<u8>, ty: u16, payload: &[u8]) {
+    let n = (EXT_HDR_LEN + payload.len()).div_ceil(CHUNK) * CHUNK;
+    out.extend_from_slice(&((n / CHUNK) as u16).to_ne_bytes());
+    out.extend_from_slice(&ty.to_ne_bytes());
+    out.extend_from_slice(payload);
+    out.resize(out.len() + n - EXT_HDR_LEN - payload.len(), 0);
+}
+
+/// Appends a message header (length 0 for now) to `out` and returns where
+/// the message starts, for [`finish_message`].
+pub fn start_message(out: &mut Vec<u8>, msg_type: u8, satype: u8, seq: u32, pid: u32) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[PF_KEY_V2, msg_type, 0, satype, 0, 0, 0, 0]);
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&pid.to_ne_bytes());
+    start
+}
+
+/// Writes the length of the message that starts at `start` and runs to
+/// the end of `out`.
+pub fn finish_message(out: &mut [u8], start: usize) {
+    let units = ((out.len() - start) / CHUNK) as u16;
+    out[start + 4..start + 6].copy_from_slice(&units.to_ne_bytes());
+}
+
 /// A complete message: header (errno and reserved 0) plus `exts` in order.
 pub fn message(msg_type: u8, satype: u8, seq: u32, pid: u32, exts: &[Vec<u8>]) -> Vec<u8> {
     let parts: Vec<&[u8]> = exts.iter().map(Vec::as_slice).collect();

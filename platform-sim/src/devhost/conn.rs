@@ -6,7 +6,7 @@
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 
-use super::frame::{frame, FrameBuf};
+use super::frame::{frame, FrameBuf, LEN_BYTES};
 use super::framer::PfkeyFramer;
 use super::proto::{Role, MAX_REQUEST};
 
@@ -113,6 +113,29 @@ impl Conn {
     /// Queues one frame.
     pub fn queue_frame(&mut self, payload: &[u8]) {
         self.queue(&frame(payload));
+    }
+
+    /// Queues one frame whose payload `fill` appends in place (a dump of a
+    /// million SAs is not copied into a frame of its own). A payload longer
+    /// than `max` is taken back: its length is the error.
+    pub fn queue_frame_with(
+        &mut self,
+        max: usize,
+        fill: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), usize> {
+        if self.write_closed {
+            return Ok(());
+        }
+        let start = self.out.len();
+        self.out.extend_from_slice(&[0; LEN_BYTES]);
+        fill(&mut self.out);
+        let len = self.out.len() - start - LEN_BYTES;
+        if len > max {
+            self.out.truncate(start);
+            return Err(len);
+        }
+        self.out[start..start + LEN_BYTES].copy_from_slice(&(len as u32).to_be_bytes());
+        Ok(())
     }
 
     /// Bytes not yet written.

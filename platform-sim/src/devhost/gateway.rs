@@ -223,9 +223,16 @@ impl Gateway {
 
     /// The sysctl dump of `table`.
     pub fn dump(&self, table: Table) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.dump_into(table, &mut out);
+        out
+    }
+
+    /// [`dump`](Self::dump) appended to `out`.
+    pub fn dump_into(&self, table: Table, out: &mut Vec<u8>) {
         match table {
-            Table::Sadb => self.kernel.sadb_dump(0),
-            Table::Spd => self.kernel.spd_dump(),
+            Table::Sadb => self.kernel.sadb_dump_into(0, out),
+            Table::Spd => self.kernel.spd_dump_into(out),
         }
     }
 

@@ -20,7 +20,7 @@ use super::conn::{Conn, Phase, OUT_HIGH_WATER};
 use super::ctl::{execute, render, Clients};
 use super::framer::PfkeyFrameError;
 use super::gateway::{link_state_name, Gateway, GatewayConfig};
-use super::proto::{err_reply, ok_reply, HostRequest, Role, MAX_REPLY};
+use super::proto::{err_reply, ok_reply, HostRequest, Role, MAX_REPLY, STATUS_OK};
 use super::reply::header_with_errno;
 use crate::errno::Errno;
 
@@ -303,11 +303,14 @@ impl Server {
         let reply = match HostRequest::decode(&p) {
             Err(e) => err_reply(&e.to_string()),
             Ok(HostRequest::Dump(t)) => {
-                let d = self.gw.dump(t);
-                if d.len() + 1 > MAX_REPLY {
-                    err_reply(&format!("dump of {} bytes is too large", d.len()))
-                } else {
-                    ok_reply(&d)
+                let gw = &self.gw;
+                let queued = self.conns[i].queue_frame_with(MAX_REPLY, |out| {
+                    out.push(STATUS_OK);
+                    gw.dump_into(t, out);
+                });
+                match queued {
+                    Ok(()) => return true,
+                    Err(n) => err_reply(&format!("dump of {} bytes is too large", n - 1)),
                 }
             }
             Ok(HostRequest::Demote(delta)) => match self.gw.demote(delta) {

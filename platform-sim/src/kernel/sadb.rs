@@ -116,43 +116,62 @@ impl SaEntry {
     /// The entry as a message of `msg_type` (DUMP for the sysctl dump, GET
     /// for a GET reply), with every extension the kernel exports.
     pub fn record(&self, msg_type: u8) -> Vec<u8> {
-        let current = pfmsg::lifetime_ext(
+        let mut out = Vec::with_capacity(512);
+        self.record_into(msg_type, &mut out);
+        out
+    }
+
+    /// [`record`](Self::record) appended to `out`: a dump of a million SAs
+    /// is written straight into one buffer.
+    pub fn record_into(&self, msg_type: u8, out: &mut Vec<u8>) {
+        let start = pfmsg::start_message(out, msg_type, self.satype, 0, 0);
+        let stored = |out: &mut Vec<u8>, types: &[u16]| {
+            for t in types {
+                if let Some(e) = self.exts.get(t) {
+                    out.extend_from_slice(e);
+                }
+            }
+        };
+        let lifetime = |out: &mut Vec<u8>, ty: u16, alloc: u32, bytes: u64, add: u64, used: u64| {
+            let mut p = [0u8; 28];
+            p[..4].copy_from_slice(&alloc.to_ne_bytes());
+            p[4..12].copy_from_slice(&bytes.to_ne_bytes());
+            p[12..20].copy_from_slice(&add.to_ne_bytes());
+            p[20..].copy_from_slice(&used.to_ne_bytes());
+            pfmsg::push_ext(out, ty, &p);
+        };
+        out.extend_from_slice(&self.sa);
+        lifetime(
+            out,
             SADB_EXT_LIFETIME_CURRENT,
             self.cur_alloc,
             self.cur_bytes,
             self.addtime,
             self.usetime,
         );
-        let lastuse = pfmsg::lifetime_ext(SADB_X_EXT_LIFETIME_LASTUSE, 0, 0, 0, self.usetime);
+        stored(out, &RECORD_ORDER[..2]);
+        if self.usetime != 0 {
+            lifetime(out, SADB_X_EXT_LIFETIME_LASTUSE, 0, 0, 0, self.usetime);
+        }
+        stored(out, &RECORD_ORDER[2..]);
+        stored(out, &RECORD_ORDER_2);
+        if let Some(g) = &self.group {
+            for e in g {
+                out.extend_from_slice(e);
+            }
+        }
         let mut replay = [0u8; 4 + 8];
         replay[4..].copy_from_slice(&self.replay.to_ne_bytes());
-        let replay = pfmsg::ext(SADB_X_EXT_REPLAY, &replay);
-        let mtu = pfmsg::ext(SADB_X_EXT_MTU, &self.mtu.to_ne_bytes());
+        pfmsg::push_ext(out, SADB_X_EXT_REPLAY, &replay);
+        if self.mtu != 0 {
+            pfmsg::push_ext(out, SADB_X_EXT_MTU, &self.mtu.to_ne_bytes());
+        }
+        stored(out, &RECORD_TAIL);
         let mut counter = [0u8; 4 + 8 * 8];
         for (i, c) in self.counter.iter().enumerate() {
             counter[4 + 8 * i..12 + 8 * i].copy_from_slice(&c.to_ne_bytes());
         }
-        let counter = pfmsg::ext(SADB_X_EXT_COUNTER, &counter[..4 + 8 * self.counter.len()]);
-
-        let mut out: Vec<&[u8]> = Vec::with_capacity(24);
-        let stored = |t: &u16| self.exts.get(t).map(Vec::as_slice);
-        out.push(&self.sa);
-        out.push(&current);
-        out.extend(RECORD_ORDER[..2].iter().filter_map(stored));
-        if self.usetime != 0 {
-            out.push(&lastuse);
-        }
-        out.extend(RECORD_ORDER[2..].iter().filter_map(stored));
-        out.extend(RECORD_ORDER_2.iter().filter_map(stored));
-        if let Some(g) = &self.group {
-            out.extend(g.iter().map(Vec::as_slice));
-        }
-        out.push(&replay);
-        if self.mtu != 0 {
-            out.push(&mtu);
-        }
-        out.extend(RECORD_TAIL.iter().filter_map(stored));
-        out.push(&counter);
-        pfmsg::message_of(msg_type, self.satype, 0, 0, &out)
+        pfmsg::push_ext(out, SADB_X_EXT_COUNTER, &counter);
+        pfmsg::finish_message(out, start);
     }
 }

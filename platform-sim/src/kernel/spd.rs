@@ -50,11 +50,19 @@ impl FlowEntry {
 
     /// The entry as an X_SPDDUMP record.
     pub fn record(&self) -> Vec<u8> {
-        let out: Vec<&[u8]> = RECORD_ORDER
-            .iter()
-            .filter_map(|t| self.exts.iter().find(|(et, _)| et == t))
-            .map(|(_, b)| b.as_slice())
-            .collect();
-        pfmsg::message_of(SADB_X_SPDDUMP, self.satype, 0, 0, &out)
+        let mut out = Vec::with_capacity(256);
+        self.record_into(&mut out);
+        out
+    }
+
+    /// [`record`](Self::record) appended to `out`.
+    pub fn record_into(&self, out: &mut Vec<u8>) {
+        let start = pfmsg::start_message(out, SADB_X_SPDDUMP, self.satype, 0, 0);
+        for t in RECORD_ORDER {
+            if let Some((_, b)) = self.exts.iter().find(|(et, _)| *et == t) {
+                out.extend_from_slice(b);
+            }
+        }
+        pfmsg::finish_message(out, start);
     }
 }
