@@ -158,7 +158,9 @@ impl Conn {
         if self.sent == self.out.len() {
             self.out.clear();
             self.sent = 0;
-        } else if self.sent > OUT_HIGH_WATER {
+        } else if self.sent > OUT_HIGH_WATER && self.sent >= self.out.len() / 2 {
+            // Compacting only once half is sent keeps a large reply (a dump)
+            // from being moved down after every partial write.
             self.out.drain(..self.sent);
             self.sent = 0;
         }
