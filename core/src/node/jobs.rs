@@ -230,20 +230,26 @@ impl<
                 let Some(k) = identity(&m, &mut key) else {
                     return DumpFlow::More;
                 };
-                let b = fingerprint::bucket(&key[..k]);
-                if buckets.is_some_and(|set| !fingerprint::has(&set, b)) {
+                if buckets
+                    .is_some_and(|set| !fingerprint::has(&set, fingerprint::bucket(&key[..k])))
+                {
                     // A repair covers only its buckets.
                     return DumpFlow::More;
                 }
-                let Ok(c) = canonical_digest_input(&m, canon) else {
-                    return DumpFlow::More;
+                let entry = &m;
+                let content = move || {
+                    let canon = { canon };
+                    let c = canonical_digest_input(entry, canon).ok()?;
+                    canon.get(..c)
                 };
-                match self.marks.check(&key[..k], &canon[..c]) {
+                match self.marks.check_with(&key[..k], content) {
                     MarkVerdict::Keep | MarkVerdict::Unknown => return DumpFlow::More,
                     MarkVerdict::Stale => {}
                     // The snapshot's ADD of it was refused (EEXIST): delete
                     // it and ask for it again.
-                    MarkVerdict::Differs => fingerprint::add(&mut self.stale_buckets, b),
+                    MarkVerdict::Differs => {
+                        fingerprint::add(&mut self.stale_buckets, fingerprint::bucket(&key[..k]))
+                    }
                 }
                 self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
                 let seq = self.pfkey_seq;

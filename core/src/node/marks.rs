@@ -265,6 +265,18 @@ impl<M: MarkStore> SnapshotMarks<M> {
 
     /// What to do with an entry of ours with this identity and content.
     pub fn check(&mut self, identity: &[u8], content: &[u8]) -> MarkVerdict {
+        self.check_with(identity, || Some(content))
+    }
+
+    /// [`check`](Self::check), with the content computed only for an
+    /// identity the snapshot had: a stale entry (the sweep's usual finding)
+    /// needs no canonical form. Content that cannot be had (`None`) keeps
+    /// the entry.
+    pub fn check_with<'c>(
+        &mut self,
+        identity: &[u8],
+        content: impl FnOnce() -> Option<&'c [u8]>,
+    ) -> MarkVerdict {
         if self.overflowed {
             return MarkVerdict::Unknown;
         }
@@ -276,6 +288,9 @@ impl<M: MarkStore> SnapshotMarks<M> {
         if same_id.peek().is_none() {
             return MarkVerdict::Stale;
         }
+        let Some(content) = content() else {
+            return MarkVerdict::Unknown;
+        };
         let c = siphash(self.key, &[content]);
         if same_id.any(|m| m.content == c) {
             MarkVerdict::Keep
@@ -305,9 +320,10 @@ fn first_at_least(marks: &[Mark], id: u64) -> usize {
         if id > b {
             return hi;
         }
-        // a < id <= b, so b > a and the guess lies in lo..hi.
-        let off = u128::from(id - a) * (hi - 1 - lo) as u128 / u128::from(b - a);
-        let g = lo + off as usize;
+        // a < id <= b, so b > a. A guess in floating point (a 128-bit
+        // division took a library call per probe), kept within lo..hi.
+        let off = (id - a) as f64 / (b - a) as f64 * (hi - 1 - lo) as f64;
+        let g = (lo + off as usize).min(hi - 1);
         if marks[g].id < id {
             lo = g + 1;
         } else {
@@ -450,5 +466,26 @@ mod tests {
         assert_eq!(m.check(b"sa", b"old"), MarkVerdict::Keep);
         assert_eq!(m.check(b"sa", b"new"), MarkVerdict::Keep);
         assert_eq!(m.check(b"sa", b"third"), MarkVerdict::Differs);
+    }
+
+    #[test]
+    fn content_is_computed_only_for_a_marked_identity() {
+        let mut m = SnapshotMarks::new(FixedMarks::<8>::new());
+        m.reset([4; 16], 0);
+        m.insert(b"sa", b"c");
+        let mut asked = 0;
+        let mut content = |c: &'static [u8]| {
+            asked += 1;
+            Some(c)
+        };
+        assert_eq!(m.check_with(b"other", || content(b"c")), MarkVerdict::Stale);
+        assert_eq!(m.check_with(b"sa", || content(b"c")), MarkVerdict::Keep);
+        assert_eq!(m.check_with(b"sa", || content(b"x")), MarkVerdict::Differs);
+        assert_eq!(asked, 2, "not for the stale identity");
+        assert_eq!(
+            m.check_with(b"sa", || None),
+            MarkVerdict::Unknown,
+            "no content: the entry stays"
+        );
     }
 }
