@@ -329,7 +329,7 @@ impl Kernel {
         }
         for t in [SADB_EXT_LIFETIME_SOFT, SADB_EXT_LIFETIME_HARD] {
             if let Some(x) = msg.find(t) {
-                e.exts.insert(t, x.bytes().to_vec());
+                e.set_stored(x.bytes());
                 e.changed = self.now;
             }
         }

@@ -6,10 +6,8 @@
 //! usage counters (LIFETIME_CURRENT, X_LIFETIME_LASTUSE, X_REPLAY,
 //! X_COUNTER) are the kernel's own and differ between kernels.
 
-use std::collections::BTreeMap;
-
 use sasyncd_core::pfkey::consts::*;
-use sasyncd_core::pfkey::{LifetimeExt, Msg};
+use sasyncd_core::pfkey::{Extensions, LifetimeExt, Msg};
 
 use sasyncd_core::time::Instant;
 
@@ -49,14 +47,36 @@ const RECORD_TAIL: [u16; 5] = [
     SADB_X_EXT_UDPENCAP,
 ];
 
+/// The extensions in `by_type` (indexed by type) in record order, and
+/// where the lifetimes and the flow end.
+fn pack(by_type: &[&[u8]; 64]) -> (Vec<u8>, [usize; 2]) {
+    let mut out = Vec::with_capacity(by_type.iter().map(|e| e.len()).sum());
+    let mut put = |types: &[u16]| {
+        for &t in types {
+            out.extend_from_slice(by_type[usize::from(t) % 64]);
+        }
+        out.len()
+    };
+    let c0 = put(&RECORD_ORDER[..2]);
+    put(&RECORD_ORDER[2..]);
+    let c1 = put(&RECORD_ORDER_2);
+    put(&RECORD_TAIL);
+    (out, [c0, c1])
+}
+
 /// One security association.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SaEntry {
     pub satype: u8,
     /// The SA extension as written (its state byte is the entry's state).
     pub sa: Vec<u8>,
-    /// Stored extensions by type.
-    pub exts: BTreeMap<u16, Vec<u8>>,
+    /// The stored extensions back to back in record order, so that a dump
+    /// record is a few copies (a million SAs are dumped in one go).
+    stored: Vec<u8>,
+    /// Where the kernel's own extensions go between them: the end of the
+    /// lifetimes (LASTUSE follows) and of the flow (the group, REPLAY and
+    /// MTU follow).
+    cuts: [usize; 2],
     /// LIFETIME_CURRENT: allocations, bytes, add time (s), use time (s).
     pub cur_alloc: u32,
     pub cur_bytes: u64,
@@ -80,12 +100,13 @@ pub(crate) struct SaEntry {
 impl SaEntry {
     /// An entry from a validated GETSPI (larval), ADD or UPDATE.
     pub fn from_request(msg: &Msg<'_>, sa: Vec<u8>, now_secs: u64, now: Instant) -> SaEntry {
-        let mut exts = BTreeMap::new();
+        let mut by_type: [&[u8]; 64] = [&[]; 64];
         for e in msg.extensions().map_while(Result::ok) {
             if STORED.contains(e.ext_type()) {
-                exts.insert(e.ext_type(), e.bytes().to_vec());
+                by_type[usize::from(e.ext_type()) % 64] = e.bytes();
             }
         }
+        let (stored, cuts) = pack(&by_type);
         let (cur_alloc, cur_bytes) = msg
             .find(SADB_EXT_LIFETIME_CURRENT)
             .and_then(|e| LifetimeExt::new(e).ok())
@@ -94,7 +115,8 @@ impl SaEntry {
         SaEntry {
             satype: msg.satype(),
             sa,
-            exts,
+            stored,
+            cuts,
             cur_alloc,
             cur_bytes,
             addtime: now_secs,
@@ -106,6 +128,23 @@ impl SaEntry {
             born: now,
             changed: now,
         }
+    }
+
+    /// Replaces (or adds) the stored extension `ext` of its type (an
+    /// UPDATE's new lifetimes).
+    pub fn set_stored(&mut self, ext: &[u8]) {
+        let mut by_type: [&[u8]; 64] = [&[]; 64];
+        for e in Extensions::new(&self.stored).map_while(Result::ok) {
+            by_type[usize::from(e.ext_type()) % 64] = e.bytes();
+        }
+        if let Some(e) = Extensions::new(ext).next().and_then(Result::ok) {
+            if STORED.contains(e.ext_type()) {
+                by_type[usize::from(e.ext_type()) % 64] = e.bytes();
+            }
+        }
+        let (stored, cuts) = pack(&by_type);
+        self.stored = stored;
+        self.cuts = cuts;
     }
 
     /// The SA state (`SADB_SASTATE_*`).
@@ -125,13 +164,7 @@ impl SaEntry {
     /// is written straight into one buffer.
     pub fn record_into(&self, msg_type: u8, out: &mut Vec<u8>) {
         let start = pfmsg::start_message(out, msg_type, self.satype, 0, 0);
-        let stored = |out: &mut Vec<u8>, types: &[u16]| {
-            for t in types {
-                if let Some(e) = self.exts.get(t) {
-                    out.extend_from_slice(e);
-                }
-            }
-        };
+        let [c0, c1] = self.cuts;
         let lifetime = |out: &mut Vec<u8>, ty: u16, alloc: u32, bytes: u64, add: u64, used: u64| {
             let mut p = [0u8; 28];
             p[..4].copy_from_slice(&alloc.to_ne_bytes());
@@ -149,12 +182,11 @@ impl SaEntry {
             self.addtime,
             self.usetime,
         );
-        stored(out, &RECORD_ORDER[..2]);
+        out.extend_from_slice(&self.stored[..c0]);
         if self.usetime != 0 {
             lifetime(out, SADB_X_EXT_LIFETIME_LASTUSE, 0, 0, 0, self.usetime);
         }
-        stored(out, &RECORD_ORDER[2..]);
-        stored(out, &RECORD_ORDER_2);
+        out.extend_from_slice(&self.stored[c0..c1]);
         if let Some(g) = &self.group {
             for e in g {
                 out.extend_from_slice(e);
@@ -166,12 +198,28 @@ impl SaEntry {
         if self.mtu != 0 {
             pfmsg::push_ext(out, SADB_X_EXT_MTU, &self.mtu.to_ne_bytes());
         }
-        stored(out, &RECORD_TAIL);
+        out.extend_from_slice(&self.stored[c1..]);
         let mut counter = [0u8; 4 + 8 * 8];
         for (i, c) in self.counter.iter().enumerate() {
             counter[4 + 8 * i..12 + 8 * i].copy_from_slice(&c.to_ne_bytes());
         }
         pfmsg::push_ext(out, SADB_X_EXT_COUNTER, &counter);
         pfmsg::finish_message(out, start);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored extension without a place in the record would be kept and
+    /// never dumped.
+    #[test]
+    fn every_stored_type_has_one_place_in_the_record() {
+        let order: Vec<u16> = [&RECORD_ORDER[..], &RECORD_ORDER_2, &RECORD_TAIL].concat();
+        for t in 0..64u16 {
+            let places = order.iter().filter(|&&o| o == t).count();
+            assert_eq!(places, usize::from(STORED.contains(t)), "type {t}");
+        }
     }
 }
