@@ -309,16 +309,14 @@ impl<H: Host> Priv<H> {
             }
             end += len;
         }
-        let batch = SecretBytes::from_slice(&b[*at..end.min(b.len())]);
+        let batch = &b[*at..end.min(b.len())];
         let done = end >= b.len();
-        *at = end;
-        let start = batch.is_empty();
-        if !start {
-            self.send(&ToNet::DumpRecords {
-                dump,
-                records: batch,
-            });
+        if !batch.is_empty() {
+            if let Err(e) = self.chan.queue_dump_records(dump, batch) {
+                log::error!("cannot queue a message for the network process: {e}");
+            }
         }
+        *at = end;
         if done {
             self.dumps.remove(&dump);
             self.send(&ToNet::DumpEnd { dump, ok: true });

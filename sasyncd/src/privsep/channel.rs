@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use zeroize::Zeroize;
 
 use super::deframer::Deframer;
-use super::msg::{Message, MAX_FRAME};
+use super::msg::{encode_dump_records, Message, HEADER_LEN, MAX_FRAME};
 use super::{ProtoError, ToNet, ToPriv};
 use crate::secret::reserve_wiping;
 
@@ -109,7 +109,15 @@ impl<In: Message, Out: Message> Channel<In, Out> {
 
     /// Queues a message for sending; [`flush`](Channel::flush) writes it.
     pub fn queue(&mut self, msg: &Out) -> Result<(), ProtoError> {
-        let len = msg.encoded_len();
+        self.queue_encoded(msg.encoded_len(), |tx| msg.encode(tx))
+    }
+
+    /// Queues the `len` bytes `encode` appends.
+    fn queue_encoded(
+        &mut self,
+        len: usize,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), ProtoError>,
+    ) -> Result<(), ProtoError> {
         if self.queued() + len > MAX_QUEUED {
             return Err(ProtoError::QueueFull);
         }
@@ -124,7 +132,7 @@ impl<In: Message, Out: Message> Channel<In, Out> {
             self.sent = 0;
         }
         reserve_wiping(&mut self.tx, len);
-        msg.encode(&mut self.tx)
+        encode(&mut self.tx)
     }
 
     /// Writes queued bytes until done or the socket is full. `Ok(true)`:
@@ -154,6 +162,16 @@ impl<In: Message, Out: Message> Channel<In, Out> {
     /// Bytes queued and not yet written.
     pub fn queued(&self) -> usize {
         self.tx.len() - self.sent
+    }
+}
+
+impl PrivChannel {
+    /// Queues [`ToNet::DumpRecords`] for records borrowed from the dump's
+    /// copy, without a buffer of their own.
+    pub fn queue_dump_records(&mut self, dump: u32, records: &[u8]) -> Result<(), ProtoError> {
+        self.queue_encoded(HEADER_LEN + 4 + records.len(), |tx| {
+            encode_dump_records(tx, dump, records)
+        })
     }
 }
 

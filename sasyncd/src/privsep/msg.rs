@@ -19,10 +19,11 @@ pub const MAX_FRAME: usize = HEADER_LEN + MAX_PAYLOAD;
 
 /// How many bytes of dump records the privileged process packs into one
 /// [`ToNet::DumpRecords`], in whole records; a single record larger than
-/// this travels alone. Small enough that the network process never waits
-/// long on one batch, large enough that a big SADB is a few dozen round
-/// trips.
-pub const BATCH_BYTES: usize = 64 * 1024;
+/// this travels alone. Small enough that the network process never holds
+/// much of a dump, large enough that a round trip (a wake-up of both
+/// processes) carries about a thousand records: at 64 KiB the wake-ups of
+/// a 100k-SA sweep cost the privileged process as much as its copying.
+pub const BATCH_BYTES: usize = 256 * 1024;
 
 /// Largest PF_KEY message: its length is a 16-bit count of 8-byte units.
 pub const MAX_RECORD_BYTES: usize = 0xffff * 8;
@@ -508,12 +509,7 @@ impl Message for ToNet {
 
     fn encode(&self, out: &mut Vec<u8>) -> Result<(), ProtoError> {
         match self {
-            ToNet::DumpRecords { dump, records } => {
-                if !records_ok(records.len()) {
-                    return Err(bad_len(DUMP_RECORDS, 4 + records.len()));
-                }
-                put(out, DUMP_RECORDS, &[&dump.to_le_bytes(), records])
-            }
+            ToNet::DumpRecords { dump, records } => encode_dump_records(out, *dump, records),
             ToNet::DumpEnd { dump, ok } => {
                 put(out, DUMP_END, &[&dump.to_le_bytes(), &[u8::from(*ok)]])
             }
@@ -598,6 +594,15 @@ impl Message for ToNet {
 
 /// Dump records: at least one 8-byte unit, whole units, within the batch
 /// limit.
+/// [`ToNet::DumpRecords`] encoded from borrowed records: the privileged
+/// process sends a batch straight from its copy of the dump.
+pub fn encode_dump_records(out: &mut Vec<u8>, dump: u32, records: &[u8]) -> Result<(), ProtoError> {
+    if !records_ok(records.len()) {
+        return Err(bad_len(DUMP_RECORDS, 4 + records.len()));
+    }
+    put(out, DUMP_RECORDS, &[&dump.to_le_bytes(), records])
+}
+
 fn records_ok(len: usize) -> bool {
     len >= 8 && len % 8 == 0 && len <= MAX_BATCH_BYTES
 }

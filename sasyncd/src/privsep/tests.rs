@@ -635,6 +635,32 @@ fn socketpair_both_ways_with_partial_writes() {
     assert!(!privp.wants_write() && !net.wants_write());
 }
 
+/// Records queued from a borrowed slice arrive as the owned message would,
+/// and a batch the message could not carry is refused the same way.
+#[test]
+fn dump_records_from_a_borrowed_slice() {
+    let (mut net, mut privp) = pair();
+    let records: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+    privp.queue_dump_records(9, &records).unwrap();
+    assert!(privp.flush().unwrap());
+    wait_readable(net.fd());
+    assert_eq!(net.read_ready().unwrap(), ReadStatus::Open);
+    let want = ToNet::DumpRecords {
+        dump: 9,
+        records: secret(&records),
+    };
+    assert_eq!(net.next_msg().unwrap(), Some(want));
+    for bad in [&records[..5], &[][..]] {
+        let err = privp.queue_dump_records(9, bad).unwrap_err();
+        let owned = ToNet::DumpRecords {
+            dump: 9,
+            records: secret(bad),
+        };
+        assert_eq!(Some(err), privp.queue(&owned).err());
+    }
+    assert!(!privp.wants_write(), "nothing queued by a refused batch");
+}
+
 /// A message written a byte at a time is returned only when complete.
 #[test]
 fn partial_reads() {
