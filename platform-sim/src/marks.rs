@@ -4,25 +4,27 @@
 
 use sasyncd_core::node::{Mark, MarkStore};
 
-/// Marks in a growable vector, optionally capped (the simulator gives some
-/// nodes a firmware-like limit, to exercise what happens when it runs out).
+/// Marks in a growable vector with an index over them, or capped and
+/// without an index like firmware's store (the simulator gives some nodes
+/// such a limit, to exercise what happens when it runs out).
 #[derive(Debug, Default, Clone)]
 pub struct VecMarks {
     marks: Vec<Mark>,
+    index: Vec<u32>,
     limit: Option<usize>,
 }
 
 impl VecMarks {
-    /// An empty store that grows as needed.
+    /// An empty store that grows as needed, and gives room for an index.
     pub fn new() -> VecMarks {
         VecMarks::default()
     }
 
-    /// An empty store holding at most `limit` marks.
+    /// An empty store holding at most `limit` marks, without an index.
     pub fn with_limit(limit: usize) -> VecMarks {
         VecMarks {
-            marks: Vec::new(),
             limit: Some(limit),
+            ..VecMarks::default()
         }
     }
 }
@@ -34,6 +36,8 @@ impl MarkStore for VecMarks {
         if self.marks.capacity() > 64 * 1024 {
             self.marks.shrink_to(64 * 1024);
         }
+        self.index.clear();
+        self.index.shrink_to(8 * 1024);
     }
     fn reserve(&mut self, n: usize) {
         self.marks.reserve(n.min(self.limit.unwrap_or(usize::MAX)));
@@ -53,5 +57,14 @@ impl MarkStore for VecMarks {
     }
     fn limit(&self) -> Option<usize> {
         self.limit
+    }
+    fn index_room(&mut self, want: usize) -> (&[Mark], &mut [u32]) {
+        if self.limit.is_none() {
+            self.index.resize(want, 0);
+        }
+        (&self.marks, &mut self.index)
+    }
+    fn index(&self) -> &[u32] {
+        &self.index
     }
 }

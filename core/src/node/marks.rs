@@ -54,6 +54,20 @@ pub trait MarkStore {
     fn sort(&mut self) {
         self.marks_mut().sort_unstable();
     }
+    /// The marks, and room for an index over them once sorted: `want`
+    /// slots asked for, about one per eight marks. With it a lookup reads
+    /// one slot and a cache line or two of marks; without it (the default,
+    /// and [`FixedMarks`]) lookups interpolate, which at a million marks
+    /// misses the cache several times per entry of the sweep. A store may
+    /// give fewer slots than asked (a coarser index) or none.
+    fn index_room(&mut self, _want: usize) -> (&[Mark], &mut [u32]) {
+        (Self::marks(self), &mut [])
+    }
+    /// The slots [`index_room`](Self::index_room) last gave, as the node
+    /// filled them.
+    fn index(&self) -> &[u32] {
+        &[]
+    }
 }
 
 /// A store lent by the platform: the node holds a reference, the store
@@ -79,6 +93,12 @@ impl<S: MarkStore + ?Sized> MarkStore for &mut S {
     }
     fn sort(&mut self) {
         (**self).sort();
+    }
+    fn index_room(&mut self, want: usize) -> (&[Mark], &mut [u32]) {
+        (**self).index_room(want)
+    }
+    fn index(&self) -> &[u32] {
+        (**self).index()
     }
 }
 
@@ -192,6 +212,9 @@ pub struct SnapshotMarks<M> {
     key: Key,
     overflowed: bool,
     sorted: bool,
+    /// The index over the sorted marks is by this many top bits of the
+    /// id (0: no index).
+    index_bits: u32,
     inserted: usize,
 }
 
@@ -203,6 +226,7 @@ impl<M: MarkStore> SnapshotMarks<M> {
             key: Key::default(),
             overflowed: false,
             sorted: false,
+            index_bits: 0,
             inserted: 0,
         }
     }
@@ -214,6 +238,7 @@ impl<M: MarkStore> SnapshotMarks<M> {
         self.key = Key::from_bytes(key);
         self.overflowed = false;
         self.sorted = false;
+        self.index_bits = 0;
         self.inserted = 0;
     }
 
@@ -255,12 +280,56 @@ impl<M: MarkStore> SnapshotMarks<M> {
         self.store.limit()
     }
 
-    /// Sorts the marks for lookups (once, before the sweep).
+    /// Sorts the marks for lookups and indexes them if the store gives
+    /// room (once, before the sweep).
     pub fn seal(&mut self) {
-        if !self.sorted {
-            self.store.sort();
-            self.sorted = true;
+        if self.sorted {
+            return;
         }
+        self.store.sort();
+        self.sorted = true;
+        self.index_bits = 0;
+        let n = self.store.marks().len();
+        if n < 64 || u32::try_from(n).is_err() {
+            return;
+        }
+        // About eight marks (two cache lines) per slot.
+        let want_bits = (n / 8).ilog2();
+        let (marks, index) = self.store.index_room((1 << want_bits) + 1);
+        if index.len() < 3 {
+            return;
+        }
+        let bits = (index.len() - 1).ilog2().min(want_bits);
+        let slots = &mut index[..(1 << bits) + 1];
+        // slots[b]: the first mark whose top `bits` bits are b or more.
+        let mut b = 0;
+        for (i, m) in marks.iter().enumerate() {
+            let top = (m.id >> (64 - bits)) as usize;
+            while b <= top {
+                slots[b] = i as u32;
+                b += 1;
+            }
+        }
+        for slot in &mut slots[b..] {
+            *slot = n as u32;
+        }
+        self.index_bits = bits;
+    }
+
+    /// The index of the first mark whose id is not below `id`.
+    fn lookup(&self, id: u64) -> usize {
+        let marks = self.store.marks();
+        if self.index_bits > 0 {
+            let b = (id >> (64 - self.index_bits)) as usize;
+            let index = self.store.index();
+            if let (Some(&lo), Some(&hi)) = (index.get(b), index.get(b + 1)) {
+                let (lo, hi) = (lo as usize, hi as usize);
+                if let Some(bucket) = marks.get(lo..hi) {
+                    return lo + bucket.partition_point(|m| m.id < id);
+                }
+            }
+        }
+        first_at_least(marks, id)
     }
 
     /// What to do with an entry of ours with this identity and content.
@@ -282,8 +351,8 @@ impl<M: MarkStore> SnapshotMarks<M> {
         }
         self.seal();
         let id = siphash(self.key, &[identity]);
+        let first = self.lookup(id);
         let marks = self.store.marks();
-        let first = first_at_least(marks, id);
         let mut same_id = marks[first..].iter().take_while(|m| m.id == id).peekable();
         if same_id.peek().is_none() {
             return MarkVerdict::Stale;
@@ -389,29 +458,88 @@ mod tests {
         }
     }
 
-    /// A growable store, as a std platform gives.
+    /// A growable store, as a std platform gives, with room for an index
+    /// of at most `cap` slots (`None`: as many as asked for).
     #[derive(Default)]
-    struct VecStore(Vec<Mark>);
+    struct VecStore {
+        marks: Vec<Mark>,
+        index: Vec<u32>,
+        cap: Option<usize>,
+    }
 
     impl MarkStore for VecStore {
         fn clear(&mut self) {
-            self.0.clear();
+            self.marks.clear();
         }
         fn reserve(&mut self, n: usize) {
-            self.0.reserve(n);
+            self.marks.reserve(n);
         }
         fn push(&mut self, m: Mark) -> bool {
-            self.0.push(m);
+            self.marks.push(m);
             true
         }
         fn marks(&self) -> &[Mark] {
-            &self.0
+            &self.marks
         }
         fn marks_mut(&mut self) -> &mut [Mark] {
-            &mut self.0
+            &mut self.marks
         }
         fn limit(&self) -> Option<usize> {
             None
+        }
+        fn index_room(&mut self, want: usize) -> (&[Mark], &mut [u32]) {
+            self.index
+                .resize(want.min(self.cap.unwrap_or(want)), u32::MAX);
+            (&self.marks, &mut self.index)
+        }
+        fn index(&self) -> &[u32] {
+            &self.index
+        }
+    }
+
+    #[test]
+    fn indexed_lookup_finds_what_a_binary_search_finds() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in [0usize, 1, 63, 64, 65, 1000, 100_000] {
+            let marks: Vec<Mark> = (0..n)
+                .map(|i| Mark {
+                    // Uniform ids, a repeated one, a skewed cluster low
+                    // and ids at the very top (the last slot's bucket).
+                    id: match i % 101 {
+                        0 => 42,
+                        1 => u64::MAX - (i as u64 % 3),
+                        2 => i as u64,
+                        _ => next(),
+                    },
+                    content: i as u64,
+                })
+                .collect();
+            let mut sorted = marks.clone();
+            sorted.sort_unstable();
+            let mut probes: Vec<u64> = sorted.iter().map(|m| m.id).collect();
+            probes.extend([0, 1, 41, 42, 43, u64::MAX - 3, u64::MAX]);
+            probes.extend((0..1000).map(|_| next()));
+            for cap in [None, Some(0), Some(2), Some(3), Some(5), Some(1000)] {
+                let store = VecStore {
+                    marks: marks.clone(),
+                    cap,
+                    ..VecStore::default()
+                };
+                let mut m = SnapshotMarks::new(store);
+                m.seal();
+                let indexed = n >= 64 && cap.is_none_or(|c| c >= 3);
+                assert_eq!(m.index_bits > 0, indexed, "n {n} cap {cap:?}");
+                for &id in &probes {
+                    let want = sorted.partition_point(|m| m.id < id);
+                    assert_eq!(m.lookup(id), want, "n {n} cap {cap:?} id {id}");
+                }
+            }
         }
     }
 
