@@ -12,8 +12,9 @@
 //!
 //! The node cannot allocate, so the marks live in storage the platform
 //! gives it ([`MarkStore`]): a std platform grows it to what the SADB needs
-//! (the snapshot announces its size), firmware gives a fixed buffer
-//! ([`FixedMarks`]). When it runs out, the sweep deletes nothing (a
+//! (the snapshot announces its size) and lends room for an index over the
+//! sorted marks, firmware gives a fixed buffer ([`FixedMarks`]) and lookups
+//! interpolate. When it runs out, the sweep deletes nothing (a
 //! missing mark would look like a stale entry) and says so; anti-entropy
 //! then repairs bucket by bucket, each small enough to fit.
 //!
