@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 
 use sasyncd_core::pfkey::consts::*;
+use sasyncd_core::pfkey::Extensions;
 
 /// The BSD sockaddr for `ip`/`port` (16 bytes for IPv4, 28 for IPv6).
 pub fn sockaddr(ip: IpAddr, port: u16) -> Vec<u8> {
@@ -27,6 +28,18 @@ pub fn sockaddr(ip: IpAddr, port: u16) -> Vec<u8> {
         }
     }
     v
+}
+
+/// The extensions in `exts` whose type is in `keep`, indexed by type
+/// (empty where absent), to be laid out in some order.
+pub fn exts_by_type<'a>(exts: Extensions<'a>, keep: ExtSet) -> [&'a [u8]; 64] {
+    let mut by_type: [&[u8]; 64] = [&[]; 64];
+    for e in exts.map_while(Result::ok) {
+        if keep.contains(e.ext_type()) {
+            by_type[usize::from(e.ext_type()) % 64] = e.bytes();
+        }
+    }
+    by_type
 }
 
 /// One extension (header included, padded to 8 bytes) with `payload`

@@ -236,6 +236,9 @@ impl<
                     // A repair covers only its buckets.
                     return DumpFlow::More;
                 }
+                // Computed only if the snapshot had this identity. The
+                // scratch is moved out of the closure so that the slice it
+                // returns outlives the call.
                 let entry = &m;
                 let content = move || {
                     let canon = { canon };

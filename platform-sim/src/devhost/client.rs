@@ -59,11 +59,18 @@ impl HostClient {
         })
     }
 
-    /// Sends `req`; its result bytes, or the devhost's refusal.
+    /// Sends `req`; its result bytes, or the devhost's refusal. The result
+    /// is the reply's own buffer, its status byte taken off in place (a
+    /// dump of a million SAs is not copied again, and its keys are left in
+    /// no freed copy).
     fn call(&mut self, req: HostRequest) -> io::Result<Result<Vec<u8>, String>> {
         self.stream.write_all(&frame(&req.encode()))?;
-        let p = read_frame(&mut self.stream, MAX_REPLY)?;
-        Ok(parse_reply(&p).map_err(invalid)?.map(<[u8]>::to_vec))
+        let mut p = read_frame(&mut self.stream, MAX_REPLY)?;
+        if let Err(msg) = parse_reply(&p).map_err(invalid)? {
+            return Ok(Err(msg));
+        }
+        p.drain(..1);
+        Ok(Ok(p))
     }
 
     /// A result that must succeed and have `n` bytes.
@@ -77,18 +84,10 @@ impl HostClient {
         })
     }
 
-    /// The sysctl dump of `table`: the reply's own buffer, its status byte
-    /// taken off in place (a dump of a million SAs is not copied again, and
-    /// its keys are left in no freed copy).
+    /// The sysctl dump of `table`.
     pub fn dump(&mut self, table: Table) -> io::Result<Vec<u8>> {
-        self.stream
-            .write_all(&frame(&HostRequest::Dump(table).encode()))?;
-        let mut p = read_frame(&mut self.stream, MAX_REPLY)?;
-        if let Err(msg) = parse_reply(&p).map_err(invalid)? {
-            return Err(io::Error::other(msg));
-        }
-        p.drain(..1);
-        Ok(p)
+        self.call(HostRequest::Dump(table))?
+            .map_err(io::Error::other)
     }
 
     /// Adds `delta` to the carp group's demotion counter: the new counter,

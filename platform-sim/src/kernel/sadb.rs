@@ -100,13 +100,7 @@ pub(crate) struct SaEntry {
 impl SaEntry {
     /// An entry from a validated GETSPI (larval), ADD or UPDATE.
     pub fn from_request(msg: &Msg<'_>, sa: Vec<u8>, now_secs: u64, now: Instant) -> SaEntry {
-        let mut by_type: [&[u8]; 64] = [&[]; 64];
-        for e in msg.extensions().map_while(Result::ok) {
-            if STORED.contains(e.ext_type()) {
-                by_type[usize::from(e.ext_type()) % 64] = e.bytes();
-            }
-        }
-        let (stored, cuts) = pack(&by_type);
+        let (stored, cuts) = pack(&pfmsg::exts_by_type(msg.extensions(), STORED));
         let (cur_alloc, cur_bytes) = msg
             .find(SADB_EXT_LIFETIME_CURRENT)
             .and_then(|e| LifetimeExt::new(e).ok())
@@ -133,10 +127,7 @@ impl SaEntry {
     /// Replaces (or adds) the stored extension `ext` of its type (an
     /// UPDATE's new lifetimes).
     pub fn set_stored(&mut self, ext: &[u8]) {
-        let mut by_type: [&[u8]; 64] = [&[]; 64];
-        for e in Extensions::new(&self.stored).map_while(Result::ok) {
-            by_type[usize::from(e.ext_type()) % 64] = e.bytes();
-        }
+        let mut by_type = pfmsg::exts_by_type(Extensions::new(&self.stored), STORED);
         if let Some(e) = Extensions::new(ext).next().and_then(Result::ok) {
             if STORED.contains(e.ext_type()) {
                 by_type[usize::from(e.ext_type()) % 64] = e.bytes();

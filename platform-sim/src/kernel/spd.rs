@@ -37,12 +37,7 @@ pub(crate) struct FlowEntry {
 impl FlowEntry {
     /// An entry from a validated X_ADDFLOW.
     pub fn from_request(msg: &Msg<'_>, now: Instant) -> FlowEntry {
-        let mut by_type: [&[u8]; 64] = [&[]; 64];
-        for e in msg.extensions().map_while(Result::ok) {
-            if ADDFLOW_ALLOWED.contains(e.ext_type()) {
-                by_type[usize::from(e.ext_type()) % 64] = e.bytes();
-            }
-        }
+        let by_type = pfmsg::exts_by_type(msg.extensions(), ADDFLOW_ALLOWED);
         let exts = RECORD_ORDER
             .iter()
             .flat_map(|&t| by_type[usize::from(t) % 64])

@@ -592,8 +592,6 @@ impl Message for ToNet {
     }
 }
 
-/// Dump records: at least one 8-byte unit, whole units, within the batch
-/// limit.
 /// [`ToNet::DumpRecords`] encoded from borrowed records: the privileged
 /// process sends a batch straight from its copy of the dump.
 pub fn encode_dump_records(out: &mut Vec<u8>, dump: u32, records: &[u8]) -> Result<(), ProtoError> {
@@ -603,6 +601,8 @@ pub fn encode_dump_records(out: &mut Vec<u8>, dump: u32, records: &[u8]) -> Resu
     put(out, DUMP_RECORDS, &[&dump.to_le_bytes(), records])
 }
 
+/// Dump records: at least one 8-byte unit, whole units, within the batch
+/// limit.
 fn records_ok(len: usize) -> bool {
     len >= 8 && len % 8 == 0 && len <= MAX_BATCH_BYTES
 }
