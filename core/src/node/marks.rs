@@ -326,7 +326,11 @@ impl<M: MarkStore> SnapshotMarks<M> {
             if let (Some(&lo), Some(&hi)) = (index.get(b), index.get(b + 1)) {
                 let (lo, hi) = (lo as usize, hi as usize);
                 if let Some(bucket) = marks.get(lo..hi) {
-                    return lo + bucket.partition_point(|m| m.id < id);
+                    // Sorted, so the marks below `id` are the first ones.
+                    // Counted without branching on them, their cache
+                    // lines are fetched at once instead of one after the
+                    // other as a binary search's probes would be.
+                    return lo + bucket.iter().filter(|m| m.id < id).count();
                 }
             }
         }
