@@ -21,8 +21,10 @@
 //! * `--runs=K`: sync runs per size and protocol, the median run printed
 //!   (default: 15 at 1k, 10 at 10k, 1 from 100k: a 1k sync takes a few
 //!   milliseconds, so one preemption moves a single run's ratio a lot);
-//! * `--delta-n=N`, `--repair-n=N`, `--failover-n=N`, `--daemons-n=N`: table
-//!   sizes of those sections (default 10k, 100k, 100k, 100k).
+//! * `--delta-n=N`, `--repair-n=N`, `--failover-n=N`: table sizes of those
+//!   sections (default 10k, 100k, 100k);
+//! * `--daemons-n=1k,10k,...`: the daemons' sizes (default 100k), each
+//!   under every protocol of `--proto`.
 //!
 //! `--daemons` builds and starts `sasyncd` and `sasyncd-devhost` (release)
 //! the way the end-to-end tests do (`sasyncd_tests::cluster`).
@@ -73,7 +75,7 @@ struct Opts {
     delta_n: u64,
     repair_n: u64,
     failover_n: u64,
-    daemons_n: u64,
+    daemons_n: Vec<u64>,
 }
 
 fn parse_n(s: &str) -> u64 {
@@ -115,7 +117,7 @@ impl Opts {
             delta_n: if quick { 100 } else { 10_000 },
             repair_n: if quick { 300 } else { 100_000 },
             failover_n: if quick { 1000 } else { 100_000 },
-            daemons_n: 100_000,
+            daemons_n: vec![100_000],
         };
         if million && !quick {
             o.sizes.push(1_000_000);
@@ -143,7 +145,7 @@ impl Opts {
                 }
                 "--failover" => o.failover = true,
                 "--daemons" => o.daemons = true,
-                "--daemons-n" => o.daemons_n = parse_n(v),
+                "--daemons-n" => o.daemons_n = v.split(',').map(parse_n).collect(),
                 "--stale" => o.stale = parse_n(v),
                 "--runs" => o.runs = Some(parse_n(v).max(1) as usize),
                 "--delta-n" => o.delta_n = parse_n(v),
@@ -758,24 +760,48 @@ fn pid_with_arg(arg: &std::path::Path) -> Option<u32> {
     })
 }
 
+/// One initial sync between two daemon processes.
+struct DaemonRow {
+    n: u64,
+    legacy: bool,
+    /// Loading the master's devhost (before the clock starts).
+    load: Duration,
+    /// From starting the slave daemon to its control socket answering.
+    answering: Duration,
+    /// From starting the slave daemon to its "in sync with master"
+    /// (`None`: not within a minute, or the master's dump failed).
+    in_sync: Option<Duration>,
+    /// Both devhosts' tables equal then (counts and digest).
+    equal: bool,
+    /// The slave's node says it is not syncing and has swept.
+    settled: bool,
+    bytes: u64,
+    frames: u64,
+    snapshots: u64,
+    /// CPU from the slave's start and peak RSS (MiB) of the master's
+    /// privileged, network and devhost processes, then the slave's.
+    usage: [(Duration, f64); 6],
+}
+
 /// `n` SAs and `n / 2` flows between two daemon processes on loopback
 /// (development mode: each on its `sasyncd-devhost`), timed from the
 /// slave daemon's start.
-fn daemons_run(n: u64) {
+fn daemons_run(n: u64, legacy: bool) -> DaemonRow {
     use sasyncd_tests::cluster::{Cluster, Options};
     let opts = Options {
         verbosity: 0,
+        extra: if legacy {
+            "protocol legacy".into()
+        } else {
+            String::new()
+        },
         ..Options::default()
     };
     let mut c = Cluster::new(2, &[opts.clone(), opts]);
     c.carp(0, "master");
     let t = Clock::now();
-    let loaded = c.host(0, &format!("bulk-sa {n}"));
-    println!(
-        "master devhost loaded ({loaded}) in {:.1} s; {}",
-        t.elapsed().as_secs_f64(),
-        c.host(0, "show counts")
-    );
+    c.host(0, &format!("bulk-sa {n}"));
+    let load = t.elapsed();
     c.start(0);
     let until = Clock::now() + Duration::from_secs(20);
     while c.show(0).get("state").map(String::as_str) != Some("MASTER") {
@@ -798,71 +824,118 @@ fn daemons_run(n: u64) {
 
     let t0 = Clock::now();
     c.start(1);
-    let started = t0.elapsed();
+    let answering = t0.elapsed();
     let pids1 = [c.pid(1).expect("slave"), c.net_pid(1).expect("slave"), dev1];
     let until = t0 + Duration::from_secs(60);
     // Watch only the slave's log (cheap), so that polling does not take
     // the two cores the six processes share; compare the tables after.
-    let mut polls = 0u32;
-    let node_at = loop {
+    let in_sync = loop {
         if !c.log_lines(1, "in sync with master").is_empty() {
-            break t0.elapsed();
+            break Some(t0.elapsed());
         }
         let failed = c.log_lines(0, "kernel dump failed");
         if Clock::now() >= until || !failed.is_empty() {
-            println!(
-                "NOT IN SYNC after {:.1} s: slave has {:?} (sas, flows) of {want_counts:?}; master snapshots started {}; master log: {}",
+            eprintln!(
+                "{} N={}: NOT IN SYNC after {:.1} s: slave has {:?} (sas, flows) of {want_counts:?}; master snapshots started {}; master log: {}",
+                proto_name(legacy),
+                human(n),
                 t0.elapsed().as_secs_f64(),
                 c.counts(1),
                 c.counter(0, "snapshots_started"),
                 failed.first().map_or("-", String::as_str),
             );
-            return;
+            break None;
         }
-        polls += 1;
         std::thread::sleep(Duration::from_millis(5));
     };
     let equal = c.counts(1) == want_counts && c.digest(1) == want;
     let show = c.show(1);
-    let settled =
-        show.get("syncing").map(String::as_str) == Some("false") && c.counter(1, "sweeps") >= 1;
-    let slave_addr = c.gw[1].addr;
-    let view = c.peer_view(0, slave_addr);
-    let get = |k: &str| view.get(k).cloned().unwrap_or_default();
-    let usage: Vec<(Duration, f64)> = pids0.iter().chain(&pids1).map(|&p| proc_usage(p)).collect();
-    println!(
-        "slave daemon answering after {:.3} s; \"in sync with master\" (snapshot and sweep done) after {:.3} s ({polls} log polls); tables equal then: {equal}; node settled: {settled}",
-        started.as_secs_f64(),
-        node_at.as_secs_f64()
-    );
-    println!(
-        "master -> slave: {:.1} MB in {} frames; snapshots sent {}",
-        get("bytes_out").parse::<f64>().unwrap_or(0.0) / 1e6,
-        get("frames_out"),
-        get("snapshots_sent"),
-    );
-    println!(
-        "{:<8} {:<8} {:>8} {:>9} {:>9}",
-        "daemon", "process", "pid", "cpu_s", "VmHWM_MiB"
-    );
-    let names = ["master", "master", "master", "slave", "slave", "slave"];
-    let roles = ["priv", "network", "devhost", "priv", "network", "devhost"];
-    for (k, (&pid, (cpu, hwm))) in pids0.iter().chain(&pids1).zip(&usage).enumerate() {
+    // A legacy slave flushes before its snapshot instead of sweeping after.
+    let settled = show.get("syncing").map(String::as_str) == Some("false")
+        && (legacy || c.counter(1, "sweeps") >= 1);
+    let view = c.peer_view(0, c.gw[1].addr);
+    let get = |k: &str| view.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let mut usage = [(Duration::ZERO, 0.0); 6];
+    for (k, &pid) in pids0.iter().chain(&pids1).enumerate() {
+        let (cpu, hwm) = proc_usage(pid);
         // CPU from the slave daemon's start (the devhosts loaded before).
         let cpu = match k {
             0..=2 => cpu.saturating_sub(cpu0[k]),
             5 => cpu.saturating_sub(dev1_cpu0),
-            _ => *cpu,
+            _ => cpu,
         };
-        println!(
-            "{:<8} {:<8} {:>8} {:>9.2} {:>9.1}",
-            names[k],
-            roles[k],
-            pid,
-            cpu.as_secs_f64(),
-            hwm
-        );
+        usage[k] = (cpu, hwm);
     }
+    DaemonRow {
+        n,
+        legacy,
+        load,
+        answering,
+        in_sync,
+        equal,
+        settled,
+        bytes: get("bytes_out"),
+        frames: get("frames_out"),
+        snapshots: get("snapshots_sent"),
+        usage,
+    }
+}
+
+const PROCESSES: [&str; 6] = ["mp", "mn", "md", "sp", "sn", "sd"];
+
+fn print_daemons_header() {
+    let mut h = format!(
+        "{:<6} {:>5} {:>8} {:>6} {:>8} {:>7} {:>5} {:>7} {:>8} {:>8} {:>5} {:>7}",
+        "proto",
+        "N",
+        "entries",
+        "load_s",
+        "answer_s",
+        "sync_s",
+        "equal",
+        "settled",
+        "MB_m>s",
+        "fr_m>s",
+        "snaps",
+        "d_us/en"
+    );
+    for p in PROCESSES {
+        h += &format!(" {:>6}", format!("cpu_{p}"));
+    }
+    for p in PROCESSES {
+        h += &format!(" {:>6}", format!("MiB_{p}"));
+    }
+    println!("{h}");
+}
+
+fn print_daemons(r: &DaemonRow) {
+    let entries = r.n + r.n / 2;
+    // The four daemon processes, not the devhosts (the kernels).
+    let daemons: Duration = [0, 1, 3, 4].iter().map(|&k| r.usage[k].0).sum();
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let mut line = format!(
+        "{:<6} {:>5} {:>8} {:>6.1} {:>8.3} {:>7} {:>5} {:>7} {:>8.1} {:>8} {:>5} {:>7.2}",
+        proto_name(r.legacy),
+        human(r.n),
+        entries,
+        r.load.as_secs_f64(),
+        r.answering.as_secs_f64(),
+        r.in_sync
+            .map_or("-".to_string(), |d| format!("{:.3}", d.as_secs_f64())),
+        yes(r.equal),
+        yes(r.settled),
+        mb(r.bytes),
+        r.frames,
+        r.snapshots,
+        daemons.as_secs_f64() * 1e6 / entries.max(1) as f64
+    );
+    for (cpu, _) in &r.usage {
+        line += &format!(" {:>6.2}", cpu.as_secs_f64());
+    }
+    for (_, hwm) in &r.usage {
+        line += &format!(" {:>6.0}", hwm);
+    }
+    println!("{line}");
 }
 
 // ----- main ------------------------------------------------------------------------
@@ -985,10 +1058,14 @@ fn run(o: Opts) {
     if o.daemons {
         println!();
         println!(
-            "== daemons at N={}: two sasyncd processes (development mode, loopback), slave started last",
-            human(o.daemons_n)
+            "== daemons: two sasyncd processes (development mode, loopback), slave started last"
         );
-        daemons_run(o.daemons_n);
+        print_daemons_header();
+        for &n in &o.daemons_n {
+            for &legacy in &o.protos {
+                print_daemons(&daemons_run(n, legacy));
+            }
+        }
     }
     println!();
     println!(
