@@ -494,8 +494,14 @@ impl Cluster {
     }
 
     /// Waits until `cond` holds; panics with `what` and every log if not.
-    pub fn wait(&self, what: &str, mut cond: impl FnMut(&Cluster) -> bool) {
-        let until = Instant::now() + WAIT;
+    pub fn wait(&self, what: &str, cond: impl FnMut(&Cluster) -> bool) {
+        self.wait_up_to(WAIT, what, cond);
+    }
+
+    /// [`wait`](Self::wait), for up to `limit` (what a daemon does on a
+    /// timer of its own, such as the master's digest every 60 s).
+    pub fn wait_up_to(&self, limit: Duration, what: &str, mut cond: impl FnMut(&Cluster) -> bool) {
+        let until = Instant::now() + limit;
         while Instant::now() < until {
             if cond(self) {
                 return;
