@@ -1,6 +1,7 @@
 //! End to end, failover: a master killed with SIGKILL and a slave taking
 //! over with every SA, the old master's return as a slave; a carp
-//! switchover with both daemons running.
+//! switchover with both daemons running; a third gateway, in sync with
+//! the dead master, resuming with the new one without a snapshot.
 
 use sasyncd_tests::cluster::{Cluster, Options};
 
@@ -101,4 +102,43 @@ fn pfsync_down_is_warned_about_and_reported() {
     assert_eq!(c.show(0)["pfsync"], "true");
     let text = c.ctl(0, &["show"]).expect("show");
     assert!(text.contains("pfsync"), "{text}");
+}
+
+/// A slave that was in sync with the old master resumes with the new one
+/// at its position and is checked by an immediate digest, instead of
+/// receiving every SA again.
+#[test]
+fn an_in_sync_slave_resumes_with_the_new_master_without_a_snapshot() {
+    let opts = Options::default();
+    let mut c = Cluster::new(3, &[opts.clone(), opts.clone(), opts]);
+    c.carp(0, "master");
+    c.host(0, "bulk-sa 2000");
+    for i in 0..3 {
+        c.start(i);
+    }
+    c.wait_synced(0, 1);
+    c.wait_synced(0, 2);
+    c.wait_log(2, &["in sync with master"]);
+    let snapshot: u64 = c.peer_view(0, c.gw[2].addr)["bytes_out"].parse().unwrap();
+
+    c.kill9(0);
+    c.carp(0, "backup");
+    c.carp(1, "master");
+    let (b, cc) = (c.gw[1].addr.to_string(), c.gw[2].addr.to_string());
+    c.wait_log(1, &[&format!("peer {cc}: resuming from our position")]);
+    c.wait_log(2, &[&format!("master {b} resumed us at another position")]);
+    // What the new master negotiates reaches the slave as a delta.
+    c.host(1, "add-sa single");
+    c.wait_synced(1, 2);
+    c.wait("the new master's digest to find the slave in sync", |c| {
+        c.counter(2, "digests_matched") >= 1
+    });
+    assert_eq!(c.counter(1, "snapshots_started"), 0, "no full snapshot");
+    assert_eq!(c.counter(2, "digest_mismatches"), 0);
+    let moved: u64 = c.peer_view(1, c.gw[2].addr)["bytes_out"].parse().unwrap();
+    eprintln!("failover: the new master sent {moved} bytes; the old one's snapshot was {snapshot}");
+    assert!(
+        moved * 100 < snapshot,
+        "the new master sent {moved} bytes, the snapshot was {snapshot}: 1 % or more"
+    );
 }
