@@ -785,8 +785,9 @@ struct DaemonRow {
 
 /// `n` SAs and `n / 2` flows between two daemon processes on loopback
 /// (development mode: each on its `sasyncd-devhost`), timed from the
-/// slave daemon's start.
-fn daemons_run(n: u64, legacy: bool) -> DaemonRow {
+/// slave daemon's start; the slave's devhost starts with `stale` SAs of
+/// its own.
+fn daemons_run(n: u64, legacy: bool, stale: u64) -> DaemonRow {
     use sasyncd_tests::cluster::{Cluster, Options};
     let opts = Options {
         verbosity: 0,
@@ -802,6 +803,11 @@ fn daemons_run(n: u64, legacy: bool) -> DaemonRow {
     let t = Clock::now();
     c.host(0, &format!("bulk-sa {n}"));
     let load = t.elapsed();
+    if stale > 0 {
+        // SAs the master does not have (disjoint indices): the sweep, or a
+        // legacy slave's flush, must remove them.
+        c.host(1, &format!("bulk-sa {stale} flows=0 from={n}"));
+    }
     c.start(0);
     let until = Clock::now() + Duration::from_secs(20);
     while c.show(0).get("state").map(String::as_str) != Some("MASTER") {
@@ -1058,12 +1064,13 @@ fn run(o: Opts) {
     if o.daemons {
         println!();
         println!(
-            "== daemons: two sasyncd processes (development mode, loopback), slave started last"
+            "== daemons: two sasyncd processes (development mode, loopback), slave started last with {} stale SAs",
+            o.stale
         );
         print_daemons_header();
         for &n in &o.daemons_n {
             for &legacy in &o.protos {
-                print_daemons(&daemons_run(n, legacy));
+                print_daemons(&daemons_run(n, legacy, o.stale));
             }
         }
     }
