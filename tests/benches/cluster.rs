@@ -15,8 +15,10 @@
 //! * `--sizes=1k,10k,100k,1M`: the sync sizes (default 1k,10k,100k; `--1m`
 //!   or `SASYNCD_BENCH_1M=1` adds 1M: about two more minutes and 3 GiB);
 //! * `--proto=v2|legacy|both` (default both);
-//! * `--only=sync,delta,repair,failover,daemons`: the sections to run
-//!   (default sync, delta, repair); `--failover` and `--daemons` add theirs;
+//! * `--only=sync,delta,repair,failover,daemons,daemons-repair`: the
+//!   sections to run (default sync, delta, repair); `--failover`,
+//!   `--daemons` and `--daemons-repair` add theirs (the last waits for the
+//!   daemons' 60 s digests: about five minutes);
 //! * `--stale=N`: stale SAs a syncing slave starts with (default 1000);
 //! * `--runs=K`: sync runs per size and protocol, the median run printed
 //!   (default: 15 at 1k, 10 at 10k, 1 from 100k: a 1k sync takes a few
@@ -69,6 +71,7 @@ struct Opts {
     repair: bool,
     failover: bool,
     daemons: bool,
+    daemons_repair: bool,
     stale: u64,
     /// Sync runs per size (`None`: by size).
     runs: Option<usize>,
@@ -112,6 +115,7 @@ impl Opts {
             repair: true,
             failover: false,
             daemons: false,
+            daemons_repair: false,
             stale: if quick { 100 } else { 1000 },
             runs: None,
             delta_n: if quick { 100 } else { 10_000 },
@@ -142,9 +146,11 @@ impl Opts {
                     o.repair = has("repair");
                     o.failover = has("failover");
                     o.daemons = has("daemons");
+                    o.daemons_repair = has("daemons-repair");
                 }
                 "--failover" => o.failover = true,
                 "--daemons" => o.daemons = true,
+                "--daemons-repair" => o.daemons_repair = true,
                 "--daemons-n" => o.daemons_n = v.split(',').map(parse_n).collect(),
                 "--stale" => o.stale = parse_n(v),
                 "--runs" => o.runs = Some(parse_n(v).max(1) as usize),
@@ -944,6 +950,101 @@ fn print_daemons(r: &DaemonRow) {
     println!("{line}");
 }
 
+/// The SPI `bulk-sa` gives SA `i` (platform-sim's devhost `bulk` module).
+fn bulk_spi(i: u64) -> u64 {
+    0x1000_0000 + (i.wrapping_mul(0x9e37_79b1) & 0x0fff_ffff)
+}
+
+/// Repair between two daemon processes: after a v2 sync of `n` SAs (+
+/// `n / 2` flows), rounds that damage the slave's devhost and wait for
+/// the master's next digest (every 60 s) to repair it.
+fn daemons_repair_run(n: u64) {
+    use sasyncd_tests::cluster::{Cluster, Options};
+    let opts = Options {
+        verbosity: 0,
+        ..Options::default()
+    };
+    let mut c = Cluster::new(2, &[opts.clone(), opts]);
+    c.carp(0, "master");
+    c.host(0, &format!("bulk-sa {n}"));
+    c.start(0);
+    c.start(1);
+    c.wait_up_to(Duration::from_secs(60), "the slave's first sync", |c| {
+        !c.log_lines(1, "in sync with master").is_empty()
+    });
+    let slave = c.gw[1].addr;
+    let sent = |c: &Cluster| -> u64 {
+        c.peer_view(0, slave)
+            .get("bytes_out")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let full = sent(&c);
+    println!("full snapshot: {:.3} MB master->slave", mb(full));
+    println!(
+        "{:>5} {:<12} {:>9} {:>7} {:>5} {:>5} {:>8} {:>6} {:>5}",
+        "N", "damage", "MB_m>s", "%snap", "snaps", "mism", "d_cpu_s", "wait_s", "equal"
+    );
+    let pids: Vec<u32> = [c.pid(0), c.net_pid(0), c.pid(1), c.net_pid(1)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let daemons_cpu = || -> Duration { pids.iter().map(|&p| proc_usage(p).0).sum() };
+    let mut next_stale = n;
+    let mut next_missing = 0u64;
+    for (missing, k) in [
+        (false, 1u64),
+        (true, 1),
+        (false, 100),
+        (true, 100),
+        (false, 10_000),
+    ] {
+        if missing {
+            // SAs the master has, spread over the SADB (each delete dumps
+            // the devhost's SADB, so a few only).
+            for j in 0..k {
+                let i = (next_missing + j) * 7919 % n;
+                c.host(1, &format!("delete-sa spi=0x{:08x}", bulk_spi(i)));
+            }
+            next_missing += k;
+        } else {
+            c.host(1, &format!("bulk-sa {k} flows=0 from={next_stale}"));
+            next_stale += k;
+        }
+        let (b0, snaps0, mism0, cpu0, t0) = (
+            sent(&c),
+            c.counter(0, "snapshots_started"),
+            c.counter(1, "digest_mismatches"),
+            daemons_cpu(),
+            Clock::now(),
+        );
+        let until = t0 + Duration::from_secs(150);
+        let mut equal = false;
+        while Clock::now() < until {
+            if c.digest(0) == c.digest(1)
+                && c.show(1).get("syncing").map(String::as_str) == Some("false")
+            {
+                equal = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let moved = sent(&c) - b0;
+        println!(
+            "{:>5} {:<12} {:>9.3} {:>7.1} {:>5} {:>5} {:>8.2} {:>6.1} {:>5}",
+            human(n),
+            format!("{k} {}", if missing { "missing" } else { "stale" }),
+            mb(moved),
+            moved as f64 * 100.0 / full.max(1) as f64,
+            c.counter(0, "snapshots_started") - snaps0,
+            c.counter(1, "digest_mismatches") - mism0,
+            (daemons_cpu() - cpu0).as_secs_f64(),
+            t0.elapsed().as_secs_f64(),
+            if equal { "yes" } else { "NO" }
+        );
+    }
+}
+
 // ----- main ------------------------------------------------------------------------
 
 fn run(o: Opts) {
@@ -1073,6 +1174,14 @@ fn run(o: Opts) {
                 print_daemons(&daemons_run(n, legacy, o.stale));
             }
         }
+    }
+    if o.daemons_repair {
+        println!();
+        println!(
+            "== repair between two daemon processes at N={} (v2): damage the slave's devhost, wait for the master's next digest (60 s)",
+            human(o.repair_n)
+        );
+        daemons_repair_run(o.repair_n);
     }
     println!();
     println!(
