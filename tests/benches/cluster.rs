@@ -26,7 +26,8 @@
 //! * `--delta-n=N`, `--repair-n=N`, `--failover-n=N`: table sizes of those
 //!   sections (default 10k, 100k, 100k);
 //! * `--daemons-n=1k,10k,...`: the daemons' sizes (default 100k), each
-//!   under every protocol of `--proto`.
+//!   under every protocol of `--proto`; `--daemons-deltas=K`: new SAs
+//!   written one at a time after a sync at the first size (default 20k).
 //!
 //! `--daemons` builds and starts `sasyncd` and `sasyncd-devhost` (release)
 //! the way the end-to-end tests do (`sasyncd_tests::cluster`).
@@ -79,6 +80,7 @@ struct Opts {
     repair_n: u64,
     failover_n: u64,
     daemons_n: Vec<u64>,
+    daemons_deltas: u64,
 }
 
 fn parse_n(s: &str) -> u64 {
@@ -122,6 +124,7 @@ impl Opts {
             repair_n: if quick { 300 } else { 100_000 },
             failover_n: if quick { 1000 } else { 100_000 },
             daemons_n: vec![100_000],
+            daemons_deltas: 20_000,
         };
         if million && !quick {
             o.sizes.push(1_000_000);
@@ -151,6 +154,7 @@ impl Opts {
                 "--failover" => o.failover = true,
                 "--daemons" => o.daemons = true,
                 "--daemons-repair" => o.daemons_repair = true,
+                "--daemons-deltas" => o.daemons_deltas = parse_n(v).max(1),
                 "--daemons-n" => o.daemons_n = v.split(',').map(parse_n).collect(),
                 "--stale" => o.stale = parse_n(v),
                 "--runs" => o.runs = Some(parse_n(v).max(1) as usize),
@@ -950,6 +954,96 @@ fn print_daemons(r: &DaemonRow) {
     println!("{line}");
 }
 
+/// Deltas between two daemon processes: after a sync of `n` SAs (+ `n /
+/// 2` flows), `k` new SAs written one at a time on the master's devhost
+/// (one `add-sa single` command each, so the master's daemon keeps up with
+/// its promiscuous socket as with an IKE daemon's rekeys), until the
+/// slave's tables equal the master's.
+fn daemons_delta_run(n: u64, legacy: bool, k: u64) {
+    use sasyncd_tests::cluster::{Cluster, Options};
+    let opts = Options {
+        verbosity: 0,
+        extra: if legacy {
+            "protocol legacy".into()
+        } else {
+            String::new()
+        },
+        ..Options::default()
+    };
+    let mut c = Cluster::new(2, &[opts.clone(), opts]);
+    c.carp(0, "master");
+    c.host(0, &format!("bulk-sa {n}"));
+    c.start(0);
+    c.start(1);
+    c.wait_up_to(Duration::from_secs(60), "the slave's first sync", |c| {
+        !c.log_lines(1, "in sync with master").is_empty()
+    });
+    c.wait_synced(0, 1);
+    let (master, slave) = (c.gw[0].addr, c.gw[1].addr);
+    let num = |v: &std::collections::BTreeMap<String, String>, key: &str| -> u64 {
+        v.get(key).and_then(|x| x.parse().ok()).unwrap_or(0)
+    };
+    let pids = [c.pid(0), c.net_pid(0), c.pid(1), c.net_pid(1)].map(|p| p.unwrap_or(0));
+    let cpu = || pids.map(|p| proc_usage(p).0);
+    let (m0, s0, cpu0) = (c.peer_view(0, slave), c.peer_view(1, master), cpu());
+    let t0 = Clock::now();
+    for _ in 0..k {
+        c.host(0, "add-sa single");
+    }
+    let written = t0.elapsed();
+    let want = c.counts(0);
+    c.wait_up_to(
+        Duration::from_secs(60),
+        "the slave to take every delta",
+        |c| c.counts(1) == want,
+    );
+    let wall = t0.elapsed();
+    let equal = c.digest(0) == c.digest(1);
+    let (m1, s1, cpu1) = (c.peer_view(0, slave), c.peer_view(1, master), cpu());
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / k as f64;
+    let used: Vec<f64> = cpu1.iter().zip(&cpu0).map(|(a, b)| per(*a - *b)).collect();
+    let drops = c.host_status(0, "promisc_drops");
+    println!(
+        "{:<6} {:>5} {:>6} {:>7.2} {:>7.2} {:>7.1} {:>6.1} {:>6.1} {:>6.1} {:>6.1} {:>7.0} {:>7.2} {:>7.3} {:>5} {:>5}",
+        proto_name(legacy),
+        human(n),
+        k,
+        written.as_secs_f64(),
+        wall.as_secs_f64(),
+        used.iter().sum::<f64>(),
+        used[0],
+        used[1],
+        used[2],
+        used[3],
+        (num(&m1, "bytes_out") - num(&m0, "bytes_out")) as f64 / k as f64,
+        (num(&m1, "frames_out") - num(&m0, "frames_out")) as f64 / k as f64,
+        (num(&s1, "frames_out") - num(&s0, "frames_out")) as f64 / k as f64,
+        drops,
+        if equal { "yes" } else { "NO" }
+    );
+}
+
+fn print_daemons_delta_header() {
+    println!(
+        "{:<6} {:>5} {:>6} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>5} {:>5}",
+        "proto",
+        "N",
+        "deltas",
+        "write_s",
+        "wall_s",
+        "d_us/d",
+        "mp_us",
+        "mn_us",
+        "sp_us",
+        "sn_us",
+        "B/delta",
+        "fr_m>s",
+        "fr_s>m",
+        "drops",
+        "equal"
+    );
+}
+
 /// The SPI `bulk-sa` gives SA `i` (platform-sim's devhost `bulk` module).
 fn bulk_spi(i: u64) -> u64 {
     0x1000_0000 + (i.wrapping_mul(0x9e37_79b1) & 0x0fff_ffff)
@@ -1173,6 +1267,17 @@ fn run(o: Opts) {
             for &legacy in &o.protos {
                 print_daemons(&daemons_run(n, legacy, o.stale));
             }
+        }
+        let n = o.daemons_n[0];
+        println!();
+        println!(
+            "== deltas between the daemons at N={}: {} new SAs written one at a time on the master's devhost",
+            human(n),
+            o.daemons_deltas
+        );
+        print_daemons_delta_header();
+        for &legacy in &o.protos {
+            daemons_delta_run(n, legacy, o.daemons_deltas);
         }
     }
     if o.daemons_repair {
