@@ -770,6 +770,19 @@ fn pid_with_arg(arg: &std::path::Path) -> Option<u32> {
     })
 }
 
+/// A daemon of the bench: quiet, `protocol legacy` or v2.
+fn daemon_options(legacy: bool) -> sasyncd_tests::cluster::Options {
+    sasyncd_tests::cluster::Options {
+        verbosity: 0,
+        extra: if legacy {
+            "protocol legacy".into()
+        } else {
+            String::new()
+        },
+        ..Default::default()
+    }
+}
+
 /// One initial sync between two daemon processes.
 struct DaemonRow {
     n: u64,
@@ -798,16 +811,8 @@ struct DaemonRow {
 /// slave daemon's start; the slave's devhost starts with `stale` SAs of
 /// its own.
 fn daemons_run(n: u64, legacy: bool, stale: u64) -> DaemonRow {
-    use sasyncd_tests::cluster::{Cluster, Options};
-    let opts = Options {
-        verbosity: 0,
-        extra: if legacy {
-            "protocol legacy".into()
-        } else {
-            String::new()
-        },
-        ..Options::default()
-    };
+    use sasyncd_tests::cluster::Cluster;
+    let opts = daemon_options(legacy);
     let mut c = Cluster::new(2, &[opts.clone(), opts]);
     c.carp(0, "master");
     let t = Clock::now();
@@ -954,22 +959,11 @@ fn print_daemons(r: &DaemonRow) {
     println!("{line}");
 }
 
-/// Deltas between two daemon processes: after a sync of `n` SAs (+ `n /
-/// 2` flows), `k` new SAs written one at a time on the master's devhost
-/// (one `add-sa single` command each, so the master's daemon keeps up with
-/// its promiscuous socket as with an IKE daemon's rekeys), until the
-/// slave's tables equal the master's.
-fn daemons_delta_run(n: u64, legacy: bool, k: u64) {
-    use sasyncd_tests::cluster::{Cluster, Options};
-    let opts = Options {
-        verbosity: 0,
-        extra: if legacy {
-            "protocol legacy".into()
-        } else {
-            String::new()
-        },
-        ..Options::default()
-    };
+/// Two daemon processes (gateway 0 master) with `n` SAs and `n / 2` flows
+/// on the master, the slave's first sync done.
+fn daemons_in_sync(n: u64, legacy: bool) -> sasyncd_tests::cluster::Cluster {
+    use sasyncd_tests::cluster::Cluster;
+    let opts = daemon_options(legacy);
     let mut c = Cluster::new(2, &[opts.clone(), opts]);
     c.carp(0, "master");
     c.host(0, &format!("bulk-sa {n}"));
@@ -978,6 +972,16 @@ fn daemons_delta_run(n: u64, legacy: bool, k: u64) {
     c.wait_up_to(Duration::from_secs(60), "the slave's first sync", |c| {
         !c.log_lines(1, "in sync with master").is_empty()
     });
+    c
+}
+
+/// Deltas between two daemon processes: after a sync of `n` SAs (+ `n /
+/// 2` flows), `k` new SAs written one at a time on the master's devhost
+/// (one `add-sa single` command each, so the master's daemon keeps up with
+/// its promiscuous socket as with an IKE daemon's rekeys), until the
+/// slave's tables equal the master's.
+fn daemons_delta_run(n: u64, legacy: bool, k: u64) {
+    let c = daemons_in_sync(n, legacy);
     c.wait_synced(0, 1);
     let (master, slave) = (c.gw[0].addr, c.gw[1].addr);
     let num = |v: &std::collections::BTreeMap<String, String>, key: &str| -> u64 {
@@ -1053,19 +1057,8 @@ fn bulk_spi(i: u64) -> u64 {
 /// `n / 2` flows), rounds that damage the slave's devhost and wait for
 /// the master's next digest (every 60 s) to repair it.
 fn daemons_repair_run(n: u64) {
-    use sasyncd_tests::cluster::{Cluster, Options};
-    let opts = Options {
-        verbosity: 0,
-        ..Options::default()
-    };
-    let mut c = Cluster::new(2, &[opts.clone(), opts]);
-    c.carp(0, "master");
-    c.host(0, &format!("bulk-sa {n}"));
-    c.start(0);
-    c.start(1);
-    c.wait_up_to(Duration::from_secs(60), "the slave's first sync", |c| {
-        !c.log_lines(1, "in sync with master").is_empty()
-    });
+    use sasyncd_tests::cluster::Cluster;
+    let c = daemons_in_sync(n, false);
     let slave = c.gw[1].addr;
     let sent = |c: &Cluster| -> u64 {
         c.peer_view(0, slave)
