@@ -1019,9 +1019,9 @@ fn daemons_delta_run(n: u64, legacy: bool, k: u64) {
         used[1],
         used[2],
         used[3],
-        (num(&m1, "bytes_out") - num(&m0, "bytes_out")) as f64 / k as f64,
-        (num(&m1, "frames_out") - num(&m0, "frames_out")) as f64 / k as f64,
-        (num(&s1, "frames_out") - num(&s0, "frames_out")) as f64 / k as f64,
+        num(&m1, "bytes_out").saturating_sub(num(&m0, "bytes_out")) as f64 / k as f64,
+        num(&m1, "frames_out").saturating_sub(num(&m0, "frames_out")) as f64 / k as f64,
+        num(&s1, "frames_out").saturating_sub(num(&s0, "frames_out")) as f64 / k as f64,
         drops,
         if equal { "yes" } else { "NO" }
     );
@@ -1116,15 +1116,15 @@ fn daemons_repair_run(n: u64) {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let moved = sent(&c) - b0;
+        let moved = sent(&c).saturating_sub(b0);
         println!(
             "{:>5} {:<12} {:>9.3} {:>7.1} {:>5} {:>5} {:>8.2} {:>6.1} {:>5}",
             human(n),
             format!("{k} {}", if missing { "missing" } else { "stale" }),
             mb(moved),
             moved as f64 * 100.0 / full.max(1) as f64,
-            c.counter(0, "snapshots_started") - snaps0,
-            c.counter(1, "digest_mismatches") - mism0,
+            c.counter(0, "snapshots_started").saturating_sub(snaps0),
+            c.counter(1, "digest_mismatches").saturating_sub(mism0),
             (daemons_cpu() - cpu0).as_secs_f64(),
             t0.elapsed().as_secs_f64(),
             if equal { "yes" } else { "NO" }
