@@ -44,6 +44,7 @@ use nix::sys::resource::{getrusage, UsageWho};
 use nix::time::{clock_gettime, ClockId};
 use sasyncd_core::node::Settings;
 use sasyncd_core::time::Instant;
+use sasyncd_sim::devhost::ctl::bulk;
 use sasyncd_sim::kernel::Kernel;
 use sasyncd_sim::rng::Rng;
 
@@ -874,8 +875,7 @@ fn daemons_run(n: u64, legacy: bool, stale: u64) -> DaemonRow {
     // A legacy slave flushes before its snapshot instead of sweeping after.
     let settled = show.get("syncing").map(String::as_str) == Some("false")
         && (legacy || c.counter(1, "sweeps") >= 1);
-    let view = c.peer_view(0, c.gw[1].addr);
-    let get = |k: &str| view.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let get = |k: &str| c.peer_count(0, c.gw[1].addr, k);
     let mut usage = [(Duration::ZERO, 0.0); 6];
     for (k, &pid) in pids0.iter().chain(&pids1).enumerate() {
         let (cpu, hwm) = proc_usage(pid);
@@ -975,21 +975,32 @@ fn daemons_in_sync(n: u64, legacy: bool) -> sasyncd_tests::cluster::Cluster {
     c
 }
 
+/// The master's privileged and network processes, then the slave's.
+fn daemon_pids(c: &sasyncd_tests::cluster::Cluster) -> [u32; 4] {
+    [c.pid(0), c.net_pid(0), c.pid(1), c.net_pid(1)].map(|p| p.unwrap_or(0))
+}
+
 /// Deltas between two daemon processes: after a sync of `n` SAs (+ `n /
 /// 2` flows), `k` new SAs written one at a time on the master's devhost
 /// (one `add-sa single` command each, so the master's daemon keeps up with
 /// its promiscuous socket as with an IKE daemon's rekeys), until the
 /// slave's tables equal the master's.
 fn daemons_delta_run(n: u64, legacy: bool, k: u64) {
+    use sasyncd_tests::cluster::Cluster;
     let c = daemons_in_sync(n, legacy);
     c.wait_synced(0, 1);
     let (master, slave) = (c.gw[0].addr, c.gw[1].addr);
-    let num = |v: &std::collections::BTreeMap<String, String>, key: &str| -> u64 {
-        v.get(key).and_then(|x| x.parse().ok()).unwrap_or(0)
+    // Bytes and frames master -> slave, frames slave -> master.
+    let moved = |c: &Cluster| {
+        [
+            c.peer_count(0, slave, "bytes_out"),
+            c.peer_count(0, slave, "frames_out"),
+            c.peer_count(1, master, "frames_out"),
+        ]
     };
-    let pids = [c.pid(0), c.net_pid(0), c.pid(1), c.net_pid(1)].map(|p| p.unwrap_or(0));
+    let pids = daemon_pids(&c);
     let cpu = || pids.map(|p| proc_usage(p).0);
-    let (m0, s0, cpu0) = (c.peer_view(0, slave), c.peer_view(1, master), cpu());
+    let (moved0, cpu0) = (moved(&c), cpu());
     let t0 = Clock::now();
     for _ in 0..k {
         c.host(0, "add-sa single");
@@ -1003,7 +1014,12 @@ fn daemons_delta_run(n: u64, legacy: bool, k: u64) {
     );
     let wall = t0.elapsed();
     let equal = c.digest(0) == c.digest(1);
-    let (m1, s1, cpu1) = (c.peer_view(0, slave), c.peer_view(1, master), cpu());
+    let (moved1, cpu1) = (moved(&c), cpu());
+    let moved: Vec<f64> = moved1
+        .iter()
+        .zip(&moved0)
+        .map(|(a, b)| a.saturating_sub(*b) as f64 / k as f64)
+        .collect();
     let per = |d: Duration| d.as_secs_f64() * 1e6 / k as f64;
     let used: Vec<f64> = cpu1.iter().zip(&cpu0).map(|(a, b)| per(*a - *b)).collect();
     let drops = c.host_status(0, "promisc_drops");
@@ -1019,9 +1035,9 @@ fn daemons_delta_run(n: u64, legacy: bool, k: u64) {
         used[1],
         used[2],
         used[3],
-        num(&m1, "bytes_out").saturating_sub(num(&m0, "bytes_out")) as f64 / k as f64,
-        num(&m1, "frames_out").saturating_sub(num(&m0, "frames_out")) as f64 / k as f64,
-        num(&s1, "frames_out").saturating_sub(num(&s0, "frames_out")) as f64 / k as f64,
+        moved[0],
+        moved[1],
+        moved[2],
         drops,
         if equal { "yes" } else { "NO" }
     );
@@ -1048,11 +1064,6 @@ fn print_daemons_delta_header() {
     );
 }
 
-/// The SPI `bulk-sa` gives SA `i` (platform-sim's devhost `bulk` module).
-fn bulk_spi(i: u64) -> u64 {
-    0x1000_0000 + (i.wrapping_mul(0x9e37_79b1) & 0x0fff_ffff)
-}
-
 /// Repair between two daemon processes: after a v2 sync of `n` SAs (+
 /// `n / 2` flows), rounds that damage the slave's devhost and wait for
 /// the master's next digest (every 60 s) to repair it.
@@ -1060,22 +1071,14 @@ fn daemons_repair_run(n: u64) {
     use sasyncd_tests::cluster::Cluster;
     let c = daemons_in_sync(n, false);
     let slave = c.gw[1].addr;
-    let sent = |c: &Cluster| -> u64 {
-        c.peer_view(0, slave)
-            .get("bytes_out")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let sent = |c: &Cluster| c.peer_count(0, slave, "bytes_out");
     let full = sent(&c);
     println!("full snapshot: {:.3} MB master->slave", mb(full));
     println!(
         "{:>5} {:<12} {:>9} {:>7} {:>5} {:>5} {:>8} {:>6} {:>5}",
         "N", "damage", "MB_m>s", "%snap", "snaps", "mism", "d_cpu_s", "wait_s", "equal"
     );
-    let pids: Vec<u32> = [c.pid(0), c.net_pid(0), c.pid(1), c.net_pid(1)]
-        .into_iter()
-        .flatten()
-        .collect();
+    let pids = daemon_pids(&c);
     let daemons_cpu = || -> Duration { pids.iter().map(|&p| proc_usage(p).0).sum() };
     let mut next_stale = n;
     let mut next_missing = 0u64;
@@ -1090,8 +1093,8 @@ fn daemons_repair_run(n: u64) {
             // SAs the master has, spread over the SADB (each delete dumps
             // the devhost's SADB, so a few only).
             for j in 0..k {
-                let i = (next_missing + j) * 7919 % n;
-                c.host(1, &format!("delete-sa spi=0x{:08x}", bulk_spi(i)));
+                let i = ((next_missing + j) * 7919 % n) as u32;
+                c.host(1, &format!("delete-sa spi=0x{:08x}", bulk::spi(i)));
             }
             next_missing += k;
         } else {

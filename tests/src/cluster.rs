@@ -483,14 +483,21 @@ impl Cluster {
         flatten(&self.ctl_json(i, &["show", "peer", &addr.to_string()])["peer"])
     }
 
+    /// One count of gateway `i`'s view of the peer at `addr` (a key of
+    /// [`peer_view`](Self::peer_view): `bytes_out`, `frames_out`, ...; 0
+    /// if it has none).
+    pub fn peer_count(&self, i: usize, addr: Ipv4Addr, key: &str) -> u64 {
+        self.peer_view(i, addr)
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// One error count (`auth`, `replay`, `wrong_key`, `oversize`,
     /// `malformed`, `protocol`, `kernel`, `io`) of gateway `i`'s view of
     /// the peer at `addr`.
     pub fn peer_errors(&self, i: usize, addr: Ipv4Addr, kind: &str) -> u64 {
-        self.peer_view(i, addr)
-            .get(&format!("errors.{kind}"))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        self.peer_count(i, addr, &format!("errors.{kind}"))
     }
 
     /// Waits until `cond` holds; panics with `what` and every log if not.

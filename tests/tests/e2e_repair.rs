@@ -10,7 +10,7 @@ use sasyncd_tests::cluster::{Cluster, Options};
 
 /// Bytes the master has sent the slave so far.
 fn sent(c: &Cluster) -> u64 {
-    c.peer_view(0, c.gw[1].addr)["bytes_out"].parse().unwrap()
+    c.peer_count(0, c.gw[1].addr, "bytes_out")
 }
 
 #[test]

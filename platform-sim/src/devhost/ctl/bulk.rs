@@ -34,7 +34,7 @@ fn remote(p: u32) -> IpAddr {
 }
 
 /// The SPI of SA `i`.
-fn spi(i: u32) -> u32 {
+pub fn spi(i: u32) -> u32 {
     0x1000_0000 + (i.wrapping_mul(0x9e37_79b1) & 0x0fff_ffff)
 }
 

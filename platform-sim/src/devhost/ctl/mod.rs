@@ -3,7 +3,7 @@
 //! lines; `error: MESSAGE` on failure). See [`HELP`] for the commands.
 
 mod args;
-mod bulk;
+pub mod bulk;
 mod digest;
 mod flow;
 mod sa;
