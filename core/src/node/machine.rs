@@ -147,6 +147,11 @@ pub(super) struct Follow {
 /// platform (at least [`min_events`]`(P)`). The minimums are checked when
 /// a node type is built; [`SmallNode`](super::SmallNode) and
 /// [`DefaultNode`](super::DefaultNode) are two sizings.
+///
+/// A platform drives it through the contract in [`crate::platform`]
+/// (implement [`Platform`](crate::platform::Platform), call
+/// [`drive`](crate::platform::drive) after every input); the design is in
+/// `doc/ARCHITECTURE.md`.
 pub struct Node<
     C: Crypto + Clone,
     R: Random,

@@ -3,8 +3,8 @@
 //! Each part owns one rule and is driven the same way: the node feeds it
 //! events (`handle_*`, with the current [`Instant`](crate::time::Instant)
 //! passed in), drains what it wants done (`poll_*`), and asks it for its
-//! next deadline (`poll_timeout`). The `Node` (assembled later) owns one of
-//! each, routes platform events to them and merges their deadlines:
+//! next deadline (`poll_timeout`). The [`Node`] owns one of each, routes
+//! platform events to them and merges their deadlines:
 //!
 //! * [`carp`]: our run state from the carp link state, or locked by config;
 //! * [`demote`]: the start-up carp demotion and when to release it;
@@ -19,6 +19,13 @@
 //! * [`txbuf`]: a connection's outgoing bytes; [`pfkeyq`]: PF_KEY messages
 //!   waiting for the kernel; [`marks`]: what a snapshot contained, for the
 //!   slave's sweep.
+//!
+//! A platform drives a [`Node`] through the platform contract,
+//! [`crate::platform`]: the [`Platform`](crate::platform::Platform) trait
+//! and the one output driver [`drive`](crate::platform::drive). How the
+//! node's parts, the platforms and the daemon's processes fit together is
+//! in `doc/ARCHITECTURE.md`; the sync session it speaks, in
+//! `doc/PROTOCOL.md`.
 
 pub mod backoff;
 pub mod carp;
