@@ -859,3 +859,27 @@ fn a_connect_that_never_ends_is_ended_by_the_node() {
     }
     panic!("never redialled");
 }
+
+/// A slave whose own copy of an SA differs from the master's gets it in a
+/// second pass over that bucket; that pass ends the initial sync, so the
+/// demotion goes at once, not at the 60 s limit.
+#[test]
+fn a_differing_entry_at_start_ends_the_sync_after_its_second_pass() {
+    let mut w = pair("v2");
+    w.crash(1);
+    w.run_for(100);
+    let spi = 0x5000;
+    let mine = esp_add(spi, ip("192.0.2.1"), ip("198.51.100.7"));
+    w.nodes[0].kernel.manual_write(&mine).unwrap();
+    // Same identity (type, SPI, destination), another source: other content.
+    let theirs = esp_add(spi, ip("192.0.2.66"), ip("198.51.100.7"));
+    w.nodes[1].kernel.manual_write(&theirs).unwrap();
+    w.start(1);
+    w.run_for(5000);
+    assert!(w.synced(0, 1), "the differing SA was replaced");
+    assert!(
+        !w.stats(1).demote_held,
+        "the initial sync ended with the second pass"
+    );
+    assert_eq!(w.nodes[1].demoted, 1, "raised once, released once");
+}

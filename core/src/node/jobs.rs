@@ -529,6 +529,11 @@ impl<
             // ADDs of them were refused while they existed. Once more, for
             // their buckets.
             self.stale_retried = true;
+            // The second pass finishes a full snapshot: its end, not this
+            // one's, releases the demotion and says "in sync".
+            if buckets.is_none() {
+                self.snapshot_in_batches = true;
+            }
             log::info!(
                 "entries differed from the master's in {} buckets; asking for them again",
                 fingerprint::count(&stale)
