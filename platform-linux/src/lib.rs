@@ -1,1 +1,87 @@
-//! placeholder
+//! The Linux platform layer of sasyncd: the kernel's IPsec states and
+//! policies, read, watched and written through XFRM netlink.
+//!
+//! * [`nl`]: netlink framing (headers, attributes, a builder).
+//! * [`xfrm`]: XFRM message and attribute numbers, struct layouts, checked
+//!   views of state and policy records and their identities.
+//! * [`rewrite`]: a record one kernel reported, as a request another
+//!   kernel accepts (adds, updates, deletes, flushes, dump requests).
+//! * [`socket`]: the socket: requests with acknowledgement, full dumps,
+//!   the event stream; opened in any network namespace.
+//! * [`mirror`]: one kernel's tables and changes applied to another (a
+//!   slave's snapshot and its live updates).
+//!
+//! # Why XFRM netlink and not PF_KEY, for every job
+//!
+//! Linux offers both: `af_key` (PF_KEY v2 with KAME extensions) and
+//! `NETLINK_XFRM`, the native interface that strongSwan and libreswan use.
+//! Netlink serves each of the three jobs better:
+//!
+//! * **Watching changes.** Both announce every add, update and delete,
+//!   whoever made it (states and policies added over netlink reach PF_KEY
+//!   sockets too). But PF_KEY's copy drops what it cannot say: marks, XFRM
+//!   interface ids, output marks, the ESN replay state, offload, security
+//!   contexts of policies with marks. A slave fed from PF_KEY would build
+//!   a different state: a marked state copied without its mark matches
+//!   other traffic. The netlink event carries the whole object, and its
+//!   header names the port of the writer, so a watcher skips its own
+//!   writes.
+//! * **Full dumps.** `XFRM_MSG_GETSA`/`GETPOLICY` with `NLM_F_DUMP` return
+//!   the same records as the events, in batches per datagram; PF_KEY's
+//!   `SADB_DUMP` sends one message per state and the kernel refuses a dump
+//!   bigger than the socket's receive buffer can hold at once. Measured in
+//!   the guest (`tests/kernel/run`, test `dump_speed_netlink_vs_pfkey`):
+//!   see the crate's README section and BENCHMARKS.md.
+//! * **Writing.** Only netlink takes the current lifetime counters and the
+//!   replay state of a new state (`XFRMA_LTIME_VAL`, `XFRMA_REPLAY_VAL`):
+//!   a copied outbound state continues at the sequence number the
+//!   original reached, so the peer's anti-replay window does not drop the
+//!   new master's packets after a failover (on OpenBSD, pfsync's job;
+//!   on Linux nothing else does it), and byte lifetimes run out together.
+//!   Policies keep their index and priority; PF_KEY's `SADB_X_SPDADD`
+//!   cannot set marks or interface ids.
+//!
+//! The kernel facts used: `net/xfrm/xfrm_user.c` (Linux 6.1, the Debian 12
+//! kernel the guest boots): a delete event carries an `xfrm_usersa_id`
+//! with the whole state in `XFRMA_SA` and its mark at the top level
+//! (`xfrm_notify_sa`); an add applies `XFRMA_LTIME_VAL` and
+//! `XFRMA_REPLAY_VAL` (`xfrm_update_ae_params`); dump requests are
+//! answered before any payload check. Each is exercised by a test in the
+//! guest.
+//!
+//! # How Linux's messages meet the core: a dialect, not a translation
+//!
+//! The core (`sasyncd_core::pfkey`) reads, filters, rewrites and digests
+//! OpenBSD PF_KEY messages. Translating XFRM records into OpenBSD PF_KEY
+//! at this edge would lose what OpenBSD's format has no field for (marks,
+//! interface ids, output marks, ESN replay, multiple policy templates,
+//! per-policy priorities and actions) and would make a Linux slave's
+//! kernel differ from its master's: the one thing sasyncd must not do.
+//! So the choice is a **kernel dialect**: the bytes that travel between
+//! peers are this kernel's own records (dump records and events, as
+//! [`rewrite`] turns them into requests on the receiving side), the core
+//! is told which dialect its peers speak, and the dialect supplies what
+//! the core needs per message: its identity ([`xfrm::SaKey`],
+//! [`xfrm::PolicyKey`]: the kernel's own uniqueness rules, which the
+//! core's delta keys and digests use), the filter (larval states and
+//! per-socket policies are not synced; a node's own writes are recognised
+//! by the event's port id, as PF_KEY's by the writer pid), and the
+//! rewrite into a request ([`rewrite`]). A cluster that mixes kernels is
+//! then refused at HELLO by its dialect, as issue 20 asks. Wiring that
+//! into the core and the daemon's poll loop is issue 24's.
+//!
+//! In the core's platform contract ([`Platform`]), this crate's parts take
+//! these places: `pfkey_write` is [`socket::XfrmSocket::request`] of a
+//! record rewritten by [`rewrite`] (or [`mirror::apply_event`], which adds
+//! the idempotent retries); `set_promisc` is opening or closing a watch
+//! socket joined to [`xfrm::group::SA`] and [`xfrm::group::POLICY`];
+//! `dump_start`/`dump_next` are [`socket::XfrmSocket::dump`] of
+//! `GETSA` then `GETPOLICY`, copied at start as the contract asks.
+//!
+//! [`Platform`]: https://docs.rs/sasyncd-core
+
+pub mod mirror;
+pub mod nl;
+pub mod rewrite;
+pub mod socket;
+pub mod xfrm;

@@ -4,6 +4,9 @@ fn rig() {
         eprintln!("skipped: not in the kernel guest");
         return;
     }
-    let out = std::process::Command::new("ip").args(["xfrm", "state"]).output().unwrap();
+    let out = std::process::Command::new("ip")
+        .args(["xfrm", "state"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
 }
