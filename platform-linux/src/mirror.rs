@@ -9,13 +9,14 @@
 //! already is done. Policies are always written with `UPDPOLICY`, which
 //! adds or replaces.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use nix::errno::Errno;
 
 use crate::nl::{Msg, NlError};
 use crate::rewrite::{
-    flush_policies, flush_states, policy_delete, policy_write, state_delete, state_write,
+    flush_policies, flush_states, policy_delete, policy_write, state_counters, state_delete,
+    state_write,
 };
 use crate::socket::{RequestError, XfrmSocket};
 use crate::xfrm::{msg, PolicyKey, PolicyView, SaKey, SaView};
@@ -87,8 +88,18 @@ fn refused(r: &Result<(), RequestError>, errno: Errno) -> bool {
 }
 
 /// Writes the state `sa` into `dst`: added, or updated if it exists
-/// (`update` says which to try first).
-pub fn write_state(dst: &mut XfrmSocket, sa: &SaView<'_>, update: bool) -> Result<(), MirrorError> {
+/// (`update` says which to try first). An updated state then gets the
+/// counters of `sa` too if `counters`: true for a dump record or an add
+/// event, which describe the state in the table; false for an update
+/// event, which describes the request's state (its add time is the
+/// request's, its counters zero), not the one the update left in the
+/// table (`xfrm_add_sa` announces the state it built from the request).
+pub fn write_state(
+    dst: &mut XfrmSocket,
+    sa: &SaView<'_>,
+    update: bool,
+    counters: bool,
+) -> Result<(), MirrorError> {
     let mut req = state_write(sa, update)?;
     let r = dst.request(&mut req);
     let retry = if update {
@@ -96,12 +107,18 @@ pub fn write_state(dst: &mut XfrmSocket, sa: &SaView<'_>, update: bool) -> Resul
     } else {
         refused(&r, Errno::EEXIST)
     };
-    if retry {
+    let updated = if retry {
         let mut req = state_write(sa, !update)?;
         dst.request(&mut req)?;
-        return Ok(());
+        !update
+    } else {
+        r?;
+        update
+    };
+    if updated && counters {
+        dst.request(&mut state_counters(sa))?;
     }
-    Ok(r?)
+    Ok(())
 }
 
 /// Deletes the state `sa` names from `dst`; a state already gone is fine.
@@ -135,7 +152,8 @@ pub fn apply_event(dst: &mut XfrmSocket, ev: &Msg<'_>) -> Result<Applied, Mirror
             if !sa.is_complete() {
                 return Ok(Applied::Skipped(Skip::Larval));
             }
-            write_state(dst, &sa, ev.kind() == msg::UPDSA)?;
+            let update = ev.kind() == msg::UPDSA;
+            write_state(dst, &sa, update, !update)?;
             Ok(Applied::StateWritten)
         }
         msg::DELSA => {
@@ -197,9 +215,9 @@ pub struct SyncStats {
 }
 
 /// Makes `dst`'s states and policies those of `src`: a full dump of each
-/// table of `src` is written into `dst` (states before policies, so that a
-/// policy never finds its state missing), then what `dst` has that `src`
-/// lacks is deleted. The two sockets may be in different namespaces (or
+/// table of `src` is taken, what `dst` has that `src` lacks is deleted,
+/// and every state then every policy of `src` is written into `dst`
+/// (states first, so that a policy never finds its state missing). The two sockets may be in different namespaces (or
 /// machines: the dump records are what a master would send).
 pub fn sync_tables(src: &mut XfrmSocket, dst: &mut XfrmSocket) -> Result<SyncStats, MirrorError> {
     let mut st = SyncStats::default();
@@ -227,6 +245,37 @@ pub fn sync_tables(src: &mut XfrmSocket, dst: &mut XfrmSocket) -> Result<SyncSta
         return Err(e.into());
     }
 
+    // What B has that A lacks goes first, and so does a policy of B that
+    // A has under another index: then every index of A's policies is free
+    // in B, and B's policies get A's (`ip xfrm policy` shows the same).
+    let mut pol_index: BTreeMap<PolicyKey, u32> = BTreeMap::new();
+    for rec in &policies {
+        let m = Msg::new(rec)?;
+        let p = PolicyView::from_new(&m)?;
+        pol_index.insert(p.key(), p.index());
+    }
+    for rec in have_pol.values() {
+        let m = Msg::new(rec)?;
+        let p = PolicyView::from_new(&m)?;
+        if p.is_socket_policy() {
+            continue;
+        }
+        if pol_index.get(&p.key()) != Some(&p.index()) {
+            delete_policy(dst, &p)?;
+            st.policies_deleted += usize::from(!pol_index.contains_key(&p.key()));
+        }
+    }
+    let a_states: BTreeSet<SaKey> = states
+        .iter()
+        .filter_map(|r| Some(SaView::from_new(&Msg::new(r).ok()?).ok()?.key()))
+        .collect();
+    for (key, rec) in &have_sa {
+        if !a_states.contains(key) {
+            let m = Msg::new(rec)?;
+            delete_state(dst, &SaView::from_new(&m)?)?;
+            st.states_deleted += 1;
+        }
+    }
     for rec in &states {
         let m = Msg::new(rec)?;
         let sa = SaView::from_new(&m)?;
@@ -234,8 +283,8 @@ pub fn sync_tables(src: &mut XfrmSocket, dst: &mut XfrmSocket) -> Result<SyncSta
             st.states_skipped += 1;
             continue;
         }
-        let exists = have_sa.remove(&sa.key()).is_some();
-        write_state(dst, &sa, exists)?;
+        let exists = have_sa.contains_key(&sa.key());
+        write_state(dst, &sa, exists, true)?;
         st.states_written += 1;
     }
     for rec in &policies {
@@ -245,23 +294,8 @@ pub fn sync_tables(src: &mut XfrmSocket, dst: &mut XfrmSocket) -> Result<SyncSta
             st.policies_skipped += 1;
             continue;
         }
-        have_pol.remove(&p.key());
         write_policy(dst, &p)?;
         st.policies_written += 1;
-    }
-    for rec in have_pol.values() {
-        let m = Msg::new(rec)?;
-        let p = PolicyView::from_new(&m)?;
-        if p.is_socket_policy() {
-            continue;
-        }
-        delete_policy(dst, &p)?;
-        st.policies_deleted += 1;
-    }
-    for rec in have_sa.values() {
-        let m = Msg::new(rec)?;
-        delete_state(dst, &SaView::from_new(&m)?)?;
-        st.states_deleted += 1;
     }
     for v in states.iter_mut().chain(have_sa.values_mut()) {
         zeroize::Zeroize::zeroize(v);

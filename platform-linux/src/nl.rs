@@ -22,6 +22,8 @@ pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_MULTI: u16 = 0x2;
 /// Answer with an acknowledgement (or an error).
 pub const NLM_F_ACK: u16 = 0x4;
+/// Replace an existing object.
+pub const NLM_F_REPLACE: u16 = 0x100;
 /// Return every object of the table (`NLM_F_ROOT | NLM_F_MATCH`).
 pub const NLM_F_DUMP: u16 = 0x300;
 

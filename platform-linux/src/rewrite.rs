@@ -16,10 +16,10 @@
 //! [`PolicyKey`](crate::xfrm::PolicyKey)), not by the sender's policy
 //! index, which need not be the receiver's.
 
-use crate::nl::{Builder, Msg, NlError, NLM_F_ACK, NLM_F_REQUEST};
+use crate::nl::{Builder, Msg, NlError, NLM_F_ACK, NLM_F_REPLACE, NLM_F_REQUEST};
 use crate::xfrm::{
-    attr, msg, sa_off, PolicyView, SaView, LIFETIME_CUR_LEN, SELECTOR_LEN, USERPOLICY_ID_LEN,
-    USERSA_ID_LEN,
+    attr, msg, sa_off, PolicyView, SaView, AEVENT_ID_LEN, LIFETIME_CUR_LEN, SELECTOR_LEN,
+    USERPOLICY_ID_LEN, USERSA_ID_LEN,
 };
 
 /// Attributes that describe the sending machine, not the object.
@@ -48,6 +48,32 @@ pub fn state_write(sa: &SaView<'_>, update: bool) -> Result<Vec<u8>, NlError> {
     }
     let cur = &sa.info[sa_off::CURLFT..sa_off::CURLFT + LIFETIME_CUR_LEN];
     Ok(b.attr(attr::LTIME_VAL, cur).finish())
+}
+
+/// Sets the counters of the existing state `sa` names to those `sa`
+/// carries: current lifetime (bytes, packets, add and use time) and
+/// replay state (`XFRM_MSG_NEWAE`, which needs `NLM_F_REPLACE`). An
+/// update (`UPDSA`) changes lifetimes and encapsulation but leaves the
+/// counters; this follows it, so that an updated copy equals the
+/// original as an added one does.
+pub fn state_counters(sa: &SaView<'_>) -> Vec<u8> {
+    let mut id = [0u8; AEVENT_ID_LEN];
+    id[..16].copy_from_slice(&sa.info[sa_off::DADDR..sa_off::DADDR + 16]);
+    id[16..20].copy_from_slice(&sa.info[sa_off::SPI..sa_off::SPI + 4]);
+    id[20..22].copy_from_slice(&sa.family().to_ne_bytes());
+    id[22] = sa.proto();
+    id[24..40].copy_from_slice(&sa.info[sa_off::SADDR..sa_off::SADDR + 16]);
+    id[44..48].copy_from_slice(&sa.reqid().to_ne_bytes());
+    let cur = &sa.info[sa_off::CURLFT..sa_off::CURLFT + LIFETIME_CUR_LEN];
+    let mut b = Builder::new(msg::NEWAE, REQ | NLM_F_REPLACE)
+        .raw(&id)
+        .attr(attr::LTIME_VAL, cur);
+    for a in sa.attrs.clone().flatten() {
+        if matches!(a.kind, attr::REPLAY_VAL | attr::REPLAY_ESN_VAL | attr::MARK) {
+            b = b.attr(a.kind, a.data);
+        }
+    }
+    b.finish()
 }
 
 /// The add request for a state record (`NEWSA`/`UPDSA` message).
@@ -164,6 +190,24 @@ mod tests {
         assert_eq!(sa.key(), SaView::from_new(&m).unwrap().key());
         let upd = state_write(&SaView::from_new(&m).unwrap(), true).unwrap();
         assert_eq!(Msg::new(&upd).unwrap().kind(), msg::UPDSA);
+    }
+
+    #[test]
+    fn counters_are_set_by_identity_with_replace() {
+        let rec = newsa(msg::NEWSA, 0x42);
+        let m = Msg::new(&rec).unwrap();
+        let req = state_counters(&SaView::from_new(&m).unwrap());
+        let r = Msg::new(&req).unwrap();
+        assert_eq!(r.kind(), msg::NEWAE);
+        assert_eq!(r.flags(), NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE);
+        let (id, attrs) = r.split(AEVENT_ID_LEN).unwrap();
+        assert_eq!(&id[..4], &[192, 0, 2, 2]);
+        assert_eq!(&id[16..20], &0x42u32.to_be_bytes());
+        assert_eq!(id[22], crate::xfrm::IPPROTO_ESP);
+        assert_eq!(&id[24..28], &[192, 0, 2, 1]);
+        assert_eq!(u32::from_ne_bytes(id[44..48].try_into().unwrap()), 7);
+        let kinds: Vec<u16> = attrs.map(|a| a.unwrap().kind).collect();
+        assert_eq!(kinds, [attr::LTIME_VAL, attr::MARK]);
     }
 
     #[test]

@@ -129,6 +129,9 @@ pub const USERPOLICY_INFO_LEN: usize = 168;
 pub const USERPOLICY_ID_LEN: usize = 64;
 /// `sizeof(struct xfrm_user_expire)`.
 pub const USER_EXPIRE_LEN: usize = 232;
+/// `sizeof(struct xfrm_aevent_id)`: the state's id, its source address,
+/// flags and reqid.
+pub const AEVENT_ID_LEN: usize = 48;
 /// `sizeof(struct xfrm_lifetime_cur)`.
 pub const LIFETIME_CUR_LEN: usize = 32;
 
