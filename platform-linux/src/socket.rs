@@ -33,6 +33,9 @@ const ACK_WAIT: Duration = Duration::from_secs(10);
 /// them.
 const WATCH_RCVBUF: usize = 8 << 20;
 
+/// The smallest receive buffer: the kernel caps a dump datagram at 32 KiB.
+const RECV_MIN: usize = 32 << 10;
+
 /// Why a request failed.
 #[derive(Debug)]
 pub enum RequestError {
@@ -77,6 +80,8 @@ pub struct XfrmSocket {
     port: u32,
     seq: u32,
     buf: Vec<u8>,
+    /// The receive timeout set on the socket.
+    wait: Option<Duration>,
 }
 
 impl XfrmSocket {
@@ -114,6 +119,7 @@ impl XfrmSocket {
             port,
             seq: 0,
             buf: Vec::new(),
+            wait: None,
         })
     }
 
@@ -156,28 +162,37 @@ impl XfrmSocket {
         }
     }
 
+    fn set_wait(&mut self, w: Duration) -> io::Result<()> {
+        if self.wait == Some(w) {
+            return Ok(());
+        }
+        let tv = TimeVal::from(libc::timeval {
+            tv_sec: w.as_secs() as libc::time_t,
+            tv_usec: w.subsec_micros() as libc::suseconds_t,
+        });
+        setsockopt(&self.fd, sockopt::ReceiveTimeout, &tv)?;
+        self.wait = Some(w);
+        Ok(())
+    }
+
     /// Receives one datagram into the socket's buffer, waiting at most
-    /// `wait` (`None`: don't wait); whether one came.
+    /// `wait` (`None`: don't wait); whether one came. The buffer is at
+    /// least [`RECV_MIN`]: the kernel sizes a dump's datagrams by the
+    /// reader's buffer, and larger ones mean fewer system calls.
     fn recv_datagram(&mut self, wait: Option<Duration>) -> io::Result<bool> {
         let flags = match wait {
             Some(w) => {
-                setsockopt(
-                    &self.fd,
-                    sockopt::ReceiveTimeout,
-                    &TimeVal::from(libc::timeval {
-                        tv_sec: w.as_secs() as libc::time_t,
-                        tv_usec: w.subsec_micros() as libc::suseconds_t,
-                    }),
-                )?;
+                self.set_wait(w)?;
                 MsgFlags::empty()
             }
             None => MsgFlags::MSG_DONTWAIT,
         };
+        self.buf.zeroize();
+        self.buf.resize(RECV_MIN, 0);
         let len = loop {
-            let mut probe = [0u8; 0];
             match recv(
                 self.fd.as_raw_fd(),
-                &mut probe,
+                &mut self.buf,
                 flags | MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
             ) {
                 Ok(n) => break n,
@@ -186,8 +201,7 @@ impl XfrmSocket {
                 Err(e) => return Err(e.into()),
             }
         };
-        self.buf.zeroize();
-        self.buf.resize(len, 0);
+        self.buf.resize(len.max(RECV_MIN), 0);
         let got = loop {
             match recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(n) => break n,

@@ -449,19 +449,21 @@ fn dump_speed_netlink_vs_pfkey() {
     a.batch(&lines);
     println!("added {N} states with ip -batch in {:?}", t.elapsed());
     let mut s = a.socket(0);
+    // As PF_KEY's below: count the records, nothing else.
     let mut best_nl = Duration::MAX;
     for _ in 0..3 {
         let t = Instant::now();
-        let mut marks = 0;
-        let n = s
-            .dump(msg::GETSA, |m| {
-                marks += usize::from(SaView::from_new(&m).unwrap().mark().m != 0);
-            })
-            .unwrap();
+        let n = s.dump(msg::GETSA, |_| {}).unwrap();
         best_nl = best_nl.min(t.elapsed());
         assert_eq!(n, N as usize);
-        assert_eq!(marks, N as usize, "every mark is in the netlink dump");
     }
+    // And what the marks cost PF_KEY: netlink has every one.
+    let mut marks = 0;
+    s.dump(msg::GETSA, |m| {
+        marks += usize::from(SaView::from_new(&m).unwrap().mark().m != 0);
+    })
+    .unwrap();
+    assert_eq!(marks, N as usize, "every mark is in the netlink dump");
     let mut best_pk = Duration::MAX;
     for _ in 0..3 {
         let t = Instant::now();
