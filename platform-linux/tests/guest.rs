@@ -427,8 +427,9 @@ fn events_name_their_writer() {
 }
 
 /// Measures a full dump of N states through XFRM netlink and through
-/// PF_KEY (`SADB_DUMP`) in the same kernel: the numbers are printed for
-/// the crate docs; the test checks that both see every state.
+/// PF_KEY (`SADB_DUMP`) in the same kernel, and a snapshot of them into
+/// another namespace: the numbers are printed for the crate docs; the test
+/// checks that both dumps see every state and that the copy equals them.
 #[test]
 fn dump_speed_netlink_vs_pfkey() {
     if !in_guest("dump_speed_netlink_vs_pfkey") {
@@ -474,6 +475,15 @@ fn dump_speed_netlink_vs_pfkey() {
     println!(
         "MEASURE dump of {N} states: XFRM netlink {best_nl:?}, PF_KEY SADB_DUMP {best_pk:?} (best of 3)"
     );
+    // And a snapshot of them all into another namespace, checked by ip.
+    let b = Ns::new("n");
+    let mut sb = b.socket(0);
+    let t = Instant::now();
+    let st = sync_tables(&mut s, &mut sb).unwrap();
+    let took = t.elapsed();
+    assert_eq!(st.states_written, N as usize);
+    assert_same(&a, &b, &format!("after copying {N} states"));
+    println!("MEASURE snapshot of {N} states into another namespace: {took:?}");
 }
 
 /// Just enough PF_KEY for the measurement: `SADB_DUMP` of every SA.
