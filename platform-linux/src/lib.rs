@@ -93,8 +93,10 @@
 //! compares with `ip -s xfrm state/policy`, traffic counters and replay
 //! state included; mirrors twelve live changes and a hard expiry from A's
 //! event stream into B, comparing after each; shows events naming their
-//! writer's port; shows PF_KEY's records without the marks netlink
-//! reports; times the dumps above and a snapshot of 2000 states.
+//! writer's port; shows a watch that fell behind told so (`ENOBUFS`) and
+//! a snapshot repairing the copy; shows PF_KEY's records without the
+//! marks netlink reports; times the dumps above and a snapshot of 2000
+//! states.
 
 pub mod mirror;
 pub mod nl;

@@ -106,21 +106,27 @@ impl XfrmSocket {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         bind(fd.as_raw_fd(), &NetlinkAddr::new(0, groups))?;
         let port = getsockname::<NetlinkAddr>(fd.as_raw_fd())?.pid();
-        if groups != 0 {
-            // Without CAP_NET_ADMIN the forced size is refused; the plain
-            // one is capped by net.core.rmem_max, still better than the
-            // default.
-            if setsockopt(&fd, sockopt::RcvBufForce, &WATCH_RCVBUF).is_err() {
-                setsockopt(&fd, sockopt::RcvBuf, &WATCH_RCVBUF)?;
-            }
-        }
-        Ok(XfrmSocket {
+        let sock = XfrmSocket {
             fd,
             port,
             seq: 0,
             buf: Vec::new(),
             wait: None,
-        })
+        };
+        if groups != 0 {
+            sock.set_receive_buffer(WATCH_RCVBUF)?;
+        }
+        Ok(sock)
+    }
+
+    /// Sets the socket's receive buffer: what a watch can fall behind by
+    /// before events are lost (`ENOBUFS`). Beyond `net.core.rmem_max` it
+    /// needs `CAP_NET_ADMIN`; without, the limit is taken.
+    pub fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
+        if setsockopt(&self.fd, sockopt::RcvBufForce, &bytes).is_err() {
+            setsockopt(&self.fd, sockopt::RcvBuf, &bytes)?;
+        }
+        Ok(())
     }
 
     /// Opens a socket in the network namespace at `netns` (a file such as

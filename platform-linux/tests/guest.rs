@@ -386,6 +386,59 @@ fn live_changes_are_mirrored_through_the_watch_stream() {
     assert!(b.show("state").is_empty());
 }
 
+/// A watch that falls behind loses events and is told so (`ENOBUFS`); a
+/// snapshot then repairs the copy, as a node resynchronises.
+#[test]
+fn an_overrun_is_reported_and_a_snapshot_repairs_it() {
+    if !in_guest("an_overrun_is_reported_and_a_snapshot_repairs_it") {
+        return;
+    }
+    const N: u32 = 300;
+    let (a, b) = (Ns::new("oa"), Ns::new("ob"));
+    let mut watch = a.socket(group::SA | group::POLICY);
+    watch.set_receive_buffer(4096).unwrap();
+    let mut sb = b.socket(0);
+    let mut lines = String::new();
+    for i in 0..N {
+        lines.push_str(&format!(
+            "xfrm state add src 192.0.2.1 dst 198.19.{}.{} proto esp spi {} reqid 61 mode tunnel auth-trunc hmac(sha256) {AUTH256} 128 enc cbc(aes) {ENC128}\n",
+            i / 250,
+            i % 250 + 1,
+            0x60000 + i
+        ));
+    }
+    a.batch(&lines);
+    let mut applied = 0;
+    let mut overrun = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let mut evs: Vec<Vec<u8>> = Vec::new();
+        match watch.events(Duration::from_millis(300), |m| evs.push(m.bytes().to_vec())) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => overrun = true,
+            Err(e) => panic!("watch: {e}"),
+        }
+        for e in &evs {
+            apply_event(&mut sb, &Msg::new(e).unwrap()).unwrap();
+            applied += 1;
+        }
+    }
+    assert!(
+        overrun,
+        "a 4 KiB buffer held {applied} events of {N} without loss"
+    );
+    assert!(applied < N as usize, "events were lost, yet {applied} came");
+    assert_ne!(a.show("state"), b.show("state"));
+    let mut sa = a.socket(0);
+    let st = sync_tables(&mut sa, &mut sb).unwrap();
+    println!(
+        "overrun after {applied} of {N} events; the snapshot wrote {} states",
+        st.states_written
+    );
+    assert_same(&a, &b, "after the resynchronising snapshot");
+}
+
 #[test]
 fn events_name_their_writer() {
     if !in_guest("events_name_their_writer") {
