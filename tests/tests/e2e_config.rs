@@ -79,51 +79,140 @@ fn check_only_accepts_a_good_file_and_names_the_line_of_a_bad_one() {
     assert!(!r.stderr.contains("configuration OK"));
 }
 
+/// Accepted (`None`), or refused at this line with this text.
+type Verdict = Option<(u32, &'static str)>;
+
+/// The table of files that `-n` and start-up must judge alike: each is run
+/// through both; a refused file gives the same one error line, with the
+/// file and the line of the statement at fault, and an accepted file
+/// starts a daemon.
 #[test]
-fn check_only_refuses_what_start_up_refuses() {
+fn check_only_and_start_up_judge_a_table_of_files_alike() {
     let mut c = Cluster::new(1, &[]);
-    // Nine peers: the daemon's node holds eight.
-    let nine = c.dir.join("nine.conf");
-    let mut text = String::new();
-    for k in 0..9 {
-        let a = u32::from(c.gw[0].addr) + 10 + k;
-        text += &format!("peer {}\n", std::net::Ipv4Addr::from(a));
+    let me = c.gw[0].addr;
+    let port = c.port;
+    // Line 1 is `listen on`, 2 `interface`, 3 `sharedkey`, 4 `control`,
+    // 5 empty: what is appended starts on line 6.
+    let base = c.config_text(0, &[]);
+    assert!(base.starts_with("listen on "), "{base}");
+    let with = |extra: &str| format!("{base}{extra}\n");
+    let listen = |on: &str| {
+        let rest = base.split_once('\n').expect("lines").1;
+        format!("listen on {on} port {port}\n{rest}peer 127.1.2.3\n")
+    };
+    let mut nine = String::new();
+    for k in 0..9u32 {
+        nine += &format!(
+            "peer {}\n",
+            std::net::Ipv4Addr::from(u32::from(me) + 10 + k)
+        );
     }
-    text += &format!(
-        "listen on {} port {}\ninterface carp0\nsharedkey \"{}\"\n",
-        c.gw[0].addr,
-        c.port,
-        sasyncd_tests::cluster::KEY
-    );
-    write_private(&nine, &text);
-    // A peer name that cannot resolve.
-    let unresolvable = c.dir.join("unresolvable.conf");
-    let text = c.config_text(0, &[]) + "peer no-such-host.invalid\n";
-    write_private(&unresolvable, &text);
-    for (conf, says) in [
-        (&nine, "more peers than this node was built for"),
-        (&unresolvable, "peer no-such-host.invalid: cannot resolve"),
-    ] {
-        let r = check_only(conf);
-        assert_eq!(
-            r.status.code(),
-            Some(1),
-            "-n must refuse {}",
-            conf.display()
-        );
-        let line = error_line(&r);
-        assert!(
-            line.contains(&conf.display().to_string()) && line.contains(says),
-            "-n says the file and {says:?}: {line}"
-        );
-        assert!(!r.stderr.contains("configuration OK"));
-        let started = refused_at_startup(&mut c, 0, conf);
-        assert_eq!(
-            error_line(&started),
-            line,
-            "start-up refuses {} exactly as -n does",
-            conf.display()
-        );
+    let cases: Vec<(&str, String, Verdict)> = vec![
+        ("good", with("peer 127.1.2.3"), None),
+        ("good-by-name", with("peer localhost"), None),
+        (
+            "nine-peers",
+            format!("{base}{nine}"),
+            Some((14, "too many peers (at most 8)")),
+        ),
+        (
+            "unresolvable",
+            with("peer no-such-host.invalid"),
+            Some((6, "peer no-such-host.invalid: cannot resolve")),
+        ),
+        (
+            "peer-is-us",
+            with(&format!("\npeer {me}")),
+            Some((7, "is an address of this host")),
+        ),
+        (
+            "peer-unspecified",
+            with("peer 0.0.0.0"),
+            Some((6, "the unspecified address")),
+        ),
+        (
+            "peer-multicast",
+            with("peer 224.0.0.18"),
+            Some((6, "a multicast or broadcast address")),
+        ),
+        (
+            "peer-scoped",
+            with("peer fe80::1%lo"),
+            Some((6, "a link-local or scoped address")),
+        ),
+        (
+            "listen-not-an-address",
+            listen("999.1.1.1"),
+            Some((
+                1,
+                "listen on 999.1.1.1: neither an address nor an interface name",
+            )),
+        ),
+        (
+            "listen-no-such-interface",
+            listen("nosuchif9"),
+            Some((
+                1,
+                "listen on nosuchif9: interface nosuchif9 has no usable address",
+            )),
+        ),
+        (
+            "listen-not-ours",
+            listen("192.0.2.77"),
+            Some((
+                1,
+                "listen on 192.0.2.77: 192.0.2.77 is not an address of this host",
+            )),
+        ),
+        (
+            "two-keys",
+            with("sharedkey \"another-key-16by\""),
+            Some((6, "duplicate sharedkey statement (first on line 3")),
+        ),
+        (
+            "two-listens",
+            with(&format!("listen on {me}")),
+            Some((6, "duplicate listen on statement (first on line 1")),
+        ),
+        (
+            "weak-key",
+            listen(&me.to_string()).replace(
+                &format!("sharedkey \"{}\"", sasyncd_tests::cluster::KEY),
+                "sharedkey 0x00000000000000000000000000000000",
+            ),
+            Some((3, "sharedkey is one byte repeated")),
+        ),
+    ];
+    for (name, text, verdict) in cases {
+        let conf = c.dir.join(format!("{name}.conf"));
+        write_private(&conf, &text);
+        let n = check_only(&conf);
+        match verdict {
+            None => {
+                assert_eq!(n.status.code(), Some(0), "{name}: -n accepts; {}", n.stderr);
+                let own = std::mem::replace(&mut c.gw[0].conf, conf.clone());
+                c.start(0);
+                c.signal(0, Signal::SIGTERM);
+                c.wait_exit(0);
+                c.gw[0].conf = own;
+            }
+            Some((line, says)) => {
+                assert_eq!(n.status.code(), Some(1), "{name}: -n refuses; {}", n.stderr);
+                let l = error_line(&n);
+                let at = format!("{}:{line}: ", conf.display());
+                assert!(
+                    l.contains(&at) && l.contains(says),
+                    "{name}: -n says {at:?} and {says:?}: {l}"
+                );
+                assert!(!n.stderr.contains("configuration OK"));
+                let started = refused_at_startup(&mut c, 0, &conf);
+                assert_eq!(
+                    error_line(&started),
+                    l,
+                    "{name}: start-up refuses it as -n does"
+                );
+            }
+        }
     }
 }
 
@@ -238,6 +327,28 @@ fn sighup_applies_a_changed_file() {
     c.host(0, "add-sa single");
     c.wait_synced(0, 1);
     c.wait_synced(0, 2);
+}
+
+/// A peer given by name is resolved by the privileged process on reload as
+/// at start-up: the network process (chrooted when root) has no resolver,
+/// and used to refuse even an unchanged file. The reload is logged once.
+#[test]
+fn sighup_reloads_a_file_with_a_peer_given_by_name() {
+    if !is_root() {
+        eprintln!("skipped in part: not root, so the network process is not chrooted");
+    }
+    let mut c = Cluster::new(1, &[]);
+    c.write_conf(0, &(c.config_text(0, &[]) + "peer localhost\n"));
+    c.start(0);
+    c.signal(0, Signal::SIGHUP);
+    c.wait_log(0, &["configuration reloaded"]);
+    let log = c.log(0);
+    assert!(!log.contains("keeping the running"), "{log}");
+    assert_eq!(
+        log.matches("reloaded: 1 peer kept").count(),
+        1,
+        "one line per reload: {log}"
+    );
 }
 
 #[test]
