@@ -348,9 +348,27 @@ fn launch<H: Host>(
     // it after dropping root; only the group decides who may connect.
     let control = Control::bind(&opts.control, opts.control_group.as_deref())
         .map_err(|e| err(format!("control socket {}: {e}", opts.control.display())))?;
-    if !opts.foreground {
-        sys::daemonize().map_err(|e| err(e.to_string()))?;
-        logger::set_destination(Destination::Syslog);
+    if opts.foreground {
+        logger::set_timestamps(true);
+    } else {
+        // Where logs go once detached: syslog, or stderr if syslog cannot
+        // be reached (said now, while someone reads the terminal).
+        let keep_stderr = match logger::syslog_reachable() {
+            Ok(()) => false,
+            Err(e) => {
+                log::warn!("syslog cannot be reached (/dev/log: {e}): logging to stderr");
+                true
+            }
+        };
+        // The parent waits until both processes are up or one failed,
+        // and exits with the reason on stderr.
+        let report = sys::daemonize(keep_stderr).map_err(|e| err(e.to_string()))?;
+        logger::set_report(report);
+        if keep_stderr {
+            logger::set_timestamps(true);
+        } else {
+            logger::set_destination(Destination::Syslog);
+        }
     }
     sys::ignore_sigpipe().map_err(|e| err(e.to_string()))?;
     let (priv_end, net_end) = UnixStream::pair().map_err(|e| err(format!("socketpair: {e}")))?;
@@ -403,7 +421,10 @@ fn launch<H: Host>(
                 }
             }
             let chan = PrivChannel::new(priv_end).map_err(|e| err(e.to_string()))?;
-            let exit = Priv::new(host, chan, child, signals, opts.config.clone()).run();
+            let privproc = Priv::new(host, chan, child, signals, opts.config.clone());
+            // Up; the network process reports for both.
+            logger::end_report();
+            let exit = privproc.run();
             let _ = std::fs::remove_file(&opts.control);
             Ok(match exit {
                 PrivExit::Shutdown => {
@@ -467,7 +488,9 @@ fn network(
         crate::openbsd::confine_net().map_err(|e| err(format!("network process: {e}")))?;
     }
     let io = NetIo::new(clock, pid, source, pfkey, chan);
-    Ok(Net::new(node, io, link, listeners, Some(control), signals).run())
+    let net = Net::new(node, io, link, listeners, Some(control), signals);
+    logger::report_ready();
+    Ok(net.run())
 }
 
 #[cfg(test)]

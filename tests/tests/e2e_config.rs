@@ -349,6 +349,17 @@ fn sighup_reloads_a_file_with_a_peer_given_by_name() {
         1,
         "one line per reload: {log}"
     );
+    // With -d, a running daemon's lines start with the UTC time.
+    let line = log
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .expect("the reload line");
+    let (stamp, rest) = line.split_once(' ').expect("a timestamp, then the line");
+    assert!(
+        stamp.len() == 24 && stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+        "{line}"
+    );
+    assert!(rest.starts_with("priv: configuration reloaded"), "{line}");
 }
 
 #[test]
@@ -420,4 +431,81 @@ fn sigterm_releases_the_start_up_demotion_and_leaves_the_sas() {
     assert!(gone(daemon), "the privileged process is gone");
     sasyncd_tests::cluster::wait_gone(net, "the network process to be gone");
     c.wait_log(1, &["priv: exiting"]);
+}
+
+/// Gateway `i`'s daemon started without `-d` (it detaches), stderr to
+/// `err`, with `--chroot` replaced by `jail` when given; returns once the
+/// command (the waiting parent) exited.
+fn detached(c: &Cluster, i: usize, err: &Path, jail: Option<&Path>) -> std::process::ExitStatus {
+    let g = &c.gw[i];
+    let mut cmd = Command::new(bin("sasyncd"));
+    cmd.arg("-c").arg(&g.conf);
+    cmd.arg("--dev-host").arg(&g.host);
+    cmd.arg("--control").arg(&g.control);
+    if is_root() {
+        cmd.args(["--user", "nobody"]);
+        cmd.arg("--chroot").arg(jail.unwrap_or(&c.jail));
+    }
+    let errf = std::fs::File::create(err).expect("stderr file");
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(errf)
+        .status()
+        .expect("run sasyncd")
+}
+
+/// The privileged process of the daemon started with this control socket
+/// (the path is unique to the test): found in /proc by its command line
+/// and its task name.
+fn priv_pid(control: &Path) -> Option<nix::unistd::Pid> {
+    let want = control.as_os_str().as_encoded_bytes();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "sasyncd-priv" && cmdline.split(|&b| b == 0).any(|a| a == want) {
+            return Some(nix::unistd::Pid::from_raw(pid));
+        }
+    }
+    None
+}
+
+/// Without `-d` the command returns only once both processes are up (the
+/// control socket answers the moment it exits 0), and a failure after
+/// detaching (a chroot that does not exist) is exit 1 with the reason on
+/// stderr, where it used to be exit 0, silence and no daemon.
+#[test]
+fn detaching_waits_until_up_and_reports_a_later_failure() {
+    let c = Cluster::new(1, &[]);
+    let err = c.dir.join("detached.err");
+    let st = detached(&c, 0, &err, None);
+    let said = std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(st.code(), Some(0), "stderr: {said}");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&c.gw[0].control).is_ok(),
+        "the control socket answers as soon as the command returned"
+    );
+    let pid = priv_pid(&c.gw[0].control).expect("the detached daemon's [priv]");
+    nix::sys::signal::kill(pid, Signal::SIGTERM).expect("SIGTERM the daemon");
+    c.wait("the detached daemon to exit", |c| !c.gw[0].control.exists());
+    if !is_root() {
+        eprintln!("skipped in part: not root, so there is no chroot to fail");
+        return;
+    }
+    let st = detached(&c, 0, &err, Some(Path::new("/nonexistent-sasyncd-jail")));
+    let said = std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(
+        st.code(),
+        Some(1),
+        "a failed start is exit 1; stderr: {said}"
+    );
+    assert!(
+        said.contains("sasyncd: net: error: ") && said.contains("/nonexistent-sasyncd-jail"),
+        "the reason is on stderr: {said}"
+    );
+    c.wait("the failed daemon to remove its socket", |c| {
+        !c.gw[0].control.exists()
+    });
 }
