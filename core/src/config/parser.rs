@@ -563,7 +563,7 @@ fn hex_key(t: &Token<'_>, buf: &mut [u8]) -> Result<usize, ConfigError> {
             _ => return Err(err(t.line, ConfigErrorKind::BadHexDigit(b))),
         };
         if let Some(slot) = buf.get_mut(digits / 2) {
-            *slot = if digits % 2 == 0 {
+            *slot = if digits.is_multiple_of(2) {
                 nibble << 4
             } else {
                 *slot | nibble
@@ -571,7 +571,7 @@ fn hex_key(t: &Token<'_>, buf: &mut [u8]) -> Result<usize, ConfigError> {
         }
         digits = digits.saturating_add(1);
     }
-    if digits % 2 != 0 {
+    if !digits.is_multiple_of(2) {
         return Err(err(t.line, ConfigErrorKind::OddHexDigits));
     }
     Ok(digits / 2)

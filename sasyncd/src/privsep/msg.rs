@@ -668,5 +668,5 @@ pub fn encode_dump_records(out: &mut Vec<u8>, dump: u32, records: &[u8]) -> Resu
 /// Dump records: at least one 8-byte unit, whole units, within the batch
 /// limit.
 fn records_ok(len: usize) -> bool {
-    len >= 8 && len % 8 == 0 && len <= MAX_BATCH_BYTES
+    len >= 8 && len.is_multiple_of(8) && len <= MAX_BATCH_BYTES
 }
