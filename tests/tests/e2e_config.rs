@@ -237,7 +237,9 @@ fn unsafe_files_are_refused_by_check_only_and_at_start_up() {
         std::os::unix::fs::chown(&foreign, Some(12345), None).expect("chown");
         cases.push((foreign, "owned by uid 12345; must be owned by".to_string()));
     } else {
-        println!("not root: the owner check is not tested (chown needs root)");
+        sasyncd_tests::skip::skip(
+            "in part: not root, so the owner check is not tested (chown needs root)",
+        );
     }
     // The file they point at or copy is fine.
     assert_eq!(check_only(&target).status.code(), Some(0));
@@ -335,7 +337,7 @@ fn sighup_applies_a_changed_file() {
 #[test]
 fn sighup_reloads_a_file_with_a_peer_given_by_name() {
     if !is_root() {
-        eprintln!("skipped in part: not root, so the network process is not chrooted");
+        sasyncd_tests::skip::skip("in part: not root, so the network process is not chrooted");
     }
     let mut c = Cluster::new(1, &[]);
     c.write_conf(0, &(c.config_text(0, &[]) + "peer localhost\n"));
@@ -491,7 +493,7 @@ fn detaching_waits_until_up_and_reports_a_later_failure() {
     nix::sys::signal::kill(pid, Signal::SIGTERM).expect("SIGTERM the daemon");
     c.wait("the detached daemon to exit", |c| !c.gw[0].control.exists());
     if !is_root() {
-        eprintln!("skipped in part: not root, so there is no chroot to fail");
+        sasyncd_tests::skip::skip("in part: not root, so there is no chroot to fail");
         return;
     }
     let st = detached(&c, 0, &err, Some(Path::new("/nonexistent-sasyncd-jail")));

@@ -246,7 +246,7 @@ fn the_socket_speaks_the_documented_protocol() {
 #[test]
 fn the_control_group_is_set() {
     if !is_root() {
-        eprintln!("skipped: only root may give a socket to another group");
+        sasyncd_tests::skip::skip("only root may give a socket to another group");
         return;
     }
     // Some group other than ours that exists on any Debian or OpenBSD

@@ -50,7 +50,7 @@ fn private_file_is_accepted() {
 #[test]
 fn root_file_with_mode_0600_is_accepted_by_root() {
     if !is_root() {
-        eprintln!("skipped: needs root to own a file as root");
+        crate::testutil::skip("needs root to own a file as root");
         return;
     }
     let dir = TempDir::new("conf");
@@ -100,7 +100,7 @@ fn directory_and_fifo_are_not_regular_files() {
 #[test]
 fn foreign_owner_is_refused() {
     if !is_root() {
-        eprintln!("skipped: needs root to chown a file");
+        crate::testutil::skip("needs root to chown a file");
         return;
     }
     let dir = TempDir::new("conf");
