@@ -433,3 +433,37 @@ fn sasyncctl_exit_codes_are_distinct() {
     assert_eq!(r.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&r.stderr).contains("no-daemon.sock"));
 }
+
+/// A legacy daemon and a v2 daemon: the legacy one logs what the peer
+/// speaks once (not "frame length out of range" at every reconnect), and
+/// `show peer` names the peer's protocol.
+#[test]
+fn a_protocol_mismatch_is_logged_once_and_shown() {
+    let legacy = Options {
+        extra: "protocol legacy".into(),
+        ..Options::default()
+    };
+    let mut c = Cluster::new(2, &[legacy]);
+    c.carp(0, "master");
+    c.start(0);
+    c.start(1);
+    let v2 = c.gw[1].addr;
+    c.wait("the legacy daemon to refuse the v2 peer three times", |c| {
+        c.peer_errors(0, v2, "protocol") >= 3
+    });
+    let log = c.log(0);
+    let told = log
+        .lines()
+        .filter(|l| l.contains("warning: ") && l.contains("the peer speaks the v2 protocol"))
+        .count();
+    // A warning once; the repeats are debug lines (shown with -v).
+    assert_eq!(told, 1, "warned once: {log}");
+    assert!(!log.contains("frame length out of range"), "{log}");
+    let detail = c.ctl(0, &["show", "peer", &v2.to_string()]).unwrap();
+    assert!(
+        detail.contains("Protocol:       legacy here, but the peer speaks v2"),
+        "{detail}"
+    );
+    let j = c.ctl_json(0, &["show", "peer", &v2.to_string()]);
+    assert_eq!(j["peer"]["protocol"], "v2", "{j}");
+}

@@ -58,7 +58,9 @@ pub use machine::PlantedBugs;
 pub use machine::{min_events, Node, EVENTS, MIN_PFKEY_QUEUE_BYTES, PFKEY_QUEUE_BYTES};
 pub use marks::{FixedMarks, Mark, MarkStore};
 pub use operator::ResyncError;
-pub use peer_stats::{ErrorCounts, ErrorKind, LastError, PeerStats};
+pub use peer_stats::{
+    ErrorCounts, ErrorKind, LastError, PeerStats, PEER_SPEAKS_LEGACY, PEER_SPEAKS_V2,
+};
 pub use reconfigure::{Reconfigured, RoleChange, SessionReset};
 pub use ring::MIN_RING_BYTES;
 pub use stats::{Counters, NodeStats, PeerView, RingFill, SessionPhase};

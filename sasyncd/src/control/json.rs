@@ -268,6 +268,10 @@ fn peer_object(w: &mut Writer, s: &Status, p: &PeerView) {
     w.open('{');
     w.str("addr", &p.addr.to_string());
     w.num("port", u64::from(p.port));
+    w.opt_str(
+        "protocol",
+        super::status::peer_protocol(s.protocol, p).map(protocol_name),
+    );
     w.str("session", p.phase.name());
     w.opt_num("session_changed_ago_ms", ago(p.phase_since));
     w.opt_str("state", p.state.map(|r| r.name()));
