@@ -467,3 +467,28 @@ fn a_protocol_mismatch_is_logged_once_and_shown() {
     let j = c.ctl_json(0, &["show", "peer", &v2.to_string()]);
     assert_eq!(j["peer"]["protocol"], "v2", "{j}");
 }
+
+/// When the master goes quiet, the slave's last applied change gets
+/// acknowledged too (the ack timer): Acked catches up with Applied. The
+/// changes come while the slave is still starting, as in the README's
+/// story.
+#[test]
+fn acks_catch_up_when_idle() {
+    let mut c = Cluster::new(2, &[]);
+    c.carp(0, "master");
+    c.start(0);
+    c.start(1);
+    c.host(0, "add-sa");
+    c.host(0, "add-flow");
+    c.wait_synced(0, 1);
+    c.wait("the slave to acknowledge all it applied", |c| {
+        let v = c.show_json(1);
+        let p = &v["peers"][0];
+        !p["applied"].is_null() && p["acked_to"] == p["applied"]
+    });
+    // And the master sees it.
+    c.wait("the master to see the ack", |c| {
+        let v = c.show_json(0);
+        v["peers"][0]["acked_by"] == v["node"]["position"]
+    });
+}
