@@ -272,10 +272,18 @@ fn report(w: &World, wall: f64) -> ExitCode {
         }
     }
     for (i, h) in w.hosts.iter().enumerate() {
+        // Only mature SAs are synchronised: an SPI reserved for an IKE
+        // exchange still under way (larval, GETSPI) stays on its gateway,
+        // so totals may differ while the synchronised sets are equal.
+        let all = h.kernel.sa_count();
+        let mature = h.kernel.canonical(&|_| true).sas.len();
+        let larval = match all.saturating_sub(mature) {
+            0 => String::new(),
+            n => format!(" ({n} larval, never synchronised)"),
+        };
         println!(
-            "  n{i} {}: {} SAs, {} flows",
+            "  n{i} {}: {all} SAs{larval}, {} flows",
             h.addr,
-            h.kernel.sa_count(),
             h.kernel.flow_count()
         );
         if !w.oracle.failures.is_empty() {
