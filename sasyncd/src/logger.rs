@@ -393,12 +393,17 @@ pub fn timestamp(t: std::time::SystemTime) -> String {
 }
 
 /// Whether syslog can be reached: on OpenBSD always (sendsyslog(2) needs
-/// no socket); elsewhere when `/dev/log` accepts a connection.
+/// no socket); elsewhere when `/dev/log` accepts a connection, datagram
+/// or stream (syslog(3) tries both).
 pub fn syslog_reachable() -> Result<(), io::Error> {
     if cfg!(target_os = "openbsd") {
         return Ok(());
     }
-    std::os::unix::net::UnixDatagram::unbound()?.connect("/dev/log")
+    let dgram = std::os::unix::net::UnixDatagram::unbound()?.connect("/dev/log");
+    if dgram.is_ok() {
+        return Ok(());
+    }
+    std::os::unix::net::UnixStream::connect("/dev/log").map(drop)
 }
 
 /// Changes the verbosity at run time (a `-v` count; see [`level_for`]).
