@@ -459,7 +459,8 @@ impl Ctl {
             CtlType::Buckets => {
                 let pos = r.pos()?;
                 let first = r.u32()?;
-                if first as usize % BUCKETS_PER_CHUNK != 0 || first as usize >= BUCKETS {
+                if !(first as usize).is_multiple_of(BUCKETS_PER_CHUNK) || first as usize >= BUCKETS
+                {
                     return Err(CtlError::BadBucket(first));
                 }
                 let mut sums = [0u64; BUCKETS_PER_CHUNK];

@@ -4,26 +4,29 @@
 //! * The network process, chrooted and unprivileged, pledges
 //!   [`NET_PROMISES`] once its kernel sockets are open: `stdio` for its
 //!   descriptors (PF_KEY, routing socket, channel, control socket and its
-//!   clients), `inet` for peer connections (accepting on the inherited
-//!   control socket needs no more: accept is allowed on any domain), and
-//!   `dns` because a reloaded configuration may name peers by host name,
-//!   which the network process resolves (without the promise, the
-//!   resolver's socket would kill it; `/etc/hosts` is outside the chroot,
-//!   so names resolve through the configured name server only).
+//!   clients) and `inet` for peer connections (accepting on the inherited
+//!   control socket needs no more: accept is allowed on any domain). No
+//!   `dns`: peers named by host name are resolved by the privileged
+//!   process, at start-up and at each reload.
 //! * The privileged process cannot pledge: no promise allows the dump
 //!   sysctls or the group ioctls. It unveils what it opens by path
-//!   ([`priv_unveils`]) and locks unveil.
+//!   ([`priv_unveils`]), the resolver's files included, and locks unveil.
 
 use std::path::{Path, PathBuf};
 
 use crate::ike::IkeTargets;
 
 /// The network process's pledge.
-pub const NET_PROMISES: &str = "stdio inet dns";
+pub const NET_PROMISES: &str = "stdio inet";
 
 /// The password database: re-reading the configuration (SIGHUP) checks
 /// that its owner is root or `_isakmpd`, which looks the user up.
 pub const PASSWD_DB: &str = "/etc/pwd.db";
+
+/// What the resolver reads: a reload resolves peers named by host name in
+/// the privileged process, as start-up does (the network process's
+/// chroot has neither file).
+pub const RESOLVER_FILES: [&str; 2] = ["/etc/hosts", "/etc/resolv.conf"];
 
 /// One path the privileged process keeps, and what it may do with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,14 +47,16 @@ fn unveil(path: &Path, permissions: &'static str) -> Unveil {
 /// What the privileged process keeps: both IKE control paths whatever
 /// `control` says now (a reload may change it; connecting to a unix
 /// socket needs `w`), the configuration file (re-read on SIGHUP), the
-/// password database (see [`PASSWD_DB`]) and the control socket, removed
-/// at exit (`c`).
+/// password database (see [`PASSWD_DB`]), the resolver's files (see
+/// [`RESOLVER_FILES`]) and the control socket, removed at exit (`c`).
 pub fn priv_unveils(config: &Path, control_socket: &Path, ike: &IkeTargets) -> Vec<Unveil> {
     vec![
         unveil(&ike.fifo, "w"),
         unveil(&ike.socket, "w"),
         unveil(config, "r"),
         unveil(Path::new(PASSWD_DB), "r"),
+        unveil(Path::new(RESOLVER_FILES[0]), "r"),
+        unveil(Path::new(RESOLVER_FILES[1]), "r"),
         unveil(control_socket, "c"),
     ]
 }
@@ -135,6 +140,8 @@ mod tests {
                 ("/var/run/iked.sock", "w"),
                 ("/etc/sasyncd.conf", "r"),
                 ("/etc/pwd.db", "r"),
+                ("/etc/hosts", "r"),
+                ("/etc/resolv.conf", "r"),
                 ("/var/run/sasyncd.sock", "c"),
             ]
         );
@@ -142,6 +149,6 @@ mod tests {
 
     #[test]
     fn the_network_process_pledges_no_more_than_it_needs() {
-        assert_eq!(NET_PROMISES, "stdio inet dns");
+        assert_eq!(NET_PROMISES, "stdio inet");
     }
 }

@@ -26,6 +26,7 @@ OPTIONS:
     --trace           print every event, including what the nodes log
     --jobs N          swarm worker threads (default: all cores)
     -h, --help        this text
+    -V, --version     the version
 
 ENVIRONMENT (with --trace or a story):
     SASYNCD_SIM_ECHO=1    print the timeline while it runs (for runs that hang)
@@ -84,6 +85,10 @@ fn parse_args() -> Result<Args, String> {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "-h" | "--help" => return Err(String::new()),
+            "-V" | "--version" => {
+                println!("sasyncd-sim {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
             "--trace" => a.trace = true,
             "--scenario" => a.scenario = Some(value("--scenario")?),
             "--seed" => {
@@ -267,10 +272,18 @@ fn report(w: &World, wall: f64) -> ExitCode {
         }
     }
     for (i, h) in w.hosts.iter().enumerate() {
+        // Only mature SAs are synchronised: an SPI reserved for an IKE
+        // exchange still under way (larval, GETSPI) stays on its gateway,
+        // so totals may differ while the synchronised sets are equal.
+        let all = h.kernel.sa_count();
+        let mature = h.kernel.canonical(&|_| true).sas.len();
+        let larval = match all.saturating_sub(mature) {
+            0 => String::new(),
+            n => format!(" ({n} larval, never synchronised)"),
+        };
         println!(
-            "  n{i} {}: {} SAs, {} flows",
+            "  n{i} {}: {all} SAs{larval}, {} flows",
             h.addr,
-            h.kernel.sa_count(),
             h.kernel.flow_count()
         );
         if !w.oracle.failures.is_empty() {

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::unistd::{geteuid, User};
-use sasyncd_core::config::{Config, ConfigError};
+use sasyncd_core::config::{addr_problem, AddrProblem, Config, ConfigError};
 
 use crate::secret::SecretBytes;
 
@@ -235,13 +235,15 @@ pub fn read_checked(path: &Path, owners: &Owners) -> Result<SecretBytes, ConfFil
     Ok(text)
 }
 
-/// Why the peers' names could not be turned into addresses.
+/// Why a peer's address could not be found or cannot be used.
 #[derive(Debug)]
 pub enum ResolveError {
     /// A name did not resolve.
     Failed {
         /// The name as written in the file.
         peer: String,
+        /// Its line.
+        line: u32,
         /// What the resolver said (`None`: it returned no address).
         error: Option<io::Error>,
     },
@@ -250,11 +252,51 @@ pub enum ResolveError {
     Duplicate {
         /// The name as written in the file.
         peer: String,
+        /// Its line.
+        line: u32,
         /// The address it resolved to.
         addr: IpAddr,
         /// The peer that has this address.
         other: String,
     },
+    /// A name resolved to an address no peer can have.
+    Unusable {
+        /// The name as written in the file.
+        peer: String,
+        /// Its line.
+        line: u32,
+        /// The address it resolved to.
+        addr: IpAddr,
+        /// What is wrong with it.
+        why: AddrProblem,
+    },
+    /// The peer is this host: a session with itself would be refused as a
+    /// duplicate connection every second, forever.
+    Own {
+        /// The peer as written in the file.
+        peer: String,
+        /// Its line.
+        line: u32,
+        /// Its address.
+        addr: IpAddr,
+    },
+}
+
+impl ResolveError {
+    /// The line of the peer statement.
+    pub fn line(&self) -> u32 {
+        match self {
+            ResolveError::Failed { line, .. }
+            | ResolveError::Duplicate { line, .. }
+            | ResolveError::Unusable { line, .. }
+            | ResolveError::Own { line, .. } => *line,
+        }
+    }
+
+    /// `FILE:LINE: message`, as configuration errors are printed.
+    pub fn display_with(&self, file: &Path) -> String {
+        format!("{}:{}: {self}", file.display(), self.line())
+    }
 }
 
 impl fmt::Display for ResolveError {
@@ -263,13 +305,25 @@ impl fmt::Display for ResolveError {
             ResolveError::Failed {
                 peer,
                 error: Some(e),
+                ..
             } => write!(f, "peer {peer}: cannot resolve: {e}"),
-            ResolveError::Failed { peer, error: None } => {
+            ResolveError::Failed {
+                peer, error: None, ..
+            } => {
                 write!(f, "peer {peer}: cannot resolve: no address")
             }
-            ResolveError::Duplicate { peer, addr, other } => write!(
+            ResolveError::Duplicate {
+                peer, addr, other, ..
+            } => write!(
                 f,
                 "peer {peer}: resolves to {addr}, the address of peer {other}"
+            ),
+            ResolveError::Unusable {
+                peer, addr, why, ..
+            } => write!(f, "peer {peer}: resolves to {addr}: {why}"),
+            ResolveError::Own { peer, addr, .. } => write!(
+                f,
+                "peer {peer}: {addr} is an address of this host; list the other gateways only"
             ),
         }
     }
@@ -286,17 +340,23 @@ impl std::error::Error for ResolveError {
 
 /// Resolves every peer given by name (`addr == None`) to its first address
 /// and stores it in the peer, as the original resolved names once at
-/// start. Runs before chroot (the resolver needs `/etc`). A name that does
-/// not resolve is an error naming it: a silently missing peer would only
-/// show as a gateway that never syncs.
-pub fn resolve_peers(config: &mut Config) -> Result<(), ResolveError> {
-    resolve_peers_with(config, |name| {
+/// start; then refuses a peer at one of `own` (this host's addresses).
+/// Runs in the privileged process, before chroot and on every reload (the
+/// resolver needs `/etc`). A name that does not resolve is an error naming
+/// it and its line: a silently missing peer would only show as a gateway
+/// that never syncs.
+pub fn resolve_peers(config: &mut Config, own: &[IpAddr]) -> Result<(), ResolveError> {
+    resolve_peers_with(config, own, |name| {
         (name, 0u16).to_socket_addrs().map(|a| a.collect())
     })
 }
 
 /// [`resolve_peers`] with the resolver given (for tests).
-pub fn resolve_peers_with<F>(config: &mut Config, mut resolve: F) -> Result<(), ResolveError>
+pub fn resolve_peers_with<F>(
+    config: &mut Config,
+    own: &[IpAddr],
+    mut resolve: F,
+) -> Result<(), ResolveError>
 where
     F: FnMut(&str) -> io::Result<Vec<SocketAddr>>,
 {
@@ -304,16 +364,25 @@ where
         let Some(peer) = config.peers.get(i) else {
             break;
         };
-        if peer.addr.is_some() {
+        let line = config.lines.peer(i);
+        let name = peer.name.to_string();
+        if let Some(addr) = peer.addr {
+            if own.contains(&addr) {
+                return Err(ResolveError::Own {
+                    peer: name,
+                    line,
+                    addr,
+                });
+            }
             continue;
         }
-        let name = peer.name.to_string();
         let addr = match resolve(&name) {
             Ok(addrs) => match addrs.first() {
                 Some(a) => a.ip(),
                 None => {
                     return Err(ResolveError::Failed {
                         peer: name,
+                        line,
                         error: None,
                     })
                 }
@@ -321,13 +390,30 @@ where
             Err(e) => {
                 return Err(ResolveError::Failed {
                     peer: name,
+                    line,
                     error: Some(e),
                 })
             }
         };
+        if let Some(why) = addr_problem(addr) {
+            return Err(ResolveError::Unusable {
+                peer: name,
+                line,
+                addr,
+                why,
+            });
+        }
+        if own.contains(&addr) {
+            return Err(ResolveError::Own {
+                peer: name,
+                line,
+                addr,
+            });
+        }
         if let Some(other) = config.peers.iter().find(|p| p.addr == Some(addr)) {
             return Err(ResolveError::Duplicate {
                 peer: name,
+                line,
                 addr,
                 other: other.name.to_string(),
             });

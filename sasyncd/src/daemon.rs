@@ -80,8 +80,19 @@ fn err(msg: impl Into<String>) -> StartError {
 /// Reads, checks and resolves the configuration and builds a node from it
 /// (throwaway): everything `-n` promises start-up will accept.
 pub fn check(path: &Path) -> Result<Config, StartError> {
-    let mut cfg = conffile::load(path).map_err(|e| err(e.to_string()))?;
-    conffile::resolve_peers(&mut cfg).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let text = conffile::read_checked(path, &conffile::Owners::current())
+        .map_err(|e| err(e.to_string()))?;
+    check_text(path, text.as_bytes())
+}
+
+/// Every check start-up makes on the text of `path`, in one place: `-n`,
+/// start-up and each reload (in the privileged process, which can resolve
+/// names) run exactly this. Errors are `FILE:LINE: message`.
+pub fn check_text(path: &Path, text: &[u8]) -> Result<Config, StartError> {
+    let name = path.display().to_string();
+    let mut cfg = Config::parse(text).map_err(|e| err(e.display_with(&name).to_string()))?;
+    let own = check_listen(path, &cfg)?;
+    conffile::resolve_peers(&mut cfg, &own).map_err(|e| err(e.display_with(path)))?;
     // The very node type the daemon runs, so that its capacity (peers)
     // and key rules are the ones checked.
     let node: Result<DaemonNode, _> = Node::new(
@@ -93,9 +104,54 @@ pub fn check(path: &Path) -> Result<Config, StartError> {
         sasyncd_core::time::Instant::ZERO,
     );
     if let Err(e) = node {
-        return Err(err(format!("{}: {e}", path.display())));
+        return Err(err(format!("{name}: {e}")));
     }
     Ok(cfg)
+}
+
+/// Checks that `listen on` names an interface with a usable address or an
+/// address of this host (bound on a spare port to find out, as start-up
+/// will bind it), and returns the addresses that are this host's own for
+/// the peer check: the ones listened on, or every interface's address
+/// when listening on the wildcard.
+fn check_listen(path: &Path, cfg: &Config) -> Result<Vec<IpAddr>, StartError> {
+    let word = match &cfg.listen.on {
+        ListenOn::Any => String::from("*"),
+        ListenOn::Addr(a) => a.to_string(),
+        ListenOn::Interface(i) => i.to_string(),
+    };
+    let at = |msg: String| {
+        let line = cfg.lines.listen;
+        err(format!(
+            "{}:{line}: listen on {word}: {msg}",
+            path.display()
+        ))
+    };
+    let addrs = sockets::listen_addrs(&cfg.listen).map_err(|e| at(e.to_string()))?;
+    let mut own = Vec::new();
+    for ip in addrs.iter().map(SocketAddr::ip) {
+        if ip.is_unspecified() {
+            continue;
+        }
+        if let Err(e) = std::net::UdpSocket::bind((ip, 0)) {
+            if e.kind() == std::io::ErrorKind::AddrNotAvailable {
+                return Err(at(format!("{ip} is not an address of this host")));
+            }
+        }
+        own.push(ip);
+    }
+    if own.is_empty() {
+        own = nix::ifaddrs::getifaddrs()
+            .map_err(|e| err(format!("getifaddrs: {e}")))?
+            .filter_map(|a| {
+                let s = a.address?;
+                s.as_sockaddr_in()
+                    .map(|x| IpAddr::V4(x.ip()))
+                    .or_else(|| s.as_sockaddr_in6().map(|x| IpAddr::V6(x.ip())))
+            })
+            .collect();
+    }
+    Ok(own)
 }
 
 /// A stable identity for this node: the host's name and where it listens
@@ -292,9 +348,27 @@ fn launch<H: Host>(
     // it after dropping root; only the group decides who may connect.
     let control = Control::bind(&opts.control, opts.control_group.as_deref())
         .map_err(|e| err(format!("control socket {}: {e}", opts.control.display())))?;
-    if !opts.foreground {
-        sys::daemonize().map_err(|e| err(e.to_string()))?;
-        logger::set_destination(Destination::Syslog);
+    if opts.foreground {
+        logger::set_timestamps(true);
+    } else {
+        // Where logs go once detached: syslog, or stderr if syslog cannot
+        // be reached (said now, while someone reads the terminal).
+        let keep_stderr = match logger::syslog_reachable() {
+            Ok(()) => false,
+            Err(e) => {
+                log::warn!("syslog cannot be reached (/dev/log: {e}): logging to stderr");
+                true
+            }
+        };
+        // The parent waits until both processes are up or one failed,
+        // and exits with the reason on stderr.
+        let report = sys::daemonize(keep_stderr).map_err(|e| err(e.to_string()))?;
+        logger::set_report(report);
+        if keep_stderr {
+            logger::set_timestamps(true);
+        } else {
+            logger::set_destination(Destination::Syslog);
+        }
     }
     sys::ignore_sigpipe().map_err(|e| err(e.to_string()))?;
     let (priv_end, net_end) = UnixStream::pair().map_err(|e| err(format!("socketpair: {e}")))?;
@@ -347,7 +421,10 @@ fn launch<H: Host>(
                 }
             }
             let chan = PrivChannel::new(priv_end).map_err(|e| err(e.to_string()))?;
-            let exit = Priv::new(host, chan, child, signals, opts.config.clone()).run();
+            let privproc = Priv::new(host, chan, child, signals, opts.config.clone());
+            // Up; the network process reports for both.
+            logger::end_report();
+            let exit = privproc.run();
             let _ = std::fs::remove_file(&opts.control);
             Ok(match exit {
                 PrivExit::Shutdown => {
@@ -411,7 +488,9 @@ fn network(
         crate::openbsd::confine_net().map_err(|e| err(format!("network process: {e}")))?;
     }
     let io = NetIo::new(clock, pid, source, pfkey, chan);
-    Ok(Net::new(node, io, link, listeners, Some(control), signals).run())
+    let net = Net::new(node, io, link, listeners, Some(control), signals);
+    logger::report_ready();
+    Ok(net.run())
 }
 
 #[cfg(test)]

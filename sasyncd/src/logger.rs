@@ -94,6 +94,11 @@ pub struct Logger {
     syslog: AtomicBool,
     verbosity: AtomicU8,
     process: Mutex<&'static str>,
+    /// The start-up report ([`set_report`]): error lines also go there
+    /// until the daemon is up.
+    report: Mutex<Option<std::fs::File>>,
+    /// Whether stderr lines start with the time (`-d` once running).
+    timestamps: AtomicBool,
 }
 
 impl std::fmt::Debug for Logger {
@@ -120,6 +125,8 @@ impl Logger {
             syslog: AtomicBool::new(dest == Destination::Syslog),
             verbosity: AtomicU8::new(verbosity),
             process: Mutex::new(""),
+            report: Mutex::new(None),
+            timestamps: AtomicBool::new(false),
         }
     }
 
@@ -158,6 +165,13 @@ impl Logger {
         self.process.lock().map(|p| *p).unwrap_or("")
     }
 
+    fn line_untimed(&self, record: &Record<'_>) -> String {
+        let was = self.timestamps.swap(false, Ordering::Relaxed);
+        let line = self.line(record, true);
+        self.timestamps.store(was, Ordering::Relaxed);
+        line
+    }
+
     /// The text of one line, without its newline. `with_level`: prefix
     /// warnings and errors (stderr only; syslog carries the priority).
     fn line(&self, record: &Record<'_>, with_level: bool) -> String {
@@ -165,7 +179,11 @@ impl Logger {
         // Writing to a String cannot fail; a Display impl that does is
         // simply cut short.
         let _ = write!(message, "{}", record.args());
-        let mut line = String::with_capacity(message.len() + 16);
+        let mut line = String::with_capacity(message.len() + 40);
+        if with_level && self.timestamps.load(Ordering::Relaxed) {
+            line.push_str(&timestamp(std::time::SystemTime::now()));
+            line.push(' ');
+        }
         let tag = self.process();
         if !tag.is_empty() {
             line.push_str(tag);
@@ -202,6 +220,15 @@ impl Log for Logger {
     fn log(&self, record: &Record<'_>) {
         if !self.enabled(record.metadata()) {
             return;
+        }
+        if record.level() == Level::Error {
+            if let Ok(mut r) = self.report.lock() {
+                if let Some(f) = r.as_mut() {
+                    let mut line = self.line_untimed(record);
+                    line.push('\n');
+                    let _ = f.write_all(line.as_bytes());
+                }
+            }
         }
         if let Some(w) = &self.writer {
             let mut line = self.line(record, true);
@@ -299,6 +326,86 @@ pub fn set_destination(dest: Destination) {
     }
 }
 
+/// Sends this process's error lines also to `report`, the write end of
+/// the start-up report (see [`daemonize`](crate::sys::daemonize)), until
+/// [`report_ready`] or [`end_report`].
+pub fn set_report(report: std::os::fd::OwnedFd) {
+    if let Some(l) = LOGGER.get() {
+        if let Ok(mut r) = l.report.lock() {
+            *r = Some(std::fs::File::from(report));
+        }
+    }
+}
+
+/// Tells the waiting parent that this process is up, and closes the
+/// report.
+pub fn report_ready() {
+    if let Some(l) = LOGGER.get() {
+        if let Ok(mut r) = l.report.lock() {
+            if let Some(mut f) = r.take() {
+                let _ = writeln!(f, "{}", crate::sys::READY);
+            }
+        }
+    }
+}
+
+/// Closes this process's copy of the report without a word (the other
+/// process reports).
+pub fn end_report() {
+    if let Some(l) = LOGGER.get() {
+        if let Ok(mut r) = l.report.lock() {
+            r.take();
+        }
+    }
+}
+
+/// Starts stderr lines with the time (`-d` once the daemon runs: a
+/// foreground log is read later, often beside other logs).
+pub fn set_timestamps(on: bool) {
+    if let Some(l) = LOGGER.get() {
+        l.timestamps.store(on, Ordering::Relaxed);
+    }
+}
+
+/// `2026-12-07T06:35:48.123Z`: UTC, milliseconds, sortable.
+pub fn timestamp(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Whether syslog can be reached: on OpenBSD always (sendsyslog(2) needs
+/// no socket); elsewhere when `/dev/log` accepts a connection, datagram
+/// or stream (syslog(3) tries both).
+pub fn syslog_reachable() -> Result<(), io::Error> {
+    if cfg!(target_os = "openbsd") {
+        return Ok(());
+    }
+    let dgram = std::os::unix::net::UnixDatagram::unbound()?.connect("/dev/log");
+    if dgram.is_ok() {
+        return Ok(());
+    }
+    std::os::unix::net::UnixStream::connect("/dev/log").map(drop)
+}
+
 /// Changes the verbosity at run time (a `-v` count; see [`level_for`]).
 pub fn set_verbosity(verbosity: u8) {
     if let Some(l) = LOGGER.get() {
@@ -318,6 +425,15 @@ pub fn set_process(tag: &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_utc_with_milliseconds() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let t = |ms: u64| timestamp(UNIX_EPOCH + Duration::from_millis(ms));
+        assert_eq!(t(1_765_000_000_250), "2025-12-06T05:46:40.250Z");
+        assert_eq!(t(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(t(0), "1970-01-01T00:00:00.000Z");
+    }
     use std::sync::Arc;
 
     /// A writer whose bytes the test can read back.

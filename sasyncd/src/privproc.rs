@@ -263,7 +263,7 @@ impl<H: Host> Priv<H> {
             }
             ToPriv::Reloaded { ok: false, message } => {
                 self.pending.pop_front();
-                log::error!("the network process refused the new configuration: {message}")
+                log::error!("new configuration not applied, keeping the running one: {message}")
             }
         }
     }
@@ -384,16 +384,21 @@ impl<H: Host> Priv<H> {
                 return;
             }
         };
-        match Config::parse(text.as_bytes()) {
-            Ok(cfg) => self.pending.push_back(cfg),
+        // Every start-up check, names resolved here as at start-up (the
+        // network process has no resolver in its chroot).
+        let cfg = match crate::daemon::check_text(&self.config_path, text.as_bytes()) {
+            Ok(cfg) => cfg,
             Err(e) => {
-                let why = e.display_with(&path).to_string();
+                let why = e.to_string();
                 log::error!("{why}; keeping the running configuration");
                 self.send(&ToNet::reload_refused(&why));
                 return;
             }
-        }
-        log::info!("{path}: re-read; applying it");
+        };
+        let addrs = cfg.peers.iter().filter_map(|p| p.addr).collect();
+        self.pending.push_back(cfg);
+        log::debug!("{path}: re-read; applying it");
+        self.send(&ToNet::PeerAddrs { addrs });
         self.send(&ToNet::Config { text });
     }
 }

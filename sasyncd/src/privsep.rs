@@ -48,6 +48,7 @@
 //! | `0x0088` | `ToNet::Shutdown` | none |
 //! | `0x0089` | `ToNet::ReloadRefused` | UTF-8 text to the end (≤ [`MAX_REASON`]) |
 //! | `0x008a` | `ToNet::Pfsync` | up u8 (0/1) |
+//! | `0x008b` | `ToNet::PeerAddrs` | per peer of the coming `Config`, in file order: family u8 (4/6), 16 address bytes (IPv4 in the first 4); ≤ [`MAX_PEERS`](sasyncd_core::config::MAX_PEERS) |
 //!
 //! Fixed-size payloads must have exactly their size, flags exactly 0 or 1.
 //! The two directions use disjoint type ranges, so a message sent the wrong

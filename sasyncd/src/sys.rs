@@ -11,7 +11,7 @@ mod random;
 mod signals;
 mod title;
 
-pub use daemon::daemonize;
+pub use daemon::{daemonize, READY};
 pub use error::{SysError, Verify};
 pub use privdrop::{drop_privileges, lookup_user, Unpriv};
 pub use random::OsRandom;

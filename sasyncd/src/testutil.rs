@@ -14,6 +14,21 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Says on the terminal (the harness captures `eprintln!`) that the
+/// running test is skipped and why; where every test must run (CI as root
+/// sets `SASYNCD_TESTS_NO_SKIP=1`) the skip fails the test instead.
+pub fn skip(why: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    assert!(
+        std::env::var_os("SASYNCD_TESTS_NO_SKIP").is_none(),
+        "{test} skipped, but SASYNCD_TESTS_NO_SKIP is set: {why}"
+    );
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
+}
+
 /// A fresh directory under the temp directory, removed on drop. Mode 0700
 /// and a name with our pid and a counter, so parallel tests do not meet.
 #[derive(Debug)]

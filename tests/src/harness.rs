@@ -62,7 +62,14 @@ pub fn config(i: usize, n: usize, extra: &str) -> Vec<u8> {
     for j in (0..n).filter(|&j| j != i) {
         s += &format!("peer {}\n", addr(j));
     }
-    s += &format!("sharedkey {KEY}\ninterface carp0\n{extra}\n");
+    // A statement may appear once: `extra` replaces the key or interface.
+    if !extra.contains("sharedkey ") {
+        s += &format!("sharedkey {KEY}\n");
+    }
+    if !extra.contains("interface ") {
+        s += "interface carp0\n";
+    }
+    s += &format!("{extra}\n");
     s.into_bytes()
 }
 

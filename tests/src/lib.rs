@@ -4,11 +4,15 @@
 //! namespaces to partition them ([`netns`]), a deterministic
 //! in-memory [`harness`] that runs `sasyncd_core::node::Node`s on simulated
 //! PF_KEY kernels, PF_KEY message builders ([`msgs`]), and the "inside core" flag
-//! the zero-allocation test counts with ([`probe`]).
+//! the zero-allocation test counts with ([`probe`]), the benchmark plots
+//! ([`plot`]), and skipping a test
+//! out loud ([`skip`]).
 
 pub mod cluster;
 pub mod harness;
 pub mod msgs;
 pub mod netns;
+pub mod plot;
 pub mod probe;
 pub mod raw;
+pub mod skip;

@@ -79,51 +79,140 @@ fn check_only_accepts_a_good_file_and_names_the_line_of_a_bad_one() {
     assert!(!r.stderr.contains("configuration OK"));
 }
 
+/// Accepted (`None`), or refused at this line with this text.
+type Verdict = Option<(u32, &'static str)>;
+
+/// The table of files that `-n` and start-up must judge alike: each is run
+/// through both; a refused file gives the same one error line, with the
+/// file and the line of the statement at fault, and an accepted file
+/// starts a daemon.
 #[test]
-fn check_only_refuses_what_start_up_refuses() {
+fn check_only_and_start_up_judge_a_table_of_files_alike() {
     let mut c = Cluster::new(1, &[]);
-    // Nine peers: the daemon's node holds eight.
-    let nine = c.dir.join("nine.conf");
-    let mut text = String::new();
-    for k in 0..9 {
-        let a = u32::from(c.gw[0].addr) + 10 + k;
-        text += &format!("peer {}\n", std::net::Ipv4Addr::from(a));
+    let me = c.gw[0].addr;
+    let port = c.port;
+    // Line 1 is `listen on`, 2 `interface`, 3 `sharedkey`, 4 `control`,
+    // 5 empty: what is appended starts on line 6.
+    let base = c.config_text(0, &[]);
+    assert!(base.starts_with("listen on "), "{base}");
+    let with = |extra: &str| format!("{base}{extra}\n");
+    let listen = |on: &str| {
+        let rest = base.split_once('\n').expect("lines").1;
+        format!("listen on {on} port {port}\n{rest}peer 127.1.2.3\n")
+    };
+    let mut nine = String::new();
+    for k in 0..9u32 {
+        nine += &format!(
+            "peer {}\n",
+            std::net::Ipv4Addr::from(u32::from(me) + 10 + k)
+        );
     }
-    text += &format!(
-        "listen on {} port {}\ninterface carp0\nsharedkey \"{}\"\n",
-        c.gw[0].addr,
-        c.port,
-        sasyncd_tests::cluster::KEY
-    );
-    write_private(&nine, &text);
-    // A peer name that cannot resolve.
-    let unresolvable = c.dir.join("unresolvable.conf");
-    let text = c.config_text(0, &[]) + "peer no-such-host.invalid\n";
-    write_private(&unresolvable, &text);
-    for (conf, says) in [
-        (&nine, "more peers than this node was built for"),
-        (&unresolvable, "peer no-such-host.invalid: cannot resolve"),
-    ] {
-        let r = check_only(conf);
-        assert_eq!(
-            r.status.code(),
-            Some(1),
-            "-n must refuse {}",
-            conf.display()
-        );
-        let line = error_line(&r);
-        assert!(
-            line.contains(&conf.display().to_string()) && line.contains(says),
-            "-n says the file and {says:?}: {line}"
-        );
-        assert!(!r.stderr.contains("configuration OK"));
-        let started = refused_at_startup(&mut c, 0, conf);
-        assert_eq!(
-            error_line(&started),
-            line,
-            "start-up refuses {} exactly as -n does",
-            conf.display()
-        );
+    let cases: Vec<(&str, String, Verdict)> = vec![
+        ("good", with("peer 127.1.2.3"), None),
+        ("good-by-name", with("peer localhost"), None),
+        (
+            "nine-peers",
+            format!("{base}{nine}"),
+            Some((14, "too many peers (at most 8)")),
+        ),
+        (
+            "unresolvable",
+            with("peer no-such-host.invalid"),
+            Some((6, "peer no-such-host.invalid: cannot resolve")),
+        ),
+        (
+            "peer-is-us",
+            with(&format!("\npeer {me}")),
+            Some((7, "is an address of this host")),
+        ),
+        (
+            "peer-unspecified",
+            with("peer 0.0.0.0"),
+            Some((6, "the unspecified address")),
+        ),
+        (
+            "peer-multicast",
+            with("peer 224.0.0.18"),
+            Some((6, "a multicast or broadcast address")),
+        ),
+        (
+            "peer-scoped",
+            with("peer fe80::1%lo"),
+            Some((6, "a link-local or scoped address")),
+        ),
+        (
+            "listen-not-an-address",
+            listen("999.1.1.1"),
+            Some((
+                1,
+                "listen on 999.1.1.1: neither an address nor an interface name",
+            )),
+        ),
+        (
+            "listen-no-such-interface",
+            listen("nosuchif9"),
+            Some((
+                1,
+                "listen on nosuchif9: interface nosuchif9 has no usable address",
+            )),
+        ),
+        (
+            "listen-not-ours",
+            listen("192.0.2.77"),
+            Some((
+                1,
+                "listen on 192.0.2.77: 192.0.2.77 is not an address of this host",
+            )),
+        ),
+        (
+            "two-keys",
+            with("sharedkey \"another-key-16by\""),
+            Some((6, "duplicate sharedkey statement (first on line 3")),
+        ),
+        (
+            "two-listens",
+            with(&format!("listen on {me}")),
+            Some((6, "duplicate listen on statement (first on line 1")),
+        ),
+        (
+            "weak-key",
+            listen(&me.to_string()).replace(
+                &format!("sharedkey \"{}\"", sasyncd_tests::cluster::KEY),
+                "sharedkey 0x00000000000000000000000000000000",
+            ),
+            Some((3, "sharedkey is one byte repeated")),
+        ),
+    ];
+    for (name, text, verdict) in cases {
+        let conf = c.dir.join(format!("{name}.conf"));
+        write_private(&conf, &text);
+        let n = check_only(&conf);
+        match verdict {
+            None => {
+                assert_eq!(n.status.code(), Some(0), "{name}: -n accepts; {}", n.stderr);
+                let own = std::mem::replace(&mut c.gw[0].conf, conf.clone());
+                c.start(0);
+                c.signal(0, Signal::SIGTERM);
+                c.wait_exit(0);
+                c.gw[0].conf = own;
+            }
+            Some((line, says)) => {
+                assert_eq!(n.status.code(), Some(1), "{name}: -n refuses; {}", n.stderr);
+                let l = error_line(&n);
+                let at = format!("{}:{line}: ", conf.display());
+                assert!(
+                    l.contains(&at) && l.contains(says),
+                    "{name}: -n says {at:?} and {says:?}: {l}"
+                );
+                assert!(!n.stderr.contains("configuration OK"));
+                let started = refused_at_startup(&mut c, 0, &conf);
+                assert_eq!(
+                    error_line(&started),
+                    l,
+                    "{name}: start-up refuses it as -n does"
+                );
+            }
+        }
     }
 }
 
@@ -148,7 +237,9 @@ fn unsafe_files_are_refused_by_check_only_and_at_start_up() {
         std::os::unix::fs::chown(&foreign, Some(12345), None).expect("chown");
         cases.push((foreign, "owned by uid 12345; must be owned by".to_string()));
     } else {
-        println!("not root: the owner check is not tested (chown needs root)");
+        sasyncd_tests::skip::skip(
+            "in part: not root, so the owner check is not tested (chown needs root)",
+        );
     }
     // The file they point at or copy is fine.
     assert_eq!(check_only(&target).status.code(), Some(0));
@@ -240,6 +331,39 @@ fn sighup_applies_a_changed_file() {
     c.wait_synced(0, 2);
 }
 
+/// A peer given by name is resolved by the privileged process on reload as
+/// at start-up: the network process (chrooted when root) has no resolver,
+/// and used to refuse even an unchanged file. The reload is logged once.
+#[test]
+fn sighup_reloads_a_file_with_a_peer_given_by_name() {
+    if !is_root() {
+        sasyncd_tests::skip::skip("in part: not root, so the network process is not chrooted");
+    }
+    let mut c = Cluster::new(1, &[]);
+    c.write_conf(0, &(c.config_text(0, &[]) + "peer localhost\n"));
+    c.start(0);
+    c.signal(0, Signal::SIGHUP);
+    c.wait_log(0, &["configuration reloaded"]);
+    let log = c.log(0);
+    assert!(!log.contains("keeping the running"), "{log}");
+    assert_eq!(
+        log.matches("reloaded: 1 peer kept").count(),
+        1,
+        "one line per reload: {log}"
+    );
+    // With -d, a running daemon's lines start with the UTC time.
+    let line = log
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .expect("the reload line");
+    let (stamp, rest) = line.split_once(' ').expect("a timestamp, then the line");
+    assert!(
+        stamp.len() == 24 && stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+        "{line}"
+    );
+    assert!(rest.starts_with("priv: configuration reloaded"), "{line}");
+}
+
 #[test]
 fn sighup_with_a_broken_file_keeps_the_running_configuration() {
     let mut c = master_without_peer_2();
@@ -309,4 +433,81 @@ fn sigterm_releases_the_start_up_demotion_and_leaves_the_sas() {
     assert!(gone(daemon), "the privileged process is gone");
     sasyncd_tests::cluster::wait_gone(net, "the network process to be gone");
     c.wait_log(1, &["priv: exiting"]);
+}
+
+/// Gateway `i`'s daemon started without `-d` (it detaches), stderr to
+/// `err`, with `--chroot` replaced by `jail` when given; returns once the
+/// command (the waiting parent) exited.
+fn detached(c: &Cluster, i: usize, err: &Path, jail: Option<&Path>) -> std::process::ExitStatus {
+    let g = &c.gw[i];
+    let mut cmd = Command::new(bin("sasyncd"));
+    cmd.arg("-c").arg(&g.conf);
+    cmd.arg("--dev-host").arg(&g.host);
+    cmd.arg("--control").arg(&g.control);
+    if is_root() {
+        cmd.args(["--user", "nobody"]);
+        cmd.arg("--chroot").arg(jail.unwrap_or(&c.jail));
+    }
+    let errf = std::fs::File::create(err).expect("stderr file");
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(errf)
+        .status()
+        .expect("run sasyncd")
+}
+
+/// The privileged process of the daemon started with this control socket
+/// (the path is unique to the test): found in /proc by its command line
+/// and its task name.
+fn priv_pid(control: &Path) -> Option<nix::unistd::Pid> {
+    let want = control.as_os_str().as_encoded_bytes();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "sasyncd-priv" && cmdline.split(|&b| b == 0).any(|a| a == want) {
+            return Some(nix::unistd::Pid::from_raw(pid));
+        }
+    }
+    None
+}
+
+/// Without `-d` the command returns only once both processes are up (the
+/// control socket answers the moment it exits 0), and a failure after
+/// detaching (a chroot that does not exist) is exit 1 with the reason on
+/// stderr, where it used to be exit 0, silence and no daemon.
+#[test]
+fn detaching_waits_until_up_and_reports_a_later_failure() {
+    let c = Cluster::new(1, &[]);
+    let err = c.dir.join("detached.err");
+    let st = detached(&c, 0, &err, None);
+    let said = std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(st.code(), Some(0), "stderr: {said}");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&c.gw[0].control).is_ok(),
+        "the control socket answers as soon as the command returned"
+    );
+    let pid = priv_pid(&c.gw[0].control).expect("the detached daemon's [priv]");
+    nix::sys::signal::kill(pid, Signal::SIGTERM).expect("SIGTERM the daemon");
+    c.wait("the detached daemon to exit", |c| !c.gw[0].control.exists());
+    if !is_root() {
+        sasyncd_tests::skip::skip("in part: not root, so there is no chroot to fail");
+        return;
+    }
+    let st = detached(&c, 0, &err, Some(Path::new("/nonexistent-sasyncd-jail")));
+    let said = std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(
+        st.code(),
+        Some(1),
+        "a failed start is exit 1; stderr: {said}"
+    );
+    assert!(
+        said.contains("sasyncd: net: error: ") && said.contains("/nonexistent-sasyncd-jail"),
+        "the reason is on stderr: {said}"
+    );
+    c.wait("the failed daemon to remove its socket", |c| {
+        !c.gw[0].control.exists()
+    });
 }

@@ -17,7 +17,7 @@ fn namespaces() -> Option<NetPair> {
     match NetPair::new() {
         Ok(n) => Some(n),
         Err(e) => {
-            println!("skipped: cannot make network namespaces: {e}");
+            sasyncd_tests::skip::skip(&format!("cannot make network namespaces: {e}"));
             None
         }
     }

@@ -29,7 +29,7 @@ fn root_of(pid: u32) -> PathBuf {
 /// A lone slave (no master anywhere): it holds the carp demotion.
 fn demoted_slave() -> Option<Cluster> {
     if !is_root() {
-        println!("skipped: privilege separation is only in effect as root");
+        sasyncd_tests::skip::skip("privilege separation is only in effect as root");
         return None;
     }
     let mut c = Cluster::new(2, &[]);

@@ -234,7 +234,7 @@ fn the_shared_key_is_never_logged_even_at_vvvv() {
     c.wait_synced(0, 1);
     // A reload of the same file, then of a broken one.
     c.signal(0, Signal::SIGHUP);
-    c.wait_log(0, &["re-read; applying it"]);
+    c.wait_log(0, &["configuration reloaded"]);
     let mut broken = c.config_text(0, &[1]);
     broken.push_str("frobnicate\n");
     c.write_conf(0, &broken);

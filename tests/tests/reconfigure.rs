@@ -154,7 +154,14 @@ fn peers_config(peers: &[usize], extra: &str) -> Vec<u8> {
     for &j in peers {
         s += &format!("peer {}\n", addr(j));
     }
-    s += &format!("sharedkey {KEY}\ninterface carp0\n{extra}\n");
+    // A statement may appear once: `extra` replaces the key or interface.
+    if !extra.contains("sharedkey ") {
+        s += &format!("sharedkey {KEY}\n");
+    }
+    if !extra.contains("interface ") {
+        s += "interface carp0\n";
+    }
+    s += &format!("{extra}\n");
     s.into_bytes()
 }
 

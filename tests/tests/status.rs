@@ -259,3 +259,36 @@ fn phases_step_by_step() {
     assert_eq!((p.phase, p.phase_since), (SessionPhase::Down, Some(t2)));
     assert_eq!(p.stats.applied, Position::NONE);
 }
+
+/// A legacy node facing a v2 node's HELLO says what the peer speaks (it
+/// used to see only "frame length out of range"), and keeps saying it as
+/// reconnects repeat; the v2 node never gets a session either.
+#[test]
+fn a_legacy_node_names_a_v2_peer() {
+    use sasyncd_core::node::PEER_SPEAKS_V2;
+    for (legacy, v2) in [(0, 1), (1, 0)] {
+        let mut configs = vec![
+            config(0, 2, "mode master\nprotocol v2"),
+            config(1, 2, "mode slave\nprotocol v2"),
+        ];
+        configs[legacy] = config(
+            legacy,
+            2,
+            &format!("mode {}\nprotocol legacy", ["master", "slave"][legacy]),
+        );
+        let mut w = TestWorld::new(configs);
+        w.run_for(10_000);
+        let p = w.peers(legacy)[0];
+        assert!(
+            p.stats.errors.protocol > 1,
+            "node {legacy}: {:?}",
+            p.stats.errors
+        );
+        let last = p.stats.last_error.expect("an error");
+        assert_eq!(
+            (last.kind, last.reason),
+            (ErrorKind::Protocol, PEER_SPEAKS_V2)
+        );
+        assert_eq!(w.peers(v2)[0].stats.sessions, 0, "node {v2}");
+    }
+}

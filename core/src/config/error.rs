@@ -169,6 +169,39 @@ impl NameKind {
     }
 }
 
+/// Why an address cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrProblem {
+    /// `0.0.0.0` or `::`.
+    Unspecified,
+    /// A multicast or the broadcast address.
+    Multicast,
+    /// A link-local address, or one with a `%scope`: the scope cannot be
+    /// kept, so connecting would fail forever.
+    Scoped,
+    /// Neither an address literal nor an interface name (`999.1.1.1`).
+    NotAnAddress,
+}
+
+impl AddrProblem {
+    const fn text(self) -> &'static str {
+        match self {
+            AddrProblem::Unspecified => "the unspecified address",
+            AddrProblem::Multicast => "a multicast or broadcast address",
+            AddrProblem::Scoped => {
+                "a link-local or scoped address, which cannot be used (use a global or unique-local one)"
+            }
+            AddrProblem::NotAnAddress => "neither an address nor an interface name",
+        }
+    }
+}
+
+impl fmt::Display for AddrProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
 /// What is wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigErrorKind {
@@ -226,6 +259,33 @@ pub enum ConfigErrorKind {
         /// The line of the first statement.
         first_line: u32,
     },
+    /// A statement that may appear once, twice (the second one used to
+    /// win silently, hiding an edit made in the wrong place).
+    DuplicateStatement {
+        /// The statement: `mode` for `mode master|slave`, `skipslave` for
+        /// `mode skipslave`.
+        statement: Keyword,
+        /// The line of the first one.
+        first_line: u32,
+    },
+    /// A peer address no gateway can have.
+    BadPeerAddress {
+        /// The peer as written.
+        peer: Excerpt,
+        /// What is wrong with it.
+        why: AddrProblem,
+    },
+    /// `listen on` something that is neither an address nor an interface
+    /// name (`999.1.1.1`), or an address nothing can listen on.
+    BadListenAddress {
+        /// The word as written.
+        word: Excerpt,
+        /// What is wrong with it.
+        why: AddrProblem,
+    },
+    /// A shared key that is one byte repeated (all zeros, all spaces): a
+    /// placeholder, not a secret.
+    WeakKey,
     /// No `sharedkey` statement.
     MissingSharedKey,
     /// No `interface` statement and no `mode master|slave`.
@@ -278,6 +338,30 @@ impl fmt::Display for ConfigErrorKind {
             ConfigErrorKind::DuplicatePeer { peer, first_line } => {
                 write!(f, "duplicate peer {peer} (first on line {first_line})")
             }
+            ConfigErrorKind::DuplicateStatement {
+                statement,
+                first_line,
+            } => {
+                let name = match statement {
+                    Keyword::Skipslave => "mode skipslave",
+                    Keyword::Mode => "mode master|slave",
+                    Keyword::Listen => "listen on",
+                    k => k.text(),
+                };
+                write!(
+                    f,
+                    "duplicate {name} statement (first on line {first_line}; it may appear once)"
+                )
+            }
+            ConfigErrorKind::BadPeerAddress { peer, why } => {
+                write!(f, "peer {peer}: {}", why.text())
+            }
+            ConfigErrorKind::BadListenAddress { word, why } => {
+                write!(f, "listen on {word}: {}", why.text())
+            }
+            ConfigErrorKind::WeakKey => f.write_str(
+                "sharedkey is one byte repeated; use a random key (see sasyncd.conf(5))",
+            ),
             ConfigErrorKind::MissingSharedKey => f.write_str("missing sharedkey"),
             ConfigErrorKind::MissingInterface => {
                 f.write_str("missing interface (required unless mode master or mode slave)")

@@ -14,16 +14,16 @@
 //!
 //! | Statement | Effect | Default |
 //! |---|---|---|
-//! | `interface NAME` | CARP interface (≤ [`IFNAME_MAX`] bytes). Last wins. | required unless `mode master\|slave` |
-//! | `group NAME` | interface group for CARP demotion (≤ [`IFNAME_MAX`] bytes). Last wins. | `carp` |
-//! | `flushmode startup\|never\|sync` | [`FlushMode`](crate::state::FlushMode). Last wins (the original OR-ed them, D-28). | `startup` |
+//! | `interface NAME` | CARP interface (≤ [`IFNAME_MAX`] bytes). Once. | required unless `mode master\|slave` |
+//! | `group NAME` | interface group for CARP demotion (≤ [`IFNAME_MAX`] bytes). Once. | `carp` |
+//! | `flushmode startup\|never\|sync` | [`FlushMode`](crate::state::FlushMode). Once (the original OR-ed them, D-28). | `startup` |
 //! | `peer NAME [port N]` | add a peer (≤ [`MAX_PEERS`], names ≤ [`PEER_NAME_MAX`] bytes). | none |
-//! | `listen on NAME [inet\|inet6] [port N]` | local address literal or interface name. Last wins, all of it. | IPv4 wildcard, port 500 |
-//! | `mode master\|slave` | lock the run state. Last wins. | track CARP |
+//! | `listen on NAME [inet\|inet6] [port N]` | local address literal or interface name. Once. | IPv4 wildcard, port 500 |
+//! | `mode master\|slave` | lock the run state. Once. | track CARP |
 //! | `mode skipslave` | do not sync SAs/flows whose endpoint is a peer. Independent of the lock. | off |
-//! | `sharedkey KEY` | 16, 24 or 32 bytes. Last wins. | required |
-//! | `control isakmpd\|iked\|all\|none` | which IKE daemons to control. Last wins. | `isakmpd` |
-//! | `protocol legacy\|v2` | peer protocol (addition). Last wins. | `v2` |
+//! | `sharedkey KEY` | 16, 24 or 32 bytes. Once. | required |
+//! | `control isakmpd\|iked\|all\|none` | which IKE daemons to control. Once. | `isakmpd` |
+//! | `protocol legacy\|v2` | peer protocol (addition). Once. | `v2` |
 //!
 //! Keywords (case-sensitive): the original's 18 — `control flushmode group
 //! inet inet6 interface listen master mode never on peer port sharedkey
@@ -33,7 +33,7 @@
 //!
 //! ## Values
 //!
-//! * Shared key: an unquoted word starting with `0x` (lower-case `x`) is
+//! * Shared key: an unquoted word starting with `0x` (or `0X`) is
 //!   binary, two hex digits a byte; an odd digit count is an error (the
 //!   original dropped the last digit), and so is a non-hex digit (the
 //!   original took such a word as a text key). Anything else, or anything
@@ -82,10 +82,12 @@ mod parser;
 mod tests;
 
 pub use error::{
-    ConfigError, ConfigErrorKind, DisplayWith, Excerpt, Expected, Got, NameKind, EXCERPT_MAX,
+    AddrProblem, ConfigError, ConfigErrorKind, DisplayWith, Excerpt, Expected, Got, NameKind,
+    EXCERPT_MAX,
 };
 pub use lexer::Keyword;
 pub use model::{
-    Config, Control, Family, IfName, Listen, ListenOn, Peer, PeerName, Protocol, DEFAULT_GROUP,
-    DEFAULT_PORT, IFNAME_MAX, MAX_PEERS, PEER_NAME_MAX,
+    Config, Control, Family, IfName, Lines, Listen, ListenOn, Peer, PeerName, Protocol,
+    DEFAULT_GROUP, DEFAULT_PORT, IFNAME_MAX, MAX_PEERS, PEER_NAME_MAX,
 };
+pub use parser::addr_problem;

@@ -5,9 +5,11 @@ use core::net::IpAddr;
 use crate::crypto::SecretKey;
 use crate::state::{FlushMode, RunState};
 
-/// Most `peer` statements a configuration may hold. A cluster of CARP nodes is
-/// small; a fixed bound keeps [`Config`] allocation-free (about 9 KiB).
-pub const MAX_PEERS: usize = 32;
+/// Most `peer` statements a configuration may hold, and the number of peers
+/// the daemon's node is built for: the one limit, stated here and enforced
+/// by the parser with the line of the peer too many. A cluster of CARP
+/// nodes is small; a fixed bound keeps [`Config`] allocation-free.
+pub const MAX_PEERS: usize = 8;
 
 /// Longest interface or interface-group name in bytes: the kernel's
 /// `IFNAMSIZ` (16) minus the terminating NUL.
@@ -157,4 +159,23 @@ pub struct Config {
     pub control: Control,
     /// Peer protocol.
     pub protocol: Protocol,
+    /// Where statements were, so that checks made after parsing (a name
+    /// that does not resolve, an address that is not ours) name the line.
+    pub lines: Lines,
+}
+
+/// The lines of the statements that later checks report on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lines {
+    /// The `listen on` statement (0: none, the default applies).
+    pub listen: u32,
+    /// Each `peer` statement, in the order of [`Config::peers`].
+    pub peers: heapless::Vec<u32, MAX_PEERS>,
+}
+
+impl Lines {
+    /// The line of peer `i` (0 if unknown).
+    pub fn peer(&self, i: usize) -> u32 {
+        self.peers.get(i).copied().unwrap_or(0)
+    }
 }

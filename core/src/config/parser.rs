@@ -4,11 +4,11 @@ use core::net::IpAddr;
 
 use zeroize::Zeroize;
 
-use super::error::{ConfigError, ConfigErrorKind, Expected, Got, NameKind};
+use super::error::{AddrProblem, ConfigError, ConfigErrorKind, Expected, Got, NameKind};
 use super::lexer::{Keyword, Lexer, Token};
 use super::model::{
-    Config, Control, Family, Listen, ListenOn, Peer, PeerName, Protocol, DEFAULT_GROUP,
-    DEFAULT_PORT, IFNAME_MAX, MAX_PEERS,
+    Config, Control, Family, Lines, Listen, ListenOn, Peer, PeerName, Protocol, DEFAULT_GROUP,
+    DEFAULT_PORT, IFNAME_MAX,
 };
 use crate::crypto::SecretKey;
 use crate::state::{FlushMode, RunState};
@@ -67,6 +67,10 @@ impl Config {
                 iked: false,
             },
             protocol: Protocol::V2,
+            lines: Lines {
+                listen: 0,
+                peers: heapless::Vec::new(),
+            },
         }
     }
 
@@ -84,8 +88,11 @@ impl Config {
             sharedkey,
             control,
             protocol,
+            lines,
         } = self;
         *interface = None;
+        lines.listen = 0;
+        lines.peers.clear();
         group.clear();
         *flushmode = FlushMode::Startup;
         peers.clear();
@@ -208,10 +215,11 @@ impl<'a> Parser<'a> {
             sharedkey,
             control,
             protocol,
+            lines,
         } = out;
         *group = name::<IFNAME_MAX>(DEFAULT_GROUP.as_bytes()).unwrap_or_default();
-        let mut peer_lines = heapless::Vec::<u32, MAX_PEERS>::new();
-        let mut have_key = false;
+        let peer_lines = &mut lines.peers;
+        let mut seen = Seen::default();
 
         while let Some(t) = self.next()? {
             let kw = match t.keyword() {
@@ -221,6 +229,24 @@ impl<'a> Parser<'a> {
                     return Err(err(t.line, statement_expected(got)));
                 }
             };
+            match kw {
+                Keyword::Peer => {}
+                Keyword::Mode => {
+                    // `mode master|slave` and `mode skipslave` are separate
+                    // settings; which one this is shows in the next word.
+                    if self.peeked.is_none() {
+                        self.peeked = self.lexer.next_token()?;
+                    }
+                    let skip = self.peeked.is_some_and(|n| n.is("skipslave"));
+                    let k = if skip {
+                        Keyword::Skipslave
+                    } else {
+                        Keyword::Mode
+                    };
+                    seen.once(k, t.line)?;
+                }
+                k => seen.once(k, t.line)?,
+            }
             match kw {
                 Keyword::Interface => {
                     let t = self.value(Expected::InterfaceName, kw)?;
@@ -245,6 +271,15 @@ impl<'a> Parser<'a> {
                     let t = self.value(Expected::PeerAddress, kw)?;
                     let name: PeerName = name_of(&t, NameKind::Peer)?;
                     let addr = name.parse::<IpAddr>().ok();
+                    let problem = match addr {
+                        Some(a) => addr_problem(a),
+                        None if name.contains('%') => Some(AddrProblem::Scoped),
+                        None => None,
+                    };
+                    if let Some(why) = problem {
+                        let peer = t.excerpt();
+                        return Err(err(t.line, ConfigErrorKind::BadPeerAddress { peer, why }));
+                    }
                     let port = if self.accept(Keyword::Port)? {
                         Some(self.port()?)
                     } else {
@@ -261,7 +296,10 @@ impl<'a> Parser<'a> {
                         return Err(err(t.line, ConfigErrorKind::TooManyPeers));
                     }
                 }
-                Keyword::Listen => *listen = self.listen()?,
+                Keyword::Listen => {
+                    lines.listen = t.line;
+                    *listen = self.listen()?;
+                }
                 Keyword::Mode => {
                     let mode = self.choice(
                         Expected::Mode,
@@ -280,7 +318,6 @@ impl<'a> Parser<'a> {
                 Keyword::Sharedkey => {
                     let t = self.value(Expected::SharedKey, kw)?;
                     *sharedkey = key_of(&t)?;
-                    have_key = true;
                 }
                 Keyword::Control => {
                     *control = self
@@ -307,7 +344,7 @@ impl<'a> Parser<'a> {
             }
         }
 
-        if !have_key {
+        if seen.line(Keyword::Sharedkey) == 0 {
             return Err(err(0, ConfigErrorKind::MissingSharedKey));
         }
         if interface.is_none() && locked.is_none() {
@@ -320,8 +357,25 @@ impl<'a> Parser<'a> {
     fn listen(&mut self) -> Result<Listen, ConfigError> {
         self.choice(Expected::On, Keyword::Listen, &[("on", ())])?;
         let t = self.value(Expected::ListenAddress, Keyword::On)?;
+        let bad = |why| {
+            let word = t.excerpt();
+            err(t.line, ConfigErrorKind::BadListenAddress { word, why })
+        };
         let on = match parse_addr(&t) {
-            Some(addr) => ListenOn::Addr(addr),
+            // The unspecified address is the wildcard: fine to listen on.
+            Some(addr) => match addr_problem(addr) {
+                Some(AddrProblem::Unspecified) | None => ListenOn::Addr(addr),
+                Some(why) => return Err(bad(why)),
+            },
+            // Interface names start with a letter (em0, carp1, vlan100):
+            // `999.1.1.1` or `fe80::1%em0` is a mistyped address, not
+            // the name of an interface that happens not to exist.
+            None if t.bytes().any(|b| b == b'%') => return Err(bad(AddrProblem::Scoped)),
+            None if !t.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+                || t.bytes().any(|b| b == b':') =>
+            {
+                return Err(bad(AddrProblem::NotAnAddress))
+            }
             None => ListenOn::Interface(name_of::<IFNAME_MAX>(&t, NameKind::ListenInterface)?),
         };
         let family = if self.accept(Keyword::Inet)? {
@@ -347,6 +401,67 @@ impl<'a> Parser<'a> {
         };
         Ok(Listen { on, family, port })
     }
+}
+
+/// The lines of the single-valued statements met so far (0: not yet).
+#[derive(Default)]
+struct Seen {
+    lines: [u32; 9],
+}
+
+impl Seen {
+    fn slot(k: Keyword) -> Option<usize> {
+        Some(match k {
+            Keyword::Interface => 0,
+            Keyword::Group => 1,
+            Keyword::Flushmode => 2,
+            Keyword::Listen => 3,
+            Keyword::Mode => 4,
+            Keyword::Skipslave => 5,
+            Keyword::Sharedkey => 6,
+            Keyword::Control => 7,
+            Keyword::Protocol => 8,
+            _ => return None,
+        })
+    }
+
+    fn line(&self, k: Keyword) -> u32 {
+        Seen::slot(k)
+            .and_then(|i| self.lines.get(i).copied())
+            .unwrap_or(0)
+    }
+
+    /// Records statement `k` at `line`; an error if it was already there.
+    fn once(&mut self, k: Keyword, line: u32) -> Result<(), ConfigError> {
+        let Some(slot) = Seen::slot(k).and_then(|i| self.lines.get_mut(i)) else {
+            return Ok(());
+        };
+        if *slot != 0 {
+            let kind = ConfigErrorKind::DuplicateStatement {
+                statement: k,
+                first_line: *slot,
+            };
+            return Err(err(line, kind));
+        }
+        *slot = line;
+        Ok(())
+    }
+}
+
+/// What makes an address literal unusable as a peer (or to listen on):
+/// no host has it, or it needs a scope the daemon cannot keep.
+pub fn addr_problem(addr: IpAddr) -> Option<AddrProblem> {
+    if addr.is_unspecified() {
+        return Some(AddrProblem::Unspecified);
+    }
+    let broadcast = matches!(addr, IpAddr::V4(a) if a.is_broadcast());
+    if addr.is_multicast() || broadcast {
+        return Some(AddrProblem::Multicast);
+    }
+    if matches!(addr, IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80) {
+        return Some(AddrProblem::Scoped);
+    }
+    None
 }
 
 fn statement_expected(got: Got) -> ConfigErrorKind {
@@ -418,18 +533,22 @@ fn key_of(t: &Token<'_>) -> Result<SecretKey<KEY_MAX>, ConfigError> {
         }
         len
     };
+    let bytes = buf.get(..len).unwrap_or(&[]);
+    let weak = bytes.windows(2).all(|w| w.first() == w.get(1));
     let key = match len {
-        16 | 24 | 32 => SecretKey::new(buf.get(..len).unwrap_or(&[])),
-        _ => None,
+        16 | 24 | 32 if weak => Err(ConfigErrorKind::WeakKey),
+        16 | 24 | 32 => SecretKey::new(bytes).ok_or(ConfigErrorKind::KeyLength(len)),
+        _ => Err(ConfigErrorKind::KeyLength(len)),
     };
     buf.zeroize();
-    key.ok_or(err(t.line, ConfigErrorKind::KeyLength(len)))
+    key.map_err(|kind| err(t.line, kind))
 }
 
-/// Whether the key is written as hex: unquoted and starting with `0x`.
+/// Whether the key is written as hex: unquoted and starting with `0x` (or
+/// `0X`, which the original took as text: a surprise, not a feature).
 fn is_hex_key(t: &Token<'_>) -> bool {
     let mut bytes = t.bytes();
-    !t.is_quoted() && bytes.next() == Some(b'0') && bytes.next() == Some(b'x')
+    !t.is_quoted() && bytes.next() == Some(b'0') && matches!(bytes.next(), Some(b'x' | b'X'))
 }
 
 /// Decodes the digits after `0x` into `buf`; the returned length may exceed
@@ -444,7 +563,7 @@ fn hex_key(t: &Token<'_>, buf: &mut [u8]) -> Result<usize, ConfigError> {
             _ => return Err(err(t.line, ConfigErrorKind::BadHexDigit(b))),
         };
         if let Some(slot) = buf.get_mut(digits / 2) {
-            *slot = if digits % 2 == 0 {
+            *slot = if digits.is_multiple_of(2) {
                 nibble << 4
             } else {
                 *slot | nibble
@@ -452,7 +571,7 @@ fn hex_key(t: &Token<'_>, buf: &mut [u8]) -> Result<usize, ConfigError> {
         }
         digits = digits.saturating_add(1);
     }
-    if digits % 2 != 0 {
+    if !digits.is_multiple_of(2) {
         return Err(err(t.line, ConfigErrorKind::OddHexDigits));
     }
     Ok(digits / 2)

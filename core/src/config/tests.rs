@@ -133,40 +133,113 @@ fn enumerated_values() {
 }
 
 #[test]
-fn last_statement_wins() {
-    let c = ok(
-        "interface a interface b group g1 group g2 sharedkey 0123456789abcdef\n\
-         sharedkey sasyncd-test-key mode master mode slave control iked control none\n\
-         listen on 10.0.0.1 port 600 listen on ::1 protocol legacy protocol v2\n\
-         flushmode never flushmode sync flushmode startup",
-    );
-    assert_eq!(c.interface.as_deref(), Some("b"));
-    assert_eq!(c.group, "g2");
-    assert_eq!(c.sharedkey.as_bytes(), b"sasyncd-test-key");
-    assert_eq!(c.locked, Some(RunState::Slave));
-    assert_eq!(
-        c.control,
-        Control {
-            isakmpd: false,
-            iked: false
-        }
-    );
-    let on = ListenOn::Addr(IpAddr::V6(Ipv6Addr::LOCALHOST));
-    assert_eq!(
-        c.listen,
-        Listen {
-            on,
-            family: None,
-            port: 500
-        }
-    );
-    assert_eq!(c.protocol, Protocol::V2);
-    // D-28: assigned, not OR-ed.
-    assert_eq!(c.flushmode, FlushMode::Startup);
-    assert_eq!(
-        with_base("flushmode never flushmode sync").flushmode,
-        FlushMode::Sync
-    );
+fn single_valued_statements_appear_once() {
+    let cases = [
+        (
+            "interface a\ninterface b",
+            "2: duplicate interface statement (first on line 1; it may appear once)",
+        ),
+        (
+            "group g1\n\ngroup g2",
+            "3: duplicate group statement (first on line 1; it may appear once)",
+        ),
+        (
+            "flushmode never flushmode sync",
+            "1: duplicate flushmode statement (first on line 1; it may appear once)",
+        ),
+        (
+            "listen on 10.0.0.1\nlisten on ::1",
+            "2: duplicate listen on statement (first on line 1; it may appear once)",
+        ),
+        (
+            "mode master\nmode slave",
+            "2: duplicate mode master|slave statement (first on line 1; it may appear once)",
+        ),
+        (
+            "mode skipslave\nmode skipslave",
+            "2: duplicate mode skipslave statement (first on line 1; it may appear once)",
+        ),
+        (
+            "sharedkey 0123456789abcdef",
+            "3: duplicate sharedkey statement (first on line 2; it may appear once)",
+        ),
+        (
+            "control iked\ncontrol none",
+            "2: duplicate control statement (first on line 1; it may appear once)",
+        ),
+        (
+            "protocol legacy protocol v2",
+            "1: duplicate protocol statement (first on line 1; it may appear once)",
+        ),
+    ];
+    for (text, msg) in cases {
+        let text = if text.starts_with("sharedkey") {
+            format!("interface carp0\nsharedkey sasyncd-test-key\n{text}")
+        } else {
+            format!("{text}\n")
+        };
+        let got = Config::parse(text.as_bytes()).unwrap_err();
+        assert_eq!(
+            got.display_with("f").to_string(),
+            format!("f:{msg}"),
+            "{text:?}"
+        );
+    }
+    // The lock and skipslave are two settings: one of each is fine.
+    let c = with_base("mode master mode skipslave");
+    assert_eq!((c.locked, c.skipslave), (Some(RunState::Master), true));
+    // Peers are many.
+    assert_eq!(with_base("peer 10.0.0.1 peer 10.0.0.2").peers.len(), 2);
+}
+
+#[test]
+fn unusable_addresses_are_refused_with_their_line() {
+    let cases = [
+        ("\npeer 0.0.0.0", "2: peer 0.0.0.0: the unspecified address"),
+        ("peer ::", "1: peer ::: the unspecified address"),
+        ("peer 224.0.0.18", "1: peer 224.0.0.18: a multicast or broadcast address"),
+        ("peer 255.255.255.255", "1: peer 255.255.255.255: a multicast or broadcast address"),
+        ("peer ff02::1", "1: peer ff02::1: a multicast or broadcast address"),
+        ("peer fe80::1%lo", "1: peer fe80::1%lo: a link-local or scoped address, which cannot be used (use a global or unique-local one)"),
+        ("peer fe80::1", "1: peer fe80::1: a link-local or scoped address, which cannot be used (use a global or unique-local one)"),
+        ("listen on 999.1.1.1", "1: listen on 999.1.1.1: neither an address nor an interface name"),
+        ("listen on 10.0.0", "1: listen on 10.0.0: neither an address nor an interface name"),
+        ("listen on 2001:db8::zz", "1: listen on 2001:db8::zz: neither an address nor an interface name"),
+        ("listen on fe80::1%em0", "1: listen on fe80::1%em0: a link-local or scoped address, which cannot be used (use a global or unique-local one)"),
+        ("listen on 224.0.0.1", "1: listen on 224.0.0.1: a multicast or broadcast address"),
+    ];
+    for (text, msg) in cases {
+        assert_eq!(
+            err(format!("{BASE}{text}").as_bytes()),
+            format!("sasyncd.conf:{}", bump(msg))
+        );
+    }
+    // The wildcard may be listened on; a peer's line is kept.
+    let c = with_base("listen on 0.0.0.0\n\npeer 10.0.0.2");
+    assert_eq!(c.lines.listen, 3);
+    assert_eq!(c.lines.peer(0), 5);
+}
+
+/// `msg`'s line number moved down by [`BASE`]'s two lines.
+fn bump(msg: &str) -> String {
+    let (n, rest) = msg.split_once(':').unwrap();
+    format!("{}:{rest}", n.parse::<u32>().unwrap() + 2)
+}
+
+#[test]
+fn weak_keys_are_refused() {
+    for key in [
+        "0x00000000000000000000000000000000",
+        "\"                \"",
+        "aaaaaaaaaaaaaaaaaaaaaaaa",
+        "0X00000000000000000000000000000000",
+    ] {
+        assert_eq!(
+            err(format!("interface c\nsharedkey {key}").as_bytes()),
+            "sasyncd.conf:2: sharedkey is one byte repeated; use a random key (see sasyncd.conf(5))",
+            "{key}"
+        );
+    }
 }
 
 #[test]
@@ -211,13 +284,12 @@ fn shared_keys() {
     let text = with_base("").sharedkey.as_bytes().to_vec();
     let hex = ok("interface c sharedkey 0x736173796e63642d746573742d6b6579");
     assert_eq!(hex.sharedkey.as_bytes(), text.as_slice());
-    let upper = ok("interface c sharedkey 0x736173796E63642D746573742D6B6579");
+    let upper = ok("interface c sharedkey 0X736173796E63642D746573742D6B6579");
     assert_eq!(upper.sharedkey.as_bytes(), text.as_slice());
-    let cases: [(&str, &[u8]); 7] = [
+    let cases: [(&str, &[u8]); 6] = [
         ("1234567890abcdef", b"1234567890abcdef"),
         ("\"1234567890abcdef\"", b"1234567890abcdef"),
         ("\"0x11223344556677\"", b"0x11223344556677"),
-        ("0X11223344556677", b"0X11223344556677"),
         ("\"key with #and \\\"\\\\\"", b"key with #and \"\\"),
         ("\"interface master\"", b"interface master"),
         (
@@ -229,10 +301,10 @@ fn shared_keys() {
         let c = ok(&format!("interface c sharedkey {key}"));
         assert_eq!(c.sharedkey.as_bytes(), bytes, "{key}");
     }
-    let long = format!("sharedkey 0x{}", "ab".repeat(32));
+    let long = format!("sharedkey 0x{}", "ab".repeat(31) + "cd");
     assert_eq!(
-        ok(&format!("mode master {long}")).sharedkey.as_bytes(),
-        [0xab; 32]
+        ok(&format!("mode master {long}")).sharedkey.as_bytes()[..2],
+        [0xab; 2]
     );
     // A quoted key may continue on the next line.
     let c = ok("mode master sharedkey \"sasyncd-\\\ntest-key\"");
@@ -241,7 +313,7 @@ fn shared_keys() {
 
 #[test]
 fn quoted_keywords_are_values() {
-    let c = with_base("peer \"master\" interface \"mode\" group \"port\"");
+    let c = ok("sharedkey sasyncd-test-key peer \"master\" interface \"mode\" group \"port\"");
     assert_eq!(c.peers[0].name, "master");
     assert_eq!(c.peers[0].addr, None);
     assert_eq!(c.interface.as_deref(), Some("mode"));
@@ -276,11 +348,11 @@ fn peers_keep_order_and_capacity() {
     }
     let c = ok(&text);
     assert_eq!(c.peers.len(), MAX_PEERS);
-    assert_eq!(c.peers[31].addr, v4(10, 0, 1, 31));
+    assert_eq!(c.peers[MAX_PEERS - 1].addr, v4(10, 0, 1, 7));
     text.push_str("peer 10.0.1.200\n");
     assert_eq!(
         err(text.as_bytes()),
-        "sasyncd.conf:35: too many peers (at most 32)"
+        "sasyncd.conf:11: too many peers (at most 8)"
     );
 }
 
@@ -319,7 +391,7 @@ fn duplicate_peers() {
 #[test]
 fn name_limits() {
     assert_eq!(
-        with_base("interface abcdefghijklmno")
+        ok("sharedkey sasyncd-test-key interface abcdefghijklmno")
             .interface
             .unwrap()
             .len(),
@@ -396,12 +468,21 @@ fn error_messages() {
     }
 }
 
+/// The example has no active key (nor an active non-default mode): as
+/// installed it is refused until a key is set, then it parses.
 #[test]
-fn example_file_parses() {
-    let c = Config::parse(include_bytes!("../../../sasyncd.conf.example"))
+fn example_file_needs_a_key_and_then_parses() {
+    let text = include_str!("../../../sasyncd.conf.example");
+    assert_eq!(
+        Config::parse(text.as_bytes()).unwrap_err().kind,
+        ConfigErrorKind::MissingSharedKey
+    );
+    let keyed = format!("{text}\nsharedkey 0x{}\n", "0123456789abcdef".repeat(4));
+    let c = Config::parse(keyed.as_bytes())
         .unwrap_or_else(|e| panic!("{}", e.display_with("sasyncd.conf.example")));
     assert_eq!(c.interface.as_deref(), Some("carp0"));
     assert_eq!(c.peers.len(), 2);
+    assert_eq!((c.locked, c.skipslave), (None, false));
 }
 
 proptest! {

@@ -65,15 +65,19 @@ pub use machine::PlantedBugs;
 pub use machine::{min_events, Node, EVENTS, MIN_PFKEY_QUEUE_BYTES, PFKEY_QUEUE_BYTES};
 pub use marks::{FixedMarks, Mark, MarkStore};
 pub use operator::ResyncError;
-pub use peer_stats::{ErrorCounts, ErrorKind, LastError, PeerStats};
+pub use peer_stats::{
+    ErrorCounts, ErrorKind, LastError, PeerStats, PEER_SPEAKS_LEGACY, PEER_SPEAKS_V2,
+};
 pub use reconfigure::{Reconfigured, RoleChange, SessionReset};
 pub use ring::MIN_RING_BYTES;
 pub use stats::{Counters, NodeStats, PeerView, RingFill, SessionPhase};
 
-/// A node with default capacities: 8 peers, a 128 KiB delta ring, 16 KiB
+/// A node with default capacities: [`MAX_PEERS`](crate::config::MAX_PEERS)
+/// peers (the limit the configuration parser enforces), a 128 KiB delta ring, 16 KiB
 /// of send buffer per connection, a 16 KiB PF_KEY queue, 256 events, and
 /// the platform's mark store `M`.
-pub type DefaultNode<C, R, M> = Node<C, R, 8, { 128 * 1024 }, M, TX_BYTES>;
+pub type DefaultNode<C, R, M> =
+    Node<C, R, { crate::config::MAX_PEERS }, { 128 * 1024 }, M, TX_BYTES>;
 
 /// Delta ring of [`SmallNode`]: the smallest, one maximal delta or about
 /// 18 typical ESP ones. A slave that reconnects after missing more, or

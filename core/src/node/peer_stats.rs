@@ -131,6 +131,14 @@ impl ErrorCounts {
     }
 }
 
+/// [`LastError::reason`] when the peer speaks v2 to a node configured
+/// with `protocol legacy`.
+pub const PEER_SPEAKS_V2: &str = "peer speaks the v2 protocol";
+
+/// [`LastError::reason`] when the peer speaks the legacy protocol to a v2
+/// node.
+pub const PEER_SPEAKS_LEGACY: &str = "peer speaks the legacy protocol";
+
 /// The most recent error with a peer, for "what went wrong last".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LastError {
@@ -158,6 +166,10 @@ pub struct PeerStats {
     pub errors: ErrorCounts,
     /// The most recent error.
     pub last_error: Option<LastError>,
+    /// The peer's frames showed the other protocol ([`PEER_SPEAKS_V2`] or
+    /// [`PEER_SPEAKS_LEGACY`]), and no good frame came since: the mismatch
+    /// is logged once, then quietly while it lasts.
+    pub other_protocol: Option<&'static str>,
     /// Sessions that came up (completed their handshake).
     pub sessions: u32,
     /// Sessions that came up after the first one.

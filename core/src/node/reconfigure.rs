@@ -244,7 +244,8 @@ impl<
         }
         self.dial_due(now);
         self.flush_parts();
-        log::info!("{r}");
+        // Not logged here: the caller reports the outcome once (the daemon's
+        // privileged process logs `configuration reloaded: ...`).
         Ok(r)
     }
 

@@ -41,6 +41,8 @@ enum Step {
 /// Why a connection is closed.
 enum Fatal {
     Legacy(crate::wire::legacy::LegacyError),
+    /// A v2 frame (its magic) where a legacy frame was expected.
+    V2Peer,
     V2(V2Error),
     Queue,
 }
@@ -51,6 +53,7 @@ impl Fatal {
         match self {
             Fatal::Legacy(LegacyError::TooLong) => (ErrorKind::Oversize, "frame too long"),
             Fatal::Legacy(_) => (ErrorKind::Malformed, "bad frame length"),
+            Fatal::V2Peer => (ErrorKind::Protocol, super::peer_stats::PEER_SPEAKS_V2),
             Fatal::V2(e) => v2_cause(e),
             Fatal::Queue => (ErrorKind::Io, "cannot queue handshake reply"),
         }
@@ -73,7 +76,7 @@ fn v2_cause(e: &V2Error) -> (ErrorKind, &'static str) {
         V2Error::NotV2 => (ErrorKind::Malformed, "not a v2 frame"),
         V2Error::UnknownKind(_) => (ErrorKind::Malformed, "unknown frame type"),
         V2Error::Malformed => (ErrorKind::Malformed, "malformed HELLO"),
-        V2Error::LegacyPeer => (ErrorKind::Protocol, "peer speaks the legacy protocol"),
+        V2Error::LegacyPeer => (ErrorKind::Protocol, super::peer_stats::PEER_SPEAKS_LEGACY),
         V2Error::Version(_) => (ErrorKind::Protocol, "unsupported protocol version"),
         V2Error::UnexpectedFrame(_) | V2Error::HandshakeOrder => {
             (ErrorKind::Protocol, "frame out of handshake order")
@@ -89,6 +92,12 @@ impl core::fmt::Display for Fatal {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Fatal::Legacy(e) => write!(f, "{e}"),
+            Fatal::V2Peer => f.write_str(
+                "the peer speaks the v2 protocol; this node has \"protocol legacy\" (give both the same protocol)",
+            ),
+            Fatal::V2(V2Error::LegacyPeer) => f.write_str(
+                "the peer speaks the legacy protocol; this node speaks v2 (give both the same protocol)",
+            ),
             Fatal::V2(V2Error::KeyMismatch) => {
                 f.write_str("key confirmation failed: the peer has a different shared key (or the handshake was altered)")
             }
@@ -158,6 +167,9 @@ impl<
                     if let Some(c) = self.conns[p][s].as_mut() {
                         c.last_rx = now;
                     }
+                    if let Some(x) = self.peer_stats_mut(p) {
+                        x.other_protocol = None;
+                    }
                     let session = self.session_of(conn);
                     match kind {
                         Kind::Ctl => self.on_ctl_bytes(now, session, len),
@@ -171,9 +183,21 @@ impl<
                 }
                 Step::Fatal(e) => {
                     let (kind, why) = e.cause();
+                    // A protocol mismatch repeats at every reconnect: said
+                    // once (a warning), then at debug while it lasts.
+                    let mismatch = matches!(e, Fatal::V2Peer | Fatal::V2(V2Error::LegacyPeer));
+                    let mut again = false;
+                    if let Some(x) = self.peer_stats_mut(p).filter(|_| mismatch) {
+                        again = x.other_protocol == Some(why);
+                        x.other_protocol = Some(why);
+                    }
                     self.peer_error(now, p, kind, why);
                     self.counters.rejected_frames += 1;
-                    log::warn!("peer {}: closing connection: {}", self.peer_addrs[p], e);
+                    if again {
+                        log::debug!("peer {}: closing connection: {}", self.peer_addrs[p], e);
+                    } else {
+                        log::warn!("peer {}: closing connection: {}", self.peer_addrs[p], e);
+                    }
                     self.close_conn(now, conn, None, true);
                     input = &[];
                     break;
@@ -213,7 +237,14 @@ impl<
                 let frame = match d.next_frame(&mut rxbuf[..LEGACY_MAX_FRAME], input) {
                     Ok(Some(f)) => f,
                     Ok(None) => return Step::NeedMore,
-                    Err(e) => return Step::Fatal(Fatal::Legacy(e)),
+                    Err(e) => {
+                        // A v2 HELLO read as a legacy header is a length
+                        // out of range: say what the peer is instead.
+                        if rxbuf.starts_with(&crate::wire::v2::MAGIC) {
+                            return Step::Fatal(Fatal::V2Peer);
+                        }
+                        return Step::Fatal(Fatal::Legacy(e));
+                    }
                 };
                 match self.codec.decode(frame) {
                     Ok((ty, pt)) => {

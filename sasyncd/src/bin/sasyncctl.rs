@@ -1,7 +1,9 @@
 //! `sasyncctl`: asks a running sasyncd what it is doing, and tells it what
 //! to do, through its control socket (protocol: `sasyncd::control`).
-//! Exit status: 0 done, 1 the daemon refused (its reason on stderr), 2 the
-//! daemon could not be asked.
+//! Exit status: 0 done, 1 the daemon refused (its reason on stderr), 2 a
+//! usage error (as clap reports its own), 3 the daemon could not be asked
+//! (no socket, no answer), so that a script can tell "not running" from
+//! "wrong command".
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -11,6 +13,11 @@ use clap::{Parser, Subcommand};
 use sasyncd::control::client::{self, ClientError};
 use sasyncd::control::{Format, Reply, Report, Request};
 use sasyncd::daemon::DEFAULT_CONTROL;
+
+/// Exit status: a usage error (clap's own is 2 too).
+const EXIT_USAGE: u8 = 2;
+/// Exit status: the daemon could not be asked.
+const EXIT_UNREACHABLE: u8 = 3;
 
 /// Command line of the control tool.
 #[derive(Debug, Parser)]
@@ -102,7 +109,7 @@ fn pledge_stdio() {
     let r = unsafe { libc::pledge(c"stdio".as_ptr(), std::ptr::null()) };
     if r == -1 {
         eprintln!("sasyncctl: pledge: {}", std::io::Error::last_os_error());
-        std::process::exit(2);
+        std::process::exit(i32::from(EXIT_UNREACHABLE));
     }
 }
 
@@ -115,12 +122,12 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(why) => {
             eprintln!("sasyncctl: {why}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     let fail = |e: ClientError| {
         eprintln!("sasyncctl: {}: {e}", a.socket.display());
-        ExitCode::from(2)
+        ExitCode::from(EXIT_UNREACHABLE)
     };
     let s = match client::connect(&a.socket) {
         Ok(s) => s,

@@ -50,7 +50,7 @@ fn private_file_is_accepted() {
 #[test]
 fn root_file_with_mode_0600_is_accepted_by_root() {
     if !is_root() {
-        eprintln!("skipped: needs root to own a file as root");
+        crate::testutil::skip("needs root to own a file as root");
         return;
     }
     let dir = TempDir::new("conf");
@@ -100,7 +100,7 @@ fn directory_and_fifo_are_not_regular_files() {
 #[test]
 fn foreign_owner_is_refused() {
     if !is_root() {
-        eprintln!("skipped: needs root to chown a file");
+        crate::testutil::skip("needs root to chown a file");
         return;
     }
     let dir = TempDir::new("conf");
@@ -248,7 +248,7 @@ fn peers_resolve_in_place() {
     let mut c =
         parsed("interface carp0 sharedkey sasyncd-test-key peer gw-b peer 10.0.0.3 peer gw-c");
     let calls = AtomicU32::new(0);
-    resolve_peers_with(&mut c, |name| {
+    resolve_peers_with(&mut c, &[], |name| {
         calls.fetch_add(1, Ordering::Relaxed);
         Ok(match name {
             "gw-b" => vec![
@@ -272,20 +272,25 @@ fn peers_resolve_in_place() {
 
 #[test]
 fn unresolvable_peer_is_named() {
-    let mut c = parsed("interface carp0 sharedkey sasyncd-test-key peer 10.0.0.3 peer gw-x");
-    let e = resolve_peers_with(&mut c, |_| {
+    let mut c = parsed("interface carp0 sharedkey sasyncd-test-key peer 10.0.0.3\npeer gw-x");
+    let e = resolve_peers_with(&mut c, &[], |_| {
         Err(io::Error::new(io::ErrorKind::NotFound, "no such host"))
     })
     .unwrap_err();
     assert_eq!(e.to_string(), "peer gw-x: cannot resolve: no such host");
-    let e = resolve_peers_with(&mut c, |_| Ok(Vec::new())).unwrap_err();
+    assert_eq!(
+        e.display_with(std::path::Path::new("f")),
+        "f:2: peer gw-x: cannot resolve: no such host"
+    );
+    let e = resolve_peers_with(&mut c, &[], |_| Ok(Vec::new())).unwrap_err();
     assert_eq!(e.to_string(), "peer gw-x: cannot resolve: no address");
 }
 
 #[test]
 fn name_resolving_to_another_peer_is_refused() {
     let mut c = parsed("interface carp0 sharedkey sasyncd-test-key peer 10.0.0.3 peer gw-y");
-    let e = resolve_peers_with(&mut c, |_| Ok(vec!["10.0.0.3:0".parse().unwrap()])).unwrap_err();
+    let e =
+        resolve_peers_with(&mut c, &[], |_| Ok(vec!["10.0.0.3:0".parse().unwrap()])).unwrap_err();
     assert_eq!(
         e.to_string(),
         "peer gw-y: resolves to 10.0.0.3, the address of peer 10.0.0.3"
@@ -296,6 +301,34 @@ fn name_resolving_to_another_peer_is_refused() {
 #[test]
 fn localhost_resolves() {
     let mut c = parsed("interface carp0 sharedkey sasyncd-test-key peer localhost");
-    resolve_peers(&mut c).unwrap();
+    resolve_peers(&mut c, &[]).unwrap();
     assert!(c.peers[0].addr.unwrap().is_loopback());
+}
+
+/// A peer at one of our own addresses, given or resolved, or a name that
+/// resolves to an address no peer can have, is refused with its line.
+#[test]
+fn own_and_unusable_addresses_are_refused() {
+    let own: Vec<std::net::IpAddr> = vec!["192.0.2.1".parse().unwrap()];
+    let f = std::path::Path::new("f");
+    let mut c = parsed("interface carp0 sharedkey sasyncd-test-key\npeer 192.0.2.1");
+    let e = resolve_peers_with(&mut c, &own, |_| unreachable!()).unwrap_err();
+    assert_eq!(
+        e.display_with(f),
+        "f:2: peer 192.0.2.1: 192.0.2.1 is an address of this host; list the other gateways only"
+    );
+    let mut c = parsed("interface carp0 sharedkey sasyncd-test-key\n\npeer me");
+    let e =
+        resolve_peers_with(&mut c, &own, |_| Ok(vec!["192.0.2.1:0".parse().unwrap()])).unwrap_err();
+    assert!(
+        e.display_with(f)
+            .starts_with("f:3: peer me: 192.0.2.1 is an address"),
+        "{e}"
+    );
+    let e =
+        resolve_peers_with(&mut c, &own, |_| Ok(vec!["224.0.0.1:0".parse().unwrap()])).unwrap_err();
+    assert_eq!(
+        e.display_with(f),
+        "f:3: peer me: resolves to 224.0.0.1: a multicast or broadcast address"
+    );
 }

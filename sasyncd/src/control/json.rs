@@ -4,11 +4,15 @@
 //! there). Written by hand: the schema is small and fixed, and the daemon
 //! needs no serialisation framework for it.
 //!
-//! Stability: `schema` is 1; keys are only ever added within it (a reader
+//! Stability: `schema` is 2; keys are only ever added within it (a reader
 //! must ignore keys it does not know); renaming or removing a key, or
 //! changing what a value means, raises `schema`. Times are integers in
 //! milliseconds: `*_ago_ms` before `time_ms`, `*_in_ms` after it, other
-//! `*_ms` are durations. A value that is not known is `null`.
+//! `*_ms` are durations. A value that is not known is `null`. 64-bit
+//! identifiers (a stream's epoch) are strings of hex digits, as the text
+//! shows them: JSON readers such as jq hold numbers as doubles, exact
+//! only to 2^53. (Schema 1 wrote epochs as numbers and an unknown
+//! position as epoch 0, seq 0.)
 
 use sasyncd_core::config::Protocol;
 use sasyncd_core::node::{ErrorCounts, ErrorKind, IkeMode, PeerView};
@@ -17,7 +21,7 @@ use sasyncd_core::state::Position;
 use super::status::{counters, link_name, Status};
 
 /// The schema version every report carries.
-pub const SCHEMA: u64 = 1;
+pub const SCHEMA: u64 = 2;
 
 /// Builds one JSON text. Keys and values are written in order; commas are
 /// placed by the writer.
@@ -115,9 +119,13 @@ impl Writer {
         self.close('}');
     }
 
+    /// `{"epoch":"hex","seq":N}`, or `null` for no position (none yet).
     fn position(&mut self, k: &str, p: Position) {
+        if p == Position::NONE {
+            return self.null(k);
+        }
         self.object(k, |w| {
-            w.num("epoch", p.epoch);
+            w.str("epoch", &format!("{:x}", p.epoch));
             w.num("seq", p.seq);
         });
     }
@@ -260,6 +268,10 @@ fn peer_object(w: &mut Writer, s: &Status, p: &PeerView) {
     w.open('{');
     w.str("addr", &p.addr.to_string());
     w.num("port", u64::from(p.port));
+    w.opt_str(
+        "protocol",
+        super::status::peer_protocol(s.protocol, p).map(protocol_name),
+    );
     w.str("session", p.phase.name());
     w.opt_num("session_changed_ago_ms", ago(p.phase_since));
     w.opt_str("state", p.state.map(|r| r.name()));
@@ -320,11 +332,28 @@ mod tests {
         serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
     }
 
+    /// An epoch above 2^53 survives a JSON reader that holds numbers as
+    /// doubles: it is a string, the hex the text shows.
+    #[test]
+    fn epochs_are_hex_strings() {
+        let mut w = Writer::default();
+        w.open('{');
+        let p = Position {
+            epoch: 0x173e_2b4c_1f2b_9625,
+            seq: 3,
+        };
+        w.position("position", p);
+        w.close('}');
+        let v = parse(&w.out);
+        assert_eq!(v["position"]["epoch"], "173e2b4c1f2b9625");
+        assert_eq!(v["position"]["seq"], 3);
+    }
+
     #[test]
     fn summary_parses_and_says_what_the_node_knows() {
         let s = sample();
         let v = parse(&summary(&s));
-        assert_eq!(v["schema"], 1);
+        assert_eq!(v["schema"], 2);
         assert_eq!(v["report"], "show");
         assert_eq!(v["time_ms"], 1_700_000_000_000u64);
         let n = &v["node"];
@@ -349,8 +378,10 @@ mod tests {
         assert_eq!(m["session"], "up");
         assert_eq!(m["session_changed_ago_ms"], 10_000);
         assert_eq!(m["state"], "MASTER");
-        assert_eq!(m["applied"]["epoch"], 7);
+        assert_eq!(m["applied"]["epoch"], "7");
         assert_eq!(m["acked_to"]["seq"], 40);
+        // Unknown (no position yet): null, as the text says "none".
+        assert_eq!(m["acked_by"], Value::Null);
         assert_eq!(m["last_snapshot_received_ms"], 24);
         assert_eq!(m["repairs_received"], 3);
         assert_eq!(m["last_repair_received_ms"], 7);

@@ -245,6 +245,19 @@ pub fn counters(s: &Status) -> Vec<Counter> {
         .collect()
 }
 
+/// The protocol a peer speaks, as far as this node knows: the other one
+/// when its frames showed it (a mismatch), ours once a session is up or
+/// it synced, else unknown.
+pub fn peer_protocol(ours: Protocol, p: &PeerView) -> Option<Protocol> {
+    use sasyncd_core::node::{SessionPhase, PEER_SPEAKS_LEGACY, PEER_SPEAKS_V2};
+    match p.stats.other_protocol {
+        Some(r) if r == PEER_SPEAKS_V2 => return Some(Protocol::V2),
+        Some(r) if r == PEER_SPEAKS_LEGACY => return Some(Protocol::Legacy),
+        _ => {}
+    }
+    (p.phase == SessionPhase::Up || p.stats.last_sync.is_some()).then_some(ours)
+}
+
 /// The name of a carp interface's `LINK_STATE_*` value, as carp means it.
 pub fn link_name(state: u8) -> &'static str {
     match state {

@@ -235,7 +235,18 @@ pub fn peer(s: &Status, p: &PeerView) -> String {
         p.state
             .map_or("nothing in this session".to_string(), |r| r.to_string()),
     );
-    field("Protocol", protocol_name(s.protocol).to_string());
+    let ours = protocol_name(s.protocol);
+    field(
+        "Protocol",
+        match super::status::peer_protocol(s.protocol, p) {
+            Some(theirs) if theirs == s.protocol => ours.to_string(),
+            Some(theirs) => format!(
+                "{ours} here, but the peer speaks {} (give both the same protocol)",
+                protocol_name(theirs)
+            ),
+            None => format!("{ours} here; the peer's not known yet"),
+        },
+    );
     field(
         "Sessions",
         format!("{} established, {} reconnects", st.sessions, st.reconnects),

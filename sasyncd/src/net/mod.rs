@@ -68,6 +68,9 @@ pub struct Net {
     failed: Option<String>,
     /// Whether pfsync is up, as the privileged process last found.
     pfsync: Option<bool>,
+    /// The peers' addresses of the configuration about to arrive
+    /// ([`ToNet::PeerAddrs`]).
+    peer_addrs: Vec<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for Net {
@@ -96,6 +99,7 @@ impl Net {
             shutdown_at: None,
             failed: None,
             pfsync: None,
+            peer_addrs: Vec::new(),
         }
     }
 
@@ -480,6 +484,7 @@ impl Net {
                     self.reload_answered(Err(format!("configuration not reloaded: {reason}")))
                 }
                 ToNet::Pfsync { up } => self.pfsync = Some(up),
+                ToNet::PeerAddrs { addrs } => self.peer_addrs = addrs,
                 ToNet::Shutdown => {
                     log::info!("the privileged process asks us to shut down");
                     self.begin_shutdown();
@@ -495,7 +500,15 @@ impl Net {
         let result = Config::parse(text)
             .map_err(|e| e.to_string())
             .and_then(|mut cfg| {
-                crate::conffile::resolve_peers(&mut cfg).map_err(|e| e.to_string())?;
+                // The privileged process resolved the names (and checked
+                // them) just before sending the file.
+                let addrs = std::mem::take(&mut self.peer_addrs);
+                if addrs.len() != cfg.peers.len() {
+                    return Err("peer addresses missing from the privileged process".to_string());
+                }
+                for (peer, addr) in cfg.peers.iter_mut().zip(addrs) {
+                    peer.addr = Some(addr);
+                }
                 let r = self
                     .node
                     .reconfigure(now, &cfg)
@@ -504,13 +517,12 @@ impl Net {
                 Ok(r)
             });
         match result {
+            // The privileged process logs the outcome: one line a reload.
             Ok(r) => {
-                log::info!("{r}");
                 self.io.to_priv(ToPriv::reloaded(true, &r.to_string()));
                 self.reload_answered(Ok(r.to_string()));
             }
             Err(e) => {
-                log::error!("new configuration not applied, keeping the running one: {e}");
                 self.io.to_priv(ToPriv::reloaded(false, &e));
                 self.reload_answered(Err(format!(
                     "new configuration not applied, keeping the running one: {e}"

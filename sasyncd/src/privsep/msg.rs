@@ -1,6 +1,9 @@
 //! The messages and their encoding (the wire format is in the module
 //! documentation of [`privsep`](super)).
 
+use std::net::IpAddr;
+
+use sasyncd_core::config::MAX_PEERS;
 use sasyncd_core::node::Table;
 
 use super::ProtoError;
@@ -83,6 +86,8 @@ pub mod types {
     pub const RELOAD_REFUSED: u16 = 0x0089;
     /// [`ToNet::Pfsync`](super::ToNet::Pfsync).
     pub const PFSYNC: u16 = 0x008a;
+    /// [`ToNet::PeerAddrs`](super::ToNet::PeerAddrs).
+    pub const PEER_ADDRS: u16 = 0x008b;
 }
 
 use types::*;
@@ -108,6 +113,7 @@ pub fn type_name(ty: u16) -> &'static str {
         SHUTDOWN => "Shutdown",
         RELOAD_REFUSED => "ReloadRefused",
         PFSYNC => "Pfsync",
+        PEER_ADDRS => "PeerAddrs",
         _ => "unknown",
     }
 }
@@ -251,6 +257,44 @@ pub enum ToNet {
         /// Up (`false`: the new master's replay counters will be stale).
         up: bool,
     },
+    /// Sent right before a [`ToNet::Config`]: the address of each of its
+    /// peers, in file order, as the privileged process resolved them (the
+    /// network process is chrooted, without a resolver).
+    PeerAddrs {
+        /// One per peer, at most [`MAX_PEERS`].
+        addrs: Vec<IpAddr>,
+    },
+}
+
+/// [`ToNet::PeerAddrs`]: one address is a family byte (4 or 6) and 16
+/// bytes (an IPv4 address in the first 4).
+const ADDR_LEN: usize = 17;
+
+fn encode_addr(a: &IpAddr) -> [u8; ADDR_LEN] {
+    let mut out = [0u8; ADDR_LEN];
+    match a {
+        IpAddr::V4(v4) => {
+            out[0] = 4;
+            out[1..5].copy_from_slice(&v4.octets());
+        }
+        IpAddr::V6(v6) => {
+            out[0] = 6;
+            out[1..].copy_from_slice(&v6.octets());
+        }
+    }
+    out
+}
+
+fn decode_addr(ty: u16, b: [u8; ADDR_LEN]) -> Result<IpAddr, ProtoError> {
+    let [family, rest @ ..] = b;
+    match family {
+        4 => {
+            let [a, b, c, d, ..] = rest;
+            Ok(IpAddr::from([a, b, c, d]))
+        }
+        6 => Ok(IpAddr::from(rest)),
+        _ => Err(bad_len(ty, ADDR_LEN)),
+    }
 }
 
 /// One direction's messages: how they are framed.
@@ -504,6 +548,7 @@ impl Message for ToNet {
                 ToNet::CarpUnreadable | ToNet::Shutdown => 0,
                 ToNet::Config { text } => text.len(),
                 ToNet::ReloadRefused { reason } => reason.len(),
+                ToNet::PeerAddrs { addrs } => addrs.len() * ADDR_LEN,
             }
     }
 
@@ -527,6 +572,14 @@ impl Message for ToNet {
                     return Err(bad_len(RELOAD_REFUSED, reason.len()));
                 }
                 put(out, RELOAD_REFUSED, &[reason.as_bytes()])
+            }
+            ToNet::PeerAddrs { addrs } => {
+                if addrs.len() > MAX_PEERS {
+                    return Err(bad_len(PEER_ADDRS, addrs.len() * ADDR_LEN));
+                }
+                let bytes: Vec<[u8; ADDR_LEN]> = addrs.iter().map(encode_addr).collect();
+                let parts: Vec<&[u8]> = bytes.iter().map(|b| &b[..]).collect();
+                put(out, PEER_ADDRS, &parts)
             }
         }
     }
@@ -587,6 +640,17 @@ impl Message for ToNet {
             PFSYNC => ToNet::Pfsync {
                 up: Fields::fixed(ty, p, 1)?.flag()?,
             },
+            PEER_ADDRS => {
+                let mut f = Fields::variable(ty, p, 0, 0, MAX_PEERS * ADDR_LEN)?;
+                if p.len() % ADDR_LEN != 0 {
+                    return Err(bad_len(ty, p.len()));
+                }
+                let mut addrs = Vec::with_capacity(p.len() / ADDR_LEN);
+                for _ in 0..p.len() / ADDR_LEN {
+                    addrs.push(decode_addr(ty, f.bytes::<ADDR_LEN>()?)?);
+                }
+                ToNet::PeerAddrs { addrs }
+            }
             other => return Err(ProtoError::UnknownType(other)),
         })
     }
@@ -604,5 +668,5 @@ pub fn encode_dump_records(out: &mut Vec<u8>, dump: u32, records: &[u8]) -> Resu
 /// Dump records: at least one 8-byte unit, whole units, within the batch
 /// limit.
 fn records_ok(len: usize) -> bool {
-    len >= 8 && len % 8 == 0 && len <= MAX_BATCH_BYTES
+    len >= 8 && len.is_multiple_of(8) && len <= MAX_BATCH_BYTES
 }

@@ -78,7 +78,35 @@ fn to_net_samples() -> Vec<ToNet> {
             reason: String::new(),
         },
         ToNet::reload_refused("/etc/sasyncd.conf: bad owner, type or mode — ü"),
+        ToNet::PeerAddrs { addrs: vec![] },
+        ToNet::PeerAddrs {
+            addrs: vec!["192.0.2.2".parse().unwrap(), "2001:db8::2".parse().unwrap()],
+        },
+        ToNet::PeerAddrs {
+            addrs: vec!["10.0.0.1".parse().unwrap(); sasyncd_core::config::MAX_PEERS],
+        },
     ]
+}
+
+/// More addresses than peers, a length that is not whole addresses, or a
+/// family byte that is neither 4 nor 6 is refused.
+#[test]
+fn peer_addrs_are_bounded_and_checked() {
+    let many = ToNet::PeerAddrs {
+        addrs: vec!["10.0.0.1".parse().unwrap(); sasyncd_core::config::MAX_PEERS + 1],
+    };
+    assert!(many.encode(&mut Vec::new()).is_err());
+    let ok = frame(&ToNet::PeerAddrs {
+        addrs: vec!["10.0.0.1".parse().unwrap()],
+    });
+    let mut short = ok.clone();
+    short.pop();
+    short[..4].copy_from_slice(&16u32.to_le_bytes());
+    assert!(ToNet::decode(&short).is_err());
+    let mut family = ok.clone();
+    family[HEADER_LEN] = 5;
+    assert!(ToNet::decode(&family).is_err());
+    assert!(ToNet::decode(&ok).is_ok());
 }
 
 fn frame<M: Message>(m: &M) -> Vec<u8> {
@@ -521,6 +549,11 @@ fn to_net_strategy() -> impl Strategy<Value = ToNet> {
             .prop_map(|t| ToNet::Config { text: secret(&t) }),
         Just(ToNet::Shutdown),
         ".{0,300}".prop_map(|r| ToNet::reload_refused(&r)),
+        proptest::collection::vec(any::<[u8; 16]>(), 0..=sasyncd_core::config::MAX_PEERS).prop_map(
+            |v| ToNet::PeerAddrs {
+                addrs: v.into_iter().map(std::net::IpAddr::from).collect(),
+            }
+        ),
     ]
 }
 

@@ -49,7 +49,7 @@ pub fn spi(space: Space, i: u64) -> u32 {
 /// Source and destination of SA `i`: even ones outbound, odd ones inbound.
 fn ends(i: u64) -> (IpAddr, IpAddr) {
     let (l, r) = (IpAddr::V4(LOCAL), remote(i / 2));
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         (l, r)
     } else {
         (r, l)

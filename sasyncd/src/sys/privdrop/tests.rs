@@ -42,7 +42,7 @@ fn root_is_not_a_target() {
 #[test]
 fn drops_to_nobody_in_a_chroot() {
     if !is_root() {
-        eprintln!("skipped: dropping privileges needs root");
+        crate::testutil::skip("dropping privileges needs root");
         return;
     }
     let user = nobody();
@@ -104,7 +104,7 @@ fn drops_to_nobody_in_a_chroot() {
 #[test]
 fn failed_chroot_changes_nothing() {
     if !is_root() {
-        eprintln!("skipped: chroot needs root");
+        crate::testutil::skip("chroot needs root");
         return;
     }
     let user = nobody();

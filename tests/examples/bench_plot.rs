@@ -1,0 +1,38 @@
+//! Draws BENCHMARKS.md's plots from a cluster bench output:
+//! `cargo run -p sasyncd-tests --example bench_plot -- OUTPUT.txt DIR`
+//! writes DIR/sync-vs-n.svg and DIR/failover.svg.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sasyncd_tests::plot;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [input, dir] = args.as_slice() else {
+        eprintln!("usage: bench_plot OUTPUT.txt DIR");
+        return ExitCode::from(2);
+    };
+    let text = match std::fs::read_to_string(input) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bench_plot: {input}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let out = plot::parse(&text);
+    let dir = PathBuf::from(dir);
+    let mut files = vec![("sync-vs-n.svg", plot::sync_svg(&out.sync))];
+    if let Some((n, full, after)) = &out.failover {
+        files.push(("failover.svg", plot::failover_svg(n, *full, *after)));
+    }
+    for (name, svg) in files {
+        let p = dir.join(name);
+        if let Err(e) = std::fs::write(&p, svg) {
+            eprintln!("bench_plot: {}: {e}", p.display());
+            return ExitCode::from(1);
+        }
+        println!("{}", p.display());
+    }
+    ExitCode::SUCCESS
+}
