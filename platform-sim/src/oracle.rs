@@ -97,6 +97,10 @@ pub struct Oracle {
     pub failover_checks: u64,
     /// Kernel refusals of the nodes' writes, by errno.
     pub refusals: std::collections::BTreeMap<Errno, u64>,
+    /// Refusals outside normal operation, and the first: (when, node,
+    /// message type, errno).
+    pub sync_refused: u64,
+    first_sync_refusal: Option<(Instant, usize, u8, Errno)>,
     /// Recent (time, position) of each master's delta stream.
     heads: Vec<std::collections::VecDeque<(Instant, sasyncd_core::state::Position)>>,
 }
@@ -140,6 +144,8 @@ impl Oracle {
             rejected_by_crashed: 0,
             failover_checks: 0,
             refusals: Default::default(),
+            sync_refused: 0,
+            first_sync_refusal: None,
             heads: vec![Default::default(); n],
         }
     }
@@ -186,9 +192,22 @@ impl Oracle {
         }
     }
 
-    /// The kernel refused a write of node `i`.
-    pub fn kernel_refused(&mut self, e: Errno) {
+    /// The kernel refused a write (of type `msg_type`) of node `i`. Only
+    /// an ADD of an SA the node holds already (a snapshot meeting what
+    /// the stream brought) and a DELETE of what is gone are part of normal
+    /// operation; anything else a real kernel would refuse is a sync write
+    /// lost, noted for [`final_check`](Self::final_check).
+    pub fn kernel_refused(&mut self, i: usize, msg_type: u8, e: Errno, now: Instant) {
+        use sasyncd_core::pfkey::consts::{SADB_ADD, SADB_DELETE, SADB_X_DELFLOW};
         *self.refusals.entry(e).or_default() += 1;
+        let expected = (msg_type == SADB_ADD && e == Errno::EEXIST)
+            || (matches!(msg_type, SADB_DELETE | SADB_X_DELFLOW) && e == Errno::ESRCH);
+        if !expected {
+            self.sync_refused += 1;
+            if self.first_sync_refusal.is_none() {
+                self.first_sync_refusal = Some((now, i, msg_type, e));
+            }
+        }
     }
 
     /// Safety: node `i` (in `state`) queued PF_KEY data for its kernel;
@@ -546,8 +565,21 @@ impl Oracle {
                 self.fail(now, None, format!("{mism} digest mismatches with no loss injected: the delta stream lost something"));
             }
         }
+        // With no operator edits, a slave's kernel takes every sync write
+        // (what a real OpenBSD kernel would refuse, the simulated one does).
+        if let (0, Some((at, i, t, e))) = (self.manual_edits, self.first_sync_refusal) {
+            let n = self.sync_refused;
+            self.fail(
+                at,
+                Some(i),
+                format!(
+                    "sync write refused by the kernel: {} with {e} ({n} refused in the run)",
+                    sasyncd_core::pfkey::msg_type_name(t)
+                ),
+            );
+        }
         for (e, n) in &self.refusals.clone() {
-            if *e == Errno::EINVAL || *e == Errno::EMSGSIZE {
+            if *e == Errno::EINVAL || *e == Errno::EMSGSIZE || *e == Errno::EPERM {
                 self.fail(
                     now,
                     None,

@@ -54,6 +54,12 @@ pub struct Bugs {
     pub follow_dead_master: bool,
     /// Nodes whose event queue holds two events.
     pub short_event_queue: bool,
+    /// Snapshot ADDs keep X_REPLAY and X_LIFETIME_LASTUSE.
+    pub snapshot_keeps_counters: bool,
+    /// Masters forward every UPDATE as an ADD.
+    pub update_always_add: bool,
+    /// Snapshots and repairs do not re-group bundles.
+    pub no_regroup: bool,
 }
 
 impl Bugs {
@@ -65,6 +71,9 @@ impl Bugs {
             || self.drop_delta
             || self.follow_dead_master
             || self.short_event_queue
+            || self.snapshot_keeps_counters
+            || self.update_always_add
+            || self.no_regroup
     }
 }
 

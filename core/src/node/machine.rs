@@ -63,6 +63,13 @@ pub struct PlantedBugs {
     pub follow_dead_master: bool,
     /// The event queue holds two events: an `EV` below `min_events`.
     pub short_event_queue: bool,
+    /// Snapshot ADDs keep X_REPLAY and X_LIFETIME_LASTUSE (EPERM on
+    /// OpenBSD).
+    pub snapshot_keeps_counters: bool,
+    /// Every forwarded UPDATE becomes an ADD (MOBIKE moves are lost).
+    pub update_always_add: bool,
+    /// Snapshots and repairs do not re-group bundles.
+    pub no_regroup: bool,
 }
 
 /// A slave's view of the snapshot it is receiving.

@@ -5,8 +5,8 @@ use crate::crypto::Crypto;
 use crate::ctl::{BucketSet, Ctl, BUCKETS, BUCKETS_PER_CHUNK};
 use crate::pfkey::consts::{SADB_ADD, SADB_DELETE, SADB_SATYPE_UNSPEC, SADB_UPDATE};
 use crate::pfkey::{
-    build_flush, dump_to_add, filter, msg_type_name, spd_dump_to_addflow, unwrap_promisc, Msg,
-    Verdict,
+    build_flush, dump_to_add, filter, for_slave, msg_type_name, spd_dump_to_addflow,
+    unwrap_promisc, Msg, Verdict,
 };
 use crate::random::Random;
 use crate::state::{FlushMode, Position, RunState};
@@ -64,11 +64,22 @@ impl<
         }
         let buf = &mut self.scratch.msg;
         let n = if m.msg_type() == SADB_UPDATE {
-            // The slaves never saw the larval SA: an ADD, minus what ADD refuses.
-            match dump_to_add(inner, buf) {
+            // A larval completion becomes an ADD (the slaves never saw the
+            // larval SA); a change of a mature SA (a MOBIKE or NAT-T move
+            // with ADDRESS_PROXY) stays an UPDATE, minus what it may not
+            // carry.
+            #[cfg(feature = "planted-bugs")]
+            let rewritten = if self.bugs.update_always_add {
+                dump_to_add(inner, buf)
+            } else {
+                for_slave(inner, buf)
+            };
+            #[cfg(not(feature = "planted-bugs"))]
+            let rewritten = for_slave(inner, buf);
+            match rewritten {
                 Ok(n) => n,
                 Err(e) => {
-                    log::warn!("cannot rewrite UPDATE as ADD: {e}");
+                    log::warn!("cannot rewrite UPDATE for the slaves: {e}");
                     return;
                 }
             }
@@ -543,6 +554,10 @@ impl<
         };
         let buf = &mut self.scratch.msg;
         let conv = match table {
+            #[cfg(feature = "planted-bugs")]
+            Table::Sadb if self.bugs.snapshot_keeps_counters => {
+                crate::pfkey::dump_to_add_with_counters(record, buf)
+            }
             Table::Sadb => dump_to_add(record, buf),
             Table::Spd => spd_dump_to_addflow(record, buf),
         };

@@ -172,6 +172,9 @@ impl World {
                 drop_delta: b.drop_delta,
                 follow_dead_master: b.follow_dead_master,
                 short_event_queue: b.short_event_queue,
+                snapshot_keeps_counters: b.snapshot_keeps_counters,
+                update_always_add: b.update_always_add,
+                no_regroup: b.no_regroup,
             };
         }
         node.handle_link_state(now, self.carp.link_state(i));
