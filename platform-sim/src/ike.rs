@@ -2,7 +2,11 @@
 //! the kernel): while active — only on the current master, following the
 //! active/passive commands — it negotiates SA pairs (GETSPI then UPDATE
 //! for the inbound SA, ADD for the outbound one, or direct ADDs), mostly
-//! ESP, sometimes AH, IPcomp or TCP-MD5; rekeys (a new pair, then DELETE
+//! ESP, sometimes AH, IPcomp or TCP-MD5; bundles an outbound ESP SA behind
+//! an IPcomp SA (iked's compression) or an AH SA (isakmpd's AH+ESP) with
+//! X_GRPSPIS; moves a pair to the peer's new address as iked does for
+//! MOBIKE and NAT-T (UPDATE with ADDRESS_PROXY and no keys, sometimes a new
+//! X_UDPENCAP port); rekeys (a new pair, then DELETE
 //! of the old one); lets SAs expire (the daemon deletes them, sometimes
 //! writing an EXPIRE first); adds and deletes flows; and now and then
 //! flushes everything. Every request is real PF_KEY bytes written into the
@@ -21,7 +25,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use sasyncd_core::pfkey::consts::*;
-use sasyncd_core::pfkey::{flow_key, records, sa_key, AddressExt, FlowKey, Msg};
+use sasyncd_core::pfkey::{flow_key, records, sa_key, AddressExt, FlowKey, Msg, SaKey};
 use sasyncd_core::time::Instant;
 
 use crate::errno::Errno;
@@ -88,6 +92,10 @@ pub struct IkeStats {
     pub flows_added: u64,
     /// Flows deleted.
     pub flows_deleted: u64,
+    /// Bundles made (X_GRPSPIS).
+    pub bundles: u64,
+    /// Pairs moved to a new peer address (MOBIKE / NAT-T).
+    pub moves: u64,
 }
 
 /// One SA the daemon knows: enough to delete it.
@@ -107,10 +115,12 @@ struct Pair {
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// Finish a negotiation: UPDATE the larval inbound SA, ADD the outbound.
+    /// Finish a negotiation: UPDATE the larval inbound SA, ADD the outbound,
+    /// then the rest of a bundle (its first SA's ADD, the X_GRPSPIS).
     Complete {
         update: Vec<u8>,
         add: Vec<u8>,
+        bundle: Vec<Vec<u8>>,
         pair: Pair,
     },
     /// Delete the SAs of a rekeyed pair.
@@ -129,6 +139,8 @@ pub struct Ike {
     next_action: Option<Instant>,
     seq: u32,
     stats: IkeStats,
+    /// SAs moved since [`take_moves`](Ike::take_moves): their new identity.
+    moved: Vec<SaKey>,
 }
 
 impl Ike {
@@ -144,7 +156,13 @@ impl Ike {
             next_action: None,
             seq: 0,
             stats: IkeStats::default(),
+            moved: Vec::new(),
         }
+    }
+
+    /// The identities SAs were moved to since the last call (MOBIKE).
+    pub fn take_moves(&mut self) -> Vec<SaKey> {
+        std::mem::take(&mut self.moved)
     }
 
     /// Whether the daemon negotiates.
@@ -243,14 +261,12 @@ impl Ike {
         self.pending = later;
         for (_, op) in due {
             match op {
-                Op::Complete { update, add, pair } => {
-                    let a = self.write(kernel, update);
-                    let b = self.write(kernel, add);
-                    if a && b {
-                        self.stats.pairs += 1;
-                        self.pairs.push(pair);
-                    }
-                }
+                Op::Complete {
+                    update,
+                    add,
+                    bundle,
+                    pair,
+                } => self.complete(kernel, update, add, bundle, pair),
                 Op::Delete(sas) => self.delete_sas(kernel, &sas),
             }
         }
@@ -288,7 +304,8 @@ impl Ike {
         }
         match self.rng.below(10) {
             0..=4 if self.pairs.len() < self.cfg.max_pairs => self.negotiate(now, kernel),
-            5..=7 => self.add_flow(kernel),
+            5..=6 => self.add_flow(kernel),
+            7 => self.move_pair(kernel),
             8 if !self.flows.is_empty() => {
                 let i = self.rng.index(self.flows.len());
                 let Some(k) = self.flows.keys().nth(i).copied() else {
@@ -444,20 +461,138 @@ impl Ike {
             ],
             dies: now + Duration::from_millis(life / 2 + self.rng.below(life / 2 + 1)),
         };
+        let mut pair = pair;
+        let mut bundle = Vec::new();
+        if satype == SADB_SATYPE_ESP && self.rng.chance(0.15) {
+            // The outbound ESP SA behind an IPcomp SA (compress, then
+            // encrypt) or an AH SA: the first SA of the bundle is the one
+            // X_GRPSPIS names, the ESP SA its next.
+            let first = if self.rng.chance(0.5) {
+                SADB_X_SATYPE_IPCOMP
+            } else {
+                SADB_SATYPE_AH
+            };
+            let max1 = if first == SADB_X_SATYPE_IPCOMP {
+                0xffff
+            } else {
+                u32::MAX
+            };
+            let spi1 = self.rng.range(0x100..u64::from(max1) + 1) as u32;
+            let exts = self.sa_exts(first, spi1, local, remote);
+            bundle.push(self.msg(SADB_ADD, first, &exts));
+            let grp = [
+                sa_ext(SADB_EXT_SA, spi1, SADB_SASTATE_MATURE, 0, 0, 0),
+                addr_ext(SADB_EXT_ADDRESS_DST, remote, 0),
+                sa_ext(SADB_X_EXT_SA2, out_spi, SADB_SASTATE_MATURE, 0, 0, 0),
+                addr_ext(SADB_X_EXT_DST2, remote, 0),
+                proto_ext(SADB_X_EXT_SATYPE2, SADB_SATYPE_ESP, 0),
+            ];
+            bundle.push(self.msg(SADB_X_GRPSPIS, first, &grp));
+            pair.sas.push(Sa {
+                satype: first,
+                spi: spi1,
+                src: local,
+                dst: remote,
+            });
+        }
         let op = Op::Complete {
             update: first,
             add: add_out,
+            bundle,
             pair,
         };
         if getspi {
             let d = self.rng.below(self.cfg.negotiation.as_millis() as u64 + 1);
             self.pending.push((now + Duration::from_millis(d), op));
-        } else if let Op::Complete { update, add, pair } = op {
-            let a = self.write(kernel, update);
-            let b = self.write(kernel, add);
-            if a && b {
-                self.stats.pairs += 1;
-                self.pairs.push(pair);
+        } else if let Op::Complete {
+            update,
+            add,
+            bundle,
+            pair,
+        } = op
+        {
+            self.complete(kernel, update, add, bundle, pair);
+        }
+    }
+
+    /// Writes a negotiation's result; keeps the pair if its SAs went in.
+    fn complete(
+        &mut self,
+        kernel: &mut Kernel,
+        update: Vec<u8>,
+        add: Vec<u8>,
+        bundle: Vec<Vec<u8>>,
+        pair: Pair,
+    ) {
+        let a = self.write(kernel, update);
+        let b = self.write(kernel, add);
+        let mut c = true;
+        for m in bundle {
+            c &= self.write(kernel, m);
+        }
+        if a && b {
+            self.stats.pairs += 1;
+            self.stats.bundles += u64::from(c && pair.sas.len() > 2);
+            self.pairs.push(pair);
+        }
+    }
+
+    /// MOBIKE: the peer of a two-SA ESP pair moved to another address
+    /// (perhaps behind a NAT with a new port). iked writes, for each SA, an
+    /// UPDATE without keys naming the SA by its current addresses, with
+    /// ADDRESS_SRC the new source and ADDRESS_PROXY the new destination.
+    fn move_pair(&mut self, kernel: &mut Kernel) {
+        let movable: Vec<usize> = (0..self.pairs.len())
+            .filter(|&i| {
+                let p = &self.pairs[i];
+                p.sas.len() == 2 && p.sas.iter().all(|s| s.satype == SADB_SATYPE_ESP)
+            })
+            .collect();
+        if movable.is_empty() || self.cfg.remotes.len() < 2 {
+            return;
+        }
+        let i = movable[self.rng.index(movable.len())];
+        let local = self.cfg.local;
+        let old = self.pairs[i].sas[1].dst;
+        let others: Vec<IpAddr> = self
+            .cfg
+            .remotes
+            .iter()
+            .copied()
+            .filter(|&r| r != old)
+            .collect();
+        let new = others[self.rng.index(others.len())];
+        let port = 4500 + self.rng.below(3) as u16;
+        let natt = self.rng.chance(0.5);
+        self.stats.moves += 1;
+        for j in 0..2 {
+            let sa = self.pairs[i].sas[j].clone();
+            let (src, dst) = if sa.dst == local {
+                (new, local)
+            } else {
+                (local, new)
+            };
+            let mut exts = vec![
+                sa_ext(SADB_EXT_SA, sa.spi, SADB_SASTATE_MATURE, 0, 0, 0),
+                addr_ext(SADB_EXT_ADDRESS_SRC, src, 0),
+                addr_ext(SADB_EXT_ADDRESS_DST, sa.dst, 0),
+                addr_ext(SADB_EXT_ADDRESS_PROXY, dst, 0),
+            ];
+            if natt {
+                let mut p = [0u8; 4];
+                p[..2].copy_from_slice(&port.to_be_bytes());
+                exts.push(ext(SADB_X_EXT_UDPENCAP, &p));
+            }
+            let m = self.msg(SADB_UPDATE, sa.satype, &exts);
+            if self.write(kernel, m) {
+                self.pairs[i].sas[j].src = src;
+                self.pairs[i].sas[j].dst = dst;
+                self.moved.push(SaKey {
+                    satype: sa.satype,
+                    spi: sa.spi,
+                    dst,
+                    rdomain: 0,
+                });
             }
         }
     }

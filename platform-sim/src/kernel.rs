@@ -517,9 +517,12 @@ impl Kernel {
             ..key
         };
         if moved != key {
-            let Some(entry) = self.sadb.remove(&key) else {
+            let Some(mut entry) = self.sadb.remove(&key) else {
                 return Ok(());
             };
+            // A new identity: the failover oracle expects it on the slaves
+            // only a round trip from now.
+            entry.born = self.now;
             if let Some(p) = entry.inext.and_then(|k| self.sadb.get_mut(&k)) {
                 p.onext = Some(moved);
             }
@@ -854,6 +857,23 @@ impl Kernel {
             .iter()
             .filter(move |(_, e)| e.state() == SADB_SASTATE_MATURE && e.born <= cutoff)
             .map(|(k, _)| k)
+    }
+
+    /// Whether the SA's synchronised content changed after `t`.
+    pub fn changed_since(&self, key: &SaKey, t: Instant) -> bool {
+        self.sadb.get(key).is_some_and(|e| e.changed > t)
+    }
+
+    /// One SA in canonical form (see [`canonical`](Self::canonical)), if
+    /// present.
+    pub fn canonical_sa(&self, key: &SaKey) -> Option<Vec<u8>> {
+        let e = self.sadb.get(key)?;
+        let rec = e.record(SADB_DUMP, self.next_of(e));
+        let m = Msg::parse(&rec).ok()?;
+        let mut buf = vec![0u8; PFKEY_MSG_MAXSZ];
+        let n = canonical_digest_input(&m, &mut buf).ok()?;
+        buf.truncate(n);
+        Some(buf)
     }
 
     /// Whether a mature SA with this identity is present.

@@ -371,8 +371,12 @@ impl World {
                 if h.up {
                     let before = h.kernel.stats().valid_writes;
                     h.ike.handle_timeout(now, &mut h.kernel);
+                    let moves = h.ike.take_moves();
                     if h.kernel.stats().valid_writes != before {
                         self.oracle.kernel_changed(i, now);
+                    }
+                    for k in moves {
+                        self.oracle.moved(i, k, now);
                     }
                 }
             }

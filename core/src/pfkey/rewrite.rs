@@ -141,6 +141,73 @@ pub fn dump_to_add_with_counters(record: &[u8], out: &mut [u8]) -> Result<usize,
     )
 }
 
+/// The extensions of an SA bundle's X_GRPSPIS taken from a dump record.
+const GROUP_KEEP: ExtSet = ExtSet::of(&[
+    SADB_EXT_SA,
+    SADB_EXT_ADDRESS_DST,
+    SADB_X_EXT_SA2,
+    SADB_X_EXT_DST2,
+    SADB_X_EXT_SATYPE2,
+]);
+
+/// Whether a dump record is the first SA of a bundle (it carries the next
+/// SA's X_SA2, X_DST2 and X_SATYPE2).
+pub fn is_grouped(record: &Msg<'_>) -> bool {
+    record.find(SADB_X_EXT_SA2).is_some()
+        && record.find(SADB_X_EXT_DST2).is_some()
+        && record.find(SADB_X_EXT_SATYPE2).is_some()
+}
+
+/// Writes to `out` the X_GRPSPIS that re-creates the bundle a dump record
+/// names with its own X_SA2, X_DST2 and X_SATYPE2 (which ADD refuses, so a
+/// snapshot's ADD loses the grouping and the outbound path would skip the
+/// next SA: IPcomp without its ESP, AH without its ESP). An X_RDOMAIN of
+/// the record (dom1 != dom2) becomes (dom1, dom1): the dump does not say
+/// the second SA's domain, taken to be the first's. Returns its length.
+pub fn build_group(
+    record: &Msg<'_>,
+    seq: u32,
+    pid: u32,
+    out: &mut [u8],
+) -> Result<usize, PfkeyError> {
+    match record.msg_type() {
+        SADB_DUMP | SADB_ADD | SADB_UPDATE | SADB_X_GRPSPIS => {}
+        t => return Err(PfkeyError::WrongType(t)),
+    }
+    let required = GROUP_KEEP;
+    let n = rebuild(
+        record,
+        SADB_X_GRPSPIS,
+        GROUP_KEEP,
+        required,
+        false,
+        seq,
+        pid,
+        out,
+    )?;
+    let Some(r) = record
+        .find(SADB_X_EXT_RDOMAIN)
+        .and_then(|e| super::RdomainExt::new(e).ok())
+    else {
+        return Ok(n);
+    };
+    let mut ext = [0u8; 8];
+    ext[0..2].copy_from_slice(&1u16.to_ne_bytes());
+    ext[2..4].copy_from_slice(&SADB_X_EXT_RDOMAIN.to_ne_bytes());
+    ext[4..6].copy_from_slice(&r.dom1().to_ne_bytes());
+    ext[6..8].copy_from_slice(&r.dom1().to_ne_bytes());
+    let end = n + ext.len();
+    if end > PFKEY_MSG_MAXSZ {
+        return Err(PfkeyError::TooLong);
+    }
+    out.get_mut(n..end)
+        .ok_or(PfkeyError::BufferTooSmall)?
+        .copy_from_slice(&ext);
+    let units = u16::try_from(end / CHUNK).map_err(|_| PfkeyError::TooLong)?;
+    out[4..6].copy_from_slice(&units.to_ne_bytes());
+    Ok(end)
+}
+
 /// Writes to `out` an X_ADDFLOW built from an SPD dump record (or an
 /// X_ADDFLOW), keeping only the extensions the kernel allows on X_ADDFLOW.
 /// Returns its length.
@@ -269,6 +336,40 @@ mod tests {
         let m = Msg::parse(&out[..n]).unwrap();
         assert_eq!((m.msg_type(), m.seq(), m.pid()), (SADB_ADD, 3, 99));
         assert_eq!(ext_types(&out[..n]), [1, 5, 6, 8]);
+    }
+
+    #[test]
+    fn dump_record_to_group() {
+        let rec = full_dump_record();
+        let m = Msg::parse(&rec).unwrap();
+        assert!(is_grouped(&m));
+        let mut out = [0u8; 1024];
+        let n = build_group(&m, 7, 42, &mut out).unwrap();
+        let g = Msg::parse(&out[..n]).unwrap();
+        assert_eq!((g.msg_type(), g.seq(), g.pid()), (SADB_X_GRPSPIS, 7, 42));
+        assert_eq!(g.satype(), SADB_SATYPE_ESP);
+        assert!(g.check_extensions().is_ok());
+        assert_eq!(ext_types(&out[..n]), [1, 6, 23, 24, 35, 37]);
+        let rd = super::super::RdomainExt::new(g.find(SADB_X_EXT_RDOMAIN).unwrap()).unwrap();
+        assert_eq!((rd.dom1(), rd.dom2()), (0, 0));
+        for t in [
+            SADB_EXT_SA,
+            SADB_X_EXT_SA2,
+            SADB_X_EXT_DST2,
+            SADB_X_EXT_SATYPE2,
+        ] {
+            assert_eq!(g.find(t).unwrap().bytes(), m.find(t).unwrap().bytes());
+        }
+        // An ungrouped record has no bundle to re-create.
+        let mut plain = [0u8; 1024];
+        let p = dump_to_add(&rec, &mut plain).unwrap();
+        let pm = Msg::parse(&plain[..p]).unwrap();
+        assert!(!is_grouped(&pm));
+        assert_eq!(
+            build_group(&pm, 1, 1, &mut out),
+            Err(PfkeyError::Missing(SADB_X_EXT_SA2))
+        );
+        assert!(build_group(&m, 1, 1, &mut out[..40]).is_err());
     }
 
     #[test]
