@@ -310,17 +310,22 @@ impl Oracle {
 
     /// The kernel refused a write (of type `msg_type`) of node `i`. Only
     /// an ADD of an SA the node holds already (a snapshot meeting what
-    /// the stream brought), and a DELETE or an UPDATE (a move) of what is
-    /// not there (gone, or not yet repaired) are part of normal operation;
+    /// the stream brought), and a DELETE, an UPDATE (a move) or a repair's
+    /// X_GRPSPIS of what is not there (gone, or not yet repaired) are part
+    /// of normal operation;
     /// anything else a real kernel would refuse is a sync write lost,
     /// noted for [`final_check`](Self::final_check). (A move that never
     /// arrives is the MOBIKE check's.)
     pub fn kernel_refused(&mut self, i: usize, msg_type: u8, e: Errno, now: Instant) {
-        use sasyncd_core::pfkey::consts::{SADB_ADD, SADB_DELETE, SADB_UPDATE, SADB_X_DELFLOW};
+        use sasyncd_core::pfkey::consts::{
+            SADB_ADD, SADB_DELETE, SADB_UPDATE, SADB_X_DELFLOW, SADB_X_GRPSPIS,
+        };
         *self.refusals.entry(e).or_default() += 1;
         let expected = (msg_type == SADB_ADD && e == Errno::EEXIST)
-            || (matches!(msg_type, SADB_DELETE | SADB_X_DELFLOW | SADB_UPDATE)
-                && e == Errno::ESRCH);
+            || (matches!(
+                msg_type,
+                SADB_DELETE | SADB_X_DELFLOW | SADB_UPDATE | SADB_X_GRPSPIS
+            ) && e == Errno::ESRCH);
         if !expected {
             self.sync_refused += 1;
             if self.first_sync_refusal.is_none() {

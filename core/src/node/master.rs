@@ -4,7 +4,7 @@
 use crate::crypto::Crypto;
 use crate::ctl::{BucketSet, Ctl, BUCKETS, BUCKETS_PER_CHUNK};
 use crate::pfkey::consts::{
-    SADB_ADD, SADB_DELETE, SADB_SATYPE_UNSPEC, SADB_UPDATE, SADB_X_DELFLOW,
+    SADB_ADD, SADB_DELETE, SADB_SATYPE_UNSPEC, SADB_UPDATE, SADB_X_DELFLOW, SADB_X_GRPSPIS,
 };
 use crate::pfkey::{
     build_flush, build_group, dump_to_add, filter, for_slave, is_grouped, msg_type_name, next_key,
@@ -123,9 +123,10 @@ impl<
         if msg_type == SADB_DELETE {
             return;
         }
-        // A flow's X_DELFLOW met a snapshot taken after the deletion.
-        if msg_type == SADB_X_DELFLOW && errno == ESRCH {
-            log::debug!("pfkey X_DELFLOW of a flow we do not hold (ESRCH)");
+        // A flow's X_DELFLOW met a snapshot taken after the deletion; a
+        // repair's X_GRPSPIS named an SA a later repair batch brings.
+        if matches!(msg_type, SADB_X_DELFLOW | SADB_X_GRPSPIS) && errno == ESRCH {
+            log::debug!("pfkey {} of what we do not hold (ESRCH)", msg_type_name(msg_type));
             return;
         }
         // An UPDATE (a MOBIKE move) of an SA we lack: a snapshot that
@@ -617,19 +618,19 @@ impl<
         } = c.feed
         {
             // A repair: only the buckets the slave asked for. A bundle is
-            // re-grouped only when both its SAs' buckets are asked for:
-            // otherwise the slave may lack one of them (its bucket comes in
-            // a later repair, or differs), and X_GRPSPIS would fail with
-            // ESRCH; the next digest asks for both.
+            // re-grouped when either SA's bucket is asked for (the digest
+            // counts it in both): a slave repairing in batches may get the
+            // other SA only in a later batch, whose bundle pass then groups
+            // them (the first X_GRPSPIS failing with ESRCH).
             let mut key = [0u8; super::jobs::IDENTITY_MAX];
             let inside = super::jobs::identity(&m, &mut key)
                 .is_some_and(|k| fingerprint::has(&set, fingerprint::bucket(&key[..k])));
-            let next_inside = pass != Regroup::Pass
-                || Msg::parse(record)
+            let next_inside = pass == Regroup::Pass
+                && Msg::parse(record)
                     .ok()
                     .and_then(|r| super::jobs::next_bucket(&r))
                     .is_some_and(|b| fingerprint::has(&set, b));
-            if !inside || !next_inside {
+            if !inside && !next_inside {
                 return DumpFlow::More;
             }
         }
