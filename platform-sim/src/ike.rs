@@ -33,6 +33,13 @@ use crate::kernel::Kernel;
 use crate::pfmsg::*;
 use crate::rng::Rng;
 
+/// `SADB_X_SAFLAGS_ESN`: extended sequence numbers.
+const SAFLAGS_ESN: u32 = 0x400;
+
+/// The routing domain some SAs hand their traffic to; every simulated
+/// gateway has its table (see [`Kernel::add_rtable`]).
+pub const RDOMAIN: u16 = 1;
+
 /// Rates and identities of the workload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IkeConfig {
@@ -221,7 +228,10 @@ impl Ike {
             }
         }
         for r in records(&kernel.spd_dump()).map_while(Result::ok) {
-            if let Some(k) = flow_key(&r) {
+            // ipsecctl's static flows (their own address space: the dump
+            // does not say) are not the daemon's to delete.
+            let ipsecctl = |a: IpAddr| matches!(a, IpAddr::V4(v) if v.octets()[..2] == [172, 17]);
+            if let Some(k) = flow_key(&r).filter(|k| !ipsecctl(k.src.ip) && !ipsecctl(k.dst.ip)) {
                 let exts = r
                     .extensions()
                     .map_while(Result::ok)
@@ -370,7 +380,10 @@ impl Ike {
             _ => (0, 0, 16, 0), // TCP-MD5: the password as the auth key
         };
         let udpencap = satype == SADB_SATYPE_ESP && r.chance(0.2);
-        let flags = 0x004 | if udpencap { 0x200 } else { 0 };
+        // Tunnel mode; ESP in UDP for NAT-T; extended sequence numbers
+        // (iked's default for ESP with a modern transform).
+        let esn = satype == SADB_SATYPE_ESP && r.chance(0.3);
+        let flags = 0x004 | if udpencap { 0x200 } else { 0 } | if esn { SAFLAGS_ESN } else { 0 };
         let life = self.cfg.lifetime.as_secs();
         let mut v = vec![
             sa_ext(SADB_EXT_SA, spi, SADB_SASTATE_MATURE, auth, enc, flags),
@@ -399,6 +412,14 @@ impl Ike {
         }
         if r.chance(0.1) {
             v.push(ext(SADB_X_EXT_TAG, b"\x08\0\0\0ike-tag\0"));
+        }
+        if r.chance(0.05) {
+            // enc(4) interface unit 1 sees the traffic.
+            v.push(ext(SADB_X_EXT_TAP, &1u32.to_ne_bytes()));
+        }
+        if satype == SADB_SATYPE_ESP && r.chance(0.1) {
+            // The SA in routing domain 0, its traffic in domain 1.
+            v.push(rdomain_ext(0, RDOMAIN));
         }
         v
     }
@@ -615,7 +636,25 @@ impl Ike {
             SADB_X_FLOW_TYPE_BYPASS
         };
         let proto = if self.rng.chance(0.8) { 0 } else { 6 };
-        let flow = flow_exts(ftype, dir, proto, (src, mask), (dst, mask));
+        let mut flow = flow_exts(ftype, dir, proto, (src, mask), (dst, mask));
+        if self.rng.chance(0.1) {
+            // A static flow as ipsecctl writes it (POLICYFLAGS_POLICY), in
+            // an address space of its own: a dynamic request cannot change
+            // it (the kernel would silently ignore that), and its
+            // X_DELFLOW carries the flag too.
+            for e in flow.iter_mut() {
+                let t = u16::from_ne_bytes([e[2], e[3]]);
+                if t == SADB_X_EXT_FLOW_TYPE {
+                    e[6] = crate::kernel::POLICYFLAGS_POLICY;
+                }
+                if t == SADB_X_EXT_SRC_FLOW || t == SADB_X_EXT_DST_FLOW {
+                    // 172.16.x.0 / 10.20.y.0 become 172.17.x.0 / 10.21.y.0.
+                    if let Some(b) = e.get_mut(8 + 4 + 1) {
+                        *b += 1;
+                    }
+                }
+            }
+        }
         let mut exts = vec![addr_ext(SADB_EXT_ADDRESS_DST, remote, 0)];
         exts.extend(flow.iter().cloned());
         let m = self.msg(SADB_X_ADDFLOW, SADB_SATYPE_ESP, &exts);

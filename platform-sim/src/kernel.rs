@@ -17,6 +17,8 @@
 //! X_RDOMAIN extension, packet processing (see [`Kernel::traffic`]).
 
 mod promisc;
+#[cfg(test)]
+mod rules_tests;
 mod sadb;
 mod spd;
 #[cfg(test)]

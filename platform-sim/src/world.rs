@@ -166,6 +166,7 @@ impl World {
         let hosts = (0..sc.nodes)
             .map(|i| {
                 let mut kernel = Kernel::new(rng.fork());
+                kernel.add_rtable(crate::ike::RDOMAIN);
                 if sc.lossy_promisc {
                     kernel.set_rcvbuf(1024);
                 }

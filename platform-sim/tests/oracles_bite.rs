@@ -164,7 +164,10 @@ fn bundles_lost_by_snapshots_are_caught() {
         |f| f.contains("bundle of"),
     );
     let (seed, what) = c.expect("a swarm of 400 seeds sees a bundle lost by a snapshot");
-    assert!(what.contains("not grouped as on master"), "seed {seed}: {what}");
+    assert!(
+        what.contains("not grouped as on master"),
+        "seed {seed}: {what}"
+    );
 }
 
 /// A master that forwards a MOBIKE move (an UPDATE without keys, with
@@ -185,8 +188,7 @@ fn mobike_moves_lost_are_caught_in_both_protocols() {
         sc.bugs = bugs;
         let mut w = World::new(sc, false);
         w.run();
-        if w
-            .oracle
+        if w.oracle
             .failures
             .iter()
             .any(|f| f.to_string().contains("MOBIKE move"))
@@ -197,5 +199,8 @@ fn mobike_moves_lost_are_caught_in_both_protocols() {
             return;
         }
     }
-    panic!("moves lost: caught in v2 {}, in legacy {}", seen[0], seen[1]);
+    panic!(
+        "moves lost: caught in v2 {}, in legacy {}",
+        seen[0], seen[1]
+    );
 }

@@ -126,7 +126,10 @@ impl<
         // A flow's X_DELFLOW met a snapshot taken after the deletion; a
         // repair's X_GRPSPIS named an SA a later repair batch brings.
         if matches!(msg_type, SADB_X_DELFLOW | SADB_X_GRPSPIS) && errno == ESRCH {
-            log::debug!("pfkey {} of what we do not hold (ESRCH)", msg_type_name(msg_type));
+            log::debug!(
+                "pfkey {} of what we do not hold (ESRCH)",
+                msg_type_name(msg_type)
+            );
             return;
         }
         // An UPDATE (a MOBIKE move) of an SA we lack: a snapshot that

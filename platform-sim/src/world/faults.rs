@@ -251,6 +251,7 @@ impl World {
         h.kernel.set_promisc(h.pid, false);
         if wipe {
             let mut fresh = Kernel::new(self.rng.fork());
+            fresh.add_rtable(crate::ike::RDOMAIN);
             if self.sc.lossy_promisc {
                 fresh.set_rcvbuf(1024);
             }
