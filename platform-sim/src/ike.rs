@@ -645,7 +645,7 @@ impl Ike {
             for e in flow.iter_mut() {
                 let t = u16::from_ne_bytes([e[2], e[3]]);
                 if t == SADB_X_EXT_FLOW_TYPE {
-                    e[6] = crate::kernel::POLICYFLAGS_POLICY;
+                    e[6] = SADB_X_POLICYFLAGS_POLICY;
                 }
                 if t == SADB_X_EXT_SRC_FLOW || t == SADB_X_EXT_DST_FLOW {
                     // 172.16.x.0 / 10.20.y.0 become 172.17.x.0 / 10.21.y.0.

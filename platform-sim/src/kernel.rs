@@ -48,10 +48,6 @@ pub use promisc::wrap as promisc_wrap;
 /// The pid the operator's tools (`ipsecctl`) write with in the manual-edit API.
 pub const OPERATOR_PID: u32 = 77;
 
-/// `SADB_X_POLICYFLAGS_POLICY`: the flag of a flow type that makes the
-/// flow static (what ipsecctl sets).
-pub const POLICYFLAGS_POLICY: u8 = 0x01;
-
 /// The keys the kernel takes out of an ADD or UPDATE before answering it.
 const KEYS: ExtSet = ExtSet::of(&[SADB_EXT_KEY_AUTH, SADB_EXT_KEY_ENCRYPT]);
 
@@ -607,7 +603,7 @@ impl Kernel {
 
     /// X_ADDFLOW / X_DELFLOW. The direction must be in or out and the type
     /// known (`EINVAL`). A static flow (ipsecctl's, flag
-    /// [`POLICYFLAGS_POLICY`]) is changed or deleted only by a request that
+    /// [`SADB_X_POLICYFLAGS_POLICY`]) is changed or deleted only by a request that
     /// is itself static; any other is a silent success that changes
     /// nothing. Replacing an entry clears its flags. Deleting a missing
     /// flow is `ESRCH`.
@@ -620,7 +616,7 @@ impl Kernel {
             return Err(Errno::EINVAL);
         }
         let key = flow_key(msg).ok_or(Errno::EINVAL)?;
-        let is_static = ft.flags() & POLICYFLAGS_POLICY != 0;
+        let is_static = ft.flags() & SADB_X_POLICYFLAGS_POLICY != 0;
         if self.spd.get(&key).is_some_and(|e| e.is_static) && !is_static {
             return Ok(());
         }

@@ -147,13 +147,10 @@ pub fn build_delete(
     )
 }
 
-/// `SADB_X_POLICYFLAGS_POLICY`: the flow-type flag of a static flow.
-pub const POLICYFLAGS_POLICY: u8 = 0x01;
-
 /// Writes an X_DELFLOW for the flow described by `entry` (an X_ADDFLOW or
 /// SPD dump record): its X_FLOW set and X_RDOMAIN if present — the kernel
 /// refuses address and identity extensions on DELFLOW. The flow type
-/// carries [`POLICYFLAGS_POLICY`]: OpenBSD silently ignores a non-static
+/// carries [`SADB_X_POLICYFLAGS_POLICY`]: OpenBSD silently ignores a non-static
 /// request for a static flow (ipsecctl's; pfkeyv2.c rev. 1.272), and an
 /// SPD dump does not say which flows are static.
 pub fn build_delflow(
@@ -180,7 +177,7 @@ pub fn build_delflow(
             break;
         }
         if t == SADB_X_EXT_FLOW_TYPE && len >= 8 {
-            out[at + 6] |= POLICYFLAGS_POLICY;
+            out[at + 6] |= SADB_X_POLICYFLAGS_POLICY;
         }
         at += len;
     }
@@ -291,7 +288,7 @@ mod tests {
         assert_eq!(ext_types(&out[..n]), [20, 19, 21, 17, 22, 18, 37]);
         // Static, so that the kernel does not ignore it for a static flow.
         let ft = super::super::ProtocolExt::new(m.find(SADB_X_EXT_FLOW_TYPE).unwrap()).unwrap();
-        assert_eq!(ft.flags(), POLICYFLAGS_POLICY);
+        assert_eq!(ft.flags(), SADB_X_POLICYFLAGS_POLICY);
         let partial = TestMsg::new(SADB_X_SPDDUMP, 2)
             .proto(SADB_X_EXT_FLOW_TYPE, 3, 2)
             .build();
