@@ -146,8 +146,9 @@ pub struct Ike {
     next_action: Option<Instant>,
     seq: u32,
     stats: IkeStats,
-    /// SAs moved since [`take_moves`](Ike::take_moves): their new identity.
-    moved: Vec<SaKey>,
+    /// SAs moved since [`take_moves`](Ike::take_moves): their old and new
+    /// identity.
+    moved: Vec<(SaKey, SaKey)>,
 }
 
 impl Ike {
@@ -167,8 +168,9 @@ impl Ike {
         }
     }
 
-    /// The identities SAs were moved to since the last call (MOBIKE).
-    pub fn take_moves(&mut self) -> Vec<SaKey> {
+    /// The (old, new) identities of the SAs moved since the last call
+    /// (MOBIKE).
+    pub fn take_moves(&mut self) -> Vec<(SaKey, SaKey)> {
         std::mem::take(&mut self.moved)
     }
 
@@ -608,12 +610,13 @@ impl Ike {
             if self.write(kernel, m) {
                 self.pairs[i].sas[j].src = src;
                 self.pairs[i].sas[j].dst = dst;
-                self.moved.push(SaKey {
+                let key = |dst| SaKey {
                     satype: sa.satype,
                     spi: sa.spi,
                     dst,
                     rdomain: 0,
-                });
+                };
+                self.moved.push((key(sa.dst), key(dst)));
             }
         }
     }

@@ -101,9 +101,14 @@ pub struct Oracle {
     /// message type, errno).
     pub sync_refused: u64,
     first_sync_refusal: Option<(Instant, usize, u8, Errno)>,
-    /// MOBIKE moves still to be checked: (node, the SA's new identity,
-    /// when).
-    moves_due: Vec<(usize, sasyncd_core::pfkey::SaKey, Instant)>,
+    /// MOBIKE moves still to be checked: (node, the SA's old and new
+    /// identity, when).
+    moves_due: Vec<(
+        usize,
+        sasyncd_core::pfkey::SaKey,
+        sasyncd_core::pfkey::SaKey,
+        Instant,
+    )>,
     /// Move checks that ran (their preconditions held).
     pub move_checks: u64,
     /// Bundle checks that ran at the end.
@@ -202,21 +207,29 @@ impl Oracle {
         }
     }
 
-    /// The IKE daemon of node `i` moved an SA to identity `key` (MOBIKE).
-    pub fn moved(&mut self, i: usize, key: sasyncd_core::pfkey::SaKey, now: Instant) {
-        self.moves_due.push((i, key, now));
+    /// The IKE daemon of node `i` moved an SA from identity `old` to `new`
+    /// (MOBIKE).
+    pub fn moved(
+        &mut self,
+        i: usize,
+        old: sasyncd_core::pfkey::SaKey,
+        new: sasyncd_core::pfkey::SaKey,
+        now: Instant,
+    ) {
+        self.moves_due.push((i, old, new, now));
     }
 
     /// A MOBIKE move made on a master reaches every slave connected to it
-    /// and in sync within a round trip (both protocols): the moved SA is
-    /// there under its new identity with the master's content.
+    /// and in sync within a round trip (both protocols): a slave that held
+    /// the SA holds it under its new identity with the master's content.
+    /// (One that lacked it, say before a repair, is the digest's.)
     fn check_moves(&mut self, w: &World) {
         let now = w.now;
         let bound = self.round_trip;
         let (due, later): (Vec<_>, Vec<_>) = self
             .moves_due
             .drain(..)
-            .partition(|&(_, _, t)| now.since(t) >= bound);
+            .partition(|&(_, _, _, t)| now.since(t) >= bound);
         self.moves_due = later;
         let quiet =
             |since: Option<Instant>| since.is_none_or(|t| now.since(t) > Duration::from_secs(10));
@@ -225,7 +238,7 @@ impl Oracle {
         let edited = self
             .last_manual_edit
             .is_some_and(|t| now.since(t) <= 2 * self.digest_interval + Duration::from_secs(10));
-        for (m, key, at) in due {
+        for (m, old, key, at) in due {
             if edited {
                 continue;
             }
@@ -265,6 +278,10 @@ impl Oracle {
                     || s.syncing
                     || s.repairing
                 {
+                    continue;
+                }
+                let held = h.kernel.has_mature_sa(&old) || h.kernel.has_mature_sa(&key);
+                if !held {
                     continue;
                 }
                 self.move_checks += 1;

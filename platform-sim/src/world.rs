@@ -376,8 +376,8 @@ impl World {
                     if h.kernel.stats().valid_writes != before {
                         self.oracle.kernel_changed(i, now);
                     }
-                    for k in moves {
-                        self.oracle.moved(i, k, now);
+                    for (old, new) in moves {
+                        self.oracle.moved(i, old, new, now);
                     }
                 }
             }

@@ -564,6 +564,10 @@ impl<
             // ADDs of them were refused while they existed. Once more, for
             // their buckets.
             self.stale_retried = true;
+            // Known differences: if this retry is cut short (another master
+            // claims us), the next digest's differences are repairs, not a
+            // lost delta.
+            self.resumed_across = true;
             log::info!(
                 "entries differed from the master's in {} buckets; asking for them again",
                 fingerprint::count(&stale)
