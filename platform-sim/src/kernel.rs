@@ -2,19 +2,35 @@
 //! SPD with OpenBSD semantics (reference §13.2), promiscuous copies with
 //! bounded listener queues (D-14), and sysctl dumps (§13.3).
 //!
-//! Simulated: request validation (header, pid, extension sets, MATURE on
-//! ADD), GETSPI/UPDATE/ADD/DELETE/GET/EXPIRE/FLUSH/X_ADDFLOW/X_DELFLOW/
-//! X_GRPSPIS with the kernel's errors, promiscuous copies of every valid
+//! The rules are OpenBSD's, read from sys/net/pfkeyv2.c rev. 1.272
+//! (`pfkeyv2_dosend()`, `pfkeyv2_get()`), pfkeyv2_parsemessage.c rev. 1.64
+//! (the allowed/required tables in and out) and pfkeyv2_convert.c rev.
+//! 1.84 (`export_flow()`).
+//!
+//! Simulated: request validation (header, pid, per-type allowed and
+//! required extensions, SA states); promiscuous copies of every valid
 //! request (made before the request is carried out, so a refused DELETE is
-//! still copied), the dump formats with kernel-owned usage counters that
-//! differ between kernels, kernel-raised expirations (silent to
-//! promiscuous listeners), path-MTU updates (X_MTU in dumps).
+//! still copied); X_RDOMAIN naming a missing routing table (`EINVAL`);
+//! GETSPI; ADD (`EEXIST`, MATURE only, all-or-none flow extensions,
+//! X_UDPENCAP on ESP only); UPDATE completing a larval SA or changing a
+//! mature one (no keys or identities; ADDRESS_SRC/ADDRESS_PROXY move it);
+//! DELETE/GET (`ESRCH`); FLUSH; X_ADDFLOW/X_DELFLOW (direction and type
+//! checks, static flows only changed by static requests); X_GRPSPIS
+//! (bundles, cycles refused) and the outbound path through a bundle
+//! ([`Kernel::outbound_path`]); the reply check after a successful
+//! request (an extension its answer may not carry: `EPERM`, after the
+//! change was made); the dump formats in OpenBSD's export order with
+//! kernel-owned usage counters that differ between kernels (SPD records
+//! without the static flag, X_RDOMAIN only when the SA switches domains);
+//! kernel-raised expirations (silent to promiscuous listeners); path-MTU
+//! updates (X_MTU in dumps).
 //!
 //! Not simulated: the kernel's unicast and broadcast replies (the result of
 //! [`Kernel::write`] says what the reply would: success, an SPI, a GET
 //! record, or the errno), ACQUIRE/REGISTER machinery, soft/hard lifetime
-//! timers (use [`Kernel::expire_sa`]), routing domains beyond keeping the
-//! X_RDOMAIN extension, packet processing (see [`Kernel::traffic`]).
+//! timers (use [`Kernel::expire_sa`]), packet processing beyond the
+//! outbound path (see [`Kernel::traffic`]), socket routing domains (every
+//! request is taken as written in domain 0's socket).
 
 mod promisc;
 #[cfg(test)]
