@@ -244,8 +244,8 @@ impl Scenario {
                 s.digest_interval = secs(30);
                 s.settle = settle_bound(s.digest_interval);
                 s.script = vec![
-                    (secs(40), Action::ManualDelete { node: 1 }),
-                    (secs(45), Action::ManualAdd { node: 2 }),
+                    (secs(20), Action::ManualDelete { node: 1 }),
+                    (secs(25), Action::ManualAdd { node: 2 }),
                 ];
             }
             // An adversary flips, truncates, injects and replays bytes, a

@@ -22,6 +22,7 @@ fn local() -> IpAddr {
 #[test]
 fn ten_thousand_seconds_of_valid_writes() {
     let mut k = Kernel::new(Rng::new(1));
+    k.add_rtable(RDOMAIN);
     k.set_promisc(4242, true);
     let mut ike = Ike::new(IkeConfig::for_node(0, local()), Rng::new(2));
     ike.set_active(true, Instant::ZERO, &k);
@@ -53,6 +54,7 @@ fn ten_thousand_seconds_of_valid_writes() {
 #[test]
 fn passive_does_nothing_and_takeover_adopts() {
     let mut k = Kernel::new(Rng::new(3));
+    k.add_rtable(RDOMAIN);
     let mut a = Ike::new(IkeConfig::for_node(0, local()), Rng::new(4));
     a.set_active(true, Instant::ZERO, &k);
     run(&mut a, &mut k, 0, 600);
