@@ -2,7 +2,11 @@
 //! the kernel): while active — only on the current master, following the
 //! active/passive commands — it negotiates SA pairs (GETSPI then UPDATE
 //! for the inbound SA, ADD for the outbound one, or direct ADDs), mostly
-//! ESP, sometimes AH, IPcomp or TCP-MD5; rekeys (a new pair, then DELETE
+//! ESP, sometimes AH, IPcomp or TCP-MD5; bundles an outbound ESP SA behind
+//! an IPcomp SA (iked's compression) or an AH SA (isakmpd's AH+ESP) with
+//! X_GRPSPIS; moves a pair to the peer's new address as iked does for
+//! MOBIKE and NAT-T (UPDATE with ADDRESS_PROXY and no keys, sometimes a new
+//! X_UDPENCAP port); rekeys (a new pair, then DELETE
 //! of the old one); lets SAs expire (the daemon deletes them, sometimes
 //! writing an EXPIRE first); adds and deletes flows; and now and then
 //! flushes everything. Every request is real PF_KEY bytes written into the
@@ -21,13 +25,20 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use sasyncd_core::pfkey::consts::*;
-use sasyncd_core::pfkey::{flow_key, records, sa_key, AddressExt, FlowKey, Msg};
+use sasyncd_core::pfkey::{flow_key, records, sa_key, AddressExt, FlowKey, Msg, SaKey};
 use sasyncd_core::time::Instant;
 
 use crate::errno::Errno;
 use crate::kernel::Kernel;
 use crate::pfmsg::*;
 use crate::rng::Rng;
+
+/// `SADB_X_SAFLAGS_ESN`: extended sequence numbers.
+const SAFLAGS_ESN: u32 = 0x400;
+
+/// The routing domain some SAs hand their traffic to; every simulated
+/// gateway has its table (see [`Kernel::add_rtable`]).
+pub const RDOMAIN: u16 = 1;
 
 /// Rates and identities of the workload.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +99,10 @@ pub struct IkeStats {
     pub flows_added: u64,
     /// Flows deleted.
     pub flows_deleted: u64,
+    /// Bundles made (X_GRPSPIS).
+    pub bundles: u64,
+    /// Pairs moved to a new peer address (MOBIKE / NAT-T).
+    pub moves: u64,
 }
 
 /// One SA the daemon knows: enough to delete it.
@@ -107,10 +122,12 @@ struct Pair {
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// Finish a negotiation: UPDATE the larval inbound SA, ADD the outbound.
+    /// Finish a negotiation: UPDATE the larval inbound SA, ADD the outbound,
+    /// then the rest of a bundle (its first SA's ADD, the X_GRPSPIS).
     Complete {
         update: Vec<u8>,
         add: Vec<u8>,
+        bundle: Vec<Vec<u8>>,
         pair: Pair,
     },
     /// Delete the SAs of a rekeyed pair.
@@ -129,6 +146,9 @@ pub struct Ike {
     next_action: Option<Instant>,
     seq: u32,
     stats: IkeStats,
+    /// SAs moved since [`take_moves`](Ike::take_moves): their old and new
+    /// identity.
+    moved: Vec<(SaKey, SaKey)>,
 }
 
 impl Ike {
@@ -144,7 +164,14 @@ impl Ike {
             next_action: None,
             seq: 0,
             stats: IkeStats::default(),
+            moved: Vec::new(),
         }
+    }
+
+    /// The (old, new) identities of the SAs moved since the last call
+    /// (MOBIKE).
+    pub fn take_moves(&mut self) -> Vec<(SaKey, SaKey)> {
+        std::mem::take(&mut self.moved)
     }
 
     /// Whether the daemon negotiates.
@@ -203,7 +230,10 @@ impl Ike {
             }
         }
         for r in records(&kernel.spd_dump()).map_while(Result::ok) {
-            if let Some(k) = flow_key(&r) {
+            // ipsecctl's static flows (their own address space: the dump
+            // does not say) are not the daemon's to delete.
+            let ipsecctl = |a: IpAddr| matches!(a, IpAddr::V4(v) if v.octets()[..2] == [172, 17]);
+            if let Some(k) = flow_key(&r).filter(|k| !ipsecctl(k.src.ip) && !ipsecctl(k.dst.ip)) {
                 let exts = r
                     .extensions()
                     .map_while(Result::ok)
@@ -243,14 +273,12 @@ impl Ike {
         self.pending = later;
         for (_, op) in due {
             match op {
-                Op::Complete { update, add, pair } => {
-                    let a = self.write(kernel, update);
-                    let b = self.write(kernel, add);
-                    if a && b {
-                        self.stats.pairs += 1;
-                        self.pairs.push(pair);
-                    }
-                }
+                Op::Complete {
+                    update,
+                    add,
+                    bundle,
+                    pair,
+                } => self.complete(kernel, update, add, bundle, pair),
                 Op::Delete(sas) => self.delete_sas(kernel, &sas),
             }
         }
@@ -288,7 +316,8 @@ impl Ike {
         }
         match self.rng.below(10) {
             0..=4 if self.pairs.len() < self.cfg.max_pairs => self.negotiate(now, kernel),
-            5..=7 => self.add_flow(kernel),
+            5..=6 => self.add_flow(kernel),
+            7 => self.move_pair(kernel),
             8 if !self.flows.is_empty() => {
                 let i = self.rng.index(self.flows.len());
                 let Some(k) = self.flows.keys().nth(i).copied() else {
@@ -353,7 +382,10 @@ impl Ike {
             _ => (0, 0, 16, 0), // TCP-MD5: the password as the auth key
         };
         let udpencap = satype == SADB_SATYPE_ESP && r.chance(0.2);
-        let flags = 0x004 | if udpencap { 0x200 } else { 0 };
+        // Tunnel mode; ESP in UDP for NAT-T; extended sequence numbers
+        // (iked's default for ESP with a modern transform).
+        let esn = satype == SADB_SATYPE_ESP && r.chance(0.3);
+        let flags = 0x004 | if udpencap { 0x200 } else { 0 } | if esn { SAFLAGS_ESN } else { 0 };
         let life = self.cfg.lifetime.as_secs();
         let mut v = vec![
             sa_ext(SADB_EXT_SA, spi, SADB_SASTATE_MATURE, auth, enc, flags),
@@ -382,6 +414,14 @@ impl Ike {
         }
         if r.chance(0.1) {
             v.push(ext(SADB_X_EXT_TAG, b"\x08\0\0\0ike-tag\0"));
+        }
+        if r.chance(0.05) {
+            // enc(4) interface unit 1 sees the traffic.
+            v.push(ext(SADB_X_EXT_TAP, &1u32.to_ne_bytes()));
+        }
+        if satype == SADB_SATYPE_ESP && r.chance(0.1) {
+            // The SA in routing domain 0, its traffic in domain 1.
+            v.push(rdomain_ext(0, RDOMAIN));
         }
         v
     }
@@ -444,20 +484,139 @@ impl Ike {
             ],
             dies: now + Duration::from_millis(life / 2 + self.rng.below(life / 2 + 1)),
         };
+        let mut pair = pair;
+        let mut bundle = Vec::new();
+        if satype == SADB_SATYPE_ESP && self.rng.chance(0.15) {
+            // The outbound ESP SA behind an IPcomp SA (compress, then
+            // encrypt) or an AH SA: the first SA of the bundle is the one
+            // X_GRPSPIS names, the ESP SA its next.
+            let first = if self.rng.chance(0.5) {
+                SADB_X_SATYPE_IPCOMP
+            } else {
+                SADB_SATYPE_AH
+            };
+            let max1 = if first == SADB_X_SATYPE_IPCOMP {
+                0xffff
+            } else {
+                u32::MAX
+            };
+            let spi1 = self.rng.range(0x100..u64::from(max1) + 1) as u32;
+            let exts = self.sa_exts(first, spi1, local, remote);
+            bundle.push(self.msg(SADB_ADD, first, &exts));
+            let grp = [
+                sa_ext(SADB_EXT_SA, spi1, SADB_SASTATE_MATURE, 0, 0, 0),
+                addr_ext(SADB_EXT_ADDRESS_DST, remote, 0),
+                sa_ext(SADB_X_EXT_SA2, out_spi, SADB_SASTATE_MATURE, 0, 0, 0),
+                addr_ext(SADB_X_EXT_DST2, remote, 0),
+                proto_ext(SADB_X_EXT_SATYPE2, SADB_SATYPE_ESP, 0),
+            ];
+            bundle.push(self.msg(SADB_X_GRPSPIS, first, &grp));
+            pair.sas.push(Sa {
+                satype: first,
+                spi: spi1,
+                src: local,
+                dst: remote,
+            });
+        }
         let op = Op::Complete {
             update: first,
             add: add_out,
+            bundle,
             pair,
         };
         if getspi {
             let d = self.rng.below(self.cfg.negotiation.as_millis() as u64 + 1);
             self.pending.push((now + Duration::from_millis(d), op));
-        } else if let Op::Complete { update, add, pair } = op {
-            let a = self.write(kernel, update);
-            let b = self.write(kernel, add);
-            if a && b {
-                self.stats.pairs += 1;
-                self.pairs.push(pair);
+        } else if let Op::Complete {
+            update,
+            add,
+            bundle,
+            pair,
+        } = op
+        {
+            self.complete(kernel, update, add, bundle, pair);
+        }
+    }
+
+    /// Writes a negotiation's result; keeps the pair if its SAs went in.
+    fn complete(
+        &mut self,
+        kernel: &mut Kernel,
+        update: Vec<u8>,
+        add: Vec<u8>,
+        bundle: Vec<Vec<u8>>,
+        pair: Pair,
+    ) {
+        let a = self.write(kernel, update);
+        let b = self.write(kernel, add);
+        let mut c = true;
+        for m in bundle {
+            c &= self.write(kernel, m);
+        }
+        if a && b {
+            self.stats.pairs += 1;
+            self.stats.bundles += u64::from(c && pair.sas.len() > 2);
+            self.pairs.push(pair);
+        }
+    }
+
+    /// MOBIKE: the peer of a two-SA ESP pair moved to another address
+    /// (perhaps behind a NAT with a new port). iked writes, for each SA, an
+    /// UPDATE without keys naming the SA by its current addresses, with
+    /// ADDRESS_SRC the new source and ADDRESS_PROXY the new destination.
+    fn move_pair(&mut self, kernel: &mut Kernel) {
+        let movable: Vec<usize> = (0..self.pairs.len())
+            .filter(|&i| {
+                let p = &self.pairs[i];
+                p.sas.len() == 2 && p.sas.iter().all(|s| s.satype == SADB_SATYPE_ESP)
+            })
+            .collect();
+        if movable.is_empty() || self.cfg.remotes.len() < 2 {
+            return;
+        }
+        let i = movable[self.rng.index(movable.len())];
+        let local = self.cfg.local;
+        let old = self.pairs[i].sas[1].dst;
+        let others: Vec<IpAddr> = self
+            .cfg
+            .remotes
+            .iter()
+            .copied()
+            .filter(|&r| r != old)
+            .collect();
+        let new = others[self.rng.index(others.len())];
+        let port = 4500 + self.rng.below(3) as u16;
+        let natt = self.rng.chance(0.5);
+        self.stats.moves += 1;
+        for j in 0..2 {
+            let sa = self.pairs[i].sas[j].clone();
+            let (src, dst) = if sa.dst == local {
+                (new, local)
+            } else {
+                (local, new)
+            };
+            let mut exts = vec![
+                sa_ext(SADB_EXT_SA, sa.spi, SADB_SASTATE_MATURE, 0, 0, 0),
+                addr_ext(SADB_EXT_ADDRESS_SRC, src, 0),
+                addr_ext(SADB_EXT_ADDRESS_DST, sa.dst, 0),
+                addr_ext(SADB_EXT_ADDRESS_PROXY, dst, 0),
+            ];
+            if natt {
+                let mut p = [0u8; 4];
+                p[..2].copy_from_slice(&port.to_be_bytes());
+                exts.push(ext(SADB_X_EXT_UDPENCAP, &p));
+            }
+            let m = self.msg(SADB_UPDATE, sa.satype, &exts);
+            if self.write(kernel, m) {
+                self.pairs[i].sas[j].src = src;
+                self.pairs[i].sas[j].dst = dst;
+                let key = |dst| SaKey {
+                    satype: sa.satype,
+                    spi: sa.spi,
+                    dst,
+                    rdomain: 0,
+                };
+                self.moved.push((key(sa.dst), key(dst)));
             }
         }
     }
@@ -480,7 +639,25 @@ impl Ike {
             SADB_X_FLOW_TYPE_BYPASS
         };
         let proto = if self.rng.chance(0.8) { 0 } else { 6 };
-        let flow = flow_exts(ftype, dir, proto, (src, mask), (dst, mask));
+        let mut flow = flow_exts(ftype, dir, proto, (src, mask), (dst, mask));
+        if self.rng.chance(0.1) {
+            // A static flow as ipsecctl writes it (POLICYFLAGS_POLICY), in
+            // an address space of its own: a dynamic request cannot change
+            // it (the kernel would silently ignore that), and its
+            // X_DELFLOW carries the flag too.
+            for e in flow.iter_mut() {
+                let t = u16::from_ne_bytes([e[2], e[3]]);
+                if t == SADB_X_EXT_FLOW_TYPE {
+                    e[6] = SADB_X_POLICYFLAGS_POLICY;
+                }
+                if t == SADB_X_EXT_SRC_FLOW || t == SADB_X_EXT_DST_FLOW {
+                    // 172.16.x.0 / 10.20.y.0 become 172.17.x.0 / 10.21.y.0.
+                    if let Some(b) = e.get_mut(8 + 4 + 1) {
+                        *b += 1;
+                    }
+                }
+            }
+        }
         let mut exts = vec![addr_ext(SADB_EXT_ADDRESS_DST, remote, 0)];
         exts.extend(flow.iter().cloned());
         let m = self.msg(SADB_X_ADDFLOW, SADB_SATYPE_ESP, &exts);

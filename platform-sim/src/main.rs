@@ -134,6 +134,9 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
         "drop-delta" => sc.bugs.drop_delta = true,
         "follow-dead-master" => sc.bugs.follow_dead_master = true,
         "short-event-queue" => sc.bugs.short_event_queue = true,
+        "snapshot-keeps-counters" => sc.bugs.snapshot_keeps_counters = true,
+        "update-always-add" => sc.bugs.update_always_add = true,
+        "no-regroup" => sc.bugs.no_regroup = true,
         _ => return Err(format!("unknown bug {b}")),
     }
     Ok(())

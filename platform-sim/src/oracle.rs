@@ -97,6 +97,22 @@ pub struct Oracle {
     pub failover_checks: u64,
     /// Kernel refusals of the nodes' writes, by errno.
     pub refusals: std::collections::BTreeMap<Errno, u64>,
+    /// Refusals outside normal operation, and the first: (when, node,
+    /// message type, errno).
+    pub sync_refused: u64,
+    first_sync_refusal: Option<(Instant, usize, u8, Errno)>,
+    /// MOBIKE moves still to be checked: (node, the SA's old and new
+    /// identity, when).
+    moves_due: Vec<(
+        usize,
+        sasyncd_core::pfkey::SaKey,
+        sasyncd_core::pfkey::SaKey,
+        Instant,
+    )>,
+    /// Move checks that ran (their preconditions held).
+    pub move_checks: u64,
+    /// Bundle checks that ran at the end.
+    pub bundle_checks: u64,
     /// Recent (time, position) of each master's delta stream.
     heads: Vec<std::collections::VecDeque<(Instant, sasyncd_core::state::Position)>>,
 }
@@ -140,6 +156,11 @@ impl Oracle {
             rejected_by_crashed: 0,
             failover_checks: 0,
             refusals: Default::default(),
+            sync_refused: 0,
+            first_sync_refusal: None,
+            moves_due: Vec::new(),
+            move_checks: 0,
+            bundle_checks: 0,
             heads: vec![Default::default(); n],
         }
     }
@@ -186,9 +207,148 @@ impl Oracle {
         }
     }
 
-    /// The kernel refused a write of node `i`.
-    pub fn kernel_refused(&mut self, e: Errno) {
+    /// The IKE daemon of node `i` moved an SA from identity `old` to `new`
+    /// (MOBIKE).
+    pub fn moved(
+        &mut self,
+        i: usize,
+        old: sasyncd_core::pfkey::SaKey,
+        new: sasyncd_core::pfkey::SaKey,
+        now: Instant,
+    ) {
+        self.moves_due.push((i, old, new, now));
+    }
+
+    /// A MOBIKE move made on a master reaches every slave connected to it
+    /// and in sync within a round trip (both protocols): a slave that held
+    /// the SA holds it under its new identity with the master's content.
+    /// (One that lacked it, say before a repair, is the digest's.)
+    fn check_moves(&mut self, w: &World) {
+        let now = w.now;
+        let bound = self.round_trip;
+        let (due, later): (Vec<_>, Vec<_>) = self
+            .moves_due
+            .drain(..)
+            .partition(|&(_, _, _, t)| now.since(t) >= bound);
+        self.moves_due = later;
+        let quiet =
+            |since: Option<Instant>| since.is_none_or(|t| now.since(t) > Duration::from_secs(10));
+        // An operator's edit on a slave (a deleted SA cannot be moved) is
+        // the digest's to repair.
+        let edited = self
+            .last_manual_edit
+            .is_some_and(|t| now.since(t) <= 2 * self.digest_interval + Duration::from_secs(10));
+        for (m, old, key, at) in due {
+            if edited {
+                continue;
+            }
+            let master_since = self.master_since[m];
+            let Some(ms) = w.node_stats(m) else { continue };
+            // Only a move the master forwarded while settled as master, on
+            // an undisturbed network, with nothing changed on it since.
+            if ms.run_state != RunState::Master
+                || self.tamper
+                || self.lossy
+                || w.links.is_split()
+                || !quiet(self.disturbed_at)
+                || master_since.is_none_or(|t| at.since(t) <= Duration::from_secs(5))
+                || !w.hosts[m].kernel.has_mature_sa(&key)
+                || w.hosts[m].kernel.changed_since(&key, at)
+            {
+                continue;
+            }
+            let want = w.hosts[m].kernel.canonical_sa(&key);
+            for (n, h) in w.hosts.iter().enumerate() {
+                let Some(node) = h.node.as_ref().filter(|_| n != m && !h.wrong_key) else {
+                    continue;
+                };
+                let s = node.stats();
+                let connected = node.peers().any(|p| {
+                    p.addr == w.hosts[m].addr
+                        && p.connected
+                        && p.stats
+                            .up_since
+                            .is_some_and(|t| at.since(t) > Duration::from_secs(5))
+                });
+                let synced = s.following == Some((w.hosts[m].addr, true)) || self.legacy;
+                if !connected
+                    || !synced
+                    || s.run_state != RunState::Slave
+                    || s.pfkey_queued > 0
+                    || s.syncing
+                    || s.repairing
+                {
+                    continue;
+                }
+                let held = h.kernel.has_mature_sa(&old) || h.kernel.has_mature_sa(&key);
+                if !held {
+                    continue;
+                }
+                self.move_checks += 1;
+                if h.kernel.canonical_sa(&key) != want {
+                    self.fail(
+                        now,
+                        Some(n),
+                        format!(
+                            "MOBIKE move of {key:?} on master n{m} did not reach this slave within {} ms",
+                            bound.as_millis()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// After convergence every bundle of master `m` (both SAs synced) is
+    /// grouped alike on slave `i`, and the outbound path of its first SA
+    /// applies the same transforms on both.
+    fn check_bundles(&mut self, now: Instant, m: usize, i: usize, w: &World) {
+        let keep = keep_all();
+        let (mk, sk) = (&w.hosts[m].kernel, &w.hosts[i].kernel);
+        let synced = mk.canonical(&keep);
+        for (first, next) in mk.bundles() {
+            if !synced.sas.contains_key(&first) || !synced.sas.contains_key(&next) {
+                continue;
+            }
+            self.bundle_checks += 1;
+            let (want, got) = (mk.outbound_path(&first), sk.outbound_path(&first));
+            if want != got {
+                self.fail(
+                    now,
+                    Some(i),
+                    format!(
+                        "bundle of {first:?} not grouped as on master n{m}: outbound path {got:?}, master's {want:?}"
+                    ),
+                );
+                return;
+            }
+        }
+    }
+
+    /// The kernel refused a write (of type `msg_type`) of node `i`. Only
+    /// an ADD of an SA the node holds already (a snapshot meeting what
+    /// the stream brought), and a DELETE, an UPDATE (a move) or a repair's
+    /// X_GRPSPIS of what is not there (gone, or not yet repaired) are part
+    /// of normal operation;
+    /// anything else a real kernel would refuse is a sync write lost,
+    /// noted for [`final_check`](Self::final_check). (A move that never
+    /// arrives is the MOBIKE check's.)
+    pub fn kernel_refused(&mut self, i: usize, msg_type: u8, e: Errno, now: Instant) {
+        use sasyncd_core::pfkey::consts::{
+            SADB_ADD, SADB_DELETE, SADB_UPDATE, SADB_X_DELFLOW, SADB_X_GRPSPIS,
+        };
         *self.refusals.entry(e).or_default() += 1;
+        let expected = (msg_type == SADB_ADD && e == Errno::EEXIST)
+            || (matches!(
+                msg_type,
+                SADB_DELETE | SADB_X_DELFLOW | SADB_UPDATE | SADB_X_GRPSPIS
+            ) && e == Errno::ESRCH);
+        if !expected {
+            self.sync_refused += 1;
+            if self.first_sync_refusal.is_none() {
+                self.first_sync_refusal = Some((now, i, msg_type, e));
+            }
+        }
     }
 
     /// Safety: node `i` (in `state`) queued PF_KEY data for its kernel;
@@ -218,6 +378,7 @@ impl Oracle {
     pub fn tick(&mut self, w: &World) {
         let now = w.now;
         self.check_follow(w);
+        self.check_moves(w);
         for (i, h) in w.hosts.iter().enumerate() {
             if let Some(s) = w.node_stats(i).filter(|s| s.run_state == RunState::Master) {
                 let q = &mut self.heads[i];
@@ -503,6 +664,7 @@ impl Oracle {
             }
             if i != m {
                 self.converged(now, m, i, w);
+                self.check_bundles(now, m, i, w);
             }
             // The nodes run with the smallest event queue core allows.
             if s.counters.events_overflow > 0 {
@@ -546,8 +708,21 @@ impl Oracle {
                 self.fail(now, None, format!("{mism} digest mismatches with no loss injected: the delta stream lost something"));
             }
         }
+        // With no operator edits, a slave's kernel takes every sync write
+        // (what a real OpenBSD kernel would refuse, the simulated one does).
+        if let (0, Some((at, i, t, e))) = (self.manual_edits, self.first_sync_refusal) {
+            let n = self.sync_refused;
+            self.fail(
+                at,
+                Some(i),
+                format!(
+                    "sync write refused by the kernel: {} with {e} ({n} refused in the run)",
+                    sasyncd_core::pfkey::msg_type_name(t)
+                ),
+            );
+        }
         for (e, n) in &self.refusals.clone() {
-            if *e == Errno::EINVAL || *e == Errno::EMSGSIZE {
+            if *e == Errno::EINVAL || *e == Errno::EMSGSIZE || *e == Errno::EPERM {
                 self.fail(
                     now,
                     None,

@@ -54,6 +54,12 @@ pub struct Bugs {
     pub follow_dead_master: bool,
     /// Nodes whose event queue holds two events.
     pub short_event_queue: bool,
+    /// Snapshot ADDs keep X_REPLAY and X_LIFETIME_LASTUSE.
+    pub snapshot_keeps_counters: bool,
+    /// Masters forward every UPDATE as an ADD.
+    pub update_always_add: bool,
+    /// Snapshots and repairs do not re-group bundles.
+    pub no_regroup: bool,
 }
 
 impl Bugs {
@@ -65,6 +71,9 @@ impl Bugs {
             || self.drop_delta
             || self.follow_dead_master
             || self.short_event_queue
+            || self.snapshot_keeps_counters
+            || self.update_always_add
+            || self.no_regroup
     }
 }
 
@@ -235,8 +244,8 @@ impl Scenario {
                 s.digest_interval = secs(30);
                 s.settle = settle_bound(s.digest_interval);
                 s.script = vec![
-                    (secs(40), Action::ManualDelete { node: 1 }),
-                    (secs(45), Action::ManualAdd { node: 2 }),
+                    (secs(20), Action::ManualDelete { node: 1 }),
+                    (secs(25), Action::ManualAdd { node: 2 }),
                 ];
             }
             // An adversary flips, truncates, injects and replays bytes, a

@@ -166,6 +166,7 @@ impl World {
         let hosts = (0..sc.nodes)
             .map(|i| {
                 let mut kernel = Kernel::new(rng.fork());
+                kernel.add_rtable(crate::ike::RDOMAIN);
                 if sc.lossy_promisc {
                     kernel.set_rcvbuf(1024);
                 }
@@ -371,8 +372,12 @@ impl World {
                 if h.up {
                     let before = h.kernel.stats().valid_writes;
                     h.ike.handle_timeout(now, &mut h.kernel);
+                    let moves = h.ike.take_moves();
                     if h.kernel.stats().valid_writes != before {
                         self.oracle.kernel_changed(i, now);
+                    }
+                    for (old, new) in moves {
+                        self.oracle.moved(i, old, new, now);
                     }
                 }
             }

@@ -134,3 +134,73 @@ fn an_undersized_event_queue_is_caught() {
     let (seed, what) = c.expect("a swarm of 50 seeds catches dropped events");
     assert!(what.contains("events dropped"), "seed {seed}: {what}");
 }
+
+/// Snapshot ADDs that keep X_REPLAY and X_LIFETIME_LASTUSE are installed
+/// by an OpenBSD kernel, then refused with EPERM by its reply check.
+#[test]
+fn snapshot_adds_a_real_kernel_refuses_are_caught() {
+    let c = first_catch_where(
+        Bugs {
+            snapshot_keeps_counters: true,
+            ..Bugs::default()
+        },
+        0..100,
+        |f| f.contains("sync write refused"),
+    );
+    let (seed, what) = c.expect("a swarm of 100 seeds sees the kernel refuse snapshot ADDs");
+    assert!(what.contains("ADD with EPERM"), "seed {seed}: {what}");
+}
+
+/// Snapshots and repairs that do not re-group bundles leave a slave whose
+/// outbound path skips the bundle's next SA.
+#[test]
+fn bundles_lost_by_snapshots_are_caught() {
+    let c = first_catch_where(
+        Bugs {
+            no_regroup: true,
+            ..Bugs::default()
+        },
+        0..400,
+        |f| f.contains("bundle of"),
+    );
+    let (seed, what) = c.expect("a swarm of 400 seeds sees a bundle lost by a snapshot");
+    assert!(
+        what.contains("not grouped as on master"),
+        "seed {seed}: {what}"
+    );
+}
+
+/// A master that forwards a MOBIKE move (an UPDATE without keys, with
+/// ADDRESS_PROXY) as an ADD: the slaves keep the SA at the old address.
+#[test]
+fn mobike_moves_lost_are_caught_in_both_protocols() {
+    let bugs = Bugs {
+        update_always_add: true,
+        ..Bugs::default()
+    };
+    let mut seen = [false; 2];
+    for seed in 0..600 {
+        let mut sc = Scenario::random(seed);
+        let legacy = usize::from(sc.legacy);
+        if seen[legacy] {
+            continue;
+        }
+        sc.bugs = bugs;
+        let mut w = World::new(sc, false);
+        w.run();
+        if w.oracle
+            .failures
+            .iter()
+            .any(|f| f.to_string().contains("MOBIKE move"))
+        {
+            seen[legacy] = true;
+        }
+        if seen == [true, true] {
+            return;
+        }
+    }
+    panic!(
+        "moves lost: caught in v2 {}, in legacy {}",
+        seen[0], seen[1]
+    );
+}

@@ -144,6 +144,7 @@ impl<
         put!(following, None);
         put!(claims, [None; P]);
         put!(legacy_applied_from, None);
+        put!(regroup, [[super::machine::Regroup::None; 2]; P]);
         put!(stale_buckets, [0; BUCKETS / 8]);
         put!(stale_retried, false);
         put!(job, Job::None);
@@ -272,6 +273,7 @@ fn every_field<
         table: _,
         backoff: _,
         conns: _,
+        regroup: _,
         role: _,
         state_since: _,
         interface: _,

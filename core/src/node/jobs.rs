@@ -8,8 +8,8 @@ use core::net::IpAddr;
 use crate::crypto::Crypto;
 use crate::ctl::Ctl;
 use crate::pfkey::{
-    build_delete, build_delflow, canonical_digest_input, dump_to_add, filter, flow_key, sa_key,
-    spd_dump_to_addflow, Msg, SockAddr, Verdict,
+    build_delete, build_delflow, build_group, canonical_digest_input, dump_to_add, filter,
+    flow_key, is_grouped, sa_key, spd_dump_to_addflow, Msg, SockAddr, Verdict,
 };
 use crate::random::Random;
 use crate::state::Position;
@@ -102,6 +102,29 @@ impl Job {
     }
 }
 
+/// Writes the identity of the SA `k` to `out` (see [`identity`]).
+pub fn sa_identity(k: &crate::pfkey::SaKey, out: &mut [u8; IDENTITY_MAX]) -> usize {
+    let b = match k.dst {
+        IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
+        IpAddr::V6(v) => v.octets(),
+    };
+    out[0] = 1;
+    out[1] = k.satype;
+    out[2..6].copy_from_slice(&k.spi.to_be_bytes());
+    out[6..8].copy_from_slice(&k.rdomain.to_be_bytes());
+    out[8] = u8::from(k.dst.is_ipv6());
+    out[9..25].copy_from_slice(&b);
+    25
+}
+
+/// The bucket of the SA a grouped dump record's bundle applies next.
+pub(super) fn next_bucket(record: &Msg<'_>) -> Option<usize> {
+    let k = crate::pfkey::next_key(record)?;
+    let mut key = [0u8; IDENTITY_MAX];
+    let n = sa_identity(&k, &mut key);
+    Some(fingerprint::bucket(&key[..n]))
+}
+
 /// Writes the identity of an SA or flow (what the kernel knows it by) to
 /// `out`: the bytes the snapshot marks are keyed on.
 pub fn identity(msg: &Msg<'_>, out: &mut [u8; IDENTITY_MAX]) -> Option<usize> {
@@ -121,13 +144,7 @@ pub fn identity(msg: &Msg<'_>, out: &mut [u8; IDENTITY_MAX]) -> Option<usize> {
     }
     let mut at = 0;
     if let Some(k) = sa_key(msg) {
-        out[0] = 1;
-        out[1] = k.satype;
-        out[2..6].copy_from_slice(&k.spi.to_be_bytes());
-        out[6..8].copy_from_slice(&k.rdomain.to_be_bytes());
-        at = 8;
-        ip(out, &mut at, k.dst);
-        return Some(at);
+        return Some(sa_identity(&k, out));
     }
     let k = flow_key(msg)?;
     out[0] = 2;
@@ -288,6 +305,24 @@ impl<
                         let b = fingerprint::bucket(&key[..k]);
                         let h = siphash(CONTENT_KEY, &[&canon[..c]]);
                         self.sums.sums[b] = self.sums.sums[b].wrapping_add(h);
+                        // The bundle an SA starts counts too, in its bucket:
+                        // a slave that lost the grouping differs there, and
+                        // the repair's bundle pass re-groups it.
+                        // It counts in the next SA's bucket too: a repair
+                        // re-groups only when it covers both (see
+                        // `snapshot_entry`), and a slave that differs in
+                        // the grouping differs in both.
+                        let rec = Msg::parse(record)
+                            .ok()
+                            .filter(|r| table == Table::Sadb && is_grouped(r));
+                        let nb = rec.as_ref().and_then(next_bucket);
+                        let group = rec.and_then(|r| build_group(&r, 0, 0, canon).ok());
+                        if let (Some(g), Some(nb)) = (group, nb) {
+                            sa.add(&self.crypto, &canon[..g]);
+                            let h = siphash(CONTENT_KEY, &[&canon[..g]]);
+                            self.sums.sums[b] = self.sums.sums[b].wrapping_add(h);
+                            self.sums.sums[nb] = self.sums.sums[nb].wrapping_add(h);
+                        }
                     }
                 }
                 DumpFlow::More
@@ -534,6 +569,10 @@ impl<
             if buckets.is_none() {
                 self.snapshot_in_batches = true;
             }
+            // Known differences: if this retry is cut short (another master
+            // claims us), the next digest's differences are repairs, not a
+            // lost delta.
+            self.resumed_across = true;
             log::info!(
                 "entries differed from the master's in {} buckets; asking for them again",
                 fingerprint::count(&stale)
@@ -725,6 +764,11 @@ impl<
             // sums collided; only everything is sure to repair it.
             differ = fingerprint::ALL;
         }
+        // A new repair round gets its own retry of entries whose content
+        // differed (a retry cut short by a switch of masters left the flag
+        // set, and the next round's differing entries were deleted and
+        // never asked for again).
+        self.stale_retried = false;
         if after_resume {
             self.counters.resume_repairs += 1;
             log::info!(

@@ -63,6 +63,28 @@ pub struct PlantedBugs {
     pub follow_dead_master: bool,
     /// The event queue holds two events: an `EV` below `min_events`.
     pub short_event_queue: bool,
+    /// Snapshot ADDs keep X_REPLAY and X_LIFETIME_LASTUSE (EPERM on
+    /// OpenBSD).
+    pub snapshot_keeps_counters: bool,
+    /// Every forwarded UPDATE becomes an ADD (MOBIKE moves are lost).
+    pub update_always_add: bool,
+    /// Snapshots and repairs do not re-group bundles.
+    pub no_regroup: bool,
+}
+
+/// Where a snapshot (or repair) stands with SA bundles. ADD cannot carry
+/// the group extensions, so after the SADB's ADDs the master walks the SADB
+/// again and sends an X_GRPSPIS for each grouped entry (every SA of the
+/// bundle exists on the slave by then).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum Regroup {
+    /// No grouped entry sent yet.
+    #[default]
+    None,
+    /// The ADD pass sent a grouped entry: a bundle pass follows.
+    Seen,
+    /// The bundle pass is running.
+    Pass,
 }
 
 /// A slave's view of the snapshot it is receiving.
@@ -174,6 +196,9 @@ pub struct Node<
     pub(super) table: PeerTable<P>,
     pub(super) backoff: [Backoff; P],
     pub(super) conns: [[Slot<C, TX>; 2]; P],
+    /// Per connection slot, the bundle pass of the snapshot it is fed
+    /// (see `Regroup`).
+    pub(super) regroup: [[Regroup; 2]; P],
     pub(super) role: RoleTracker,
     /// When the run state last changed (or the node started).
     pub(super) state_since: Instant,

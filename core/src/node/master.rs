@@ -3,10 +3,12 @@
 
 use crate::crypto::Crypto;
 use crate::ctl::{BucketSet, Ctl, BUCKETS, BUCKETS_PER_CHUNK};
-use crate::pfkey::consts::{SADB_ADD, SADB_DELETE, SADB_SATYPE_UNSPEC, SADB_UPDATE};
+use crate::pfkey::consts::{
+    SADB_ADD, SADB_DELETE, SADB_SATYPE_UNSPEC, SADB_UPDATE, SADB_X_DELFLOW, SADB_X_GRPSPIS,
+};
 use crate::pfkey::{
-    build_flush, dump_to_add, filter, msg_type_name, spd_dump_to_addflow, unwrap_promisc, Msg,
-    Verdict,
+    build_flush, build_group, dump_to_add, filter, for_slave, is_grouped, msg_type_name, next_key,
+    sa_key, spd_dump_to_addflow, unwrap_promisc, Msg, Verdict,
 };
 use crate::random::Random;
 use crate::state::{FlushMode, Position, RunState};
@@ -18,7 +20,7 @@ use super::digest::MultisetDigest;
 use super::event::{ConnId, DumpFlow, DumpOp, Event, Table};
 use super::fingerprint;
 use super::jobs::{Job, JobKind};
-use super::machine::Node;
+use super::machine::{Node, Regroup};
 use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::PeerIndex;
@@ -64,11 +66,22 @@ impl<
         }
         let buf = &mut self.scratch.msg;
         let n = if m.msg_type() == SADB_UPDATE {
-            // The slaves never saw the larval SA: an ADD, minus what ADD refuses.
-            match dump_to_add(inner, buf) {
+            // A larval completion becomes an ADD (the slaves never saw the
+            // larval SA); a change of a mature SA (a MOBIKE or NAT-T move
+            // with ADDRESS_PROXY) stays an UPDATE, minus what it may not
+            // carry.
+            #[cfg(feature = "planted-bugs")]
+            let rewritten = if self.bugs.update_always_add {
+                dump_to_add(inner, buf)
+            } else {
+                for_slave(inner, buf)
+            };
+            #[cfg(not(feature = "planted-bugs"))]
+            let rewritten = for_slave(inner, buf);
+            match rewritten {
                 Ok(n) => n,
                 Err(e) => {
-                    log::warn!("cannot rewrite UPDATE as ADD: {e}");
+                    log::warn!("cannot rewrite UPDATE for the slaves: {e}");
                     return;
                 }
             }
@@ -101,11 +114,29 @@ impl<
 
     /// The kernel refused one of our writes (its reply, or the write's
     /// error). Some refusals are expected and only counted: a DELETE of
-    /// what is gone already, and a snapshot's ADD of an SA we hold (the
-    /// sweep repairs one whose content differs). The rest are warnings.
+    /// what is gone already, an UPDATE of what is not (yet) here, and a
+    /// snapshot's ADD of an SA we hold (the sweep repairs one whose content
+    /// differs). The rest are warnings.
     pub(super) fn kernel_refused(&mut self, now: Instant, msg_type: u8, errno: u32) {
         const EEXIST: u32 = 17;
+        const ESRCH: u32 = 3;
         if msg_type == SADB_DELETE {
+            return;
+        }
+        // A flow's X_DELFLOW met a snapshot taken after the deletion; a
+        // repair's X_GRPSPIS named an SA a later repair batch brings.
+        if matches!(msg_type, SADB_X_DELFLOW | SADB_X_GRPSPIS) && errno == ESRCH {
+            log::debug!(
+                "pfkey {} of what we do not hold (ESRCH)",
+                msg_type_name(msg_type)
+            );
+            return;
+        }
+        // An UPDATE (a MOBIKE move) of an SA we lack: a snapshot that
+        // already had it moved, or one a resume's repair brings at its
+        // current content.
+        if msg_type == SADB_UPDATE && errno == ESRCH {
+            log::debug!("pfkey UPDATE of an SA we do not hold (ESRCH)");
             return;
         }
         if msg_type == SADB_ADD && errno == EEXIST {
@@ -325,9 +356,10 @@ impl<
                 },
             );
         }
-        let Some((p, _)) = self.slot_of(conn) else {
+        let Some((p, s)) = self.slot_of(conn) else {
             return;
         };
+        self.regroup[p][s] = Regroup::None;
         if let Some(c) = self.conn_mut(conn) {
             c.feed = Feed::Snapshot {
                 dump,
@@ -541,8 +573,25 @@ impl<
         let Some((p, s)) = self.slot_of(conn) else {
             return DumpFlow::Pause;
         };
+        let pass = if table == Table::Sadb {
+            self.regroup[p][s]
+        } else {
+            Regroup::None
+        };
+        let grouped = table == Table::Sadb && Msg::parse(record).is_ok_and(|r| is_grouped(&r));
+        if pass == Regroup::Pass && (!grouped || self.regroup_unsafe(conn, record)) {
+            return DumpFlow::More;
+        }
         let buf = &mut self.scratch.msg;
         let conv = match table {
+            Table::Sadb if pass == Regroup::Pass => match Msg::parse(record) {
+                Ok(r) => build_group(&r, r.seq(), r.pid(), buf),
+                Err(e) => Err(e),
+            },
+            #[cfg(feature = "planted-bugs")]
+            Table::Sadb if self.bugs.snapshot_keeps_counters => {
+                crate::pfkey::dump_to_add_with_counters(record, buf)
+            }
             Table::Sadb => dump_to_add(record, buf),
             Table::Spd => spd_dump_to_addflow(record, buf),
         };
@@ -559,6 +608,11 @@ impl<
         if filter(&m, &self.policy, &self.peer_addrs) != Verdict::Sync {
             return DumpFlow::More;
         }
+        #[cfg(feature = "planted-bugs")]
+        let grouped = grouped && !self.bugs.no_regroup;
+        if grouped && pass == Regroup::None {
+            self.regroup[p][s] = Regroup::Seen;
+        }
         let Some(c) = self.conns[p][s].as_mut() else {
             return DumpFlow::Pause;
         };
@@ -566,11 +620,20 @@ impl<
             buckets: Some(set), ..
         } = c.feed
         {
-            // A repair: only the buckets the slave asked for.
+            // A repair: only the buckets the slave asked for. A bundle is
+            // re-grouped when either SA's bucket is asked for (the digest
+            // counts it in both): a slave repairing in batches may get the
+            // other SA only in a later batch, whose bundle pass then groups
+            // them (the first X_GRPSPIS failing with ESRCH).
             let mut key = [0u8; super::jobs::IDENTITY_MAX];
             let inside = super::jobs::identity(&m, &mut key)
                 .is_some_and(|k| fingerprint::has(&set, fingerprint::bucket(&key[..k])));
-            if !inside {
+            let next_inside = pass == Regroup::Pass
+                && Msg::parse(record)
+                    .ok()
+                    .and_then(|r| super::jobs::next_bucket(&r))
+                    .is_some_and(|b| fingerprint::has(&set, b));
+            if !inside && !next_inside {
                 return DumpFlow::More;
             }
         }
@@ -597,6 +660,40 @@ impl<
         }
     }
 
+    /// Whether the bundle pass must leave a grouped `record` alone: either
+    /// SA of the bundle was added or moved after the snapshot began, so the
+    /// slave may get it only from the deltas that follow the snapshot (and
+    /// with them the X_GRPSPIS that made the bundle).
+    fn regroup_unsafe(&self, conn: ConnId, record: &[u8]) -> bool {
+        let Some(Feed::Snapshot { start, .. }) = self.conn(conn).map(|c| c.feed) else {
+            return true;
+        };
+        let Ok(r) = Msg::parse(record) else {
+            return true;
+        };
+        let (Some(k1), Some(k2)) = (sa_key(&r), next_key(&r)) else {
+            return true;
+        };
+        let Ok(replay) = self.ring.replay_after(start) else {
+            return true;
+        };
+        for (_, d) in replay {
+            let Ok(m) = Msg::parse(d) else { continue };
+            if !matches!(m.msg_type(), SADB_ADD | SADB_UPDATE) {
+                continue;
+            }
+            if let Some(k) = sa_key(&m) {
+                if [k1, k2]
+                    .iter()
+                    .any(|x| x.satype == k.satype && x.spi == k.spi)
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     /// The current table of `conn`'s snapshot is exhausted.
     pub(super) fn snapshot_table_end(&mut self, now: Instant, conn: ConnId) {
         let Some(c) = self.conn(conn) else { return };
@@ -611,11 +708,28 @@ impl<
         };
         match table {
             Table::Sadb => {
+                // After the ADDs of grouped entries, the SADB once more for
+                // their X_GRPSPIS; then the SPD.
+                let next = match self.slot_of(conn) {
+                    Some((p, s)) => {
+                        let r = &mut self.regroup[p][s];
+                        *r = match *r {
+                            Regroup::Seen => Regroup::Pass,
+                            _ => Regroup::None,
+                        };
+                        if *r == Regroup::Pass {
+                            Table::Sadb
+                        } else {
+                            Table::Spd
+                        }
+                    }
+                    None => Table::Spd,
+                };
                 let dump = self.alloc_dump_id();
                 if let Some(c) = self.conn_mut(conn) {
                     c.feed = Feed::Snapshot {
                         dump,
-                        table: Table::Spd,
+                        table: next,
                         start,
                         paused: false,
                         buckets,
@@ -623,7 +737,7 @@ impl<
                 }
                 self.push_event(Event::Dump {
                     dump,
-                    op: DumpOp::Start(Table::Spd),
+                    op: DumpOp::Start(next),
                 });
             }
             Table::Spd => {

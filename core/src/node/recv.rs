@@ -674,6 +674,20 @@ impl<
         let pid = self.settings.pid;
         self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
         let seq = self.pfkey_seq;
+        // A legacy master may be the original, which sends its dump
+        // records and UPDATEs as they are: rewritten here as our master
+        // rewrites them before sending (a no-op on what ours sent).
+        let msg = if self.legacy {
+            match crate::pfkey::for_slave(msg, &mut self.scratch.msg) {
+                Ok(n) => &self.scratch.msg[..n],
+                Err(e) => {
+                    log::warn!("PF_KEY message from the master unusable, dropped: {e}");
+                    return;
+                }
+            }
+        } else {
+            msg
+        };
         if self.pfkeyq.push_with(msg, |m| set_pid_seq(m, pid, seq)) {
             self.counters.applied += 1;
         } else {

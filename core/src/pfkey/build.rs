@@ -149,14 +149,17 @@ pub fn build_delete(
 
 /// Writes an X_DELFLOW for the flow described by `entry` (an X_ADDFLOW or
 /// SPD dump record): its X_FLOW set and X_RDOMAIN if present — the kernel
-/// refuses address and identity extensions on DELFLOW.
+/// refuses address and identity extensions on DELFLOW. The flow type
+/// carries [`SADB_X_POLICYFLAGS_POLICY`]: OpenBSD silently ignores a non-static
+/// request for a static flow (ipsecctl's; pfkeyv2.c rev. 1.272), and an
+/// SPD dump does not say which flows are static.
 pub fn build_delflow(
     entry: &Msg<'_>,
     seq: u32,
     pid: u32,
     out: &mut [u8],
 ) -> Result<usize, PfkeyError> {
-    rebuild(
+    let n = rebuild(
         entry,
         SADB_X_DELFLOW,
         DELFLOW_ALLOWED,
@@ -165,7 +168,20 @@ pub fn build_delflow(
         seq,
         pid,
         out,
-    )
+    )?;
+    let mut at = HDR_LEN;
+    while at + EXT_HDR_LEN <= n {
+        let len = usize::from(u16::from_ne_bytes([out[at], out[at + 1]])) * CHUNK;
+        let t = u16::from_ne_bytes([out[at + 2], out[at + 3]]);
+        if len == 0 {
+            break;
+        }
+        if t == SADB_X_EXT_FLOW_TYPE && len >= 8 {
+            out[at + 6] |= SADB_X_POLICYFLAGS_POLICY;
+        }
+        at += len;
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -270,6 +286,9 @@ mod tests {
         let m = Msg::parse(&out[..n]).unwrap();
         assert_eq!(m.msg_type(), SADB_X_DELFLOW);
         assert_eq!(ext_types(&out[..n]), [20, 19, 21, 17, 22, 18, 37]);
+        // Static, so that the kernel does not ignore it for a static flow.
+        let ft = super::super::ProtocolExt::new(m.find(SADB_X_EXT_FLOW_TYPE).unwrap()).unwrap();
+        assert_eq!(ft.flags(), SADB_X_POLICYFLAGS_POLICY);
         let partial = TestMsg::new(SADB_X_SPDDUMP, 2)
             .proto(SADB_X_EXT_FLOW_TYPE, 3, 2)
             .build();

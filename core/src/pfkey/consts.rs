@@ -226,6 +226,10 @@ pub const fn msg_type_name(t: u8) -> &'static str {
     }
 }
 
+/// The flow-type flag of a static flow (ipsecctl's): only a request with
+/// it changes or deletes such a flow.
+pub const SADB_X_POLICYFLAGS_POLICY: u8 = 0x01;
+
 /// A set of extension types, as a bit mask (bit `t` = type `t`, 1..=40).
 /// Used for the kernel's "allowed in" tables without any allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

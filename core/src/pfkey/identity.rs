@@ -68,6 +68,19 @@ pub fn sa_key(msg: &Msg<'_>) -> Option<SaKey> {
     })
 }
 
+/// The key of the SA a grouped entry's outbound path applies next (its
+/// X_SA2, X_DST2, X_SATYPE2), taken to be in the entry's domain.
+pub fn next_key(msg: &Msg<'_>) -> Option<SaKey> {
+    let sa = SaExt::new(msg.find(SADB_X_EXT_SA2)?).ok()?;
+    let st = ProtocolExt::new(msg.find(SADB_X_EXT_SATYPE2)?).ok()?;
+    Some(SaKey {
+        satype: st.proto(),
+        spi: sa.spi(),
+        dst: addr(msg, SADB_X_EXT_DST2)?.ip,
+        rdomain: rdomain(msg)?,
+    })
+}
+
 /// The key of the flow `msg` describes (any message with the flow
 /// extensions), or `None` if they are absent or unreadable. A missing
 /// X_PROTOCOL means "any protocol" (0).

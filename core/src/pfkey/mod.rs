@@ -30,8 +30,13 @@ pub use dump::{records, Records};
 pub use error::PfkeyError;
 pub use ext::{AddressExt, Ext, Extensions, KeyExt, LifetimeExt, ProtocolExt, RdomainExt, SaExt};
 pub use filter::{filter, FilterPolicy, SkipReason, Verdict};
-pub use identity::{canonical_digest_input, flow_key, sa_key, FlowKey, SaKey};
+pub use identity::{canonical_digest_input, flow_key, next_key, sa_key, FlowKey, SaKey};
 pub use msg::{set_pid_seq, Msg};
 pub use promisc::{promisc_writer_pid, unwrap_promisc};
-pub use rewrite::{dump_to_add, spd_dump_to_addflow, update_to_add, SNAPSHOT_ADD_KEEP};
+#[cfg(feature = "planted-bugs")]
+pub use rewrite::dump_to_add_with_counters;
+pub use rewrite::{
+    build_group, completes_larval, dump_to_add, for_slave, is_grouped, spd_dump_to_addflow,
+    update_to_add, SNAPSHOT_ADD_KEEP, UPDATE_MOVE_KEEP,
+};
 pub use sockaddr::SockAddr;

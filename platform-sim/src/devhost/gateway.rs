@@ -113,7 +113,8 @@ impl Gateway {
     /// A gateway in the state `cfg` describes, with empty tables.
     pub fn new(cfg: &GatewayConfig) -> Gateway {
         let mut rng = Rng::new(cfg.seed);
-        let kernel = Kernel::new(rng.fork());
+        let mut kernel = Kernel::new(rng.fork());
+        kernel.add_rtable(crate::ike::RDOMAIN);
         let mut gw = Gateway {
             kernel,
             rng,

@@ -22,6 +22,7 @@ fn local() -> IpAddr {
 #[test]
 fn ten_thousand_seconds_of_valid_writes() {
     let mut k = Kernel::new(Rng::new(1));
+    k.add_rtable(RDOMAIN);
     k.set_promisc(4242, true);
     let mut ike = Ike::new(IkeConfig::for_node(0, local()), Rng::new(2));
     ike.set_active(true, Instant::ZERO, &k);
@@ -29,7 +30,8 @@ fn ten_thousand_seconds_of_valid_writes() {
     let s = ike.stats().clone();
     assert!(s.writes > 5000, "{s:?}");
     assert!(s.pairs > 500 && s.rekeys > 100 && s.expiries > 50, "{s:?}");
-    assert!(s.flows_added > 500 && s.flows_deleted > 100, "{s:?}");
+    assert!(s.flows_added > 300 && s.flows_deleted > 100, "{s:?}");
+    assert!(s.bundles > 50 && s.moves > 50, "{s:?}");
     assert!(s.flushes >= 1, "{s:?}");
     // The only refusals a lone daemon can meet: an SPI it picked for a
     // direct ADD already taken, and deletions of SAs a FLUSH removed.
@@ -52,6 +54,7 @@ fn ten_thousand_seconds_of_valid_writes() {
 #[test]
 fn passive_does_nothing_and_takeover_adopts() {
     let mut k = Kernel::new(Rng::new(3));
+    k.add_rtable(RDOMAIN);
     let mut a = Ike::new(IkeConfig::for_node(0, local()), Rng::new(4));
     a.set_active(true, Instant::ZERO, &k);
     run(&mut a, &mut k, 0, 600);

@@ -7,7 +7,7 @@
 //! X_COUNTER) are the kernel's own and differ between kernels.
 
 use sasyncd_core::pfkey::consts::*;
-use sasyncd_core::pfkey::{Extensions, LifetimeExt, Msg};
+use sasyncd_core::pfkey::{Extensions, LifetimeExt, Msg, RdomainExt, SaKey};
 
 use sasyncd_core::time::Instant;
 
@@ -23,7 +23,12 @@ const STORED: ExtSet = ADD_ALLOWED.minus(ExtSet::of(&[
     SADB_X_EXT_REPLAY,
 ]));
 
-/// The order in which a dump record carries the stored extensions.
+/// The order in which a dump record carries the stored extensions, as
+/// OpenBSD's `pfkeyv2_get()` exports them (sys/net/pfkeyv2.c rev. 1.272):
+/// the lifetimes, then LASTUSE (kernel-owned), the addresses, identities,
+/// keys and flow, then the group (X_SA2, X_DST2, X_SATYPE2), X_UDPENCAP,
+/// X_REPLAY and X_MTU, then X_RDOMAIN, X_TAG, X_TAP, X_IFACE, and last
+/// X_COUNTER.
 const RECORD_ORDER: [u16; 12] = [
     SADB_EXT_LIFETIME_SOFT,
     SADB_EXT_LIFETIME_HARD,
@@ -39,17 +44,17 @@ const RECORD_ORDER: [u16; 12] = [
     SADB_X_EXT_SRC_MASK,
 ];
 const RECORD_ORDER_2: [u16; 2] = [SADB_X_EXT_DST_FLOW, SADB_X_EXT_DST_MASK];
-const RECORD_TAIL: [u16; 5] = [
+const RECORD_ORDER_3: [u16; 1] = [SADB_X_EXT_UDPENCAP];
+const RECORD_TAIL: [u16; 4] = [
     SADB_X_EXT_RDOMAIN,
     SADB_X_EXT_TAG,
     SADB_X_EXT_TAP,
     SADB_X_EXT_IFACE,
-    SADB_X_EXT_UDPENCAP,
 ];
 
 /// The extensions in `by_type` (indexed by type) in record order, and
-/// where the lifetimes and the flow end.
-fn pack(by_type: &[&[u8]; 64]) -> (Vec<u8>, [usize; 2]) {
+/// where the lifetimes, the flow and X_UDPENCAP end.
+fn pack(by_type: &[&[u8]; 64]) -> (Vec<u8>, [usize; 3]) {
     let mut out = Vec::with_capacity(by_type.iter().map(|e| e.len()).sum());
     let mut put = |types: &[u16]| {
         for &t in types {
@@ -60,8 +65,18 @@ fn pack(by_type: &[&[u8]; 64]) -> (Vec<u8>, [usize; 2]) {
     let c0 = put(&RECORD_ORDER[..2]);
     put(&RECORD_ORDER[2..]);
     let c1 = put(&RECORD_ORDER_2);
+    let c2 = put(&RECORD_ORDER_3);
     put(&RECORD_TAIL);
-    (out, [c0, c1])
+    (out, [c0, c1, c2])
+}
+
+/// `ext` with its type field set to `t` (PROXY stored as DST, SA as SA2).
+pub(crate) fn retyped(ext: &[u8], t: u16) -> Vec<u8> {
+    let mut v = ext.to_vec();
+    if let Some(b) = v.get_mut(2..4) {
+        b.copy_from_slice(&t.to_ne_bytes());
+    }
+    v
 }
 
 /// One security association.
@@ -74,9 +89,9 @@ pub(crate) struct SaEntry {
     /// record is a few copies (a million SAs are dumped in one go).
     stored: Vec<u8>,
     /// Where the kernel's own extensions go between them: the end of the
-    /// lifetimes (LASTUSE follows) and of the flow (the group, REPLAY and
-    /// MTU follow).
-    cuts: [usize; 2],
+    /// lifetimes (LASTUSE follows), of the flow (the group follows) and of
+    /// X_UDPENCAP (REPLAY and MTU follow).
+    cuts: [usize; 3],
     /// LIFETIME_CURRENT: allocations, bytes, add time (s), use time (s).
     pub cur_alloc: u32,
     pub cur_bytes: u64,
@@ -86,8 +101,11 @@ pub(crate) struct SaEntry {
     pub replay: u64,
     /// Packet statistics (X_COUNTER).
     pub counter: [u64; 8],
-    /// X_SA2, X_DST2, X_SATYPE2 after X_GRPSPIS.
-    pub group: Option<[Vec<u8>; 3]>,
+    /// The SA the outbound path applies next (X_GRPSPIS made this SA the
+    /// first of a bundle); exported as X_SA2, X_DST2, X_SATYPE2.
+    pub onext: Option<SaKey>,
+    /// The SA whose `onext` this one is.
+    pub inext: Option<SaKey>,
     /// Path MTU; exported as X_MTU when non-zero.
     pub mtu: u32,
     /// When the entry got its current identity and keys (ADD, or the
@@ -100,7 +118,19 @@ pub(crate) struct SaEntry {
 impl SaEntry {
     /// An entry from a validated GETSPI (larval), ADD or UPDATE.
     pub fn from_request(msg: &Msg<'_>, sa: Vec<u8>, now_secs: u64, now: Instant) -> SaEntry {
-        let (stored, cuts) = pack(&pfmsg::exts_by_type(msg.extensions(), STORED));
+        let mut by_type = pfmsg::exts_by_type(msg.extensions(), STORED);
+        // The kernel keeps the domains; it exports X_RDOMAIN only when the
+        // SA switches domains (dom1 != dom2).
+        let rd = usize::from(SADB_X_EXT_RDOMAIN);
+        if Extensions::new(by_type[rd])
+            .next()
+            .and_then(Result::ok)
+            .and_then(|e| RdomainExt::new(e).ok())
+            .is_some_and(|r| r.dom1() == r.dom2())
+        {
+            by_type[rd] = &[];
+        }
+        let (stored, cuts) = pack(&by_type);
         let (cur_alloc, cur_bytes) = msg
             .find(SADB_EXT_LIFETIME_CURRENT)
             .and_then(|e| LifetimeExt::new(e).ok())
@@ -117,7 +147,8 @@ impl SaEntry {
             usetime: 0,
             replay: 0,
             counter: [0; 8],
-            group: None,
+            onext: None,
+            inext: None,
             mtu: 0,
             born: now,
             changed: now,
@@ -144,18 +175,27 @@ impl SaEntry {
     }
 
     /// The entry as a message of `msg_type` (DUMP for the sysctl dump, GET
-    /// for a GET reply), with every extension the kernel exports.
-    pub fn record(&self, msg_type: u8) -> Vec<u8> {
+    /// for a GET reply), with every extension the kernel exports; `next`
+    /// is the entry of [`onext`](Self::onext), if grouped.
+    pub fn record(&self, msg_type: u8, next: Option<&SaEntry>) -> Vec<u8> {
         let mut out = Vec::with_capacity(512);
-        self.record_into(msg_type, &mut out);
+        self.record_into(msg_type, next, &mut out);
         out
+    }
+
+    /// The stored extension of type `t`, if any.
+    pub fn stored_ext(&self, t: u16) -> Option<&[u8]> {
+        Extensions::new(&self.stored)
+            .map_while(Result::ok)
+            .find(|e| e.ext_type() == t)
+            .map(|e| e.bytes())
     }
 
     /// [`record`](Self::record) appended to `out`: a dump of a million SAs
     /// is written straight into one buffer.
-    pub fn record_into(&self, msg_type: u8, out: &mut Vec<u8>) {
+    pub fn record_into(&self, msg_type: u8, next: Option<&SaEntry>, out: &mut Vec<u8>) {
         let start = pfmsg::start_message(out, msg_type, self.satype, 0, 0);
-        let [c0, c1] = self.cuts;
+        let [c0, c1, c2] = self.cuts;
         let lifetime = |out: &mut Vec<u8>, ty: u16, alloc: u32, bytes: u64, add: u64, used: u64| {
             let mut p = [0u8; 28];
             p[..4].copy_from_slice(&alloc.to_ne_bytes());
@@ -178,18 +218,21 @@ impl SaEntry {
             lifetime(out, SADB_X_EXT_LIFETIME_LASTUSE, 0, 0, 0, self.usetime);
         }
         out.extend_from_slice(&self.stored[c0..c1]);
-        if let Some(g) = &self.group {
-            for e in g {
-                out.extend_from_slice(e);
+        if let Some(n) = next {
+            out.extend_from_slice(&retyped(&n.sa, SADB_X_EXT_SA2));
+            if let Some(d) = n.stored_ext(SADB_EXT_ADDRESS_DST) {
+                out.extend_from_slice(&retyped(d, SADB_X_EXT_DST2));
             }
+            out.extend_from_slice(&pfmsg::proto_ext(SADB_X_EXT_SATYPE2, n.satype, 0));
         }
+        out.extend_from_slice(&self.stored[c1..c2]);
         let mut replay = [0u8; 4 + 8];
         replay[4..].copy_from_slice(&self.replay.to_ne_bytes());
         pfmsg::push_ext(out, SADB_X_EXT_REPLAY, &replay);
         if self.mtu != 0 {
             pfmsg::push_ext(out, SADB_X_EXT_MTU, &self.mtu.to_ne_bytes());
         }
-        out.extend_from_slice(&self.stored[c1..]);
+        out.extend_from_slice(&self.stored[c2..]);
         let mut counter = [0u8; 4 + 8 * 8];
         for (i, c) in self.counter.iter().enumerate() {
             counter[4 + 8 * i..12 + 8 * i].copy_from_slice(&c.to_ne_bytes());
@@ -207,7 +250,13 @@ mod tests {
     /// never dumped.
     #[test]
     fn every_stored_type_has_one_place_in_the_record() {
-        let order: Vec<u16> = [&RECORD_ORDER[..], &RECORD_ORDER_2, &RECORD_TAIL].concat();
+        let order: Vec<u16> = [
+            &RECORD_ORDER[..],
+            &RECORD_ORDER_2,
+            &RECORD_ORDER_3,
+            &RECORD_TAIL,
+        ]
+        .concat();
         for t in 0..64u16 {
             let places = order.iter().filter(|&&o| o == t).count();
             assert_eq!(places, usize::from(STORED.contains(t)), "type {t}");

@@ -32,21 +32,32 @@ pub(crate) struct FlowEntry {
     exts: Vec<u8>,
     /// When it was installed (or last replaced), for the failover oracle.
     pub changed: Instant,
+    /// A static flow (ipsecctl's): only a static request changes it. The
+    /// dump does not say so (the kernel exports no flags).
+    pub is_static: bool,
 }
 
 impl FlowEntry {
     /// An entry from a validated X_ADDFLOW.
     pub fn from_request(msg: &Msg<'_>, now: Instant) -> FlowEntry {
         let by_type = pfmsg::exts_by_type(msg.extensions(), ADDFLOW_ALLOWED);
-        let exts = RECORD_ORDER
-            .iter()
-            .flat_map(|&t| by_type[usize::from(t) % 64])
-            .copied()
-            .collect();
+        let mut exts = Vec::with_capacity(200);
+        for &t in &RECORD_ORDER {
+            let at = exts.len();
+            exts.extend_from_slice(by_type[usize::from(t) % 64]);
+            // The kernel exports a flow's type and direction, not its flags
+            // (pfkeyv2_convert.c rev. 1.84, export_flow()).
+            if t == SADB_X_EXT_FLOW_TYPE {
+                if let Some(f) = exts.get_mut(at + 6) {
+                    *f = 0;
+                }
+            }
+        }
         FlowEntry {
             satype: msg.satype(),
             exts,
             changed: now,
+            is_static: false,
         }
     }
 

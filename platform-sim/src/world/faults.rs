@@ -172,6 +172,9 @@ impl World {
                 drop_delta: b.drop_delta,
                 follow_dead_master: b.follow_dead_master,
                 short_event_queue: b.short_event_queue,
+                snapshot_keeps_counters: b.snapshot_keeps_counters,
+                update_always_add: b.update_always_add,
+                no_regroup: b.no_regroup,
             };
         }
         node.handle_link_state(now, self.carp.link_state(i));
@@ -248,6 +251,7 @@ impl World {
         h.kernel.set_promisc(h.pid, false);
         if wipe {
             let mut fresh = Kernel::new(self.rng.fork());
+            fresh.add_rtable(crate::ike::RDOMAIN);
             if self.sc.lossy_promisc {
                 fresh.set_rcvbuf(1024);
             }

@@ -121,7 +121,9 @@ impl Platform for SimIo<'_> {
         match h.kernel.write(msg, h.pid) {
             Ok(_) => PfkeyWrite::Written,
             Err(e) => {
-                self.w.oracle.kernel_refused(e);
+                let (i, now) = (self.i, self.w.now);
+                let t = msg.get(1).copied().unwrap_or(0);
+                self.w.oracle.kernel_refused(i, t, e, now);
                 PfkeyWrite::Failed(e.0.unsigned_abs())
             }
         }
