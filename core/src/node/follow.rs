@@ -157,6 +157,8 @@ impl<
     /// [`ask`](Self::ask), returning the connection to close if the
     /// request could not be queued.
     fn ask_step(&mut self, now: Instant, conn: ConnId) -> Option<(ConnId, Option<&'static str>)> {
+        // A digest compared until now speaks for the stream we leave.
+        self.compare = None;
         self.following = Some(Follow {
             conn,
             synced: false,

@@ -102,6 +102,8 @@ impl BucketSums {
 /// A slave comparing the master's bucket sums at `pos` with its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Compare {
+    /// The master whose digest this is: only its chunks count.
+    pub conn: ConnId,
     pub pos: Position,
     /// The whole-table digests agreed.
     pub whole_ok: bool,
