@@ -63,6 +63,9 @@ pub struct PlantedBugs {
     pub follow_dead_master: bool,
     /// The event queue holds two events: an `EV` below `min_events`.
     pub short_event_queue: bool,
+    /// A v2 slave keeps following a master that stepped down (a split
+    /// brain's loser) instead of attaching to the one left.
+    pub keep_split_loser: bool,
 }
 
 /// A slave's view of the snapshot it is receiving.

@@ -172,6 +172,7 @@ impl World {
                 drop_delta: b.drop_delta,
                 follow_dead_master: b.follow_dead_master,
                 short_event_queue: b.short_event_queue,
+                keep_split_loser: b.keep_split_loser,
             };
         }
         node.handle_link_state(now, self.carp.link_state(i));
