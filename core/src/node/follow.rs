@@ -157,8 +157,18 @@ impl<
     /// [`ask`](Self::ask), returning the connection to close if the
     /// request could not be queued.
     fn ask_step(&mut self, now: Instant, conn: ConnId) -> Option<(ConnId, Option<&'static str>)> {
-        // A digest compared until now speaks for the stream we leave.
+        // A digest compared until now speaks for the stream we leave, and
+        // a repair asked of another master will not come: waiting for it
+        // would skip the new master's digests until our patience ran out.
+        // (`follow` cannot see the switch: by the time the new stream
+        // begins, we already follow its connection.)
         self.compare = None;
+        if self.following.is_none_or(|f| f.conn != conn) {
+            self.repair_asked = None;
+            self.repair_queue = [0; crate::ctl::BUCKETS / 8];
+            self.repair_fit = 0;
+            self.snapshot_in_batches = false;
+        }
         self.following = Some(Follow {
             conn,
             synced: false,

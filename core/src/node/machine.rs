@@ -732,8 +732,18 @@ impl<
         self.ike.handle_run_state(change.to);
         if change.from == RunState::Master {
             // Our own IKE daemon wrote to our kernel while we were master:
-            // no master's delta stream describes it any more.
-            self.applied = Position::NONE;
+            // no other master's delta stream describes it. We resume from
+            // our own head, a position no other ring holds, so the next
+            // master resumes us across streams and repairs by bucket what
+            // differs (after a split brain or a preemption, little) rather
+            // than sending every entry again: with a large table and mark
+            // storage too small for it, that is two transfers of the table
+            // (the snapshot, then its sweep in batches).
+            self.applied = if self.legacy {
+                Position::NONE
+            } else {
+                self.ring.position()
+            };
             self.stop_feeds();
             self.job_cancel();
             self.next_digest = None;
