@@ -44,7 +44,9 @@ rekeys, expiry, flows, flushes), an adversary that flips, truncates, injects
 and replays bytes, strangers, and operators editing a slave's SADB by hand.
 One seed in a hundred boots every host with 10,000-15,000 SAs and half as
 many flows, diverged a little per host; some give the nodes firmware-sized
-storage for snapshot marks.
+storage for snapshot marks. One v2 seed in 25 (3+ nodes) gets a storm of
+split brains (partitions into 2..n groups) ending with a master's death;
+one in 500 gets large tables, small mark storage and lossy queues at once.
 Time is simulated and one seed drives every random choice: the same seed
 gives the same run.
 
@@ -348,6 +350,8 @@ fn swarm(a: u64, b: u64, jobs: Option<usize>, bug: &Option<String>) -> ExitCode 
                     w.run();
                     sim_ms.fetch_add(w.now.as_millis(), Ordering::Relaxed);
                     if let Some(f) = w.oracle.failures.first() {
+                        // At once, too: a long run stopped early keeps them.
+                        eprintln!("\nFAIL seed {seed}: {f}");
                         failures
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
