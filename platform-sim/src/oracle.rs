@@ -397,7 +397,7 @@ impl Oracle {
     ///
     /// A split brain (two carp masters at once) lets each master hold what
     /// no slave of the other could have: while it lasts, and for a grace
-    /// after it ends ([`SPLIT_GRACE`], [`SPLIT_GRACE_DEAD`] if a master's
+    /// after it ends (`SPLIT_GRACE`, `SPLIT_GRACE_DEAD` if a master's
     /// death ends it), a dying master's SAs are not owed to anyone. The
     /// promise is the one doc/PROTOCOL.md states: the master left keeps
     /// its tables, and its slaves hold them once they settle.
