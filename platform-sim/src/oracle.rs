@@ -51,6 +51,19 @@ pub fn follow_bound(sc: &Scenario) -> Duration {
     round_trip(sc) + Duration::from_millis(100)
 }
 
+/// After a split brain (two carp masters at once) ends, how long its
+/// slaves have to settle with the one master left before the failover
+/// check holds them to everything it holds: the same grace a takeover gets
+/// (`master_crashed` wants a master 5 s old). See doc/PROTOCOL.md, "After a
+/// split brain".
+const SPLIT_GRACE: Duration = Duration::from_secs(5);
+
+/// The same when the split brain ends by a master's death: a slave that
+/// followed it learns of the death only when its session falls silent
+/// (`Settings::dead_after`, 30 s: a host that dies says nothing, and the
+/// master left made no new claim to switch to).
+const SPLIT_GRACE_DEAD: Duration = Duration::from_secs(30 + 5);
+
 /// Longest a node may hold its carp demotion (`CARP_DEMOTE_MAXTIME`),
 /// plus the time the platform takes to carry out the release.
 const DEMOTE_LIMIT: Duration = Duration::from_secs(61);
@@ -115,6 +128,11 @@ pub struct Oracle {
     pub bundle_checks: u64,
     /// Recent (time, position) of each master's delta stream.
     heads: Vec<std::collections::VecDeque<(Instant, sasyncd_core::state::Position)>>,
+    /// Until when failover checks wait after a split brain (see
+    /// [`SPLIT_GRACE`]); pushed on while two carp masters exist.
+    split_settles_at: Option<Instant>,
+    /// Split brains seen (two carp masters at once).
+    pub split_brains: u64,
 }
 
 fn keep_all() -> impl Fn(&sasyncd_core::pfkey::Msg<'_>) -> bool {
@@ -162,6 +180,8 @@ impl Oracle {
             move_checks: 0,
             bundle_checks: 0,
             heads: vec![Default::default(); n],
+            split_settles_at: None,
+            split_brains: 0,
         }
     }
 
@@ -201,10 +221,31 @@ impl Oracle {
 
     /// carp changed node `i`'s link state.
     pub fn carp_changed(&mut self, i: usize, link_state: u8, now: Instant) {
+        let before = self.carp_masters();
         self.master_since[i] = (link_state == LINK_STATE_UP).then_some(now);
         if link_state == LINK_STATE_UP {
             self.follow_due.push((i, now));
         }
+        let after = self.carp_masters();
+        if after >= 2 && before < 2 {
+            self.split_brains += 1;
+        }
+        if before >= 2 || after >= 2 {
+            self.split_settles_at = Some(now.add(SPLIT_GRACE));
+        }
+        // A split brain ends with one master left: for the slaves that
+        // followed the other one it is a takeover, and they follow it
+        // within the same bound (doc/PROTOCOL.md, "Split brain").
+        if before >= 2 && after == 1 {
+            if let Some(m) = self.master_since.iter().position(|m| m.is_some()) {
+                self.follow_due.push((m, now));
+            }
+        }
+    }
+
+    /// How many nodes carp holds MASTER (as reported to the oracle).
+    fn carp_masters(&self) -> usize {
+        self.master_since.iter().filter(|m| m.is_some()).count()
     }
 
     /// The IKE daemon of node `i` moved an SA from identity `old` to `new`
@@ -448,7 +489,9 @@ impl Oracle {
         self.follow_due
             .retain(|&(_, t)| now.since(t) < self.follow_bound);
         for (m, t) in due {
-            let still_master = self.master_since[m] == Some(t)
+            // Master since `t` or before (a split brain that ended at `t`
+            // left it the only one).
+            let still_master = self.master_since[m].is_some_and(|s| s <= t)
                 && w.node_stats(m)
                     .is_some_and(|s| s.run_state == RunState::Master);
             let only_master = (0..w.hosts.len()).filter(|&j| j != m).all(|j| {
@@ -512,8 +555,25 @@ impl Oracle {
     /// master held a round trip before it died; a slave that is to become
     /// master next must not lack any of it. Followers must also have
     /// applied its delta stream up to where it was a second before.
+    ///
+    /// A split brain (two carp masters at once) lets each master hold what
+    /// no slave of the other could have: while it lasts, and for a grace
+    /// after it ends (`SPLIT_GRACE`, `SPLIT_GRACE_DEAD` if a master's
+    /// death ends it), a dying master's SAs are not owed to anyone. The
+    /// promise is the one doc/PROTOCOL.md states: the master left keeps
+    /// its tables, and its slaves hold them once they settle.
     pub fn master_crashed(&mut self, m: usize, w: &World) {
         let now = w.now;
+        let masters = w.carp.masters().len();
+        // Its host goes down: carp reports no transition for it.
+        let since = self.master_since[m].take();
+        if masters >= 2 {
+            self.split_settles_at = Some(now.add(SPLIT_GRACE_DEAD));
+            return;
+        }
+        if self.split_settles_at.is_some_and(|t| now < t) {
+            return;
+        }
         let Some(ms) = w.node_stats(m) else { return };
         let quiet = |t: Option<Instant>| t.is_none_or(|t| now.since(t) > Duration::from_secs(10));
         let edits_repaired = self
@@ -525,7 +585,7 @@ impl Oracle {
             || !edits_repaired
             || w.links.is_split()
             || !quiet(self.disturbed_at)
-            || self.master_since[m].is_none_or(|t| now.since(t) <= Duration::from_secs(5))
+            || since.is_none_or(|t| now.since(t) <= Duration::from_secs(5))
         {
             return;
         }

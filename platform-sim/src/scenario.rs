@@ -60,6 +60,8 @@ pub struct Bugs {
     pub update_always_add: bool,
     /// Snapshots and repairs do not re-group bundles.
     pub no_regroup: bool,
+    /// v2 slaves keep following a split brain's loser once it steps down.
+    pub keep_split_loser: bool,
 }
 
 impl Bugs {
@@ -74,6 +76,7 @@ impl Bugs {
             || self.snapshot_keeps_counters
             || self.update_always_add
             || self.no_regroup
+            || self.keep_split_loser
     }
 }
 
@@ -126,6 +129,48 @@ pub struct Scenario {
 /// `digest_interval`) + its dump and resync (≤ 5 s) + margin.
 pub fn settle_bound(digest_interval: Duration) -> Duration {
     Duration::from_secs(30 + 4 + 5 + 5 + 10) + digest_interval
+}
+
+/// Two or three partitions of `n` nodes into two groups or more, each
+/// healed before the next (most short enough for the sessions to live
+/// through them), then the death of whoever is master 2-20 s after the
+/// last heal: within the last split brain's grace or after it (see
+/// `oracle::SPLIT_GRACE`), when the failover check holds.
+fn split_brain_storm(r: &mut Rng, n: usize, active: Duration) -> Vec<(Duration, Action)> {
+    let ms = Duration::from_millis;
+    let mut script = Vec::new();
+    let mut at = ms(10_000 + r.below(10_000));
+    for _ in 0..2 + r.index(2) {
+        let groups = 2 + r.index(n - 1);
+        let mut order: Vec<usize> = (0..n).collect();
+        for k in (1..n).rev() {
+            order.swap(k, r.index(k + 1));
+        }
+        // The first `groups` nodes found one group each; the rest join any.
+        let mut parts: Vec<Vec<usize>> = order[..groups].iter().map(|&x| vec![x]).collect();
+        for &x in &order[groups..] {
+            let g = r.index(groups);
+            parts[g].push(x);
+        }
+        let longest = if r.chance(0.8) { 20_000 } else { 40_000 };
+        let heal = at + ms(4_000 + r.below(longest));
+        if heal + ms(22_000) > active {
+            break;
+        }
+        script.push((at, Action::Partition(parts)));
+        script.push((heal, Action::Heal));
+        at = heal + ms(3_000 + r.below(12_000));
+    }
+    if let Some(&(last, _)) = script.last() {
+        script.push((
+            last + ms(2_000 + r.below(18_000)),
+            Action::CrashMaster {
+                wipe: false,
+                down_for: ms(2_000 + r.below(10_000)),
+            },
+        ));
+    }
+    script
 }
 
 impl Scenario {
@@ -183,8 +228,22 @@ impl Scenario {
             s.preload = 10_000 + r.index(5_000);
             s.mark_limit = r.chance(0.3).then(|| 1024 + r.index(3072));
         }
+        // Split brains with three or more masters over time: the random
+        // faults cut the cluster in two, once in a while; one v2 seed in
+        // 25 of three nodes or more gets a storm of its own.
+        if !s.legacy && n >= 3 && r.chance(0.04) {
+            s.script.extend(split_brain_storm(&mut r, n, s.active));
+        }
+        // Small mark storage, large tables and lossy queues at once (one
+        // v2 seed in 10 000 by the draws above): one in 500 more. Each is
+        // a few seconds of work, a large share of a swarm's time.
+        if !s.legacy && r.chance(0.002) {
+            s.preload = 10_000 + r.index(5_000);
+            s.mark_limit = Some(1024 + r.index(3072));
+            s.lossy_promisc = true;
+        }
         s.name = format!(
-            "random n={} {} faults/min={} tamper={} lossy={} marks={}{}",
+            "random n={} {} faults/min={} tamper={} lossy={} marks={}{}{}",
             n,
             if s.legacy { "legacy" } else { "v2" },
             s.faults_per_min,
@@ -195,6 +254,11 @@ impl Scenario {
                 format!(" preload={}", s.preload)
             } else {
                 String::new()
+            },
+            if s.script.is_empty() {
+                ""
+            } else {
+                " split-brain-storm"
             }
         );
         s
@@ -236,6 +300,45 @@ impl Scenario {
                 s.script = vec![
                     (secs(20), Action::Partition(vec![vec![0], vec![1, 2]])),
                     (secs(50), Action::Heal),
+                ];
+            }
+            // Split brain, then the winner dies: after the heal (soon
+            // enough for the sessions to live through the partition) carp
+            // keeps n0, n1 steps down, and n2, which followed n1, must
+            // follow n0 and hold all it holds by the time it dies.
+            "split-brain-failover" => {
+                s.script = vec![
+                    (secs(20), Action::Partition(vec![vec![0], vec![1, 2]])),
+                    (secs(32), Action::Heal),
+                    (
+                        secs(60),
+                        Action::CrashMaster {
+                            wipe: false,
+                            down_for: secs(10),
+                        },
+                    ),
+                ];
+            }
+            // Three masters at once, then two, each split brain healed
+            // before the next, and the winner of the last one dies: every
+            // slave ends with the master left, whichever it followed.
+            "split-brain-storm" => {
+                s.nodes = 4;
+                s.script = vec![
+                    (
+                        secs(15),
+                        Action::Partition(vec![vec![0], vec![1], vec![2, 3]]),
+                    ),
+                    (secs(35), Action::Heal),
+                    (secs(45), Action::Partition(vec![vec![0, 3], vec![1, 2]])),
+                    (secs(60), Action::Heal),
+                    (
+                        secs(75),
+                        Action::CrashMaster {
+                            wipe: false,
+                            down_for: secs(10),
+                        },
+                    ),
                 ];
             }
             // Lost promiscuous copies and manual edits, healed by digests.
@@ -331,5 +434,7 @@ impl Scenario {
         "adversary",
         "legacy",
         "failover-under-load",
+        "split-brain-failover",
+        "split-brain-storm",
     ];
 }

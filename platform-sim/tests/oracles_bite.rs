@@ -203,4 +203,28 @@ fn mobike_moves_lost_are_caught_in_both_protocols() {
         "moves lost: caught in v2 {}, in legacy {}",
         seen[0], seen[1]
     );
+/// The failover oracle forgives what a split brain's loser held (see
+/// `SPLIT_GRACE` in oracle.rs) but not what the master left holds: a
+/// slave that stays with the loser once it steps down lacks the winner's
+/// SAs when the winner dies, and the failover check says so.
+#[test]
+fn keeping_a_split_brains_loser_is_caught_by_the_failover_oracle() {
+    for name in ["split-brain-failover", "split-brain-storm"] {
+        let mut sc = Scenario::story(name, 1).expect("the story exists");
+        sc.bugs = Bugs {
+            keep_split_loser: true,
+            ..Bugs::default()
+        };
+        let mut w = World::new(sc, false);
+        w.run();
+        let hit = w
+            .oracle
+            .failures
+            .iter()
+            .map(|f| f.to_string())
+            .find(|f| f.contains("failover: slave"));
+        let what = hit
+            .unwrap_or_else(|| panic!("{name}: no failover failure, only {:?}", w.oracle.failures));
+        assert!(what.contains("lacks what dying master"), "{name}: {what}");
+    }
 }

@@ -149,3 +149,28 @@ fn slaves_follow_a_new_master_within_a_second() {
         }
     }
 }
+
+/// Issue 25's seeds: a failover check during a split brain (9411700), a
+/// slave repairing in batches when its master changed (9436359: large
+/// tables, small mark storage, lossy queues; seconds of work, so only in
+/// optimised builds), a digest of the master left behind (9495407); and
+/// 7105, a split-brain storm whose slave lost a repair with its replaced
+/// connection and must say it is still repairing.
+#[test]
+fn the_seeds_of_issue_25_pass() {
+    let mut seeds = vec![9_411_700, 9_495_407, 7_105];
+    if cfg!(debug_assertions) {
+        eprintln!("skipping seed 9436359 in a debug build (minutes); cargo test --release runs it");
+    } else {
+        seeds.push(9_436_359);
+    }
+    for seed in seeds {
+        let w = run(Scenario::random(seed));
+        assert!(
+            w.oracle.failures.is_empty(),
+            "seed {seed} ({}):{}",
+            w.sc.name,
+            failures(&w)
+        );
+    }
+}

@@ -157,6 +157,25 @@ impl<
     /// [`ask`](Self::ask), returning the connection to close if the
     /// request could not be queued.
     fn ask_step(&mut self, now: Instant, conn: ConnId) -> Option<(ConnId, Option<&'static str>)> {
+        // A digest compared until now speaks for the stream we leave, and
+        // a repair asked on another connection will not come: waiting for
+        // it would skip the new stream's digests until our patience ran
+        // out. Our tables still differ where it would have repaired them,
+        // so we say we are repairing until a digest finds where (at once
+        // if we are resumed across streams, else the next periodic one).
+        // (`follow` cannot see the switch: by the time the new stream
+        // begins, we already follow its connection.)
+        self.compare = None;
+        if self.following.is_none_or(|f| f.conn != conn) {
+            let owed = self.repair_asked.is_some()
+                || super::fingerprint::count(&self.repair_queue) > 0
+                || self.snapshot_in_batches;
+            self.repair_asked = None;
+            self.repair_queue = [0; crate::ctl::BUCKETS / 8];
+            self.repair_fit = 0;
+            self.snapshot_in_batches = false;
+            self.awaiting_digest |= owed;
+        }
         self.following = Some(Follow {
             conn,
             synced: false,

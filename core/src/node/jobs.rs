@@ -501,7 +501,15 @@ impl<
             return;
         }
         self.repair_asked = None;
-        if pos != self.applied || self.incoming.is_some() || !matches!(self.job, Job::None) {
+        // Only the master we follow speaks for our position: in a split
+        // brain the other one digests its own tables, and a match with
+        // those would pass for a match with ours.
+        let followed = self.following.is_some_and(|f| f.conn == conn);
+        if !followed
+            || pos != self.applied
+            || self.incoming.is_some()
+            || !matches!(self.job, Job::None)
+        {
             log::debug!(
                 "digest at {}:{} skipped (we are at {}:{})",
                 pos.epoch,
@@ -565,7 +573,7 @@ impl<
             // their buckets.
             self.stale_retried = true;
             // The second pass finishes a full snapshot: its end, not this
-            // one's, releases the demotion and says "in sync".
+            // one's, completes it and releases the demotion.
             if buckets.is_none() {
                 self.snapshot_in_batches = true;
             }
@@ -685,7 +693,7 @@ impl<
     fn finish_check(
         &mut self,
         _now: Instant,
-        _conn: ConnId,
+        conn: ConnId,
         want: Ctl,
         sa: &MultisetDigest,
         flow: &MultisetDigest,
@@ -706,6 +714,7 @@ impl<
         let whole_ok = sd == sa_digest && fd == flow_digest && sn == sas && fn_ == flows;
         self.last_master_entries = sas.saturating_add(flows);
         self.compare = Some(Compare {
+            conn,
             pos,
             whole_ok,
             partial,
@@ -726,9 +735,14 @@ impl<
         sums: &[u64],
         unknown: u64,
     ) {
+        // Chunks of a digest begun before we switched masters are stale:
+        // counting them could end the repair owed to a resume across
+        // streams, and the new master's first digest would then count its
+        // differences as loss.
+        let followed = self.following.is_some_and(|f| f.conn == conn);
         let Some(mut cmp) = self
             .compare
-            .filter(|c| c.pos == pos && self.sums.pos == pos)
+            .filter(|c| followed && c.conn == conn && c.pos == pos && self.sums.pos == pos)
         else {
             return;
         };

@@ -70,6 +70,9 @@ pub struct PlantedBugs {
     pub update_always_add: bool,
     /// Snapshots and repairs do not re-group bundles.
     pub no_regroup: bool,
+    /// A v2 slave keeps following a master that stepped down (a split
+    /// brain's loser) instead of attaching to the one left.
+    pub keep_split_loser: bool,
 }
 
 /// Where a snapshot (or repair) stands with SA bundles. ADD cannot carry
@@ -124,6 +127,8 @@ impl BucketSums {
 /// A slave comparing the master's bucket sums at `pos` with its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Compare {
+    /// The master whose digest this is: only its chunks count.
+    pub conn: ConnId,
     pub pos: Position,
     /// The whole-table digests agreed.
     pub whole_ok: bool,
@@ -757,8 +762,18 @@ impl<
         self.ike.handle_run_state(change.to);
         if change.from == RunState::Master {
             // Our own IKE daemon wrote to our kernel while we were master:
-            // no master's delta stream describes it any more.
-            self.applied = Position::NONE;
+            // no other master's delta stream describes it. We resume from
+            // our own head, a position no other ring holds, so the next
+            // master resumes us across streams and repairs by bucket what
+            // differs (after a split brain or a preemption, little) rather
+            // than sending every entry again: with a large table and mark
+            // storage too small for it, that is two transfers of the table
+            // (the snapshot, then its sweep in batches).
+            self.applied = if self.legacy {
+                Position::NONE
+            } else {
+                self.ring.position()
+            };
             self.stop_feeds();
             self.job_cancel();
             self.next_digest = None;

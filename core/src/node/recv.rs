@@ -548,7 +548,11 @@ impl<
             // master a moment ago forgot who else is.
             self.send_ctl_or_close(now, conn, &Ctl::State(ours));
         }
-        if s != RunState::Master && self.following.is_some_and(|f| f.conn == conn) {
+        #[cfg(feature = "planted-bugs")]
+        let keep = self.bugs.keep_split_loser;
+        #[cfg(not(feature = "planted-bugs"))]
+        let keep = false;
+        if s != RunState::Master && !keep && self.following.is_some_and(|f| f.conn == conn) {
             self.following = None;
         }
         if !self.legacy

@@ -175,6 +175,7 @@ impl World {
                 snapshot_keeps_counters: b.snapshot_keeps_counters,
                 update_always_add: b.update_always_add,
                 no_regroup: b.no_regroup,
+                keep_split_loser: b.keep_split_loser,
             };
         }
         node.handle_link_state(now, self.carp.link_state(i));
