@@ -121,6 +121,7 @@ fn node_id(cfg: &Config) -> [u8; 16] {
 
 /// Runs the daemon; returns how the process should exit.
 pub fn run(opts: Options) -> ExitCode {
+    sys::close_inherited_fds();
     if let Err(e) = logger::init(Destination::Stderr, opts.verbosity) {
         eprintln!("sasyncd: {e}");
         return ExitCode::from(1);
@@ -327,6 +328,12 @@ fn launch<H: Host>(
             std::process::exit(code);
         }
         ForkResult::Parent { child } => {
+            // [priv] never needs the shared key: its copy is wiped now.
+            let peers = cfg.peers.len();
+            drop(cfg);
+            if let Err(e) = sys::no_core_dumps() {
+                log::warn!("privileged process: cannot disable core dumps: {e}");
+            }
             drop(net_end);
             drop(net);
             drop(listeners);
@@ -347,7 +354,7 @@ fn launch<H: Host>(
                 }
             }
             let chan = PrivChannel::new(priv_end).map_err(|e| err(e.to_string()))?;
-            let exit = Priv::new(host, chan, child, signals, opts.config.clone()).run();
+            let exit = Priv::new(host, chan, child, signals, opts.config.clone(), peers).run();
             let _ = std::fs::remove_file(&opts.control);
             Ok(match exit {
                 PrivExit::Shutdown => {
