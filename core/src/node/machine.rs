@@ -498,7 +498,11 @@ impl<
         }
         for slots in &self.conns {
             for c in slots.iter().flatten() {
-                if matches!(c.phase, Phase::Hello(_) | Phase::Keyed { open: false, .. }) {
+                let legacy_pending =
+                    matches!(c.phase, Phase::Legacy) && !c.outbound && !c.up && !c.alias;
+                if legacy_pending
+                    || matches!(c.phase, Phase::Hello(_) | Phase::Keyed { open: false, .. })
+                {
                     t = earliest(t, Some(c.opened.add(self.settings.handshake_timeout)));
                 }
                 if matches!(c.phase, Phase::Connecting) {
@@ -809,6 +813,10 @@ impl<
         kind: ErrorKind,
         reason: &'static str,
     ) {
+        if !self.vouched(conn) {
+            // Anyone may connect from the peer's address.
+            return;
+        }
         if let Some((p, _)) = self.slot_of(conn) {
             self.peer_error(now, p, kind, reason);
         }

@@ -90,13 +90,17 @@ impl core::fmt::Display for Fatal {
         match self {
             Fatal::Legacy(e) => write!(f, "{e}"),
             Fatal::V2(V2Error::KeyMismatch) => {
-                f.write_str("key confirmation failed: the peer has a different shared key (or the handshake was altered)")
+                f.write_str("key confirmation failed: the peer has a different shared key, or the handshake was altered or replayed")
             }
             Fatal::V2(e) => write!(f, "{e}"),
             Fatal::Queue => f.write_str("cannot queue handshake reply"),
         }
     }
 }
+
+/// Bad legacy frames in a row that end an authenticated connection (an
+/// unauthenticated one ends at the first).
+const MAX_BAD_FRAMES: u8 = 4;
 
 impl<
         C: Crypto + Clone,
@@ -157,6 +161,11 @@ impl<
                     // keep trickling in.
                     if let Some(c) = self.conns[p][s].as_mut() {
                         c.last_rx = now;
+                        c.bad_frames = 0;
+                    }
+                    if self.legacy && !self.legacy_vouched(now, conn) {
+                        input = &[];
+                        break;
                     }
                     let session = self.session_of(conn);
                     match kind {
@@ -166,14 +175,37 @@ impl<
                     }
                 }
                 Step::Dropped(why, kind) => {
-                    self.peer_error(now, p, kind, why);
-                    log::warn!("peer {}: dropped a frame: {}", self.peer_addrs[p], why);
+                    self.conn_error(now, conn, kind, why);
+                    let vouched = self.vouched(conn);
+                    if vouched || self.may_log_noise(now, p) {
+                        log::warn!("peer {}: dropped a frame: {}", self.peer_addrs[p], why);
+                    }
+                    // Legacy drops a bad frame and reads on; a few in a
+                    // row (the first, unauthenticated) end the connection.
+                    let bad = self.conns[p][s].as_mut().map_or(0, |c| {
+                        c.bad_frames = c.bad_frames.saturating_add(1);
+                        c.bad_frames
+                    });
+                    if !vouched || bad >= MAX_BAD_FRAMES {
+                        self.counters.rejected_frames += 1;
+                        self.close_conn(
+                            now,
+                            conn,
+                            Some("closing connection: too many bad frames"),
+                            true,
+                        );
+                        input = &[];
+                        break;
+                    }
                 }
                 Step::Fatal(e) => {
                     let (kind, why) = e.cause();
-                    self.peer_error(now, p, kind, why);
+                    let vouched = self.vouched(conn);
+                    self.conn_error(now, conn, kind, why);
                     self.counters.rejected_frames += 1;
-                    log::warn!("peer {}: closing connection: {}", self.peer_addrs[p], e);
+                    if vouched || self.may_log_noise(now, p) {
+                        log::warn!("peer {}: closing connection: {}", self.peer_addrs[p], e);
+                    }
                     self.close_conn(now, conn, None, true);
                     input = &[];
                     break;
