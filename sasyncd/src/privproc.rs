@@ -84,6 +84,13 @@ impl<H: Host> std::fmt::Debug for Priv<H> {
     }
 }
 
+/// A panic unwinding through [`Priv::run`] still releases our demotion.
+impl<H: Host> Drop for Priv<H> {
+    fn drop(&mut self) {
+        self.release_all();
+    }
+}
+
 impl<H: Host> Priv<H> {
     /// The privileged side of a freshly forked daemon.
     pub fn new(
@@ -389,10 +396,12 @@ impl<H: Host> Priv<H> {
     fn raise(&mut self) -> bool {
         match self.host.demote_counter() {
             Ok(0) => false,
-            Ok(_) => match self.host.demote(1) {
+            Ok(n) => match self.host.demote(1) {
                 Ok(()) => {
                     self.held += 1;
-                    log::info!("carp group demoted until we are in sync");
+                    // What others hold shows here: the boot scripts', or
+                    // that of a sasyncd whose [priv] was killed.
+                    log::info!("carp group demoted until we are in sync (counter {n} before ours)");
                     true
                 }
                 Err(e) => {
@@ -415,7 +424,10 @@ impl<H: Host> Priv<H> {
         match self.host.demote(-1) {
             Ok(()) => {
                 self.held -= 1;
-                log::info!("carp group demotion released");
+                match self.host.demote_counter() {
+                    Ok(n) => log::info!("carp group demotion released (counter now {n})"),
+                    Err(_) => log::info!("carp group demotion released"),
+                }
             }
             Err(e) => log::error!("cannot release our carp demotion: {e}"),
         }

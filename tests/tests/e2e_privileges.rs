@@ -29,7 +29,7 @@ fn root_of(pid: u32) -> PathBuf {
 /// A lone slave (no master anywhere): it holds the carp demotion.
 fn demoted_slave() -> Option<Cluster> {
     if !is_root() {
-        println!("skipped: privilege separation is only in effect as root");
+        eprintln!("skipped: privilege separation is only in effect as root");
         return None;
     }
     let mut c = Cluster::new(2, &[]);
@@ -99,4 +99,94 @@ fn a_killed_privileged_process_takes_the_network_process_down() {
     );
     wait_gone(net, "the network process to exit after its parent");
     c.wait_log(1, &["the privileged process exited; shutting down"]);
+    // Only root may lower the counter: the network process says it could
+    // not, rather than that it released it.
+    c.wait_log(
+        1,
+        &["the privileged process is gone: our carp demotion cannot be released"],
+    );
+    assert_eq!(
+        c.host_status(1, "demote"),
+        "2",
+        "the demotion of a killed [priv] stays"
+    );
+    // A restarted daemon shows the counter it found above its own.
+    c.start(1);
+    c.wait_log(
+        1,
+        &["carp group demoted until we are in sync (counter 2 before ours)"],
+    );
+}
+
+#[test]
+fn inherited_descriptors_do_not_reach_either_process() {
+    // Meaningful as root (the network process drops to nobody); checked
+    // either way.
+    let c = Cluster::new(1, &[]);
+    let secret = c.dir.join("secret");
+    std::fs::write(&secret, "not for the network process").expect("write the secret");
+    let file = std::fs::File::open(&secret).expect("open the secret");
+    let mut cmd = c.command(0, 1);
+    let log = std::fs::File::create(&c.gw[0].log).expect("log file");
+    // SAFETY: dup2(2) between two descriptors we own, before exec.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fd = file.as_raw_fd();
+        cmd.pre_exec(move || {
+            if libc_dup2(fd, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = std::os::unix::process::CommandExt::process_group(&mut cmd, 0)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start sasyncd with descriptor 9 open");
+    let guard = sasyncd_tests::cluster::ChildGuard(child);
+    let daemon = guard.0.id();
+    let mut net = None;
+    for _ in 0..400 {
+        if std::os::unix::net::UnixStream::connect(&c.gw[0].control).is_ok() {
+            net = sasyncd_tests::cluster::children(daemon).first().copied();
+            if net.is_some() {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let net = net.unwrap_or_else(|| panic!("no network process; log:\n{}", c.log(0)));
+    for (who, pid) in [
+        ("the privileged process", daemon),
+        ("the network process", net),
+    ] {
+        for e in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("list descriptors")
+            .flatten()
+        {
+            let target = std::fs::read_link(e.path()).unwrap_or_default();
+            assert_ne!(
+                target,
+                secret,
+                "{who} holds inherited descriptor {:?} to the secret",
+                e.file_name()
+            );
+        }
+    }
+    drop(guard);
+}
+
+/// dup2(2): `to` becomes a copy of `from` (kept open across exec).
+fn libc_dup2(from: i32, to: i32) -> i32 {
+    // SAFETY: both are descriptors the caller owns; the new one is handed
+    // to the program about to be exec'd, so it is not closed here.
+    match unsafe { nix::unistd::dup2_raw(std::os::fd::BorrowedFd::borrow_raw(from), to) } {
+        Ok(fd) => {
+            std::mem::forget(fd);
+            0
+        }
+        Err(_) => -1,
+    }
 }
