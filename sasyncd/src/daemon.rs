@@ -32,8 +32,10 @@ use crate::privproc::{Priv, PrivExit};
 use crate::privsep::{NetChannel, PrivChannel};
 use crate::sys::{self, OsRandom, Signals};
 
-/// The unprivileged user on OpenBSD (the original's).
-pub const DEFAULT_USER: &str = "_isakmpd";
+/// The unprivileged user of the network process: its own, so that no
+/// other daemon's processes (isakmpd's `_isakmpd`, `nobody`) may signal or
+/// trace it. The port creates it.
+pub const DEFAULT_USER: &str = "_sasyncd";
 
 /// The control socket's default path.
 pub const DEFAULT_CONTROL: &str = "/var/run/sasyncd.sock";
@@ -277,6 +279,11 @@ fn launch<H: Host>(
     net: NetKernel,
     confine: Confine,
 ) -> Result<ExitCode, StartError> {
+    if cfg.protocol == sasyncd_core::config::Protocol::Legacy {
+        log::warn!(
+            "protocol legacy: frames have no MAC and no replay protection; anyone on the sync network can replay them (see sasyncd(8))"
+        );
+    }
     if host.pfsync_up() == Some(false) {
         log::warn!(
             "no pfsync interface is up: replay-protected SAs will fail after a failover (see sasyncd(8))"
@@ -381,8 +388,10 @@ fn network(
     jail: Option<PathBuf>,
     pledge: bool,
 ) -> Result<Exit, StartError> {
-    let signals = Signals::install(&[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP])
+    // Stopping and reloading are asked of the privileged process.
+    sys::ignore(&[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP])
         .map_err(|e| err(e.to_string()))?;
+    let signals = Signals::install(&[]).map_err(|e| err(e.to_string()))?;
     let pid = std::process::id();
     let (pfkey, link): (Box<dyn PfkeySocket>, Box<dyn LinkWatch>) = match net {
         NetKernel::Dev(dev) => (

@@ -3,7 +3,7 @@
 //! privileged process keeps root, and each process dies with the other —
 //! the privileged one releasing the carp demotion its child held.
 
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 
 use nix::sys::signal::{kill, Signal};
@@ -115,6 +115,39 @@ fn a_killed_privileged_process_takes_the_network_process_down() {
     c.wait_log(
         1,
         &["carp group demoted until we are in sync (counter 2 before ours)"],
+    );
+}
+
+#[test]
+fn a_process_of_the_network_user_cannot_stop_or_reload_the_daemon() {
+    let Some(mut c) = demoted_slave() else { return };
+    let net = c.net_pid(1).expect("the network process");
+    // What any other process of the unprivileged user may do to it.
+    for sig in ["TERM", "INT", "HUP"] {
+        let st = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(net.to_string())
+            .uid(65534)
+            .gid(65534)
+            .status()
+            .expect("run kill as nobody");
+        assert!(
+            st.success(),
+            "nobody may signal the network process (SIG{sig})"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(
+        c.running(1),
+        "a signal from the network user stopped the daemon:\n{}",
+        c.log(1)
+    );
+    c.ctl(1, &["show"]).expect("the daemon still answers");
+    assert!(!c.log(1).contains("received SIGHUP"), "it reloaded");
+    assert_eq!(
+        c.host_status(1, "demote"),
+        "2",
+        "and still holds its demotion"
     );
 }
 
