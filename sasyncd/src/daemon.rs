@@ -81,8 +81,12 @@ fn err(msg: impl Into<String>) -> StartError {
 
 /// Reads, checks and resolves the configuration and builds a node from it
 /// (throwaway): everything `-n` promises start-up will accept.
-pub fn check(path: &Path) -> Result<Config, StartError> {
-    let mut cfg = conffile::load(path).map_err(|e| err(e.to_string()))?;
+///
+/// Boxed, so that moving it on does not leave copies of the shared key on
+/// the stack (the privileged process inherits the stack and wipes what is
+/// below its frame, not the frames above).
+pub fn check(path: &Path) -> Result<Box<Config>, StartError> {
+    let mut cfg = Box::new(conffile::load(path).map_err(|e| err(e.to_string()))?);
     conffile::resolve_peers(&mut cfg).map_err(|e| err(format!("{}: {e}", path.display())))?;
     // The very node type the daemon runs, so that its capacity (peers)
     // and key rules are the ones checked.
@@ -195,7 +199,7 @@ struct Confine {
     pledge: bool,
 }
 
-fn start(mut opts: Options, cfg: Config, root: bool) -> Result<ExitCode, StartError> {
+fn start(mut opts: Options, cfg: Box<Config>, root: bool) -> Result<ExitCode, StartError> {
     // Detaching changes to "/": keep the paths SIGHUP and exit use valid.
     opts.config = absolute(&opts.config)?;
     opts.control = absolute(&opts.control)?;
@@ -224,7 +228,7 @@ fn absolute(p: &Path) -> Result<PathBuf, StartError> {
 /// here too, and checked, so that a missing carp interface or PF_KEY
 /// support stops start-up with a message on the terminal.
 #[cfg(target_os = "openbsd")]
-fn start_kernel(opts: Options, cfg: Config, root: bool) -> Result<ExitCode, StartError> {
+fn start_kernel(opts: Options, cfg: Box<Config>, root: bool) -> Result<ExitCode, StartError> {
     use crate::kernel::Host;
     use crate::openbsd::{ObsdHost, ObsdLinkWatch, ObsdPfkey};
 
@@ -263,7 +267,7 @@ fn start_kernel(opts: Options, cfg: Config, root: bool) -> Result<ExitCode, Star
 
 /// Not OpenBSD: only development mode has kernel interfaces.
 #[cfg(not(target_os = "openbsd"))]
-fn start_kernel(_opts: Options, _cfg: Config, _root: bool) -> Result<ExitCode, StartError> {
+fn start_kernel(_opts: Options, _cfg: Box<Config>, _root: bool) -> Result<ExitCode, StartError> {
     Err(err(
         "this system has no kernel interfaces for sasyncd (they are OpenBSD's): run in development mode with --dev-host PATH (see README)",
     ))
@@ -273,7 +277,7 @@ fn start_kernel(_opts: Options, _cfg: Config, _root: bool) -> Result<ExitCode, S
 /// process (holding `host`) and the network process.
 fn launch<H: Host>(
     opts: Options,
-    cfg: Config,
+    cfg: Box<Config>,
     root: bool,
     mut host: H,
     net: NetKernel,
@@ -338,6 +342,7 @@ fn launch<H: Host>(
             // [priv] never needs the shared key: its copy is wiped now.
             let peers = cfg.peers.len();
             drop(cfg);
+            sys::wipe_stack();
             if let Err(e) = sys::no_core_dumps() {
                 log::warn!("privileged process: cannot disable core dumps: {e}");
             }
@@ -475,7 +480,7 @@ mod tests {
             user: DEFAULT_USER.to_string(),
             chroot: None,
         };
-        let e = start(opts, cfg, false).unwrap_err();
+        let e = start(opts, Box::new(cfg), false).unwrap_err();
         assert!(e.to_string().contains("--dev-host"), "{e}");
     }
 }

@@ -65,6 +65,8 @@ pub struct Priv<H: Host> {
     raise_asked: bool,
     /// The network process broke the protocol and was killed.
     violated: bool,
+    /// A reload read the file: wipe the stack it used.
+    wipe: bool,
     stopping: Option<Instant>,
     child_done: bool,
     /// pfsync as last found, and when it is to be looked at again.
@@ -114,6 +116,7 @@ impl<H: Host> Priv<H> {
             held: 0,
             raise_asked: false,
             violated: false,
+            wipe: false,
             stopping: None,
             child_done: false,
             pfsync: None,
@@ -148,6 +151,11 @@ impl<H: Host> Priv<H> {
                 log::debug!("channel to the network process: {e}");
             }
             self.reap(false);
+            if std::mem::take(&mut self.wipe) {
+                // A reload parsed the file (shared key included) in frames
+                // below this one.
+                crate::sys::wipe_stack();
+            }
             if Instant::now() >= self.pfsync_due {
                 self.check_pfsync();
             }
@@ -455,6 +463,7 @@ impl<H: Host> Priv<H> {
             self.reload_again = true;
             return;
         }
+        self.wipe = true;
         let path = self.config_path.display().to_string();
         let text = match conffile::read_checked(&self.config_path, &Owners::current()) {
             Ok(t) => t,

@@ -14,7 +14,7 @@ mod title;
 
 pub use daemon::daemonize;
 pub use error::{SysError, Verify};
-pub use harden::{close_inherited_fds, no_core_dumps};
+pub use harden::{close_inherited_fds, no_core_dumps, wipe_stack};
 pub use privdrop::{drop_privileges, lookup_user, Unpriv};
 pub use random::OsRandom;
 pub use signals::{ignore, ignore_sigpipe, Signals};

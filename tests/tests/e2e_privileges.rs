@@ -223,3 +223,64 @@ fn libc_dup2(from: i32, to: i32) -> i32 {
         Err(_) => -1,
     }
 }
+
+/// How many times `needle` is in the writable memory of process `pid`.
+fn in_memory(pid: u32, needle: &[u8]) -> usize {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("read maps");
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("open mem");
+    let mut found = 0;
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if !perms.starts_with("rw") {
+            continue;
+        }
+        let (a, b) = range.split_once('-').expect("a range");
+        let (a, b) = (
+            u64::from_str_radix(a, 16).expect("start"),
+            u64::from_str_radix(b, 16).expect("end"),
+        );
+        let mut buf = vec![0u8; (b - a) as usize];
+        if mem.seek(SeekFrom::Start(a)).is_err() || mem.read_exact(&mut buf).is_err() {
+            continue;
+        }
+        let n = buf.windows(needle.len()).filter(|w| *w == needle).count();
+        if n > 0 {
+            eprintln!("{pid}: {n} in {line}");
+        }
+        found += n;
+    }
+    found
+}
+
+#[test]
+fn the_privileged_process_keeps_no_shared_key_and_no_core_file() {
+    let Some(mut c) = demoted_slave() else { return };
+    // Through a reload too: [priv] parses the file again.
+    c.signal(1, Signal::SIGHUP);
+    c.wait_log(1, &["configuration reloaded"]);
+    let daemon = c.pid(1).expect("the daemon");
+    let key = sasyncd_tests::cluster::KEY.as_bytes();
+    assert_eq!(
+        in_memory(daemon, key),
+        0,
+        "the privileged process holds the shared key"
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{daemon}/limits")).expect("limits");
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .expect("the core limit");
+    assert_eq!(
+        core.split_whitespace().nth(4),
+        Some("0"),
+        "the privileged process may write a core file: {core}"
+    );
+    // The network process needs the key: it is there, so the search works.
+    let net = c.net_pid(1).expect("the network process");
+    assert!(in_memory(net, key) > 0, "the search finds nothing anywhere");
+    let _ = c.running(1);
+}

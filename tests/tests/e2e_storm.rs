@@ -238,7 +238,10 @@ fn legacy_bad_frames_end_the_connection_and_the_log_stays_short() {
     c.start(1);
     c.wait_synced(0, 1);
     // Start-up said what legacy lacks.
-    c.wait_log(1, &["protocol legacy: frames have no MAC and no replay protection"]);
+    c.wait_log(
+        1,
+        &["protocol legacy: frames have no MAC and no replay protection"],
+    );
     let master = c.gw[0].addr;
     let before = lines_about(&c, 1, master);
     // 20 000 frames of the right shape with a wrong hash, on one

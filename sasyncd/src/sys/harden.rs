@@ -49,3 +49,13 @@ pub fn no_core_dumps() -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Zeroes the stack below the caller's frame: what start-up left there
+/// (copies of the configuration, its shared key among them) is not kept
+/// by the privileged process, which never needs it.
+#[inline(never)]
+pub fn wipe_stack() {
+    let mut below = [0u8; 4 << 20];
+    zeroize::Zeroize::zeroize(&mut below[..]);
+    std::hint::black_box(&below);
+}
