@@ -89,7 +89,10 @@ pub fn check(path: &Path) -> Result<Box<Config>, StartError> {
     let mut cfg = Box::new(conffile::load(path).map_err(|e| err(e.to_string()))?);
     conffile::resolve_peers(&mut cfg).map_err(|e| err(format!("{}: {e}", path.display())))?;
     // The very node type the daemon runs, so that its capacity (peers)
-    // and key rules are the ones checked.
+    // and key rules are the ones checked. It is thrown away: what it logs
+    // (a role it would take) is not the daemon's.
+    let level = log::max_level();
+    log::set_max_level(log::LevelFilter::Off);
     let node: Result<DaemonNode, _> = Node::new(
         &cfg,
         Settings::new([0; 16], 0, 0),
@@ -98,6 +101,7 @@ pub fn check(path: &Path) -> Result<Box<Config>, StartError> {
         VecMarks::new(),
         sasyncd_core::time::Instant::ZERO,
     );
+    log::set_max_level(level);
     if let Err(e) = node {
         return Err(err(format!("{}: {e}", path.display())));
     }

@@ -63,6 +63,16 @@ fn check_only_accepts_a_good_file_and_names_the_line_of_a_bad_one() {
         "-n says \"configuration OK\" on stderr, said {:?}",
         good.stderr
     );
+    // A role locked to master: -n checks it, it takes no role.
+    let master = c.dir.join("master.conf");
+    write_private(&master, &format!("{}mode master\n", c.config_text(0, &[1])));
+    let r = check_only(&master);
+    assert_eq!(r.status.code(), Some(0), "stderr: {}", r.stderr);
+    assert_eq!(
+        r.stderr.trim(),
+        "configuration OK",
+        "-n of a mode master file"
+    );
     // A statement that does not exist, on line 3.
     let bad = c.dir.join("bad.conf");
     let text = c.config_text(0, &[1]);
