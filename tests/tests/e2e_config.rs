@@ -320,3 +320,27 @@ fn sigterm_releases_the_start_up_demotion_and_leaves_the_sas() {
     sasyncd_tests::cluster::wait_gone(net, "the network process to be gone");
     c.wait_log(1, &["priv: exiting"]);
 }
+
+#[test]
+fn sigterm_to_both_processes_is_an_orderly_exit_without_an_error_line() {
+    // What `pkill sasyncd` does: both processes get SIGTERM at once.
+    let mut c = Cluster::new(2, &[]);
+    c.start(1);
+    // Up, its signal handlers installed (a signal before that is fatal,
+    // as for any daemon).
+    c.wait_log(1, &["listening on"]);
+    let net = c.net_pid(1).expect("the network process");
+    let daemon = c.pid(1).expect("the daemon");
+    for pid in [net, daemon] {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM)
+            .expect("SIGTERM");
+    }
+    let st = c.wait_exit(1);
+    assert_eq!(st.code(), Some(0), "SIGTERM is an orderly exit: {st}");
+    let log = c.log(1);
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("error:")).collect();
+    assert!(
+        errors.is_empty(),
+        "an orderly stop logged errors: {errors:?}"
+    );
+}
