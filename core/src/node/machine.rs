@@ -813,13 +813,21 @@ impl<
         kind: ErrorKind,
         reason: &'static str,
     ) {
-        if !self.vouched(conn) {
-            // Anyone may connect from the peer's address.
+        let Some((p, _)) = self.slot_of(conn) else {
+            return;
+        };
+        // Anyone may connect from the peer's address: while the peer has
+        // an authenticated session, what fails on a connection it has not
+        // authenticated is not recorded against it (its Last error stays
+        // true). Without one, it is all there is to tell a wrong key by.
+        let up = matches!(
+            self.table.get(PeerIndex(p)).map(|x| x.status()),
+            Some(super::peer_table::ConnStatus::Connected(_))
+        );
+        if up && !self.vouched(conn) {
             return;
         }
-        if let Some((p, _)) = self.slot_of(conn) {
-            self.peer_error(now, p, kind, reason);
-        }
+        self.peer_error(now, p, kind, reason);
     }
 
     /// The peer whose data our kernel queue holds: the master we follow.
