@@ -32,8 +32,10 @@ use crate::privproc::{Priv, PrivExit};
 use crate::privsep::{NetChannel, PrivChannel};
 use crate::sys::{self, OsRandom, Signals};
 
-/// The unprivileged user on OpenBSD (the original's).
-pub const DEFAULT_USER: &str = "_isakmpd";
+/// The unprivileged user of the network process: its own, so that no
+/// other daemon's processes (isakmpd's `_isakmpd`, `nobody`) may signal or
+/// trace it. The port creates it.
+pub const DEFAULT_USER: &str = "_sasyncd";
 
 /// The control socket's default path.
 pub const DEFAULT_CONTROL: &str = "/var/run/sasyncd.sock";
@@ -79,7 +81,11 @@ fn err(msg: impl Into<String>) -> StartError {
 
 /// Reads, checks and resolves the configuration and builds a node from it
 /// (throwaway): everything `-n` promises start-up will accept.
-pub fn check(path: &Path) -> Result<Config, StartError> {
+///
+/// Boxed, so that moving it on does not leave copies of the shared key on
+/// the stack (the privileged process inherits the stack and wipes what is
+/// below its frame, not the frames above).
+pub fn check(path: &Path) -> Result<Box<Config>, StartError> {
     let text = conffile::read_checked(path, &conffile::Owners::current())
         .map_err(|e| err(e.to_string()))?;
     check_text(path, text.as_bytes())
@@ -88,13 +94,17 @@ pub fn check(path: &Path) -> Result<Config, StartError> {
 /// Every check start-up makes on the text of `path`, in one place: `-n`,
 /// start-up and each reload (in the privileged process, which can resolve
 /// names) run exactly this. Errors are `FILE:LINE: message`.
-pub fn check_text(path: &Path, text: &[u8]) -> Result<Config, StartError> {
+pub fn check_text(path: &Path, text: &[u8]) -> Result<Box<Config>, StartError> {
     let name = path.display().to_string();
-    let mut cfg = Config::parse(text).map_err(|e| err(e.display_with(&name).to_string()))?;
+    let mut cfg =
+        Box::new(Config::parse(text).map_err(|e| err(e.display_with(&name).to_string()))?);
     let own = check_listen(path, &cfg)?;
     conffile::resolve_peers(&mut cfg, &own).map_err(|e| err(e.display_with(path)))?;
     // The very node type the daemon runs, so that its capacity (peers)
-    // and key rules are the ones checked.
+    // and key rules are the ones checked. It is thrown away: what it logs
+    // (a role it would take) is not the daemon's.
+    let level = log::max_level();
+    log::set_max_level(log::LevelFilter::Off);
     let node: Result<DaemonNode, _> = Node::new(
         &cfg,
         Settings::new([0; 16], 0, 0),
@@ -103,6 +113,7 @@ pub fn check_text(path: &Path, text: &[u8]) -> Result<Config, StartError> {
         VecMarks::new(),
         sasyncd_core::time::Instant::ZERO,
     );
+    log::set_max_level(level);
     if let Err(e) = node {
         return Err(err(format!("{name}: {e}")));
     }
@@ -177,6 +188,7 @@ fn node_id(cfg: &Config) -> [u8; 16] {
 
 /// Runs the daemon; returns how the process should exit.
 pub fn run(opts: Options) -> ExitCode {
+    sys::close_inherited_fds();
     if let Err(e) = logger::init(Destination::Stderr, opts.verbosity) {
         eprintln!("sasyncd: {e}");
         return ExitCode::from(1);
@@ -248,7 +260,7 @@ struct Confine {
     pledge: bool,
 }
 
-fn start(mut opts: Options, cfg: Config, root: bool) -> Result<ExitCode, StartError> {
+fn start(mut opts: Options, cfg: Box<Config>, root: bool) -> Result<ExitCode, StartError> {
     // Detaching changes to "/": keep the paths SIGHUP and exit use valid.
     opts.config = absolute(&opts.config)?;
     opts.control = absolute(&opts.control)?;
@@ -277,7 +289,7 @@ fn absolute(p: &Path) -> Result<PathBuf, StartError> {
 /// here too, and checked, so that a missing carp interface or PF_KEY
 /// support stops start-up with a message on the terminal.
 #[cfg(target_os = "openbsd")]
-fn start_kernel(opts: Options, cfg: Config, root: bool) -> Result<ExitCode, StartError> {
+fn start_kernel(opts: Options, cfg: Box<Config>, root: bool) -> Result<ExitCode, StartError> {
     use crate::kernel::Host;
     use crate::openbsd::{ObsdHost, ObsdLinkWatch, ObsdPfkey};
 
@@ -316,7 +328,7 @@ fn start_kernel(opts: Options, cfg: Config, root: bool) -> Result<ExitCode, Star
 
 /// Not OpenBSD: only development mode has kernel interfaces.
 #[cfg(not(target_os = "openbsd"))]
-fn start_kernel(_opts: Options, _cfg: Config, _root: bool) -> Result<ExitCode, StartError> {
+fn start_kernel(_opts: Options, _cfg: Box<Config>, _root: bool) -> Result<ExitCode, StartError> {
     Err(err(
         "this system has no kernel interfaces for sasyncd (they are OpenBSD's): run in development mode with --dev-host PATH (see README)",
     ))
@@ -326,12 +338,17 @@ fn start_kernel(_opts: Options, _cfg: Config, _root: bool) -> Result<ExitCode, S
 /// process (holding `host`) and the network process.
 fn launch<H: Host>(
     opts: Options,
-    cfg: Config,
+    cfg: Box<Config>,
     root: bool,
     mut host: H,
     net: NetKernel,
     confine: Confine,
 ) -> Result<ExitCode, StartError> {
+    if cfg.protocol == sasyncd_core::config::Protocol::Legacy {
+        log::warn!(
+            "protocol legacy: frames have no MAC and no replay protection; anyone on the sync network can replay them (see sasyncd(8))"
+        );
+    }
     if host.pfsync_up() == Some(false) {
         log::warn!(
             "no pfsync interface is up: replay-protected SAs will fail after a failover (see sasyncd(8))"
@@ -401,6 +418,13 @@ fn launch<H: Host>(
             std::process::exit(code);
         }
         ForkResult::Parent { child } => {
+            // [priv] never needs the shared key: its copy is wiped now.
+            let peers = cfg.peers.len();
+            drop(cfg);
+            sys::wipe_stack();
+            if let Err(e) = sys::no_core_dumps() {
+                log::warn!("privileged process: cannot disable core dumps: {e}");
+            }
             drop(net_end);
             drop(net);
             drop(listeners);
@@ -421,7 +445,7 @@ fn launch<H: Host>(
                 }
             }
             let chan = PrivChannel::new(priv_end).map_err(|e| err(e.to_string()))?;
-            let privproc = Priv::new(host, chan, child, signals, opts.config.clone());
+            let privproc = Priv::new(host, chan, child, signals, opts.config.clone(), peers);
             // Up; the network process reports for both.
             logger::end_report();
             let exit = privproc.run();
@@ -451,8 +475,10 @@ fn network(
     jail: Option<PathBuf>,
     pledge: bool,
 ) -> Result<Exit, StartError> {
-    let signals = Signals::install(&[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP])
+    // Stopping and reloading are asked of the privileged process.
+    sys::ignore(&[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP])
         .map_err(|e| err(e.to_string()))?;
+    let signals = Signals::install(&[]).map_err(|e| err(e.to_string()))?;
     let pid = std::process::id();
     let (pfkey, link): (Box<dyn PfkeySocket>, Box<dyn LinkWatch>) = match net {
         NetKernel::Dev(dev) => (
@@ -538,7 +564,7 @@ mod tests {
             user: DEFAULT_USER.to_string(),
             chroot: None,
         };
-        let e = start(opts, cfg, false).unwrap_err();
+        let e = start(opts, Box::new(cfg), false).unwrap_err();
         assert!(e.to_string().contains("--dev-host"), "{e}");
     }
 }

@@ -51,7 +51,7 @@ impl AsFd for DevPfkey {
 }
 
 impl PfkeySocket for DevPfkey {
-    fn read_messages(&mut self, out: &mut Vec<Vec<u8>>) -> io::Result<()> {
+    fn read_messages(&mut self, out: &mut Vec<SecretBytes>) -> io::Result<()> {
         loop {
             match self.framer.read_from(&mut self.stream) {
                 Ok(0) => {
@@ -67,7 +67,7 @@ impl PfkeySocket for DevPfkey {
             }
             while let Some(m) = self.framer.next_message() {
                 match m {
-                    Ok(m) => out.push(m),
+                    Ok(m) => out.push(SecretBytes::new(m)),
                     Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
                 }
             }
@@ -78,6 +78,9 @@ impl PfkeySocket for DevPfkey {
         if !self.tx.is_empty() && self.tx.len() + msg.len() > PFKEY_TX_MAX {
             return PfkeyWrite::WouldBlock;
         }
+        // Grown by copying and wiping the old buffer: a message may hold
+        // SA keys.
+        crate::secret::reserve_wiping(&mut self.tx, msg.len());
         self.tx.extend_from_slice(msg);
         PfkeyWrite::Written
     }
@@ -94,6 +97,10 @@ impl PfkeySocket for DevPfkey {
                     // What went out may hold key material.
                     self.tx[..n].fill(0);
                     self.tx.drain(..n);
+                    // The move left copies of the rest past the end.
+                    for b in self.tx.spare_capacity_mut() {
+                        b.write(0);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -18,8 +18,9 @@ use crate::secret::SecretBytes;
 /// The network process's PF_KEY socket.
 pub trait PfkeySocket: AsFd {
     /// Reads what is available and appends every whole PF_KEY message to
-    /// `out`. The end of the socket is an error.
-    fn read_messages(&mut self, out: &mut Vec<Vec<u8>>) -> io::Result<()>;
+    /// `out`, each in a buffer wiped when dropped (they carry SA keys).
+    /// The end of the socket is an error.
+    fn read_messages(&mut self, out: &mut Vec<SecretBytes>) -> io::Result<()>;
     /// Writes one message, or queues it whole to be written when the socket
     /// is writable ([`PfkeyWrite::WouldBlock`] when even that cannot be
     /// done now).

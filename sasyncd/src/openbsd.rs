@@ -38,8 +38,11 @@ impl AsFd for ObsdPfkey {
 }
 
 impl PfkeySocket for ObsdPfkey {
-    fn read_messages(&mut self, out: &mut Vec<Vec<u8>>) -> io::Result<()> {
-        self.0.read_messages(out)
+    fn read_messages(&mut self, out: &mut Vec<crate::secret::SecretBytes>) -> io::Result<()> {
+        let mut got = Vec::new();
+        let r = self.0.read_messages(&mut got);
+        out.extend(got.into_iter().map(crate::secret::SecretBytes::new));
+        r
     }
 
     fn write_message(&mut self, msg: &[u8]) -> PfkeyWrite {
@@ -259,7 +262,7 @@ mod tests {
         k.send(&m).unwrap();
         let mut out = Vec::new();
         s.read_messages(&mut out).unwrap();
-        assert_eq!(out, vec![m.to_vec()]);
+        assert_eq!(out, vec![crate::secret::SecretBytes::from_slice(&m)]);
     }
 
     #[test]

@@ -4,8 +4,14 @@
 //! asks over the channel. It forwards no signals: SIGTERM/SIGINT become a
 //! `Shutdown` message, SIGHUP a new configuration. When the network process
 //! dies, for whatever reason, it releases the demotion it holds.
+//!
+//! The network process faces the network, so every request from it is
+//! treated as hostile: what `[priv]` keeps for it is bounded (one dump per
+//! peer and one for the node's own jobs, one pending reload, one demotion
+//! per life), and a request a sound network process never sends ends it
+//! (and so the daemon) with one log line instead of being served.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -42,12 +48,25 @@ pub struct Priv<H: Host> {
     config_path: PathBuf,
     /// Dumps being streamed: the copy and how far it was sent.
     dumps: BTreeMap<u32, (SecretBytes, usize)>,
-    /// Re-read configurations sent to the network process and not yet
-    /// answered, oldest first (it answers each in order); the host follows
-    /// one once the network process has applied it.
-    pending: VecDeque<Config>,
+    /// Most dumps in flight: the node streams at most one per peer (a
+    /// snapshot) and one of its own (a sweep or check), each table after
+    /// the other. The most peers any configuration had, plus one.
+    max_dumps: usize,
+    /// The re-read configuration sent to the network process and not yet
+    /// answered (its shared key wiped: `[priv]` never needs it); the host
+    /// follows it once the network process has applied it.
+    pending: Option<Config>,
+    /// A reload was asked for while one was pending: re-read once it is
+    /// answered (requests in between coalesce).
+    reload_again: bool,
     /// Demotions we raised and have not released.
     held: u32,
+    /// A raise was asked for in this life (the node asks once).
+    raise_asked: bool,
+    /// The network process broke the protocol and was killed.
+    violated: bool,
+    /// A reload read the file: wipe the stack it used.
+    wipe: bool,
     stopping: Option<Instant>,
     child_done: bool,
     /// pfsync as last found, and when it is to be looked at again.
@@ -67,6 +86,13 @@ impl<H: Host> std::fmt::Debug for Priv<H> {
     }
 }
 
+/// A panic unwinding through [`Priv::run`] still releases our demotion.
+impl<H: Host> Drop for Priv<H> {
+    fn drop(&mut self) {
+        self.release_all();
+    }
+}
+
 impl<H: Host> Priv<H> {
     /// The privileged side of a freshly forked daemon.
     pub fn new(
@@ -75,6 +101,7 @@ impl<H: Host> Priv<H> {
         child: Pid,
         signals: Signals,
         config_path: PathBuf,
+        peers: usize,
     ) -> Priv<H> {
         Priv {
             host,
@@ -83,8 +110,13 @@ impl<H: Host> Priv<H> {
             signals,
             config_path,
             dumps: BTreeMap::new(),
-            pending: VecDeque::new(),
+            max_dumps: peers + 1,
+            pending: None,
+            reload_again: false,
             held: 0,
+            raise_asked: false,
+            violated: false,
+            wipe: false,
             stopping: None,
             child_done: false,
             pfsync: None,
@@ -119,6 +151,11 @@ impl<H: Host> Priv<H> {
                 log::debug!("channel to the network process: {e}");
             }
             self.reap(false);
+            if std::mem::take(&mut self.wipe) {
+                // A reload parsed the file (shared key included) in frames
+                // below this one.
+                crate::sys::wipe_stack();
+            }
             if Instant::now() >= self.pfsync_due {
                 self.check_pfsync();
             }
@@ -171,6 +208,10 @@ impl<H: Host> Priv<H> {
                     log::error!("the network process exited with status {code}");
                 }
             }
+            // We killed it for a violation and said why.
+            Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) if self.violated => {
+                self.child_done = true;
+            }
             Ok(WaitStatus::Signaled(_, sig, _)) => {
                 self.child_done = true;
                 log::error!("the network process was killed by {}", sig.as_str());
@@ -190,45 +231,74 @@ impl<H: Host> Priv<H> {
             }
             Err(e) => log::error!("channel from the network process: {e}"),
         }
-        loop {
+        while !self.violated {
             match self.chan.next_msg() {
                 Ok(Some(m)) => self.handle(m),
                 Ok(None) => break,
                 Err(e) => {
                     // A network process that sends garbage is not trusted
                     // with anything more.
-                    log::error!("bad message from the network process: {e}; stopping it");
-                    let _ = kill(self.child, Signal::SIGTERM);
-                    self.stopping.get_or_insert(Instant::now() + CHILD_GRACE);
-                    break;
+                    self.violation(&format!("sent a bad message: {e}"));
                 }
             }
         }
     }
 
+    /// The network process did what a sound one never does: it is killed
+    /// at once (it may ignore SIGTERM), nothing more it sent is served,
+    /// and the daemon ends. One log line says why.
+    fn violation(&mut self, what: &str) {
+        if self.violated {
+            return;
+        }
+        log::error!("the network process {what}; killing it");
+        self.violated = true;
+        self.dumps.clear();
+        let _ = kill(self.child, Signal::SIGKILL);
+    }
+
+    /// Queues a message; a full queue means the network process stopped
+    /// reading while asking for more, which is a violation, never a
+    /// silently dropped message.
     fn send(&mut self, msg: &ToNet) {
         if let Err(e) = self.chan.queue(msg) {
-            log::error!("cannot queue a message for the network process: {e}");
+            self.violation(&format!("stopped reading its channel ({e})"));
         }
     }
 
     fn handle(&mut self, msg: ToPriv) {
+        if self.violated {
+            return;
+        }
         match msg {
-            ToPriv::DumpStart { dump, table } => match self.host.dump(table) {
-                Ok(buf) => {
-                    self.dumps.insert(dump, (buf, 0));
-                    self.send_batch(dump);
+            ToPriv::DumpStart { dump, table } => {
+                // A reused name restarts that dump.
+                self.dumps.remove(&dump);
+                if self.dumps.len() >= self.max_dumps {
+                    return self.violation(&format!(
+                        "asked for more than {} kernel dumps at once",
+                        self.max_dumps
+                    ));
                 }
-                Err(e) => {
-                    log::warn!("kernel dump failed: {e}");
-                    self.send(&ToNet::DumpEnd { dump, ok: false });
+                match self.host.dump(table) {
+                    Ok(buf) => {
+                        self.dumps.insert(dump, (buf, 0));
+                        self.send_batch(dump);
+                    }
+                    Err(e) => {
+                        log::warn!("kernel dump failed: {e}");
+                        self.send(&ToNet::DumpEnd { dump, ok: false });
+                    }
                 }
-            },
+            }
             ToPriv::DumpMore { dump } => self.send_batch(dump),
             ToPriv::DumpCancel { dump } => {
                 self.dumps.remove(&dump);
             }
             ToPriv::Demote { raise: true } => {
+                if std::mem::replace(&mut self.raise_asked, true) {
+                    return self.violation("asked to raise the carp demotion twice");
+                }
                 let ok = self.raise();
                 self.send(&ToNet::DemoteResult { ok });
             }
@@ -254,16 +324,21 @@ impl<H: Host> Priv<H> {
                 }
             },
             ToPriv::Reload => self.reload(),
-            ToPriv::Reloaded { ok: true, message } => {
-                if let Some(cfg) = self.pending.pop_front() {
+            ToPriv::Reloaded { ok, message } => {
+                let Some(cfg) = self.pending.take() else {
+                    return self.violation("answered a reload that was not sent");
+                };
+                if ok {
+                    self.max_dumps = self.max_dumps.max(cfg.peers.len() + 1);
                     self.host.reconfigure(&cfg);
+                    log::info!("configuration reloaded: {message}");
+                    self.check_pfsync();
+                } else {
+                    log::error!("new configuration not applied, keeping the running one: {message}");
                 }
-                log::info!("configuration reloaded: {message}");
-                self.check_pfsync();
-            }
-            ToPriv::Reloaded { ok: false, message } => {
-                self.pending.pop_front();
-                log::error!("new configuration not applied, keeping the running one: {message}")
+                if std::mem::take(&mut self.reload_again) {
+                    self.reload();
+                }
             }
         }
     }
@@ -313,7 +388,8 @@ impl<H: Host> Priv<H> {
         let done = end >= b.len();
         if !batch.is_empty() {
             if let Err(e) = self.chan.queue_dump_records(dump, batch) {
-                log::error!("cannot queue a message for the network process: {e}");
+                // Asked for more before reading what was sent.
+                return self.violation(&format!("stopped reading its channel ({e})"));
             }
         }
         *at = end;
@@ -328,10 +404,12 @@ impl<H: Host> Priv<H> {
     fn raise(&mut self) -> bool {
         match self.host.demote_counter() {
             Ok(0) => false,
-            Ok(_) => match self.host.demote(1) {
+            Ok(n) => match self.host.demote(1) {
                 Ok(()) => {
                     self.held += 1;
-                    log::info!("carp group demoted until we are in sync");
+                    // What others hold shows here: the boot scripts', or
+                    // that of a sasyncd whose [priv] was killed.
+                    log::info!("carp group demoted until we are in sync (counter {n} before ours)");
                     true
                 }
                 Err(e) => {
@@ -354,7 +432,10 @@ impl<H: Host> Priv<H> {
         match self.host.demote(-1) {
             Ok(()) => {
                 self.held -= 1;
-                log::info!("carp group demotion released");
+                match self.host.demote_counter() {
+                    Ok(n) => log::info!("carp group demotion released (counter now {n})"),
+                    Err(_) => log::info!("carp group demotion released"),
+                }
             }
             Err(e) => log::error!("cannot release our carp demotion: {e}"),
         }
@@ -375,6 +456,14 @@ impl<H: Host> Priv<H> {
     /// to the network process, or keeps the running one and tells the
     /// network process why (whoever asked for the reload is told).
     fn reload(&mut self) {
+        if self.pending.is_some() {
+            if !self.reload_again {
+                log::info!("a reload is in progress; the file is read again once it is done");
+            }
+            self.reload_again = true;
+            return;
+        }
+        self.wipe = true;
         let path = self.config_path.display().to_string();
         let text = match conffile::read_checked(&self.config_path, &Owners::current()) {
             Ok(t) => t,
@@ -386,7 +475,7 @@ impl<H: Host> Priv<H> {
         };
         // Every start-up check, names resolved here as at start-up (the
         // network process has no resolver in its chroot).
-        let cfg = match crate::daemon::check_text(&self.config_path, text.as_bytes()) {
+        let mut cfg = match crate::daemon::check_text(&self.config_path, text.as_bytes()) {
             Ok(cfg) => cfg,
             Err(e) => {
                 let why = e.to_string();
@@ -395,8 +484,10 @@ impl<H: Host> Priv<H> {
                 return;
             }
         };
+        // The network process gets the text; we keep no key.
+        cfg.sharedkey = sasyncd_core::crypto::SecretKey::empty();
         let addrs = cfg.peers.iter().filter_map(|p| p.addr).collect();
-        self.pending.push_back(cfg);
+        self.pending = Some(*cfg);
         log::debug!("{path}: re-read; applying it");
         self.send(&ToNet::PeerAddrs { addrs });
         self.send(&ToNet::Config { text });
@@ -456,32 +547,235 @@ mod tests {
             let (ours, _net) = UnixStream::pair().unwrap();
             let chan = PrivChannel::new(ours).unwrap();
             let signals = Signals::install(&[]).unwrap();
+            // A stand-in network process, for the violation at the end.
+            let mut sleeper = std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap();
             let mut p = Priv::new(
                 FollowingHost::default(),
                 chan,
-                Pid::from_raw(1),
+                Pid::from_raw(sleeper.id() as i32),
                 signals,
                 path.clone(),
+                1,
             );
             write(&conf("carp1"));
             p.reload();
+            assert!(p.pending.as_ref().unwrap().sharedkey.as_bytes().is_empty());
             write(&conf("carp2"));
+            // Pending already: read again once answered, not queued.
             p.reload();
-            // The first is refused, the second applied: only it is followed.
+            p.reload();
+            // The first is refused, which re-reads; the second is applied
+            // and followed.
             p.handle(ToPriv::reloaded(false, "no"));
             assert!(p.host.interfaces.is_empty());
             p.handle(ToPriv::reloaded(true, "yes"));
             assert_eq!(p.host.interfaces, vec![Some("carp2".to_string())]);
-            // An answer with nothing pending changes nothing.
-            p.handle(ToPriv::reloaded(true, "again"));
-            assert_eq!(p.host.interfaces.len(), 1);
+            assert!(p.pending.is_none());
             // A file that does not parse is not sent, so not pending.
             write("interface\n");
             p.reload();
+            assert!(p.pending.is_none());
+            // An answer to nothing is a violation: the process is killed.
             p.handle(ToPriv::reloaded(true, "stray"));
             assert_eq!(p.host.interfaces.len(), 1);
+            assert!(p.violated);
+            let st = sleeper.wait().unwrap();
+            assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9));
             write!(out, "ok").unwrap();
         });
         assert_eq!(out, "ok", "{status:?}");
+    }
+
+    /// What a host saw of the hostile network process.
+    #[derive(Default)]
+    struct Seen {
+        dumps: usize,
+        counter: i32,
+        max_counter: i32,
+    }
+
+    /// A host with a 1 MiB SADB of 8-byte records (four batches) and a demotion counter
+    /// that starts at 2 (the boot scripts demoted the group).
+    struct CountingHost(std::rc::Rc<std::cell::RefCell<Seen>>);
+
+    impl Host for CountingHost {
+        fn dump(&mut self, _: sasyncd_core::node::Table) -> io::Result<SecretBytes> {
+            self.0.borrow_mut().dumps += 1;
+            let mut v = vec![0u8; 1024 * 1024];
+            for r in v.chunks_mut(8) {
+                r[4..6].copy_from_slice(&1u16.to_ne_bytes());
+            }
+            Ok(SecretBytes::new(v))
+        }
+        fn demote_counter(&mut self) -> io::Result<i32> {
+            Ok(self.0.borrow().counter)
+        }
+        fn demote(&mut self, delta: i32) -> io::Result<()> {
+            let mut s = self.0.borrow_mut();
+            s.counter += delta;
+            s.max_counter = s.max_counter.max(s.counter);
+            Ok(())
+        }
+        fn ike(&mut self, _: bool) -> io::Result<()> {
+            Ok(())
+        }
+        fn link_state(&mut self) -> io::Result<u8> {
+            Ok(2)
+        }
+    }
+
+    /// Runs a real `[priv]` against a real hostile network process: a
+    /// forked child that sends `attack` (blocking) and then, if it is
+    /// still alive after `linger`, reports what it received. Returns how
+    /// `[priv]` ended, what the host saw and the child's report.
+    fn hostile(
+        attack: Vec<ToPriv>,
+        read: bool,
+        linger: Duration,
+    ) -> (PrivExit, usize, i32, i32, String) {
+        let (status, out) = in_child(move |out| {
+            let dir = TempDir::new("privproc-hostile");
+            let path = dir.path().join("sasyncd.conf");
+            std::fs::write(&path, conf("carp0")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            let (r, w) = nix::unistd::pipe().unwrap();
+            // SAFETY: the child only writes to sockets and a pipe, then
+            // _exit(2)s.
+            let child = match unsafe { nix::unistd::fork() }.unwrap() {
+                nix::unistd::ForkResult::Child => {
+                    drop(ours);
+                    drop(r);
+                    let mut ch = crate::privsep::NetChannel::new(theirs).unwrap();
+                    for m in &attack {
+                        ch.queue(m).unwrap();
+                        while !ch.flush().unwrap() {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    }
+                    let until = Instant::now() + linger;
+                    let mut configs = 0;
+                    while Instant::now() < until {
+                        if read {
+                            let _ = ch.read_ready();
+                            while let Ok(Some(m)) = ch.next_msg() {
+                                if matches!(m, ToNet::Config { .. }) {
+                                    configs += 1;
+                                }
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    let _ = write!(std::fs::File::from(w), "survived configs={configs}");
+                    // SAFETY: ends the child at once.
+                    unsafe { libc::_exit(0) }
+                }
+                nix::unistd::ForkResult::Parent { child } => child,
+            };
+            drop(theirs);
+            drop(w);
+            let signals = Signals::install(&[Signal::SIGCHLD]).unwrap();
+            let seen = std::rc::Rc::new(std::cell::RefCell::new(Seen {
+                counter: 2,
+                max_counter: 2,
+                ..Seen::default()
+            }));
+            let chan = PrivChannel::new(ours).unwrap();
+            let p = Priv::new(CountingHost(seen.clone()), chan, child, signals, path, 1);
+            let exit = p.run();
+            let mut report = String::new();
+            std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut report).unwrap();
+            let s = seen.borrow();
+            write!(
+                out,
+                "{exit:?}|{}|{}|{}|{report}",
+                s.dumps, s.max_counter, s.counter
+            )
+            .unwrap();
+        });
+        let f: Vec<&str> = out.split('|').collect();
+        assert_eq!(f.len(), 5, "{status:?} {out}");
+        let exit = if f[0] == "Shutdown" {
+            PrivExit::Shutdown
+        } else {
+            PrivExit::ChildDied
+        };
+        (
+            exit,
+            f[1].parse().unwrap(),
+            f[2].parse().unwrap(),
+            f[3].parse().unwrap(),
+            f[4].to_string(),
+        )
+    }
+
+    #[test]
+    fn a_network_process_asking_for_600_dumps_is_killed_at_the_bound() {
+        let attack = (0..600)
+            .map(|dump| ToPriv::DumpStart {
+                dump,
+                table: sasyncd_core::node::Table::Sadb,
+            })
+            .collect();
+        let (exit, dumps, ..) = hostile(attack, false, Duration::from_secs(3));
+        let (exit2, _, _, _, report) = hostile(Vec::new(), false, Duration::ZERO);
+        assert_eq!(exit2, PrivExit::ChildDied);
+        assert!(report.starts_with("survived"), "{report}");
+        // One peer: one snapshot and one job in flight, then the kill.
+        assert_eq!(exit, PrivExit::ChildDied);
+        assert_eq!(dumps, 2, "[priv] took {dumps} kernel dumps for the child");
+    }
+
+    #[test]
+    fn a_restarted_dump_replaces_its_copy() {
+        // The same name again and again is a restart, never a violation.
+        let attack = (0..10)
+            .map(|_| ToPriv::DumpStart {
+                dump: 7,
+                table: sasyncd_core::node::Table::Sadb,
+            })
+            .collect();
+        let (exit, dumps, _, _, report) = hostile(attack, true, Duration::from_millis(500));
+        assert_eq!(exit, PrivExit::ChildDied);
+        assert_eq!(dumps, 10);
+        assert!(report.starts_with("survived"), "{report}");
+    }
+
+    #[test]
+    fn a_network_process_raising_the_demotion_100_times_raises_it_once() {
+        let attack = (0..100).map(|_| ToPriv::Demote { raise: true }).collect();
+        let (exit, _, max, end, report) = hostile(attack, false, Duration::from_secs(3));
+        assert_eq!(exit, PrivExit::ChildDied);
+        assert_eq!(max, 3, "the demotion counter went from 2 to {max}");
+        assert_eq!(end, 2, "the demotion was not released");
+        assert_eq!(report, "", "the network process was not stopped");
+    }
+
+    #[test]
+    fn a_network_process_asking_for_50_reloads_gets_one_pending() {
+        let attack = (0..50).map(|_| ToPriv::Reload).collect();
+        let (exit, _, _, _, report) = hostile(attack, true, Duration::from_secs(1));
+        assert_eq!(exit, PrivExit::ChildDied);
+        assert_eq!(report, "survived configs=1");
+    }
+
+    #[test]
+    fn a_network_process_that_asks_for_batches_without_reading_is_killed() {
+        // The send queue fills (4 MiB): the batches are not dropped
+        // silently, the process that stopped reading is stopped.
+        let mut attack = vec![ToPriv::DumpStart {
+            dump: 1,
+            table: sasyncd_core::node::Table::Sadb,
+        }];
+        attack.extend((0..400).map(|_| ToPriv::DumpStart {
+            dump: 1,
+            table: sasyncd_core::node::Table::Sadb,
+        }));
+        let (exit, _, _, _, report) = hostile(attack, false, Duration::from_secs(3));
+        assert_eq!(exit, PrivExit::ChildDied);
+        assert_eq!(report, "", "the network process was not stopped");
     }
 }

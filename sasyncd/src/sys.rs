@@ -6,6 +6,7 @@
 
 mod daemon;
 mod error;
+mod harden;
 mod privdrop;
 mod random;
 mod signals;
@@ -13,7 +14,8 @@ mod title;
 
 pub use daemon::{daemonize, READY};
 pub use error::{SysError, Verify};
+pub use harden::{close_inherited_fds, no_core_dumps, wipe_stack};
 pub use privdrop::{drop_privileges, lookup_user, Unpriv};
 pub use random::OsRandom;
-pub use signals::{ignore_sigpipe, Signals};
+pub use signals::{ignore, ignore_sigpipe, Signals};
 pub use title::set_process_title;

@@ -63,6 +63,16 @@ fn check_only_accepts_a_good_file_and_names_the_line_of_a_bad_one() {
         "-n says \"configuration OK\" on stderr, said {:?}",
         good.stderr
     );
+    // A role locked to master: -n checks it, it takes no role.
+    let master = c.dir.join("master.conf");
+    write_private(&master, &format!("{}mode master\n", c.config_text(0, &[1])));
+    let r = check_only(&master);
+    assert_eq!(r.status.code(), Some(0), "stderr: {}", r.stderr);
+    assert_eq!(
+        r.stderr.trim(),
+        "configuration OK",
+        "-n of a mode master file"
+    );
     // A statement that does not exist, on line 3.
     let bad = c.dir.join("bad.conf");
     let text = c.config_text(0, &[1]);
@@ -510,4 +520,28 @@ fn detaching_waits_until_up_and_reports_a_later_failure() {
     c.wait("the failed daemon to remove its socket", |c| {
         !c.gw[0].control.exists()
     });
+}
+
+#[test]
+fn sigterm_to_both_processes_is_an_orderly_exit_without_an_error_line() {
+    // What `pkill sasyncd` does: both processes get SIGTERM at once.
+    let mut c = Cluster::new(2, &[]);
+    c.start(1);
+    // Up, its signal handlers installed (a signal before that is fatal,
+    // as for any daemon).
+    c.wait_log(1, &["listening on"]);
+    let net = c.net_pid(1).expect("the network process");
+    let daemon = c.pid(1).expect("the daemon");
+    for pid in [net, daemon] {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM)
+            .expect("SIGTERM");
+    }
+    let st = c.wait_exit(1);
+    assert_eq!(st.code(), Some(0), "SIGTERM is an orderly exit: {st}");
+    let log = c.log(1);
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("error:")).collect();
+    assert!(
+        errors.is_empty(),
+        "an orderly stop logged errors: {errors:?}"
+    );
 }

@@ -242,6 +242,8 @@ pub(super) struct Conn<C: Crypto, const TX: usize> {
     /// When bytes last arrived / were last written (v2 keepalive).
     pub last_rx: Instant,
     pub last_tx: Instant,
+    /// Legacy: bad frames since the last authentic one.
+    pub bad_frames: u8,
 }
 
 impl<C: Crypto, const TX: usize> Conn<C, TX> {
@@ -270,6 +272,7 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
             blocked,
             last_rx,
             last_tx,
+            bad_frames,
         } = self;
         *c_id = id;
         *c_peer = peer;
@@ -292,6 +295,7 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
         *blocked = false;
         *last_rx = now;
         *last_tx = now;
+        *bad_frames = 0;
     }
 
     /// Whether authenticated (or legacy) messages can flow.

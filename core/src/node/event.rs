@@ -92,6 +92,8 @@ pub enum Rejected {
     UnknownPeer(IpAddr),
     /// The node is shutting down.
     ShuttingDown,
+    /// The peer's connection slots hold its session and our own dial.
+    Busy(IpAddr),
 }
 
 impl core::fmt::Display for Rejected {
@@ -101,6 +103,9 @@ impl core::fmt::Display for Rejected {
                 write!(f, "connection from {a} refused: not a configured peer")
             }
             Rejected::ShuttingDown => f.write_str("connection refused: shutting down"),
+            Rejected::Busy(a) => {
+                write!(f, "connection from {a} refused: its peer's slots are busy")
+            }
         }
     }
 }

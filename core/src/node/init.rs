@@ -212,6 +212,7 @@ unsafe fn empty_slot_at<C: Crypto, const TX: usize>(s: *mut Slot<C, TX>) {
         put!(blocked, false);
         put!(last_rx, Instant::ZERO);
         put!(last_tx, Instant::ZERO);
+        put!(bad_frames, 0);
     }
 }
 
@@ -242,6 +243,7 @@ fn every_slot_field<C: Crypto, const TX: usize>(s: &Slot<C, TX>) {
         blocked: _,
         last_rx: _,
         last_tx: _,
+        bad_frames: _,
     } = conn;
 }
 

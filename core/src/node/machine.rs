@@ -533,7 +533,11 @@ impl<
         }
         for slots in &self.conns {
             for c in slots.iter().flatten() {
-                if matches!(c.phase, Phase::Hello(_) | Phase::Keyed { open: false, .. }) {
+                let legacy_pending =
+                    matches!(c.phase, Phase::Legacy) && !c.outbound && !c.up && !c.alias;
+                if legacy_pending
+                    || matches!(c.phase, Phase::Hello(_) | Phase::Keyed { open: false, .. })
+                {
                     t = earliest(t, Some(c.opened.add(self.settings.handshake_timeout)));
                 }
                 if matches!(c.phase, Phase::Connecting) {
@@ -854,9 +858,21 @@ impl<
         kind: ErrorKind,
         reason: &'static str,
     ) {
-        if let Some((p, _)) = self.slot_of(conn) {
-            self.peer_error(now, p, kind, reason);
+        let Some((p, _)) = self.slot_of(conn) else {
+            return;
+        };
+        // Anyone may connect from the peer's address: while the peer has
+        // an authenticated session, what fails on a connection it has not
+        // authenticated is not recorded against it (its Last error stays
+        // true). Without one, it is all there is to tell a wrong key by.
+        let up = matches!(
+            self.table.get(PeerIndex(p)).map(|x| x.status()),
+            Some(super::peer_table::ConnStatus::Connected(_))
+        );
+        if up && !self.vouched(conn) {
+            return;
         }
+        self.peer_error(now, p, kind, reason);
     }
 
     /// The peer whose data our kernel queue holds: the master we follow.

@@ -38,6 +38,7 @@ mod follow;
 pub mod ike;
 mod init;
 mod jobs;
+pub mod log_limit;
 mod machine;
 pub mod marks;
 mod master;

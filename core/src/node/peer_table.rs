@@ -64,6 +64,9 @@ pub struct Peer {
     state: Option<RunState>,
     /// Counters.
     pub stats: PeerStats,
+    /// Budget of log lines unauthenticated connections from its address
+    /// may cause.
+    pub noise: super::log_limit::LogLimit,
 }
 
 impl Peer {
@@ -168,6 +171,7 @@ impl<const P: usize> PeerTable<P> {
             outbound: false,
             state: None,
             stats: PeerStats::default(),
+            noise: Default::default(),
         };
         self.peers.push(peer).map_err(|_| TableError::Full)?;
         Ok(PeerIndex(self.peers.len() - 1))

@@ -99,13 +99,17 @@ impl core::fmt::Display for Fatal {
                 "the peer speaks the legacy protocol; this node speaks v2 (give both the same protocol)",
             ),
             Fatal::V2(V2Error::KeyMismatch) => {
-                f.write_str("key confirmation failed: the peer has a different shared key (or the handshake was altered)")
+                f.write_str("key confirmation failed: the peer has a different shared key, or the handshake was altered or replayed")
             }
             Fatal::V2(e) => write!(f, "{e}"),
             Fatal::Queue => f.write_str("cannot queue handshake reply"),
         }
     }
 }
+
+/// Bad legacy frames in a row that end an authenticated connection (an
+/// unauthenticated one ends at the first).
+const MAX_BAD_FRAMES: u8 = 4;
 
 impl<
         C: Crypto + Clone,
@@ -166,6 +170,11 @@ impl<
                     // keep trickling in.
                     if let Some(c) = self.conns[p][s].as_mut() {
                         c.last_rx = now;
+                        c.bad_frames = 0;
+                    }
+                    if self.legacy && !self.legacy_vouched(now, conn) {
+                        input = &[];
+                        break;
                     }
                     if let Some(x) = self.peer_stats_mut(p) {
                         x.other_protocol = None;
@@ -178,8 +187,28 @@ impl<
                     }
                 }
                 Step::Dropped(why, kind) => {
-                    self.peer_error(now, p, kind, why);
-                    log::warn!("peer {}: dropped a frame: {}", self.peer_addrs[p], why);
+                    self.conn_error(now, conn, kind, why);
+                    let vouched = self.vouched(conn);
+                    if vouched || self.may_log_noise(now, p) {
+                        log::warn!("peer {}: dropped a frame: {}", self.peer_addrs[p], why);
+                    }
+                    // Legacy drops a bad frame and reads on; a few in a
+                    // row (the first, unauthenticated) end the connection.
+                    let bad = self.conns[p][s].as_mut().map_or(0, |c| {
+                        c.bad_frames = c.bad_frames.saturating_add(1);
+                        c.bad_frames
+                    });
+                    if !vouched || bad >= MAX_BAD_FRAMES {
+                        self.counters.rejected_frames += 1;
+                        self.close_conn(
+                            now,
+                            conn,
+                            Some("closing connection: too many bad frames"),
+                            true,
+                        );
+                        input = &[];
+                        break;
+                    }
                 }
                 Step::Fatal(e) => {
                     let (kind, why) = e.cause();
@@ -191,11 +220,12 @@ impl<
                         again = x.other_protocol == Some(why);
                         x.other_protocol = Some(why);
                     }
-                    self.peer_error(now, p, kind, why);
+                    let vouched = self.vouched(conn);
+                    self.conn_error(now, conn, kind, why);
                     self.counters.rejected_frames += 1;
                     if again {
                         log::debug!("peer {}: closing connection: {}", self.peer_addrs[p], e);
-                    } else {
+                    } else if vouched || self.may_log_noise(now, p) {
                         log::warn!("peer {}: closing connection: {}", self.peer_addrs[p], e);
                     }
                     self.close_conn(now, conn, None, true);

@@ -11,6 +11,7 @@ use crate::wire::v2::{ArchTag, Hello, HELLO_LEN};
 
 use super::conn::{Feed, Phase};
 use super::event::{ConnId, DumpOp, Event, Rejected};
+use super::log_limit::Verdict;
 use super::machine::Node;
 use super::machine::REASK;
 use super::marks::MarkStore;
@@ -80,25 +81,39 @@ impl<
             Ok(i) => i,
             Err(_) => {
                 self.counters.rejected_unknown += 1;
-                log::warn!("connection from {remote} refused: not a configured peer");
+                // Anyone can cause this line: debug only, as bgpd does.
+                log::debug!("connection from {remote} refused: not a configured peer");
                 return Err(Rejected::UnknownPeer(remote));
             }
         };
         let p = idx.0;
+        // Anyone can connect from a peer's address: a new connection takes
+        // a free slot or the oldest pending inbound handshake, never an
+        // authenticated session or our own dial. A legacy alias (the
+        // peer's side of a crossed start, only read) may go too: a
+        // restarted legacy peer must find room while our dead session
+        // lingers (legacy has no keepalive).
         let s = match (self.conns[p][0].as_ref(), self.conns[p][1].as_ref()) {
             (None, _) => 0,
             (_, None) => 1,
             (Some(a), Some(b)) => {
-                // Both slots busy: drop the one that is not the current
-                // session (or the older one), as the peer evidently restarted.
-                let a_goes = if a.up != b.up {
-                    b.up
-                } else {
-                    a.opened <= b.opened
+                let pending = |c: &super::conn::Conn<C, TX>| !c.outbound && !c.up;
+                let victim = match (pending(a), pending(b)) {
+                    (true, true) => Some(if a.opened <= b.opened { 0 } else { 1 }),
+                    (true, false) => Some(0),
+                    (false, true) => Some(1),
+                    (false, false) => None,
                 };
-                let victim = if a_goes { 0 } else { 1 };
-                let vid = self.conns[p][victim].as_ref().map(|c| c.id);
-                if let Some(vid) = vid {
+                let Some(victim) = victim else {
+                    if self.may_log_noise(now, p) {
+                        log::info!(
+                            "peer {}: connection refused: a session and our own connection hold its slots",
+                            self.peer_addrs[p]
+                        );
+                    }
+                    return Err(Rejected::Busy(remote));
+                };
+                if let Some(vid) = self.conns[p][victim].as_ref().map(|c| c.id) {
                     self.close_conn(now, vid, None, true);
                 }
                 victim
@@ -107,16 +122,65 @@ impl<
         let id = self.alloc_conn_id();
         let c = self.conns[p][s].open(id, idx, false, self.legacy, now);
         if self.legacy {
+            // Registered as the peer's session only once it delivered an
+            // authentic frame (legacy has no handshake): an unauthenticated
+            // connection must not replace the live one.
             c.phase = Phase::Legacy;
         }
-        log::info!("peer {}: connected (inbound)", self.peer_addrs[p]);
-        if self.legacy {
-            self.session_up(now, id, None);
-        } else {
+        if self.may_log_noise(now, p) {
+            log::info!("peer {}: connected (inbound)", self.peer_addrs[p]);
+        }
+        if !self.legacy {
             self.send_hello(now, id);
         }
         self.flush_parts();
         Ok(id)
+    }
+
+    /// Whether what happens on `conn` can be laid at its peer's door: our
+    /// own dial, or a session that authenticated (legacy: delivered an
+    /// authentic frame). Anything else may be anyone using the peer's
+    /// address, and is not recorded against the peer.
+    pub(super) fn vouched(&self, conn: ConnId) -> bool {
+        self.conn(conn).is_some_and(|c| {
+            c.outbound
+                || c.up
+                || c.alias
+                || matches!(c.phase, super::conn::Phase::Keyed { open: true, .. })
+        })
+    }
+
+    /// Whether a line an unauthenticated connection from peer `p`'s address
+    /// caused may be logged now (see [`super::log_limit`]); says how many
+    /// were suppressed before it.
+    pub(super) fn may_log_noise(&mut self, now: Instant, p: usize) -> bool {
+        let Some(x) = self.table.get_mut(PeerIndex(p)) else {
+            return false;
+        };
+        match x.noise.allow(now) {
+            Verdict::Suppress => false,
+            Verdict::Log(0) => true,
+            Verdict::Log(n) => {
+                log::warn!(
+                    "peer {}: {n} more lines about unauthenticated connections from its address suppressed",
+                    self.peer_addrs[p]
+                );
+                true
+            }
+        }
+    }
+
+    /// A legacy connection from a peer delivered its first authentic
+    /// frame: only now does it become (or join) the peer's session. False
+    /// if it was closed instead.
+    pub(super) fn legacy_vouched(&mut self, now: Instant, conn: ConnId) -> bool {
+        let pending = self
+            .conn(conn)
+            .is_some_and(|c| !c.outbound && !c.up && !c.alias);
+        if pending {
+            self.session_up(now, conn, None);
+        }
+        self.conn(conn).is_some()
     }
 
     /// The platform saw the connection close or fail.
@@ -144,14 +208,32 @@ impl<
                 .table
                 .get(idx)
                 .is_some_and(|x| x.status() == ConnStatus::Disconnected);
-            if !disconnected || self.conn_count(p) > 0 || !self.backoff[p].may_attempt(now) {
+            // Pending inbound handshakes (anyone may open them from the
+            // peer's address) do not hold our dial back: it takes a free
+            // slot or the oldest of them.
+            let held = self.conns[p]
+                .iter()
+                .flatten()
+                .any(|c| c.outbound || c.up || c.alias);
+            if !disconnected || held || !self.backoff[p].may_attempt(now) {
                 continue;
             }
+            let s = match (self.conns[p][0].as_ref(), self.conns[p][1].as_ref()) {
+                (None, _) => 0,
+                (_, None) => 1,
+                (Some(a), Some(b)) => {
+                    let victim = if a.opened <= b.opened { 0 } else { 1 };
+                    if let Some(vid) = [a.id, b.id].get(victim).copied() {
+                        self.close_conn(now, vid, None, true);
+                    }
+                    victim
+                }
+            };
             let id = self.alloc_conn_id();
             if !self.table.handle_connecting(idx, AttemptId(id.0)) {
                 continue;
             }
-            self.conns[p][0].open(id, idx, true, self.legacy, now);
+            self.conns[p][s].open(id, idx, true, self.legacy, now);
             let (addr, port) = match self.table.get(idx) {
                 Some(x) => (x.addr(), x.port()),
                 None => continue,
@@ -211,6 +293,11 @@ impl<
             let (limit, why) = match c.phase {
                 Phase::Connecting => (self.settings.connect_timeout, "connect timed out"),
                 Phase::Hello(_) | Phase::Keyed { open: false, .. } => {
+                    (self.settings.handshake_timeout, "handshake timed out")
+                }
+                // A legacy connection from a peer's address that never
+                // delivered an authentic frame.
+                Phase::Legacy if !c.outbound && !c.up && !c.alias => {
                     (self.settings.handshake_timeout, "handshake timed out")
                 }
                 _ => continue,
@@ -463,8 +550,10 @@ impl<
         if followed {
             self.following = None;
         }
-        if was_current || !gone.up {
+        if was_current || (!gone.up && gone.outbound) {
             // Reconnect after a short pause (a flapping link must not spin).
+            // A failed inbound handshake is not ours: anyone may cause
+            // one, and it must not push our next dial back.
             self.backoff[p].handle_success();
             let r = self.rng.next_u32();
             self.backoff[p].handle_failure(now, r);
@@ -494,9 +583,12 @@ impl<
             outbound: c.outbound,
             alias: c.alias,
         };
+        let vouched = self.vouched(id);
         self.conns[p][s].close();
         if let Some(r) = reason {
-            log::info!("peer {}: {}", self.peer_addrs[p], r);
+            if vouched || self.may_log_noise(now, p) {
+                log::info!("peer {}: {}", self.peer_addrs[p], r);
+            }
         }
         if let Feed::Snapshot { dump, .. } = gone.feed {
             if let Some(x) = self.peer_stats_mut(p) {

@@ -63,6 +63,19 @@ pub enum Request {
     Log(bool),
 }
 
+impl Request {
+    /// The command word of a request that changes something (only root
+    /// may ask for it); `None` for a report.
+    pub fn mutates(&self) -> Option<&'static str> {
+        match self {
+            Request::Show { .. } => None,
+            Request::Resync(_) => Some("resync"),
+            Request::Reload => Some("reload"),
+            Request::Log(_) => Some("log"),
+        }
+    }
+}
+
 /// Why a request line was refused. The reply is `error: ` and this text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestError {
@@ -85,6 +98,9 @@ pub enum RequestError {
     BadAddress(String),
     /// An option given twice.
     Repeated(&'static str),
+    /// A request that changes something, from a client that is not root
+    /// (members of the control group may only look).
+    RootOnly(&'static str),
 }
 
 impl fmt::Display for RequestError {
@@ -101,6 +117,7 @@ impl fmt::Display for RequestError {
             RequestError::Missing(what) => write!(f, "missing {what}"),
             RequestError::BadAddress(w) => write!(f, "not an IP address: {w}"),
             RequestError::Repeated(o) => write!(f, "option {o} given twice"),
+            RequestError::RootOnly(c) => write!(f, "{c}: only root may do this"),
         }
     }
 }

@@ -18,6 +18,10 @@ use super::proto::{encode_error, request_line, Request, RequestError, MAX_REQUES
 /// Most clients served at once; one more is told the daemon is busy.
 pub const MAX_CLIENTS: usize = 16;
 
+/// Of [`MAX_CLIENTS`], how many only root may take: idle clients of the
+/// control group cannot lock root out.
+pub const ROOT_SLOTS: usize = 2;
+
 /// How long a client may take from connecting to reading the whole reply
 /// (a reload answer included).
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,6 +54,10 @@ struct Client {
     reply: Vec<u8>,
     written: usize,
     deadline: Instant,
+    /// The client runs as root or as the user who started the daemon (its
+    /// credentials, from the kernel): it may change things; anyone else
+    /// (a member of the control group) may only look.
+    root: bool,
 }
 
 /// The control socket and its clients.
@@ -62,6 +70,9 @@ pub struct Control {
     listener: UnixListener,
     clients: Vec<Client>,
     next: u64,
+    /// Who started the daemon (root, or the user of a development-mode
+    /// daemon): its clients, and root's, may change things.
+    owner: u32,
 }
 
 /// Why the control socket could not be set up.
@@ -119,17 +130,19 @@ impl Control {
             Ok(_) => return Err(BindError::NotASocket),
             Err(_) => {}
         }
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+        let listener = bind_private(path)?;
+        // Group first, then its access: never open to another group.
         if let Some(gid) = gid {
             nix::unistd::chown(path, None, Some(gid)).map_err(|e| BindError::Io(e.into()))?;
         }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
         listener.set_nonblocking(true)?;
         Ok(Control {
             path: path.to_path_buf(),
             listener,
             clients: Vec::new(),
             next: 0,
+            owner: nix::unistd::geteuid().as_raw(),
         })
     }
 
@@ -159,7 +172,9 @@ impl Control {
             if s.set_nonblocking(true).is_err() {
                 continue;
             }
-            if self.clients.len() >= MAX_CLIENTS {
+            let root = peer_uid(&s).is_some_and(|u| u == 0 || u == self.owner);
+            let others = self.clients.iter().filter(|c| !c.root).count();
+            if self.clients.len() >= MAX_CLIENTS || (!root && others >= MAX_CLIENTS - ROOT_SLOTS) {
                 // A fresh socket's buffer takes a short line at once.
                 let _ = (&s).write(&encode_error("busy: too many control clients"));
                 continue;
@@ -173,6 +188,7 @@ impl Control {
                 reply: Vec::new(),
                 written: 0,
                 deadline: now + CLIENT_TIMEOUT,
+                root,
             });
         }
     }
@@ -208,8 +224,12 @@ impl Control {
                 return None;
             }
         };
+        let root = c.root;
         let got = match request_line(&c.request) {
-            Ok(Some(line)) => Some(Request::parse(line)),
+            Ok(Some(line)) => Some(Request::parse(line).and_then(|r| match r.mutates() {
+                Some(cmd) if !root => Err(RequestError::RootOnly(cmd)),
+                _ => Ok(r),
+            })),
             Ok(None) if eof && c.request.is_empty() => {
                 // Connected and left without a word.
                 self.remove(id);
@@ -334,6 +354,31 @@ impl Control {
     }
 }
 
+/// Binds the socket under umask 0177, as bgpd and iked do: it exists
+/// with mode 0600 from the start, so nobody but root can connect in the
+/// moment before its group and mode are set, whatever umask we were
+/// started with.
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    use nix::sys::stat::{umask, Mode};
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let r = UnixListener::bind(path);
+    umask(old);
+    r
+}
+
+/// The user id of the process at the other end (the kernel's word).
+fn peer_uid(s: &UnixStream) -> Option<u32> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+        getsockopt(s, PeerCredentials).ok().map(|c| c.uid())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        nix::unistd::getpeereid(s).ok().map(|(uid, _)| uid.as_raw())
+    }
+}
+
 fn is_socket(t: &std::fs::FileType) -> bool {
     use std::os::unix::fs::FileTypeExt;
     t.is_socket()
@@ -411,6 +456,21 @@ mod tests {
         assert_eq!(e.to_string(), "no such group: no-such-group-here");
         drop(a);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_socket_is_born_private_whatever_the_umask() {
+        // umask is the process's: change it in a child only.
+        let (status, out) = crate::testutil::in_child(|out| {
+            let dir = dir("umask");
+            let path = dir.join("ctl.sock");
+            nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+            let _l = bind_private(&path).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            let _ = std::fs::remove_dir_all(&dir);
+            write!(out, "{mode:o}").unwrap();
+        });
+        assert_eq!(out, "600", "{status:?}");
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub struct NetIo {
     pub chan: NetChannel,
     pub dumps: Dumps,
     pub later: Vec<Later>,
+    /// The privileged process is gone: nothing we ask of it will be done.
+    pub priv_gone: bool,
     promisc_seq: u32,
 }
 
@@ -89,6 +91,7 @@ impl NetIo {
             pfkey,
             chan,
             dumps: Dumps::default(),
+            priv_gone: false,
             later: Vec::new(),
             promisc_seq: 0,
         }
@@ -193,6 +196,15 @@ impl Platform for NetIo {
     }
 
     fn demote(&mut self, effect: DemoteEffect) -> Option<bool> {
+        if self.priv_gone {
+            // Only root may touch the counter: our demotion outlives us.
+            if effect == DemoteEffect::Release {
+                log::error!(
+                    "the privileged process is gone: our carp demotion cannot be released; the carp group stays demoted until an operator lowers the counter (see sasyncd(8))"
+                );
+            }
+            return None;
+        }
         self.to_priv(ToPriv::Demote {
             raise: effect == DemoteEffect::Raise,
         });

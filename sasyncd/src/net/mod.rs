@@ -455,9 +455,13 @@ impl Net {
         match self.io.chan.read_ready() {
             Ok(ReadStatus::Open) => {}
             Ok(ReadStatus::Eof) => {
+                self.io.priv_gone = true;
                 self.fail("the privileged process exited".to_string());
             }
-            Err(e) => self.fail(format!("privileged process channel: {e}")),
+            Err(e) => {
+                self.io.priv_gone = true;
+                self.fail(format!("privileged process channel: {e}"));
+            }
         }
         loop {
             let msg = match self.io.chan.next_msg() {

@@ -155,6 +155,19 @@ pub fn ignore_sigpipe() -> Result<(), SysError> {
         .map_err(SysError::call("sigaction"))
 }
 
+/// Ignores `signals`. The network process ignores the ones that would
+/// stop or reload the daemon: any process of its unprivileged user may
+/// signal it, while the operator signals the privileged process (the pid
+/// rc.d and `-d` know), which tells it over the channel.
+pub fn ignore(signals: &[Signal]) -> Result<(), SysError> {
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    for &s in signals {
+        // SAFETY: ignoring a signal installs no handler code.
+        unsafe { sigaction(s, &ignore) }.map_err(SysError::call("sigaction"))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
