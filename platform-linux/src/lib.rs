@@ -10,6 +10,8 @@
 //!   the event stream; opened in any network namespace.
 //! * [`mirror`]: one kernel's tables and changes applied to another (a
 //!   slave's snapshot and its live updates).
+//! * [`replay`]: outbound sequence numbers watched (replay events),
+//!   carried, and moved past the last one carried at a takeover.
 //!
 //! # Why XFRM netlink and not PF_KEY, for every job
 //!
@@ -100,6 +102,7 @@
 
 pub mod mirror;
 pub mod nl;
+pub mod replay;
 pub mod rewrite;
 pub mod socket;
 pub mod xfrm;
