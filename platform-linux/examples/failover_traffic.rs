@@ -10,9 +10,10 @@
 //! seconds, and goes on for AFTER_S seconds. Each datagram carries its
 //! number and its send time; the receiver notes what came and when. One
 //! line per direction (`FAILOVER-RESULT`): sent, received, lost, lost
-//! after the failure, the time from the failure to the first datagram
-//! sent after it that arrived (`flow_ms`, or `never`), and the longest
-//! gap between two arrivals.
+//! after the failure, the time from the failure until datagrams arrive
+//! again (ten in a row: `flow_again_ms`, or `never`), the outage (from
+//! the first datagram lost to then), and the longest gap between two
+//! arrivals.
 
 use std::net::UdpSocket;
 use std::os::fd::AsFd;
@@ -83,18 +84,31 @@ fn report(name: &str, sent: &[u64], arr: &[Option<u64>], fail_at: u64) {
         .count();
     // Lost just before the failure too (in flight when it struck).
     let first_lost = sent.iter().zip(arr).position(|(_, a)| a.is_none());
-    let flow = sent
-        .iter()
-        .zip(arr)
-        .filter(|(s, _)| **s >= fail_at)
-        .find_map(|(_, a)| *a)
-        .map(|a| format!("{}", (a.saturating_sub(fail_at)) / 1000))
-        .unwrap_or_else(|| "never".into());
+    // The outage: from the first datagram lost around the failure (sent
+    // up to 200 ms before it: in flight) to the arrival of the first one of
+    // ten in a row that all arrived (flow again, not a stray).
+    let lost_at = (0..sent.len()).find(|&i| sent[i] + 200_000 >= fail_at && arr[i].is_none());
+    let (flow, outage) = match lost_at {
+        None => ("0".to_string(), "0".to_string()),
+        Some(k) => {
+            let back = (k + 1..sent.len()).find(|&i| {
+                let end = (i + 10).min(arr.len());
+                arr[i..end].iter().all(Option::is_some)
+            });
+            match back.and_then(|i| arr[i]) {
+                Some(a) => (
+                    format!("{}", a.saturating_sub(fail_at) / 1000),
+                    format!("{}", a.saturating_sub(sent[k]) / 1000),
+                ),
+                None => ("never".to_string(), "never".to_string()),
+            }
+        }
+    };
     let mut times: Vec<u64> = arr.iter().flatten().copied().collect();
     times.sort_unstable();
     let gap = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0) / 1000;
     println!(
-        "FAILOVER-RESULT {name} sent={} received={received} lost={} lost_after_fail={lost_after} first_lost_seq={} flow_ms={flow} max_gap_ms={gap}",
+        "FAILOVER-RESULT {name} sent={} received={received} lost={} lost_after_fail={lost_after} first_lost_seq={} flow_again_ms={flow} outage_ms={outage} max_gap_ms={gap}",
         sent.len(),
         sent.len() - received,
         first_lost.map_or("none".into(), |s| s.to_string()),
