@@ -6,7 +6,7 @@
 //! failover_traffic NETNS_A ADDR_A:PORT NETNS_B ADDR_B:PORT RATE BEFORE_S AFTER_S FAIL_CMD
 //! ```
 //!
-//! Sends RATE datagrams/s each way, runs `sh -c FAIL_CMD` after BEFORE_S
+//! Sends RATE datagrams/s each way, runs `bash -c FAIL_CMD` after BEFORE_S
 //! seconds, and goes on for AFTER_S seconds. Each datagram carries its
 //! number and its send time; the receiver notes what came and when. One
 //! line per direction (`FAILOVER-RESULT`): sent, received, lost, lost
@@ -130,6 +130,10 @@ fn main() {
     let sa = udp_in(ns_a, addr_a);
     let sb = udp_in(ns_b, addr_b);
     let start = Instant::now();
+    let start_wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64();
     let stop = start + Duration::from_secs(before + after + 2);
     let arr_ab: Arrivals = Arc::new(Mutex::new(vec![None; total]));
     let arr_ba: Arrivals = Arc::new(Mutex::new(vec![None; total]));
@@ -155,11 +159,29 @@ fn main() {
         "FAILOVER-EVENT failure at {} ms: {fail_cmd}",
         fail_at / 1000
     );
-    let st = Command::new("sh").arg("-c").arg(&fail_cmd).status();
+    let st = Command::new("bash").arg("-c").arg(&fail_cmd).status();
     println!(
         "FAILOVER-EVENT failure command done at {} ms: {st:?}",
         start.elapsed().as_millis()
     );
+    // The command may say when the failure really struck (a busy machine
+    // can take seconds to run it): seconds since the epoch in the file
+    // FAILOVER_FAIL_FILE names ($EPOCHREALTIME, written as it struck).
+    let fail_at = match std::env::var("FAILOVER_FAIL_FILE")
+        .ok()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|t| t.trim().parse::<f64>().ok())
+    {
+        Some(t) => {
+            let struck = (t - start_wall) * 1e6;
+            println!(
+                "FAILOVER-EVENT the failure struck at {} ms",
+                struck as u64 / 1000
+            );
+            struck.max(0.0) as u64
+        }
+        None => fail_at,
+    };
     let sent_ab = tx_ab.join().unwrap();
     let sent_ba = tx_ba.join().unwrap();
     rx_a.join().unwrap();
