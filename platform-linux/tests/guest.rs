@@ -815,6 +815,16 @@ fn takeover_moves_an_esn_state_across_32_bits() {
     assert_eq!((ev.counters.oseq, ev.counters.esn), (0x1_0000_00f0, true));
 }
 
+/// CPU time (user and system) the calling thread has used.
+fn thread_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_THREAD is
+    // Linux's, and this file only runs on Linux.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 /// What carrying the numbers costs, both ways, for the crate docs and
 /// BENCHMARKS.md: replay events at the kernel's default threshold (2) and
 /// at this crate's (64) for 2000 packets on one SA; and a periodic read
@@ -835,6 +845,7 @@ fn replay_events_cost_vs_periodic_read() {
         let mut seqs = OutboundSeqs::new();
         let got = stream(&ua, &uc, "192.0.2.2:5202", 2000, Duration::from_secs(3));
         let t = Instant::now();
+        let cpu = thread_cpu();
         let mut bytes = 0;
         let mut n = 0;
         let deadline = Instant::now() + Duration::from_millis(300);
@@ -847,8 +858,9 @@ fn replay_events_cost_vs_periodic_read() {
                 .unwrap();
         }
         let busy = t.elapsed();
+        let cpu = thread_cpu() - cpu;
         println!(
-            "MEASURE replay events, threshold {thr}: {n} events ({bytes} bytes) for 2000 packets sent on one SA ({got} read by the peer's socket), read in {busy:?} wall (incl. 300 ms wait)"
+            "MEASURE replay events, threshold {thr}: {n} events ({bytes} bytes) for 2000 packets sent on one SA ({got} read by the peer's socket), read in {cpu:?} CPU ({busy:?} wall, with a 300 ms wait)"
         );
         // One per `thr` packets out, and a few from the timer and the
         // threshold request itself.
@@ -871,6 +883,7 @@ fn replay_events_cost_vs_periodic_read() {
     let mut sb = b.socket(0);
     let mut recs = Vec::new();
     let t = Instant::now();
+    let cpu = thread_cpu();
     let mut seqs = OutboundSeqs::new();
     sb.dump(msg::GETSA, |m| {
         seqs.handle_message(&m);
@@ -878,8 +891,11 @@ fn replay_events_cost_vs_periodic_read() {
     })
     .unwrap();
     let dump = t.elapsed();
+    let dump_cpu = thread_cpu() - cpu;
+    let dump_bytes: usize = recs.iter().map(Vec::len).sum();
     assert_eq!(seqs.len(), N as usize);
     let t = Instant::now();
+    let cpu = thread_cpu();
     for r in &recs {
         let m = Msg::new(r).unwrap();
         let ans = sb
@@ -890,5 +906,6 @@ fn replay_events_cost_vs_periodic_read() {
             .is_some());
     }
     let getae = t.elapsed();
-    println!("MEASURE periodic read of {N} states: one GETSA dump {dump:?}, {N} GETAE {getae:?} (per period)");
+    let getae_cpu = thread_cpu() - cpu;
+    println!("MEASURE periodic read of {N} states: one GETSA dump {dump:?} ({dump_cpu:?} CPU, {dump_bytes} bytes), {N} GETAE {getae:?} ({getae_cpu:?} CPU) per period");
 }
