@@ -38,8 +38,10 @@
 //!   margin covers it.
 //!
 //! So this crate watches events, with a threshold of [`DEFAULT_THRESHOLD`]
-//! packets and a one-second timer, and a takeover margin of at least
-//! twice the threshold. A full dump at connect time (the snapshot) seeds
+//! packets and an event timer the caller sets (in jiffies: the failover
+//! bench uses 25, 100 ms at Debian's HZ of 250), and a takeover margin of
+//! at least twice the threshold plus what the old master can send in its
+//! last moments (the bench uses 4096). A full dump at connect time (the snapshot) seeds
 //! the numbers; events then keep them.
 
 use std::collections::BTreeMap;
