@@ -10,6 +10,8 @@
 //!   the event stream; opened in any network namespace.
 //! * [`mirror`]: one kernel's tables and changes applied to another (a
 //!   slave's snapshot and its live updates).
+//! * [`replay`]: outbound sequence numbers watched (replay events),
+//!   carried, and moved past the last one carried at a takeover.
 //!
 //! # Why XFRM netlink and not PF_KEY, for every job
 //!
@@ -96,10 +98,22 @@
 //! writer's port; shows a watch that fell behind told so (`ENOBUFS`) and
 //! a snapshot repairing the copy; shows PF_KEY's records without the
 //! marks netlink reports; times the dumps above and a snapshot of 2000
-//! states.
+//! states; shows replay events carrying an outbound state's number with
+//! traffic, a copy at an older number dropped by the peer's anti-replay
+//! window, and the takeover jump ([`replay::takeover`]) making it flow
+//! again (`ip -s xfrm state` shows the new `oseq`; an ESN state crosses
+//! 2^32); measures events against a periodic read.
+//!
+//! The failover bench (`tests/kernel/run --failover`, script
+//! `tests/kernel/failover`) runs keepalived, strongSwan and a numbered
+//! traffic stream in the guest and kills the master: the baseline (the
+//! backup's charon renegotiates) beside the kernel state mirrored by this
+//! crate (examples `failover_mirror`, `failover_traffic`), with and
+//! without the jump.
 
 pub mod mirror;
 pub mod nl;
+pub mod replay;
 pub mod rewrite;
 pub mod socket;
 pub mod xfrm;

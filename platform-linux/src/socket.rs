@@ -241,6 +241,28 @@ impl XfrmSocket {
         }
     }
 
+    /// Sends one request that the kernel answers with a message (`GETSA`,
+    /// `GETAE`, `GETPOLICY` of one object) and returns that message.
+    pub fn query(&mut self, msg: &mut [u8]) -> Result<Vec<u8>, RequestError> {
+        let seq = self.send_msg(msg)?;
+        loop {
+            if !self.recv_datagram(Some(ACK_WAIT))? {
+                return Err(RequestError::Io(io::ErrorKind::TimedOut.into()));
+            }
+            for m in messages(&self.buf) {
+                let m = m.map_err(RequestError::Malformed)?;
+                if m.seq() != seq {
+                    continue;
+                }
+                match m.error() {
+                    Some(0) => continue,
+                    Some(e) => return Err(RequestError::Refused(Errno::from_raw(e))),
+                    None => return Ok(m.bytes().to_vec()),
+                }
+            }
+        }
+    }
+
     /// Takes a full dump of the states (`kind` [`crate::xfrm::msg::GETSA`])
     /// or policies ([`crate::xfrm::msg::GETPOLICY`]), handing each record
     /// (one whole netlink message) to `each` in the kernel's order.

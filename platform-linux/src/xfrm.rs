@@ -42,8 +42,11 @@ pub mod msg {
     pub const FLUSHSA: u16 = 0x1c;
     /// Policies were flushed, or flush them.
     pub const FLUSHPOLICY: u16 = 0x1d;
-    /// Replay and lifetime counters of a state (async events).
+    /// Replay and lifetime counters of a state (async events), or set
+    /// them (with `NLM_F_REPLACE`).
     pub const NEWAE: u16 = 0x1e;
+    /// Read a state's replay and lifetime counters (answered by a `NEWAE`).
+    pub const GETAE: u16 = 0x1f;
 }
 
 /// Attribute types (`XFRMA_*`).
@@ -69,6 +72,11 @@ pub mod attr {
     pub const LTIME_VAL: u16 = 9;
     /// Replay state (`xfrm_replay_state`).
     pub const REPLAY_VAL: u16 = 10;
+    /// Sequence-number distance between two replay events of a state.
+    pub const REPLAY_THRESH: u16 = 11;
+    /// Longest time between two replay events of a state that changed
+    /// (in jiffies when written: `xfrm_update_ae_params` stores it as is).
+    pub const ETIMER_THRESH: u16 = 12;
     /// Care-of address.
     pub const COADDR: u16 = 14;
     /// Last use time of a state (local to one kernel).
@@ -108,6 +116,9 @@ pub mod group {
     pub const SA: u32 = 1 << (3 - 1);
     /// Policy adds, updates, deletes and flushes.
     pub const POLICY: u32 = 1 << (4 - 1);
+    /// Replay-state events (`XFRMNLGRP_AEVENTS`): a state's sequence
+    /// numbers moved by its threshold, or its timer ran with a change.
+    pub const AEVENTS: u32 = 1 << (5 - 1);
 }
 
 /// `IPPROTO_ESP`.

@@ -14,8 +14,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sched::{setns, CloneFlags};
-use sasyncd_linux::mirror::{apply_event, sync_tables, Applied};
+use sasyncd_linux::mirror::{self, apply_event, sync_tables, Applied};
 use sasyncd_linux::nl::Msg;
+use sasyncd_linux::replay::{self, OutboundSeqs};
 use sasyncd_linux::socket::XfrmSocket;
 use sasyncd_linux::xfrm::{group, msg, Mark, PolicyView, SaView};
 
@@ -667,4 +668,244 @@ mod pfkey {
             }
         }
     }
+}
+
+/// `n` datagrams from `from` to `dst`; how many of them `to` received
+/// within `wait` after the last.
+fn stream(from: &UdpSocket, to: &UdpSocket, dst: &str, n: u32, wait: Duration) -> u32 {
+    for i in 0..n {
+        from.send_to(&i.to_be_bytes(), dst).unwrap();
+    }
+    to.set_read_timeout(Some(wait)).unwrap();
+    let mut got = 0;
+    let mut buf = [0u8; 64];
+    while got < n && to.recv_from(&mut buf).is_ok() {
+        got += 1;
+    }
+    got
+}
+
+fn state_get(ns: &Ns, src: &str, dst: &str, spi: &str) -> String {
+    ns.ip(&[
+        "-s", "xfrm", "state", "get", "src", src, "dst", dst, "proto", "esp", "spi", spi,
+    ])
+}
+
+/// Reads replay events from `watch` into `seqs` for up to `wait`; how many came.
+fn read_aevents(watch: &mut XfrmSocket, seqs: &mut OutboundSeqs, wait: Duration) -> usize {
+    let deadline = Instant::now() + wait;
+    let mut n = 0;
+    while Instant::now() < deadline {
+        n += watch
+            .events(Duration::from_millis(100), |m| {
+                assert_eq!(m.kind(), msg::NEWAE, "only replay events on the group");
+                assert!(seqs.handle_message(&m), "a replay event that says nothing");
+            })
+            .unwrap();
+    }
+    n
+}
+
+/// The anti-replay effect issue 21 describes, on a real kernel, and its
+/// cure: replay events carry A's outbound number while it sends; A's
+/// state is then put back to an older copy (what a backup holds); the
+/// peer drops what it sends, as replays; after the takeover jump
+/// `ip -s xfrm state` shows the new oseq and the peer takes the traffic.
+#[test]
+fn replay_events_carry_oseq_and_the_takeover_jump_lets_traffic_through() {
+    if !in_guest("replay_events_carry_oseq_and_the_takeover_jump_lets_traffic_through") {
+        return;
+    }
+    let (a, c) = (Ns::new("ra"), Ns::new("rc"));
+    esp_traffic(&a, &c);
+    let mut sa = a.socket(0);
+    // The backup's copy: A's outbound state as it is now (oseq 3).
+    let mut copy = Vec::new();
+    sa.dump(msg::GETSA, |m| {
+        if SaView::from_new(&m).unwrap().spi() == 0x2001 {
+            copy = m.bytes().to_vec();
+        }
+    })
+    .unwrap();
+    assert!(!copy.is_empty());
+    let key = SaView::from_new(&Msg::new(&copy).unwrap()).unwrap().key();
+
+    let mut watch = a.socket(group::AEVENTS);
+    assert_eq!(replay::set_all_thresholds(&mut sa, 8, 25).unwrap(), 2);
+    let mut seqs = OutboundSeqs::new();
+    let ua = a.udp("192.0.2.1:5101");
+    let uc = c.udp("192.0.2.2:5102");
+    let got = stream(&ua, &uc, "192.0.2.2:5102", 100, Duration::from_secs(2));
+    assert_eq!(got, 100, "traffic through ESP before the failover");
+    let events = read_aevents(&mut watch, &mut seqs, Duration::from_millis(1500));
+    let carried = seqs
+        .last(&key)
+        .expect("a replay event for the outbound state");
+    println!("{events} replay events for 100 packets at threshold 8; carried oseq {carried}");
+    assert!(events >= 100 / 8, "{events} events");
+    // Threshold 8, and the timer (25 jiffies) reports the rest.
+    assert_eq!(carried, 103, "the last number sent (3 + 100)");
+
+    // The failover without the jump: the state goes back to the copy.
+    let m = Msg::new(&copy).unwrap();
+    mirror::write_state(&mut sa, &SaView::from_new(&m).unwrap(), true, true).unwrap();
+    assert!(state_get(&a, "192.0.2.1", "192.0.2.2", "0x2001").contains("oseq 0x3"));
+    let got = stream(&ua, &uc, "192.0.2.2:5102", 20, Duration::from_millis(700));
+    let peer = state_get(&c, "192.0.2.1", "192.0.2.2", "0x2001");
+    println!("without the jump: {got} of 20 through; the peer:\n{peer}");
+    assert_eq!(
+        got, 0,
+        "the peer's anti-replay window drops the copy's packets"
+    );
+    // Numbers 4..23, below the window's bottom (103 - 32): counted by the
+    // peer as outside the replay window.
+    assert!(
+        peer.contains("replay-window 20 "),
+        "dropped by the anti-replay window:\n{peer}"
+    );
+
+    // The takeover: every outbound state past the carried number + 64.
+    let local: [std::net::IpAddr; 1] = ["192.0.2.1".parse().unwrap()];
+    let st = replay::takeover(&mut sa, &seqs, 64, |s| replay::sends_from(s, &local)).unwrap();
+    assert_eq!((st.moved, st.exhausted), (1, 0), "{st:?}");
+    let shown = state_get(&a, "192.0.2.1", "192.0.2.2", "0x2001");
+    assert!(
+        shown.contains(&format!("oseq 0x{:x}", 103 + 64)),
+        "the new oseq:\n{shown}"
+    );
+    // The inbound state (C -> A) is not A's to move.
+    assert!(state_get(&a, "192.0.2.2", "192.0.2.1", "0x2002").contains("oseq 0x0"));
+    let got = stream(&ua, &uc, "192.0.2.2:5102", 20, Duration::from_secs(2));
+    assert_eq!(got, 20, "after the jump the peer takes the traffic");
+}
+
+/// An ESN state: the jump crosses 2^32, and `ip` shows the high half.
+#[test]
+fn takeover_moves_an_esn_state_across_32_bits() {
+    if !in_guest("takeover_moves_an_esn_state_across_32_bits") {
+        return;
+    }
+    let a = Ns::new("re");
+    a.sh(&format!("xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x2101 reqid 22 mode tunnel flag esn replay-window 128 auth-trunc hmac(sha256) {AUTH256} 128 enc cbc(aes) {ENC128}"));
+    let mut sa = a.socket(0);
+    let mut seqs = OutboundSeqs::new();
+    sa.dump(msg::GETSA, |m| {
+        seqs.note(SaView::from_new(&m).unwrap().key(), 0xffff_fff0);
+    })
+    .unwrap();
+    let local: [std::net::IpAddr; 1] = ["192.0.2.1".parse().unwrap()];
+    let st = replay::takeover(&mut sa, &seqs, 0x100, |s| replay::sends_from(s, &local)).unwrap();
+    assert_eq!(st.moved, 1);
+    let shown = state_get(&a, "192.0.2.1", "192.0.2.2", "0x2101");
+    println!("{shown}");
+    assert!(
+        shown.contains("oseq-hi 0x1") && shown.contains("oseq 0xf0"),
+        "ESN oseq 0x1_000000f0:\n{shown}"
+    );
+    // And the tracker reads it back through GETAE.
+    let mut rec = Vec::new();
+    sa.dump(msg::GETSA, |m| rec = m.bytes().to_vec()).unwrap();
+    let m = Msg::new(&rec).unwrap();
+    let ans = sa
+        .query(&mut replay::get_ae(&SaView::from_new(&m).unwrap()))
+        .unwrap();
+    let ev = replay::Aevent::parse(&Msg::new(&ans).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!((ev.counters.oseq, ev.counters.esn), (0x1_0000_00f0, true));
+}
+
+/// CPU time (user and system) the calling thread has used.
+fn thread_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_THREAD is
+    // Linux's, and this file only runs on Linux.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// What carrying the numbers costs, both ways, for the crate docs and
+/// BENCHMARKS.md: replay events at the kernel's default threshold (2) and
+/// at this crate's (64) for 2000 packets on one SA; and a periodic read
+/// of 1000 states by one dump and by 1000 GETAE.
+#[test]
+fn replay_events_cost_vs_periodic_read() {
+    if !in_guest("replay_events_cost_vs_periodic_read") {
+        return;
+    }
+    let (a, c) = (Ns::new("ca"), Ns::new("cc"));
+    esp_traffic(&a, &c);
+    let mut sa = a.socket(0);
+    let ua = a.udp("192.0.2.1:5201");
+    let uc = c.udp("192.0.2.2:5202");
+    for thr in [2u32, replay::DEFAULT_THRESHOLD] {
+        replay::set_all_thresholds(&mut sa, thr, 250).unwrap();
+        let mut watch = a.socket(group::AEVENTS);
+        let mut seqs = OutboundSeqs::new();
+        let got = stream(&ua, &uc, "192.0.2.2:5202", 2000, Duration::from_secs(3));
+        let t = Instant::now();
+        let cpu = thread_cpu();
+        let mut bytes = 0;
+        let mut n = 0;
+        let deadline = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < deadline {
+            n += watch
+                .events(Duration::from_millis(50), |m| {
+                    bytes += m.bytes().len();
+                    seqs.handle_message(&m);
+                })
+                .unwrap();
+        }
+        let busy = t.elapsed();
+        let cpu = thread_cpu() - cpu;
+        println!(
+            "MEASURE replay events, threshold {thr}: {n} events ({bytes} bytes) for 2000 packets sent on one SA ({got} read by the peer's socket), read in {cpu:?} CPU ({busy:?} wall, with a 300 ms wait)"
+        );
+        // One per `thr` packets out, and a few from the timer and the
+        // threshold request itself.
+        assert!(got > 0);
+        assert!(n as u32 >= 2000 / thr / 2, "{n} events for 2000 packets");
+        assert!(n as u32 <= 2000 / thr + 4, "{n} events for 2000 packets");
+    }
+    const N: u32 = 1000;
+    let b = Ns::new("cb");
+    let mut lines = String::new();
+    for i in 0..N {
+        lines.push_str(&format!(
+            "xfrm state add src 192.0.2.1 dst 198.18.{}.{} proto esp spi {} reqid {i} mode tunnel auth-trunc hmac(sha256) {AUTH256} 128 enc cbc(aes) {ENC128}\n",
+            i / 250,
+            i % 250 + 1,
+            0x10000 + i
+        ));
+    }
+    b.batch(&lines);
+    let mut sb = b.socket(0);
+    let mut recs = Vec::new();
+    let t = Instant::now();
+    let cpu = thread_cpu();
+    let mut seqs = OutboundSeqs::new();
+    sb.dump(msg::GETSA, |m| {
+        seqs.handle_message(&m);
+        recs.push(m.bytes().to_vec());
+    })
+    .unwrap();
+    let dump = t.elapsed();
+    let dump_cpu = thread_cpu() - cpu;
+    let dump_bytes: usize = recs.iter().map(Vec::len).sum();
+    assert_eq!(seqs.len(), N as usize);
+    let t = Instant::now();
+    let cpu = thread_cpu();
+    for r in &recs {
+        let m = Msg::new(r).unwrap();
+        let ans = sb
+            .query(&mut replay::get_ae(&SaView::from_new(&m).unwrap()))
+            .unwrap();
+        assert!(replay::Aevent::parse(&Msg::new(&ans).unwrap())
+            .unwrap()
+            .is_some());
+    }
+    let getae = t.elapsed();
+    let getae_cpu = thread_cpu() - cpu;
+    println!("MEASURE periodic read of {N} states: one GETSA dump {dump:?} ({dump_cpu:?} CPU, {dump_bytes} bytes), {N} GETAE {getae:?} ({getae_cpu:?} CPU) per period");
 }
