@@ -361,6 +361,8 @@ fn launch<H: Host>(
         None
     };
     let listeners = sockets::listeners(&cfg.listen).map_err(|e| err(e.to_string()))?;
+    // Held until each process has its own disposition (see `sys::hold`).
+    sys::hold(&sys::STOP_RELOAD).map_err(|e| err(e.to_string()))?;
     // Accepting needs no access to the file: the network process serves
     // it after dropping root; only the group decides who may connect.
     let control = Control::bind(&opts.control, opts.control_group.as_deref())
@@ -438,6 +440,7 @@ fn launch<H: Host>(
                 Signal::SIGCHLD,
             ])
             .map_err(|e| err(e.to_string()))?;
+            sys::release(&sys::STOP_RELOAD).map_err(|e| err(e.to_string()))?;
             if let Some(paths) = &confine.unveils {
                 if let Err(e) = crate::openbsd::confine_priv(paths) {
                     // The network process stops when the channel closes.
@@ -476,8 +479,8 @@ fn network(
     pledge: bool,
 ) -> Result<Exit, StartError> {
     // Stopping and reloading are asked of the privileged process.
-    sys::ignore(&[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP])
-        .map_err(|e| err(e.to_string()))?;
+    sys::ignore(&sys::STOP_RELOAD).map_err(|e| err(e.to_string()))?;
+    sys::release(&sys::STOP_RELOAD).map_err(|e| err(e.to_string()))?;
     let signals = Signals::install(&[]).map_err(|e| err(e.to_string()))?;
     let pid = std::process::id();
     let (pfkey, link): (Box<dyn PfkeySocket>, Box<dyn LinkWatch>) = match net {

@@ -334,7 +334,9 @@ impl<H: Host> Priv<H> {
                     log::info!("configuration reloaded: {message}");
                     self.check_pfsync();
                 } else {
-                    log::error!("new configuration not applied, keeping the running one: {message}");
+                    log::error!(
+                        "new configuration not applied, keeping the running one: {message}"
+                    );
                 }
                 if std::mem::take(&mut self.reload_again) {
                     self.reload();

@@ -17,5 +17,5 @@ pub use error::{SysError, Verify};
 pub use harden::{close_inherited_fds, no_core_dumps, wipe_stack};
 pub use privdrop::{drop_privileges, lookup_user, Unpriv};
 pub use random::OsRandom;
-pub use signals::{ignore, ignore_sigpipe, Signals};
+pub use signals::{hold, ignore, ignore_sigpipe, release, Signals, STOP_RELOAD};
 pub use title::set_process_title;

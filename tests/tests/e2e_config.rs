@@ -545,3 +545,21 @@ fn sigterm_to_both_processes_is_an_orderly_exit_without_an_error_line() {
         "an orderly stop logged errors: {errors:?}"
     );
 }
+
+/// A SIGTERM sent the moment the control socket answers (before either
+/// process has set up its signals) is an orderly stop: exit 0 and the
+/// socket removed, never a daemon killed with its socket left behind.
+#[test]
+fn sigterm_at_once_after_start_is_an_orderly_stop() {
+    let mut c = Cluster::new(1, &[]);
+    for round in 0..10 {
+        c.start(0);
+        c.signal(0, Signal::SIGTERM);
+        let st = c.wait_exit(0);
+        assert_eq!(st.code(), Some(0), "round {round}: {st}");
+        assert!(
+            !c.gw[0].control.exists(),
+            "round {round}: the control socket was removed"
+        );
+    }
+}

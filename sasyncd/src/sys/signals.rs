@@ -168,6 +168,32 @@ pub fn ignore(signals: &[Signal]) -> Result<(), SysError> {
     Ok(())
 }
 
+/// The signals that stop or reload the daemon.
+pub const STOP_RELOAD: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+
+/// Holds `signals` pending instead of acting on them. The daemon holds the
+/// stop and reload signals from before the control socket exists until
+/// each process has its own disposition: a SIGTERM sent as soon as the
+/// socket answers then ends the daemon in order, removing the socket,
+/// instead of killing it with the default action and leaving the socket.
+pub fn hold(signals: &[Signal]) -> Result<(), SysError> {
+    mask(signals, nix::sys::signal::SigmaskHow::SIG_BLOCK)
+}
+
+/// Acts on `signals` again: one held meanwhile is delivered now, to the
+/// handler or disposition installed since.
+pub fn release(signals: &[Signal]) -> Result<(), SysError> {
+    mask(signals, nix::sys::signal::SigmaskHow::SIG_UNBLOCK)
+}
+
+fn mask(signals: &[Signal], how: nix::sys::signal::SigmaskHow) -> Result<(), SysError> {
+    let mut set = SigSet::empty();
+    for &s in signals {
+        set.add(s);
+    }
+    nix::sys::signal::sigprocmask(how, Some(&set), None).map_err(SysError::call("sigprocmask"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +241,13 @@ mod tests {
         let s = Signals::install(&[Signal::SIGUSR2]).unwrap();
         raise(Signal::SIGUSR2).unwrap();
         assert!(readable(&s, 5000));
+        assert_eq!(s.drain(), [Signal::SIGUSR2]);
+        // Held: raised but pending; released: delivered to the handler.
+        hold(&[Signal::SIGUSR2]).unwrap();
+        raise(Signal::SIGUSR2).unwrap();
+        assert!(!readable(&s, 100), "a held signal waits");
+        release(&[Signal::SIGUSR2]).unwrap();
+        assert!(readable(&s, 5000), "released, the held signal is delivered");
         assert_eq!(s.drain(), [Signal::SIGUSR2]);
         drop(s);
         let old = current_action(Signal::SIGHUP);
