@@ -203,6 +203,8 @@ fn mobike_moves_lost_are_caught_in_both_protocols() {
         "moves lost: caught in v2 {}, in legacy {}",
         seen[0], seen[1]
     );
+}
+
 /// The failover oracle forgives what a split brain's loser held (see
 /// `SPLIT_GRACE` in oracle.rs) but not what the master left holds: a
 /// slave that stays with the loser once it steps down lacks the winner's
