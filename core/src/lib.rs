@@ -6,6 +6,8 @@
 #![no_std]
 #![deny(unsafe_code)] // allowed in node::init alone (building a node in place)
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 

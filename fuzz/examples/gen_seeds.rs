@@ -234,7 +234,15 @@ fn main() {
         ("endsnap", Ctl::EndSnap),
         ("ackseq", Ctl::AckSeq(pos)),
         ("resync", Ctl::Resync(Position::NONE)),
-        ("snapbegin", Ctl::SnapBegin { pos, sweep: true }),
+        (
+            "snapbegin",
+            Ctl::SnapBegin {
+                pos,
+                sweep: true,
+                expect: 0,
+                buckets: None,
+            },
+        ),
         ("snapend", Ctl::SnapEnd { pos }),
         (
             "digest",
@@ -244,6 +252,7 @@ fn main() {
                 flows: 4,
                 sa_digest: [0x11; 32],
                 flow_digest: [0x22; 32],
+                partial: false,
             },
         ),
     ];
@@ -425,6 +434,84 @@ fn main() {
         let mut v = vec![CHUNK_SEED];
         v.extend_from_slice(&bytes);
         write("control", name, &v);
+    }
+
+    // Two nodes: a setup byte (bit 0 legacy, bit 1 chunked), then
+    // operations: low nibble the kind, high nibble its variant (see
+    // fuzz_targets/two_nodes.rs): 0 add SA, 1 delete SA, 2 add flow,
+    // 3 delete flow, 4 GETSPI + UPDATE, 5 raw write, 6 time, 7 carp,
+    // 8 link fault, 9 reset/crash.
+    let two_nodes: [(&str, &[u8]); 12] = [
+        (
+            "v2_add_delete",
+            &[
+                0x00, 0x00, 1, 0x10, 2, 0x02, 1, 0x06, 40, 0x01, 1, 0x03, 1, 0x06, 60,
+            ],
+        ),
+        (
+            "v2_flip",
+            &[
+                0x00, 0x00, 1, 0x06, 20, 0x08, 5, 3, 0x10, 2, 0x06, 80, 0x01, 1, 0x06, 200,
+            ],
+        ),
+        (
+            "v2_truncate_from_slave",
+            &[
+                0x00, 0x00, 1, 0x06, 20, 0x58, 9, 2, 0x07, 0, 0x07, 1, 0x06, 120, 0x00, 3, 0x06,
+                100,
+            ],
+        ),
+        (
+            "v2_reorder",
+            &[
+                0x00, 0x00, 1, 0x06, 20, 0x28, 0, 4, 0x00, 2, 0x00, 3, 0x01, 1, 0x06, 150,
+            ],
+        ),
+        (
+            "v2_duplicate",
+            &[0x00, 0x38, 0, 2, 0x00, 1, 0x02, 2, 0x06, 50, 0x06, 200],
+        ),
+        (
+            "v2_failover",
+            &[
+                0x00, 0x00, 1, 0x02, 1, 0x06, 30, 0x07, 0, 0x17, 1, 0x06, 60, 0x00, 4, 0x11, 1,
+                0x06, 60, 0x17, 0, 0x07, 1, 0x06, 90,
+            ],
+        ),
+        (
+            "v2_split_brain",
+            &[
+                0x00, 0x00, 1, 0x06, 30, 0x17, 1, 0x00, 2, 0x06, 40, 0x17, 0, 0x06, 120,
+            ],
+        ),
+        (
+            "v2_crash_restart",
+            &[
+                0x00, 0x00, 1, 0x06, 30, 0x29, 0x00, 2, 0x01, 1, 0x06, 40, 0x29, 0x06, 120, 0x19,
+                0x19, 0x09, 0x06, 100,
+            ],
+        ),
+        (
+            "v2_getspi_update",
+            &[0x00, 0x04, 5, 0x14, 6, 0x06, 40, 0x01, 5, 0x06, 60],
+        ),
+        (
+            "v2_chunked",
+            &[
+                0x02, 0x00, 1, 0x00, 2, 0x02, 3, 0x06, 30, 0x08, 17, 7, 0x06, 120,
+            ],
+        ),
+        (
+            "legacy_basic",
+            &[0x01, 0x00, 1, 0x02, 1, 0x06, 40, 0x01, 1, 0x03, 1, 0x06, 60],
+        ),
+        (
+            "legacy_flip",
+            &[0x01, 0x00, 1, 0x06, 20, 0x08, 5, 1, 0x00, 2, 0x06, 200],
+        ),
+    ];
+    for (name, bytes) in two_nodes {
+        write("two_nodes", name, bytes);
     }
 
     println!("seeds written");

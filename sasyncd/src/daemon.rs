@@ -18,8 +18,8 @@ use nix::sys::signal::Signal;
 use nix::unistd::{fork, ForkResult};
 use sasyncd_core::config::{Config, ListenOn};
 use sasyncd_core::crypto::SoftCrypto;
+use sasyncd_core::node::VecMarks;
 use sasyncd_core::node::{Node, Settings};
-use sasyncd_sim::marks::VecMarks;
 
 use crate::conffile;
 use crate::control::Control;

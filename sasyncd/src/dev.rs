@@ -1,4 +1,5 @@
-//! Development mode: a devhost (`sasyncd-devhost`, from `sasyncd-sim`)
+//! Development mode: a devhost (`sasyncd-devhost`, from `sasyncd-sim`;
+//! its protocol and our client side are `sasyncd-devhost-proto`)
 //! plays the gateway's kernel, carp interface and IKE daemon, so the same
 //! daemon (loop, privilege separation, network code) runs on any host.
 //! The PF_KEY socket speaks real PF_KEY bytes over a unix stream; dumps,
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use sasyncd_core::node::Table;
 use sasyncd_core::platform::PfkeyWrite;
-use sasyncd_sim::devhost::{self, CarpWatch, HostClient, PfkeyFramer};
+use sasyncd_devhost_proto::{self as devhost, CarpWatch, HostClient, PfkeyFramer};
 
 use crate::kernel::{Host, LinkWatch, PfkeySocket};
 use crate::secret::SecretBytes;

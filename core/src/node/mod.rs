@@ -53,6 +53,8 @@ mod scratch;
 mod session;
 pub mod stats;
 pub mod txbuf;
+#[cfg(feature = "alloc")]
+mod vec_marks;
 
 pub use conn::{MIN_TX_BYTES, TX_BYTES};
 pub use demote::DemoteEffect;
@@ -72,6 +74,8 @@ pub use peer_stats::{
 pub use reconfigure::{Reconfigured, RoleChange, SessionReset};
 pub use ring::MIN_RING_BYTES;
 pub use stats::{Counters, NodeStats, PeerView, RingFill, SessionPhase};
+#[cfg(feature = "alloc")]
+pub use vec_marks::VecMarks;
 
 /// A node with default capacities: [`MAX_PEERS`](crate::config::MAX_PEERS)
 /// peers (the limit the configuration parser enforces), a 128 KiB delta ring, 16 KiB

@@ -12,12 +12,35 @@ use std::time::{Duration, Instant};
 use sasyncd_core::pfkey::consts::*;
 use sasyncd_core::pfkey::{promisc_writer_pid, records, sa_key, set_pid_seq, unwrap_promisc, Msg};
 
-use super::client::read_available;
 use super::frame::{frame, read_frame};
 use super::proto::{parse_reply, Role};
 use super::*;
 use crate::errno::Errno;
 use crate::pfmsg::{self, addr_ext, flow_exts, key_ext, sa_ext, spirange_ext};
+
+/// Reads whatever `r` has without blocking past its timeout; used by
+/// tests to show that nothing arrived.
+fn read_available<R: std::io::Read>(r: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                return Ok(out)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
 
 /// A devhost serving in a thread, stopped and cleaned up on drop.
 struct TestHost {

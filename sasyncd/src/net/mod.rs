@@ -16,9 +16,9 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
+use sasyncd_core::node::VecMarks;
 use sasyncd_core::node::{ConnId, DefaultNode, DumpId};
 use sasyncd_core::platform::drive;
-use sasyncd_sim::marks::VecMarks;
 
 use crate::control::{self, ClientId, Control, Request, Status};
 use crate::kernel::LinkWatch;

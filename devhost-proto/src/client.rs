@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use sasyncd_core::node::Table;
 
-use super::frame::{frame, read_frame, FrameBuf};
-use super::proto::{parse_reply, HostRequest, ProtoError, Role, MAX_REPLY};
+use crate::frame::{frame, read_frame, FrameBuf};
+use crate::proto::{parse_reply, HostRequest, ProtoError, Role, MAX_REPLY};
 
 /// How long a blocking call waits for the devhost's answer.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,7 +37,7 @@ fn handshake(path: &Path, role: Role) -> io::Result<UnixStream> {
 /// Opens a PF_KEY socket for the process `pid` (the pid its messages
 /// carry). The stream is blocking, without timeouts; from here on it
 /// carries raw PF_KEY messages both ways (cut them with
-/// [`PfkeyFramer`](super::PfkeyFramer)).
+/// [`PfkeyFramer`](crate::PfkeyFramer)).
 pub fn connect_pfkey(path: &Path, pid: u32) -> io::Result<UnixStream> {
     let s = handshake(path, Role::Pfkey { pid })?;
     s.set_read_timeout(None)?;
@@ -216,30 +216,5 @@ pub fn ctl(path: &Path, command: &str) -> io::Result<Result<String, String>> {
             io::ErrorKind::InvalidData,
             format!("ctl reply is neither ok nor error: {text:?}"),
         )),
-    }
-}
-
-/// Reads whatever `r` has without blocking past its timeout; used by
-/// tests to show that nothing arrived.
-#[cfg(test)]
-pub(super) fn read_available<R: std::io::Read>(r: &mut R) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return Ok(out),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::ConnectionReset
-                ) =>
-            {
-                return Ok(out)
-            }
-            Err(e) => return Err(e),
-        }
     }
 }

@@ -183,8 +183,33 @@ fn msg_len(h: &[u8; HDR_LEN]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pfmsg;
     use sasyncd_core::pfkey::consts::*;
+
+    /// Just enough PF_KEY to frame: the header and opaque extensions (the
+    /// framer reads nothing past `sadb_msg_len`).
+    mod pfmsg {
+        use sasyncd_core::pfkey::consts::{CHUNK, EXT_HDR_LEN, HDR_LEN, PF_KEY_V2};
+
+        pub fn ext(ty: u16, payload: &[u8]) -> Vec<u8> {
+            let n = (EXT_HDR_LEN + payload.len()).div_ceil(CHUNK) * CHUNK;
+            let mut v = ((n / CHUNK) as u16).to_ne_bytes().to_vec();
+            v.extend_from_slice(&ty.to_ne_bytes());
+            v.extend_from_slice(payload);
+            v.resize(n, 0);
+            v
+        }
+
+        pub fn message(ty: u8, satype: u8, seq: u32, pid: u32, exts: &[Vec<u8>]) -> Vec<u8> {
+            let len = HDR_LEN + exts.iter().map(Vec::len).sum::<usize>();
+            let mut v = vec![PF_KEY_V2, ty, 0, satype];
+            v.extend_from_slice(&((len / CHUNK) as u16).to_ne_bytes());
+            v.extend_from_slice(&[0, 0]);
+            v.extend_from_slice(&seq.to_ne_bytes());
+            v.extend_from_slice(&pid.to_ne_bytes());
+            exts.iter().for_each(|e| v.extend_from_slice(e));
+            v
+        }
+    }
 
     fn msgs() -> Vec<Vec<u8>> {
         vec![
@@ -195,8 +220,8 @@ mod tests {
                 2,
                 42,
                 &[
-                    pfmsg::sa_ext(SADB_EXT_SA, 0x1234, 1, 0, 0, 0),
-                    pfmsg::addr_ext(SADB_EXT_ADDRESS_DST, [192, 0, 2, 1].into(), 0),
+                    pfmsg::ext(SADB_EXT_SA, &[0x12, 0x34, 0, 0, 64, 1, 0, 0, 0, 0, 0, 0]),
+                    pfmsg::ext(SADB_EXT_ADDRESS_DST, &[0; 20]),
                 ],
             ),
         ]

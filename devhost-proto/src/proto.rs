@@ -1,7 +1,7 @@
 //! The typed payloads of the devhost protocol: the hello that names a
 //! connection's role, the host role's requests, and the status byte that
-//! starts every reply. Layouts are in the module documentation of
-//! [`super`]; integers are big-endian.
+//! starts every reply. Layouts are in the crate documentation; integers
+//! are big-endian.
 
 use core::fmt;
 

@@ -4,7 +4,7 @@
 
 use std::io::{self, Read};
 
-use super::proto::ProtoError;
+use crate::proto::ProtoError;
 
 /// Bytes of the length prefix.
 pub const LEN_BYTES: usize = 4;
