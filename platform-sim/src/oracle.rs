@@ -230,13 +230,19 @@ impl Oracle {
         if after >= 2 && before < 2 {
             self.split_brains += 1;
         }
-        if before >= 2 || after >= 2 {
+        // A death during the split brain keeps its longer grace.
+        let dead_grace = self
+            .split_settles_at
+            .is_some_and(|t| t > now.add(SPLIT_GRACE));
+        if (before >= 2 || after >= 2) && !dead_grace {
             self.split_settles_at = Some(now.add(SPLIT_GRACE));
         }
         // A split brain ends with one master left: for the slaves that
         // followed the other one it is a takeover, and they follow it
-        // within the same bound (doc/PROTOCOL.md, "Split brain").
-        if before >= 2 && after == 1 {
+        // within the same bound (doc/PROTOCOL.md, "Split brain") -- unless
+        // a master died in it: a slave may attach to the dead one, the
+        // newest claimant it knows, until its session falls silent.
+        if before >= 2 && after == 1 && !dead_grace {
             if let Some(m) = self.master_since.iter().position(|m| m.is_some()) {
                 self.follow_due.push((m, now));
             }
