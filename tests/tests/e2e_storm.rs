@@ -76,6 +76,11 @@ impl Storm {
     }
 
     /// Still storming.
+    /// Connections made so far.
+    fn made(&self) -> usize {
+        self.made.load(Ordering::Relaxed)
+    }
+
     fn running(&self) -> bool {
         self.threads.iter().any(|t| !t.is_finished())
     }
@@ -150,6 +155,11 @@ fn a_v2_session_forms_during_a_storm_from_the_peers_address() {
         });
         std::thread::sleep(Duration::from_millis(500));
     }
+    // On a loaded machine the checks above take less time than the storm
+    // needs for its count: it goes on, and the session must stay up.
+    c.wait("the storm to make 1000 connections", |_| {
+        storm.made() > 1000
+    });
     assert!(storm.running(), "the storm ended before the test did");
     assert_eq!(c.peer_view(0, slave)["connected"], "true");
     let (made, _) = storm.stop();
@@ -188,6 +198,7 @@ fn a_live_legacy_session_survives_a_storm_from_the_masters_address() {
     let master = c.gw[0].addr;
     let before = lines_about(&c, 1, master);
     let sessions = c.peer_count(1, master, "sessions");
+    let reconnects = c.peer_count(1, master, "reconnects");
     // 20 connections a second "from the master" to the slave: half send
     // nothing, and every one is held for a while (bad legacy frames are
     // in `legacy_bad_frames_end_the_connection`).
@@ -214,10 +225,18 @@ fn a_live_legacy_session_survives_a_storm_from_the_masters_address() {
     assert!(storm.running(), "the storm ended before the test did");
     let (made, _) = storm.stop();
     assert!(made > 40, "the storm made only {made} connections");
+    // Both sides dial: a crossing may settle on the other direction's
+    // connection after the sync (one more session, not a reconnect). A
+    // spoofed connection that replaced the session would be a reconnect,
+    // and 20 a second would be many sessions.
     assert_eq!(
-        c.peer_count(1, master, "sessions"),
-        sessions,
+        c.peer_count(1, master, "reconnects"),
+        reconnects,
         "a spoofed connection replaced the live legacy session"
+    );
+    assert!(
+        c.peer_count(1, master, "sessions") <= sessions + 1,
+        "spoofed connections replaced the live legacy session"
     );
     let lines = lines_about(&c, 1, master) - before;
     assert!(
