@@ -500,8 +500,13 @@ impl<
                 if from_master && !we_master && self.may_follow(conn) {
                     // Not where we asked to resume (another master's stream,
                     // or one that moved past what its ring holds): the first
-                    // digest repairs what differs.
-                    if self.applied != Position::NONE && self.applied != pos {
+                    // digest repairs what differs. So does a snapshot cut
+                    // short: we asked to resume before its beginning
+                    // reached us, and the master answered the ask; our
+                    // tables hold part of it and nothing was swept, so the
+                    // repair it replaced is still owed (seed 389565788).
+                    let cut_short = self.incoming.is_some();
+                    if cut_short || (self.applied != Position::NONE && self.applied != pos) {
                         self.resumed_across = true;
                         self.awaiting_digest = true;
                     }
