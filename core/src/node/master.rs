@@ -133,10 +133,16 @@ impl<
             return;
         }
         // An UPDATE (a MOBIKE move) of an SA we lack: a snapshot that
-        // already had it moved, or one a resume's repair brings at its
-        // current content.
+        // already had it moved, or a repair still on its way. The moved
+        // SA's new identity may lie in a bucket that repair does not ask
+        // for, so a repair is owed until the master's next digest finds
+        // what differs (we report ourselves repairing meanwhile).
         if msg_type == SADB_UPDATE && errno == ESRCH {
             log::debug!("pfkey UPDATE of an SA we do not hold (ESRCH)");
+            if !self.legacy {
+                self.resumed_across = true;
+                self.awaiting_digest = true;
+            }
             return;
         }
         if msg_type == SADB_ADD && errno == EEXIST {
