@@ -557,3 +557,165 @@ fn crossed_start_with_an_openbsd_slave() {
         })));
     }
 }
+
+/// Issue 19, defect 4. The original master sends its kernel's dump records
+/// as they are, only their type set to ADD (§11.5): X_COUNTER, X_REPLAY,
+/// X_LIFETIME_LASTUSE, X_MTU and a bundle's X_SA2 trio stay in, and an
+/// OpenBSD kernel refuses each of them on ADD (EINVAL at the parser, EPERM
+/// when it answers the writer). It also forwards its IKE daemon's UPDATEs
+/// unchanged (§11.3), which complete a larval SA the slave never had. Our
+/// slave must get all of it into its kernel, which keeps OpenBSD's rules.
+#[test]
+fn slave_writes_an_openbsd_masters_raw_records_as_its_kernel_accepts() {
+    use sasyncd_core::pfkey::{records, SaKey};
+    use sasyncd_sim::kernel::Kernel;
+    use sasyncd_sim::pfmsg::{addr_ext, message, proto_ext, sa_ext};
+
+    const C_PID: u32 = 4242;
+    let (a, b) = (ip("192.0.2.1"), ip("198.51.100.9"));
+    let key = |satype, spi| SaKey {
+        satype,
+        spi,
+        dst: b,
+        rdomain: 0,
+    };
+
+    // The original master's kernel: an SA that carried traffic and learnt
+    // its path MTU, an IPcomp+ESP bundle and a flow, written by its IKE
+    // daemon.
+    let mut k = Kernel::new(Rng::new(19));
+    let mut seq = 0;
+    let ipcomp = message(
+        SADB_ADD,
+        SADB_X_SATYPE_IPCOMP,
+        0,
+        0,
+        &[
+            sa_ext(SADB_EXT_SA, 0x300, SADB_SASTATE_MATURE, 0, 2, 0),
+            addr_ext(SADB_EXT_ADDRESS_SRC, a, 0),
+            addr_ext(SADB_EXT_ADDRESS_DST, b, 0),
+        ],
+    );
+    let group = message(
+        SADB_X_GRPSPIS,
+        SADB_X_SATYPE_IPCOMP,
+        0,
+        0,
+        &[
+            sa_ext(SADB_EXT_SA, 0x300, SADB_SASTATE_MATURE, 0, 0, 0),
+            addr_ext(SADB_EXT_ADDRESS_DST, b, 0),
+            sa_ext(SADB_X_EXT_SA2, 0x6002, SADB_SASTATE_MATURE, 0, 0, 0),
+            addr_ext(SADB_X_EXT_DST2, b, 0),
+            proto_ext(SADB_X_EXT_SATYPE2, SADB_SATYPE_ESP, 0),
+        ],
+    );
+    for m in [
+        esp_add(0x6001, a, b),
+        ipcomp,
+        esp_add(0x6002, a, b),
+        group,
+        flow(a, b),
+    ] {
+        seq += 1;
+        let mut m = m;
+        set_pid_seq(&mut m, IKE_PID, seq);
+        k.write(&m, IKE_PID)
+            .unwrap_or_else(|e| panic!("{e:?} for {m:?}"));
+    }
+    for _ in 0..40 {
+        k.traffic();
+    }
+    assert!(k.set_mtu(&key(SADB_SATYPE_ESP, 0x6001), 1400));
+    let sadb = k.sadb_dump(0);
+    let spd = k.spd_dump();
+    // The records hold what the kernel refuses on ADD, or this test would
+    // prove nothing.
+    let has = |ext| records(&sadb).any(|r| r.unwrap().find(ext).is_some());
+    for ext in [
+        SADB_X_EXT_COUNTER,
+        SADB_X_EXT_REPLAY,
+        SADB_X_EXT_LIFETIME_LASTUSE,
+        SADB_X_EXT_MTU,
+        SADB_X_EXT_SA2,
+        SADB_X_EXT_DST2,
+        SADB_X_EXT_SATYPE2,
+    ] {
+        assert!(has(ext), "no dump record carries extension {ext}");
+    }
+
+    let mut w = TestWorld::new(vec![config(0, 2, "mode slave\nprotocol legacy")]);
+    w.run_for(100);
+    let x = w.ext_connect(0, addr(1)).unwrap();
+    let mut c = OpenBsd::new(x);
+    c.ctl(&mut w, Ctl::State(RunState::Master));
+    w.run_for(100);
+    c.recv(&mut w);
+
+    // The snapshot as §11.5 sends it: FLUSH, SA records as ADD, SPD records
+    // as X_ADDFLOW, ENDSNAP.
+    let mut flush = vec![0u8; 16];
+    sasyncd_core::pfkey::build_flush(0, seq, C_PID, &mut flush).unwrap();
+    c.pfkey(&mut w, &flush, seq);
+    for (dump, ty) in [(&sadb, SADB_ADD), (&spd, SADB_X_ADDFLOW)] {
+        for r in records(dump) {
+            let mut m = r.unwrap().bytes().to_vec();
+            m[1] = ty;
+            seq += 1;
+            c.pfkey(&mut w, &m, seq);
+        }
+    }
+    c.ctl(&mut w, Ctl::EndSnap);
+    w.run_for(200);
+    assert!(
+        w.nodes[0].refused.is_empty(),
+        "the slave's kernel refused: {:?}",
+        w.nodes[0].refused
+    );
+    assert_eq!(
+        (w.nodes[0].kernel.sa_count(), w.nodes[0].kernel.flow_count()),
+        (3, 1)
+    );
+
+    // Live: the IKE daemon reserves an SPI and completes it. The original
+    // skips the GETSPI and forwards the UPDATE's promiscuous copy as is.
+    k.set_promisc(C_PID, true);
+    for m in [getspi(a, b, 0x7000, 0x7000), esp_update(0x7000, a, b)] {
+        seq += 1;
+        let mut m = m;
+        set_pid_seq(&mut m, IKE_PID, seq);
+        k.write(&m, IKE_PID).unwrap();
+    }
+    let mut forwarded = 0;
+    while let Some(p) = k.read_promisc(C_PID) {
+        let inner = p[16..].to_vec();
+        if inner[1] == SADB_GETSPI {
+            continue;
+        }
+        seq += 1;
+        c.pfkey(&mut w, &inner, seq);
+        forwarded += 1;
+    }
+    assert_eq!(forwarded, 1, "the UPDATE");
+    w.run_for(200);
+    assert!(
+        w.nodes[0].refused.is_empty(),
+        "the slave's kernel refused: {:?}",
+        w.nodes[0].refused
+    );
+    assert_eq!(
+        w.nodes[0].kernel.sa_state(&key(SADB_SATYPE_ESP, 0x7000)),
+        Some(SADB_SASTATE_MATURE)
+    );
+    // The master's SAs, keys included, are the slave's.
+    for (satype, spi) in [
+        (SADB_SATYPE_ESP, 0x6001),
+        (SADB_X_SATYPE_IPCOMP, 0x300),
+        (SADB_SATYPE_ESP, 0x6002),
+        (SADB_SATYPE_ESP, 0x7000),
+    ] {
+        assert!(w.nodes[0].kernel.has_mature_sa(&key(satype, spi)));
+    }
+    // The original sends no X_GRPSPIS in a snapshot: the bundle cannot
+    // be restored from it (doc/PROTOCOL.md §9).
+    assert!(w.nodes[0].kernel.bundles().is_empty());
+}
