@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sasyncd_core::pfkey::FilterPolicy;
-use sasyncd_core::state::{FlushMode, RunState};
+use sasyncd_core::state::{FlushMode, Position, RunState};
 use sasyncd_core::time::Instant;
 
 use crate::carp::LINK_STATE_UP;
@@ -115,12 +115,13 @@ pub struct Oracle {
     pub sync_refused: u64,
     first_sync_refusal: Option<(Instant, usize, u8, Errno)>,
     /// MOBIKE moves still to be checked: (node, the SA's old and new
-    /// identity, when).
+    /// identity, when, the node's stream position just before).
     moves_due: Vec<(
         usize,
         sasyncd_core::pfkey::SaKey,
         sasyncd_core::pfkey::SaKey,
         Instant,
+        Position,
     )>,
     /// Move checks that ran (their preconditions held).
     pub move_checks: u64,
@@ -255,15 +256,16 @@ impl Oracle {
     }
 
     /// The IKE daemon of node `i` moved an SA from identity `old` to `new`
-    /// (MOBIKE).
+    /// (MOBIKE), when node `i`'s delta stream stood at `head`.
     pub fn moved(
         &mut self,
         i: usize,
         old: sasyncd_core::pfkey::SaKey,
         new: sasyncd_core::pfkey::SaKey,
         now: Instant,
+        head: Position,
     ) {
-        self.moves_due.push((i, old, new, now));
+        self.moves_due.push((i, old, new, now, head));
     }
 
     /// A MOBIKE move made on a master reaches every slave connected to it
@@ -276,7 +278,7 @@ impl Oracle {
         let (due, later): (Vec<_>, Vec<_>) = self
             .moves_due
             .drain(..)
-            .partition(|&(_, _, _, t)| now.since(t) >= bound);
+            .partition(|&(_, _, _, t, _)| now.since(t) >= bound);
         self.moves_due = later;
         let quiet =
             |since: Option<Instant>| since.is_none_or(|t| now.since(t) > Duration::from_secs(10));
@@ -285,7 +287,7 @@ impl Oracle {
         let edited = self
             .last_manual_edit
             .is_some_and(|t| now.since(t) <= 2 * self.digest_interval + Duration::from_secs(10));
-        for (m, old, key, at) in due {
+        for (m, old, key, at, head) in due {
             if edited {
                 continue;
             }
@@ -318,8 +320,19 @@ impl Oracle {
                             .is_some_and(|t| at.since(t) > Duration::from_secs(5))
                 });
                 let synced = s.following == Some((w.hosts[m].addr, true)) || self.legacy;
+                // A v2 slave still applying deltas the master forwarded
+                // before the move (the backlog a long snapshot leaves in the
+                // ring, seed 222966362) gets the move after them: in order,
+                // later than a round trip; that it arrives at all is the
+                // convergence oracle's.
+                let behind = node.peers().any(|p| {
+                    p.addr == w.hosts[m].addr
+                        && p.stats.applied.epoch == head.epoch
+                        && p.stats.applied.seq < head.seq
+                });
                 if !connected
                     || !synced
+                    || behind
                     || s.run_state != RunState::Slave
                     || s.pfkey_queued > 0
                     || s.syncing
