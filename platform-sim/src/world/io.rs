@@ -5,10 +5,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use sasyncd_core::node::Rejected;
 use sasyncd_core::node::{
     ConnId as NodeConn, DemoteEffect, DumpId, IkeMode, IkeRequest, Received, Table,
 };
-use sasyncd_core::node::Rejected;
 use sasyncd_core::platform::{DumpRead, Input, PfkeyWrite, Platform, SendError};
 use sasyncd_core::time::Instant;
 
@@ -329,7 +329,12 @@ impl World {
     /// What a network event on `nc` is to host `node`'s sasyncd, when it
     /// takes it: its input, or `None` for bytes (kept in its receive
     /// buffer) and for connections it does not know.
-    fn net_input(&mut self, node: usize, nc: NetConn, kind: NetEventKind) -> Option<Input<'static>> {
+    fn net_input(
+        &mut self,
+        node: usize,
+        nc: NetConn,
+        kind: NetEventKind,
+    ) -> Option<Input<'static>> {
         let now = self.now;
         let h = &mut self.hosts[node];
         match kind {
