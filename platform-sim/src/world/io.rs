@@ -259,6 +259,12 @@ impl Platform for SimIo<'_> {
         let now = w.now;
         let h = &mut w.hosts[i];
         let active = request.mode == IkeMode::Active;
+        if active {
+            // A node asks IKE to go active as it becomes master: what it
+            // writes from now on is a master's (the safety oracle), even
+            // if an input later in this run takes it back to slave.
+            h.last_master = Some(now);
+        }
         h.ike.set_active(active, now, &h.kernel);
         w.trace.event(
             now,
