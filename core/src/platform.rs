@@ -6,8 +6,9 @@
 //! A platform (the OpenBSD daemon, the simulator, the test harness, a
 //! firmware port) owns the node and the world around it: sockets, the
 //! PF_KEY socket, the carp interface, the IKE daemon, the clock. It builds
-//! the node with [`Node::new`], or in place with [`Node::init_in`] where
-//! the stack is small (firmware: `tests/firmware`), implements
+//! the node with [`Node::new`] over storage of its own
+//! ([`NodeStorage`](crate::node::NodeStorage): statics on firmware,
+//! `tests/firmware`; the heap on a host), implements
 //! [`Platform`] and runs one loop:
 //!
 //! 1. **Inputs.** Whatever happened is handed to the node with its
@@ -195,18 +196,8 @@ const MAX_DUMPS: usize = 64;
 
 /// Moves a node's outputs into the platform until nothing changes (see the
 /// module documentation). Call it after every input and every timeout.
-pub fn drive<
-    C,
-    R,
-    Pl,
-    const P: usize,
-    const RING: usize,
-    M: MarkStore,
-    const TX: usize,
-    const PQ: usize,
-    const EV: usize,
->(
-    node: &mut Node<C, R, P, RING, M, TX, PQ, EV>,
+pub fn drive<C, R, M: MarkStore, Pl>(
+    node: &mut Node<'_, C, R, M>,
     platform: &mut Pl,
 ) -> Result<(), Livelock>
 where
@@ -286,18 +277,8 @@ where
 }
 
 /// Carries out every event the node has queued; whether there was one.
-fn events<
-    C,
-    R,
-    Pl,
-    const P: usize,
-    const RING: usize,
-    M: MarkStore,
-    const TX: usize,
-    const PQ: usize,
-    const EV: usize,
->(
-    node: &mut Node<C, R, P, RING, M, TX, PQ, EV>,
+fn events<C, R, M: MarkStore, Pl>(
+    node: &mut Node<'_, C, R, M>,
     platform: &mut Pl,
     now: Instant,
 ) -> bool
@@ -314,18 +295,8 @@ where
     any
 }
 
-fn dispatch<
-    C,
-    R,
-    Pl,
-    const P: usize,
-    const RING: usize,
-    M: MarkStore,
-    const TX: usize,
-    const PQ: usize,
-    const EV: usize,
->(
-    node: &mut Node<C, R, P, RING, M, TX, PQ, EV>,
+fn dispatch<C, R, M: MarkStore, Pl>(
+    node: &mut Node<'_, C, R, M>,
     platform: &mut Pl,
     now: Instant,
     e: Event,
