@@ -6,10 +6,10 @@
 //! A platform (the OpenBSD daemon, the simulator, the in-memory world of
 //! the tests and benches, a firmware port) owns the node and the world
 //! around it: sockets, the PF_KEY socket, the carp interface, the IKE
-//! daemon, the clock. It builds the node with [`Node::new`], or in place
-//! with [`Node::init_in`] where the stack is small (firmware:
-//! `tests/firmware`), implements [`Platform`] and runs one loop, as
-//! smoltcp's `poll`/`poll_at`:
+//! daemon, the clock. It builds the node with [`Node::new`] over storage
+//! of its own ([`NodeStorage`](crate::node::NodeStorage): statics on
+//! firmware, `tests/firmware`; the heap on a host), implements
+//! [`Platform`] and runs one loop, as smoltcp's `poll`/`poll_at`:
 //!
 //! ```text
 //! loop {
@@ -269,18 +269,8 @@ const MAX_DUMPS: usize = 64;
 /// changes, and returns when to call again at the latest (see the module
 /// documentation). Call it after every input, and by the deadline it
 /// returns.
-pub fn drive<
-    C,
-    R,
-    Pl,
-    const P: usize,
-    const RING: usize,
-    M: MarkStore,
-    const TX: usize,
-    const PQ: usize,
-    const EV: usize,
->(
-    node: &mut Node<C, R, P, RING, M, TX, PQ, EV>,
+pub fn drive<C, R, M: MarkStore, Pl>(
+    node: &mut Node<'_, C, R, M>,
     platform: &mut Pl,
 ) -> Result<Option<Instant>, Livelock>
 where
@@ -364,18 +354,8 @@ where
 }
 
 /// Hands the node every input the platform has; whether there was one.
-fn inputs<
-    C,
-    R,
-    Pl,
-    const P: usize,
-    const RING: usize,
-    M: MarkStore,
-    const TX: usize,
-    const PQ: usize,
-    const EV: usize,
->(
-    node: &mut Node<C, R, P, RING, M, TX, PQ, EV>,
+fn inputs<C, R, M: MarkStore, Pl>(
+    node: &mut Node<'_, C, R, M>,
     platform: &mut Pl,
     now: Instant,
 ) -> bool
@@ -408,18 +388,8 @@ where
 }
 
 /// Carries out every event the node has queued; whether there was one.
-fn events<
-    C,
-    R,
-    Pl,
-    const P: usize,
-    const RING: usize,
-    M: MarkStore,
-    const TX: usize,
-    const PQ: usize,
-    const EV: usize,
->(
-    node: &mut Node<C, R, P, RING, M, TX, PQ, EV>,
+fn events<C, R, M: MarkStore, Pl>(
+    node: &mut Node<'_, C, R, M>,
     platform: &mut Pl,
     now: Instant,
 ) -> bool
@@ -436,18 +406,8 @@ where
     any
 }
 
-fn dispatch<
-    C,
-    R,
-    Pl,
-    const P: usize,
-    const RING: usize,
-    M: MarkStore,
-    const TX: usize,
-    const PQ: usize,
-    const EV: usize,
->(
-    node: &mut Node<C, R, P, RING, M, TX, PQ, EV>,
+fn dispatch<C, R, M: MarkStore, Pl>(
+    node: &mut Node<'_, C, R, M>,
     platform: &mut Pl,
     now: Instant,
     e: Event,

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::node::{min_events, ConnId as NodeConn, DumpId, Node, PFKEY_QUEUE_BYTES};
+use sasyncd_core::node::{
+    min_events, ConnId as NodeConn, DumpId, Node, NodeStorage, PFKEY_QUEUE_BYTES,
+};
 use sasyncd_core::random::Random;
 use sasyncd_core::state::RunState;
 use sasyncd_core::time::Instant;
@@ -28,19 +30,16 @@ mod faults;
 mod io;
 mod preload;
 
-/// The node type the simulator runs: 8 peers, 64 KiB ring, marks in a
-/// vector, 16 KiB send buffers, and the smallest event queue core allows
-/// (the final oracle fails a run in which it overflowed).
-pub type SimNode = Node<
-    SoftCrypto,
-    SimRandom,
-    8,
-    { 64 * 1024 },
-    VecMarks,
-    { 16 * 1024 },
-    PFKEY_QUEUE_BYTES,
-    { min_events(8) },
->;
+/// The node type the simulator runs, over [`sim_storage`] and marks in a
+/// vector.
+pub type SimNode = Node<'static, SoftCrypto, SimRandom, VecMarks>;
+
+/// The simulator's node storage: 8 peers, 64 KiB ring, 16 KiB send
+/// buffers, and the smallest event queue core allows (the final oracle
+/// fails a run in which it overflowed).
+pub fn sim_storage() -> NodeStorage<'static, SoftCrypto> {
+    NodeStorage::on_heap(8, 64 * 1024, 16 * 1024, PFKEY_QUEUE_BYTES, min_events(8))
+}
 
 /// The node's randomness, from the world's seeded generator.
 #[derive(Debug)]

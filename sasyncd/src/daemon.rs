@@ -19,7 +19,7 @@ use nix::unistd::{fork, ForkResult};
 use sasyncd_core::config::{Config, ListenOn};
 use sasyncd_core::crypto::SoftCrypto;
 use sasyncd_core::node::VecMarks;
-use sasyncd_core::node::{Node, Settings};
+use sasyncd_core::node::{Node, NodeStorage, Settings};
 
 use crate::conffile;
 use crate::control::Control;
@@ -111,6 +111,7 @@ pub fn check_text(path: &Path, text: &[u8]) -> Result<Box<Config>, StartError> {
         SoftCrypto,
         OsRandom,
         VecMarks::new(),
+        NodeStorage::default_on_heap(),
         sasyncd_core::time::Instant::ZERO,
     );
     log::set_max_level(level);
@@ -507,6 +508,7 @@ fn network(
             SoftCrypto,
             OsRandom,
             VecMarks::new(),
+            NodeStorage::default_on_heap(),
             clock.now(),
         )
         .map_err(|e| err(e.to_string()))?,

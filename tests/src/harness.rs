@@ -23,8 +23,8 @@ use std::time::Duration;
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
 use sasyncd_core::node::{
-    ConnId, DumpId, FixedMarks, IkeMode, Node, NodeError, NodeStats, PeerView, Reconfigured,
-    Settings,
+    ConnId, DumpId, FixedMarks, IkeMode, Node, NodeError, NodeStats, NodeStorage, PeerView,
+    Reconfigured, Settings, EVENTS, PFKEY_QUEUE_BYTES,
 };
 use sasyncd_core::pfkey::set_pid_seq;
 use sasyncd_core::platform::drive;
@@ -39,11 +39,17 @@ use crate::in_core;
 
 mod io;
 
-/// The node type the harness runs: 4 peers, `RING` bytes of delta ring,
-/// room for `MARKS` snapshot marks (a fixed store: the zero-allocation test
-/// counts every heap use inside the node).
-pub type HNode<const RING: usize, const MARKS: usize> =
-    Node<SoftCrypto, SimRandom, 4, RING, FixedMarks<MARKS>, { 16 * 1024 }>;
+/// The node type the harness runs: room for `MARKS` snapshot marks (a
+/// fixed store: the zero-allocation test counts every heap use inside the
+/// node), over [`storage`].
+pub type HNode<const MARKS: usize> = Node<'static, SoftCrypto, SimRandom, FixedMarks<MARKS>>;
+
+/// The harness node's storage: 4 peers, `ring` bytes of delta ring, 16 KiB
+/// send buffers, the default PF_KEY and event queues. Built outside the
+/// node's calls (the zero-allocation test counts what happens inside).
+pub fn storage(ring: usize) -> NodeStorage<'static, SoftCrypto> {
+    NodeStorage::on_heap(4, ring, 16 * 1024, PFKEY_QUEUE_BYTES, EVENTS)
+}
 
 /// The shared key every generated config uses (the §16 example key).
 pub const KEY: &str = "sasyncd-test-key";
@@ -81,7 +87,7 @@ pub const MASTER: u8 = 4;
 /// One gateway: the sasyncd process (when running) and its kernel.
 pub struct Host<const RING: usize, const MARKS: usize> {
     /// The process, when running.
-    pub node: Option<Box<HNode<RING, MARKS>>>,
+    pub node: Option<Box<HNode<MARKS>>>,
     /// The kernel (survives a crash of the process).
     pub kernel: Kernel,
     /// Our address.
@@ -229,12 +235,14 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
         let mut settings = Settings::new(id, n.seed, n.pid);
         settings.digest_interval = self.digest_interval;
         let rng = SimRandom(Rng::new(n.seed));
+        let storage = storage(RING);
         let node = in_core!(Node::new(
             &cfg,
             settings,
             SoftCrypto,
             rng,
             FixedMarks::new(),
+            storage,
             now
         ))
         .expect("node");
@@ -260,7 +268,7 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
     }
 
     /// The process of node `i` (panics if it is down).
-    pub fn node(&mut self, i: usize) -> &mut HNode<RING, MARKS> {
+    pub fn node(&mut self, i: usize) -> &mut HNode<MARKS> {
         self.nodes[i].node.as_mut().expect("node is down")
     }
 

@@ -530,7 +530,7 @@ fn becoming_master_syncs_connected_slaves() {
 fn sizes() {
     eprintln!(
         "harness node: {} bytes",
-        std::mem::size_of::<sasyncd_tests::harness::HNode<8192, 4096>>()
+        std::mem::size_of::<sasyncd_tests::harness::HNode<4096>>()
     );
     eprintln!(
         "Session: {} bytes",
@@ -821,17 +821,18 @@ fn a_connect_that_never_ends_is_ended_by_the_node() {
 
     let cfg = Config::parse(&config(0, 2, "")).unwrap();
     let t0 = Instant::from_millis(1000);
-    let mut n: sasyncd_tests::harness::HNode<8192, 4096> = Node::new(
+    let mut n: sasyncd_tests::harness::HNode<4096> = Node::new(
         &cfg,
         Settings::new([1; 16], 7, 100),
         SoftCrypto,
         SimRandom(Rng::new(7)),
         sasyncd_core::node::FixedMarks::new(),
+        sasyncd_tests::harness::storage(8192),
         t0,
     )
     .unwrap();
     n.handle_link_state(t0, BACKUP);
-    let connects = |n: &mut sasyncd_tests::harness::HNode<8192, 4096>| {
+    let connects = |n: &mut sasyncd_tests::harness::HNode<4096>| {
         let mut v = Vec::new();
         let mut closes = Vec::new();
         while let Some(e) = n.poll_event() {

@@ -225,12 +225,13 @@ fn reconnects_count_sessions_after_the_first() {
 fn phases_step_by_step() {
     let cfg = Config::parse(&config(0, 2, "")).unwrap();
     let t0 = Instant::from_millis(1000);
-    let mut n: HNode<8192, 4096> = Node::new(
+    let mut n: HNode<4096> = Node::new(
         &cfg,
         Settings::new([1; 16], 7, 100),
         SoftCrypto,
         SimRandom(Rng::new(7)),
         sasyncd_core::node::FixedMarks::new(),
+        sasyncd_tests::harness::storage(8192),
         t0,
     )
     .unwrap();

@@ -8,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::IpAddr;
 
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::node::DefaultNode;
+use sasyncd_core::node::Node;
 use sasyncd_core::state::RunState;
 use sasyncd_sim::rng::Rng;
 use sasyncd_sim::world::SimRandom;
@@ -72,12 +72,12 @@ fn the_counter_counts_heap_use_inside_core() {
 #[test]
 fn sizes() {
     println!(
-        "size_of DefaultNode<SoftCrypto, SimRandom, VecMarks> = {} bytes",
-        std::mem::size_of::<DefaultNode<SoftCrypto, SimRandom, sasyncd_sim::marks::VecMarks>>()
+        "size_of Node<SoftCrypto, SimRandom, VecMarks> = {} bytes (without its storage)",
+        std::mem::size_of::<Node<'static, SoftCrypto, SimRandom, sasyncd_sim::marks::VecMarks>>()
     );
     println!(
         "size_of harness node (4 peers, 8 KiB ring, 4 KiB marks) = {} bytes",
-        std::mem::size_of::<HNode<8192, 4096>>()
+        std::mem::size_of::<HNode<4096>>()
     );
 }
 

@@ -15,17 +15,7 @@ use super::event::ConnId;
 use super::machine::{Follow, Node};
 use super::marks::MarkStore;
 
-impl<
-        C: Crypto + Clone,
-        R: Random,
-        const P: usize,
-        const RING: usize,
-        M: MarkStore,
-        const TX: usize,
-        const PQ: usize,
-        const EV: usize,
-    > Node<C, R, P, RING, M, TX, PQ, EV>
-{
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// Whether a v2 slave may take a stream from `conn`: it follows no one,
     /// or already follows `conn`, or the one it follows is no longer master.
     pub(super) fn may_follow(&self, conn: ConnId) -> bool {

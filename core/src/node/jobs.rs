@@ -158,17 +158,7 @@ pub fn identity(msg: &Msg<'_>, out: &mut [u8; IDENTITY_MAX]) -> Option<usize> {
     Some(at)
 }
 
-impl<
-        C: Crypto + Clone,
-        R: Random,
-        const P: usize,
-        const RING: usize,
-        M: MarkStore,
-        const TX: usize,
-        const PQ: usize,
-        const EV: usize,
-    > Node<C, R, P, RING, M, TX, PQ, EV>
-{
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// A dump whose records the node wants now, other than those in `skip`
     /// (the caller has none of theirs at hand yet). Feed it with
     /// [`handle_dump_entry`](Self::handle_dump_entry) until that returns
@@ -225,7 +215,7 @@ impl<
             msg: buf,
             canon,
             out: delete,
-        } = &mut self.scratch;
+        } = &mut *self.scratch;
         let conv = match table {
             Table::Sadb => dump_to_add(record, buf),
             Table::Spd => spd_dump_to_addflow(record, buf),

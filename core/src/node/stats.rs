@@ -178,17 +178,7 @@ pub struct PeerView {
     pub stats: PeerStats,
 }
 
-impl<
-        C: Crypto + Clone,
-        R: Random,
-        const P: usize,
-        const RING: usize,
-        M: MarkStore,
-        const TX: usize,
-        const PQ: usize,
-        const EV: usize,
-    > Node<C, R, P, RING, M, TX, PQ, EV>
-{
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// Node-wide statistics.
     pub fn stats(&self) -> NodeStats {
         NodeStats {
@@ -233,7 +223,7 @@ impl<
     }
 
     /// Per-peer statistics, in configuration order.
-    pub fn peers(&self) -> impl Iterator<Item = PeerView> + '_ {
+    pub fn peers(&self) -> impl Iterator<Item = PeerView> + use<'_, 'a, C, R, M> {
         self.table.iter().map(|(i, p)| {
             let (phase, phase_since) = self.phase_of(i);
             let mut stats = p.stats;

@@ -156,6 +156,7 @@ impl World {
                 Some(l) => crate::marks::VecMarks::with_limit(l),
                 None => crate::marks::VecMarks::new(),
             },
+            super::sim_storage(),
             now,
         );
         let node = match node {

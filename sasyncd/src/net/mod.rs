@@ -16,8 +16,10 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
+#[cfg(doc)]
+use sasyncd_core::node::NodeStorage;
 use sasyncd_core::node::VecMarks;
-use sasyncd_core::node::{ConnId, DefaultNode, DumpId};
+use sasyncd_core::node::{ConnId, DumpId, Node};
 use sasyncd_core::platform::drive;
 
 use crate::control::{self, ClientId, Control, Request, Status};
@@ -27,9 +29,10 @@ use crate::sys::{OsRandom, Signals};
 use conns::ReadOutcome;
 use io::{NetIo, Pending};
 
-/// The node the daemon runs (8 peers, 128 KiB delta ring, snapshot marks
-/// in a vector as big as the SADB needs).
-pub type DaemonNode = DefaultNode<SoftCrypto, OsRandom, VecMarks>;
+/// The node the daemon runs, over [`NodeStorage::default_on_heap`] (8
+/// peers, 128 KiB delta ring) with snapshot marks in a vector as big as the
+/// SADB needs.
+pub type DaemonNode = Node<'static, SoftCrypto, OsRandom, VecMarks>;
 
 /// How long an orderly shutdown waits for queued bytes to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);

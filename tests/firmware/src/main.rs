@@ -19,7 +19,7 @@ mod node;
 mod world;
 
 use core::cell::UnsafeCell;
-use core::mem::{size_of, MaybeUninit};
+use core::mem::size_of;
 use core::net::{IpAddr, Ipv4Addr};
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -94,8 +94,11 @@ impl<T> Once<T> {
 /// The two kernels and the pipes (all-zero at start, so in .bss).
 static WORLD: Once<World> = Once::new(World::new());
 /// The two nodes.
-static NODES: Once<[MaybeUninit<FwNode>; 2]> =
-    Once::new([MaybeUninit::uninit(), MaybeUninit::uninit()]);
+static NODES: Once<[Option<FwNode>; 2]> = Once::new([None, None]);
+/// Their buffers (zero at start: in .bss).
+static BUFFERS: Once<[node::Buffers; 2]> = Once::new([node::Buffers::new(), node::Buffers::new()]);
+/// Their peers and connection slots, written when they are built.
+static PARTS: Once<[Option<node::Parts>; 2]> = Once::new([None, None]);
 /// Their snapshot marks, lent to them.
 static MARKS: Once<[node::Marks; 2]> = Once::new([node::Marks::new(), node::Marks::new()]);
 /// Their configurations, parsed in place (a `Config` is 9 KB).
@@ -170,16 +173,18 @@ fn run(per_tick: u64) -> Result<(), Fail> {
     // apart from the sync).
     meter::paint_stack();
     let [m_slot, s_slot] = NODES.take();
+    let [m_bufs, s_bufs] = BUFFERS.take();
+    let [m_parts, s_parts] = PARTS.take();
     let [m_marks, s_marks] = MARKS.take();
     let [m_conf, s_conf] = CONFIGS.take();
     let now = w.now;
     m_conf
         .parse_into(MASTER_CONF)
         .map_err(|_| "master config")?;
-    let master = node::build(m_slot, m_marks, m_conf, settings(MASTER), 1, now)
+    let master = node::build(m_slot, m_bufs, m_parts, m_marks, m_conf, settings(MASTER), 1, now)
         .map_err(|_| "the master node could not be built")?;
     s_conf.parse_into(SLAVE_CONF).map_err(|_| "slave config")?;
-    let slave = node::build(s_slot, s_marks, s_conf, settings(SLAVE), 2, now)
+    let slave = node::build(s_slot, s_bufs, s_parts, s_marks, s_conf, settings(SLAVE), 2, now)
         .map_err(|_| "the slave node could not be built")?;
     let build_stack = meter::peak_stack();
     let mut nodes: Nodes = [master, slave];
@@ -227,8 +232,9 @@ fn run(per_tick: u64) -> Result<(), Fail> {
     let ms = nodes[MASTER].stats();
     let ss = nodes[SLAVE].stats();
     hprintln!(
-        "firmware: node: {} bytes each (SmallNode: 1 peer, {} B delta ring, {} B send buffer) and {} bytes of marks ({}); 2 nodes in static RAM",
+        "firmware: node: {} bytes each and {} bytes of storage (1 peer, {} B delta ring, {} B send buffer) and {} bytes of marks ({}); 2 nodes in static RAM",
         size_of::<FwNode>(),
+        size_of::<node::Buffers>() + size_of::<node::Parts>(),
         node::RING,
         node::TX,
         size_of::<node::Marks>(),
@@ -320,15 +326,19 @@ fn run(per_tick: u64) -> Result<(), Fail> {
     if mk.stats().promisc_drops != 0 {
         return Err("promiscuous copies were dropped");
     }
-    // SmallNode's event queue is the smallest core allows (min_events).
+    // The nodes' event queues are the smallest core allows (min_events).
     if ms.counters.events_overflow != 0 || ss.counters.events_overflow != 0 {
         return Err("a node's event queue overflowed");
     }
-    // Issue 12's bar: one node, its marks and the worst stack seen fit in
-    // 64 KiB of RAM.
-    let one = size_of::<FwNode>() + size_of::<node::Marks>() + sync_stack.max(build_stack);
+    // Issue 12's bar: one node, its storage, its marks and the worst stack
+    // seen fit in 64 KiB of RAM.
+    let one = size_of::<FwNode>()
+        + size_of::<node::Buffers>()
+        + size_of::<node::Parts>()
+        + size_of::<node::Marks>()
+        + sync_stack.max(build_stack);
     hprintln!(
-        "firmware: one node's RAM: {} bytes (node + marks + peak stack) of a 65536-byte budget",
+        "firmware: one node's RAM: {} bytes (node + storage + marks + peak stack) of a 65536-byte budget",
         one
     );
     if one > RAM_BUDGET {
