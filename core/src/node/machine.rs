@@ -163,8 +163,9 @@ pub(super) struct Follow {
 /// checked by [`new`](Self::new).
 ///
 /// A platform drives it through the contract in [`crate::platform`]
-/// (implement [`Platform`](crate::platform::Platform), call
-/// [`drive`](crate::platform::drive) after every input); the design is in
+/// (implement [`Platform`](crate::platform::Platform), whose
+/// `poll_input` hands it its inputs; call [`drive`](crate::platform::drive)
+/// after every input and by the deadline it returns); the design is in
 /// `doc/ARCHITECTURE.md`.
 pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore> {
     pub(super) settings: Settings,

@@ -22,7 +22,7 @@
 //!
 //! A platform drives a [`Node`] through the platform contract,
 //! [`crate::platform`]: the [`Platform`](crate::platform::Platform) trait
-//! and the one output driver [`drive`](crate::platform::drive). How the
+//! and the one runtime [`drive`](crate::platform::drive). How the
 //! node's parts, the platforms and the daemon's processes fit together is
 //! in `doc/ARCHITECTURE.md`; the sync session it speaks, in
 //! `doc/PROTOCOL.md`.

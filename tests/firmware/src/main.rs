@@ -1,6 +1,6 @@
 //! sasyncd-core on a Cortex-M4F: a master and a slave node, each with an
-//! in-memory kernel, joined by in-memory pipes and moved by the core's
-//! shared driver (`sasyncd_core::platform::drive`). The master's kernel
+//! in-memory kernel, joined by in-memory pipes and run by the core's one
+//! runtime (`sasyncd_core::platform::drive`). The master's kernel
 //! holds SAs and flows before the nodes start (the slave gets them by
 //! snapshot), more come and go while they run (deltas from the master's
 //! promiscuous PF_KEY socket); then the slave's kernel must hold exactly
@@ -380,8 +380,8 @@ fn synced(w: &mut World, nodes: &Nodes) -> bool {
     done
 }
 
-/// Settles, then moves simulated time from deadline to deadline (firing
-/// the nodes' timers) until the slave is in sync.
+/// Settles, then moves simulated time from deadline to deadline (the
+/// nodes' timers firing as they run) until the slave is in sync.
 fn run_until_synced(w: &mut World, nodes: &mut Nodes) -> Result<(), Fail> {
     let end = w.now.as_millis() + MAX_SIM_MS;
     loop {
@@ -404,11 +404,8 @@ fn run_until_synced(w: &mut World, nodes: &mut Nodes) -> Result<(), Fail> {
             );
             return Err("not in sync within the time allowed");
         }
-        let t = Instant::from_millis(next.as_millis().max(w.now.as_millis() + 1));
-        w.now = t;
-        for n in nodes.iter_mut() {
-            n.handle_timeout(t);
-        }
+        // The nodes' timers fire as they run, at the next settle.
+        w.now = Instant::from_millis(next.as_millis().max(w.now.as_millis() + 1));
     }
 }
 
