@@ -322,6 +322,28 @@ impl Lan {
         }
     }
 
+    /// One round: `run(lan, i)` for every gateway in turn (the caller
+    /// drives gateway `i`'s node over [`io`](Self::io)); whether any of
+    /// them moved.
+    pub fn round(&mut self, mut run: impl FnMut(&mut Lan, usize) -> bool) -> bool {
+        let mut moved = false;
+        for i in 0..self.hosts.len() {
+            moved |= run(self, i);
+        }
+        moved
+    }
+
+    /// Rounds until one moves nothing, without advancing time; panics
+    /// after `max` rounds (a node and the LAN that never settle).
+    pub fn settle(&mut self, max: u64, mut run: impl FnMut(&mut Lan, usize) -> bool) {
+        for _ in 0..max {
+            if !self.round(&mut run) {
+                return;
+            }
+        }
+        panic!("the LAN did not settle in {max} rounds");
+    }
+
     /// Whether gateway `i` has inputs waiting for its node.
     pub fn has_input(&self, i: usize) -> bool {
         !self.hosts[i].inputs.is_empty()

@@ -280,7 +280,7 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
         let k = &mut self.lan.hosts[i].kernel;
         k.set_now(now);
         let r = k.write(&m, IKE_PID);
-        self.service(i);
+        service(&mut self.lan, &mut self.nodes[i], i);
         r
     }
 
@@ -293,12 +293,8 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
 
     /// Runs until nothing moves, without advancing time.
     pub fn settle(&mut self) {
-        for _ in 0..100_000 {
-            if !self.step() {
-                return;
-            }
-        }
-        panic!("world did not settle");
+        let World { lan, nodes, .. } = self;
+        lan.settle(100_000, |lan, i| service(lan, &mut nodes[i], i));
     }
 
     /// Runs for `ms` of simulated time, the nodes' timers firing when due.
@@ -334,22 +330,8 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
 
     /// One round over every node; whether anything moved.
     pub fn step(&mut self) -> bool {
-        let mut moved = false;
-        for i in 0..self.nodes.len() {
-            moved |= self.service(i);
-        }
-        moved
-    }
-
-    /// Runs node `i` once through the shared runtime.
-    fn service(&mut self, i: usize) -> bool {
-        let Some(node) = self.nodes[i].node.as_mut() else {
-            return false;
-        };
-        let due = in_core!(node.poll_timeout()).is_some_and(|t| t <= self.lan.now);
-        let mut io = self.lan.io(i, Probe::default());
-        in_core!(drive(&mut **node, &mut io)).expect("the node and the harness settle");
-        io.moved || due
+        let World { lan, nodes, .. } = self;
+        lan.round(|lan, i| service(lan, &mut nodes[i], i))
     }
 
     // ----- scripted peers ------------------------------------------------
@@ -358,7 +340,7 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
     /// `None` if the node refused it.
     pub fn ext_connect(&mut self, i: usize, from: IpAddr) -> Option<usize> {
         let x = self.lan.ext_connect(i, from);
-        self.service(i);
+        service(&mut self.lan, &mut self.nodes[i], i);
         self.lan.ext[x].open.then_some(x)
     }
 
@@ -377,6 +359,18 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
     pub fn ext_take(&mut self, x: usize) -> Vec<u8> {
         self.lan.ext_take(x)
     }
+}
+
+/// Runs gateway `i`'s process `p` once through the shared runtime;
+/// whether anything moved.
+fn service<const MARKS: usize>(lan: &mut Lan, p: &mut Proc<MARKS>, i: usize) -> bool {
+    let Some(node) = p.node.as_mut() else {
+        return false;
+    };
+    let due = in_core!(node.poll_timeout()).is_some_and(|t| t <= lan.now);
+    let mut io = lan.io(i, Probe::default());
+    in_core!(drive(&mut **node, &mut io)).expect("the node and the harness settle");
+    io.moved || due
 }
 
 impl<const MARKS: usize> std::fmt::Debug for Proc<MARKS> {

@@ -222,12 +222,9 @@ impl World {
 
     /// Runs until nothing moves, without advancing time.
     pub fn settle(&mut self) {
-        for _ in 0..100_000_000u64 {
-            if !self.step() {
-                return;
-            }
-        }
-        panic!("the world did not settle");
+        let clocks = self.clocks();
+        let World { lan, nodes, .. } = self;
+        lan.settle(100_000_000, |lan, i| service(lan, &mut nodes[i], i, clocks));
     }
 
     /// Settles, then advances simulated time from deadline to deadline
@@ -256,44 +253,47 @@ impl World {
         }
     }
 
-    /// One round over every host; whether anything moved.
-    pub fn step(&mut self) -> bool {
-        let mut moved = false;
-        for i in 0..self.nodes.len() {
-            moved |= self.service(i);
+    fn clocks(&self) -> Clocks {
+        Clocks {
+            clock_ns: self.clock_ns,
+            cpu_split: self.cpu_split,
+            cpu_clock_ns: self.cpu_clock_ns,
         }
-        moved
     }
+}
 
-    /// Runs host `i`'s node once through the shared runtime, timed.
-    fn service(&mut self, i: usize) -> bool {
-        let Some(mut node) = self.nodes[i].node.take() else {
-            return false;
-        };
-        let now = self.lan.now;
-        let due = node.poll_timeout().is_some_and(|t| t <= now);
-        let split = self.cpu_split;
-        let cpu0 = if split { thread_cpu_ns() } else { 0.0 };
-        let t = Clock::now();
-        let mut io = self.lan.io(i, Stopwatch::default());
-        drive(&mut *node, &mut io).expect("the node and the LAN settle");
-        let total = ns(t.elapsed());
-        let (moved, pns, calls) = (io.moved, io.meter.ns, io.meter.calls);
-        let cpu = if split {
-            (thread_cpu_ns() - cpu0 - self.cpu_clock_ns).max(0.0)
-        } else {
-            0.0
-        };
-        let core_wall = (total - pns - calls as f64 * self.clock_ns).max(0.0);
-        let core = if split && total > 0.0 {
-            cpu * core_wall / total
-        } else {
-            core_wall
-        };
-        let p = &mut self.nodes[i];
-        p.core_ns += core;
-        p.platform_ns += pns;
-        p.node = Some(node);
-        moved || due
-    }
+/// What timing a driver run costs, and how to book it.
+#[derive(Debug, Clone, Copy)]
+struct Clocks {
+    clock_ns: f64,
+    cpu_split: bool,
+    cpu_clock_ns: f64,
+}
+
+/// Runs gateway `i`'s process `p` once through the shared runtime, timed;
+/// whether anything moved.
+fn service(lan: &mut Lan, p: &mut Proc, i: usize, c: Clocks) -> bool {
+    let Some(node) = p.node.as_mut() else {
+        return false;
+    };
+    let due = node.poll_timeout().is_some_and(|t| t <= lan.now);
+    let cpu0 = if c.cpu_split { thread_cpu_ns() } else { 0.0 };
+    let t = Clock::now();
+    let mut io = lan.io(i, Stopwatch::default());
+    drive(&mut **node, &mut io).expect("the node and the LAN settle");
+    let total = ns(t.elapsed());
+    let (moved, pns, calls) = (io.moved, io.meter.ns, io.meter.calls);
+    let cpu = if c.cpu_split {
+        (thread_cpu_ns() - cpu0 - c.cpu_clock_ns).max(0.0)
+    } else {
+        0.0
+    };
+    let core_wall = (total - pns - calls as f64 * c.clock_ns).max(0.0);
+    p.core_ns += if c.cpu_split && total > 0.0 {
+        cpu * core_wall / total
+    } else {
+        core_wall
+    };
+    p.platform_ns += pns;
+    moved || due
 }
