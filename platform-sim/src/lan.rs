@@ -811,3 +811,114 @@ impl<M: Meter> Platform for Io<'_, M> {
         Some(h.link_state)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lan(window: Option<usize>) -> Lan {
+        let g = |i: u8| {
+            Gateway::new(
+                IpAddr::from([10, 0, 0, i]),
+                100 + u32::from(i),
+                Kernel::new(Rng::new(u64::from(i))),
+            )
+        };
+        let mut lan = Lan::new(vec![g(1), g(2)], 7);
+        lan.window = window;
+        lan.start(0, false);
+        lan.start(1, false);
+        lan
+    }
+
+    /// Every input waiting for gateway `i`, the accepts answered with
+    /// `answer`.
+    fn inputs(lan: &mut Lan, i: usize, answer: Result<ConnId, Rejected>) -> Vec<String> {
+        let mut io = lan.io(i, ());
+        let mut v = Vec::new();
+        while let Some(input) = io.poll_input() {
+            let accept = matches!(input, Input::Accept { .. });
+            v.push(format!("{input:?}"));
+            if accept {
+                io.accepted(answer);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn a_connection_is_accepted_when_the_other_node_runs() {
+        let mut lan = lan(None);
+        lan.io(0, ())
+            .connect(ConnId(5), IpAddr::from([10, 0, 0, 2]), 500);
+        assert!(inputs(&mut lan, 0, Ok(ConnId(0))).is_empty(), "not yet");
+        assert_eq!(
+            inputs(&mut lan, 1, Ok(ConnId(9))),
+            ["Accept { peer: 10.0.0.1 }"]
+        );
+        assert_eq!(inputs(&mut lan, 0, Ok(ConnId(0))), ["Connected(ConnId(5))"]);
+        assert_eq!(lan.io(0, ()).send(ConnId(5), b"hello"), Ok(5));
+        assert_eq!(lan.io(1, ()).received(ConnId(9)), b"hello");
+        // A refused one fails at the dialer.
+        lan.io(0, ())
+            .connect(ConnId(6), IpAddr::from([10, 0, 0, 2]), 500);
+        inputs(&mut lan, 1, Err(Rejected::ShuttingDown));
+        assert_eq!(
+            inputs(&mut lan, 0, Ok(ConnId(0))),
+            ["ConnectFailed(ConnId(6))"]
+        );
+    }
+
+    #[test]
+    fn a_connect_closed_before_it_is_accepted_never_arrives() {
+        let mut lan = lan(None);
+        let mut io = lan.io(0, ());
+        io.connect(ConnId(5), IpAddr::from([10, 0, 0, 2]), 500);
+        io.close(ConnId(5));
+        assert!(inputs(&mut lan, 1, Ok(ConnId(9))).is_empty());
+        // Nobody at the address, or not running: fails at once.
+        lan.io(0, ())
+            .connect(ConnId(6), IpAddr::from([10, 0, 0, 3]), 500);
+        assert_eq!(
+            inputs(&mut lan, 0, Ok(ConnId(0))),
+            ["ConnectFailed(ConnId(6))"]
+        );
+    }
+
+    #[test]
+    fn a_full_window_blocks_the_writer_until_the_reader_reads() {
+        let mut lan = lan(Some(4));
+        lan.io(0, ())
+            .connect(ConnId(5), IpAddr::from([10, 0, 0, 2]), 500);
+        inputs(&mut lan, 1, Ok(ConnId(9)));
+        inputs(&mut lan, 0, Ok(ConnId(0)));
+        assert_eq!(lan.io(0, ()).send(ConnId(5), b"abcdef"), Ok(4));
+        assert_eq!(lan.io(0, ()).send(ConnId(5), b"ef"), Ok(0));
+        assert!(inputs(&mut lan, 0, Ok(ConnId(0))).is_empty(), "blocked");
+        lan.io(1, ()).consumed(
+            ConnId(9),
+            Received {
+                consumed: 3,
+                applied: 0,
+            },
+        );
+        assert_eq!(inputs(&mut lan, 0, Ok(ConnId(0))), ["Writable(ConnId(5))"]);
+        assert_eq!(lan.traffic[0][1].bytes, 4);
+    }
+
+    #[test]
+    fn a_crash_resets_the_other_end_and_keeps_the_kernel() {
+        let mut lan = lan(None);
+        lan.io(0, ())
+            .connect(ConnId(5), IpAddr::from([10, 0, 0, 2]), 500);
+        inputs(&mut lan, 1, Ok(ConnId(9)));
+        inputs(&mut lan, 0, Ok(ConnId(0)));
+        lan.set_link(1, MASTER);
+        lan.crash(1);
+        assert!(!lan.has_input(1), "the process's inputs go with it");
+        assert_eq!(inputs(&mut lan, 0, Ok(ConnId(0))), ["Closed(ConnId(5))"]);
+        assert_eq!(lan.io(0, ()).send(ConnId(5), b"x"), Err(SendError::Closed));
+        lan.start(1, true);
+        assert_eq!(inputs(&mut lan, 1, Ok(ConnId(0))), ["LinkState(4)"]);
+    }
+}
