@@ -277,6 +277,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// its minimum). Raises the start-up carp demotion request at once; a
     /// locked node announces its role at once, a tracking one waits for
     /// the first `handle_link_state`.
+    ///
+    /// The node is a few kilobytes without its storage; where the stack is
+    /// small (firmware), [`new_in`](Self::new_in) builds it in its place.
     pub fn new(
         config: &Config,
         settings: Settings,
@@ -286,7 +289,64 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         storage: NodeStorage<'a, C>,
         now: Instant,
     ) -> Result<Self, NodeError> {
+        let (codec, key) = Self::prepare(config, &crypto, &storage)?;
+        let mut node = Self::assemble(
+            config, settings, crypto, rng, marks, storage, codec, key, now,
+        );
+        node.start(config, now);
+        Ok(node)
+    }
+
+    /// [`new`](Self::new), written into `slot` (a static on firmware) with
+    /// no copy of the node on the way; on error `slot` is left as it was.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_in<'s>(
+        slot: &'s mut Option<Self>,
+        config: &Config,
+        settings: Settings,
+        crypto: C,
+        rng: R,
+        marks: M,
+        storage: NodeStorage<'a, C>,
+        now: Instant,
+    ) -> Result<&'s mut Self, NodeError> {
+        let (codec, key) = Self::prepare(config, &crypto, &storage)?;
+        let node = slot.insert(Self::assemble(
+            config, settings, crypto, rng, marks, storage, codec, key, now,
+        ));
+        node.start(config, now);
+        Ok(node)
+    }
+
+    /// Everything that can refuse a node, checked before it is built.
+    fn prepare(
+        config: &Config,
+        crypto: &C,
+        storage: &NodeStorage<'a, C>,
+    ) -> Result<(LegacyCodec<C>, SecretKey<32>), NodeError> {
         storage.check().map_err(NodeError::Storage)?;
+        let codec = LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
+            .map_err(|_| NodeError::BadKey)?;
+        let key = SecretKey::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
+        super::reconfigure::wanted_peers(config, storage.conns.len())?;
+        Ok((codec, key))
+    }
+
+    /// The node [`prepare`](Self::prepare) vouched for (its peers fit and
+    /// are distinct), not yet started.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        config: &Config,
+        settings: Settings,
+        crypto: C,
+        rng: R,
+        marks: M,
+        storage: NodeStorage<'a, C>,
+        codec: LegacyCodec<C>,
+        key: SecretKey<32>,
+        now: Instant,
+    ) -> Self {
         let NodeStorage {
             ring,
             pfkey,
@@ -295,15 +355,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             conns,
             scratch,
         } = storage;
-        let codec = LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
-            .map_err(|_| NodeError::BadKey)?;
-        let key = SecretKey::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
-        let wanted = super::reconfigure::wanted_peers(config, conns.len())?;
         let mut table = PeerTable::new(peers);
         let mut peer_addrs = heapless::Vec::new();
-        for &(addr, port) in &wanted {
-            table.add(addr, port).map_err(NodeError::from)?;
-            peer_addrs.push(addr).map_err(|_| NodeError::TooManyPeers)?;
+        for &(addr, port) in
+            &super::reconfigure::wanted_peers(config, conns.len()).unwrap_or_default()
+        {
+            if table.add(addr, port).is_ok() {
+                let _ = peer_addrs.push(addr);
+            }
         }
         let role = match config.locked {
             Some(s) => RoleTracker::locked(s),
@@ -315,7 +374,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         };
         let mut demote = Demotion::new();
         demote.start(now);
-        let mut node = Node {
+        Node {
             settings,
             crypto,
             rng,
@@ -374,9 +433,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             rr: 0,
             #[cfg(feature = "planted-bugs")]
             bugs: PlantedBugs::default(),
-        };
-        node.start(config, now);
-        Ok(node)
+        }
     }
 
     /// What a freshly written node does first: a locked node enters its

@@ -97,6 +97,8 @@ static WORLD: Once<World> = Once::new(World::new());
 static NODES: Once<[Option<FwNode>; 2]> = Once::new([None, None]);
 /// Their buffers (zero at start: in .bss).
 static BUFFERS: Once<[node::Buffers; 2]> = Once::new([node::Buffers::new(), node::Buffers::new()]);
+/// Their event queues.
+static EVENTS: Once<[node::Events; 2]> = Once::new([[None; node::EVENTS]; 2]);
 /// Their peers and connection slots, written when they are built.
 static PARTS: Once<[Option<node::Parts>; 2]> = Once::new([None, None]);
 /// Their snapshot marks, lent to them.
@@ -175,16 +177,17 @@ fn run(per_tick: u64) -> Result<(), Fail> {
     let [m_slot, s_slot] = NODES.take();
     let [m_bufs, s_bufs] = BUFFERS.take();
     let [m_parts, s_parts] = PARTS.take();
+    let [m_events, s_events] = EVENTS.take();
     let [m_marks, s_marks] = MARKS.take();
     let [m_conf, s_conf] = CONFIGS.take();
     let now = w.now;
     m_conf
         .parse_into(MASTER_CONF)
         .map_err(|_| "master config")?;
-    let master = node::build(m_slot, m_bufs, m_parts, m_marks, m_conf, settings(MASTER), 1, now)
+    let master = node::build(m_slot, m_bufs, m_events, m_parts, m_marks, m_conf, settings(MASTER), 1, now)
         .map_err(|_| "the master node could not be built")?;
     s_conf.parse_into(SLAVE_CONF).map_err(|_| "slave config")?;
-    let slave = node::build(s_slot, s_bufs, s_parts, s_marks, s_conf, settings(SLAVE), 2, now)
+    let slave = node::build(s_slot, s_bufs, s_events, s_parts, s_marks, s_conf, settings(SLAVE), 2, now)
         .map_err(|_| "the slave node could not be built")?;
     let build_stack = meter::peak_stack();
     let mut nodes: Nodes = [master, slave];
@@ -234,7 +237,7 @@ fn run(per_tick: u64) -> Result<(), Fail> {
     hprintln!(
         "firmware: node: {} bytes each and {} bytes of storage (1 peer, {} B delta ring, {} B send buffer) and {} bytes of marks ({}); 2 nodes in static RAM",
         size_of::<FwNode>(),
-        size_of::<node::Buffers>() + size_of::<node::Parts>(),
+        size_of::<node::Buffers>() + size_of::<node::Events>() + size_of::<node::Parts>(),
         node::RING,
         node::TX,
         size_of::<node::Marks>(),
@@ -334,6 +337,7 @@ fn run(per_tick: u64) -> Result<(), Fail> {
     // seen fit in 64 KiB of RAM.
     let one = size_of::<FwNode>()
         + size_of::<node::Buffers>()
+        + size_of::<node::Events>()
         + size_of::<node::Parts>()
         + size_of::<node::Marks>()
         + sync_stack.max(build_stack);

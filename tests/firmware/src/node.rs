@@ -30,11 +30,14 @@ pub type Marks = FixedMarks<MARKS>;
 /// The firmware's node.
 pub type FwNode = Node<'static, SoftCrypto, TestRng, &'static mut Marks>;
 
+/// A node's event queue (apart from [`Buffers`]: an empty event is not
+/// all zero bytes, and would take the buffers into `.data`).
+pub type Events = [Option<Event>; EVENTS];
+
 /// A node's buffers, all zero at start (so in .bss), lent to it.
 pub struct Buffers {
     ring: [u8; RING],
     pfkey: [u8; MIN_PFKEY_QUEUE_BYTES],
-    events: [Option<Event>; EVENTS],
     tx: [[u8; TX]; 2],
     rx: [[u8; RX_BYTES]; 2],
     scratch: Scratch,
@@ -46,7 +49,6 @@ impl Buffers {
         Buffers {
             ring: [0; RING],
             pfkey: [0; MIN_PFKEY_QUEUE_BYTES],
-            events: [None; EVENTS],
             tx: [[0; TX]; 2],
             rx: [[0; RX_BYTES]; 2],
             scratch: Scratch::new(),
@@ -61,11 +63,13 @@ pub struct Parts {
     conns: [[ConnSlot<'static, SoftCrypto>; 2]; 1],
 }
 
-/// Builds a node into `slot` (static memory) over `buffers` and `parts`,
+/// Builds a node into `slot` (static memory) over `buffers`, `events` and
+/// `parts`,
 /// lending it `marks`.
 pub fn build(
     slot: &'static mut Option<FwNode>,
     buffers: &'static mut Buffers,
+    events: &'static mut Events,
     parts: &'static mut Option<Parts>,
     marks: &'static mut Marks,
     config: &Config,
@@ -76,7 +80,6 @@ pub fn build(
     let Buffers {
         ring,
         pfkey,
-        events,
         tx: [t0, t1],
         rx: [r0, r1],
         scratch,
@@ -93,7 +96,8 @@ pub fn build(
         conns: conns.into(),
         scratch: scratch.into(),
     };
-    let node = Node::new(
+    Node::new_in(
+        slot,
         config,
         settings,
         SoftCrypto,
@@ -101,8 +105,7 @@ pub fn build(
         marks,
         storage,
         now,
-    )?;
-    Ok(slot.insert(node))
+    )
 }
 
 /// A deterministic PRNG (xorshift64*), seeded per node.
