@@ -580,7 +580,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             return t;
         }
         for (i, p) in self.table.iter() {
-            if p.status() == ConnStatus::Disconnected && self.conn_count(i.0) == 0 {
+            // As `dial_due`: pending inbound handshakes do not hold a dial
+            // back, so their peer's retry is due too.
+            let held = self.conns[i.0]
+                .iter()
+                .flatten()
+                .any(|c| c.outbound || c.up || c.alias);
+            if p.status() == ConnStatus::Disconnected && !held {
                 t = earliest(
                     t,
                     Some(self.backoff[i.0].poll_timeout().unwrap_or(Instant::ZERO)),
