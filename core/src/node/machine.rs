@@ -317,6 +317,19 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         Ok(node)
     }
 
+    /// What [`new`](Self::new) would refuse in `config` for a node of
+    /// `peers` peers (its storage aside), building nothing: a
+    /// configuration check (`sasyncd -n`, a reload) needs no storage, and
+    /// storage built only to be dropped would carry whatever the stack
+    /// held (the shared key among it) into the heap.
+    pub fn check_config(config: &Config, crypto: &C, peers: usize) -> Result<(), NodeError> {
+        LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
+            .map_err(|_| NodeError::BadKey)?;
+        SecretKey::<32>::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
+        super::reconfigure::wanted_peers(config, peers)?;
+        Ok(())
+    }
+
     /// Everything that can refuse a node, checked before it is built.
     fn prepare(
         config: &Config,
@@ -324,10 +337,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         storage: &NodeStorage<'a, C>,
     ) -> Result<(LegacyCodec<C>, SecretKey<32>), NodeError> {
         storage.check().map_err(NodeError::Storage)?;
+        Self::check_config(config, crypto, storage.conns.len())?;
         let codec = LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
             .map_err(|_| NodeError::BadKey)?;
         let key = SecretKey::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
-        super::reconfigure::wanted_peers(config, storage.conns.len())?;
         Ok((codec, key))
     }
 
