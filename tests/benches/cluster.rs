@@ -1,4 +1,4 @@
-//! Scale benchmark (issue 9): a master and a slave `DefaultNode` on the
+//! Scale benchmark (issue 9): a master and a slave node with the daemon's storage on the
 //! simulator's kernels, joined by an in-memory pipe, synchronising
 //! N = 1k … 1M SAs plus N/2 flows, under v2 and legacy; delta costs by
 //! ring fill; the cost of repairing a damaged slave; optionally a failover

@@ -433,3 +433,51 @@ impl<C: Crypto> Conn<'_, C> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SoftCrypto;
+
+    /// A new slot is unused; closing one wipes what its connection
+    /// decrypted, and reopening starts from nothing, whatever the last
+    /// connection left.
+    #[test]
+    fn a_closed_slot_keeps_no_plaintext_and_reopens_clean() {
+        let (mut tx, mut rx) = ([0u8; MIN_TX_BYTES], [0u8; RX_FRAME]);
+        let mut s = ConnSlot::<SoftCrypto>::new(&mut tx, &mut rx);
+        assert!(s.as_ref().is_none() && s.is_none());
+        let now = Instant::from_millis(5);
+        let c = s.open(ConnId(7), PeerIndex(0), true, false, now);
+        assert_eq!((c.id, c.outbound, c.opened), (ConnId(7), true, now));
+        // What a session leaves behind: a decrypted frame, queued bytes,
+        // flags.
+        c.rx.buf[..4].copy_from_slice(b"KEYS");
+        assert!(c
+            .tx
+            .append_with(3, |out| {
+                out[..3].copy_from_slice(b"abc");
+                Ok::<usize, ()>(3)
+            })
+            .is_some());
+        c.up = true;
+        c.refused = true;
+        c.feed_at = Some(now);
+        s.close();
+        assert!(s.as_ref().is_none());
+        assert!(s.conn.rx.buf.iter().all(|&b| b == 0), "plaintext wiped");
+        assert!(matches!(s.conn.phase, Phase::Connecting));
+        let later = Instant::from_millis(9);
+        let c = s.open(ConnId(8), PeerIndex(0), false, true, later);
+        assert_eq!(
+            (c.id, c.outbound, c.up, c.refused),
+            (ConnId(8), false, false, false)
+        );
+        assert!(c.tx.is_empty() && c.feed_at.is_none());
+        assert!(
+            matches!(c.rx.mode, RxMode::Legacy(_)),
+            "the protocol follows the reload"
+        );
+        assert_eq!((c.last_rx, c.last_tx, c.acked_at), (later, later, later));
+    }
+}

@@ -30,8 +30,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     pub(super) fn follow(&mut self, conn: ConnId) {
         if self.following.is_none_or(|f| f.conn != conn) {
             self.repair_asked = None;
-            self.repair_queue = [0; crate::ctl::BUCKETS / 8];
-            self.snapshot_in_batches = false;
+            self.repair.drop_queue();
         }
         self.following = Some(Follow {
             conn,
@@ -157,13 +156,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         // begins, we already follow its connection.)
         self.compare = None;
         if self.following.is_none_or(|f| f.conn != conn) {
-            let owed = self.repair_asked.is_some()
-                || super::fingerprint::count(&self.repair_queue) > 0
-                || self.snapshot_in_batches;
+            let owed = self.repair_asked.is_some() | self.repair.abandon();
             self.repair_asked = None;
-            self.repair_queue = [0; crate::ctl::BUCKETS / 8];
-            self.repair_fit = 0;
-            self.snapshot_in_batches = false;
             self.awaiting_digest |= owed;
         }
         self.following = Some(Follow {

@@ -26,6 +26,7 @@ use super::marks::{MarkStore, SnapshotMarks};
 use super::peer_stats::{ErrorKind, PeerStats};
 use super::peer_table::{ConnStatus, PeerIndex, PeerTable};
 use super::pfkeyq::PfkeyQueue;
+use super::repair::RepairPlan;
 use super::ring::DeltaRing;
 use super::scratch::Scratch;
 use super::stats::Counters;
@@ -212,11 +213,6 @@ pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore> {
     pub(super) claims: [Option<Instant>; MAX_PEERS],
     /// Legacy slave: the peer (index) whose master data we applied last.
     pub(super) legacy_applied_from: Option<usize>,
-    /// Buckets in which the current sweep deleted entries whose content
-    /// differed (their snapshot ADDs were refused while they existed).
-    pub(super) stale_buckets: BucketSet,
-    /// A sweep already asked for the snapshot again (once is enough).
-    pub(super) stale_retried: bool,
     pub(super) job: Job,
     pub(super) next_digest: Option<Instant>,
     /// Per-bucket sums of the last digest (master: what it announced;
@@ -235,22 +231,9 @@ pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore> {
     /// Slave: when we asked for a repair that has not arrived yet; digests
     /// are not checked meanwhile (they would find the same differences).
     pub(super) repair_asked: Option<Instant>,
-    /// Slave: how many entries the master's last digest counted.
-    pub(super) last_master_entries: u32,
-    /// Slave: the last full snapshot's entries, and whether its marks
-    /// overflowed (then its sweep is redone in batches of buckets).
-    pub(super) snapshot_entries: usize,
-    pub(super) sweep_overflowed: bool,
-    /// Slave: buckets still to repair, a batch that fits the mark storage
-    /// at a time.
-    pub(super) repair_queue: BucketSet,
-    /// Slave: the most buckets a batch may hold, learnt from a batch that
-    /// overflowed the marks (0: not learnt; the estimate from the entry
-    /// count rules).
-    pub(super) repair_fit: usize,
-    /// Slave: a full snapshot overflowed the marks; it is complete (in
-    /// sync, demotion released) once the batches that sweep it are done.
-    pub(super) snapshot_in_batches: bool,
+    /// Slave: what it still owes itself after snapshots and sweeps, in
+    /// batches that fit the mark storage.
+    pub(super) repair: RepairPlan,
     pub(super) split_brain: bool,
     /// `handle_shutdown` was called.
     pub(super) shutting_down: bool,
@@ -318,6 +301,19 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         Ok(node)
     }
 
+    /// What [`new`](Self::new) would refuse in `config` for a node of
+    /// `peers` peers (its storage aside), building nothing: a
+    /// configuration check (`sasyncd -n`, a reload) needs no storage, and
+    /// storage built only to be dropped would carry whatever the stack
+    /// held (the shared key among it) into the heap.
+    pub fn check_config(config: &Config, crypto: &C, peers: usize) -> Result<(), NodeError> {
+        LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
+            .map_err(|_| NodeError::BadKey)?;
+        SecretKey::<32>::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
+        super::reconfigure::wanted_peers(config, peers)?;
+        Ok(())
+    }
+
     /// Everything that can refuse a node, checked before it is built.
     fn prepare(
         config: &Config,
@@ -325,10 +321,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         storage: &NodeStorage<'a, C>,
     ) -> Result<(LegacyCodec<C>, SecretKey<32>), NodeError> {
         storage.check().map_err(NodeError::Storage)?;
+        Self::check_config(config, crypto, storage.conns.len())?;
         let codec = LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
             .map_err(|_| NodeError::BadKey)?;
         let key = SecretKey::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
-        super::reconfigure::wanted_peers(config, storage.conns.len())?;
         Ok((codec, key))
     }
 
@@ -411,8 +407,6 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             following: None,
             claims: [None; MAX_PEERS],
             legacy_applied_from: None,
-            stale_buckets: [0; BUCKETS / 8],
-            stale_retried: false,
             job: Job::None,
             next_digest: None,
             sums: BucketSums::EMPTY,
@@ -421,12 +415,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             resumed_across: false,
             awaiting_digest: false,
             repair_asked: None,
-            last_master_entries: 0,
-            snapshot_entries: 0,
-            sweep_overflowed: false,
-            repair_queue: [0; BUCKETS / 8],
-            repair_fit: 0,
-            snapshot_in_batches: false,
+            repair: RepairPlan::new(),
             split_brain: false,
             shutting_down: false,
             counters: Counters::default(),

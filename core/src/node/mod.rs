@@ -47,6 +47,7 @@ pub mod peer_table;
 pub mod pfkeyq;
 mod reconfigure;
 mod recv;
+mod repair;
 pub mod ring;
 mod scratch;
 mod session;

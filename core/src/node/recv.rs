@@ -456,8 +456,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                         // Until its end, a full snapshot leaves us nowhere;
                         // it supersedes any repair still queued.
                         self.applied = Position::NONE;
-                        self.repair_queue = [0; crate::ctl::BUCKETS / 8];
-                        self.snapshot_in_batches = false;
+                        self.repair.drop_queue();
                         self.awaiting_digest = false;
                     }
                     self.incoming = Some(Incoming {

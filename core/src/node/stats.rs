@@ -205,7 +205,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             syncing: self.incoming.is_some() || self.job.is_sweep(),
             repairing: self.awaiting_digest
                 || self.repair_asked.is_some()
-                || super::fingerprint::count(&self.repair_queue) > 0,
+                || self.repair.queued() > 0,
             following: self.following.and_then(|f| {
                 let (p, _) = self.slot_of(f.conn)?;
                 Some((self.peer_addrs[p], f.synced))

@@ -291,7 +291,74 @@ impl<'a> EventQueue<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::SoftCrypto;
     use crate::node::DemoteEffect;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Storage for `peers` peers with every part at its minimum, but for
+    /// the changes `edit` makes to the sizes (ring, pfkey, events, tx, rx).
+    fn storage(
+        peers: usize,
+        edit: impl FnOnce(&mut [usize; 5]),
+    ) -> NodeStorage<'static, SoftCrypto> {
+        let mut n = [
+            MIN_RING_BYTES,
+            MIN_PFKEY_QUEUE_BYTES,
+            min_events(peers),
+            MIN_TX_BYTES,
+            RX_BYTES,
+        ];
+        edit(&mut n);
+        let bytes = |len: usize| -> &'static mut [u8] { vec![0; len].leak() };
+        let conns: Vec<_> = (0..peers)
+            .map(|_| {
+                [
+                    ConnSlot::new(bytes(n[3]), bytes(n[4])),
+                    ConnSlot::new(bytes(n[3]), bytes(n[4])),
+                ]
+            })
+            .collect();
+        NodeStorage {
+            ring: bytes(n[0]).into(),
+            pfkey: bytes(n[1]).into(),
+            events: vec![None; n[2]].leak().into(),
+            peers: vec![Peer::default(); peers].leak().into(),
+            conns: conns.leak().into(),
+            scratch: std::boxed::Box::leak(std::boxed::Box::new(Scratch::new())).into(),
+        }
+    }
+
+    #[test]
+    fn each_part_below_its_minimum_is_named() {
+        assert_eq!(storage(2, |_| {}).check(), Ok(()));
+        let cases: [(usize, StorageError); 5] = [
+            (0, StorageError::Ring),
+            (1, StorageError::PfkeyQueue),
+            (2, StorageError::Events),
+            (3, StorageError::SendBuffer),
+            (4, StorageError::ReceiveBuffer),
+        ];
+        for (i, e) in cases {
+            assert_eq!(storage(2, |n| n[i] -= 1).check(), Err(e), "part {i}");
+        }
+    }
+
+    #[test]
+    fn peers_and_connection_pairs_must_match_and_fit() {
+        let mut s = storage(2, |_| {});
+        s.peers = vec![Peer::default(); 3].leak().into();
+        assert_eq!(s.check(), Err(StorageError::Peers));
+        let s = storage(crate::config::MAX_PEERS + 1, |_| {});
+        assert_eq!(s.check(), Err(StorageError::Peers));
+        assert_eq!(storage(0, |_| {}).check(), Ok(()));
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn the_default_heap_storage_passes() {
+        assert_eq!(NodeStorage::<SoftCrypto>::default_on_heap().check(), Ok(()));
+    }
 
     #[test]
     fn events_come_out_in_order_and_a_full_queue_refuses() {

@@ -19,7 +19,7 @@ mod node;
 mod world;
 
 use core::cell::UnsafeCell;
-use core::mem::size_of;
+use core::mem::{size_of, MaybeUninit};
 use core::net::{IpAddr, Ipv4Addr};
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -93,14 +93,17 @@ impl<T> Once<T> {
 
 /// The two kernels and the pipes (all-zero at start, so in .bss).
 static WORLD: Once<World> = Once::new(World::new());
-/// The two nodes.
-static NODES: Once<[Option<FwNode>; 2]> = Once::new([None, None]);
+/// The two nodes. Uninitialised statics (in .bss) written at start: an
+/// empty `Option` is not zero bytes, and a `None` initialiser would put
+/// them in .data, a flash image of their size.
+static NODES: Once<MaybeUninit<[Option<FwNode>; 2]>> = Once::new(MaybeUninit::uninit());
 /// Their buffers (zero at start: in .bss).
 static BUFFERS: Once<[node::Buffers; 2]> = Once::new([node::Buffers::new(), node::Buffers::new()]);
-/// Their event queues.
-static EVENTS: Once<[node::Events; 2]> = Once::new([[None; node::EVENTS]; 2]);
-/// Their peers and connection slots, written when they are built.
-static PARTS: Once<[Option<node::Parts>; 2]> = Once::new([None, None]);
+/// Their event queues (uninitialised as `NODES`).
+static EVENTS: Once<MaybeUninit<[node::Events; 2]>> = Once::new(MaybeUninit::uninit());
+/// Their peers and connection slots, written when they are built
+/// (uninitialised as `NODES`).
+static PARTS: Once<MaybeUninit<[Option<node::Parts>; 2]>> = Once::new(MaybeUninit::uninit());
 /// Their snapshot marks, lent to them.
 static MARKS: Once<[node::Marks; 2]> = Once::new([node::Marks::new(), node::Marks::new()]);
 /// Their configurations, parsed in place (a `Config` is 9 KB).
@@ -174,10 +177,10 @@ fn run(per_tick: u64) -> Result<(), Fail> {
     // Parse the configurations and build the nodes, in place (measured
     // apart from the sync).
     meter::paint_stack();
-    let [m_slot, s_slot] = NODES.take();
+    let [m_slot, s_slot] = NODES.take().write([None, None]);
     let [m_bufs, s_bufs] = BUFFERS.take();
-    let [m_parts, s_parts] = PARTS.take();
-    let [m_events, s_events] = EVENTS.take();
+    let [m_parts, s_parts] = PARTS.take().write([None, None]);
+    let [m_events, s_events] = EVENTS.take().write([[None; node::EVENTS]; 2]);
     let [m_marks, s_marks] = MARKS.take();
     let [m_conf, s_conf] = CONFIGS.take();
     let now = w.now;
