@@ -283,7 +283,26 @@ where
         node.handle_timeout(now);
     }
     for _ in 0..MAX_PASSES {
-        let mut progress = inputs(node, platform, now);
+        let mut progress = false;
+        while let Some(input) = platform.poll_input() {
+            progress = true;
+            match input {
+                Input::Pfkey(msg) => node.handle_pfkey(now, msg),
+                Input::LinkState(ls) => node.handle_link_state(now, ls),
+                Input::CarpUnreadable => node.handle_carp_unreadable(now),
+                Input::Accept { peer } => {
+                    let r = node.handle_accept(now, peer);
+                    platform.accepted(r);
+                }
+                Input::Connected(c) => node.handle_connected(now, c),
+                Input::ConnectFailed(c) => node.handle_connect_failed(now, c),
+                Input::Closed(c) => node.handle_closed(now, c),
+                Input::Writable(c) => node.handle_writable(now, c),
+                Input::IkeResult { id, ok } => node.handle_ike_result(now, id, ok),
+                Input::DemoteResult(ok) => node.handle_demote_result(now, ok),
+                Input::Shutdown => node.handle_shutdown(now),
+            }
+        }
         progress |= events(node, platform, now);
         while let Some(msg) = node.poll_pfkey() {
             match platform.pfkey_write(msg) {
@@ -351,40 +370,6 @@ where
         }
     }
     Err(Livelock)
-}
-
-/// Hands the node every input the platform has; whether there was one.
-fn inputs<C, R, M: MarkStore, Pl>(
-    node: &mut Node<'_, C, R, M>,
-    platform: &mut Pl,
-    now: Instant,
-) -> bool
-where
-    C: Crypto + Clone,
-    R: Random,
-    Pl: Platform + ?Sized,
-{
-    let mut any = false;
-    while let Some(input) = platform.poll_input() {
-        any = true;
-        match input {
-            Input::Pfkey(msg) => node.handle_pfkey(now, msg),
-            Input::LinkState(ls) => node.handle_link_state(now, ls),
-            Input::CarpUnreadable => node.handle_carp_unreadable(now),
-            Input::Accept { peer } => {
-                let r = node.handle_accept(now, peer);
-                platform.accepted(r);
-            }
-            Input::Connected(c) => node.handle_connected(now, c),
-            Input::ConnectFailed(c) => node.handle_connect_failed(now, c),
-            Input::Closed(c) => node.handle_closed(now, c),
-            Input::Writable(c) => node.handle_writable(now, c),
-            Input::IkeResult { id, ok } => node.handle_ike_result(now, id, ok),
-            Input::DemoteResult(ok) => node.handle_demote_result(now, ok),
-            Input::Shutdown => node.handle_shutdown(now),
-        }
-    }
-    any
 }
 
 /// Carries out every event the node has queued; whether there was one.
