@@ -4,7 +4,7 @@
 //! crate and the world; this crate turns them into typed values and decisions.
 //! Time and randomness are always passed in.
 #![no_std]
-#![deny(unsafe_code)] // allowed in node::init alone (building a node in place)
+#![forbid(unsafe_code)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;

@@ -1,34 +1,42 @@
 //! The platform contract: what a platform does for a [`Node`], and the one
-//! driver every platform moves a node's outputs with.
+//! runtime every platform runs a node with.
 //!
-//! # Driving a Node
+//! # Running a Node
 //!
-//! A platform (the OpenBSD daemon, the simulator, the test harness, a
-//! firmware port) owns the node and the world around it: sockets, the
-//! PF_KEY socket, the carp interface, the IKE daemon, the clock. It builds
-//! the node with [`Node::new`], or in place with [`Node::init_in`] where
-//! the stack is small (firmware: `tests/firmware`), implements
-//! [`Platform`] and runs one loop:
+//! A platform (the OpenBSD daemon, the simulator, the in-memory world of
+//! the tests and benches, a firmware port) owns the node and the world
+//! around it: sockets, the PF_KEY socket, the carp interface, the IKE
+//! daemon, the clock. It builds the node with [`Node::new`] over storage
+//! of its own ([`NodeStorage`](crate::node::NodeStorage): statics on
+//! firmware, `tests/firmware`; the heap on a host), implements
+//! [`Platform`] and runs one loop, as smoltcp's `poll`/`poll_at`:
 //!
-//! 1. **Inputs.** Whatever happened is handed to the node with its
-//!    `handle_*` method, with the current time: [`Node::handle_link_state`]
-//!    (carp changed), [`Node::handle_pfkey`] (a message read from the PF_KEY
-//!    socket), [`Node::handle_accept`] (a TCP connection came in; refused
-//!    ones are closed by the platform), [`Node::handle_connected`] /
-//!    [`Node::handle_connect_failed`] (a connect the node asked for ended),
-//!    [`Node::handle_closed`] (the peer or the network closed it),
-//!    [`Node::handle_writable`] (a connection whose last write was short can
-//!    take bytes again), [`Node::handle_ike_result`],
-//!    [`Node::handle_demote_result`], [`Node::handle_dump_end`] for a dump
-//!    that failed, [`Node::handle_shutdown`], and [`Node::reconfigure`] for
-//!    a reloaded configuration (what it reports as changed but cannot apply
-//!    itself, the listen address and the demotion group, is the
-//!    platform's to act on or log). Bytes read from a
-//!    connection are not handed over directly: the platform keeps them in
-//!    its receive buffer ([`Platform::received`]) and the driver offers them.
-//! 2. **Outputs.** [`drive`] moves everything the node wants done into the
-//!    platform until nothing changes, in this order, repeated while any
-//!    step made progress:
+//! ```text
+//! loop {
+//!     let next = drive(&mut node, &mut platform)?;   // timers, inputs, outputs
+//!     platform waits for input or until `next`        // poll(2), a simulated clock
+//! }
+//! ```
+//!
+//! [`drive`] is the whole runtime. Each call:
+//!
+//! 1. **Time.** Reads [`Platform::now`] once and, if the node's deadline
+//!    ([`Node::poll_timeout`]) is due, calls [`Node::handle_timeout`]. The
+//!    timer fires before the inputs of this call: its deadline passed
+//!    before the platform noticed them. It fires once a call: a deadline
+//!    the node sets to "now" while handling inputs is returned, not
+//!    chased, so the platform sees it and calls `drive` again.
+//! 2. **Inputs.** Takes everything that happened from
+//!    [`Platform::poll_input`] until it answers `None`, each handed to the
+//!    node's `handle_*` method ([`Input`] lists them: a PF_KEY message, a
+//!    carp link state, a TCP connection accepted, connected, failed,
+//!    closed or writable again, an IKE or demotion result, a shutdown).
+//!    The node's answer to an [`Input::Accept`] goes back through
+//!    [`Platform::accepted`]. Bytes read from a connection are not inputs:
+//!    the platform keeps them in its receive buffer
+//!    ([`Platform::received`]) and the driver offers them (step 3).
+//! 3. **Outputs.** Moves everything the node wants done into the platform,
+//!    in this order:
 //!    1. events ([`Node::poll_event`]): connect, close, promiscuous mode,
 //!       IKE mode, demotion, dump start/cancel, carp re-read;
 //!    2. PF_KEY writes ([`Node::poll_pfkey`]) until the socket would block;
@@ -37,21 +45,33 @@
 //!    4. dump records for every dump the node wants ([`Node::poll_dump`]);
 //!    5. bytes to send ([`Node::poll_transmit`]) until every connection is
 //!       empty or blocked.
-//! 3. **Time.** The platform calls [`Node::handle_timeout`] when
-//!    [`Node::poll_timeout`] is due, then [`drive`] again, and sleeps (or
-//!    polls its descriptors) until the next deadline or input.
+//!
+//!    Steps 2 and 3 repeat while anything moved, so an input a platform
+//!    call produced (a connect that failed at once, a peer that answered
+//!    in memory) is handed over in the same call.
+//! 4. **Next deadline.** Returns [`Node::poll_timeout`]: the platform calls
+//!    `drive` again by then, or at its next input, whichever is first.
+//!
+//! Operator requests that answer the operator
+//! ([`Node::reconfigure`]: what it reports as changed but cannot apply
+//! itself, the listen address and the demotion group, is the platform's to
+//! act on or log; [`Node::request_resync`]; the status queries) are called
+//! directly, each followed by [`drive`].
 //!
 //! # Who owns which buffer
 //!
 //! * Send buffers belong to the node ([`Node::poll_transmit`] lends them);
 //!   [`Platform::send`] writes what the socket takes *now* and says how
-//!   much. A short write blocks that connection until the platform reports
-//!   [`Node::handle_writable`]: the node then fills the buffer again, and
+//!   much. A short write blocks that connection until the platform hands
+//!   over [`Input::Writable`]: the node then fills the buffer again, and
 //!   the master's snapshot pauses rather than queueing without bound.
 //! * Receive buffers belong to the platform. The node takes what it can
 //!   ([`Received::consumed`]) and pauses while its kernel queue is full or a
 //!   sweep holds the stream; the platform stops reading a socket whose
 //!   buffer is full, so backpressure reaches the master through TCP.
+//! * Pending inputs belong to the platform, in the order they happened; a
+//!   borrowed [`Input::Pfkey`] message needs to live only until the next
+//!   call of [`Platform::poll_input`].
 //! * The PF_KEY queue belongs to the node; a write that would block is
 //!   retried at the next [`drive`]; a refused one is reported with its errno
 //!   and dropped (the node counts and logs it).
@@ -66,12 +86,14 @@
 //! Ignoring [`Received::consumed`] loses or repeats peer bytes (a broken
 //! stream: the session is closed as corrupt). Ignoring [`DumpFlow::Pause`]
 //! overruns a full send buffer (records are skipped). Not reporting a short
-//! write as short, or never calling [`Node::handle_writable`], stalls that
+//! write as short, or never handing over [`Input::Writable`], stalls that
 //! connection until keepalives declare it dead. Not reporting a connect's
 //! end is survived: the node gives up on it after
 //! `Settings::connect_timeout`. A PF_KEY write reported as written when it
-//! was refused hides a kernel error from the counters. Not calling
-//! [`drive`] after an input leaves its consequences queued in the node.
+//! was refused hides a kernel error from the counters. Ignoring the
+//! deadline [`drive`] returns stops retries, keepalives, digests and the
+//! demotion's time limit. Ignoring [`Platform::accepted`] leaves the
+//! platform holding a connection the node refused (or losing one it took).
 //!
 //! Time comes from [`Platform::now`]; randomness was given to the node
 //! when it was built ([`crate::random::Random`]).
@@ -81,10 +103,51 @@ use core::net::IpAddr;
 use crate::crypto::Crypto;
 use crate::node::marks::MarkStore;
 use crate::node::{
-    ConnId, DemoteEffect, DumpFlow, DumpId, DumpOp, Event, IkeRequest, Node, Received, Table,
+    ConnId, DemoteEffect, DumpFlow, DumpId, DumpOp, Event, IkeRequest, Node, Received, Rejected,
+    Table,
 };
 use crate::random::Random;
 use crate::time::Instant;
+
+/// Something that happened, which a platform hands its node through
+/// [`Platform::poll_input`] (in the order it happened).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// A message read from the PF_KEY socket.
+    Pfkey(&'a [u8]),
+    /// The carp interface's link state (`LINK_STATE_*`): it changed, or was
+    /// read again ([`Platform::recheck_carp`] answering later).
+    LinkState(u8),
+    /// The carp interface could not be read.
+    CarpUnreadable,
+    /// A TCP connection from `peer` came in; the node's answer goes to
+    /// [`Platform::accepted`] (a refused one is the platform's to close).
+    Accept {
+        /// The remote address.
+        peer: IpAddr,
+    },
+    /// A connect the node asked for ([`Platform::connect`]) succeeded.
+    Connected(ConnId),
+    /// A connect the node asked for failed.
+    ConnectFailed(ConnId),
+    /// The peer or the network closed the connection.
+    Closed(ConnId),
+    /// A connection whose last write was short can take bytes again.
+    Writable(ConnId),
+    /// The IKE daemon answered a request ([`Platform::ike`] answering
+    /// later).
+    IkeResult {
+        /// The request's id ([`IkeRequest::id`]).
+        id: u32,
+        /// Whether it was carried out.
+        ok: bool,
+    },
+    /// Whether raising the demotion worked ([`Platform::demote`] answering
+    /// later).
+    DemoteResult(bool),
+    /// Shut down in order: release the demotion, flush, close.
+    Shutdown,
+}
 
 /// Result of a PF_KEY write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,9 +197,16 @@ pub trait Platform {
     /// The current time (monotonic).
     fn now(&mut self) -> Instant;
 
+    /// The next thing that happened, oldest first; `None` when there is
+    /// nothing (more) now. The message of an [`Input::Pfkey`] needs to
+    /// stay valid only until the next call.
+    fn poll_input(&mut self) -> Option<Input<'_>>;
+    /// The node's answer to the [`Input::Accept`] just handed over: the
+    /// connection's id, or why it refused it (close it then).
+    fn accepted(&mut self, conn: Result<ConnId, Rejected>);
+
     /// Open a TCP connection to `addr`:`port` from our configured address;
-    /// report its end with [`Node::handle_connected`] or
-    /// [`Node::handle_connect_failed`].
+    /// report its end with [`Input::Connected`] or [`Input::ConnectFailed`].
     fn connect(&mut self, conn: ConnId, addr: IpAddr, port: u16);
     /// Close a connection; the node has already forgotten it. Bytes it
     /// received and did not consume are dropped.
@@ -161,13 +231,14 @@ pub trait Platform {
     fn dump_cancel(&mut self, dump: DumpId);
 
     /// Change our carp group demotion. For a `Raise`, the result if known
-    /// now; otherwise report it later with [`Node::handle_demote_result`].
+    /// now; otherwise report it later with [`Input::DemoteResult`].
     fn demote(&mut self, effect: DemoteEffect) -> Option<bool>;
     /// Tell the IKE daemon(s) to go active or passive: the result if known
-    /// now, otherwise later with [`Node::handle_ike_result`].
+    /// now, otherwise later with [`Input::IkeResult`].
     fn ike(&mut self, request: IkeRequest) -> Option<bool>;
     /// Read the carp interface's link state again: the state if known now,
-    /// otherwise later with [`Node::handle_link_state`].
+    /// otherwise later with [`Input::LinkState`] (or
+    /// [`Input::CarpUnreadable`]).
     fn recheck_carp(&mut self) -> Option<u8>;
 }
 
@@ -193,30 +264,46 @@ const MAX_PASSES: usize = 1_000_000;
 /// has at most 31 peers, two connections each).
 const MAX_DUMPS: usize = 64;
 
-/// Moves a node's outputs into the platform until nothing changes (see the
-/// module documentation). Call it after every input and every timeout.
-pub fn drive<
-    C,
-    R,
-    Pl,
-    const P: usize,
-    const RING: usize,
-    M: MarkStore,
-    const TX: usize,
-    const PQ: usize,
-    const EV: usize,
->(
-    node: &mut Node<C, R, P, RING, M, TX, PQ, EV>,
+/// Runs a node on its platform: fires its timer if due, hands it every
+/// pending input, moves its outputs into the platform until nothing
+/// changes, and returns when to call again at the latest (see the module
+/// documentation). Call it after every input, and by the deadline it
+/// returns.
+pub fn drive<C, R, M: MarkStore, Pl>(
+    node: &mut Node<'_, C, R, M>,
     platform: &mut Pl,
-) -> Result<(), Livelock>
+) -> Result<Option<Instant>, Livelock>
 where
     C: Crypto + Clone,
     R: Random,
     Pl: Platform + ?Sized,
 {
     let now = platform.now();
+    if node.poll_timeout().is_some_and(|t| t <= now) {
+        node.handle_timeout(now);
+    }
     for _ in 0..MAX_PASSES {
-        let mut progress = events(node, platform, now);
+        let mut progress = false;
+        while let Some(input) = platform.poll_input() {
+            progress = true;
+            match input {
+                Input::Pfkey(msg) => node.handle_pfkey(now, msg),
+                Input::LinkState(ls) => node.handle_link_state(now, ls),
+                Input::CarpUnreadable => node.handle_carp_unreadable(now),
+                Input::Accept { peer } => {
+                    let r = node.handle_accept(now, peer);
+                    platform.accepted(r);
+                }
+                Input::Connected(c) => node.handle_connected(now, c),
+                Input::ConnectFailed(c) => node.handle_connect_failed(now, c),
+                Input::Closed(c) => node.handle_closed(now, c),
+                Input::Writable(c) => node.handle_writable(now, c),
+                Input::IkeResult { id, ok } => node.handle_ike_result(now, id, ok),
+                Input::DemoteResult(ok) => node.handle_demote_result(now, ok),
+                Input::Shutdown => node.handle_shutdown(now),
+            }
+        }
+        progress |= events(node, platform, now);
         while let Some(msg) = node.poll_pfkey() {
             match platform.pfkey_write(msg) {
                 PfkeyWrite::Written => node.handle_pfkey_written(now),
@@ -279,25 +366,15 @@ where
             }
         }
         if !progress {
-            return Ok(());
+            return Ok(node.poll_timeout());
         }
     }
     Err(Livelock)
 }
 
 /// Carries out every event the node has queued; whether there was one.
-fn events<
-    C,
-    R,
-    Pl,
-    const P: usize,
-    const RING: usize,
-    M: MarkStore,
-    const TX: usize,
-    const PQ: usize,
-    const EV: usize,
->(
-    node: &mut Node<C, R, P, RING, M, TX, PQ, EV>,
+fn events<C, R, M: MarkStore, Pl>(
+    node: &mut Node<'_, C, R, M>,
     platform: &mut Pl,
     now: Instant,
 ) -> bool
@@ -314,18 +391,8 @@ where
     any
 }
 
-fn dispatch<
-    C,
-    R,
-    Pl,
-    const P: usize,
-    const RING: usize,
-    M: MarkStore,
-    const TX: usize,
-    const PQ: usize,
-    const EV: usize,
->(
-    node: &mut Node<C, R, P, RING, M, TX, PQ, EV>,
+fn dispatch<C, R, M: MarkStore, Pl>(
+    node: &mut Node<'_, C, R, M>,
     platform: &mut Pl,
     now: Instant,
     e: Event,

@@ -106,10 +106,10 @@ fn run(data: &[u8]) {
         vec![config(0, 2, proto), config(1, 2, proto)],
         Duration::from_secs(5),
     );
-    w.chunking = setup & 2 != 0;
+    w.lan.chunking = setup & 2 != 0;
     let link = Rc::new(Link::default());
     let l = link.clone();
-    w.tamper = Some(Box::new(move |from, out: &mut Vec<u8>| {
+    w.lan.tamper = Some(Box::new(move |from, out: &mut Vec<u8>| {
         tamper(&l, from, out)
     }));
     let mut seen = BTreeSet::new();
@@ -143,10 +143,10 @@ fn run(data: &[u8]) {
         eprintln!(
             "seen {} entries; kernels {}+{} / {}+{} SAs+flows; rejected frames {} {}; applied {} {}",
             seen.len(),
-            w.nodes[0].kernel.sa_count(),
-            w.nodes[0].kernel.flow_count(),
-            w.nodes[1].kernel.sa_count(),
-            w.nodes[1].kernel.flow_count(),
+            w.lan.hosts[0].kernel.sa_count(),
+            w.lan.hosts[0].kernel.flow_count(),
+            w.lan.hosts[1].kernel.sa_count(),
+            w.lan.hosts[1].kernel.flow_count(),
             s0.counters.rejected_frames,
             s1.counters.rejected_frames,
             s0.counters.applied,
@@ -251,7 +251,7 @@ fn step(
 /// The IKE daemon on whichever node carp made MASTER writes `msg` (none
 /// when neither is); what the kernel then holds is what syncing may copy.
 fn ike(w: &mut TestWorld, seen: &mut BTreeSet<Vec<u8>>, msg: &[u8]) {
-    let Some(i) = (0..2).find(|&i| w.nodes[i].link_state == MASTER) else {
+    let Some(i) = (0..2).find(|&i| w.lan.hosts[i].link_state == MASTER) else {
         return;
     };
     let r = w.try_ike_write(i, msg);
@@ -262,7 +262,7 @@ fn ike(w: &mut TestWorld, seen: &mut BTreeSet<Vec<u8>>, msg: &[u8]) {
         );
     }
     if r.is_ok() {
-        let c = w.nodes[i].kernel.canonical(&|_| true);
+        let c = w.lan.hosts[i].kernel.canonical(&|_| true);
         seen.extend(c.sas.into_values().chain(c.flows.into_values()));
     }
     w.settle();
@@ -308,7 +308,7 @@ fn tamper(link: &Link, from: usize, out: &mut Vec<u8>) {
 /// The invariants that hold at every moment.
 fn check(w: &mut TestWorld, seen: &BTreeSet<Vec<u8>>) {
     for i in 0..2 {
-        let c = w.nodes[i].kernel.canonical(&|_| true);
+        let c = w.lan.hosts[i].kernel.canonical(&|_| true);
         for v in c.sas.values().chain(c.flows.values()) {
             assert!(
                 seen.contains(v),

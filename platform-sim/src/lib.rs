@@ -14,7 +14,9 @@
 //! * [`net`]: TCP-like byte streams with latency, bandwidth, bounded send
 //!   buffers, random read chunking, resets, partitions and an adversary hook;
 //! * [`links`]: who can reach whom (shared by carp and the network);
-//! * [`ike`]: the IKE daemon's PF_KEY workload on the active node.
+//! * [`ike`]: the IKE daemon's PF_KEY workload on the active node;
+//! * [`lan`]: a few gateways joined by direct in-memory links, the world
+//!   of the scenario tests and the benchmarks.
 //!
 //! Not a simulation but built from these parts: `devhost` (unix only), a
 //! process that plays one gateway's kernel, carp interface and IKE daemon
@@ -31,6 +33,7 @@ pub mod devhost;
 pub mod errno;
 pub mod ike;
 pub mod kernel;
+pub mod lan;
 pub mod links;
 mod logcap;
 pub mod marks;

@@ -1,12 +1,14 @@
 //! The simulated cluster: `core::node::Node`s wired to simulated kernels,
 //! carp, network and IKE daemons, all driven by one clock and one seed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::node::{min_events, ConnId as NodeConn, DumpId, Node, PFKEY_QUEUE_BYTES};
+use sasyncd_core::node::{
+    min_events, ConnId as NodeConn, DumpId, Node, NodeStorage, PFKEY_QUEUE_BYTES,
+};
 use sasyncd_core::random::Random;
 use sasyncd_core::state::{Position, RunState};
 use sasyncd_core::time::Instant;
@@ -17,7 +19,7 @@ use crate::kernel::Kernel;
 use crate::links::Links;
 use crate::logcap;
 use crate::marks::VecMarks;
-use crate::net::{ConnId as NetConn, Net, RandomTamper, SegmentInfo, Tamper};
+use crate::net::{ConnId as NetConn, Net, NetEventKind, RandomTamper, SegmentInfo, Tamper};
 use crate::oracle::Oracle;
 use crate::rng::Rng;
 use crate::scenario::{Action, Scenario};
@@ -28,19 +30,16 @@ mod faults;
 mod io;
 mod preload;
 
-/// The node type the simulator runs: 8 peers, 64 KiB ring, marks in a
-/// vector, 16 KiB send buffers, and the smallest event queue core allows
-/// (the final oracle fails a run in which it overflowed).
-pub type SimNode = Node<
-    SoftCrypto,
-    SimRandom,
-    8,
-    { 64 * 1024 },
-    VecMarks,
-    { 16 * 1024 },
-    PFKEY_QUEUE_BYTES,
-    { min_events(8) },
->;
+/// The node type the simulator runs, over [`sim_storage`] and marks in a
+/// vector.
+pub type SimNode = Node<'static, SoftCrypto, SimRandom, VecMarks>;
+
+/// The simulator's node storage: 8 peers, 64 KiB ring, 16 KiB send
+/// buffers, and the smallest event queue core allows (the final oracle
+/// fails a run in which it overflowed).
+pub fn sim_storage() -> NodeStorage<'static, SoftCrypto> {
+    NodeStorage::on_heap(8, 64 * 1024, 16 * 1024, PFKEY_QUEUE_BYTES, min_events(8))
+}
 
 /// The node's randomness, from the world's seeded generator.
 #[derive(Debug)]
@@ -66,6 +65,11 @@ pub struct Host {
     pub ike: Ike,
     /// The host is up.
     pub up: bool,
+    /// What happened that sasyncd has not taken yet, oldest first (its
+    /// [`Platform::poll_input`](sasyncd_core::platform::Platform::poll_input)).
+    inputs: VecDeque<Pending>,
+    /// The network connection of the `Accept` input just handed over.
+    accepting: Option<(NetConn, IpAddr)>,
     to_net: BTreeMap<NodeConn, NetConn>,
     from_net: BTreeMap<NetConn, NodeConn>,
     rx: BTreeMap<NodeConn, Vec<u8>>,
@@ -81,6 +85,21 @@ pub struct Host {
     /// sasyncd runs with the wrong shared key.
     pub wrong_key: bool,
     boots: u64,
+}
+
+/// Something that happened to a host's sasyncd, waiting for the node to
+/// take it: carp and the network report in the world's order, the PF_KEY
+/// socket's copies are read when the node is driven.
+#[derive(Debug)]
+enum Pending {
+    /// carp's link state (at start, or changed).
+    Link(u8),
+    /// What the network did to one of its connections.
+    Net(NetConn, NetEventKind),
+    /// A promiscuous copy read from its PF_KEY socket.
+    Pfkey(Vec<u8>),
+    /// An orderly stop.
+    Shutdown,
 }
 
 /// The whole simulated world.
@@ -177,6 +196,8 @@ impl World {
                     kernel,
                     ike: Ike::new(Self::ike_config(&sc, i), rng.fork()),
                     up: false,
+                    inputs: VecDeque::new(),
+                    accepting: None,
                     to_net: BTreeMap::new(),
                     from_net: BTreeMap::new(),
                     rx: BTreeMap::new(),
@@ -386,12 +407,7 @@ impl World {
                 }
             }
         }
-        for i in 0..self.hosts.len() {
-            if let Some(n) = self.hosts[i].node.as_mut() {
-                n.handle_timeout(now);
-            }
-            self.collect_logs(i);
-        }
+        // The nodes' timers fire when the drain drives them.
         self.with_oracle(|o, w| o.tick(w));
         if let Some(mut t) = self.takeovers.take() {
             t.tick(self);
@@ -422,10 +438,11 @@ impl World {
                 if let Some(t) = self.takeovers.as_mut() {
                     t.carp_changed(e.node, e.link_state, now);
                 }
-                if let Some(n) = self.hosts[e.node].node.as_mut() {
-                    n.handle_link_state(now, e.link_state);
+                if self.hosts[e.node].node.is_some() {
+                    self.hosts[e.node]
+                        .inputs
+                        .push_back(Pending::Link(e.link_state));
                 }
-                self.collect_logs(e.node);
             }
             while let Some(e) = self.net.poll_event() {
                 moved = true;
@@ -442,8 +459,10 @@ impl World {
             .fail(self.now, None, "world did not settle (livelock)".into());
     }
 
-    /// One pass over host `i`: the promiscuous copies waiting on its PF_KEY
-    /// socket, then the shared driver. Whether anything happened.
+    /// One pass over host `i`: the shared driver, with what carp and the
+    /// network reported and then the promiscuous copies waiting on its
+    /// PF_KEY socket (those the node's own writes add wait for the next
+    /// pass). Whether anything happened.
     fn service(&mut self, i: usize) -> bool {
         let now = self.now;
         let mut moved = false;
@@ -453,16 +472,30 @@ impl World {
         };
         while let Some(m) = self.hosts[i].kernel.read_promisc(pid) {
             moved = true;
-            node.handle_pfkey(now, &m);
+            self.hosts[i].inputs.push_back(Pending::Pfkey(m));
         }
         let mut io = io::SimIo {
-            state: node.run_state(),
             w: self,
             i,
+            applied: Vec::new(),
+            unsure: Vec::new(),
             moved: false,
+            msg: Vec::new(),
         };
         let settled = sasyncd_core::platform::drive(&mut *node, &mut io);
         moved |= io.moved;
+        let (applied, unsure) = (io.applied, io.unsure);
+        let state = node.run_state();
+        for master_sent in applied {
+            self.oracle.applied(i, state, master_sent, now);
+        }
+        if state == RunState::Master {
+            for (nc, k) in unsure {
+                if let Some(e) = self.sent.get_mut(&nc).and_then(|log| log.get_mut(k)) {
+                    e.1 = true;
+                }
+            }
+        }
         self.hosts[i].node = Some(node);
         if let Err(e) = settled {
             self.oracle.fail(now, Some(i), e.to_string());

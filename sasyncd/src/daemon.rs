@@ -19,7 +19,7 @@ use nix::unistd::{fork, ForkResult};
 use sasyncd_core::config::{Config, ListenOn};
 use sasyncd_core::crypto::SoftCrypto;
 use sasyncd_core::node::VecMarks;
-use sasyncd_core::node::{Node, Settings};
+use sasyncd_core::node::{Node, NodeStorage, Settings};
 
 use crate::conffile;
 use crate::control::Control;
@@ -88,7 +88,12 @@ fn err(msg: impl Into<String>) -> StartError {
 pub fn check(path: &Path) -> Result<Box<Config>, StartError> {
     let text = conffile::read_checked(path, &conffile::Owners::current())
         .map_err(|e| err(e.to_string()))?;
-    check_text(path, text.as_bytes())
+    let cfg = check_text(path, text.as_bytes());
+    // What checking left below this frame (copies of the shared key) would
+    // sit under the frames start-up pushes next, which the privileged
+    // process keeps after the fork.
+    crate::sys::wipe_stack();
+    cfg
 }
 
 /// Every check start-up makes on the text of `path`, in one place: `-n`,
@@ -101,19 +106,10 @@ pub fn check_text(path: &Path, text: &[u8]) -> Result<Box<Config>, StartError> {
     let own = check_listen(path, &cfg)?;
     conffile::resolve_peers(&mut cfg, &own).map_err(|e| err(e.display_with(path)))?;
     // The very node type the daemon runs, so that its capacity (peers)
-    // and key rules are the ones checked. It is thrown away: what it logs
-    // (a role it would take) is not the daemon's.
-    let level = log::max_level();
-    log::set_max_level(log::LevelFilter::Off);
-    let node: Result<DaemonNode, _> = Node::new(
-        &cfg,
-        Settings::new([0; 16], 0, 0),
-        SoftCrypto,
-        OsRandom,
-        VecMarks::new(),
-        sasyncd_core::time::Instant::ZERO,
-    );
-    log::set_max_level(level);
+    // and key rules are the ones checked; nothing is built (storage built
+    // to be dropped would carry stack garbage, key copies among it, into
+    // the heap of the privileged process).
+    let node = DaemonNode::check_config(&cfg, &SoftCrypto, sasyncd_core::config::MAX_PEERS);
     if let Err(e) = node {
         return Err(err(format!("{name}: {e}")));
     }
@@ -507,6 +503,7 @@ fn network(
             SoftCrypto,
             OsRandom,
             VecMarks::new(),
+            NodeStorage::default_on_heap(),
             clock.now(),
         )
         .map_err(|e| err(e.to_string()))?,

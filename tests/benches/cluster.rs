@@ -1,4 +1,4 @@
-//! Scale benchmark (issue 9): a master and a slave `DefaultNode` on the
+//! Scale benchmark (issue 9): a master and a slave node with the daemon's storage on the
 //! simulator's kernels, joined by an in-memory pipe, synchronising
 //! N = 1k … 1M SAs plus N/2 flows, under v2 and legacy; delta costs by
 //! ring fill; the cost of repairing a damaged slave; optionally a failover
@@ -262,15 +262,15 @@ fn world(roles: &[Role], legacy: bool, seed: u64) -> World {
 /// Loads `n` SAs (keys from `seed`) and `n / 2` flows into host `i`'s
 /// kernel.
 fn load_master(w: &mut World, i: usize, n: u64, seed: u64) {
-    load::add_sas(&mut w.hosts[i].kernel, Space::Master, 0..n, seed);
-    load::add_flows(&mut w.hosts[i].kernel, n / 2);
+    load::add_sas(&mut w.lan.hosts[i].kernel, Space::Master, 0..n, seed);
+    load::add_flows(&mut w.lan.hosts[i].kernel, n / 2);
 }
 
 /// Whether slave `s` is in sync with master `m` since `since`: it follows
 /// it, its last snapshot or resume (sweep included) completed at or after
 /// `since`, nothing is queued for its kernel and no job runs.
 fn in_sync(w: &mut World, m: usize, s: usize, legacy: bool, since: Instant) -> bool {
-    let maddr = w.hosts[m].addr;
+    let maddr = w.lan.hosts[m].addr;
     let st = w.stats(s);
     if st.syncing || st.pfkey_queued > 0 || st.job.is_some() {
         return false;
@@ -338,13 +338,13 @@ fn sync_run(n: u64, legacy: bool, stale: u64, quick: bool) -> SyncRow {
     let t_setup = Clock::now();
     let mut w = world(&[Role::Master, Role::Slave], legacy, 0x5eed ^ n);
     load_master(&mut w, 0, n, 0xa11ce ^ n);
-    load::add_sas(&mut w.hosts[1].kernel, Space::Stale, 0..stale, 0xb0b);
+    load::add_sas(&mut w.lan.hosts[1].kernel, Space::Stale, 0..stale, 0xb0b);
     let setup = t_setup.elapsed();
     // The limit is measured before and after the run, and averaged.
     let limit_before = limit_for(legacy, quick);
 
     w.cpu_split = true;
-    let since = w.now;
+    let since = w.lan.now;
     let (wall0, cpu0) = (Clock::now(), thread_cpu());
     w.start(0, settings(0, Duration::from_secs(60)), 1);
     w.start(1, settings(1, Duration::from_secs(60)), 2);
@@ -356,15 +356,15 @@ fn sync_run(n: u64, legacy: bool, stale: u64, quick: bool) -> SyncRow {
         proto_name(legacy)
     );
 
-    let s_addr = w.hosts[1].addr;
+    let s_addr = w.lan.hosts[1].addr;
     let mview = w.peer(0, s_addr).expect("master knows its slave");
     let sstats = w.stats(1);
     let mstats = w.stats(0);
-    let d = load::diff(&w.hosts[0].kernel, &w.hosts[1].kernel);
+    let d = load::diff(&w.lan.hosts[0].kernel, &w.lan.hosts[1].kernel);
     let equal = (n <= 10_000).then(|| {
-        w.hosts[0]
+        w.lan.hosts[0]
             .kernel
-            .entries_equal_after_filter(&w.hosts[1].kernel, &|_| true)
+            .entries_equal_after_filter(&w.lan.hosts[1].kernel, &|_| true)
             .is_ok()
     });
     let limit_after = limit_for(legacy, quick);
@@ -379,15 +379,15 @@ fn sync_run(n: u64, legacy: bool, stale: u64, quick: bool) -> SyncRow {
         entries,
         wall,
         cpu,
-        core_master_ns: w.hosts[0].core_ns,
-        core_slave_ns: w.hosts[1].core_ns,
+        core_master_ns: w.nodes[0].core_ns,
+        core_slave_ns: w.nodes[1].core_ns,
         limit_entry_ns: mix,
         limit_sa_ns: lsa,
         limit_flow_ns: lfl,
-        bytes_ms: w.traffic[0][1].bytes,
-        bytes_sm: w.traffic[1][0].bytes,
+        bytes_ms: w.lan.traffic[0][1].bytes,
+        bytes_sm: w.lan.traffic[1][0].bytes,
         frames_ms: mview.stats.frames_out,
-        writes_ms: w.traffic[0][1].writes,
+        writes_ms: w.lan.traffic[0][1].writes,
         snapshots: mstats.counters.snapshots_started,
         applied,
         stale_left: d.stale,
@@ -479,11 +479,11 @@ struct DeltaSample {
 fn delta_run(n: u64, legacy: bool, quick: bool) -> Vec<(&'static str, Vec<DeltaSample>)> {
     let mut w = world(&[Role::Master, Role::Slave], legacy, 0xde17a ^ n);
     load_master(&mut w, 0, n, 0xa11ce ^ n);
-    let since = w.now;
+    let since = w.lan.now;
     w.start(0, settings(0, Duration::from_secs(3600)), 1);
     w.start(1, settings(1, Duration::from_secs(3600)), 2);
     assert!(w.run_until(MAX_SIM_MS, |w| in_sync(w, 0, 1, legacy, since)));
-    let (m_addr, s_addr) = (w.hosts[0].addr, w.hosts[1].addr);
+    let (m_addr, s_addr) = (w.lan.hosts[0].addr, w.lan.hosts[1].addr);
     let want = if quick { 3 } else { 64 };
     let mut bands: Vec<(&'static str, Vec<DeltaSample>)> =
         vec![("empty", vec![]), ("half", vec![]), ("full", vec![])];
@@ -506,11 +506,11 @@ fn delta_run(n: u64, legacy: bool, quick: bool) -> Vec<(&'static str, Vec<DeltaS
             break;
         }
         let msg = load::sa_add(Space::Delta, k, 0xde1);
-        w.hosts[0]
+        w.lan.hosts[0]
             .kernel
             .write(&msg, IKE_PID)
             .expect("the kernel takes the ADD");
-        let (m0, s0) = (w.hosts[0].core_ns, w.hosts[1].core_ns);
+        let (m0, s0) = (w.nodes[0].core_ns, w.nodes[1].core_ns);
         let b0 = w.bytes();
         let frames = |w: &mut World| {
             (
@@ -523,8 +523,8 @@ fn delta_run(n: u64, legacy: bool, quick: bool) -> Vec<(&'static str, Vec<DeltaS
         let f1 = frames(&mut w);
         let sample = DeltaSample {
             fill,
-            master_ns: w.hosts[0].core_ns - m0,
-            slave_ns: w.hosts[1].core_ns - s0,
+            master_ns: w.nodes[0].core_ns - m0,
+            slave_ns: w.nodes[1].core_ns - s0,
             bytes: w.bytes() - b0,
             frames: (f1.0 - f0.0, f1.1 - f0.1),
         };
@@ -534,7 +534,7 @@ fn delta_run(n: u64, legacy: bool, quick: bool) -> Vec<(&'static str, Vec<DeltaS
             }
         }
     }
-    let d = load::diff(&w.hosts[0].kernel, &w.hosts[1].kernel);
+    let d = load::diff(&w.lan.hosts[0].kernel, &w.lan.hosts[1].kernel);
     assert_eq!(
         (d.stale, d.missing),
         (0, 0),
@@ -599,7 +599,7 @@ struct RepairRow {
 /// Runs one anti-entropy round: time runs to the master's next digest
 /// and everything that follows from it settles.
 fn digest_round(w: &mut World, what: &str) -> RepairRow {
-    let (b_ms, b_sm) = (w.traffic[0][1].bytes, w.traffic[1][0].bytes);
+    let (b_ms, b_sm) = (w.lan.traffic[0][1].bytes, w.lan.traffic[1][0].bytes);
     let core0 = w.core_ns();
     let snaps0 = w.stats(0).counters.snapshots_started;
     let c0 = w.stats(1).counters;
@@ -613,14 +613,14 @@ fn digest_round(w: &mut World, what: &str) -> RepairRow {
     let c1 = w.stats(1).counters;
     RepairRow {
         what: what.to_string(),
-        bytes_ms: w.traffic[0][1].bytes - b_ms,
-        bytes_sm: w.traffic[1][0].bytes - b_sm,
+        bytes_ms: w.lan.traffic[0][1].bytes - b_ms,
+        bytes_sm: w.lan.traffic[1][0].bytes - b_sm,
         core_ns: w.core_ns() - core0,
         wall,
         snapshots: w.stats(0).counters.snapshots_started - snaps0,
         matched: c1.digests_matched - c0.digests_matched,
         mismatched: c1.digest_mismatches - c0.digest_mismatches,
-        left: load::diff(&w.hosts[0].kernel, &w.hosts[1].kernel),
+        left: load::diff(&w.lan.hosts[0].kernel, &w.lan.hosts[1].kernel),
     }
 }
 
@@ -630,15 +630,17 @@ fn digest_round(w: &mut World, what: &str) -> RepairRow {
 /// master's IKE daemon wrote them, keys included).
 fn heal(w: &mut World, seed: u64, stale: u64, removed: &[u64]) {
     for i in 0..stale {
-        w.hosts[1].kernel.expire_sa(&load::sa_key(Space::Stale, i));
+        w.lan.hosts[1]
+            .kernel
+            .expire_sa(&load::sa_key(Space::Stale, i));
     }
     for &i in removed {
-        if !w.hosts[1]
+        if !w.lan.hosts[1]
             .kernel
             .has_mature_sa(&load::sa_key(Space::Master, i))
         {
             let m = load::sa_add(Space::Master, i, seed);
-            w.hosts[1]
+            w.lan.hosts[1]
                 .kernel
                 .write(&m, IKE_PID)
                 .expect("the kernel takes the ADD");
@@ -651,24 +653,26 @@ fn repair_run(n: u64, quick: bool) -> (u64, Vec<RepairRow>) {
     let mut w = world(&[Role::Master, Role::Slave], false, 0x4e9a1 ^ n);
     w.cpu_split = true;
     load_master(&mut w, 0, n, 0xa11ce ^ n);
-    let since = w.now;
+    let since = w.lan.now;
     w.start(0, settings(0, interval), 1);
     w.start(1, settings(1, interval), 2);
     assert!(w.run_until(MAX_SIM_MS, |w| in_sync(w, 0, 1, false, since)));
-    let full = w.traffic[0][1].bytes;
+    let full = w.lan.traffic[0][1].bytes;
     let mut rows = vec![digest_round(&mut w, "none (in sync)")];
     let amounts: &[u64] = if quick { &[1] } else { &[1, 100, 10_000] };
     let seed = 0xa11ce ^ n;
     for &k in amounts {
         // Stale: SAs only the slave has.
-        load::add_sas(&mut w.hosts[1].kernel, Space::Stale, 0..k, 0x5a1e);
+        load::add_sas(&mut w.lan.hosts[1].kernel, Space::Stale, 0..k, 0x5a1e);
         rows.push(digest_round(&mut w, &format!("{k} stale")));
         heal(&mut w, seed, k, &[]);
         rows.push(digest_round(&mut w, "(healed)"));
         // Missing: SAs the slave lost.
         let removed: Vec<u64> = (0..k).map(|j| (j * 7919) % n).collect();
         for &i in &removed {
-            w.hosts[1].kernel.expire_sa(&load::sa_key(Space::Master, i));
+            w.lan.hosts[1]
+                .kernel
+                .expire_sa(&load::sa_key(Space::Master, i));
         }
         rows.push(digest_round(&mut w, &format!("{k} missing")));
         heal(&mut w, seed, 0, &removed);
@@ -703,31 +707,31 @@ fn failover_run(n: u64) -> (u64, u64, u64, Duration, f64) {
     let mut w = world(&[Role::Carp, Role::Carp, Role::Carp], false, 0xfa11 ^ n);
     w.cpu_split = true;
     load_master(&mut w, 0, n, 0xa11ce ^ n);
-    w.hosts[0].link_state = MASTER;
-    w.hosts[1].link_state = BACKUP;
-    w.hosts[2].link_state = BACKUP;
-    let since = w.now;
+    w.lan.hosts[0].link_state = MASTER;
+    w.lan.hosts[1].link_state = BACKUP;
+    w.lan.hosts[2].link_state = BACKUP;
+    let since = w.lan.now;
     for i in 0..3 {
         w.start(i, settings(i, Duration::from_secs(3600)), i as u64 + 1);
     }
     assert!(w.run_until(MAX_SIM_MS, |w| {
         in_sync(w, 0, 1, false, since) && in_sync(w, 0, 2, false, since)
     }));
-    let full = w.traffic[0][2].bytes;
+    let full = w.lan.traffic[0][2].bytes;
     // A dies; carp elects B.
     w.crash(0);
-    let at = w.now;
-    let b0 = w.traffic[1][2].bytes;
+    let at = w.lan.now;
+    let b0 = w.lan.traffic[1][2].bytes;
     let core0 = w.core_ns();
     let wall0 = Clock::now();
     w.set_link(1, MASTER);
     assert!(w.run_until(MAX_SIM_MS, |w| in_sync(w, 1, 2, false, at)));
     let wall = wall0.elapsed();
-    let d = load::diff(&w.hosts[1].kernel, &w.hosts[2].kernel);
+    let d = load::diff(&w.lan.hosts[1].kernel, &w.lan.hosts[2].kernel);
     assert_eq!((d.stale, d.missing), (0, 0), "C follows B");
     (
         full,
-        w.traffic[1][2].bytes - b0,
+        w.lan.traffic[1][2].bytes - b0,
         w.stats(1).counters.snapshots_started,
         wall,
         w.core_ns() - core0,

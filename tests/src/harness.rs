@@ -1,30 +1,25 @@
-//! A small deterministic world for 2–5 `Node`s: direct in-memory byte links,
-//! one simulated PF_KEY kernel per node ([`sasyncd_sim::kernel::Kernel`],
-//! which validates writes like OpenBSD's: the pid must be the writer's,
-//! extension sets must fit the message type...), promiscuous copies read
-//! with `read_promisc`, dumps fed record by record with pause/resume, carp
-//! link state set by the test, a demotion counter and IKE results.
+//! A small deterministic world for 2–5 `Node`s: the simulator's in-memory
+//! LAN ([`sasyncd_sim::lan`]: direct byte links, one simulated PF_KEY
+//! kernel per gateway, carp link state set by the test, a demotion counter
+//! and IKE results), with the nodes and their configurations, run through
+//! core's one runtime ([`drive`]).
 //!
 //! Scripted peers that are not `Node`s (an "OpenBSD sasyncd" written with
 //! the codecs) plug in as external connection ends ([`World::ext_connect`],
 //! [`World::ext_listen`]).
 //!
-//! Every call into a `Node` goes through [`in_core!`](crate::in_core), so
-//! the zero-allocation test can count what the core allocates.
-//!
-//! The platform contract is followed strictly, so a node that breaks it
-//! stalls here: bytes a node did not take are offered again only after its
-//! `Event::Readable`; `handle_sent` may report partial writes.
+//! Every call into a `Node` goes through [`in_core!`](crate::in_core), and
+//! the driver's calls back into the LAN step outside it ([`Probe`]), so the
+//! zero-allocation test counts what the core allocates.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
 use sasyncd_core::node::{
-    ConnId, DumpId, FixedMarks, IkeMode, Node, NodeError, NodeStats, PeerView, Reconfigured,
-    Settings,
+    FixedMarks, Node, NodeError, NodeStats, NodeStorage, PeerView, Reconfigured, Settings, EVENTS,
+    PFKEY_QUEUE_BYTES,
 };
 use sasyncd_core::pfkey::set_pid_seq;
 use sasyncd_core::platform::drive;
@@ -32,18 +27,23 @@ use sasyncd_core::state::RunState;
 use sasyncd_core::time::Instant;
 use sasyncd_sim::errno::Errno;
 use sasyncd_sim::kernel::Kernel;
+use sasyncd_sim::lan::{Gateway, Lan, Meter};
 use sasyncd_sim::rng::Rng;
 use sasyncd_sim::world::SimRandom;
 
-use crate::in_core;
+use crate::{in_core, probe};
 
-mod io;
+/// The node type the harness runs: room for `MARKS` snapshot marks (a
+/// fixed store: the zero-allocation test counts every heap use inside the
+/// node), over [`storage`].
+pub type HNode<const MARKS: usize> = Node<'static, SoftCrypto, SimRandom, FixedMarks<MARKS>>;
 
-/// The node type the harness runs: 4 peers, `RING` bytes of delta ring,
-/// room for `MARKS` snapshot marks (a fixed store: the zero-allocation test
-/// counts every heap use inside the node).
-pub type HNode<const RING: usize, const MARKS: usize> =
-    Node<SoftCrypto, SimRandom, 4, RING, FixedMarks<MARKS>, { 16 * 1024 }>;
+/// The harness node's storage: 4 peers, `ring` bytes of delta ring, 16 KiB
+/// send buffers, the default PF_KEY and event queues. Built outside the
+/// node's calls (the zero-allocation test counts what happens inside).
+pub fn storage(ring: usize) -> NodeStorage<'static, SoftCrypto> {
+    NodeStorage::on_heap(4, ring, 16 * 1024, PFKEY_QUEUE_BYTES, EVENTS)
+}
 
 /// The shared key every generated config uses (the §16 example key).
 pub const KEY: &str = "sasyncd-test-key";
@@ -73,70 +73,20 @@ pub fn config(i: usize, n: usize, extra: &str) -> Vec<u8> {
     s.into_bytes()
 }
 
-/// carp link states (`LINK_STATE_*`).
-pub const BACKUP: u8 = 2;
-/// carp MASTER.
-pub const MASTER: u8 = 4;
+pub use sasyncd_sim::lan::{BACKUP, MASTER};
 
-/// One gateway: the sasyncd process (when running) and its kernel.
-pub struct Host<const RING: usize, const MARKS: usize> {
+/// One gateway's sasyncd process (when running) and its configuration;
+/// the gateway itself is `World::lan.hosts[i]`.
+pub struct Proc<const MARKS: usize> {
     /// The process, when running.
-    pub node: Option<Box<HNode<RING, MARKS>>>,
-    /// The kernel (survives a crash of the process).
-    pub kernel: Kernel,
-    /// Our address.
-    pub addr: IpAddr,
-    /// sasyncd's pid.
-    pub pid: u32,
+    pub node: Option<Box<HNode<MARKS>>>,
     /// Config text.
     pub config: Vec<u8>,
-    /// Carp demotion counter of the group (the boot scripts demoted it).
-    pub demoted: i32,
-    /// The last mode the IKE daemon was told.
-    pub ike: Option<IkeMode>,
-    /// Whether IKE requests succeed.
-    pub ike_ok: bool,
-    /// The carp interface's link state.
-    pub link_state: u8,
-    /// The kernel takes no writes from sasyncd (backpressure).
-    pub stall: bool,
-    /// Every PF_KEY message sasyncd wrote to the kernel, as written.
-    pub written: Vec<Vec<u8>>,
-    /// Writes the kernel refused, with the errno.
-    pub refused: Vec<(Vec<u8>, Errno)>,
-    /// Every address the process asked to connect to, in order.
-    pub dialled: Vec<IpAddr>,
-    /// How often the process asked to re-read the carp interface.
-    pub rechecks: usize,
     seed: u64,
-    inbox: BTreeMap<ConnId, Vec<u8>>,
-    /// Connects and short writes whose outcome the node hears next round.
-    connected: Vec<(ConnId, bool)>,
-    writable: BTreeSet<ConnId>,
-    dumps: BTreeMap<DumpId, (Vec<Vec<u8>>, usize)>,
-    promisc_seq: u32,
-}
-
-/// One end of a link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    Node(usize, ConnId),
-    Ext(usize),
-}
-
-/// A connection end driven by the test itself (a scripted peer).
-#[derive(Debug, Default)]
-pub struct ExtEnd {
-    /// Bytes the node sent that the test has not taken yet.
-    pub rx: Vec<u8>,
-    /// The connection is still open.
-    pub open: bool,
-    /// The address it has (as the node sees it).
-    pub addr: Option<IpAddr>,
 }
 
 /// An adversary on the links: may change the bytes node `from` sends.
-pub type Tamper = Box<dyn FnMut(usize, &mut Vec<u8>)>;
+pub type Tamper = sasyncd_sim::lan::Tamper;
 
 /// The world with the default (small) node capacities: a ring that a few
 /// dozen SAs overflow.
@@ -144,27 +94,27 @@ pub type TestWorld = World;
 
 /// The world.
 pub struct World<const RING: usize = 8192, const MARKS: usize = 4096> {
-    /// Simulated time.
-    pub now: Instant,
-    /// The gateways.
-    pub nodes: Vec<Host<RING, MARKS>>,
-    /// Transform applied to bytes in flight, by sender node index.
-    pub tamper: Option<Tamper>,
-    /// Deliver bytes in random chunks, and accept random partial writes.
-    pub chunking: bool,
-    /// At most this many bytes wait unread on a link (like a TCP window):
-    /// a node's writes beyond it are short, so that one round moves a
-    /// bounded amount (a snapshot can be caught mid-way).
-    pub window: Option<usize>,
+    /// The gateways, their links and the clock.
+    pub lan: Lan,
+    /// The sasyncd processes, by gateway.
+    pub nodes: Vec<Proc<MARKS>>,
     /// Anti-entropy period for nodes started from now on.
     pub digest_interval: Duration,
-    /// Scripted peers' ends.
-    pub ext: Vec<ExtEnd>,
-    ext_listen: Vec<IpAddr>,
-    links: Vec<(End, End)>,
-    rng: Rng,
     ike_seq: u32,
     spi: u32,
+}
+
+/// The driver's calls out of a node are the harness's, not the core's.
+#[derive(Debug, Default)]
+pub struct Probe(Option<probe::Outside>);
+
+impl Meter for Probe {
+    fn enter(&mut self) {
+        self.0 = Some(probe::outside());
+    }
+    fn leave(&mut self) {
+        self.0 = None;
+    }
 }
 
 impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
@@ -176,73 +126,59 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
     /// [`new`](Self::new), with masters sending anti-entropy digests every
     /// `digest_interval`.
     pub fn with_digest_interval(configs: Vec<Vec<u8>>, digest_interval: Duration) -> Self {
+        let gateways = (0..configs.len())
+            .map(|i| Gateway::new(addr(i), 100 + i as u32, Kernel::new(Rng::new(i as u64 + 1))))
+            .collect();
         let mut w = World {
-            now: Instant::from_millis(1000),
-            nodes: Vec::new(),
-            tamper: None,
-            chunking: false,
-            window: None,
+            lan: Lan::new(gateways, 0x5eed),
+            nodes: configs
+                .into_iter()
+                .enumerate()
+                .map(|(i, config)| Proc {
+                    node: None,
+                    config,
+                    seed: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
+                })
+                .collect(),
             digest_interval,
-            ext: Vec::new(),
-            ext_listen: Vec::new(),
-            links: Vec::new(),
-            rng: Rng::new(0x5eed),
             ike_seq: 0,
             spi: 0x1000,
         };
-        for (i, config) in configs.into_iter().enumerate() {
-            w.nodes.push(Host {
-                node: None,
-                kernel: Kernel::new(Rng::new(i as u64 + 1)),
-                addr: addr(i),
-                pid: 100 + i as u32,
-                config,
-                demoted: 1,
-                ike: None,
-                ike_ok: true,
-                link_state: BACKUP,
-                stall: false,
-                written: Vec::new(),
-                refused: Vec::new(),
-                dialled: Vec::new(),
-                rechecks: 0,
-                seed: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
-                inbox: BTreeMap::new(),
-                connected: Vec::new(),
-                writable: BTreeSet::new(),
-                dumps: BTreeMap::new(),
-                promisc_seq: 0,
-            });
+        for i in 0..w.nodes.len() {
             w.start(i);
         }
         w
     }
 
+    /// The time.
+    pub fn now(&self) -> Instant {
+        self.lan.now
+    }
+
     /// Starts (or restarts) node `i`'s process with a new boot epoch.
     pub fn start(&mut self, i: usize) {
-        let now = self.now;
+        let now = self.lan.now;
         let n = &mut self.nodes[i];
         let cfg = Config::parse(&n.config).expect("config");
         let mut id = [0u8; 16];
         id[0] = i as u8 + 1;
         n.seed = n.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-        let mut settings = Settings::new(id, n.seed, n.pid);
+        let mut settings = Settings::new(id, n.seed, 100 + i as u32);
         settings.digest_interval = self.digest_interval;
         let rng = SimRandom(Rng::new(n.seed));
+        let storage = storage(RING);
         let node = in_core!(Node::new(
             &cfg,
             settings,
             SoftCrypto,
             rng,
             FixedMarks::new(),
+            storage,
             now
         ))
         .expect("node");
         n.node = Some(Box::new(node));
-        if cfg.locked.is_none() {
-            let ls = n.link_state;
-            in_core!(self.node(i).handle_link_state(now, ls));
-        }
+        self.lan.start(i, cfg.locked.is_none());
     }
 
     /// Node `i` reloads `config` (SIGHUP); the running process keeps
@@ -250,7 +186,7 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
     /// only if the node took it, so a later [`start`](Self::start) uses
     /// what the node runs with.
     pub fn reconfigure(&mut self, i: usize, config: Vec<u8>) -> Result<Reconfigured, NodeError> {
-        let now = self.now;
+        let now = self.lan.now;
         let cfg = Config::parse(&config).expect("config");
         let r = in_core!(self.node(i).reconfigure(now, &cfg));
         if r.is_ok() {
@@ -260,7 +196,7 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
     }
 
     /// The process of node `i` (panics if it is down).
-    pub fn node(&mut self, i: usize) -> &mut HNode<RING, MARKS> {
+    pub fn node(&mut self, i: usize) -> &mut HNode<MARKS> {
         self.nodes[i].node.as_mut().expect("node is down")
     }
 
@@ -284,14 +220,15 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
 
     /// Whether node `i`'s sasyncd socket is promiscuous in its kernel.
     pub fn promisc(&self, i: usize) -> bool {
-        self.nodes[i].kernel.is_promisc(self.nodes[i].pid)
+        let h = &self.lan.hosts[i];
+        h.kernel.is_promisc(h.pid)
     }
 
     /// Whether the kernels of `a` and `b` hold the same SAs and flows.
     pub fn synced(&self, a: usize, b: usize) -> bool {
-        let r = self.nodes[a]
+        let r = self.lan.hosts[a]
             .kernel
-            .entries_equal_after_filter(&self.nodes[b].kernel, &|_| true);
+            .entries_equal_after_filter(&self.lan.hosts[b].kernel, &|_| true);
         if let Err(d) = &r {
             eprintln!("kernels {a} and {b} differ: {d:?}");
         }
@@ -307,86 +244,30 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
     /// The process of node `i` crashes: its kernel stays, its peers see
     /// its connections reset.
     pub fn crash(&mut self, i: usize) {
-        self.process_gone(i);
-        let mut gone = Vec::new();
-        self.links.retain(|&(a, b)| {
-            let mine = |e: End| matches!(e, End::Node(j, _) if j == i);
-            if mine(a) {
-                gone.push(b);
-            } else if mine(b) {
-                gone.push(a);
-            }
-            !(mine(a) || mine(b))
-        });
-        for e in gone {
-            self.closed(e);
-        }
+        self.nodes[i].node = None;
+        self.lan.crash(i);
     }
 
     /// The host vanishes: its process and links are gone, but its peers
     /// are not told (no reset reaches them); what they send is lost.
     pub fn vanish(&mut self, i: usize) {
-        self.process_gone(i);
-        let mine = |e: End| matches!(e, End::Node(j, _) if j == i);
-        self.links.retain(|&(a, b)| !(mine(a) || mine(b)));
-    }
-
-    fn process_gone(&mut self, i: usize) {
-        let h = &mut self.nodes[i];
-        h.node = None;
-        h.inbox.clear();
-        h.connected.clear();
-        h.writable.clear();
-        h.dumps.clear();
-        // The PF_KEY socket closes with the process.
-        h.kernel.set_promisc(h.pid, false);
-        while h.kernel.read_promisc(h.pid).is_some() {}
+        self.nodes[i].node = None;
+        self.lan.vanish(i);
     }
 
     /// Breaks every link between nodes `a` and `b` (like a TCP reset).
     pub fn cut(&mut self, a: usize, b: usize) {
-        let between = |x: End, y: End| matches!((x, y), (End::Node(i, _), End::Node(j, _)) if (i, j) == (a, b) || (i, j) == (b, a));
-        let mut gone = Vec::new();
-        self.links.retain(|&(x, y)| {
-            if between(x, y) {
-                gone.push(x);
-                gone.push(y);
-                false
-            } else {
-                true
-            }
-        });
-        for e in gone {
-            self.closed(e);
-        }
-    }
-
-    /// Tells an end that its connection is gone.
-    fn closed(&mut self, e: End) {
-        let now = self.now;
-        match e {
-            End::Node(j, c) => {
-                self.nodes[j].inbox.remove(&c);
-                self.nodes[j].writable.remove(&c);
-                if let Some(n) = self.nodes[j].node.as_mut() {
-                    in_core!(n.handle_closed(now, c));
-                }
-            }
-            End::Ext(x) => self.ext[x].open = false,
-        }
+        self.lan.cut(a, b);
     }
 
     /// Sets node `i`'s carp link state and reports it.
     pub fn set_link(&mut self, i: usize, state: u8) {
-        self.nodes[i].link_state = state;
-        let now = self.now;
-        if let Some(n) = self.nodes[i].node.as_mut() {
-            in_core!(n.handle_link_state(now, state));
-        }
+        self.lan.set_link(i, state);
     }
 
     /// The IKE daemon on node `i` writes `msg` (its pid and seq set here);
-    /// the kernel's answer is returned. Promiscuous copies are read at once.
+    /// the kernel's answer is returned. The node runs at once, so that it
+    /// reads the promiscuous copy before the socket's queue can fill.
     pub fn try_ike_write(
         &mut self,
         i: usize,
@@ -395,9 +276,11 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
         let mut m = msg.to_vec();
         self.ike_seq += 1;
         set_pid_seq(&mut m, IKE_PID, self.ike_seq);
-        self.nodes[i].kernel.set_now(self.now);
-        let r = self.nodes[i].kernel.write(&m, IKE_PID);
-        self.read_promisc(i);
+        let now = self.lan.now;
+        let k = &mut self.lan.hosts[i].kernel;
+        k.set_now(now);
+        let r = k.write(&m, IKE_PID);
+        service(&mut self.lan, &mut self.nodes[i], i);
         r
     }
 
@@ -408,132 +291,47 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
         }
     }
 
-    /// Feeds node `i` the promiscuous copies waiting on its socket.
-    fn read_promisc(&mut self, i: usize) -> bool {
-        let now = self.now;
-        let h = &mut self.nodes[i];
-        let Some(n) = h.node.as_mut() else {
-            return false;
-        };
-        let mut moved = false;
-        while let Some(m) = h.kernel.read_promisc(h.pid) {
-            moved = true;
-            in_core!(n.handle_pfkey(now, &m));
-        }
-        moved
-    }
-
     /// Runs until nothing moves, without advancing time.
     pub fn settle(&mut self) {
-        for _ in 0..100_000 {
-            if !self.step() {
-                return;
-            }
-        }
-        panic!("world did not settle");
+        let World { lan, nodes, .. } = self;
+        lan.settle(100_000, |lan, i| service(lan, &mut nodes[i], i));
     }
 
-    /// Runs for `ms` of simulated time, firing timers.
+    /// Runs for `ms` of simulated time, the nodes' timers firing when due.
     pub fn run_for(&mut self, ms: u64) {
-        let end = self.now.as_millis() + ms;
+        let end = self.lan.now.as_millis() + ms;
         loop {
             self.settle();
             let next = self
                 .nodes
                 .iter()
-                .filter_map(|h| h.node.as_ref().and_then(|n| in_core!(n.poll_timeout())))
+                .filter_map(|p| p.node.as_ref().and_then(|n| in_core!(n.poll_timeout())))
                 .min()
                 .map_or(end, |t| t.as_millis());
             if next > end {
-                self.now = Instant::from_millis(end);
+                self.lan.now = Instant::from_millis(end);
                 self.settle();
                 return;
             }
-            self.now = Instant::from_millis(next.max(self.now.as_millis() + 1).min(end));
-            let now = self.now;
-            for h in self.nodes.iter_mut() {
-                if let Some(n) = h.node.as_mut() {
-                    in_core!(n.handle_timeout(now));
-                }
-            }
-            if now.as_millis() >= end {
+            self.lan.now = Instant::from_millis(next.max(self.lan.now.as_millis() + 1).min(end));
+            if self.lan.now.as_millis() >= end {
                 self.settle();
                 return;
             }
         }
     }
 
-    /// Advances time by `ms` and fires the nodes' timers, without settling
-    /// (for tests that step through a transfer).
+    /// Advances time by `ms`, without running the nodes (their timers fire
+    /// at the next [`step`](Self::step); for tests that step through a
+    /// transfer).
     pub fn tick(&mut self, ms: u64) {
-        self.now = Instant::from_millis(self.now.as_millis() + ms);
-        let now = self.now;
-        for h in self.nodes.iter_mut() {
-            if let Some(n) = h.node.as_mut() {
-                in_core!(n.handle_timeout(now));
-            }
-        }
+        self.lan.now = Instant::from_millis(self.lan.now.as_millis() + ms);
     }
 
     /// One round over every node; whether anything moved.
     pub fn step(&mut self) -> bool {
-        let mut moved = false;
-        for i in 0..self.nodes.len() {
-            if self.nodes[i].node.is_none() {
-                continue;
-            }
-            self.nodes[i].kernel.set_now(self.now);
-            moved |= self.read_promisc(i);
-            moved |= self.service(i);
-        }
-        moved
-    }
-
-    /// Hands node `i` what happened since the last round (connects that
-    /// ended, connections writable again), then runs the shared driver.
-    fn service(&mut self, i: usize) -> bool {
-        let now = self.now;
-        let mut moved = false;
-        let h = &mut self.nodes[i];
-        let Some(n) = h.node.as_mut() else {
-            return false;
-        };
-        for (c, ok) in std::mem::take(&mut h.connected) {
-            moved = true;
-            if ok {
-                in_core!(n.handle_connected(now, c));
-            } else {
-                in_core!(n.handle_connect_failed(now, c));
-            }
-        }
-        for c in std::mem::take(&mut h.writable) {
-            moved = true;
-            in_core!(n.handle_writable(now, c));
-        }
-        let Some(mut node) = self.nodes[i].node.take() else {
-            return moved;
-        };
-        let mut io = io::Io {
-            w: self,
-            i,
-            moved: false,
-        };
-        in_core!(drive(&mut *node, &mut io)).expect("the node and the harness settle");
-        moved |= io.moved;
-        self.nodes[i].node = Some(node);
-        moved
-    }
-
-    fn peer_of(&self, e: End) -> Option<End> {
-        self.links.iter().find_map(|&(a, b)| {
-            if a == e {
-                Some(b)
-            } else if b == e {
-                Some(a)
-            } else {
-                None
-            }
-        })
+        let World { lan, nodes, .. } = self;
+        lan.round(|lan, i| service(lan, &mut nodes[i], i))
     }
 
     // ----- scripted peers ------------------------------------------------
@@ -541,49 +339,44 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
     /// A scripted peer at `from` connects to node `i`; the id of its end, or
     /// `None` if the node refused it.
     pub fn ext_connect(&mut self, i: usize, from: IpAddr) -> Option<usize> {
-        let now = self.now;
-        let c = in_core!(self.node(i).handle_accept(now, from)).ok()?;
-        self.ext.push(ExtEnd {
-            rx: Vec::new(),
-            open: true,
-            addr: Some(from),
-        });
-        let x = self.ext.len() - 1;
-        self.links.push((End::Node(i, c), End::Ext(x)));
-        Some(x)
+        let x = self.lan.ext_connect(i, from);
+        service(&mut self.lan, &mut self.nodes[i], i);
+        self.lan.ext[x].open.then_some(x)
     }
 
     /// Connections nodes open to `addr` are accepted by a scripted peer
-    /// (the new ends appear in [`ext`](Self::ext)); without this they fail.
+    /// (the new ends appear in `lan.ext`); without this they fail.
     pub fn ext_listen(&mut self, addr: IpAddr) {
-        self.ext_listen.push(addr);
+        self.lan.ext_listen(addr);
     }
 
     /// The scripted peer writes `bytes` on its end `x`.
     pub fn ext_send(&mut self, x: usize, bytes: &[u8]) {
-        if let Some(End::Node(j, c)) = self.peer_of(End::Ext(x)) {
-            self.nodes[j]
-                .inbox
-                .entry(c)
-                .or_default()
-                .extend_from_slice(bytes);
-        }
+        self.lan.ext_send(x, bytes);
     }
 
     /// Takes what the node sent to the scripted peer's end `x`.
     pub fn ext_take(&mut self, x: usize) -> Vec<u8> {
-        std::mem::take(&mut self.ext[x].rx)
+        self.lan.ext_take(x)
     }
 }
 
-impl<const RING: usize, const MARKS: usize> std::fmt::Debug for Host<RING, MARKS> {
+/// Runs gateway `i`'s process `p` once through the shared runtime;
+/// whether anything moved.
+fn service<const MARKS: usize>(lan: &mut Lan, p: &mut Proc<MARKS>, i: usize) -> bool {
+    let Some(node) = p.node.as_mut() else {
+        return false;
+    };
+    let due = in_core!(node.poll_timeout()).is_some_and(|t| t <= lan.now);
+    let mut io = lan.io(i, Probe::default());
+    in_core!(drive(&mut **node, &mut io)).expect("the node and the harness settle");
+    io.moved || due
+}
+
+impl<const MARKS: usize> std::fmt::Debug for Proc<MARKS> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Host")
-            .field("addr", &self.addr)
+        f.debug_struct("Proc")
             .field("running", &self.node.is_some())
-            .field("sas", &self.kernel.sa_count())
-            .field("flows", &self.kernel.flow_count())
-            .field("demoted", &self.demoted)
             .finish()
     }
 }
@@ -591,9 +384,8 @@ impl<const RING: usize, const MARKS: usize> std::fmt::Debug for Host<RING, MARKS
 impl<const RING: usize, const MARKS: usize> std::fmt::Debug for World<RING, MARKS> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("World")
-            .field("now", &self.now)
+            .field("lan", &self.lan)
             .field("nodes", &self.nodes)
-            .field("links", &self.links.len())
             .finish()
     }
 }

@@ -106,7 +106,7 @@ fn spi_of(m: &Msg<'_>) -> u32 {
 #[test]
 fn master_serves_an_openbsd_slave() {
     let mut w = TestWorld::new(vec![config(0, 2, "mode master\nprotocol legacy")]);
-    let k = &mut w.nodes[0].kernel;
+    let k = &mut w.lan.hosts[0].kernel;
     k.manual_write(&esp_add(0x2001, ip("192.0.2.1"), ip("198.51.100.1")))
         .unwrap();
     k.manual_write(&esp_add(0x2002, ip("192.0.2.1"), ip("198.51.100.2")))
@@ -147,7 +147,7 @@ fn master_serves_an_openbsd_slave() {
     let f = msg(f);
     assert_eq!(
         (f.msg_type(), f.satype(), f.pid()),
-        (SADB_FLUSH, 0, w.nodes[0].pid)
+        (SADB_FLUSH, 0, w.lan.hosts[0].pid)
     );
     let mut fresh = Kernel::new(Rng::new(9));
     let mut spis = Vec::new();
@@ -197,9 +197,12 @@ fn master_serves_an_openbsd_slave() {
 #[test]
 fn slave_applies_an_openbsd_masters_data_only_after_its_state() {
     let mut w = TestWorld::new(vec![config(0, 2, "mode slave\nprotocol legacy")]);
-    w.chunking = true;
+    w.lan.chunking = true;
     w.run_for(100);
-    assert_eq!(w.nodes[0].demoted, 2, "demoted until the first snapshot");
+    assert_eq!(
+        w.lan.hosts[0].demoted, 2,
+        "demoted until the first snapshot"
+    );
     let x = w.ext_connect(0, addr(1)).unwrap();
     let mut c = OpenBsd::new(x);
 
@@ -208,7 +211,10 @@ fn slave_applies_an_openbsd_masters_data_only_after_its_state() {
     c.pfkey(&mut w, &early, 7);
     w.run_for(100);
     assert_eq!(c.recv(&mut w), [Got::Ctl(Ctl::Error(CtlType::Reserved))]);
-    assert!(w.nodes[0].written.is_empty(), "nothing reached the kernel");
+    assert!(
+        w.lan.hosts[0].written.is_empty(),
+        "nothing reached the kernel"
+    );
 
     c.ctl(&mut w, Ctl::State(RunState::Master));
     w.run_for(100);
@@ -239,10 +245,10 @@ fn slave_applies_an_openbsd_masters_data_only_after_its_state() {
     assert!(
         c.recv(&mut w).is_empty(),
         "nothing to answer: {:?}",
-        w.nodes[0].written
+        w.lan.hosts[0].written
     );
 
-    let written = w.nodes[0].written.clone();
+    let written = w.lan.hosts[0].written.clone();
     assert_eq!(written.len(), 4);
     for (k, (out, orig)) in written.iter().zip(sent.iter().chain([&live])).enumerate() {
         // Only pid and seq are rewritten (§11.4).
@@ -250,15 +256,22 @@ fn slave_applies_an_openbsd_masters_data_only_after_its_state() {
         assert_eq!(out[..8], orig[..8]);
         assert_eq!(out[16..], orig[16..]);
         let m = msg(out);
-        assert_eq!(m.pid(), w.nodes[0].pid, "our pid");
+        assert_eq!(m.pid(), w.lan.hosts[0].pid, "our pid");
         assert_eq!(m.seq(), k as u32 + 1, "our counter, from 1");
     }
-    assert!(w.nodes[0].refused.is_empty(), "{:?}", w.nodes[0].refused);
+    assert!(
+        w.lan.hosts[0].refused.is_empty(),
+        "{:?}",
+        w.lan.hosts[0].refused
+    );
     assert_eq!(
-        (w.nodes[0].kernel.sa_count(), w.nodes[0].kernel.flow_count()),
+        (
+            w.lan.hosts[0].kernel.sa_count(),
+            w.lan.hosts[0].kernel.flow_count()
+        ),
         (0, 1)
     );
-    assert_eq!(w.nodes[0].demoted, 1, "ENDSNAP released the demotion");
+    assert_eq!(w.lan.hosts[0].demoted, 1, "ENDSNAP released the demotion");
 }
 
 #[test]
@@ -266,7 +279,7 @@ fn slave_dials_an_openbsd_master_and_announces_first() {
     let mut w = TestWorld::new(vec![config(0, 2, "mode slave\nprotocol legacy")]);
     w.ext_listen(addr(1));
     w.settle();
-    assert_eq!(w.ext.len(), 1, "the slave dialled the C master");
+    assert_eq!(w.lan.ext.len(), 1, "the slave dialled the C master");
     let mut c = OpenBsd::new(0);
     assert_eq!(c.recv(&mut w), [Got::Ctl(Ctl::State(RunState::Slave))]);
     c.ctl(
@@ -284,8 +297,8 @@ fn slave_dials_an_openbsd_master_and_announces_first() {
     c.ctl(&mut w, Ctl::EndSnap);
     w.run_for(100);
     assert!(c.recv(&mut w).is_empty());
-    assert_eq!(w.nodes[0].kernel.sa_count(), 1);
-    assert_eq!(w.nodes[0].demoted, 1);
+    assert_eq!(w.lan.hosts[0].kernel.sa_count(), 1);
+    assert_eq!(w.lan.hosts[0].demoted, 1);
 }
 
 /// Reference §16.1 / §16.2, key `sasyncd-test-key`, IV a0..af.
@@ -323,7 +336,7 @@ fn worked_frames_a_and_b() {
     // A slave fed frame A records a MASTER and acks; frame B flushes its
     // kernel, written with its own pid and seq.
     let mut w = TestWorld::new(vec![config(0, 2, "mode slave\nprotocol legacy")]);
-    w.nodes[0]
+    w.lan.hosts[0]
         .kernel
         .manual_write(&esp_add(0x7001, ip("192.0.2.1"), ip("198.51.100.1")))
         .unwrap();
@@ -340,10 +353,14 @@ fn worked_frames_a_and_b() {
     );
     w.ext_send(x, &FRAME_B);
     w.settle();
-    assert_eq!(w.nodes[0].kernel.sa_count(), 0, "frame B flushed the SADB");
-    let written = msg(&w.nodes[0].written[0]);
+    assert_eq!(
+        w.lan.hosts[0].kernel.sa_count(),
+        0,
+        "frame B flushed the SADB"
+    );
+    let written = msg(&w.lan.hosts[0].written[0]);
     assert_eq!(written.msg_type(), SADB_FLUSH);
-    assert_eq!((written.pid(), written.seq()), (w.nodes[0].pid, 1));
+    assert_eq!((written.pid(), written.seq()), (w.lan.hosts[0].pid, 1));
 
     // A master fed frame A refuses the second master (§10.3).
     let mut w = TestWorld::new(vec![config(0, 2, "mode master\nprotocol legacy")]);
@@ -389,7 +406,10 @@ impl Original {
     }
 
     fn send(&mut self, w: &mut TestWorld, ty: MsgType, plaintext: &[u8]) {
-        assert!(w.ext[self.socket].open, "the node closed the socket we use");
+        assert!(
+            w.lan.ext[self.socket].open,
+            "the node closed the socket we use"
+        );
         self.iv = self.iv.wrapping_add(1);
         let mut out = [0u8; MAX_FRAME];
         let n = self
@@ -447,7 +467,7 @@ fn crossed_start(role: &str, theirs_first: bool) -> (TestWorld, Original) {
     };
     w.settle();
     // The node's connection is the other scripted end (ext_listen).
-    assert_eq!(w.ext.len(), 2, "both dialled");
+    assert_eq!(w.lan.ext.len(), 2, "both dialled");
     let x = (0..2).find(|&e| e != o.socket).unwrap();
     o.accept(x);
     (w, o)
@@ -491,13 +511,13 @@ fn crossed_start_with_an_openbsd_master() {
             4,
         );
         w.run_for(3000);
-        let k = &w.nodes[0].kernel;
+        let k = &w.lan.hosts[0].kernel;
         assert_eq!(
             (k.sa_count(), k.flow_count()),
             (2, 1),
             "theirs_first={theirs_first}: every message applied"
         );
-        assert_eq!(w.nodes[0].demoted, 1, "ENDSNAP released the demotion");
+        assert_eq!(w.lan.hosts[0].demoted, 1, "ENDSNAP released the demotion");
         assert!(w.peers(0)[0].connected);
         // The node answers the original's state probes where it reads.
         o.recv(&mut w);
@@ -518,7 +538,7 @@ fn crossed_start_with_an_openbsd_master() {
 fn crossed_start_with_an_openbsd_slave() {
     for theirs_first in [false, true] {
         let (mut w, mut o) = crossed_start("master", theirs_first);
-        w.nodes[0]
+        w.lan.hosts[0]
             .kernel
             .manual_write(&esp_add(0x9001, ip("192.0.2.1"), ip("198.51.100.1")))
             .unwrap();

@@ -20,7 +20,7 @@ fn cluster(proto: &str) -> World {
     for k in 0..3 {
         let spi = w.next_spi();
         let m = esp_add(spi, ip("192.0.2.1"), ip4(0xc633_6400 + k));
-        w.nodes[0].kernel.manual_write(&m).unwrap();
+        w.lan.hosts[0].kernel.manual_write(&m).unwrap();
     }
     w.run_for(5000);
     assert!(w.synced(0, 1) && w.synced(0, 2), "{proto}");
@@ -44,10 +44,10 @@ fn a_damaged_slave_is_repaired_on_request() {
         // Someone deletes an SA on slave 1 by hand.
         let spi = 0x1001;
         let del = esp_delete(spi, ip("192.0.2.1"), ip4(0xc633_6400));
-        w.nodes[1].kernel.manual_write(&del).unwrap();
+        w.lan.hosts[1].kernel.manual_write(&del).unwrap();
         assert!(!w.synced(0, 1), "{proto}: the damage shows");
         let before = snapshots_received(&mut w, 1);
-        let now = w.now;
+        let now = w.lan.now;
         let asked = in_core!(w.node(1).request_resync(now, None));
         assert_eq!(asked, Ok(addr(0)), "{proto}");
         w.run_for(5000);
@@ -61,7 +61,7 @@ fn a_damaged_slave_is_repaired_on_request() {
 #[test]
 fn naming_the_master_works_and_anyone_else_is_refused() {
     let mut w = cluster("v2");
-    let now = w.now;
+    let now = w.lan.now;
     assert_eq!(
         in_core!(w.node(1).request_resync(now, Some(addr(0)))),
         Ok(addr(0))
@@ -93,7 +93,7 @@ fn without_a_master_nobody_is_asked() {
     let mut w = cluster("v2");
     w.crash(0);
     w.run_for(2000);
-    let now = w.now;
+    let now = w.lan.now;
     assert_eq!(
         in_core!(w.node(1).request_resync(now, None)),
         Err(ResyncError::NoMaster)

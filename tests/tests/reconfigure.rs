@@ -39,8 +39,8 @@ fn unchanged_config_changes_nothing() {
         w.run_for(500);
         assert!(w.synced(0, 1), "{proto}");
         let before: Vec<_> = (0..2).map(|i| (w.peers(i), w.stats(i))).collect();
-        let dialled: Vec<_> = (0..2).map(|i| w.nodes[i].dialled.len()).collect();
-        let demoted: Vec<_> = (0..2).map(|i| w.nodes[i].demoted).collect();
+        let dialled: Vec<_> = (0..2).map(|i| w.lan.hosts[i].dialled.len()).collect();
+        let demoted: Vec<_> = (0..2).map(|i| w.lan.hosts[i].demoted).collect();
         for i in 0..2 {
             let cfg = w.nodes[i].config.clone();
             let r = w.reconfigure(i, cfg).expect("same config applies");
@@ -76,12 +76,12 @@ fn unchanged_config_changes_nothing() {
                 "{proto}"
             );
             assert_eq!(
-                w.nodes[i].dialled.len(),
+                w.lan.hosts[i].dialled.len(),
                 dialled[i],
                 "{proto}: node {i} dialled nobody"
             );
             assert_eq!(
-                w.nodes[i].demoted, demoted[i],
+                w.lan.hosts[i].demoted, demoted[i],
                 "{proto}: no demotion raised"
             );
             let s = w.stats(i);
@@ -112,7 +112,7 @@ fn an_added_peer_is_dialled_and_synced() {
         w.run_for(500);
         assert!(w.synced(0, 1), "{proto}");
         assert_eq!(
-            w.nodes[2].kernel.sa_count(),
+            w.lan.hosts[2].kernel.sa_count(),
             0,
             "{proto}: refused as unknown"
         );
@@ -129,7 +129,7 @@ fn an_added_peer_is_dialled_and_synced() {
         assert!(r.sessions_reset.is_none(), "{proto}");
         w.settle();
         assert_eq!(
-            w.nodes[0].dialled.last(),
+            w.lan.hosts[0].dialled.last(),
             Some(&addr(2)),
             "{proto}: dialled at once"
         );
@@ -205,7 +205,7 @@ fn a_removed_peer_is_disconnected_and_never_redialled() {
             (1, 0, 1),
             "{proto}"
         );
-        let dialled = w.nodes[0].dialled.len();
+        let dialled = w.lan.hosts[0].dialled.len();
         let bytes = w.peers(0)[0].stats.bytes_out;
         w.run_for(20_000);
         let p = w.peers(0);
@@ -217,7 +217,7 @@ fn a_removed_peer_is_disconnected_and_never_redialled() {
         );
         assert_eq!(w.peers(2)[0].stats.up_since, up2, "{proto}: on both sides");
         assert!(
-            !w.nodes[0].dialled[dialled..].contains(&addr(1)),
+            !w.lan.hosts[0].dialled[dialled..].contains(&addr(1)),
             "{proto}: never redialled"
         );
         assert!(!w.peers(1)[0].connected, "{proto}: node 1 lost node 0");
@@ -236,7 +236,7 @@ fn a_removed_peer_is_disconnected_and_never_redialled() {
             "{proto}: and counted there"
         );
         assert_eq!(
-            w.nodes[1].kernel.sa_count(),
+            w.lan.hosts[1].kernel.sa_count(),
             2,
             "{proto}: node 1 is no longer fed"
         );
@@ -274,7 +274,7 @@ fn a_new_key_resets_sessions_and_they_come_back_with_it() {
         // Until node 1 has the new key too, nothing gets through.
         add_some(&mut w, 0, 1, 0xc633_6500);
         w.run_for(3000);
-        assert_eq!(w.nodes[1].kernel.sa_count(), 2, "{proto}");
+        assert_eq!(w.lan.hosts[1].kernel.sa_count(), 2, "{proto}");
         let e = w.peers(1)[0].stats.errors;
         if proto == "v2" {
             assert!(!w.peers(0)[0].connected, "{proto}");
@@ -345,7 +345,7 @@ fn a_config_that_cannot_be_applied_changes_nothing() {
         w.run_for(3000);
         add_some(&mut w, 0, 2, 0xc633_6400);
         w.run_for(500);
-        let before = (w.peers(0), w.stats(0), w.nodes[0].dialled.len());
+        let before = (w.peers(0), w.stats(0), w.lan.hosts[0].dialled.len());
         // Five peers (the harness node holds four), with a new key and role
         // that must not be applied either.
         let mut many = String::new();
@@ -376,7 +376,7 @@ fn a_config_that_cannot_be_applied_changes_nothing() {
         let mut cfg =
             Config::parse(&config(0, 2, &format!("mode master\nprotocol {proto}"))).unwrap();
         cfg.sharedkey = SecretKey::new(b"short key").unwrap();
-        let now = w.now;
+        let now = w.lan.now;
         assert_eq!(
             w.node(0).reconfigure(now, &cfg).err(),
             Some(NodeError::BadKey),
@@ -385,7 +385,7 @@ fn a_config_that_cannot_be_applied_changes_nothing() {
         w.settle();
         assert_eq!(w.peers(0), before.0, "{proto}: peers untouched");
         assert_eq!(w.stats(0), before.1, "{proto}: node untouched");
-        assert_eq!(w.nodes[0].dialled.len(), before.2, "{proto}");
+        assert_eq!(w.lan.hosts[0].dialled.len(), before.2, "{proto}");
         add_some(&mut w, 0, 1, 0xc633_6500);
         w.run_for(500);
         assert!(w.synced(0, 1), "{proto}: runs on with the old config");
@@ -430,7 +430,7 @@ fn a_master_keeps_its_ring_and_an_in_sync_slave_needs_no_snapshot() {
         assert!(r.policy_changed, "{proto}");
         w.run_for(3000);
         assert_eq!(w.run_state(0), RunState::Master, "{proto}");
-        assert_eq!(w.nodes[0].ike, Some(IkeMode::Active), "{proto}");
+        assert_eq!(w.lan.hosts[0].ike, Some(IkeMode::Active), "{proto}");
         let (m2, s2) = (w.stats(0), w.stats(1));
         assert_eq!(m2.position, m.position, "{proto}: same epoch, same head");
         assert_eq!(m2.ring, m.ring, "{proto}: the ring is kept");
@@ -478,7 +478,7 @@ fn locking_mode_master_makes_a_tracking_backup_master_and_unlocking_asks_carp() 
         w.set_link(0, MASTER);
         w.run_for(3000);
         assert_eq!(w.run_state(1), RunState::Slave, "{proto}");
-        let demoted = w.nodes[1].demoted;
+        let demoted = w.lan.hosts[1].demoted;
         let r = w
             .reconfigure(1, config(1, 2, &format!("mode master\nprotocol {proto}")))
             .unwrap();
@@ -496,17 +496,24 @@ fn locking_mode_master_makes_a_tracking_backup_master_and_unlocking_asks_carp() 
         let s = w.stats(1);
         assert!(s.locked, "{proto}");
         assert!(w.promisc(1), "{proto}");
-        assert_eq!(w.nodes[1].ike, Some(IkeMode::Active), "{proto}");
+        assert_eq!(w.lan.hosts[1].ike, Some(IkeMode::Active), "{proto}");
         assert_eq!(s.ike_confirmed, Some(IkeMode::Active), "{proto}");
-        assert_eq!(w.nodes[1].demoted, demoted, "{proto}: no demotion raised");
+        assert_eq!(
+            w.lan.hosts[1].demoted, demoted,
+            "{proto}: no demotion raised"
+        );
         // Back to tracking: carp (still BACKUP) decides.
-        let rechecks = w.nodes[1].rechecks;
+        let rechecks = w.lan.hosts[1].rechecks;
         let r = w
             .reconfigure(1, config(1, 2, &format!("protocol {proto}")))
             .unwrap();
         assert_eq!(r.role, Some(RoleChange::Unlocked), "{proto}");
         w.settle();
-        assert_eq!(w.nodes[1].rechecks, rechecks + 1, "{proto}: carp re-read");
+        assert_eq!(
+            w.lan.hosts[1].rechecks,
+            rechecks + 1,
+            "{proto}: carp re-read"
+        );
         assert_eq!(w.run_state(1), RunState::Slave, "{proto}");
         assert!(!w.stats(1).locked, "{proto}");
         // Another carp interface is read at once.
@@ -518,7 +525,7 @@ fn locking_mode_master_makes_a_tracking_backup_master_and_unlocking_asks_carp() 
             .unwrap();
         assert!(r.interface_changed && r.role.is_none(), "{proto}");
         w.settle();
-        assert_eq!(w.nodes[1].rechecks, rechecks + 2, "{proto}");
+        assert_eq!(w.lan.hosts[1].rechecks, rechecks + 2, "{proto}");
         w.run_for(3000);
         assert!(w.synced(0, 1), "{proto}");
     }
@@ -560,7 +567,7 @@ fn listen_and_group_changes_are_left_to_the_platform() {
 fn a_node_that_shuts_down_takes_no_new_config() {
     let mut w = pair("v2");
     w.run_for(1000);
-    let now = w.now;
+    let now = w.lan.now;
     w.node(0).handle_shutdown(now);
     let cfg = w.nodes[0].config.clone();
     assert_eq!(w.reconfigure(0, cfg), Err(NodeError::ShuttingDown));

@@ -44,15 +44,18 @@ fn locked_roles_connect_and_announce() {
         w.run_for(3000);
         assert!(w.promisc(0), "{proto}: master turned promiscuous mode on");
         assert!(!w.promisc(1));
-        assert_eq!(w.nodes[0].ike, Some(IkeMode::Active));
-        assert_eq!(w.nodes[1].ike, Some(IkeMode::Passive));
+        assert_eq!(w.lan.hosts[0].ike, Some(IkeMode::Active));
+        assert_eq!(w.lan.hosts[1].ike, Some(IkeMode::Passive));
         let p0 = w.peers(0);
         let p1 = w.peers(1);
         assert!(p0[0].connected && p1[0].connected, "{proto}");
         assert_eq!(p0[0].state, Some(RunState::Slave), "{proto}");
         assert_eq!(p1[0].state, Some(RunState::Master), "{proto}");
         // The slave's demotion is gone once the (empty) snapshot arrived.
-        assert_eq!(w.nodes[1].demoted, 1, "{proto}: raised once, released once");
+        assert_eq!(
+            w.lan.hosts[1].demoted, 1,
+            "{proto}: raised once, released once"
+        );
         assert!(!w.stats(1).demote_held, "{proto}");
     }
 }
@@ -67,13 +70,13 @@ fn snapshot_then_live_deltas() {
         for k in 0..5 {
             let spi = w.next_spi();
             let m = esp_add(spi, ip("192.0.2.1"), ip(&format!("198.51.100.{k}")));
-            w.nodes[0].kernel.manual_write(&m).unwrap();
+            w.lan.hosts[0].kernel.manual_write(&m).unwrap();
         }
         let f = flow(ip("192.0.2.0"), ip("198.51.100.0"));
-        w.nodes[0].kernel.manual_write(&f).unwrap();
+        w.lan.hosts[0].kernel.manual_write(&f).unwrap();
         w.start(1);
         w.run_for(5000);
-        assert_eq!(w.nodes[1].kernel.sa_count(), 5, "{proto}: snapshot SAs");
+        assert_eq!(w.lan.hosts[1].kernel.sa_count(), 5, "{proto}: snapshot SAs");
         assert!(
             w.synced(0, 1),
             "{proto}: slave equals master after the snapshot"
@@ -84,13 +87,13 @@ fn snapshot_then_live_deltas() {
         w.ike_write(0, &esp_delete(0x1001, ip("192.0.2.1"), ip("198.51.100.0")));
         w.ike_write(0, &flow(ip("192.0.2.7"), ip("203.0.113.0")));
         w.run_for(1000);
-        assert_eq!(w.nodes[1].kernel.sa_count(), 5, "{proto}");
-        assert_eq!(w.nodes[1].kernel.flow_count(), 2, "{proto}");
+        assert_eq!(w.lan.hosts[1].kernel.sa_count(), 5, "{proto}");
+        assert_eq!(w.lan.hosts[1].kernel.flow_count(), 2, "{proto}");
         assert!(w.synced(0, 1), "{proto}: live deltas applied");
         assert!(
-            w.nodes[1].refused.is_empty(),
+            w.lan.hosts[1].refused.is_empty(),
             "{proto}: {:?}",
-            w.nodes[1].refused
+            w.lan.hosts[1].refused
         );
     }
 }
@@ -100,17 +103,17 @@ fn slave_pid_and_seq_are_its_own() {
     for proto in BOTH {
         let mut w = pair(proto);
         w.run_for(2000);
-        let before = w.nodes[1].written.len();
+        let before = w.lan.hosts[1].written.len();
         let spi = w.next_spi();
         w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
         w.run_for(500);
-        assert_eq!(w.nodes[1].kernel.sa_count(), 1, "{proto}");
-        let m = w.nodes[1].written.last().unwrap().clone();
+        assert_eq!(w.lan.hosts[1].kernel.sa_count(), 1, "{proto}");
+        let m = w.lan.hosts[1].written.last().unwrap().clone();
         let m = Msg::parse(&m).unwrap();
         assert_eq!(m.msg_type(), SADB_ADD);
         assert_eq!(
             m.pid(),
-            w.nodes[1].pid,
+            w.lan.hosts[1].pid,
             "{proto}: written with the slave's pid"
         );
         // Its own counter (the IKE daemon's seq was different, and the
@@ -129,7 +132,7 @@ fn wrong_key_is_refused_and_nothing_applied() {
     let spi = w.next_spi();
     w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
     w.run_for(3000);
-    assert_eq!(w.nodes[1].kernel.sa_count(), 0);
+    assert_eq!(w.lan.hosts[1].kernel.sa_count(), 0);
     let p = w.peers(1);
     assert!(!p[0].connected);
     // The acceptor sees the bad CONFIRM on a connection anyone could have
@@ -154,9 +157,9 @@ fn wrong_key_legacy_frames_are_dropped_and_nothing_applied() {
     let spi = w.next_spi();
     w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
     w.run_for(3000);
-    assert_eq!(w.nodes[1].kernel.sa_count(), 0);
+    assert_eq!(w.lan.hosts[1].kernel.sa_count(), 0);
     assert!(
-        w.nodes[1].written.is_empty(),
+        w.lan.hosts[1].written.is_empty(),
         "nothing reached the slave's kernel"
     );
     // The original keeps the connection and drops each frame (§9.4 step
@@ -176,7 +179,7 @@ fn wrong_key_legacy_frames_are_dropped_and_nothing_applied() {
 fn unknown_peer_is_rejected() {
     for proto in BOTH {
         let mut w = pair(proto);
-        let now = w.now;
+        let now = w.lan.now;
         let r = w.node(0).handle_accept(now, ip("10.9.9.9"));
         assert!(r.is_err());
         assert_eq!(w.stats(0).counters.rejected_unknown, 1);
@@ -216,11 +219,13 @@ fn legacy_reconnect_gets_a_flushing_snapshot() {
     w.cut(0, 1);
     // Missed while disconnected (the original keeps nothing for it).
     add_some(&mut w, 0, 3, 0xc633_6500);
-    let before = w.nodes[1].written.len();
+    let before = w.lan.hosts[1].written.len();
     w.run_for(5000);
     assert!(w.synced(0, 1));
     assert_eq!(w.stats(0).counters.snapshots_started, snaps + 1);
-    let first = Msg::parse(&w.nodes[1].written[before]).unwrap().msg_type();
+    let first = Msg::parse(&w.lan.hosts[1].written[before])
+        .unwrap()
+        .msg_type();
     assert_eq!(first, SADB_FLUSH, "flushmode startup: FLUSH first");
 }
 
@@ -235,7 +240,7 @@ fn ring_overflow_is_repaired_by_bucket() {
     w.cut(0, 1);
     // A stale SA only the slave has: the repair's sweep must remove it.
     let stale = esp_add(0xdead, ip("192.0.2.1"), ip("192.0.2.99"));
-    w.nodes[1].kernel.manual_write(&stale).unwrap();
+    w.lan.hosts[1].kernel.manual_write(&stale).unwrap();
     for k in 0..60 {
         let spi = w.next_spi();
         w.ike_write(
@@ -266,27 +271,27 @@ fn a_snapshot_that_outlasts_the_ring_ends_in_a_repair() {
         config(0, 2, "mode master\nprotocol v2"),
         config(1, 2, "mode slave\nprotocol v2"),
     ]);
-    w.window = Some(4096);
+    w.lan.window = Some(4096);
     w.crash(1);
     for k in 0..200u32 {
         let spi = w.next_spi();
         let m = esp_add(spi, ip("192.0.2.1"), ip4(0xc633_6400 + k));
-        w.nodes[0].kernel.manual_write(&m).unwrap();
+        w.lan.hosts[0].kernel.manual_write(&m).unwrap();
     }
     let stale = esp_add(0xdead, ip("192.0.2.1"), ip("192.0.2.99"));
-    w.nodes[1].kernel.manual_write(&stale).unwrap();
+    w.lan.hosts[1].kernel.manual_write(&stale).unwrap();
     w.settle();
     w.start(1);
     for _ in 0..10_000 {
         if !w.step() {
             w.tick(10);
         }
-        let n = w.nodes[1].kernel.sa_count();
+        let n = w.lan.hosts[1].kernel.sa_count();
         if n > 10 && n < 150 {
             break;
         }
     }
-    let n = w.nodes[1].kernel.sa_count();
+    let n = w.lan.hosts[1].kernel.sa_count();
     assert!(n > 10 && n < 150, "snapshot mid-way ({n})");
     // Far more deltas than the smallest ring (4 KiB) holds, while it streams.
     for k in 0..40 {
@@ -320,7 +325,7 @@ fn a_slave_that_falls_behind_is_repaired_not_resent() {
     ]);
     w.run_for(2000);
     let snaps = w.stats(0).counters.snapshots_started;
-    w.window = Some(512);
+    w.lan.window = Some(512);
     for k in 0..200u32 {
         let spi = w.next_spi();
         w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip4(0xc633_6400 + k)));
@@ -351,11 +356,11 @@ fn a_small_mark_store_sweeps_exactly_in_batches() {
     for k in 0..600u32 {
         let spi = w.next_spi();
         let m = esp_add(spi, ip("192.0.2.1"), ip4(0xc633_6400 + k));
-        w.nodes[0].kernel.manual_write(&m).unwrap();
+        w.lan.hosts[0].kernel.manual_write(&m).unwrap();
     }
     for k in 0..30u32 {
         let stale = esp_add(0xd000 + k, ip("192.0.2.1"), ip4(0xcb00_7100 + k));
-        w.nodes[1].kernel.manual_write(&stale).unwrap();
+        w.lan.hosts[1].kernel.manual_write(&stale).unwrap();
     }
     w.settle();
     w.start(1);
@@ -387,7 +392,7 @@ fn split_brain_is_detected_and_nothing_applied() {
         let spi = w.next_spi();
         w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
         w.run_for(1000);
-        assert_eq!(w.nodes[1].kernel.sa_count(), 0, "{proto}");
+        assert_eq!(w.lan.hosts[1].kernel.sa_count(), 0, "{proto}");
         for i in 0..2 {
             let s = w.stats(i);
             if proto == "v2" {
@@ -395,7 +400,7 @@ fn split_brain_is_detected_and_nothing_applied() {
                 assert_eq!(s.counters.split_brain_episodes, 1, "{proto}");
             }
             assert!(
-                w.nodes[i].written.is_empty(),
+                w.lan.hosts[i].written.is_empty(),
                 "{proto}: node {i} applied nothing"
             );
         }
@@ -419,7 +424,7 @@ fn failover_and_return() {
         w.run_for(500);
         assert_eq!(w.run_state(1), RunState::Master, "{proto}");
         assert_eq!(
-            w.nodes[1].kernel.sa_count(),
+            w.lan.hosts[1].kernel.sa_count(),
             1,
             "{proto}: new master holds the SA"
         );
@@ -427,17 +432,17 @@ fn failover_and_return() {
             w.promisc(1),
             "{proto}: the new master listens to its kernel"
         );
-        assert_eq!(w.nodes[1].ike, Some(IkeMode::Active), "{proto}");
+        assert_eq!(w.lan.hosts[1].ike, Some(IkeMode::Active), "{proto}");
         let spi = w.next_spi();
         w.ike_write(1, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.3")));
         // Old master returns as backup and resyncs.
-        w.nodes[0].link_state = BACKUP;
+        w.lan.hosts[0].link_state = BACKUP;
         w.start(0);
         w.run_for(5000);
         assert_eq!(w.run_state(0), RunState::Slave, "{proto}");
         assert!(w.synced(0, 1), "{proto}");
-        assert_eq!(w.nodes[0].kernel.sa_count(), 2, "{proto}");
-        assert_eq!(w.nodes[0].ike, Some(IkeMode::Passive), "{proto}");
+        assert_eq!(w.lan.hosts[0].kernel.sa_count(), 2, "{proto}");
+        assert_eq!(w.lan.hosts[0].ike, Some(IkeMode::Passive), "{proto}");
     }
 }
 
@@ -472,7 +477,7 @@ fn a_slave_follows_a_new_master_at_once() {
             w.synced(1, 2),
             "{proto}: the new master's SAs reached the slave"
         );
-        assert_eq!(w.nodes[2].kernel.sa_count(), 5, "{proto}");
+        assert_eq!(w.lan.hosts[2].kernel.sa_count(), 5, "{proto}");
     }
 }
 
@@ -490,8 +495,8 @@ fn anti_entropy_repairs_a_manual_edit() {
     w.run_for(500);
     assert!(w.synced(0, 1));
     // An operator deletes an SA on the slave by hand.
-    let k = w.nodes[1].kernel.sa_keys()[0];
-    w.nodes[1].kernel.manual_delete_sa(&k).unwrap();
+    let k = w.lan.hosts[1].kernel.sa_keys()[0];
+    w.lan.hosts[1].kernel.manual_delete_sa(&k).unwrap();
     w.run_for(65_000);
     assert!(w.synced(0, 1), "healed within one digest period");
     assert_eq!(w.stats(1).counters.digest_mismatches, 1);
@@ -515,10 +520,10 @@ fn becoming_master_syncs_connected_slaves() {
         w.run_for(3000);
         w.crash(0);
         let m = esp_add(0x77, ip("192.0.2.1"), ip("192.0.2.5"));
-        w.nodes[1].kernel.manual_write(&m).unwrap();
+        w.lan.hosts[1].kernel.manual_write(&m).unwrap();
         w.set_link(1, MASTER);
         w.run_for(3000);
-        assert_eq!(w.nodes[2].kernel.sa_count(), 1, "{proto}");
+        assert_eq!(w.lan.hosts[2].kernel.sa_count(), 1, "{proto}");
         assert!(
             w.synced(1, 2),
             "{proto}: slave synced by the new master without reconnecting"
@@ -530,7 +535,7 @@ fn becoming_master_syncs_connected_slaves() {
 fn sizes() {
     eprintln!(
         "harness node: {} bytes",
-        std::mem::size_of::<sasyncd_tests::harness::HNode<8192, 4096>>()
+        std::mem::size_of::<sasyncd_tests::harness::HNode<4096>>()
     );
     eprintln!(
         "Session: {} bytes",
@@ -542,14 +547,14 @@ fn sizes() {
 fn deltas_during_a_snapshot_are_neither_lost_nor_reordered() {
     for proto in BOTH {
         let mut w = pair(proto);
-        w.window = Some(4096);
+        w.lan.window = Some(4096);
         w.crash(1);
         let mut spis = Vec::new();
         for k in 0..200u32 {
             let spi = w.next_spi();
             spis.push(spi);
             let m = esp_add(spi, ip("192.0.2.1"), ip4(0xc633_6400 + k));
-            w.nodes[0].kernel.manual_write(&m).unwrap();
+            w.lan.hosts[0].kernel.manual_write(&m).unwrap();
         }
         w.settle();
         w.start(1);
@@ -559,12 +564,12 @@ fn deltas_during_a_snapshot_are_neither_lost_nor_reordered() {
                 // Quiet: the legacy master's snapshot waits 2 s.
                 w.tick(10);
             }
-            let n = w.nodes[1].kernel.sa_count();
+            let n = w.lan.hosts[1].kernel.sa_count();
             if n > 10 && n < 150 {
                 break;
             }
         }
-        let n = w.nodes[1].kernel.sa_count();
+        let n = w.lan.hosts[1].kernel.sa_count();
         assert!(n > 10 && n < 150, "{proto}: snapshot mid-way ({n})");
         // Delete one SA the slave already has and one it has not seen yet,
         // and add a new one, while the snapshot streams.
@@ -576,7 +581,7 @@ fn deltas_during_a_snapshot_are_neither_lost_nor_reordered() {
         let spi = w.next_spi();
         w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("203.0.113.1")));
         w.run_for(5000);
-        assert_eq!(w.nodes[0].kernel.sa_count(), 199, "{proto}");
+        assert_eq!(w.lan.hosts[0].kernel.sa_count(), 199, "{proto}");
         assert!(w.synced(0, 1), "{proto}");
     }
 }
@@ -589,8 +594,8 @@ fn anti_entropy_removes_a_stray_entry() {
     w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
     w.run_for(500);
     let stray = esp_add(0xbad, ip("192.0.2.1"), ip("192.0.2.77"));
-    w.nodes[1].kernel.manual_write(&stray).unwrap();
-    w.nodes[1]
+    w.lan.hosts[1].kernel.manual_write(&stray).unwrap();
+    w.lan.hosts[1]
         .kernel
         .manual_write(&flow(ip("192.0.2.8"), ip("192.0.2.9")))
         .unwrap();
@@ -605,18 +610,21 @@ fn demotion_released_after_sixty_seconds_without_peers() {
         let mut w = TestWorld::new(vec![config(0, 2, &format!("protocol {proto}"))]);
         w.run_for(59_000);
         assert_eq!(
-            w.nodes[0].demoted, 2,
+            w.lan.hosts[0].demoted, 2,
             "{proto}: held while waiting for peers"
         );
         w.run_for(2_000);
-        assert_eq!(w.nodes[0].demoted, 1, "{proto}: released once after 60 s");
+        assert_eq!(
+            w.lan.hosts[0].demoted, 1,
+            "{proto}: released once after 60 s"
+        );
         w.run_for(60_000);
-        assert_eq!(w.nodes[0].demoted, 1, "{proto}: never released twice");
-        let now = w.now;
+        assert_eq!(w.lan.hosts[0].demoted, 1, "{proto}: never released twice");
+        let now = w.lan.now;
         w.node(0).handle_shutdown(now);
         w.settle();
         assert_eq!(
-            w.nodes[0].demoted, 1,
+            w.lan.hosts[0].demoted, 1,
             "{proto}: not released again on shutdown"
         );
     }
@@ -627,11 +635,11 @@ fn demotion_released_on_shutdown() {
     for proto in BOTH {
         let mut w = TestWorld::new(vec![config(0, 2, &format!("protocol {proto}"))]);
         w.run_for(1000);
-        assert_eq!(w.nodes[0].demoted, 2, "{proto}");
-        let now = w.now;
+        assert_eq!(w.lan.hosts[0].demoted, 2, "{proto}");
+        let now = w.lan.now;
         w.node(0).handle_shutdown(now);
         w.settle();
-        assert_eq!(w.nodes[0].demoted, 1, "{proto}");
+        assert_eq!(w.lan.hosts[0].demoted, 1, "{proto}");
     }
 }
 
@@ -640,21 +648,21 @@ fn backpressure_loses_nothing() {
     for proto in BOTH {
         let mut w = pair(proto);
         w.run_for(2000);
-        w.nodes[1].stall = true;
+        w.lan.hosts[1].stall = true;
         for k in 0..300u32 {
             let spi = w.next_spi();
             w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip4(0xcb00_7100 + k)));
             w.settle();
         }
-        assert_eq!(w.nodes[1].kernel.sa_count(), 0, "{proto}");
+        assert_eq!(w.lan.hosts[1].kernel.sa_count(), 0, "{proto}");
         assert!(w.stats(1).pfkey_queued > 0, "{proto}");
         assert!(
             w.stats(1).paused_reads > 0,
             "{proto}: the slave stopped reading"
         );
-        w.nodes[1].stall = false;
+        w.lan.hosts[1].stall = false;
         w.run_for(1000);
-        assert_eq!(w.nodes[1].kernel.sa_count(), 300, "{proto}");
+        assert_eq!(w.lan.hosts[1].kernel.sa_count(), 300, "{proto}");
         assert!(w.synced(0, 1), "{proto}");
         if proto == "v2" {
             let lag = w.peers(0)[0].stats.lag;
@@ -672,7 +680,7 @@ fn garbage_from_a_peer_closes_only_that_connection() {
             config(2, 3, &format!("mode slave\nprotocol {proto}")),
         ]);
         w.run_for(2000);
-        w.tamper = Some(Box::new(|from, b: &mut Vec<u8>| {
+        w.lan.tamper = Some(Box::new(|from, b: &mut Vec<u8>| {
             if from == 2 {
                 for x in b.iter_mut() {
                     *x ^= 0x5a;
@@ -682,7 +690,7 @@ fn garbage_from_a_peer_closes_only_that_connection() {
         let spi = w.next_spi();
         w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
         // Node 2 speaks garbage now: its own keep-state messages get mangled.
-        let now = w.now;
+        let now = w.lan.now;
         w.node(2).handle_link_state(now, BACKUP);
         // And when it reconnects (a legacy slave is otherwise silent).
         w.cut(0, 2);
@@ -706,12 +714,12 @@ fn garbage_from_a_peer_closes_only_that_connection() {
 fn chunked_delivery_and_partial_writes_change_nothing() {
     for proto in BOTH {
         let mut w = pair(proto);
-        w.chunking = true;
+        w.lan.chunking = true;
         w.run_for(2000);
         add_some(&mut w, 0, 40, 0xc633_6400);
         w.ike_write(0, &flow(ip("192.0.2.7"), ip("203.0.113.0")));
         w.run_for(2000);
-        assert_eq!(w.nodes[1].kernel.sa_count(), 40, "{proto}");
+        assert_eq!(w.lan.hosts[1].kernel.sa_count(), 40, "{proto}");
         assert!(w.synced(0, 1), "{proto}");
         assert_eq!(w.stats(0).counters.rejected_frames, 0, "{proto}");
         assert_eq!(w.stats(1).counters.rejected_frames, 0, "{proto}");
@@ -732,7 +740,7 @@ fn simultaneous_connects_settle_on_one_session() {
         w.run_for(500);
         assert!(w.synced(0, 1), "{proto}");
         assert!(
-            w.nodes[1].refused.is_empty(),
+            w.lan.hosts[1].refused.is_empty(),
             "{proto}: applied once, not once per session"
         );
     }
@@ -754,7 +762,7 @@ fn restarted_peer_replaces_its_dead_session() {
         w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("192.0.2.2")));
         w.run_for(1000);
         assert!(w.synced(0, 1), "{proto}: the restarted slave is served");
-        assert_eq!(w.nodes[1].kernel.sa_count(), 1, "{proto}");
+        assert_eq!(w.lan.hosts[1].kernel.sa_count(), 1, "{proto}");
     }
 }
 
@@ -791,12 +799,12 @@ fn anti_entropy_replaces_an_entry_whose_content_differs() {
     w.ike_write(0, &esp_add(0x4242, ip("192.0.2.1"), ip("192.0.2.2")));
     w.run_for(500);
     assert!(w.synced(0, 1));
-    let k = w.nodes[1].kernel.sa_keys()[0];
-    w.nodes[1].kernel.manual_delete_sa(&k).unwrap();
+    let k = w.lan.hosts[1].kernel.sa_keys()[0];
+    w.lan.hosts[1].kernel.manual_delete_sa(&k).unwrap();
     let mut other = esp_add(0x4242, ip("192.0.2.1"), ip("192.0.2.2"));
     let n = other.len();
     other[n - 16..].fill(0xcc); // another encryption key
-    w.nodes[1].kernel.manual_write(&other).unwrap();
+    w.lan.hosts[1].kernel.manual_write(&other).unwrap();
     assert!(!w.synced(0, 1));
     w.run_for(30_000);
     assert!(
@@ -821,17 +829,18 @@ fn a_connect_that_never_ends_is_ended_by_the_node() {
 
     let cfg = Config::parse(&config(0, 2, "")).unwrap();
     let t0 = Instant::from_millis(1000);
-    let mut n: sasyncd_tests::harness::HNode<8192, 4096> = Node::new(
+    let mut n: sasyncd_tests::harness::HNode<4096> = Node::new(
         &cfg,
         Settings::new([1; 16], 7, 100),
         SoftCrypto,
         SimRandom(Rng::new(7)),
         sasyncd_core::node::FixedMarks::new(),
+        sasyncd_tests::harness::storage(8192),
         t0,
     )
     .unwrap();
     n.handle_link_state(t0, BACKUP);
-    let connects = |n: &mut sasyncd_tests::harness::HNode<8192, 4096>| {
+    let connects = |n: &mut sasyncd_tests::harness::HNode<4096>| {
         let mut v = Vec::new();
         let mut closes = Vec::new();
         while let Some(e) = n.poll_event() {
@@ -875,10 +884,10 @@ fn a_differing_entry_at_start_ends_the_sync_after_its_second_pass() {
     w.run_for(100);
     let spi = 0x5000;
     let mine = esp_add(spi, ip("192.0.2.1"), ip("198.51.100.7"));
-    w.nodes[0].kernel.manual_write(&mine).unwrap();
+    w.lan.hosts[0].kernel.manual_write(&mine).unwrap();
     // Same identity (type, SPI, destination), another source: other content.
     let theirs = esp_add(spi, ip("192.0.2.66"), ip("198.51.100.7"));
-    w.nodes[1].kernel.manual_write(&theirs).unwrap();
+    w.lan.hosts[1].kernel.manual_write(&theirs).unwrap();
     w.start(1);
     w.run_for(5000);
     assert!(w.synced(0, 1), "the differing SA was replaced");
@@ -886,5 +895,5 @@ fn a_differing_entry_at_start_ends_the_sync_after_its_second_pass() {
         !w.stats(1).demote_held,
         "the initial sync ended with the second pass"
     );
-    assert_eq!(w.nodes[1].demoted, 1, "raised once, released once");
+    assert_eq!(w.lan.hosts[1].demoted, 1, "raised once, released once");
 }

@@ -27,7 +27,7 @@ fn snapshot_pair(proto: &str) -> World {
     for k in 0..5 {
         let spi = w.next_spi();
         let m = esp_add(spi, ip("192.0.2.1"), ip4(0xc633_6400 + k));
-        w.nodes[0].kernel.manual_write(&m).unwrap();
+        w.lan.hosts[0].kernel.manual_write(&m).unwrap();
     }
     w.start(1);
     w.run_for(5000);
@@ -111,14 +111,14 @@ fn positions_acks_and_lag() {
     assert_eq!(r.capacity, 8192);
     // With the slave's kernel stalled it stops reading, and the master
     // sees it fall behind.
-    w.nodes[1].stall = true;
+    w.lan.hosts[1].stall = true;
     for k in 0..300 {
         let spi = w.next_spi();
         w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip4(0xcb00_7100 + k)));
         w.settle();
     }
     assert!(w.peers(0)[0].stats.lag > 0);
-    w.nodes[1].stall = false;
+    w.lan.hosts[1].stall = false;
     w.run_for(1000);
     assert!(w.synced(0, 1));
     assert_eq!(w.peers(0)[0].stats.lag, 0, "caught up");
@@ -225,12 +225,13 @@ fn reconnects_count_sessions_after_the_first() {
 fn phases_step_by_step() {
     let cfg = Config::parse(&config(0, 2, "")).unwrap();
     let t0 = Instant::from_millis(1000);
-    let mut n: HNode<8192, 4096> = Node::new(
+    let mut n: HNode<4096> = Node::new(
         &cfg,
         Settings::new([1; 16], 7, 100),
         SoftCrypto,
         SimRandom(Rng::new(7)),
         sasyncd_core::node::FixedMarks::new(),
+        sasyncd_tests::harness::storage(8192),
         t0,
     )
     .unwrap();

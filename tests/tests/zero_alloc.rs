@@ -8,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::IpAddr;
 
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::node::DefaultNode;
+use sasyncd_core::node::Node;
 use sasyncd_core::state::RunState;
 use sasyncd_sim::rng::Rng;
 use sasyncd_sim::world::SimRandom;
@@ -72,12 +72,12 @@ fn the_counter_counts_heap_use_inside_core() {
 #[test]
 fn sizes() {
     println!(
-        "size_of DefaultNode<SoftCrypto, SimRandom, VecMarks> = {} bytes",
-        std::mem::size_of::<DefaultNode<SoftCrypto, SimRandom, sasyncd_sim::marks::VecMarks>>()
+        "size_of Node<SoftCrypto, SimRandom, VecMarks> = {} bytes (without its storage)",
+        std::mem::size_of::<Node<'static, SoftCrypto, SimRandom, sasyncd_sim::marks::VecMarks>>()
     );
     println!(
         "size_of harness node (4 peers, 8 KiB ring, 4 KiB marks) = {} bytes",
-        std::mem::size_of::<HNode<8192, 4096>>()
+        std::mem::size_of::<HNode<4096>>()
     );
 }
 
@@ -104,7 +104,7 @@ fn change(w: &mut World, rng: &mut Rng, m: usize, flows: &mut Vec<(IpAddr, IpAdd
             }
         }
         6 | 7 => {
-            let keys = w.nodes[m].kernel.sa_keys();
+            let keys = w.lan.hosts[m].kernel.sa_keys();
             if !keys.is_empty() {
                 let k = keys[rng.index(keys.len())];
                 let _ = w.try_ike_write(m, &esp_delete(k.spi, src, k.dst));
@@ -132,7 +132,7 @@ fn randomized_run(proto: &str, seed: u64) {
             .collect(),
         std::time::Duration::from_secs(5),
     );
-    w.chunking = true;
+    w.lan.chunking = true;
     let mut rng = Rng::new(seed);
     w.set_link(0, MASTER);
     w.run_for(3000);
@@ -157,9 +157,9 @@ fn randomized_run(proto: &str, seed: u64) {
         if !legacy && rng.below(200) == 0 {
             // An operator edits a slave by hand; anti-entropy repairs it.
             let s = (m + 1 + rng.index(2)) % 3;
-            let keys = w.nodes[s].kernel.sa_keys();
+            let keys = w.lan.hosts[s].kernel.sa_keys();
             if let (Some(k), true) = (keys.first(), w.nodes[s].node.is_some()) {
-                let _ = w.nodes[s].kernel.manual_delete_sa(k);
+                let _ = w.lan.hosts[s].kernel.manual_delete_sa(k);
             }
         }
         if n == 1200 && !failed_over {
@@ -168,7 +168,7 @@ fn randomized_run(proto: &str, seed: u64) {
             failed_over = true;
             let next = (m + 1) % 3;
             w.crash(m);
-            w.nodes[m].link_state = BACKUP;
+            w.lan.hosts[m].link_state = BACKUP;
             w.set_link(next, MASTER);
             w.run_for(2000);
             w.start(m);
@@ -186,7 +186,7 @@ fn randomized_run(proto: &str, seed: u64) {
         assert!(w.synced(m, i), "{proto}: node {i} equals master {m}");
     }
     assert!(
-        w.nodes[m].kernel.sa_count() > 100,
+        w.lan.hosts[m].kernel.sa_count() > 100,
         "{proto}: a real workload ran"
     );
 }

@@ -17,6 +17,7 @@ use crate::wire::v2::{
 use super::event::{ConnId, DumpId, Table};
 use super::peer_table::PeerIndex;
 use super::ring::Cursor;
+use super::storage::ManagedSlice;
 use super::txbuf::TxBuf;
 use crate::ctl::BucketSet;
 
@@ -34,8 +35,8 @@ pub(super) const MAX_FRAME: usize = 4144;
 /// Receive side: the frame being reassembled, and how the protocol cuts
 /// frames. The buffer stays in place whatever the protocol (a reload may
 /// change it): only the small state is replaced.
-pub(super) struct Rx {
-    pub buf: [u8; RX_FRAME],
+pub(super) struct Rx<'a> {
+    pub buf: ManagedSlice<'a, u8>,
     pub mode: RxMode,
 }
 
@@ -52,9 +53,9 @@ pub(super) const RX_FRAME: usize = if LEGACY_MAX_FRAME > V2_MAX_FRAME {
     V2_MAX_FRAME
 };
 
-impl Rx {
+impl Rx<'_> {
     /// Ready for a new connection. The buffer needs no wiping here: a
-    /// slot's is wiped when its connection closes ([`Slot::close`]).
+    /// slot's is wiped when its connection closes ([`ConnSlot::close`]).
     fn reset(&mut self, legacy: bool) {
         self.mode = if legacy {
             RxMode::Legacy(DeframeState::new())
@@ -131,19 +132,56 @@ impl core::fmt::Display for SendError {
 /// the stack and move it in); `live` says whether it holds a connection.
 /// The `Option`-like methods keep the node's code as it was with
 /// `Option<Conn>`.
-pub(super) struct Slot<C: Crypto, const TX: usize> {
+pub struct ConnSlot<'a, C: Crypto> {
     pub(super) live: bool,
-    pub(super) conn: Conn<C, TX>,
+    pub(super) conn: Conn<'a, C>,
 }
 
-impl<C: Crypto, const TX: usize> Slot<C, TX> {
+impl<'a, C: Crypto> ConnSlot<'a, C> {
+    /// An unused slot over the platform's send buffer (at least
+    /// [`MIN_TX_BYTES`]) and receive buffer (at least
+    /// [`RX_BYTES`](super::RX_BYTES)).
+    pub fn new(tx: impl Into<ManagedSlice<'a, u8>>, rx: impl Into<ManagedSlice<'a, u8>>) -> Self {
+        let (tx, rx) = (tx.into(), rx.into());
+        ConnSlot {
+            live: false,
+            conn: Conn {
+                id: ConnId(0),
+                peer: PeerIndex(0),
+                outbound: false,
+                opened: Instant::ZERO,
+                phase: Phase::Connecting,
+                rx: Rx {
+                    buf: rx,
+                    mode: RxMode::V2(DeframeState::new()),
+                },
+                tx: TxBuf::new(tx),
+                up: false,
+                feed: Feed::Idle,
+                pending_digest: None,
+                paused: false,
+                acked: Position::NONE,
+                acked_at: Instant::ZERO,
+                peer_acked: Position::NONE,
+                refused: false,
+                alias: false,
+                refused_logged: false,
+                feed_at: None,
+                blocked: false,
+                last_rx: Instant::ZERO,
+                last_tx: Instant::ZERO,
+                bad_frames: 0,
+            },
+        }
+    }
+
     /// The connection, if the slot holds one.
-    pub fn as_ref(&self) -> Option<&Conn<C, TX>> {
+    pub(super) fn as_ref(&self) -> Option<&Conn<'a, C>> {
         self.live.then_some(&self.conn)
     }
 
     /// The connection, if the slot holds one.
-    pub fn as_mut(&mut self) -> Option<&mut Conn<C, TX>> {
+    pub(super) fn as_mut(&mut self) -> Option<&mut Conn<'a, C>> {
         if self.live {
             Some(&mut self.conn)
         } else {
@@ -152,24 +190,24 @@ impl<C: Crypto, const TX: usize> Slot<C, TX> {
     }
 
     /// Whether the slot holds a connection.
-    pub fn is_some(&self) -> bool {
+    pub(super) fn is_some(&self) -> bool {
         self.live
     }
 
     /// Whether the slot is unused.
-    pub fn is_none(&self) -> bool {
+    pub(super) fn is_none(&self) -> bool {
         !self.live
     }
 
     /// A new connection in this (unused) slot, in phase `Connecting`.
-    pub fn open(
+    pub(super) fn open(
         &mut self,
         id: ConnId,
         peer: PeerIndex,
         outbound: bool,
         legacy: bool,
         now: Instant,
-    ) -> &mut Conn<C, TX> {
+    ) -> &mut Conn<'a, C> {
         debug_assert!(!self.live, "opening a connection over a live one");
         self.conn.reset(id, peer, outbound, legacy, now);
         self.live = true;
@@ -179,25 +217,34 @@ impl<C: Crypto, const TX: usize> Slot<C, TX> {
     /// The slot no longer holds a connection. Its session keys (dropping
     /// the session) and the last frame it decrypted (PF_KEY messages carry
     /// SA keys) are wiped now, not when the slot is reused.
-    pub fn close(&mut self) {
+    pub(super) fn close(&mut self) {
         self.live = false;
         self.conn.phase = Phase::Connecting;
-        zeroize::Zeroize::zeroize(&mut self.conn.rx.buf);
+        zeroize::Zeroize::zeroize(&mut self.conn.rx.buf[..]);
     }
 }
 
-impl<'a, C: Crypto, const TX: usize> IntoIterator for &'a Slot<C, TX> {
-    type Item = &'a Conn<C, TX>;
-    type IntoIter = core::option::IntoIter<&'a Conn<C, TX>>;
+impl<C: Crypto> core::fmt::Debug for ConnSlot<'_, C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ConnSlot")
+            .field("tx", &self.conn.tx.capacity())
+            .field("rx", &self.conn.rx.buf.len())
+            .finish()
+    }
+}
+
+impl<'r, 'a, C: Crypto> IntoIterator for &'r ConnSlot<'a, C> {
+    type Item = &'r Conn<'a, C>;
+    type IntoIter = core::option::IntoIter<&'r Conn<'a, C>>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.as_ref().into_iter()
     }
 }
 
-impl<'a, C: Crypto, const TX: usize> IntoIterator for &'a mut Slot<C, TX> {
-    type Item = &'a mut Conn<C, TX>;
-    type IntoIter = core::option::IntoIter<&'a mut Conn<C, TX>>;
+impl<'r, 'a, C: Crypto> IntoIterator for &'r mut ConnSlot<'a, C> {
+    type Item = &'r mut Conn<'a, C>;
+    type IntoIter = core::option::IntoIter<&'r mut Conn<'a, C>>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.as_mut().into_iter()
@@ -205,48 +252,49 @@ impl<'a, C: Crypto, const TX: usize> IntoIterator for &'a mut Slot<C, TX> {
 }
 
 /// A connection and everything that belongs to it alone.
-pub(super) struct Conn<C: Crypto, const TX: usize> {
-    pub id: ConnId,
-    pub peer: PeerIndex,
-    pub outbound: bool,
-    pub opened: Instant,
-    pub phase: Phase<C>,
-    pub rx: Rx,
-    pub tx: TxBuf<TX>,
+#[allow(missing_debug_implementations)] // holds session keys
+pub struct Conn<'a, C: Crypto> {
+    pub(super) id: ConnId,
+    pub(super) peer: PeerIndex,
+    pub(super) outbound: bool,
+    pub(super) opened: Instant,
+    pub(super) phase: Phase<C>,
+    pub(super) rx: Rx<'a>,
+    pub(super) tx: TxBuf<'a>,
     /// The session is registered in the peer table.
-    pub up: bool,
-    pub feed: Feed,
+    pub(super) up: bool,
+    pub(super) feed: Feed,
     /// The position of the announced digest to send (with its bucket
     /// sums) when the stream reaches it.
-    pub pending_digest: Option<Position>,
+    pub(super) pending_digest: Option<Position>,
     /// Slave side: reading is paused (kernel queue full, sweep, digest).
-    pub paused: bool,
+    pub(super) paused: bool,
     /// Slave side: the last position acknowledged to the master, and when.
-    pub acked: Position,
-    pub acked_at: Instant,
+    pub(super) acked: Position,
+    pub(super) acked_at: Instant,
     /// Master side: the last position the slave acknowledged.
-    pub peer_acked: Position,
+    pub(super) peer_acked: Position,
     /// Legacy slave: we refused this master's data (we followed another).
-    pub refused: bool,
+    pub(super) refused: bool,
     /// Legacy crossed start: a second connection with the peer that we
     /// only read (what arrives on it counts as the peer's current
     /// session's); nothing is sent on it.
-    pub alias: bool,
+    pub(super) alias: bool,
     /// We logged a refusal of this peer's PF_KEY data (once is enough).
-    pub refused_logged: bool,
+    pub(super) refused_logged: bool,
     /// Legacy master: when the snapshot timer of this session fires.
-    pub feed_at: Option<Instant>,
+    pub(super) feed_at: Option<Instant>,
     /// The platform's last write was short: nothing more is offered until
     /// `handle_writable`.
-    pub blocked: bool,
+    pub(super) blocked: bool,
     /// When bytes last arrived / were last written (v2 keepalive).
-    pub last_rx: Instant,
-    pub last_tx: Instant,
+    pub(super) last_rx: Instant,
+    pub(super) last_tx: Instant,
     /// Legacy: bad frames since the last authentic one.
-    pub bad_frames: u8,
+    pub(super) bad_frames: u8,
 }
 
-impl<C: Crypto, const TX: usize> Conn<C, TX> {
+impl<C: Crypto> Conn<'_, C> {
     /// Makes this a new connection, field by field (every field is named:
     /// one added to `Conn` does not compile until it is reset here).
     fn reset(&mut self, id: ConnId, peer: PeerIndex, outbound: bool, legacy: bool, now: Instant) {
@@ -299,12 +347,12 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
     }
 
     /// Whether authenticated (or legacy) messages can flow.
-    pub fn is_open(&self) -> bool {
+    pub(super) fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Legacy | Phase::Keyed { open: true, .. })
     }
 
     /// The peer's HELLO, once known.
-    pub fn peer_hello(&self) -> Option<&Hello> {
+    pub(super) fn peer_hello(&self) -> Option<&Hello> {
         match &self.phase {
             Phase::Keyed { peer, .. } => Some(peer),
             _ => None,
@@ -312,12 +360,12 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
     }
 
     /// Whether the feed may add a frame now (keeps the control reserve).
-    pub fn feed_has_room(&self) -> bool {
+    pub(super) fn feed_has_room(&self) -> bool {
         self.tx.room() >= MAX_FRAME + CTL_RESERVE
     }
 
     /// Queues a control message.
-    pub fn send_ctl<R: Random>(
+    pub(super) fn send_ctl<R: Random>(
         &mut self,
         codec: &LegacyCodec<C>,
         rng: &mut R,
@@ -330,7 +378,7 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
 
     /// Queues a v2 frame carrying several whole PF_KEY messages (the
     /// receiver cuts them apart by their length fields).
-    pub fn send_pfkeys<R: Random>(
+    pub(super) fn send_pfkeys<R: Random>(
         &mut self,
         codec: &LegacyCodec<C>,
         rng: &mut R,
@@ -340,7 +388,7 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
     }
 
     /// Queues a PF_KEY message.
-    pub fn send_pfkey<R: Random>(
+    pub(super) fn send_pfkey<R: Random>(
         &mut self,
         codec: &LegacyCodec<C>,
         rng: &mut R,
@@ -383,5 +431,53 @@ impl<C: Crypto, const TX: usize> Conn<C, TX> {
             }
             _ => Err(SendError::NotOpen),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SoftCrypto;
+
+    /// A new slot is unused; closing one wipes what its connection
+    /// decrypted, and reopening starts from nothing, whatever the last
+    /// connection left.
+    #[test]
+    fn a_closed_slot_keeps_no_plaintext_and_reopens_clean() {
+        let (mut tx, mut rx) = ([0u8; MIN_TX_BYTES], [0u8; RX_FRAME]);
+        let mut s = ConnSlot::<SoftCrypto>::new(&mut tx, &mut rx);
+        assert!(s.as_ref().is_none() && s.is_none());
+        let now = Instant::from_millis(5);
+        let c = s.open(ConnId(7), PeerIndex(0), true, false, now);
+        assert_eq!((c.id, c.outbound, c.opened), (ConnId(7), true, now));
+        // What a session leaves behind: a decrypted frame, queued bytes,
+        // flags.
+        c.rx.buf[..4].copy_from_slice(b"KEYS");
+        assert!(c
+            .tx
+            .append_with(3, |out| {
+                out[..3].copy_from_slice(b"abc");
+                Ok::<usize, ()>(3)
+            })
+            .is_some());
+        c.up = true;
+        c.refused = true;
+        c.feed_at = Some(now);
+        s.close();
+        assert!(s.as_ref().is_none());
+        assert!(s.conn.rx.buf.iter().all(|&b| b == 0), "plaintext wiped");
+        assert!(matches!(s.conn.phase, Phase::Connecting));
+        let later = Instant::from_millis(9);
+        let c = s.open(ConnId(8), PeerIndex(0), false, true, later);
+        assert_eq!(
+            (c.id, c.outbound, c.up, c.refused),
+            (ConnId(8), false, false, false)
+        );
+        assert!(c.tx.is_empty() && c.feed_at.is_none());
+        assert!(
+            matches!(c.rx.mode, RxMode::Legacy(_)),
+            "the protocol follows the reload"
+        );
+        assert_eq!((c.last_rx, c.last_tx, c.acked_at), (later, later, later));
     }
 }

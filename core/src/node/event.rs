@@ -138,13 +138,19 @@ pub enum NodeError {
     BadKey,
     /// The node is shutting down: there is nothing left to reconfigure.
     ShuttingDown,
+    /// Part of the node's storage is below its minimum.
+    Storage(super::StorageError),
 }
 
 impl core::error::Error for NodeError {}
 
 impl core::fmt::Display for NodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if let NodeError::Storage(e) = self {
+            return write!(f, "node storage: {e}");
+        }
         f.write_str(match self {
+            NodeError::Storage(_) => "node storage",
             NodeError::TooManyPeers => "more peers than this node was built for",
             NodeError::PeerNotAddress => "a peer is given by name; resolve it to an address first",
             NodeError::DuplicatePeer => "a peer is configured twice",

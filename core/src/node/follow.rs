@@ -15,17 +15,7 @@ use super::event::ConnId;
 use super::machine::{Follow, Node};
 use super::marks::MarkStore;
 
-impl<
-        C: Crypto + Clone,
-        R: Random,
-        const P: usize,
-        const RING: usize,
-        M: MarkStore,
-        const TX: usize,
-        const PQ: usize,
-        const EV: usize,
-    > Node<C, R, P, RING, M, TX, PQ, EV>
-{
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// Whether a v2 slave may take a stream from `conn`: it follows no one,
     /// or already follows `conn`, or the one it follows is no longer master.
     pub(super) fn may_follow(&self, conn: ConnId) -> bool {
@@ -40,8 +30,7 @@ impl<
     pub(super) fn follow(&mut self, conn: ConnId) {
         if self.following.is_none_or(|f| f.conn != conn) {
             self.repair_asked = None;
-            self.repair_queue = [0; crate::ctl::BUCKETS / 8];
-            self.snapshot_in_batches = false;
+            self.repair.drop_queue();
         }
         self.following = Some(Follow {
             conn,
@@ -167,13 +156,8 @@ impl<
         // begins, we already follow its connection.)
         self.compare = None;
         if self.following.is_none_or(|f| f.conn != conn) {
-            let owed = self.repair_asked.is_some()
-                || super::fingerprint::count(&self.repair_queue) > 0
-                || self.snapshot_in_batches;
+            let owed = self.repair_asked.is_some() | self.repair.abandon();
             self.repair_asked = None;
-            self.repair_queue = [0; crate::ctl::BUCKETS / 8];
-            self.repair_fit = 0;
-            self.snapshot_in_batches = false;
             self.awaiting_digest |= owed;
         }
         self.following = Some(Follow {

@@ -22,6 +22,7 @@ use super::fingerprint::{self, siphash, BucketSet, BUCKETS, CONTENT_KEY};
 use super::machine::Compare;
 use super::machine::Node;
 use super::marks::{MarkStore, MarkVerdict};
+use super::repair::AfterSweep;
 
 /// How long a slave waits for a repair it asked for before checking
 /// digests again.
@@ -158,17 +159,7 @@ pub fn identity(msg: &Msg<'_>, out: &mut [u8; IDENTITY_MAX]) -> Option<usize> {
     Some(at)
 }
 
-impl<
-        C: Crypto + Clone,
-        R: Random,
-        const P: usize,
-        const RING: usize,
-        M: MarkStore,
-        const TX: usize,
-        const PQ: usize,
-        const EV: usize,
-    > Node<C, R, P, RING, M, TX, PQ, EV>
-{
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// A dump whose records the node wants now, other than those in `skip`
     /// (the caller has none of theirs at hand yet). Feed it with
     /// [`handle_dump_entry`](Self::handle_dump_entry) until that returns
@@ -225,7 +216,7 @@ impl<
             msg: buf,
             canon,
             out: delete,
-        } = &mut self.scratch;
+        } = &mut *self.scratch;
         let conv = match table {
             Table::Sadb => dump_to_add(record, buf),
             Table::Spd => spd_dump_to_addflow(record, buf),
@@ -267,9 +258,7 @@ impl<
                     MarkVerdict::Stale => {}
                     // The snapshot's ADD of it was refused (EEXIST): delete
                     // it and ask for it again.
-                    MarkVerdict::Differs => {
-                        fingerprint::add(&mut self.stale_buckets, fingerprint::bucket(&key[..k]))
-                    }
+                    MarkVerdict::Differs => self.repair.stale_entry(fingerprint::bucket(&key[..k])),
                 }
                 self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
                 let seq = self.pfkey_seq;
@@ -442,15 +431,16 @@ impl<
         buckets: Option<BucketSet>,
     ) {
         self.job_cancel();
-        if buckets.is_none() {
-            self.snapshot_entries = self.marks.inserted();
-        }
+        self.repair.sweep_starts(
+            buckets.is_none(),
+            self.marks.inserted(),
+            self.marks.overflowed(),
+        );
         log::debug!(
             "snapshot of {} entries received; sweeping what it did not hold",
             self.marks.inserted()
         );
         if self.marks.overflowed() {
-            self.sweep_overflowed = true;
             self.counters.sweeps_skipped += 1;
             let (got, limit) = (
                 self.marks.inserted(),
@@ -566,70 +556,48 @@ impl<
         }
         self.applied = pos;
         self.counters.sweeps += 1;
-        let stale = core::mem::replace(&mut self.stale_buckets, [0; BUCKETS / 8]);
-        if fingerprint::count(&stale) > 0 && !self.stale_retried {
-            // Entries whose content differed were deleted; the snapshot's
-            // ADDs of them were refused while they existed. Once more, for
-            // their buckets.
-            self.stale_retried = true;
-            // The second pass finishes a full snapshot: its end, not this
-            // one's, completes it and releases the demotion.
-            if buckets.is_none() {
-                self.snapshot_in_batches = true;
+        let limit = self.marks.limit().unwrap_or(usize::MAX);
+        match self
+            .repair
+            .sweep_ended(buckets, self.marks.inserted(), limit)
+        {
+            AfterSweep::RetryStale(stale) => {
+                // Entries whose content differed were deleted; the
+                // snapshot's ADDs of them were refused while they existed.
+                // Once more, for their buckets. Known differences: if this
+                // retry is cut short (another master claims us), the next
+                // digest's differences are repairs, not a lost delta.
+                self.resumed_across = true;
+                log::info!(
+                    "entries differed from the master's in {} buckets; asking for them again",
+                    fingerprint::count(&stale)
+                );
+                self.repair_asked = Some(now);
+                self.send_ctl_or_close(
+                    now,
+                    conn,
+                    &Ctl::Repair {
+                        pos,
+                        buckets: stale,
+                    },
+                );
+                return;
             }
-            // Known differences: if this retry is cut short (another master
-            // claims us), the next digest's differences are repairs, not a
-            // lost delta.
-            self.resumed_across = true;
-            log::info!(
-                "entries differed from the master's in {} buckets; asking for them again",
-                fingerprint::count(&stale)
-            );
-            self.repair_asked = Some(now);
-            self.send_ctl_or_close(
-                now,
-                conn,
-                &Ctl::Repair {
-                    pos,
-                    buckets: stale,
-                },
-            );
-            return;
-        }
-        self.repair_asked = None;
-        self.stale_retried = false;
-        // The marks overflowed (the platform's store is small): the sweep
-        // deleted nothing. Sweep again in batches of buckets that fit, one
-        // repair after the other.
-        if core::mem::take(&mut self.sweep_overflowed) {
-            match buckets {
-                None => {
-                    self.repair_queue = fingerprint::ALL;
-                    self.snapshot_in_batches = true;
+            AfterSweep::Done { overflowed } => {
+                self.repair_asked = None;
+                // The marks overflowed (the platform's store is small): the
+                // sweep deleted nothing, and is redone in batches of buckets
+                // that fit, one repair after the other. What the batches
+                // find is the overflow's debt, not loss.
+                if overflowed {
+                    self.resumed_across = true;
                 }
-                Some(b) if fingerprint::count(&b) > 1 => {
-                    // Again, in batches as much smaller as the overflow
-                    // was larger than the store.
-                    let n = fingerprint::count(&b);
-                    let limit = self.marks.limit().unwrap_or(usize::MAX);
-                    let got = self.marks.inserted().max(1);
-                    self.repair_fit = (n.saturating_mul(limit) / got).clamp(1, n - 1);
-                    for (q, b) in self.repair_queue.iter_mut().zip(b) {
-                        *q |= b;
-                    }
-                }
-                // A single bucket that does not fit stays as it is (the
-                // warning above says so); the next digest tries again.
-                Some(_) => {}
             }
-            // What the batches find is the overflow's debt, not loss.
-            self.resumed_across = true;
         }
         if self.next_repair_batch(now, conn, pos) {
             return;
         }
-        let completes_snapshot =
-            buckets.is_none() || core::mem::take(&mut self.snapshot_in_batches);
+        let completes_snapshot = self.repair.completes_snapshot(buckets.is_none());
         if completes_snapshot {
             self.snapshot_complete(now, conn, true);
         }
@@ -654,34 +622,12 @@ impl<
     /// Asks for the next batch of queued buckets that fits the mark storage;
     /// `false` when the queue is empty.
     fn next_repair_batch(&mut self, now: Instant, conn: ConnId, pos: Position) -> bool {
-        if fingerprint::count(&self.repair_queue) == 0 {
-            self.repair_fit = 0;
+        let Some((set, taken)) = self.repair.next_batch(self.marks.limit()) else {
             return false;
-        }
-        let entries = (self.last_master_entries as usize).max(self.snapshot_entries);
-        let per_bucket = entries.div_ceil(BUCKETS).max(1);
-        let mut fit = self
-            .marks
-            .limit()
-            .map_or(BUCKETS, |l| (l / per_bucket).max(1));
-        if self.repair_fit > 0 {
-            fit = fit.min(self.repair_fit);
-        }
-        let mut set = [0u8; BUCKETS / 8];
-        let mut taken = 0;
-        for b in 0..BUCKETS {
-            if taken == fit {
-                break;
-            }
-            if fingerprint::has(&self.repair_queue, b) {
-                fingerprint::add(&mut set, b);
-                self.repair_queue[b / 8] &= !(1 << (b % 8));
-                taken += 1;
-            }
-        }
+        };
         log::info!(
             "asking for {taken} buckets ({} more to go) that fit our mark storage",
-            fingerprint::count(&self.repair_queue)
+            self.repair.queued()
         );
         self.repair_asked = Some(now);
         self.send_ctl_or_close(now, conn, &Ctl::Repair { pos, buckets: set });
@@ -712,7 +658,7 @@ impl<
         let (sd, sn) = sa.finish();
         let (fd, fn_) = flow.finish();
         let whole_ok = sd == sa_digest && fd == flow_digest && sn == sas && fn_ == flows;
-        self.last_master_entries = sas.saturating_add(flows);
+        self.repair.master_entries(sas.saturating_add(flows));
         self.compare = Some(Compare {
             conn,
             pos,
@@ -782,7 +728,7 @@ impl<
         // differed (a retry cut short by a switch of masters left the flag
         // set, and the next round's differing entries were deleted and
         // never asked for again).
-        self.stale_retried = false;
+        self.repair.new_round();
         if after_resume {
             self.counters.resume_repairs += 1;
             log::info!(
@@ -800,7 +746,7 @@ impl<
         }
         if self.marks.limit().is_some() {
             // Storage for a few marks only: repair in batches that fit.
-            self.repair_queue = differ;
+            self.repair.queue(differ);
             self.next_repair_batch(now, conn, pos);
             return;
         }

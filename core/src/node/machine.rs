@@ -6,7 +6,7 @@
 
 use core::net::IpAddr;
 
-use crate::config::{Config, IfName, Listen};
+use crate::config::{Config, IfName, Listen, Protocol, MAX_PEERS};
 use crate::crypto::{Crypto, SecretKey};
 use crate::ctl::{BucketSet, Ctl, BUCKETS};
 use crate::pfkey::FilterPolicy;
@@ -17,7 +17,7 @@ use crate::wire::legacy::LegacyCodec;
 
 use super::backoff::Backoff;
 use super::carp::{RoleTracker, StateChange};
-use super::conn::{Conn, Phase, Slot};
+use super::conn::{Conn, ConnSlot, Phase};
 use super::demote::{DemoteEffect, Demotion};
 use super::event::{ConnId, DumpId, Event, NodeError, Settings};
 use super::ike::{Control, IkeControl};
@@ -26,8 +26,11 @@ use super::marks::{MarkStore, SnapshotMarks};
 use super::peer_stats::{ErrorKind, PeerStats};
 use super::peer_table::{ConnStatus, PeerIndex, PeerTable};
 use super::pfkeyq::PfkeyQueue;
+use super::repair::RepairPlan;
 use super::ring::DeltaRing;
+use super::scratch::Scratch;
 use super::stats::Counters;
+use super::storage::{EventQueue, Managed, ManagedSlice, NodeStorage};
 
 /// Default bytes of PF_KEY messages waiting for the local kernel.
 pub const PFKEY_QUEUE_BYTES: usize = 16 * 1024;
@@ -140,17 +143,6 @@ pub(super) struct Compare {
     pub chunks: u8,
 }
 
-/// The parts of a node built before it is written in place.
-pub(super) struct Prepared<C: Crypto, const P: usize> {
-    pub codec: LegacyCodec<C>,
-    pub key: SecretKey<32>,
-    pub table: PeerTable<P>,
-    pub peer_addrs: heapless::Vec<IpAddr, P>,
-    pub role: RoleTracker,
-    pub demote: Demotion,
-    pub ike: IkeControl,
-}
-
 /// The master a v2 slave takes its stream from. A slave follows one
 /// master at a time: when two peers claim MASTER (a partition healing),
 /// mixing their streams would sweep away one master's entries with the
@@ -164,31 +156,19 @@ pub(super) struct Follow {
     pub asked: Option<Instant>,
 }
 
-/// One sasyncd instance. `P` peers, a `RING`-byte delta ring (at least
-/// [`MIN_RING_BYTES`](super::MIN_RING_BYTES)), `M` the platform's storage
-/// for a snapshot's marks (the slave's sweep, see [`marks`](super::marks)),
-/// `TX` bytes of send buffer per connection (at least
-/// [`MIN_TX_BYTES`](super::MIN_TX_BYTES); two connections per peer), `PQ`
-/// bytes of PF_KEY messages waiting for the kernel (at least
-/// [`MIN_PFKEY_QUEUE_BYTES`]) and room for `EV` events waiting for the
-/// platform (at least [`min_events`]`(P)`). The minimums are checked when
-/// a node type is built; [`SmallNode`](super::SmallNode) and
-/// [`DefaultNode`](super::DefaultNode) are two sizings.
+/// One sasyncd instance, over storage its platform provides
+/// ([`NodeStorage`]: the delta ring, send and receive buffers, PF_KEY and
+/// event queues, peers and connection slots; their sizes are the node's
+/// capacities) and `M`, the platform's storage for a snapshot's marks (the
+/// slave's sweep, see [`marks`](super::marks)). The storage's minimums are
+/// checked by [`new`](Self::new).
 ///
 /// A platform drives it through the contract in [`crate::platform`]
-/// (implement [`Platform`](crate::platform::Platform), call
-/// [`drive`](crate::platform::drive) after every input); the design is in
+/// (implement [`Platform`](crate::platform::Platform), whose
+/// `poll_input` hands it its inputs; call [`drive`](crate::platform::drive)
+/// after every input and by the deadline it returns); the design is in
 /// `doc/ARCHITECTURE.md`.
-pub struct Node<
-    C: Crypto + Clone,
-    R: Random,
-    const P: usize,
-    const RING: usize,
-    M: MarkStore,
-    const TX: usize,
-    const PQ: usize = PFKEY_QUEUE_BYTES,
-    const EV: usize = EVENTS,
-> {
+pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore> {
     pub(super) settings: Settings,
     pub(super) crypto: C,
     pub(super) rng: R,
@@ -197,13 +177,14 @@ pub struct Node<
     pub(super) legacy: bool,
     pub(super) flushmode: FlushMode,
     pub(super) policy: FilterPolicy,
-    pub(super) peer_addrs: heapless::Vec<IpAddr, P>,
-    pub(super) table: PeerTable<P>,
-    pub(super) backoff: [Backoff; P],
-    pub(super) conns: [[Slot<C, TX>; 2]; P],
+    pub(super) peer_addrs: heapless::Vec<IpAddr, MAX_PEERS>,
+    pub(super) table: PeerTable<'a>,
+    pub(super) backoff: [Backoff; MAX_PEERS],
+    /// Two per peer: `conns.len()` is how many peers the node holds.
+    pub(super) conns: ManagedSlice<'a, [ConnSlot<'a, C>; 2]>,
     /// Per connection slot, the bundle pass of the snapshot it is fed
     /// (see `Regroup`).
-    pub(super) regroup: [[Regroup; 2]; P],
+    pub(super) regroup: [[Regroup; 2]; MAX_PEERS],
     pub(super) role: RoleTracker,
     /// When the run state last changed (or the node started).
     pub(super) state_since: Instant,
@@ -214,11 +195,11 @@ pub struct Node<
     pub(super) listen: Listen,
     pub(super) demote: Demotion,
     pub(super) ike: IkeControl,
-    pub(super) ring: DeltaRing<RING>,
+    pub(super) ring: DeltaRing<'a>,
     pub(super) marks: SnapshotMarks<M>,
-    pub(super) scratch: super::scratch::Scratch,
-    pub(super) pfkeyq: PfkeyQueue<PQ>,
-    pub(super) events: heapless::Deque<Event, EV>,
+    pub(super) scratch: Managed<'a, Scratch>,
+    pub(super) pfkeyq: PfkeyQueue<'a>,
+    pub(super) events: EventQueue<'a>,
     pub(super) next_conn: u32,
     pub(super) next_dump: u32,
     pub(super) pfkey_seq: u32,
@@ -229,14 +210,9 @@ pub struct Node<
     /// When each peer last became a MASTER claimant, as we heard it: a
     /// slave attaches to the newest claim (an older one may be a master
     /// that died behind a half-open connection).
-    pub(super) claims: [Option<Instant>; P],
+    pub(super) claims: [Option<Instant>; MAX_PEERS],
     /// Legacy slave: the peer (index) whose master data we applied last.
     pub(super) legacy_applied_from: Option<usize>,
-    /// Buckets in which the current sweep deleted entries whose content
-    /// differed (their snapshot ADDs were refused while they existed).
-    pub(super) stale_buckets: BucketSet,
-    /// A sweep already asked for the snapshot again (once is enough).
-    pub(super) stale_retried: bool,
     pub(super) job: Job,
     pub(super) next_digest: Option<Instant>,
     /// Per-bucket sums of the last digest (master: what it announced;
@@ -255,22 +231,9 @@ pub struct Node<
     /// Slave: when we asked for a repair that has not arrived yet; digests
     /// are not checked meanwhile (they would find the same differences).
     pub(super) repair_asked: Option<Instant>,
-    /// Slave: how many entries the master's last digest counted.
-    pub(super) last_master_entries: u32,
-    /// Slave: the last full snapshot's entries, and whether its marks
-    /// overflowed (then its sweep is redone in batches of buckets).
-    pub(super) snapshot_entries: usize,
-    pub(super) sweep_overflowed: bool,
-    /// Slave: buckets still to repair, a batch that fits the mark storage
-    /// at a time.
-    pub(super) repair_queue: BucketSet,
-    /// Slave: the most buckets a batch may hold, learnt from a batch that
-    /// overflowed the marks (0: not learnt; the estimate from the entry
-    /// count rules).
-    pub(super) repair_fit: usize,
-    /// Slave: a full snapshot overflowed the marks; it is complete (in
-    /// sync, demotion released) once the batches that sweep it are done.
-    pub(super) snapshot_in_batches: bool,
+    /// Slave: what it still owes itself after snapshots and sweeps, in
+    /// batches that fit the mark storage.
+    pub(super) repair: RepairPlan,
     pub(super) split_brain: bool,
     /// `handle_shutdown` was called.
     pub(super) shutting_down: bool,
@@ -281,17 +244,7 @@ pub struct Node<
     pub bugs: PlantedBugs,
 }
 
-impl<
-        C: Crypto + Clone,
-        R: Random,
-        const P: usize,
-        const RING: usize,
-        M: MarkStore,
-        const TX: usize,
-        const PQ: usize,
-        const EV: usize,
-    > core::fmt::Debug for Node<C, R, P, RING, M, TX, PQ, EV>
-{
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> core::fmt::Debug for Node<'a, C, R, M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Node")
             .field("state", &self.role.state())
@@ -301,63 +254,111 @@ impl<
     }
 }
 
-impl<
-        C: Crypto + Clone,
-        R: Random,
-        const P: usize,
-        const RING: usize,
-        M: MarkStore,
-        const TX: usize,
-        const PQ: usize,
-        const EV: usize,
-    > Node<C, R, P, RING, M, TX, PQ, EV>
-{
-    /// Checked when a node type is built: a smaller send buffer could never
-    /// hold a maximal frame next to the control reserve.
-    const TX_FITS: () = assert!(
-        TX >= super::conn::MIN_TX_BYTES,
-        "TX must be at least MIN_TX_BYTES"
-    );
-    /// Checked when a node type is built: the driver tracks one dump per
-    /// connection in fixed storage.
-    const PEERS_FIT: () = assert!(P <= 31, "a node has at most 31 peers");
-    /// Checked when a node type is built: a ring that cannot hold one
-    /// maximal delta would never forward that change.
-    const RING_FITS: () = assert!(
-        RING >= super::ring::MIN_RING_BYTES,
-        "RING must be at least MIN_RING_BYTES"
-    );
-    /// Checked when a node type is built: the kernel queue holds at least
-    /// one maximal message (reading pauses until it has that room).
-    const PFKEY_FITS: () = assert!(
-        PQ >= MIN_PFKEY_QUEUE_BYTES,
-        "PQ must be at least MIN_PFKEY_QUEUE_BYTES"
-    );
-    /// Checked when a node type is built: one input can queue a few events
-    /// per connection (close, dump cancel, connect) and a few of the node's.
-    const EVENTS_FIT: () = assert!(EV >= min_events(P), "EV must be at least min_events(P)");
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
+    /// Builds a node from its configuration over the platform's
+    /// `storage` (checked first: [`NodeError::Storage`] names a part below
+    /// its minimum). Raises the start-up carp demotion request at once; a
+    /// locked node announces its role at once, a tracking one waits for
+    /// the first `handle_link_state`.
+    ///
+    /// The node is a few kilobytes without its storage; where the stack is
+    /// small (firmware), [`new_in`](Self::new_in) builds it in its place.
+    pub fn new(
+        config: &Config,
+        settings: Settings,
+        crypto: C,
+        rng: R,
+        marks: M,
+        storage: NodeStorage<'a, C>,
+        now: Instant,
+    ) -> Result<Self, NodeError> {
+        let (codec, key) = Self::prepare(config, &crypto, &storage)?;
+        let mut node = Self::assemble(
+            config, settings, crypto, rng, marks, storage, codec, key, now,
+        );
+        node.start(config, now);
+        Ok(node)
+    }
 
-    /// What [`init_in`](Self::init_in) checks and builds before it writes
-    /// anything: every way building a node can fail, and the small parts.
-    pub(super) fn prepare(
+    /// [`new`](Self::new), written into `slot` (a static on firmware) with
+    /// no copy of the node on the way; on error `slot` is left as it was.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_in<'s>(
+        slot: &'s mut Option<Self>,
+        config: &Config,
+        settings: Settings,
+        crypto: C,
+        rng: R,
+        marks: M,
+        storage: NodeStorage<'a, C>,
+        now: Instant,
+    ) -> Result<&'s mut Self, NodeError> {
+        let (codec, key) = Self::prepare(config, &crypto, &storage)?;
+        let node = slot.insert(Self::assemble(
+            config, settings, crypto, rng, marks, storage, codec, key, now,
+        ));
+        node.start(config, now);
+        Ok(node)
+    }
+
+    /// What [`new`](Self::new) would refuse in `config` for a node of
+    /// `peers` peers (its storage aside), building nothing: a
+    /// configuration check (`sasyncd -n`, a reload) needs no storage, and
+    /// storage built only to be dropped would carry whatever the stack
+    /// held (the shared key among it) into the heap.
+    pub fn check_config(config: &Config, crypto: &C, peers: usize) -> Result<(), NodeError> {
+        LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
+            .map_err(|_| NodeError::BadKey)?;
+        SecretKey::<32>::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
+        super::reconfigure::wanted_peers(config, peers)?;
+        Ok(())
+    }
+
+    /// Everything that can refuse a node, checked before it is built.
+    fn prepare(
         config: &Config,
         crypto: &C,
-        now: Instant,
-    ) -> Result<Prepared<C, P>, NodeError> {
-        let () = Self::TX_FITS;
-        let () = Self::PEERS_FIT;
-        let () = Self::RING_FITS;
-        let () = Self::PFKEY_FITS;
-        let () = Self::EVENTS_FIT;
+        storage: &NodeStorage<'a, C>,
+    ) -> Result<(LegacyCodec<C>, SecretKey<32>), NodeError> {
+        storage.check().map_err(NodeError::Storage)?;
+        Self::check_config(config, crypto, storage.conns.len())?;
         let codec = LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
             .map_err(|_| NodeError::BadKey)?;
         let key = SecretKey::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
-        let wanted = super::reconfigure::wanted_peers::<P>(config)?;
-        let mut table = PeerTable::new();
+        Ok((codec, key))
+    }
+
+    /// The node [`prepare`](Self::prepare) vouched for (its peers fit and
+    /// are distinct), not yet started.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        config: &Config,
+        settings: Settings,
+        crypto: C,
+        rng: R,
+        marks: M,
+        storage: NodeStorage<'a, C>,
+        codec: LegacyCodec<C>,
+        key: SecretKey<32>,
+        now: Instant,
+    ) -> Self {
+        let NodeStorage {
+            ring,
+            pfkey,
+            events,
+            peers,
+            conns,
+            scratch,
+        } = storage;
+        let mut table = PeerTable::new(peers);
         let mut peer_addrs = heapless::Vec::new();
-        for &(addr, port) in &wanted {
-            table.add(addr, port).map_err(NodeError::from)?;
-            peer_addrs.push(addr).map_err(|_| NodeError::TooManyPeers)?;
+        for &(addr, port) in
+            &super::reconfigure::wanted_peers(config, conns.len()).unwrap_or_default()
+        {
+            if table.add(addr, port).is_ok() {
+                let _ = peer_addrs.push(addr);
+            }
         }
         let role = match config.locked {
             Some(s) => RoleTracker::locked(s),
@@ -369,15 +370,59 @@ impl<
         };
         let mut demote = Demotion::new();
         demote.start(now);
-        Ok(Prepared {
+        Node {
+            settings,
+            crypto,
+            rng,
             codec,
             key,
-            table,
+            legacy: config.protocol == Protocol::Legacy,
+            flushmode: config.flushmode,
+            policy: FilterPolicy {
+                flushmode: config.flushmode,
+                skipslave: config.skipslave,
+            },
             peer_addrs,
+            table,
+            backoff: core::array::from_fn(|_| Backoff::new()),
+            conns,
+            regroup: [[Regroup::None; 2]; MAX_PEERS],
             role,
+            state_since: now,
+            interface: config.interface.clone(),
+            group: config.group.clone(),
+            listen: config.listen.clone(),
             demote,
             ike: IkeControl::new(control),
-        })
+            ring: DeltaRing::new(ring, 0),
+            marks: SnapshotMarks::new(marks),
+            scratch,
+            pfkeyq: PfkeyQueue::new(pfkey),
+            events: EventQueue::new(events),
+            next_conn: 1,
+            next_dump: 1,
+            pfkey_seq: 0,
+            applied: Position::NONE,
+            incoming: None,
+            following: None,
+            claims: [None; MAX_PEERS],
+            legacy_applied_from: None,
+            job: Job::None,
+            next_digest: None,
+            sums: BucketSums::EMPTY,
+            announced: None,
+            compare: None,
+            resumed_across: false,
+            awaiting_digest: false,
+            repair_asked: None,
+            repair: RepairPlan::new(),
+            split_brain: false,
+            shutting_down: false,
+            counters: Counters::default(),
+            rr: 0,
+            #[cfg(feature = "planted-bugs")]
+            bugs: PlantedBugs::default(),
+        }
     }
 
     /// What a freshly written node does first: a locked node enters its
@@ -401,7 +446,7 @@ impl<
 
     /// How many connections the node can hold (two per peer).
     pub fn connection_slots(&self) -> usize {
-        P * 2
+        self.conns.len() * 2
     }
 
     /// The connection in slot `slot` (`0..connection_slots()`), if any.
@@ -471,7 +516,7 @@ impl<
         self.stop_feeds();
         self.following = None;
         self.incoming = None;
-        for p in 0..P {
+        for p in 0..self.conns.len() {
             for s in 0..2 {
                 let done = self.conns[p][s]
                     .as_ref()
@@ -524,14 +569,20 @@ impl<
             return t;
         }
         for (i, p) in self.table.iter() {
-            if p.status() == ConnStatus::Disconnected && self.conn_count(i.0) == 0 {
+            // As `dial_due`: pending inbound handshakes do not hold a dial
+            // back, so their peer's retry is due too.
+            let held = self.conns[i.0]
+                .iter()
+                .flatten()
+                .any(|c| c.outbound || c.up || c.alias);
+            if p.status() == ConnStatus::Disconnected && !held {
                 t = earliest(
                     t,
                     Some(self.backoff[i.0].poll_timeout().unwrap_or(Instant::ZERO)),
                 );
             }
         }
-        for slots in &self.conns {
+        for slots in self.conns.iter() {
             for c in slots.iter().flatten() {
                 let legacy_pending =
                     matches!(c.phase, Phase::Legacy) && !c.outbound && !c.up && !c.alias;
@@ -579,7 +630,7 @@ impl<
     /// so one busy peer cannot starve the others). Report what was written
     /// with `handle_sent`.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(ConnId, &[u8])> {
-        let n = P * 2;
+        let n = self.conns.len() * 2;
         let mut found = None;
         for k in 0..n {
             let i = (self.rr + k) % n;
@@ -699,12 +750,12 @@ impl<
         None
     }
 
-    pub(super) fn conn(&self, id: ConnId) -> Option<&Conn<C, TX>> {
+    pub(super) fn conn(&self, id: ConnId) -> Option<&Conn<'a, C>> {
         let (p, s) = self.slot_of(id)?;
         self.conns[p][s].as_ref()
     }
 
-    pub(super) fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn<C, TX>> {
+    pub(super) fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn<'a, C>> {
         let (p, s) = self.slot_of(id)?;
         self.conns[p][s].as_mut()
     }

@@ -29,17 +29,7 @@ use super::peer_table::PeerIndex;
 /// (the original's `pfkey_snap` timer).
 const LEGACY_FEED_DELAY: core::time::Duration = core::time::Duration::from_secs(2);
 
-impl<
-        C: Crypto + Clone,
-        R: Random,
-        const P: usize,
-        const RING: usize,
-        M: MarkStore,
-        const TX: usize,
-        const PQ: usize,
-        const EV: usize,
-    > Node<C, R, P, RING, M, TX, PQ, EV>
-{
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// A message read from the PF_KEY socket (promiscuous copies of other
     /// processes' requests, and the kernel's replies).
     pub fn handle_pfkey(&mut self, now: Instant, msg: &[u8]) {
@@ -430,7 +420,7 @@ impl<
         &mut self,
         id: ConnId,
     ) -> Option<(
-        &mut super::conn::Conn<C, TX>,
+        &mut super::conn::Conn<'a, C>,
         &crate::wire::legacy::LegacyCodec<C>,
         &mut R,
     )> {
@@ -892,8 +882,8 @@ impl<
 /// if any could not be. Its own frame (never inlined into `pump`): the
 /// control messages are half a kilobyte each, needed once a digest round.
 #[inline(never)]
-fn queue_digest<C: Crypto + Clone, R: Random, const TX: usize>(
-    c: &mut super::conn::Conn<C, TX>,
+fn queue_digest<C: Crypto + Clone, R: Random>(
+    c: &mut super::conn::Conn<'_, C>,
     codec: &crate::wire::legacy::LegacyCodec<C>,
     rng: &mut R,
     digest: &Ctl,

@@ -22,7 +22,7 @@
 //!
 //! A platform drives a [`Node`] through the platform contract,
 //! [`crate::platform`]: the [`Platform`](crate::platform::Platform) trait
-//! and the one output driver [`drive`](crate::platform::drive). How the
+//! and the one runtime [`drive`](crate::platform::drive). How the
 //! node's parts, the platforms and the daemon's processes fit together is
 //! in `doc/ARCHITECTURE.md`; the sync session it speaks, in
 //! `doc/PROTOCOL.md`.
@@ -36,7 +36,6 @@ pub mod event;
 mod fingerprint;
 mod follow;
 pub mod ike;
-mod init;
 mod jobs;
 pub mod log_limit;
 mod machine;
@@ -48,15 +47,17 @@ pub mod peer_table;
 pub mod pfkeyq;
 mod reconfigure;
 mod recv;
+mod repair;
 pub mod ring;
 mod scratch;
 mod session;
 pub mod stats;
+mod storage;
 pub mod txbuf;
 #[cfg(feature = "alloc")]
 mod vec_marks;
 
-pub use conn::{MIN_TX_BYTES, TX_BYTES};
+pub use conn::{ConnSlot, MIN_TX_BYTES, TX_BYTES};
 pub use demote::DemoteEffect;
 pub use event::{
     ConnId, DumpFlow, DumpId, DumpOp, Event, NodeError, Received, Rejected, Settings, Table,
@@ -71,30 +72,20 @@ pub use operator::ResyncError;
 pub use peer_stats::{
     ErrorCounts, ErrorKind, LastError, PeerStats, PEER_SPEAKS_LEGACY, PEER_SPEAKS_V2,
 };
+pub use peer_table::Peer;
 pub use reconfigure::{Reconfigured, RoleChange, SessionReset};
 pub use ring::MIN_RING_BYTES;
+pub use scratch::Scratch;
 pub use stats::{Counters, NodeStats, PeerView, RingFill, SessionPhase};
+pub use storage::{Managed, ManagedSlice, NodeStorage, StorageError, RX_BYTES};
 #[cfg(feature = "alloc")]
 pub use vec_marks::VecMarks;
 
-/// A node with default capacities: [`MAX_PEERS`](crate::config::MAX_PEERS)
-/// peers (the limit the configuration parser enforces), a 128 KiB delta ring, 16 KiB
-/// of send buffer per connection, a 16 KiB PF_KEY queue, 256 events, and
-/// the platform's mark store `M`.
-pub type DefaultNode<C, R, M> =
-    Node<C, R, { crate::config::MAX_PEERS }, { 128 * 1024 }, M, TX_BYTES>;
+/// The default delta ring ([`NodeStorage::default_on_heap`]): 128 KiB.
+pub const DEFAULT_RING_BYTES: usize = 128 * 1024;
 
-/// Delta ring of [`SmallNode`]: the smallest, one maximal delta or about
-/// 18 typical ESP ones. A slave that reconnects after missing more, or
-/// falls behind a burst, resumes at the head and is repaired by bucket.
+/// Delta ring of the smallest node (the firmware sizing, issue 12): one
+/// maximal delta or about 18 typical ESP ones. A slave that reconnects
+/// after missing more, or falls behind a burst, resumes at the head and is
+/// repaired by bucket.
 pub const SMALL_RING_BYTES: usize = MIN_RING_BYTES;
-
-/// A node for a one-peer appliance (the firmware sizing, issue 12): one
-/// peer, the smallest ring, send buffers, PF_KEY queue and event
-/// queue that still work, and the platform's mark store `M` (for example
-/// `&'static mut FixedMarks<N>`: a store in the firmware's own static,
-/// lent to the node). Every other buffer of the node is the size of one
-/// maximal message. For two peers, the same with `P = 2` and
-/// `{ min_events(2) }` events. Build it in place with [`Node::init_in`].
-pub type SmallNode<C, R, M> =
-    Node<C, R, 1, SMALL_RING_BYTES, M, MIN_TX_BYTES, MIN_PFKEY_QUEUE_BYTES, { min_events(1) }>;

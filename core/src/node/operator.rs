@@ -41,17 +41,7 @@ impl core::fmt::Display for ResyncError {
     }
 }
 
-impl<
-        C: Crypto + Clone,
-        R: Random,
-        const P: usize,
-        const RING: usize,
-        M: MarkStore,
-        const TX: usize,
-        const PQ: usize,
-        const EV: usize,
-    > Node<C, R, P, RING, M, TX, PQ, EV>
-{
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// The peer protocol the node speaks now (a reload may change it).
     pub fn protocol(&self) -> Protocol {
         if self.legacy {

@@ -21,8 +21,11 @@
 
 use core::net::IpAddr;
 
+use crate::config::MAX_PEERS;
 use crate::state::RunState;
 use crate::time::Instant;
+
+use super::storage::ManagedSlice;
 
 pub use super::peer_stats::{ErrorCounts, ErrorKind, LastError, PeerStats};
 
@@ -69,7 +72,27 @@ pub struct Peer {
     pub noise: super::log_limit::LogLimit,
 }
 
+impl Default for Peer {
+    /// An unused entry (storage for a peer the table may hold).
+    fn default() -> Self {
+        Peer::fresh(IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED), 0)
+    }
+}
+
 impl Peer {
+    /// A newly configured peer: disconnected, nothing heard, no counts.
+    fn fresh(addr: IpAddr, port: u16) -> Peer {
+        Peer {
+            addr,
+            port,
+            status: ConnStatus::Disconnected,
+            outbound: false,
+            state: None,
+            stats: PeerStats::default(),
+            noise: Default::default(),
+        }
+    }
+
     /// Configured address.
     pub fn addr(&self) -> IpAddr {
         self.addr
@@ -144,18 +167,30 @@ pub enum SessionDecision {
     },
 }
 
-/// Up to `P` configured peers.
-#[derive(Debug, Clone, Default)]
-pub struct PeerTable<const P: usize> {
-    peers: heapless::Vec<Peer, P>,
+/// The configured peers, in the platform's storage (one entry per peer
+/// the node can hold).
+#[derive(Debug)]
+pub struct PeerTable<'a> {
+    buf: ManagedSlice<'a, Peer>,
+    len: usize,
 }
 
-impl<const P: usize> PeerTable<P> {
-    /// An empty table.
-    pub const fn new() -> Self {
+impl<'a> PeerTable<'a> {
+    /// An empty table over `buf`.
+    pub fn new(buf: impl Into<ManagedSlice<'a, Peer>>) -> Self {
         PeerTable {
-            peers: heapless::Vec::new(),
+            buf: buf.into(),
+            len: 0,
         }
+    }
+
+    /// The configured peers.
+    fn peers(&self) -> &[Peer] {
+        &self.buf[..self.len]
+    }
+
+    fn peers_mut(&mut self) -> &mut [Peer] {
+        &mut self.buf[..self.len]
     }
 
     /// Adds a configured peer.
@@ -164,24 +199,17 @@ impl<const P: usize> PeerTable<P> {
         if self.lookup(addr).is_some() {
             return Err(TableError::Duplicate(addr));
         }
-        let peer = Peer {
-            addr,
-            port,
-            status: ConnStatus::Disconnected,
-            outbound: false,
-            state: None,
-            stats: PeerStats::default(),
-            noise: Default::default(),
-        };
-        self.peers.push(peer).map_err(|_| TableError::Full)?;
-        Ok(PeerIndex(self.peers.len() - 1))
+        let slot = self.buf.get_mut(self.len).ok_or(TableError::Full)?;
+        *slot = Peer::fresh(addr, port);
+        self.len += 1;
+        Ok(PeerIndex(self.len - 1))
     }
 
     /// The configured peer with this address and port: the same peer
     /// across a configuration reload.
     pub fn find(&self, addr: IpAddr, port: u16) -> Option<PeerIndex> {
         self.lookup(addr)
-            .filter(|i| self.peers.get(i.0).is_some_and(|p| p.port == port))
+            .filter(|i| self.peers().get(i.0).is_some_and(|p| p.port == port))
     }
 
     /// A reloaded configuration: the table becomes `wanted`, in that order.
@@ -192,46 +220,67 @@ impl<const P: usize> PeerTable<P> {
     pub fn reconfigure(
         &mut self,
         wanted: &[(IpAddr, u16)],
-    ) -> Result<heapless::Vec<Option<PeerIndex>, P>, TableError> {
-        let mut next = PeerTable::<P>::new();
-        let mut from = heapless::Vec::new();
-        for &(addr, port) in wanted {
-            let old = self.find(addr, port);
-            let idx = next.add(addr, port)?;
-            if let (Some(o), Some(slot)) = (old, next.peers.get_mut(idx.0)) {
-                if let Some(p) = self.peers.get(o.0) {
-                    *slot = p.clone();
-                }
-            }
-            from.push(old).map_err(|_| TableError::Full)?;
+    ) -> Result<heapless::Vec<Option<PeerIndex>, MAX_PEERS>, TableError> {
+        if wanted.len() > self.buf.len() || wanted.len() > MAX_PEERS {
+            return Err(TableError::Full);
         }
-        *self = next;
+        let mut from = heapless::Vec::new();
+        for (j, &(addr, port)) in wanted.iter().enumerate() {
+            let addr = addr.to_canonical();
+            if wanted[..j].iter().any(|&(a, _)| a.to_canonical() == addr) {
+                return Err(TableError::Duplicate(addr));
+            }
+            from.push(self.find(addr, port))
+                .map_err(|_| TableError::Full)?;
+        }
+        // Kept peers move to their new index by swaps (the storage holds
+        // no spare entry); `pos` is where an old entry is now, `at` which
+        // old entry a place holds.
+        let mut at: [usize; MAX_PEERS] = core::array::from_fn(|i| i);
+        let mut pos: [usize; MAX_PEERS] = core::array::from_fn(|i| i);
+        for (j, old) in from.iter().enumerate() {
+            let Some(o) = *old else { continue };
+            let s = pos[o.0];
+            if s != j {
+                self.buf.swap(s, j);
+                let (a, b) = (at[s], at[j]);
+                at.swap(s, j);
+                pos[a] = j;
+                pos[b] = s;
+            }
+        }
+        for (j, old) in from.iter().enumerate() {
+            if old.is_none() {
+                self.buf[j] = Peer::fresh(wanted[j].0.to_canonical(), wanted[j].1);
+            }
+        }
+        self.len = wanted.len();
         Ok(from)
     }
 
     /// Number of peers.
     pub fn len(&self) -> usize {
-        self.peers.len()
+        self.peers().len()
     }
 
     /// Whether no peer is configured.
     pub fn is_empty(&self) -> bool {
-        self.peers.is_empty()
+        self.peers().is_empty()
     }
 
     /// The peer at `idx`.
     pub fn get(&self, idx: PeerIndex) -> Option<&Peer> {
-        self.peers.get(idx.0)
+        self.peers().get(idx.0)
     }
 
     /// The peer at `idx`, mutably (for its counters).
     pub fn get_mut(&mut self, idx: PeerIndex) -> Option<&mut Peer> {
-        self.peers.get_mut(idx.0)
+        self.peers_mut().get_mut(idx.0)
     }
 
     /// All peers with their indices.
     pub fn iter(&self) -> impl Iterator<Item = (PeerIndex, &Peer)> + '_ {
-        self.peers
+        self.peers()
             .iter()
             .enumerate()
             .map(|(i, p)| (PeerIndex(i), p))
@@ -239,7 +288,7 @@ impl<const P: usize> PeerTable<P> {
 
     /// The announced state of every peer (for the demotion rule).
     pub fn states(&self) -> impl Iterator<Item = Option<RunState>> + '_ {
-        self.peers.iter().map(|p| p.state)
+        self.peers().iter().map(|p| p.state)
     }
 
     /// The peer that currently announces itself MASTER, if any.
@@ -264,7 +313,7 @@ impl<const P: usize> PeerTable<P> {
     /// We start dialling a disconnected peer. `false` (and no change) if it
     /// is not disconnected.
     pub fn handle_connecting(&mut self, idx: PeerIndex, attempt: AttemptId) -> bool {
-        match self.peers.get_mut(idx.0) {
+        match self.peers_mut().get_mut(idx.0) {
             Some(p) if p.status == ConnStatus::Disconnected => {
                 p.status = ConnStatus::Connecting(attempt);
                 true
@@ -276,7 +325,7 @@ impl<const P: usize> PeerTable<P> {
     /// An outbound attempt failed before a session came up. `true` if it
     /// was the current attempt (the node then schedules a backoff).
     pub fn handle_connect_failed(&mut self, idx: PeerIndex, attempt: AttemptId) -> bool {
-        match self.peers.get_mut(idx.0) {
+        match self.peers_mut().get_mut(idx.0) {
             Some(p) if p.status == ConnStatus::Connecting(attempt) => {
                 p.status = ConnStatus::Disconnected;
                 true
@@ -295,7 +344,7 @@ impl<const P: usize> PeerTable<P> {
         ids: Option<Tiebreak>,
         now: Instant,
     ) -> Option<SessionDecision> {
-        let p = self.peers.get_mut(idx.0)?;
+        let p = self.peers_mut().get_mut(idx.0)?;
         let replaces = match p.status {
             ConnStatus::Connected(old) => Some(old),
             _ => None,
@@ -323,7 +372,7 @@ impl<const P: usize> PeerTable<P> {
         session: SessionId,
         outbound: bool,
     ) -> bool {
-        match self.peers.get_mut(idx.0) {
+        match self.peers_mut().get_mut(idx.0) {
             Some(p) if matches!(p.status, ConnStatus::Connected(_)) => {
                 p.status = ConnStatus::Connected(session);
                 p.outbound = outbound;
@@ -337,7 +386,7 @@ impl<const P: usize> PeerTable<P> {
     /// disconnected and its announced state forgotten (D-32). The end of a
     /// replaced or rejected session changes nothing.
     pub fn handle_session_down(&mut self, idx: PeerIndex, session: SessionId) -> bool {
-        match self.peers.get_mut(idx.0) {
+        match self.peers_mut().get_mut(idx.0) {
             Some(p) if p.status == ConnStatus::Connected(session) => {
                 p.status = ConnStatus::Disconnected;
                 p.state = None;
@@ -352,7 +401,7 @@ impl<const P: usize> PeerTable<P> {
     /// those claims are older than carp's verdict; a peer that really is
     /// master says so again with its next announcement).
     pub fn forget_master_claims(&mut self) {
-        for p in self.peers.iter_mut() {
+        for p in self.peers_mut().iter_mut() {
             if p.state == Some(RunState::Master) {
                 p.state = None;
             }
@@ -367,7 +416,7 @@ impl<const P: usize> PeerTable<P> {
         session: SessionId,
         state: RunState,
     ) -> bool {
-        match self.peers.get_mut(idx.0) {
+        match self.peers_mut().get_mut(idx.0) {
             Some(p) if p.status == ConnStatus::Connected(session) => {
                 p.state = Some(state);
                 true
@@ -405,8 +454,12 @@ mod tests {
     const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
     const NOW: Instant = Instant::ZERO;
 
-    fn table() -> (PeerTable<4>, PeerIndex) {
-        let mut t = PeerTable::new();
+    fn test_table(n: usize) -> PeerTable<'static> {
+        PeerTable::new(std::vec![Peer::default(); n].leak())
+    }
+
+    fn table() -> (PeerTable<'static>, PeerIndex) {
+        let mut t = test_table(4);
         let i = t.add(A, 500).unwrap();
         t.add(B, 500).unwrap();
         (t, i)
@@ -414,7 +467,7 @@ mod tests {
 
     #[test]
     fn add_rejects_duplicates_and_overflow() {
-        let mut t = PeerTable::<2>::new();
+        let mut t = test_table(2);
         t.add(A, 500).unwrap();
         assert_eq!(t.add(A, 501), Err(TableError::Duplicate(A)));
         t.add(B, 500).unwrap();
@@ -499,7 +552,7 @@ mod tests {
     fn settle(x_first_at_x: bool, x_first_at_y: bool) -> (bool, bool) {
         let (idx, idy) = ([1u8; 16], [2u8; 16]);
         // At node x: connection X is outbound, Y inbound.
-        let mut tx = PeerTable::<1>::new();
+        let mut tx = test_table(1);
         let px = tx.add(B, 500).unwrap();
         let ids_x = Some(Tiebreak {
             local: idx,
@@ -520,7 +573,7 @@ mod tests {
             }
         }
         // At node y: connection X is inbound, Y outbound.
-        let mut ty = PeerTable::<1>::new();
+        let mut ty = test_table(1);
         let py = ty.add(A, 500).unwrap();
         let ids_y = Some(Tiebreak {
             local: idy,

@@ -6,16 +6,17 @@
 /// Longest PF_KEY message the kernel accepts (`PFKEY_MSG_MAXSZ`).
 pub const MAX_MSG: usize = 4096;
 
-/// Length-prefixed PF_KEY messages, `N` bytes of storage.
-#[derive(Clone)]
-pub struct PfkeyQueue<const N: usize> {
-    buf: [u8; N],
+use super::storage::ManagedSlice;
+
+/// Length-prefixed PF_KEY messages in the platform's buffer.
+pub struct PfkeyQueue<'a> {
+    buf: ManagedSlice<'a, u8>,
     start: usize,
     end: usize,
     count: usize,
 }
 
-impl<const N: usize> core::fmt::Debug for PfkeyQueue<N> {
+impl core::fmt::Debug for PfkeyQueue<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
@@ -26,17 +27,11 @@ impl<const N: usize> core::fmt::Debug for PfkeyQueue<N> {
     }
 }
 
-impl<const N: usize> Default for PfkeyQueue<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> PfkeyQueue<N> {
+impl<'a> PfkeyQueue<'a> {
     /// An empty queue.
-    pub const fn new() -> Self {
+    pub fn new(buf: impl Into<ManagedSlice<'a, u8>>) -> Self {
         PfkeyQueue {
-            buf: [0; N],
+            buf: buf.into(),
             start: 0,
             end: 0,
             count: 0,
@@ -55,7 +50,7 @@ impl<const N: usize> PfkeyQueue<N> {
 
     /// Whether a message of `len` bytes fits now.
     pub fn fits(&self, len: usize) -> bool {
-        len <= MAX_MSG && N - (self.end - self.start) >= len + 2
+        len <= MAX_MSG && self.buf.len() - (self.end - self.start) >= len + 2
     }
 
     /// Whether any message up to [`MAX_MSG`] bytes fits now.
@@ -69,7 +64,7 @@ impl<const N: usize> PfkeyQueue<N> {
         if !self.fits(msg.len()) {
             return false;
         }
-        if N - self.end < msg.len() + 2 {
+        if self.buf.len() - self.end < msg.len() + 2 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
@@ -113,7 +108,8 @@ mod tests {
 
     #[test]
     fn fifo_with_edit_and_backpressure() {
-        let mut q = PfkeyQueue::<20>::new();
+        let mut buf = [0; 20];
+        let mut q = PfkeyQueue::new(&mut buf);
         assert!(q.push_with(b"abcdefgh", |m| m[0] = b'X'));
         assert!(q.push_with(b"12345678", |_| {}));
         assert!(!q.push_with(b"toolong!", |_| {}));
@@ -127,6 +123,6 @@ mod tests {
         q.pop();
         assert!(q.is_empty() && q.front().is_none());
         q.pop();
-        assert!(!PfkeyQueue::<20>::new().has_room_for_any());
+        assert!(!PfkeyQueue::new(&mut [0; 20]).has_room_for_any());
     }
 }

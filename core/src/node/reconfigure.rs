@@ -21,7 +21,7 @@
 
 use core::net::IpAddr;
 
-use crate::config::{Config, Protocol};
+use crate::config::{Config, Protocol, MAX_PEERS};
 use crate::crypto::{Crypto, SecretKey};
 use crate::pfkey::FilterPolicy;
 use crate::random::Random;
@@ -155,14 +155,18 @@ impl core::fmt::Display for Reconfigured {
 
 /// The configured peers as the node keys them (canonical address, port to
 /// dial), checked against the node's capacity.
-pub(super) fn wanted_peers<const P: usize>(
+pub(super) fn wanted_peers(
     config: &Config,
-) -> Result<heapless::Vec<(IpAddr, u16), P>, NodeError> {
-    let mut v: heapless::Vec<(IpAddr, u16), P> = heapless::Vec::new();
+    capacity: usize,
+) -> Result<heapless::Vec<(IpAddr, u16), MAX_PEERS>, NodeError> {
+    let mut v: heapless::Vec<(IpAddr, u16), MAX_PEERS> = heapless::Vec::new();
     for p in &config.peers {
         let addr = p.addr.ok_or(NodeError::PeerNotAddress)?.to_canonical();
         if v.iter().any(|&(a, _)| a == addr) {
             return Err(NodeError::DuplicatePeer);
+        }
+        if v.len() == capacity {
+            return Err(NodeError::TooManyPeers);
         }
         v.push((addr, p.port_or(config.listen.port)))
             .map_err(|_| NodeError::TooManyPeers)?;
@@ -170,17 +174,7 @@ pub(super) fn wanted_peers<const P: usize>(
     Ok(v)
 }
 
-impl<
-        C: Crypto + Clone,
-        R: Random,
-        const P: usize,
-        const RING: usize,
-        M: MarkStore,
-        const TX: usize,
-        const PQ: usize,
-        const EV: usize,
-    > Node<C, R, P, RING, M, TX, PQ, EV>
-{
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// Applies a reloaded configuration (see the module documentation).
     /// On error nothing changed and the node runs on as before.
     pub fn reconfigure(
@@ -194,7 +188,7 @@ impl<
         let codec = LegacyCodec::new(self.crypto.clone(), config.sharedkey.as_bytes())
             .map_err(|_| NodeError::BadKey)?;
         let key = SecretKey::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
-        let wanted = wanted_peers::<P>(config)?;
+        let wanted = wanted_peers(config, self.conns.len())?;
 
         let mut r = Reconfigured::default();
         let legacy = config.protocol == Protocol::Legacy;
@@ -300,8 +294,8 @@ impl<
         };
         let old_source = self.legacy_applied_from;
         self.legacy_applied_from = None;
-        let mut at: [usize; P] = core::array::from_fn(|i| i);
-        let mut pos: [usize; P] = core::array::from_fn(|i| i);
+        let mut at: [usize; MAX_PEERS] = core::array::from_fn(|i| i);
+        let mut pos: [usize; MAX_PEERS] = core::array::from_fn(|i| i);
         for (j, old) in from.iter().enumerate() {
             let Some(o) = *old else {
                 r.peers_added += 1;
@@ -313,7 +307,7 @@ impl<
             }
             let s = pos[o.0];
             if s != j {
-                swap_slots(&mut self.conns, s, j);
+                swap_slots(&mut self.conns[..], s, j);
                 swap_slots(&mut self.backoff, s, j);
                 let (a, b) = (at[s], at[j]);
                 at.swap(s, j);
@@ -323,7 +317,7 @@ impl<
         }
         // What is left in the other slots is what removed peers left:
         // their connections are closed.
-        for j in 0..P {
+        for j in 0..self.conns.len() {
             let kept = from.get(j).is_some_and(|o| o.is_some());
             if !kept {
                 self.backoff[j] = Backoff::new();

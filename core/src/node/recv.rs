@@ -111,17 +111,7 @@ impl core::fmt::Display for Fatal {
 /// unauthenticated one ends at the first).
 const MAX_BAD_FRAMES: u8 = 4;
 
-impl<
-        C: Crypto + Clone,
-        R: Random,
-        const P: usize,
-        const RING: usize,
-        M: MarkStore,
-        const TX: usize,
-        const PQ: usize,
-        const EV: usize,
-    > Node<C, R, P, RING, M, TX, PQ, EV>
-{
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// Bytes arrived on a connection. Says how many were taken; the
     /// platform keeps the rest and offers them again later (the node pauses
     /// reading while its kernel queue is full or a sweep runs, so
@@ -466,8 +456,7 @@ impl<
                         // Until its end, a full snapshot leaves us nowhere;
                         // it supersedes any repair still queued.
                         self.applied = Position::NONE;
-                        self.repair_queue = [0; crate::ctl::BUCKETS / 8];
-                        self.snapshot_in_batches = false;
+                        self.repair.drop_queue();
                         self.awaiting_digest = false;
                     }
                     self.incoming = Some(Incoming {
@@ -695,12 +684,13 @@ impl<
             self.legacy_applied_from = self.slot_of(conn).map(|(p, _)| p);
         }
         let snapshot = self.incoming.is_some_and(|i| i.conn == conn);
-        let msg = &self.scratch.out[at];
+        let scratch = &mut *self.scratch;
+        let msg = &scratch.out[at];
         let len = msg.len();
         if snapshot {
             if let Ok(m) = Msg::parse(msg) {
                 let mut key = [0u8; super::jobs::IDENTITY_MAX];
-                let canon = &mut self.scratch.canon;
+                let canon = &mut scratch.canon;
                 let id = super::jobs::identity(&m, &mut key);
                 let content = crate::pfkey::canonical_digest_input(&m, canon);
                 if let (Some(n), Ok(c)) = (id, content) {
@@ -717,8 +707,8 @@ impl<
         // records and UPDATEs as they are: rewritten here as our master
         // rewrites them before sending (a no-op on what ours sent).
         let msg = if self.legacy {
-            match crate::pfkey::for_slave(msg, &mut self.scratch.msg) {
-                Ok(n) => &self.scratch.msg[..n],
+            match crate::pfkey::for_slave(msg, &mut scratch.msg) {
+                Ok(n) => &scratch.msg[..n],
                 Err(e) => {
                     log::warn!("PF_KEY message from the master unusable, dropped: {e}");
                     return;
@@ -901,8 +891,8 @@ impl<
 /// `handle_recv` (never inlined): building a session takes a few
 /// kilobytes of stack, needed once per connection, not per frame.
 #[inline(never)]
-fn key_session<C: Crypto + Clone, const TX: usize>(
-    (tx, phase, outbound): (&mut TxBuf<TX>, &mut Phase<C>, bool),
+fn key_session<C: Crypto + Clone>(
+    (tx, phase, outbound): (&mut TxBuf<'_>, &mut Phase<C>, bool),
     crypto: &C,
     key: &[u8],
     local: Hello,

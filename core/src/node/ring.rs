@@ -14,35 +14,39 @@
 
 use crate::state::Position;
 
+use super::storage::ManagedSlice;
+
 /// The largest record (a PF_KEY message the original can carry).
 pub const MAX_RECORD: usize = 4096;
 /// Bytes of the per-record length field.
 const HDR: usize = 2;
-/// The smallest ring: one maximal record. A node type with a smaller one
-/// does not build (a ring that cannot hold a change never forwards it):
+/// The smallest ring: one maximal record. A node with a smaller one is
+/// refused (a ring that cannot hold a change never forwards it):
 ///
 /// ```
 /// # use sasyncd_core::{config::Config, crypto::SoftCrypto, random::Random, time::Instant};
-/// # use sasyncd_core::node::{FixedMarks, Node, Settings, MIN_RING_BYTES, MIN_TX_BYTES};
+/// # use sasyncd_core::node::*;
 /// # struct Zero;
 /// # impl Random for Zero { fn fill(&mut self, out: &mut [u8]) { out.fill(7) } }
 /// let cfg = Config::parse(b"peer 192.0.2.2\nsharedkey sixteen-byte-key\nmode slave\n").unwrap();
-/// let node = Node::<SoftCrypto, Zero, 1, MIN_RING_BYTES, FixedMarks<4>, MIN_TX_BYTES>::new(
-///     &cfg, Settings::new([1; 16], 1, 1), SoftCrypto, Zero, FixedMarks::new(), Instant::ZERO,
-/// );
-/// assert!(node.is_ok());
-/// ```
-///
-/// ```compile_fail
-/// # use sasyncd_core::{config::Config, crypto::SoftCrypto, random::Random, time::Instant};
-/// # use sasyncd_core::node::{FixedMarks, Node, Settings, MIN_RING_BYTES, MIN_TX_BYTES};
-/// # struct Zero;
-/// # impl Random for Zero { fn fill(&mut self, out: &mut [u8]) { out.fill(7) } }
-/// let cfg = Config::parse(b"peer 192.0.2.2\nsharedkey sixteen-byte-key\nmode slave\n").unwrap();
-/// let node = Node::<SoftCrypto, Zero, 1, { MIN_RING_BYTES - 1 }, FixedMarks<4>, MIN_TX_BYTES>::new(
-///     &cfg, Settings::new([1; 16], 1, 1), SoftCrypto, Zero, FixedMarks::new(), Instant::ZERO,
-/// );
-/// assert!(node.is_ok());
+/// let build = |ring: &mut [u8]| {
+///     let (mut pfkey, mut events) = ([0; MIN_PFKEY_QUEUE_BYTES], [None; min_events(1)]);
+///     let (mut tx, mut rx) = ([[0; MIN_TX_BYTES]; 2], [[0; RX_BYTES]; 2]);
+///     let [t0, t1] = &mut tx;
+///     let [r0, r1] = &mut rx;
+///     let storage = NodeStorage {
+///         ring: ring.into(),
+///         pfkey: (&mut pfkey).into(),
+///         events: (&mut events).into(),
+///         peers: (&mut [Peer::default()]).into(),
+///         conns: (&mut [[ConnSlot::new(t0, r0), ConnSlot::new(t1, r1)]]).into(),
+///         scratch: (&mut Scratch::new()).into(),
+///     };
+///     Node::new(&cfg, Settings::new([1; 16], 1, 1), SoftCrypto, Zero, FixedMarks::<4>::new(),
+///         storage, Instant::ZERO).map(|_| ())
+/// };
+/// assert_eq!(build(&mut [0; MIN_RING_BYTES]), Ok(()));
+/// assert_eq!(build(&mut [0; MIN_RING_BYTES - 1]), Err(NodeError::Storage(StorageError::Ring)));
 /// ```
 pub const MIN_RING_BYTES: usize = MAX_RECORD + HDR;
 /// Length value marking "the rest of the buffer is unused".
@@ -97,10 +101,11 @@ impl core::fmt::Display for NotInRing {
 
 impl core::error::Error for NotInRing {}
 
-/// A ring of up to `BYTES` bytes of deltas (2 bytes overhead per record).
-#[derive(Debug, Clone)]
-pub struct DeltaRing<const BYTES: usize> {
-    buf: [u8; BYTES],
+/// A ring of deltas in the platform's buffer (2 bytes overhead per
+/// record).
+#[derive(Debug)]
+pub struct DeltaRing<'a> {
+    buf: ManagedSlice<'a, u8>,
     epoch: u64,
     /// Offset of the oldest record (never a wrap point while non-empty).
     head: usize,
@@ -112,11 +117,12 @@ pub struct DeltaRing<const BYTES: usize> {
     next_seq: u64,
 }
 
-impl<const BYTES: usize> DeltaRing<BYTES> {
-    /// An empty ring in `epoch` (0 = no epoch: pushes are refused).
-    pub const fn new(epoch: u64) -> Self {
+impl<'a> DeltaRing<'a> {
+    /// An empty ring over `buf` in `epoch` (0 = no epoch: pushes are
+    /// refused).
+    pub fn new(buf: impl Into<ManagedSlice<'a, u8>>, epoch: u64) -> Self {
         DeltaRing {
-            buf: [0; BYTES],
+            buf: buf.into(),
             epoch,
             head: 0,
             tail: 0,
@@ -180,20 +186,20 @@ impl<const BYTES: usize> DeltaRing<BYTES> {
         } else if self.tail > self.head {
             self.tail - self.head
         } else {
-            BYTES - self.head + self.tail
+            self.buf.len() - self.head + self.tail
         }
     }
 
     /// The ring's size in bytes.
-    pub const fn capacity(&self) -> usize {
-        BYTES
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
     }
 
     /// Appends a record, evicting the oldest ones as needed; returns its
     /// sequence number.
     pub fn push(&mut self, msg: &[u8]) -> Result<u64, RingError> {
         let need = HDR + msg.len();
-        if msg.len() > MAX_RECORD || need > BYTES {
+        if msg.len() > MAX_RECORD || need > self.buf.len() {
             return Err(RingError::TooLarge { len: msg.len() });
         }
         if self.epoch == 0 {
@@ -312,7 +318,7 @@ impl<const BYTES: usize> DeltaRing<BYTES> {
         }
         if self.tail > self.head {
             // Free: [tail, BYTES) and [0, head).
-            if self.tail + need <= BYTES {
+            if self.tail + need <= self.buf.len() {
                 Some(self.tail)
             } else if need <= self.head {
                 Some(0)
@@ -411,11 +417,16 @@ mod tests {
     use std::collections::VecDeque;
     use std::vec::Vec;
 
+    /// A ring over `bytes` bytes of its own.
+    fn test_ring(bytes: usize, epoch: u64) -> DeltaRing<'static> {
+        DeltaRing::new(std::vec![0; bytes].leak(), epoch)
+    }
+
     fn at(epoch: u64, seq: u64) -> Position {
         Position { epoch, seq }
     }
 
-    fn all<const B: usize>(r: &DeltaRing<B>) -> Vec<(u64, Vec<u8>)> {
+    fn all(r: &DeltaRing<'_>) -> Vec<(u64, Vec<u8>)> {
         let from = r.first_seq().map_or(r.last_seq(), |f| f - 1);
         r.replay_after(at(r.epoch(), from))
             .unwrap()
@@ -429,7 +440,7 @@ mod tests {
 
     #[test]
     fn push_and_replay_in_order() {
-        let mut r = DeltaRing::<64>::new(7);
+        let mut r = test_ring(64, 7);
         assert_eq!(r.push(b"one"), Ok(1));
         assert_eq!(r.push(b"two"), Ok(2));
         assert_eq!(r.push(b""), Ok(3));
@@ -442,7 +453,7 @@ mod tests {
 
     #[test]
     fn fill_counts_records_headers_and_the_wrap_gap() {
-        let mut r = DeltaRing::<64>::new(1);
+        let mut r = test_ring(64, 1);
         assert_eq!((r.bytes_used(), r.capacity()), (0, 64));
         r.push(&rec(25, 1)).unwrap();
         r.push(&rec(25, 2)).unwrap();
@@ -458,7 +469,7 @@ mod tests {
 
     #[test]
     fn up_to_date_is_an_empty_replay() {
-        let mut r = DeltaRing::<64>::new(1);
+        let mut r = test_ring(64, 1);
         assert_eq!(r.replay_after(at(1, 0)).unwrap().count(), 0);
         r.push(b"x").unwrap();
         assert_eq!(r.replay_after(at(1, 1)).unwrap().count(), 0);
@@ -466,7 +477,7 @@ mod tests {
 
     #[test]
     fn positions_outside_the_ring_need_a_snapshot() {
-        let mut r = DeltaRing::<16>::new(3);
+        let mut r = test_ring(16, 3);
         for _ in 0..4 {
             r.push(&rec(5, 1)).unwrap(); // 7 bytes each: two fit
         }
@@ -484,13 +495,13 @@ mod tests {
 
     #[test]
     fn exact_fill_then_evict() {
-        let mut r = DeltaRing::<16>::new(1);
+        let mut r = test_ring(16, 1);
         r.push(&rec(14, 9)).unwrap();
         assert_eq!(all(&r), [(1, rec(14, 9))]);
         r.push(&rec(0, 0)).unwrap();
         assert_eq!(all(&r), [(2, rec(0, 0))]);
         // Two records filling the ring exactly are both kept.
-        let mut r = DeltaRing::<16>::new(1);
+        let mut r = test_ring(16, 1);
         r.push(&rec(6, 1)).unwrap();
         r.push(&rec(6, 2)).unwrap();
         assert_eq!(all(&r), [(1, rec(6, 1)), (2, rec(6, 2))]);
@@ -498,7 +509,7 @@ mod tests {
 
     #[test]
     fn wraps_with_marker() {
-        let mut r = DeltaRing::<32>::new(1);
+        let mut r = test_ring(32, 1);
         r.push(&rec(10, 1)).unwrap(); // [0,12)
         r.push(&rec(10, 2)).unwrap(); // [12,24)
         r.push(&rec(10, 3)).unwrap(); // evicts 1, goes to [0,12), marker at 24
@@ -511,7 +522,7 @@ mod tests {
 
     #[test]
     fn wraps_without_room_for_a_marker() {
-        let mut r = DeltaRing::<25>::new(1);
+        let mut r = test_ring(25, 1);
         r.push(&rec(10, 1)).unwrap(); // [0,12)
         r.push(&rec(10, 2)).unwrap(); // [12,24): one byte left at the end
         r.push(&rec(9, 3)).unwrap(); // evicts 1, [0,11)
@@ -522,29 +533,29 @@ mod tests {
 
     #[test]
     fn too_large_is_an_error_and_changes_nothing() {
-        let mut r = DeltaRing::<32>::new(1);
+        let mut r = test_ring(32, 1);
         r.push(b"keep").unwrap();
         assert_eq!(r.push(&rec(31, 0)), Err(RingError::TooLarge { len: 31 }));
         assert_eq!(all(&r), [(1, b"keep".to_vec())]);
-        let mut big = DeltaRing::<8192>::new(1);
+        let mut big = test_ring(8192, 1);
         assert_eq!(
             big.push(&rec(MAX_RECORD + 1, 0)),
             Err(RingError::TooLarge { len: 4097 })
         );
         assert_eq!(big.push(&rec(MAX_RECORD, 0)), Ok(1));
-        let mut tiny = DeltaRing::<1>::new(1);
+        let mut tiny = test_ring(1, 1);
         assert!(tiny.push(b"").is_err());
     }
 
     #[test]
     fn no_epoch_refuses_pushes() {
-        let mut r = DeltaRing::<32>::new(0);
+        let mut r = test_ring(32, 0);
         assert_eq!(r.push(b"x"), Err(RingError::NoEpoch));
     }
 
     #[test]
     fn new_epoch_clears_and_restarts_sequence() {
-        let mut r = DeltaRing::<64>::new(1);
+        let mut r = test_ring(64, 1);
         r.push(b"a").unwrap();
         r.push(b"b").unwrap();
         r.new_epoch(2);
@@ -579,7 +590,7 @@ mod tests {
         /// a cursor made later at any position agrees with it.
         #[test]
         fn cursor_follows_pushes(ops in proptest::collection::vec((0usize..400, any::<u8>(), 0usize..4), 1..300)) {
-            let mut ring = DeltaRing::<B>::new(3);
+            let mut ring = test_ring(B, 3);
             let mut history: Vec<Vec<u8>> = Vec::new();
             let mut cur = ring.cursor(at(3, 0)).unwrap();
             let mut lost = false;
@@ -616,7 +627,7 @@ mod tests {
         /// more than fits, and evicts only what it must.
         #[test]
         fn matches_model(ops in proptest::collection::vec(op(), 1..200)) {
-            let mut ring = DeltaRing::<B>::new(1);
+            let mut ring = test_ring(B, 1);
             let mut epoch = 1u64;
             let mut history: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
             for op in ops {

@@ -6,25 +6,38 @@
 use crate::pfkey::PFKEY_MSG_MAXSZ;
 use crate::wire::v2::MAX_PAYLOAD;
 
-/// Three message-sized buffers; what they hold matters only during one
+/// Three message-sized buffers, part of the [`NodeStorage`](super::NodeStorage); what they hold matters only during one
 /// call.
-pub(super) struct Scratch {
+pub struct Scratch {
     /// A message rewritten for the slaves (a dump record as ADD).
-    pub msg: [u8; PFKEY_MSG_MAXSZ],
+    pub(super) msg: [u8; PFKEY_MSG_MAXSZ],
     /// The canonical form of an entry, for fingerprints and digests.
-    pub canon: [u8; PFKEY_MSG_MAXSZ],
+    pub(super) canon: [u8; PFKEY_MSG_MAXSZ],
     /// What the node sends or writes: a sweep's DELETE, a frame's batch
     /// of deltas. Also the payload of a received frame while it is handled
     /// (`handle_recv` decodes into it and its handlers read it there):
     /// receiving never runs a sweep or fills a frame before it is done
     /// with the payload, and a control message is decoded before it acts.
-    pub out: [u8; PFKEY_MSG_MAXSZ],
+    pub(super) out: [u8; PFKEY_MSG_MAXSZ],
 }
 
 // A frame's payload fits `out`.
 const _: () = assert!(MAX_PAYLOAD <= PFKEY_MSG_MAXSZ);
 
+impl core::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Scratch")
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Scratch {
+    /// Zeroed buffers (a constant: a `static` holds them in place).
     pub const fn new() -> Self {
         Scratch {
             msg: [0; PFKEY_MSG_MAXSZ],

@@ -24,17 +24,7 @@ use super::peer_table::{AttemptId, ConnStatus, PeerIndex, SessionDecision, Sessi
 /// alarm, and accepts ours only after that.
 const CROSS_WINDOW: core::time::Duration = core::time::Duration::from_secs(10);
 
-impl<
-        C: Crypto + Clone,
-        R: Random,
-        const P: usize,
-        const RING: usize,
-        M: MarkStore,
-        const TX: usize,
-        const PQ: usize,
-        const EV: usize,
-    > Node<C, R, P, RING, M, TX, PQ, EV>
-{
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// The outbound connection `conn` (from `Event::Connect`) is up.
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
         let legacy = self.legacy;
@@ -97,7 +87,7 @@ impl<
             (None, _) => 0,
             (_, None) => 1,
             (Some(a), Some(b)) => {
-                let pending = |c: &super::conn::Conn<C, TX>| !c.outbound && !c.up;
+                let pending = |c: &super::conn::Conn<'a, C>| !c.outbound && !c.up;
                 let victim = match (pending(a), pending(b)) {
                     (true, true) => Some(if a.opened <= b.opened { 0 } else { 1 }),
                     (true, false) => Some(0),

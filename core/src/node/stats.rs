@@ -178,17 +178,7 @@ pub struct PeerView {
     pub stats: PeerStats,
 }
 
-impl<
-        C: Crypto + Clone,
-        R: Random,
-        const P: usize,
-        const RING: usize,
-        M: MarkStore,
-        const TX: usize,
-        const PQ: usize,
-        const EV: usize,
-    > Node<C, R, P, RING, M, TX, PQ, EV>
-{
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// Node-wide statistics.
     pub fn stats(&self) -> NodeStats {
         NodeStats {
@@ -215,7 +205,7 @@ impl<
             syncing: self.incoming.is_some() || self.job.is_sweep(),
             repairing: self.awaiting_digest
                 || self.repair_asked.is_some()
-                || super::fingerprint::count(&self.repair_queue) > 0,
+                || self.repair.queued() > 0,
             following: self.following.and_then(|f| {
                 let (p, _) = self.slot_of(f.conn)?;
                 Some((self.peer_addrs[p], f.synced))
@@ -233,7 +223,7 @@ impl<
     }
 
     /// Per-peer statistics, in configuration order.
-    pub fn peers(&self) -> impl Iterator<Item = PeerView> + '_ {
+    pub fn peers(&self) -> impl Iterator<Item = PeerView> + use<'_, 'a, C, R, M> {
         self.table.iter().map(|(i, p)| {
             let (phase, phase_since) = self.phase_of(i);
             let mut stats = p.stats;

@@ -4,37 +4,42 @@
 //! managed to write (partial writes are normal: reference D-13, D-15). A
 //! frame is only ever appended whole, so the stream is never corrupted.
 
-/// Outgoing bytes of one connection, `N` bytes at most.
-#[derive(Clone)]
-pub struct TxBuf<const N: usize> {
-    buf: [u8; N],
+use super::storage::ManagedSlice;
+
+/// Outgoing bytes of one connection, in the platform's buffer.
+pub struct TxBuf<'a> {
+    buf: ManagedSlice<'a, u8>,
     start: usize,
     end: usize,
 }
 
-impl<const N: usize> core::fmt::Debug for TxBuf<N> {
+impl core::fmt::Debug for TxBuf<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "TxBuf({} of {} bytes queued)", self.len(), N)
+        write!(
+            f,
+            "TxBuf({} of {} bytes queued)",
+            self.len(),
+            self.buf.len()
+        )
     }
 }
 
-impl<const N: usize> Default for TxBuf<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> TxBuf<N> {
+impl<'a> TxBuf<'a> {
     /// An empty buffer.
-    pub const fn new() -> Self {
+    pub fn new(buf: impl Into<ManagedSlice<'a, u8>>) -> Self {
         TxBuf {
-            buf: [0; N],
+            buf: buf.into(),
             start: 0,
             end: 0,
         }
     }
 
     /// Bytes waiting to be written.
+    /// The buffer's size.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn len(&self) -> usize {
         self.end - self.start
     }
@@ -46,7 +51,7 @@ impl<const N: usize> TxBuf<N> {
 
     /// Bytes that can still be appended.
     pub fn room(&self) -> usize {
-        N - self.len()
+        self.buf.len() - self.len()
     }
 
     /// The bytes to write next.
@@ -80,7 +85,7 @@ impl<const N: usize> TxBuf<N> {
         if self.room() < max {
             return None;
         }
-        if N - self.end < max {
+        if self.buf.len() - self.end < max {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
@@ -100,7 +105,8 @@ mod tests {
 
     #[test]
     fn partial_writes_and_compaction() {
-        let mut t = TxBuf::<16>::new();
+        let mut buf = [0; 16];
+        let mut t = TxBuf::new(&mut buf);
         let r: Result<usize, ()> = t
             .append_with(8, |b| {
                 b[..6].copy_from_slice(b"abcdef");
@@ -127,7 +133,8 @@ mod tests {
 
     #[test]
     fn failed_encode_appends_nothing() {
-        let mut t = TxBuf::<8>::new();
+        let mut buf = [0; 8];
+        let mut t = TxBuf::new(&mut buf);
         assert_eq!(t.append_with(8, |_| Err::<usize, u8>(1)), Some(Err(1)));
         assert!(t.is_empty());
     }

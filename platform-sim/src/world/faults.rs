@@ -156,14 +156,16 @@ impl World {
                 Some(l) => crate::marks::VecMarks::with_limit(l),
                 None => crate::marks::VecMarks::new(),
             },
+            super::sim_storage(),
             now,
         );
-        let mut node = match node {
+        let node = match node {
             Ok(n) => Box::new(n),
             Err(e) => panic!("simulator node: {e}"),
         };
         #[cfg(feature = "planted-bugs")]
-        {
+        let node = {
+            let mut node = node;
             let b = self.sc.bugs;
             node.bugs = sasyncd_core::node::PlantedBugs {
                 skip_sweep: b.skip_sweep,
@@ -177,8 +179,10 @@ impl World {
                 no_regroup: b.no_regroup,
                 keep_split_loser: b.keep_split_loser,
             };
-        }
-        node.handle_link_state(now, self.carp.link_state(i));
+            node
+        };
+        let ls = self.carp.link_state(i);
+        self.hosts[i].inputs.push_back(super::Pending::Link(ls));
         self.hosts[i].node = Some(node);
         self.collect_logs(i);
     }
@@ -187,11 +191,10 @@ impl World {
     /// closes its connections; carp, the kernel and the IKE daemon stay.
     pub(super) fn stop_sasyncd(&mut self, i: usize) {
         let now = self.now;
-        let Some(mut n) = self.hosts[i].node.take() else {
+        if self.hosts[i].node.is_none() {
             return;
-        };
-        n.handle_shutdown(now);
-        self.hosts[i].node = Some(n);
+        }
+        self.hosts[i].inputs.push_back(super::Pending::Shutdown);
         self.service(i);
         let s = self.node_stats(i);
         if let Some(s) = s {
@@ -214,6 +217,8 @@ impl World {
         }
         let h = &mut self.hosts[i];
         h.node = None;
+        h.inputs.clear();
+        h.accepting = None;
         h.rx.clear();
         h.consumed.clear();
         h.dumps.clear();
@@ -241,6 +246,8 @@ impl World {
         let h = &mut self.hosts[i];
         h.up = false;
         h.node = None;
+        h.inputs.clear();
+        h.accepting = None;
         h.to_net.clear();
         h.from_net.clear();
         h.rx.clear();

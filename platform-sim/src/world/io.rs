@@ -5,30 +5,76 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use sasyncd_core::node::Rejected;
 use sasyncd_core::node::{
     ConnId as NodeConn, DemoteEffect, DumpId, IkeMode, IkeRequest, Received, Table,
 };
-use sasyncd_core::platform::{DumpRead, PfkeyWrite, Platform, SendError};
-use sasyncd_core::state::RunState;
+use sasyncd_core::platform::{DumpRead, Input, PfkeyWrite, Platform, SendError};
 use sasyncd_core::time::Instant;
 
 use crate::net::{ConnId as NetConn, NetEventKind};
 
-use super::World;
+use super::{Pending, World};
 
 /// Node `i`'s view of the world while the driver runs it.
 pub(super) struct SimIo<'a> {
     pub w: &'a mut World,
     pub i: usize,
-    /// The node's run state when the driver started (for the safety oracle).
-    pub state: RunState,
+    /// What the node applied, by whether its sender was master: checked
+    /// against the node's run state once the driver returns (the safety
+    /// oracle).
+    pub applied: Vec<Option<Option<bool>>>,
+    /// Writes made while the node was not known to be master: entries of
+    /// `World::sent`, which count as a master's if the node is master
+    /// once the driver returns (it may have become master on an input of
+    /// this run).
+    pub unsure: Vec<(NetConn, usize)>,
     /// Something happened.
     pub moved: bool,
+    /// The PF_KEY message handed over last.
+    pub msg: Vec<u8>,
 }
 
 impl Platform for SimIo<'_> {
     fn now(&mut self) -> Instant {
         self.w.now
+    }
+
+    fn poll_input(&mut self) -> Option<Input<'_>> {
+        loop {
+            let p = self.w.hosts[self.i].inputs.pop_front()?;
+            self.moved = true;
+            let input = match p {
+                Pending::Link(ls) => Input::LinkState(ls),
+                Pending::Shutdown => Input::Shutdown,
+                Pending::Pfkey(m) => {
+                    self.msg = m;
+                    return Some(Input::Pfkey(&self.msg));
+                }
+                Pending::Net(nc, kind) => match self.w.net_input(self.i, nc, kind) {
+                    Some(input) => input,
+                    None => continue,
+                },
+            };
+            return Some(input);
+        }
+    }
+
+    fn accepted(&mut self, conn: Result<NodeConn, Rejected>) {
+        let (w, i) = (&mut *self.w, self.i);
+        let Some((nc, peer)) = w.hosts[i].accepting.take() else {
+            return;
+        };
+        match conn {
+            Ok(c) => {
+                w.hosts[i].to_net.insert(c, nc);
+                w.hosts[i].from_net.insert(nc, c);
+            }
+            Err(_) => {
+                w.oracle.rejected_strangers += u64::from(!w.hosts.iter().any(|h| h.addr == peer));
+                w.net.close(nc, w.now);
+            }
+        }
     }
 
     fn connect(&mut self, conn: NodeConn, addr: IpAddr, _port: u16) {
@@ -86,7 +132,11 @@ impl Platform for SimIo<'_> {
             self.moved = true;
             let total = w.sent_total.entry(nc).or_default();
             *total += sent as u64;
-            w.sent.entry(nc).or_default().push((*total, master));
+            let log = w.sent.entry(nc).or_default();
+            if !master {
+                self.unsure.push((nc, log.len()));
+            }
+            log.push((*total, master));
         }
         Ok(sent)
     }
@@ -110,8 +160,7 @@ impl Platform for SimIo<'_> {
         if r.applied > 0 {
             let sender_end = w.hosts[i].to_net.get(&conn).map(|nc| NetConn(nc.0 ^ 1));
             let master_sent = sender_end.map(|se| w.master_bytes_in(se, from, to));
-            let now = w.now;
-            w.oracle.applied(i, self.state, master_sent, now);
+            self.applied.push(master_sent);
         }
     }
 
@@ -210,6 +259,12 @@ impl Platform for SimIo<'_> {
         let now = w.now;
         let h = &mut w.hosts[i];
         let active = request.mode == IkeMode::Active;
+        if active {
+            // A node asks IKE to go active as it becomes master: what it
+            // writes from now on is a master's (the safety oracle), even
+            // if an input later in this run takes it back to slave.
+            h.last_master = Some(now);
+        }
         h.ike.set_active(active, now, &h.kernel);
         w.trace.event(
             now,
@@ -274,46 +329,34 @@ impl World {
             }
             return;
         }
+        self.hosts[node].inputs.push_back(Pending::Net(nc, kind));
+    }
+
+    /// What a network event on `nc` is to host `node`'s sasyncd, when it
+    /// takes it: its input, or `None` for bytes (kept in its receive
+    /// buffer) and for connections it does not know.
+    fn net_input(
+        &mut self,
+        node: usize,
+        nc: NetConn,
+        kind: NetEventKind,
+    ) -> Option<Input<'static>> {
+        let now = self.now;
+        let h = &mut self.hosts[node];
         match kind {
-            NetEventKind::Connected => {
-                if let Some(&c) = self.hosts[node].from_net.get(&nc) {
-                    if let Some(n) = self.hosts[node].node.as_mut() {
-                        n.handle_connected(now, c);
-                    }
-                }
-            }
+            NetEventKind::Connected => h.from_net.get(&nc).map(|&c| Input::Connected(c)),
             NetEventKind::ConnectFailed(_) => {
-                if let Some(c) = self.hosts[node].from_net.remove(&nc) {
-                    self.hosts[node].to_net.remove(&c);
-                    if let Some(n) = self.hosts[node].node.as_mut() {
-                        n.handle_connect_failed(now, c);
-                    }
-                }
+                let c = h.from_net.remove(&nc)?;
+                h.to_net.remove(&c);
+                Some(Input::ConnectFailed(c))
             }
             NetEventKind::Accepted { peer, .. } => {
-                let r = self.hosts[node]
-                    .node
-                    .as_mut()
-                    .map(|n| n.handle_accept(now, peer));
-                match r {
-                    Some(Ok(c)) => {
-                        self.hosts[node].to_net.insert(c, nc);
-                        self.hosts[node].from_net.insert(nc, c);
-                    }
-                    _ => {
-                        self.oracle.rejected_strangers +=
-                            u64::from(!self.hosts.iter().any(|h| h.addr == peer));
-                        self.net.close(nc, now);
-                    }
-                }
+                h.accepting = Some((nc, peer));
+                Some(Input::Accept { peer })
             }
             NetEventKind::Data(bytes) => {
-                if let Some(&c) = self.hosts[node].from_net.get(&nc) {
-                    self.hosts[node]
-                        .rx
-                        .entry(c)
-                        .or_default()
-                        .extend_from_slice(&bytes);
+                if let Some(&c) = h.from_net.get(&nc) {
+                    h.rx.entry(c).or_default().extend_from_slice(&bytes);
                 } else if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
                     self.trace.event(
                         now,
@@ -321,26 +364,16 @@ impl World {
                         format!("{} bytes on unmapped {nc:?}", bytes.len()),
                     );
                 }
+                None
             }
-            NetEventKind::Writable => {
-                if let Some(&c) = self.hosts[node].from_net.get(&nc) {
-                    if let Some(n) = self.hosts[node].node.as_mut() {
-                        n.handle_writable(now, c);
-                    }
-                }
-            }
+            NetEventKind::Writable => h.from_net.get(&nc).map(|&c| Input::Writable(c)),
             NetEventKind::Closed(_) => {
-                if let Some(c) = self.hosts[node].from_net.remove(&nc) {
-                    let h = &mut self.hosts[node];
-                    h.to_net.remove(&c);
-                    h.rx.remove(&c);
-                    h.consumed.remove(&c);
-                    if let Some(n) = h.node.as_mut() {
-                        n.handle_closed(now, c);
-                    }
-                }
+                let c = h.from_net.remove(&nc)?;
+                h.to_net.remove(&c);
+                h.rx.remove(&c);
+                h.consumed.remove(&c);
+                Some(Input::Closed(c))
             }
         }
-        self.collect_logs(node);
     }
 }

@@ -4,13 +4,15 @@
 //! privilege-separation channel; their answers come back as node inputs in
 //! the loop ([`super::Net`]).
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Instant as WallInstant;
 
-use sasyncd_core::node::{ConnId, DemoteEffect, DumpId, IkeMode, IkeRequest, Received, Table};
+use sasyncd_core::node::{
+    ConnId, DemoteEffect, DumpId, IkeMode, IkeRequest, Received, Rejected, Table,
+};
 use sasyncd_core::pfkey::build_promisc;
-use sasyncd_core::platform::{DumpRead, PfkeyWrite, Platform, SendError};
+use sasyncd_core::platform::{DumpRead, Input, PfkeyWrite, Platform, SendError};
 use sasyncd_core::time::Instant;
 
 use super::conns::PeerConn;
@@ -18,6 +20,7 @@ use super::dumps::{Dumps, Want};
 use super::sockets;
 use crate::kernel::PfkeySocket;
 use crate::privsep::{NetChannel, ToPriv};
+use crate::secret::SecretBytes;
 
 /// The node's clock: milliseconds since the process started, monotonic.
 #[derive(Debug, Clone, Copy)]
@@ -40,12 +43,32 @@ impl Clock {
     }
 }
 
-/// An input for the node that a platform call produced (it cannot be
-/// handed over while the driver holds the node).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Later {
-    /// A connect failed at once.
+/// What the loop read (or a platform call found) for the node, waiting
+/// for the driver to take it ([`Platform::poll_input`]).
+#[derive(Debug)]
+pub enum Pending {
+    /// A message read from the PF_KEY socket (keys inside: zeroed on drop).
+    Pfkey(SecretBytes),
+    /// carp's link state.
+    LinkState(u8),
+    /// The privileged process could not read the carp interface.
+    CarpUnreadable,
+    /// A peer connection came in.
+    Accept(TcpStream, IpAddr),
+    /// A connect finished.
+    Connected(ConnId),
+    /// A connect failed (at once, or later).
     ConnectFailed(ConnId),
+    /// A connection ended.
+    Closed(ConnId),
+    /// A blocked connection can take bytes again.
+    Writable(ConnId),
+    /// The privileged process's answer to an IKE request.
+    IkeResult(u32, bool),
+    /// The privileged process's answer to a demotion.
+    DemoteResult(bool),
+    /// Shut down in order.
+    Shutdown,
 }
 
 /// Everything the node's platform calls touch.
@@ -59,7 +82,12 @@ pub struct NetIo {
     pub pfkey: Box<dyn PfkeySocket>,
     pub chan: NetChannel,
     pub dumps: Dumps,
-    pub later: Vec<Later>,
+    /// Inputs for the node, oldest first.
+    pub inputs: VecDeque<Pending>,
+    /// The PF_KEY message handed over last.
+    msg: Option<SecretBytes>,
+    /// The connection of the `Accept` handed over last.
+    accepting: Option<(TcpStream, IpAddr)>,
     /// The privileged process is gone: nothing we ask of it will be done.
     pub priv_gone: bool,
     promisc_seq: u32,
@@ -92,7 +120,9 @@ impl NetIo {
             chan,
             dumps: Dumps::default(),
             priv_gone: false,
-            later: Vec::new(),
+            inputs: VecDeque::new(),
+            msg: None,
+            accepting: None,
             promisc_seq: 0,
         }
     }
@@ -111,6 +141,41 @@ impl Platform for NetIo {
         self.clock.now()
     }
 
+    fn poll_input(&mut self) -> Option<Input<'_>> {
+        Some(match self.inputs.pop_front()? {
+            Pending::Pfkey(m) => return Some(Input::Pfkey(self.msg.insert(m))),
+            Pending::LinkState(s) => Input::LinkState(s),
+            Pending::CarpUnreadable => Input::CarpUnreadable,
+            Pending::Accept(s, peer) => {
+                self.accepting = Some((s, peer));
+                Input::Accept { peer }
+            }
+            Pending::Connected(c) => Input::Connected(c),
+            Pending::ConnectFailed(c) => Input::ConnectFailed(c),
+            Pending::Closed(c) => Input::Closed(c),
+            Pending::Writable(c) => Input::Writable(c),
+            Pending::IkeResult(id, ok) => Input::IkeResult { id, ok },
+            Pending::DemoteResult(ok) => Input::DemoteResult(ok),
+            Pending::Shutdown => Input::Shutdown,
+        })
+    }
+
+    fn accepted(&mut self, conn: Result<ConnId, Rejected>) {
+        // Refused: the node logged why; dropping the stream closes it.
+        let (Some((s, peer)), Ok(conn)) = (self.accepting.take(), conn) else {
+            return;
+        };
+        match sockets::accepted(s) {
+            Ok(s) => {
+                self.conns.insert(conn, PeerConn::new(s, peer, false));
+            }
+            Err(e) => {
+                log::warn!("peer {peer}: cannot set up the connection: {e}");
+                self.inputs.push_back(Pending::Closed(conn));
+            }
+        }
+    }
+
     fn connect(&mut self, conn: ConnId, addr: IpAddr, port: u16) {
         let to = SocketAddr::new(addr, port);
         match sockets::start_connect(to, self.source) {
@@ -119,7 +184,7 @@ impl Platform for NetIo {
             }
             Err(e) => {
                 log::info!("peer {addr}: cannot connect: {e}");
-                self.later.push(Later::ConnectFailed(conn));
+                self.inputs.push_back(Pending::ConnectFailed(conn));
             }
         }
     }

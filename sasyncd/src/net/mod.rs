@@ -16,8 +16,10 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
+#[cfg(doc)]
+use sasyncd_core::node::NodeStorage;
 use sasyncd_core::node::VecMarks;
-use sasyncd_core::node::{ConnId, DefaultNode, DumpId};
+use sasyncd_core::node::{ConnId, DumpId, Node};
 use sasyncd_core::platform::drive;
 
 use crate::control::{self, ClientId, Control, Request, Status};
@@ -25,11 +27,12 @@ use crate::kernel::LinkWatch;
 use crate::privsep::{ReadStatus, ToNet, ToPriv};
 use crate::sys::{OsRandom, Signals};
 use conns::ReadOutcome;
-use io::{Later, NetIo};
+use io::{NetIo, Pending};
 
-/// The node the daemon runs (8 peers, 128 KiB delta ring, snapshot marks
-/// in a vector as big as the SADB needs).
-pub type DaemonNode = DefaultNode<SoftCrypto, OsRandom, VecMarks>;
+/// The node the daemon runs, over [`NodeStorage::default_on_heap`] (8
+/// peers, 128 KiB delta ring) with snapshot marks in a vector as big as the
+/// SADB needs.
+pub type DaemonNode = Node<'static, SoftCrypto, OsRandom, VecMarks>;
 
 /// How long an orderly shutdown waits for queued bytes to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -71,6 +74,8 @@ pub struct Net {
     /// The peers' addresses of the configuration about to arrive
     /// ([`ToNet::PeerAddrs`]).
     peer_addrs: Vec<std::net::IpAddr>,
+    /// The node's next deadline, as the driver last returned it.
+    deadline: Option<sasyncd_core::time::Instant>,
 }
 
 impl std::fmt::Debug for Net {
@@ -100,6 +105,7 @@ impl Net {
             failed: None,
             pfsync: None,
             peer_addrs: Vec::new(),
+            deadline: None,
         }
     }
 
@@ -111,6 +117,7 @@ impl Net {
         for (addr, _) in &self.listeners {
             log::info!("listening on {addr}");
         }
+        self.drive();
         loop {
             self.step();
             if let Some(at) = self.shutdown_at {
@@ -126,19 +133,16 @@ impl Net {
         }
     }
 
-    /// One round: wait for input or the next deadline, hand the node what
-    /// happened, drive it, write what is queued.
+    /// One round: wait for input or the next deadline, queue what
+    /// happened for the node, drive it (its timer fires there when due),
+    /// write what is queued.
     fn step(&mut self) {
         let ready = self.wait();
-        let now = self.io.clock.now();
         for (tok, ev) in ready {
             self.ready(tok, ev);
         }
         if let Some(c) = self.control.as_mut() {
             c.expire(std::time::Instant::now());
-        }
-        if self.node.poll_timeout().is_some_and(|t| t <= now) {
-            self.node.handle_timeout(now);
         }
         self.drive();
         if let Err(e) = self.io.pfkey.flush() {
@@ -153,8 +157,7 @@ impl Net {
     fn wait(&mut self) -> Vec<(Token, PollFlags)> {
         let now = self.io.clock.now();
         let mut ms = self
-            .node
-            .poll_timeout()
+            .deadline
             .map_or(60_000, |t| t.as_millis().saturating_sub(now.as_millis()))
             .min(60_000);
         // A control client's time running out.
@@ -231,7 +234,6 @@ impl Net {
     }
 
     fn ready(&mut self, tok: Token, ev: PollFlags) {
-        let now = self.io.clock.now();
         match tok {
             Token::Signals => {
                 for s in self.signals.drain() {
@@ -254,9 +256,7 @@ impl Net {
             Token::Pfkey => {
                 let mut msgs = Vec::new();
                 let r = self.io.pfkey.read_messages(&mut msgs);
-                for m in &msgs {
-                    self.node.handle_pfkey(now, m);
-                }
+                self.io.inputs.extend(msgs.into_iter().map(Pending::Pfkey));
                 if let Err(e) = r {
                     self.fail(format!("PF_KEY socket: {e}"));
                 }
@@ -264,9 +264,9 @@ impl Net {
             Token::Link => {
                 match self.link.read_states() {
                     Ok(states) => {
-                        for s in states {
-                            self.node.handle_link_state(now, s);
-                        }
+                        self.io
+                            .inputs
+                            .extend(states.into_iter().map(Pending::LinkState));
                     }
                     Err(e) => self.fail(format!("carp link-state watch: {e}")),
                 }
@@ -288,7 +288,6 @@ impl Net {
     }
 
     fn accept(&mut self, i: usize) {
-        let now = self.io.clock.now();
         loop {
             let Some((_, l)) = self.listeners.get(i) else {
                 return;
@@ -303,26 +302,12 @@ impl Net {
                     return;
                 }
             };
-            match self.node.handle_accept(now, peer.ip()) {
-                Ok(conn) => match sockets::accepted(s) {
-                    Ok(s) => {
-                        self.io
-                            .conns
-                            .insert(conn, conns::PeerConn::new(s, peer.ip(), false));
-                    }
-                    Err(e) => {
-                        log::warn!("peer {}: cannot set up the connection: {e}", peer.ip());
-                        self.node.handle_closed(now, conn);
-                    }
-                },
-                // The node logged why; dropping the stream closes it.
-                Err(_) => drop(s),
-            }
+            // The node takes or refuses it (`NetIo::accepted`).
+            self.io.inputs.push_back(Pending::Accept(s, peer.ip()));
         }
     }
 
     fn conn_ready(&mut self, id: ConnId, ev: PollFlags) {
-        let now = self.io.clock.now();
         let Some(c) = self.io.conns.get_mut(&id) else {
             return;
         };
@@ -330,12 +315,12 @@ impl Net {
             match sockets::connect_result(&c.stream) {
                 Ok(()) => {
                     c.connecting = false;
-                    self.node.handle_connected(now, id);
+                    self.io.inputs.push_back(Pending::Connected(id));
                 }
                 Err(e) => {
                     log::info!("peer {}: connect failed: {e}", c.addr);
                     self.io.conns.remove(&id);
-                    self.node.handle_connect_failed(now, id);
+                    self.io.inputs.push_back(Pending::ConnectFailed(id));
                 }
             }
             return;
@@ -345,14 +330,14 @@ impl Net {
                 Ok(ReadOutcome::Open) => {}
                 Ok(ReadOutcome::Eof) | Err(_) => {
                     self.io.conns.remove(&id);
-                    self.node.handle_closed(now, id);
+                    self.io.inputs.push_back(Pending::Closed(id));
                     return;
                 }
             }
         }
         if ev.contains(PollFlags::POLLOUT) && c.blocked {
             c.blocked = false;
-            self.node.handle_writable(now, id);
+            self.io.inputs.push_back(Pending::Writable(id));
         }
     }
 
@@ -472,16 +457,15 @@ impl Net {
                     break;
                 }
             };
-            let now = self.io.clock.now();
             match msg {
                 ToNet::DumpRecords { dump, records } => {
                     self.io.dumps.records(DumpId(dump), records);
                 }
                 ToNet::DumpEnd { dump, ok } => self.io.dumps.end(DumpId(dump), ok),
-                ToNet::DemoteResult { ok } => self.node.handle_demote_result(now, ok),
-                ToNet::IkeResult { id, ok } => self.node.handle_ike_result(now, id, ok),
-                ToNet::LinkState { state } => self.node.handle_link_state(now, state),
-                ToNet::CarpUnreadable => self.node.handle_carp_unreadable(now),
+                ToNet::DemoteResult { ok } => self.io.inputs.push_back(Pending::DemoteResult(ok)),
+                ToNet::IkeResult { id, ok } => self.io.inputs.push_back(Pending::IkeResult(id, ok)),
+                ToNet::LinkState { state } => self.io.inputs.push_back(Pending::LinkState(state)),
+                ToNet::CarpUnreadable => self.io.inputs.push_back(Pending::CarpUnreadable),
                 ToNet::Config { text } => self.reload(text.as_bytes()),
                 // The privileged process logged why; whoever asked is told.
                 ToNet::ReloadRefused { reason } => {
@@ -535,21 +519,14 @@ impl Net {
         }
     }
 
-    /// Drives the node until it and its platform settle, including what
-    /// platform calls produced for it.
+    /// Runs the node: its timer if due, the queued inputs, its outputs;
+    /// notes when it wants to run again.
     fn drive(&mut self) {
-        loop {
-            if let Err(e) = drive(&mut *self.node, &mut self.io) {
+        match drive(&mut *self.node, &mut self.io) {
+            Ok(next) => self.deadline = next,
+            Err(e) => {
                 log::error!("{e}");
-            }
-            if self.io.later.is_empty() {
-                return;
-            }
-            let now = self.io.clock.now();
-            for l in std::mem::take(&mut self.io.later) {
-                match l {
-                    Later::ConnectFailed(c) => self.node.handle_connect_failed(now, c),
-                }
+                self.deadline = self.node.poll_timeout();
             }
         }
     }
@@ -558,8 +535,7 @@ impl Net {
         if self.shutdown_at.is_some() {
             return;
         }
-        let now = self.io.clock.now();
-        self.node.handle_shutdown(now);
+        self.io.inputs.push_back(Pending::Shutdown);
         self.listeners.clear();
         self.shutdown_at = Some(std::time::Instant::now() + SHUTDOWN_GRACE);
     }

@@ -1,10 +1,9 @@
-//! The one place the benchmark builds a node: when `Node::new` or
-//! `DefaultNode` change (caller-provided mark storage, other generics),
-//! only this file changes.
+//! The one place the benchmark builds a node: when `Node::new` or its
+//! storage change, only this file changes.
 
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::node::{DefaultNode, Node, Settings};
+use sasyncd_core::node::{Node, NodeStorage, Settings};
 use sasyncd_core::time::Instant;
 use sasyncd_sim::marks::VecMarks;
 use sasyncd_sim::rng::Rng;
@@ -13,7 +12,7 @@ use sasyncd_sim::world::SimRandom;
 /// The node the benchmark measures: the daemon's capacities (8 peers,
 /// 128 KiB delta ring, 16 KiB send buffers, snapshot marks in a vector
 /// grown to what the snapshot announces, as the daemon's).
-pub type BenchNode = DefaultNode<SoftCrypto, SimRandom, VecMarks>;
+pub type BenchNode = Node<'static, SoftCrypto, SimRandom, VecMarks>;
 
 /// Builds a node on the heap (it is a few hundred KiB), its randomness
 /// seeded with `seed`.
@@ -25,6 +24,7 @@ pub fn build_node(config: &Config, settings: Settings, seed: u64, now: Instant) 
             SoftCrypto,
             SimRandom(Rng::new(seed)),
             VecMarks::default(),
+            NodeStorage::default_on_heap(),
             now,
         )
         .expect("the benchmark's config builds a node"),

@@ -1,6 +1,6 @@
 //! sasyncd-core on a Cortex-M4F: a master and a slave node, each with an
-//! in-memory kernel, joined by in-memory pipes and moved by the core's
-//! shared driver (`sasyncd_core::platform::drive`). The master's kernel
+//! in-memory kernel, joined by in-memory pipes and run by the core's one
+//! runtime (`sasyncd_core::platform::drive`). The master's kernel
 //! holds SAs and flows before the nodes start (the slave gets them by
 //! snapshot), more come and go while they run (deltas from the master's
 //! promiscuous PF_KEY socket); then the slave's kernel must hold exactly
@@ -93,9 +93,17 @@ impl<T> Once<T> {
 
 /// The two kernels and the pipes (all-zero at start, so in .bss).
 static WORLD: Once<World> = Once::new(World::new());
-/// The two nodes.
-static NODES: Once<[MaybeUninit<FwNode>; 2]> =
-    Once::new([MaybeUninit::uninit(), MaybeUninit::uninit()]);
+/// The two nodes. Uninitialised statics (in .bss) written at start: an
+/// empty `Option` is not zero bytes, and a `None` initialiser would put
+/// them in .data, a flash image of their size.
+static NODES: Once<MaybeUninit<[Option<FwNode>; 2]>> = Once::new(MaybeUninit::uninit());
+/// Their buffers (zero at start: in .bss).
+static BUFFERS: Once<[node::Buffers; 2]> = Once::new([node::Buffers::new(), node::Buffers::new()]);
+/// Their event queues (uninitialised as `NODES`).
+static EVENTS: Once<MaybeUninit<[node::Events; 2]>> = Once::new(MaybeUninit::uninit());
+/// Their peers and connection slots, written when they are built
+/// (uninitialised as `NODES`).
+static PARTS: Once<MaybeUninit<[Option<node::Parts>; 2]>> = Once::new(MaybeUninit::uninit());
 /// Their snapshot marks, lent to them.
 static MARKS: Once<[node::Marks; 2]> = Once::new([node::Marks::new(), node::Marks::new()]);
 /// Their configurations, parsed in place (a `Config` is 9 KB).
@@ -169,17 +177,20 @@ fn run(per_tick: u64) -> Result<(), Fail> {
     // Parse the configurations and build the nodes, in place (measured
     // apart from the sync).
     meter::paint_stack();
-    let [m_slot, s_slot] = NODES.take();
+    let [m_slot, s_slot] = NODES.take().write([None, None]);
+    let [m_bufs, s_bufs] = BUFFERS.take();
+    let [m_parts, s_parts] = PARTS.take().write([None, None]);
+    let [m_events, s_events] = EVENTS.take().write([[None; node::EVENTS]; 2]);
     let [m_marks, s_marks] = MARKS.take();
     let [m_conf, s_conf] = CONFIGS.take();
     let now = w.now;
     m_conf
         .parse_into(MASTER_CONF)
         .map_err(|_| "master config")?;
-    let master = node::build(m_slot, m_marks, m_conf, settings(MASTER), 1, now)
+    let master = node::build(m_slot, m_bufs, m_events, m_parts, m_marks, m_conf, settings(MASTER), 1, now)
         .map_err(|_| "the master node could not be built")?;
     s_conf.parse_into(SLAVE_CONF).map_err(|_| "slave config")?;
-    let slave = node::build(s_slot, s_marks, s_conf, settings(SLAVE), 2, now)
+    let slave = node::build(s_slot, s_bufs, s_events, s_parts, s_marks, s_conf, settings(SLAVE), 2, now)
         .map_err(|_| "the slave node could not be built")?;
     let build_stack = meter::peak_stack();
     let mut nodes: Nodes = [master, slave];
@@ -227,8 +238,9 @@ fn run(per_tick: u64) -> Result<(), Fail> {
     let ms = nodes[MASTER].stats();
     let ss = nodes[SLAVE].stats();
     hprintln!(
-        "firmware: node: {} bytes each (SmallNode: 1 peer, {} B delta ring, {} B send buffer) and {} bytes of marks ({}); 2 nodes in static RAM",
+        "firmware: node: {} bytes each and {} bytes of storage (1 peer, {} B delta ring, {} B send buffer) and {} bytes of marks ({}); 2 nodes in static RAM",
         size_of::<FwNode>(),
+        size_of::<node::Buffers>() + size_of::<node::Events>() + size_of::<node::Parts>(),
         node::RING,
         node::TX,
         size_of::<node::Marks>(),
@@ -320,15 +332,20 @@ fn run(per_tick: u64) -> Result<(), Fail> {
     if mk.stats().promisc_drops != 0 {
         return Err("promiscuous copies were dropped");
     }
-    // SmallNode's event queue is the smallest core allows (min_events).
+    // The nodes' event queues are the smallest core allows (min_events).
     if ms.counters.events_overflow != 0 || ss.counters.events_overflow != 0 {
         return Err("a node's event queue overflowed");
     }
-    // Issue 12's bar: one node, its marks and the worst stack seen fit in
-    // 64 KiB of RAM.
-    let one = size_of::<FwNode>() + size_of::<node::Marks>() + sync_stack.max(build_stack);
+    // Issue 12's bar: one node, its storage, its marks and the worst stack
+    // seen fit in 64 KiB of RAM.
+    let one = size_of::<FwNode>()
+        + size_of::<node::Buffers>()
+        + size_of::<node::Events>()
+        + size_of::<node::Parts>()
+        + size_of::<node::Marks>()
+        + sync_stack.max(build_stack);
     hprintln!(
-        "firmware: one node's RAM: {} bytes (node + marks + peak stack) of a 65536-byte budget",
+        "firmware: one node's RAM: {} bytes (node + storage + marks + peak stack) of a 65536-byte budget",
         one
     );
     if one > RAM_BUDGET {
@@ -370,8 +387,8 @@ fn synced(w: &mut World, nodes: &Nodes) -> bool {
     done
 }
 
-/// Settles, then moves simulated time from deadline to deadline (firing
-/// the nodes' timers) until the slave is in sync.
+/// Settles, then moves simulated time from deadline to deadline (the
+/// nodes' timers firing as they run) until the slave is in sync.
 fn run_until_synced(w: &mut World, nodes: &mut Nodes) -> Result<(), Fail> {
     let end = w.now.as_millis() + MAX_SIM_MS;
     loop {
@@ -394,11 +411,8 @@ fn run_until_synced(w: &mut World, nodes: &mut Nodes) -> Result<(), Fail> {
             );
             return Err("not in sync within the time allowed");
         }
-        let t = Instant::from_millis(next.as_millis().max(w.now.as_millis() + 1));
-        w.now = t;
-        for n in nodes.iter_mut() {
-            n.handle_timeout(t);
-        }
+        // The nodes' timers fire as they run, at the next settle.
+        w.now = Instant::from_millis(next.as_millis().max(w.now.as_millis() + 1));
     }
 }
 

@@ -1,14 +1,22 @@
 //! Two gateways in memory: each a kernel and the platform side of its node
-//! (TCP-like byte pipes with a bounded window, connects, closes), moved by
-//! core's shared driver. The nodes themselves live elsewhere (static
+//! (TCP-like byte pipes with a bounded window, connects, closes), run by
+//! core's one runtime. The nodes themselves live elsewhere (static
 //! memory); [`World::service`] takes one at a time.
+//!
+//! The same model as the simulator's LAN (`platform-sim/src/lan.rs`: what
+//! happens to a gateway while the other runs waits in its input queue, a
+//! connection is accepted when the accepting node runs, a short write is
+//! writable again when the reader reads), written again here because that
+//! one is `std` (its kernel is the simulator's, with heap tables) and this
+//! program has no heap: fixed receive buffers, a `heapless` queue and the
+//! small kernel of `kernel.rs`.
 
 use core::net::{IpAddr, Ipv4Addr};
 
-use sasyncd_core::node::{ConnId, DemoteEffect, DumpId, IkeRequest, Received, Table};
+use sasyncd_core::node::{ConnId, DemoteEffect, DumpId, IkeRequest, Received, Rejected, Table};
 use sasyncd_core::pfkey::consts::SADB_EXT_SA;
 use sasyncd_core::pfkey::{Msg, SaExt};
-use sasyncd_core::platform::{drive, DumpRead, PfkeyWrite, Platform, SendError};
+use sasyncd_core::platform::{drive, DumpRead, Input, PfkeyWrite, Platform, SendError};
 use sasyncd_core::time::Instant;
 
 use crate::kernel::Kernel;
@@ -94,6 +102,8 @@ pub struct Host {
     pub pid: u32,
     rx: [RxBuf; RX_SLOTS],
     pending: heapless::Deque<Pending, 16>,
+    /// The connection of the `Accept` handed over last: (host, its id).
+    accepting: Option<(usize, ConnId)>,
 }
 
 impl Host {
@@ -104,6 +114,7 @@ impl Host {
             pid,
             rx: [RxBuf::new(), RxBuf::new(), RxBuf::new(), RxBuf::new()],
             pending: heapless::Deque::new(),
+            accepting: None,
         }
     }
 
@@ -201,51 +212,25 @@ impl World {
         self.now = Instant::from_millis(1000);
     }
 
-    /// Hands host `i`'s node what happened since its last service
-    /// (promiscuous copies, connects, writable and closed connections),
-    /// then runs the shared driver; whether anything moved.
+    /// Runs host `i`'s node through the shared runtime (its timer, what
+    /// happened since its last service, its outputs); whether anything
+    /// moved.
     pub fn service(&mut self, i: usize, node: &mut FwNode) -> bool {
         let now = self.now;
-        let mut moved = false;
         self.hosts[i]
             .kernel
             .set_now_secs(EPOCH_SECS + now.as_millis() / 1000);
-        while let Some(m) = self.hosts[i].kernel.promisc_front() {
-            node.handle_pfkey(now, m);
-            self.hosts[i].kernel.promisc_pop();
-            moved = true;
-        }
-        while let Some(p) = self.hosts[i].pending.pop_front() {
-            moved = true;
-            match p {
-                Pending::Accept { from, conn } => {
-                    let ok = match node.handle_accept(now, self.hosts[from].addr) {
-                        Ok(mine) => {
-                            self.links
-                                .push(Link {
-                                    ends: [(from, conn), (i, mine)],
-                                    blocked: [false; 2],
-                                })
-                                .expect("room for a link");
-                            true
-                        }
-                        Err(_) => false,
-                    };
-                    self.hosts[from].notify(Pending::Connected(conn, ok));
-                }
-                Pending::Connected(c, true) => node.handle_connected(now, c),
-                Pending::Connected(c, false) => node.handle_connect_failed(now, c),
-                Pending::Writable(c) => node.handle_writable(now, c),
-                Pending::Closed(c) => node.handle_closed(now, c),
-            }
-        }
         let mut io = Io {
             w: self,
             i,
             moved: false,
+            read: false,
         };
         drive(node, &mut io).expect("the node and its platform settle");
-        moved | io.moved
+        if io.read {
+            io.w.hosts[i].kernel.promisc_pop();
+        }
+        io.moved
     }
 
     fn link_of(&self, i: usize, c: ConnId) -> Option<(usize, usize)> {
@@ -269,6 +254,9 @@ struct Io<'a> {
     w: &'a mut World,
     i: usize,
     moved: bool,
+    /// The oldest promiscuous copy was handed over: it goes at the next
+    /// read.
+    read: bool,
 }
 
 impl Io<'_> {
@@ -284,6 +272,52 @@ impl Io<'_> {
 impl Platform for Io<'_> {
     fn now(&mut self) -> Instant {
         self.w.now
+    }
+
+    fn poll_input(&mut self) -> Option<Input<'_>> {
+        let t = meter::ticks();
+        let h = &mut self.w.hosts[self.i];
+        if core::mem::take(&mut self.read) {
+            h.kernel.promisc_pop();
+        }
+        let has_copy = h.kernel.promisc_front().is_some();
+        let p = if has_copy { None } else { h.pending.pop_front() };
+        self.w.platform_ticks += meter::ticks() - t;
+        self.moved |= has_copy || p.is_some();
+        if has_copy {
+            self.read = true;
+            return self.w.hosts[self.i].kernel.promisc_front().map(Input::Pfkey);
+        }
+        Some(match p? {
+            Pending::Accept { from, conn } => {
+                self.w.hosts[self.i].accepting = Some((from, conn));
+                Input::Accept {
+                    peer: self.w.hosts[from].addr,
+                }
+            }
+            Pending::Connected(c, true) => Input::Connected(c),
+            Pending::Connected(c, false) => Input::ConnectFailed(c),
+            Pending::Writable(c) => Input::Writable(c),
+            Pending::Closed(c) => Input::Closed(c),
+        })
+    }
+
+    fn accepted(&mut self, conn: Result<ConnId, Rejected>) {
+        self.timed(|io| {
+            let i = io.i;
+            let Some((from, theirs)) = io.w.hosts[i].accepting.take() else {
+                return;
+            };
+            if let Ok(mine) = conn {
+                io.w.links
+                    .push(Link {
+                        ends: [(from, theirs), (i, mine)],
+                        blocked: [false; 2],
+                    })
+                    .expect("room for a link");
+            }
+            io.w.hosts[from].notify(Pending::Connected(theirs, conn.is_ok()));
+        })
     }
 
     fn connect(&mut self, conn: ConnId, addr: IpAddr, _port: u16) {
