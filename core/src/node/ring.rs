@@ -34,13 +34,16 @@ const HDR: usize = 2;
 ///     let (mut tx, mut rx) = ([[0; MIN_TX_BYTES]; 2], [[0; RX_BYTES]; 2]);
 ///     let [t0, t1] = &mut tx;
 ///     let [r0, r1] = &mut rx;
+///     let mut peers = [Peer::default()];
+///     let mut conns = [[ConnSlot::new(t0, r0), ConnSlot::new(t1, r1)]];
+///     let mut scratch = Scratch::new();
 ///     let storage = NodeStorage {
 ///         ring: ring.into(),
 ///         pfkey: (&mut pfkey).into(),
 ///         events: (&mut events).into(),
-///         peers: (&mut [Peer::default()]).into(),
-///         conns: (&mut [[ConnSlot::new(t0, r0), ConnSlot::new(t1, r1)]]).into(),
-///         scratch: (&mut Scratch::new()).into(),
+///         peers: (&mut peers).into(),
+///         conns: (&mut conns).into(),
+///         scratch: (&mut scratch).into(),
 ///     };
 ///     Node::new(&cfg, Settings::new([1; 16], 1, 1), SoftCrypto, Zero, FixedMarks::<4>::new(),
 ///         storage, Instant::ZERO).map(|_| ())

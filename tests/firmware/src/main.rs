@@ -99,8 +99,9 @@ static WORLD: Once<World> = Once::new(World::new());
 static NODES: Once<MaybeUninit<[Option<FwNode>; 2]>> = Once::new(MaybeUninit::uninit());
 /// Their buffers (zero at start: in .bss).
 static BUFFERS: Once<[node::Buffers; 2]> = Once::new([node::Buffers::new(), node::Buffers::new()]);
-/// Their event queues (uninitialised as `NODES`).
-static EVENTS: Once<MaybeUninit<[node::Events; 2]>> = Once::new(MaybeUninit::uninit());
+/// Their event queues: in .data (1.4 KB; built at start they would
+/// take as much of `run`'s stack frame).
+static EVENTS: Once<[node::Events; 2]> = Once::new([[None; node::EVENTS]; 2]);
 /// Their peers and connection slots, written when they are built
 /// (uninitialised as `NODES`).
 static PARTS: Once<MaybeUninit<[Option<node::Parts>; 2]>> = Once::new(MaybeUninit::uninit());
@@ -180,7 +181,7 @@ fn run(per_tick: u64) -> Result<(), Fail> {
     let [m_slot, s_slot] = NODES.take().write([None, None]);
     let [m_bufs, s_bufs] = BUFFERS.take();
     let [m_parts, s_parts] = PARTS.take().write([None, None]);
-    let [m_events, s_events] = EVENTS.take().write([[None; node::EVENTS]; 2]);
+    let [m_events, s_events] = EVENTS.take();
     let [m_marks, s_marks] = MARKS.take();
     let [m_conf, s_conf] = CONFIGS.take();
     let now = w.now;
