@@ -148,9 +148,7 @@ pub enum ExtRepr<'a> {
     Raw(&'a [u8]),
 }
 
-/// The bytes after the 4-byte common header of each fixed-size extension.
-const SA_BODY: usize = SaExt::LEN - EXT_HDR_LEN;
-const LIFETIME_BODY: usize = LifetimeExt::LEN - EXT_HDR_LEN;
+/// Size of `struct sadb_x_counter`.
 const COUNTER_LEN: usize = 8 + 8 * 8;
 
 /// `PADUP`: `n` rounded up to a multiple of 8.
