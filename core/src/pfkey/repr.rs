@@ -144,7 +144,8 @@ pub enum ExtRepr<'a> {
         body: &'a [u8],
     },
     /// One or more complete extensions as read from a message, copied as
-    /// they are (a kernel's stored extensions). Must be whole 8-byte units.
+    /// they are (a kernel's stored extensions), or a whole message carried
+    /// as the body of an X_PROMISC copy. Must be whole 8-byte units.
     Raw(&'a [u8]),
 }
 
