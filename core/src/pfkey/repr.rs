@@ -759,9 +759,11 @@ mod tests {
         assert_eq!(&again[HDR_LEN..k], tap.bytes());
     }
 
+    /// The layouts against bytes written out by hand from pfkeyv2.h (the
+    /// test builder is built on `Repr`, so it cannot be the reference).
     #[test]
-    fn layouts_match_an_independent_builder() {
-        let key = [9u8; 16];
+    #[cfg(target_endian = "little")]
+    fn layouts_match_hand_written_bytes() {
         let exts = [
             ExtRepr::Sa {
                 ext_type: SADB_EXT_SA,
@@ -772,62 +774,46 @@ mod tests {
                 encrypt: 12,
                 flags: 0,
             },
-            ExtRepr::Lifetime {
-                ext_type: SADB_EXT_LIFETIME_CURRENT,
-                allocations: 0,
-                bytes: 1,
-                addtime: 2,
-                usetime: 3,
-            },
             ExtRepr::address(SADB_EXT_ADDRESS_SRC, A, 0),
             ExtRepr::address(SADB_EXT_ADDRESS_DST, B, 500),
-            ExtRepr::key(SADB_EXT_KEY_ENCRYPT, &key),
+            ExtRepr::key(SADB_EXT_KEY_ENCRYPT, &[9; 16]),
             ExtRepr::Rdomain { dom1: 1, dom2: 2 },
             ExtRepr::protocol(SADB_X_EXT_PROTOCOL, 6, 0),
+            ExtRepr::UdpEncap { port: 4500 },
+            ExtRepr::Tag { tag: b"ike-tag" },
+            ExtRepr::Identity {
+                ext_type: SADB_EXT_IDENTITY_SRC,
+                id_type: 3,
+                id: 0,
+                data: b"gw.example",
+            },
+            ExtRepr::addtime(SADB_EXT_LIFETIME_HARD, 0x0102),
         ];
-        let want = TestMsg::new(SADB_ADD, SADB_SATYPE_ESP)
-            .seq(5)
-            .pid(77)
-            .sa(0x1000, SADB_SASTATE_MATURE, 3, 12)
-            .lifetime(SADB_EXT_LIFETIME_CURRENT, 0, 1, 2, 3)
-            .addr(SADB_EXT_ADDRESS_SRC, A, 0)
-            .addr(SADB_EXT_ADDRESS_DST, B, 500)
-            .key(SADB_EXT_KEY_ENCRYPT, 128, &key)
-            .rdomain(1, 2)
-            .proto(SADB_X_EXT_PROTOCOL, 6, 0)
-            .build();
+        let mut want: std::vec::Vec<u8> = std::vec::Vec::new();
+        let units = (16 + 16 + 24 + 40 + 24 + 8 + 8 + 8 + 16 + 32 + 32) / 8;
+        want.extend_from_slice(&[2, 3, 0, 2, units, 0, 0, 0, 5, 0, 0, 0, 77, 0, 0, 0]);
+        want.extend_from_slice(&[2, 0, 1, 0, 0, 0, 0x10, 0, 0, 1, 3, 12, 0, 0, 0, 0]);
+        want.extend_from_slice(&[3, 0, 5, 0, 0, 0, 0, 0, 16, 2, 0, 0, 192, 0, 2, 1]);
+        want.extend_from_slice(&[0; 8]);
+        want.extend_from_slice(&[5, 0, 6, 0, 0, 0, 0, 0, 28, 24, 0x01, 0xf4, 0, 0, 0, 0]);
+        want.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        want.extend_from_slice(&[0; 8]);
+        want.extend_from_slice(&[3, 0, 9, 0, 128, 0, 0, 0]);
+        want.extend_from_slice(&[9; 16]);
+        want.extend_from_slice(&[1, 0, 37, 0, 1, 0, 2, 0]);
+        want.extend_from_slice(&[1, 0, 19, 0, 6, 0, 0, 0]);
+        want.extend_from_slice(&[1, 0, 31, 0, 0x11, 0x94, 0, 0]);
+        want.extend_from_slice(&[2, 0, 33, 0, 8, 0, 0, 0]);
+        want.extend_from_slice(b"ike-tag\0");
+        want.extend_from_slice(&[4, 0, 10, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        want.extend_from_slice(b"gw.example\0\0\0\0\0\0");
+        want.extend_from_slice(&[4, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        want.extend_from_slice(&[0x02, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         let mut out = [0u8; 512];
         let n = Repr::new(SADB_ADD, SADB_SATYPE_ESP, 5, 77, &exts)
             .emit(&mut out)
             .unwrap();
         assert_eq!(out[..n], want[..]);
-        // The odd-length strings carry their NUL and padding: 16 + 11 -> 32.
-        let id = ExtRepr::Identity {
-            ext_type: SADB_EXT_IDENTITY_SRC,
-            id_type: 3,
-            id: 0,
-            data: b"gw.example",
-        };
-        let mut body = std::vec::Vec::new();
-        body.extend_from_slice(&3u16.to_ne_bytes());
-        body.extend_from_slice(&[0; 10]);
-        body.extend_from_slice(b"gw.example\0");
-        let want = TestMsg::new(SADB_ADD, 2)
-            .ext(SADB_EXT_IDENTITY_SRC, &body)
-            .ext(SADB_X_EXT_TAG, b"\x08\0\0\0ike-tag\0")
-            .ext(SADB_X_EXT_UDPENCAP, &[0x11, 0x94, 0, 0])
-            .build();
-        let exts = [
-            id,
-            ExtRepr::Tag { tag: b"ike-tag" },
-            ExtRepr::UdpEncap { port: 4500 },
-        ];
-        #[cfg(target_endian = "little")]
-        {
-            let n = Repr::new(SADB_ADD, 2, 0, 0, &exts).emit(&mut out).unwrap();
-            assert_eq!(out[..n], want[..]);
-        }
-        let _ = (exts, want);
     }
 
     #[test]
