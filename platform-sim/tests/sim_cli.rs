@@ -9,7 +9,10 @@ use sasyncd_sim::scenario::Scenario;
 const BIN: &str = env!("CARGO_BIN_EXE_sasyncd-sim");
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run sasyncd-sim")
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run sasyncd-sim")
 }
 
 #[test]
@@ -36,7 +39,9 @@ fn help_lists_usage_stories_environment_and_what_is_simulated() {
     }
     let v = run(&["-V"]);
     assert!(v.status.success());
-    assert!(String::from_utf8(v.stdout).unwrap().starts_with("sasyncd-sim "));
+    assert!(String::from_utf8(v.stdout)
+        .unwrap()
+        .starts_with("sasyncd-sim "));
 }
 
 #[test]
