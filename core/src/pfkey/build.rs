@@ -4,7 +4,7 @@
 use super::consts::*;
 use super::msg::wr;
 use super::repr::write_header;
-use super::{Msg, PfkeyError, Repr};
+use super::{Msg, PfkeyError};
 
 /// The lowest type in `set`, for error reports.
 fn lowest(set: ExtSet) -> u16 {
@@ -96,12 +96,16 @@ pub fn build_promisc(
     pid: u32,
     out: &mut [u8],
 ) -> Result<usize, PfkeyError> {
-    Repr::new(SADB_X_PROMISC, u8::from(enable), seq, pid, &[]).emit(out)
+    // Header only: straight to the header writer, so a node (which sends
+    // only these two) does not carry the extension encoder.
+    write_header(out, SADB_X_PROMISC, 0, u8::from(enable), HDR_LEN, seq, pid)?;
+    Ok(HDR_LEN)
 }
 
 /// Writes a 16-byte FLUSH request; satype 0 flushes all SAs and all flows.
 pub fn build_flush(satype: u8, seq: u32, pid: u32, out: &mut [u8]) -> Result<usize, PfkeyError> {
-    Repr::new(SADB_FLUSH, satype, seq, pid, &[]).emit(out)
+    write_header(out, SADB_FLUSH, 0, satype, HDR_LEN, seq, pid)?;
+    Ok(HDR_LEN)
 }
 
 /// Writes a DELETE for the SA described by `entry` (an ADD, UPDATE or SADB
