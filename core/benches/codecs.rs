@@ -16,7 +16,7 @@ use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::{AesKey, Crypto, HmacKey, SoftCrypto};
 use sasyncd_core::pfkey::consts::*;
-use sasyncd_core::pfkey::{filter, FilterPolicy, Msg, Verdict};
+use sasyncd_core::pfkey::{filter, ExtRepr, FilterPolicy, Msg, Repr, Verdict};
 use sasyncd_core::state::{FlushMode, Position, RunState};
 use sasyncd_core::wire::legacy::{LegacyCodec, MsgType, MAX_FRAME as LEGACY_MAX};
 use sasyncd_core::wire::v2::{
@@ -333,65 +333,32 @@ fn breakdown(out: &mut Vec<(String, usize, f64)>) {
     }
 }
 
-/// A PF_KEY message builder (host byte order).
-struct Pf(Vec<u8>);
-
-impl Pf {
-    fn new(msg_type: u8, satype: u8) -> Pf {
-        let mut b = vec![PF_KEY_V2, msg_type, 0, satype, 0, 0, 0, 0];
-        b.extend_from_slice(&7u32.to_ne_bytes());
-        b.extend_from_slice(&4242u32.to_ne_bytes());
-        Pf(b)
-    }
-    fn ext(mut self, ty: u16, payload: &[u8]) -> Pf {
-        let n = (4 + payload.len()).div_ceil(8) * 8;
-        self.0.extend_from_slice(&((n / 8) as u16).to_ne_bytes());
-        self.0.extend_from_slice(&ty.to_ne_bytes());
-        self.0.extend_from_slice(payload);
-        self.0.resize(self.0.len() + n - 4 - payload.len(), 0);
-        self
-    }
-    fn lifetime(self, ty: u16, add: u64) -> Pf {
-        let mut p = 0u32.to_ne_bytes().to_vec();
-        for v in [0u64, add, 0] {
-            p.extend_from_slice(&v.to_ne_bytes());
-        }
-        self.ext(ty, &p)
-    }
-    fn addr(self, ty: u16, ip: [u8; 4]) -> Pf {
-        let mut p = vec![0u8; 4];
-        p.extend_from_slice(&[SOCKADDR_IN_LEN, AF_INET, 0, 0]);
-        p.extend_from_slice(&ip);
-        p.extend_from_slice(&[0; 8]);
-        self.ext(ty, &p)
-    }
-    fn key(self, ty: u16, key: &[u8]) -> Pf {
-        let mut p = ((key.len() * 8) as u16).to_ne_bytes().to_vec();
-        p.extend_from_slice(&[0, 0]);
-        p.extend_from_slice(key);
-        self.ext(ty, &p)
-    }
-    fn build(mut self) -> Vec<u8> {
-        let units = (self.0.len() / 8) as u16;
-        self.0[4..6].copy_from_slice(&units.to_ne_bytes());
-        self.0
-    }
-}
-
 /// An ESP SA as isakmpd adds it: SA (mature, HMAC-SHA2-256, AES),
 /// hard and soft lifetimes, both endpoints, 32-byte auth and enc keys.
 fn esp_add() -> Vec<u8> {
-    let mut sa = 0x1234_5678u32.to_be_bytes().to_vec();
-    sa.extend_from_slice(&[64, SADB_SASTATE_MATURE, 5, 12, 0, 0, 0, 0]);
-    Pf::new(SADB_ADD, SADB_SATYPE_ESP)
-        .ext(SADB_EXT_SA, &sa)
-        .lifetime(SADB_EXT_LIFETIME_HARD, 1200)
-        .lifetime(SADB_EXT_LIFETIME_SOFT, 1080)
-        .addr(SADB_EXT_ADDRESS_SRC, [192, 0, 2, 1])
-        .addr(SADB_EXT_ADDRESS_DST, [198, 51, 100, 7])
-        .key(SADB_EXT_KEY_AUTH, &[0x5a; 32])
-        .key(SADB_EXT_KEY_ENCRYPT, &[0xa5; 32])
-        .build()
+    let exts = [
+        ExtRepr::Sa {
+            ext_type: SADB_EXT_SA,
+            spi: 0x1234_5678,
+            replay: 64,
+            state: SADB_SASTATE_MATURE,
+            auth: 5,
+            encrypt: 12,
+            flags: 0,
+        },
+        ExtRepr::addtime(SADB_EXT_LIFETIME_HARD, 1200),
+        ExtRepr::addtime(SADB_EXT_LIFETIME_SOFT, 1080),
+        ExtRepr::address(SADB_EXT_ADDRESS_SRC, [192, 0, 2, 1].into(), 0),
+        ExtRepr::address(SADB_EXT_ADDRESS_DST, [198, 51, 100, 7].into(), 0),
+        ExtRepr::key(SADB_EXT_KEY_AUTH, &[0x5a; 32]),
+        ExtRepr::key(SADB_EXT_KEY_ENCRYPT, &[0xa5; 32]),
+    ];
+    let mut out = vec![0u8; 512];
+    let n = Repr::new(SADB_ADD, SADB_SATYPE_ESP, 7, 4242, &exts)
+        .emit(&mut out)
+        .unwrap();
+    out.truncate(n);
+    out
 }
 
 fn main() {

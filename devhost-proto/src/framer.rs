@@ -185,28 +185,20 @@ mod tests {
     use super::*;
     use sasyncd_core::pfkey::consts::*;
 
-    /// Just enough PF_KEY to frame: the header and opaque extensions (the
-    /// framer reads nothing past `sadb_msg_len`).
+    /// Just enough PF_KEY to frame, from the core's builder: the header
+    /// and opaque extensions (the framer reads nothing past `sadb_msg_len`).
     mod pfmsg {
-        use sasyncd_core::pfkey::consts::{CHUNK, EXT_HDR_LEN, HDR_LEN, PF_KEY_V2};
+        use sasyncd_core::pfkey::{ExtRepr, Repr};
 
-        pub fn ext(ty: u16, payload: &[u8]) -> Vec<u8> {
-            let n = (EXT_HDR_LEN + payload.len()).div_ceil(CHUNK) * CHUNK;
-            let mut v = ((n / CHUNK) as u16).to_ne_bytes().to_vec();
-            v.extend_from_slice(&ty.to_ne_bytes());
-            v.extend_from_slice(payload);
-            v.resize(n, 0);
-            v
+        pub fn ext(ext_type: u16, body: &[u8]) -> ExtRepr<'_> {
+            ExtRepr::Opaque { ext_type, body }
         }
 
-        pub fn message(ty: u8, satype: u8, seq: u32, pid: u32, exts: &[Vec<u8>]) -> Vec<u8> {
-            let len = HDR_LEN + exts.iter().map(Vec::len).sum::<usize>();
-            let mut v = vec![PF_KEY_V2, ty, 0, satype];
-            v.extend_from_slice(&((len / CHUNK) as u16).to_ne_bytes());
-            v.extend_from_slice(&[0, 0]);
-            v.extend_from_slice(&seq.to_ne_bytes());
-            v.extend_from_slice(&pid.to_ne_bytes());
-            exts.iter().for_each(|e| v.extend_from_slice(e));
+        pub fn message(ty: u8, satype: u8, seq: u32, pid: u32, exts: &[ExtRepr<'_>]) -> Vec<u8> {
+            let repr = Repr::new(ty, satype, seq, pid, exts);
+            let mut v = vec![0u8; repr.buffer_len()];
+            let n = repr.emit(&mut v).unwrap();
+            v.truncate(n);
             v
         }
     }

@@ -12,6 +12,7 @@ use std::path::Path;
 use sasyncd_core::crypto::SoftCrypto;
 use sasyncd_core::ctl::Ctl;
 use sasyncd_core::pfkey::consts::*;
+use sasyncd_core::pfkey::{ExtRepr, Repr};
 use sasyncd_core::state::{Position, RunState};
 use sasyncd_core::wire::legacy::{LegacyCodec, MsgType, MAX_FRAME as LEGACY_MAX};
 use sasyncd_core::wire::v2::{Kind, CONFIRM_LEN, HELLO_LEN, MAX_FRAME as V2_MAX};
@@ -36,87 +37,34 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// A PF_KEY message under construction (host byte order).
-struct Pf(Vec<u8>);
+/// `exts` as a message, emitted by the core's builder (host byte order).
+fn pf(msg_type: u8, satype: u8, seq: u32, pid: u32, exts: &[ExtRepr<'_>]) -> Vec<u8> {
+    let repr = Repr::new(msg_type, satype, seq, pid, exts);
+    let mut v = vec![0u8; repr.buffer_len()];
+    let n = repr.emit(&mut v).unwrap();
+    v.truncate(n);
+    v
+}
 
-impl Pf {
-    fn new(msg_type: u8, satype: u8, seq: u32, pid: u32) -> Pf {
-        let mut b = vec![PF_KEY_V2, msg_type, 0, satype, 0, 0, 0, 0];
-        b.extend_from_slice(&seq.to_ne_bytes());
-        b.extend_from_slice(&pid.to_ne_bytes());
-        Pf(b)
+/// The SA extension isakmpd writes (replay window 64).
+fn sa(spi: u32, state: u8, auth: u8, encrypt: u8) -> ExtRepr<'static> {
+    ExtRepr::Sa {
+        ext_type: SADB_EXT_SA,
+        spi,
+        replay: 64,
+        state,
+        auth,
+        encrypt,
+        flags: 0,
     }
-    fn ext(mut self, ty: u16, payload: &[u8]) -> Pf {
-        let n = (4 + payload.len()).div_ceil(8) * 8;
-        self.0.extend_from_slice(&((n / 8) as u16).to_ne_bytes());
-        self.0.extend_from_slice(&ty.to_ne_bytes());
-        self.0.extend_from_slice(payload);
-        self.0.resize(self.0.len() + n - 4 - payload.len(), 0);
-        self
-    }
-    fn sa(self, spi: u32, state: u8, auth: u8, enc: u8) -> Pf {
-        let mut p = spi.to_be_bytes().to_vec();
-        p.extend_from_slice(&[64, state, auth, enc]);
-        p.extend_from_slice(&0u32.to_ne_bytes());
-        self.ext(SADB_EXT_SA, &p)
-    }
-    fn lifetime(self, ty: u16, alloc: u32, bytes: u64, add: u64, used: u64) -> Pf {
-        let mut p = alloc.to_ne_bytes().to_vec();
-        for v in [bytes, add, used] {
-            p.extend_from_slice(&v.to_ne_bytes());
-        }
-        self.ext(ty, &p)
-    }
-    fn addr(self, ty: u16, ip: IpAddr, port: u16) -> Pf {
-        let mut p = vec![0u8; 4];
-        match ip {
-            IpAddr::V4(a) => {
-                p.extend_from_slice(&[SOCKADDR_IN_LEN, AF_INET]);
-                p.extend_from_slice(&port.to_be_bytes());
-                p.extend_from_slice(&a.octets());
-                p.extend_from_slice(&[0; 8]);
-            }
-            IpAddr::V6(a) => {
-                p.extend_from_slice(&[SOCKADDR_IN6_LEN, AF_INET6]);
-                p.extend_from_slice(&port.to_be_bytes());
-                p.extend_from_slice(&[0; 4]);
-                p.extend_from_slice(&a.octets());
-                p.extend_from_slice(&[0; 4]);
-            }
-        }
-        self.ext(ty, &p)
-    }
-    fn key(self, ty: u16, key: &[u8]) -> Pf {
-        let mut p = ((key.len() * 8) as u16).to_ne_bytes().to_vec();
-        p.extend_from_slice(&[0, 0]);
-        p.extend_from_slice(key);
-        self.ext(ty, &p)
-    }
-    fn proto(self, ty: u16, proto: u8, dir: u8) -> Pf {
-        self.ext(ty, &[proto, dir, 0, 0])
-    }
-    fn rdomain(self, d: u16) -> Pf {
-        let mut p = d.to_ne_bytes().to_vec();
-        p.extend_from_slice(&d.to_ne_bytes());
-        self.ext(SADB_X_EXT_RDOMAIN, &p)
-    }
-    fn flow(self, src: IpAddr, smask: IpAddr, dst: IpAddr, dmask: IpAddr) -> Pf {
-        self.proto(
-            SADB_X_EXT_FLOW_TYPE,
-            SADB_X_FLOW_TYPE_REQUIRE,
-            IPSP_DIRECTION_OUT,
-        )
-        .proto(SADB_X_EXT_PROTOCOL, 0, 0)
-        .addr(SADB_X_EXT_SRC_FLOW, src, 0)
-        .addr(SADB_X_EXT_SRC_MASK, smask, 0)
-        .addr(SADB_X_EXT_DST_FLOW, dst, 0)
-        .addr(SADB_X_EXT_DST_MASK, dmask, 0)
-    }
-    fn build(mut self) -> Vec<u8> {
-        let units = (self.0.len() / 8) as u16;
-        self.0[4..6].copy_from_slice(&units.to_ne_bytes());
-        self.0
-    }
+}
+
+fn addr(ext_type: u16, ip: IpAddr) -> ExtRepr<'static> {
+    ExtRepr::address(ext_type, ip, 0)
+}
+
+fn rdomain(d: u16) -> ExtRepr<'static> {
+    ExtRepr::Rdomain { dom1: d, dom2: d }
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -126,51 +74,72 @@ fn ip(s: &str) -> IpAddr {
 /// An ESP SA as isakmpd adds it: AES-256 + HMAC-SHA2-256 keys, hard and
 /// soft lifetimes, both endpoints.
 fn esp_add(msg_type: u8, src: &str, dst: &str) -> Vec<u8> {
-    Pf::new(msg_type, SADB_SATYPE_ESP, 7, 4242)
-        .sa(0x1234_5678, SADB_SASTATE_MATURE, 5, 12)
-        .lifetime(SADB_EXT_LIFETIME_HARD, 0, 0, 1200, 0)
-        .lifetime(SADB_EXT_LIFETIME_SOFT, 0, 0, 1080, 0)
-        .addr(SADB_EXT_ADDRESS_SRC, ip(src), 0)
-        .addr(SADB_EXT_ADDRESS_DST, ip(dst), 0)
-        .key(SADB_EXT_KEY_AUTH, &[0x5a; 32])
-        .key(SADB_EXT_KEY_ENCRYPT, &[0xa5; 32])
-        .build()
+    let exts = [
+        sa(0x1234_5678, SADB_SASTATE_MATURE, 5, 12),
+        ExtRepr::addtime(SADB_EXT_LIFETIME_HARD, 1200),
+        ExtRepr::addtime(SADB_EXT_LIFETIME_SOFT, 1080),
+        addr(SADB_EXT_ADDRESS_SRC, ip(src)),
+        addr(SADB_EXT_ADDRESS_DST, ip(dst)),
+        ExtRepr::key(SADB_EXT_KEY_AUTH, &[0x5a; 32]),
+        ExtRepr::key(SADB_EXT_KEY_ENCRYPT, &[0xa5; 32]),
+    ];
+    pf(msg_type, SADB_SATYPE_ESP, 7, 4242, &exts)
 }
 
 /// An SADB dump record: an ESP SA with the kernel's extra extensions.
 fn dump_record() -> Vec<u8> {
-    Pf::new(SADB_DUMP, SADB_SATYPE_ESP, 0, 0)
-        .sa(0xcafe_f00d, SADB_SASTATE_MATURE, 5, 12)
-        .lifetime(
-            SADB_EXT_LIFETIME_CURRENT,
-            3,
-            123_456,
-            1_700_000_000,
-            1_700_000_100,
-        )
-        .lifetime(SADB_EXT_LIFETIME_HARD, 0, 0, 1200, 0)
-        .addr(SADB_EXT_ADDRESS_SRC, ip("192.0.2.1"), 0)
-        .addr(SADB_EXT_ADDRESS_DST, ip("198.51.100.7"), 0)
-        .key(SADB_EXT_KEY_AUTH, &[1; 32])
-        .key(SADB_EXT_KEY_ENCRYPT, &[2; 32])
-        .ext(SADB_X_EXT_COUNTER, &[0; 76])
-        .ext(SADB_X_EXT_MTU, &[0; 4])
-        .lifetime(SADB_X_EXT_LIFETIME_LASTUSE, 0, 0, 0, 1_700_000_100)
-        .rdomain(0)
-        .build()
+    let exts = [
+        sa(0xcafe_f00d, SADB_SASTATE_MATURE, 5, 12),
+        ExtRepr::Lifetime {
+            ext_type: SADB_EXT_LIFETIME_CURRENT,
+            allocations: 3,
+            bytes: 123_456,
+            addtime: 1_700_000_000,
+            usetime: 1_700_000_100,
+        },
+        ExtRepr::addtime(SADB_EXT_LIFETIME_HARD, 1200),
+        addr(SADB_EXT_ADDRESS_SRC, ip("192.0.2.1")),
+        addr(SADB_EXT_ADDRESS_DST, ip("198.51.100.7")),
+        ExtRepr::key(SADB_EXT_KEY_AUTH, &[1; 32]),
+        ExtRepr::key(SADB_EXT_KEY_ENCRYPT, &[2; 32]),
+        // 8 bytes longer than `sadb_x_counter`: the parsers must take it.
+        ExtRepr::Opaque {
+            ext_type: SADB_X_EXT_COUNTER,
+            body: &[0; 76],
+        },
+        ExtRepr::Mtu { mtu: 0 },
+        ExtRepr::Lifetime {
+            ext_type: SADB_X_EXT_LIFETIME_LASTUSE,
+            allocations: 0,
+            bytes: 0,
+            addtime: 0,
+            usetime: 1_700_000_100,
+        },
+        rdomain(0),
+    ];
+    pf(SADB_DUMP, SADB_SATYPE_ESP, 0, 0, &exts)
 }
 
 fn addflow(msg_type: u8) -> Vec<u8> {
-    Pf::new(msg_type, SADB_SATYPE_ESP, 3, 4242)
-        .addr(SADB_EXT_ADDRESS_DST, ip("198.51.100.7"), 0)
-        .flow(
-            ip("10.1.0.0"),
-            ip("255.255.0.0"),
-            ip("10.2.0.0"),
-            ip("255.255.0.0"),
-        )
-        .rdomain(1)
-        .build()
+    let mask = ip("255.255.0.0");
+    let [ft, pr, sf, sm, df, dm] = ExtRepr::flow(
+        SADB_X_FLOW_TYPE_REQUIRE,
+        IPSP_DIRECTION_OUT,
+        0,
+        (ip("10.1.0.0"), mask),
+        (ip("10.2.0.0"), mask),
+    );
+    let exts = [
+        addr(SADB_EXT_ADDRESS_DST, ip("198.51.100.7")),
+        ft,
+        pr,
+        sf,
+        sm,
+        df,
+        dm,
+        rdomain(1),
+    ];
+    pf(msg_type, SADB_SATYPE_ESP, 3, 4242, &exts)
 }
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -191,11 +160,8 @@ fn main() {
     // PF_KEY.
     let add4 = esp_add(SADB_ADD, "192.0.2.1", "198.51.100.7");
     let add6 = esp_add(SADB_UPDATE, "2001:db8::1", "2001:db8::2");
-    let flush = Pf::new(SADB_FLUSH, 0, 1, 12345).build();
-    let mut promisc = Pf::new(SADB_X_PROMISC, 0, 4242, 0).build();
-    promisc.extend_from_slice(&add4);
-    let units = (promisc.len() / 8) as u16;
-    promisc[4..6].copy_from_slice(&units.to_ne_bytes());
+    let flush = pf(SADB_FLUSH, 0, 1, 12345, &[]);
+    let promisc = pf(SADB_X_PROMISC, 0, 4242, 0, &[ExtRepr::Raw(&add4)]);
     let mut dump = dump_record();
     dump.extend_from_slice(&dump_record());
     let pfkey: [(&str, Vec<u8>); 9] = [
@@ -209,10 +175,16 @@ fn main() {
         ("spd_dump", addflow(SADB_X_SPDDUMP)),
         (
             "delete_peer",
-            Pf::new(SADB_DELETE, SADB_SATYPE_ESP, 9, 1)
-                .sa(0x1234_5678, SADB_SASTATE_MATURE, 0, 0)
-                .addr(SADB_EXT_ADDRESS_DST, ip("192.0.2.2"), 0)
-                .build(),
+            pf(
+                SADB_DELETE,
+                SADB_SATYPE_ESP,
+                9,
+                1,
+                &[
+                    sa(0x1234_5678, SADB_SASTATE_MATURE, 0, 0),
+                    addr(SADB_EXT_ADDRESS_DST, ip("192.0.2.2")),
+                ],
+            ),
         ),
     ];
     for (name, bytes) in &pfkey {

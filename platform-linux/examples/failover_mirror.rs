@@ -16,7 +16,9 @@
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
 use std::time::{Duration, Instant};
 
 use nix::sched::{setns, CloneFlags};
@@ -50,15 +52,28 @@ fn want_events(master: &mut XfrmSocket, m: &Msg<'_>) {
     }
 }
 
+/// The arguments (all positional, in this order).
+#[derive(Debug, Parser)]
+#[command(
+    name = "failover_mirror",
+    about = "mirror a master's XFRM states and policies into a backup until the takeover"
+)]
+struct Args {
+    /// The master's network namespace (a path).
+    master_netns: PathBuf,
+    /// The backup's network namespace (a path).
+    backup_netns: PathBuf,
+    /// The virtual address whose arrival in the backup is the takeover.
+    vip: IpAddr,
+    /// How far past the last carried sequence number outbound states move
+    /// at the takeover (0: not at all).
+    margin: u64,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() != 5 {
-        eprintln!("usage: failover_mirror MASTER_NETNS BACKUP_NETNS VIP MARGIN");
-        std::process::exit(2);
-    }
-    let (m_ns, b_ns) = (Path::new(&args[1]), Path::new(&args[2]));
-    let vip: IpAddr = args[3].parse().expect("VIP");
-    let margin: u64 = args[4].parse().expect("MARGIN");
+    let a = Args::parse();
+    let (m_ns, b_ns) = (a.master_netns.as_path(), a.backup_netns.as_path());
+    let (vip, margin) = (a.vip, a.margin);
     let start = Instant::now();
     let mut watch = XfrmSocket::open_in(
         m_ns,

@@ -15,6 +15,7 @@
 //! the first datagram lost to then), and the longest gap between two
 //! arrivals.
 
+use clap::Parser;
 use std::net::UdpSocket;
 use std::os::fd::AsFd;
 use std::process::Command;
@@ -115,17 +116,38 @@ fn report(name: &str, sent: &[u64], arr: &[Option<u64>], fail_at: u64) {
     );
 }
 
+/// The arguments (all positional, in this order).
+#[derive(Debug, Parser)]
+#[command(
+    name = "failover_traffic",
+    about = "UDP both ways through the tunnel, a failure at a set time, and what it cost"
+)]
+struct Args {
+    /// Network namespace of end A.
+    netns_a: String,
+    /// End A's address and port.
+    #[arg(value_name = "ADDR_A:PORT")]
+    addr_a: String,
+    /// Network namespace of end B.
+    netns_b: String,
+    /// End B's address and port.
+    #[arg(value_name = "ADDR_B:PORT")]
+    addr_b: String,
+    /// Datagrams per second each way.
+    rate: u64,
+    /// Seconds before the failure.
+    before_s: u64,
+    /// Seconds after it.
+    after_s: u64,
+    /// The failure: run with `bash -c`.
+    fail_cmd: String,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() != 9 {
-        eprintln!("usage: failover_traffic NETNS_A ADDR_A:PORT NETNS_B ADDR_B:PORT RATE BEFORE_S AFTER_S FAIL_CMD");
-        std::process::exit(2);
-    }
-    let (ns_a, addr_a, ns_b, addr_b) = (&args[1], &args[2], &args[3], &args[4]);
-    let rate: u64 = args[5].parse().expect("RATE");
-    let before: u64 = args[6].parse().expect("BEFORE_S");
-    let after: u64 = args[7].parse().expect("AFTER_S");
-    let fail_cmd = args[8].clone();
+    let a = Args::parse();
+    let (ns_a, addr_a, ns_b, addr_b) = (&a.netns_a, &a.addr_a, &a.netns_b, &a.addr_b);
+    let (rate, before, after) = (a.rate, a.before_s, a.after_s);
+    let fail_cmd = a.fail_cmd.clone();
     let total = (rate * (before + after)) as usize;
     let sa = udp_in(ns_a, addr_a);
     let sb = udp_in(ns_b, addr_b);

@@ -141,7 +141,8 @@ pub struct Ike {
     rng: Rng,
     active: bool,
     pairs: Vec<Pair>,
-    flows: BTreeMap<FlowKey, Vec<Vec<u8>>>,
+    /// Each flow's X_FLOW extensions, encoded (for its X_DELFLOW).
+    flows: BTreeMap<FlowKey, Vec<u8>>,
     pending: Vec<(Instant, Op)>,
     next_action: Option<Instant>,
     seq: u32,
@@ -238,7 +239,7 @@ impl Ike {
                     .extensions()
                     .map_while(Result::ok)
                     .filter(|e| X_FLOW_SET.contains(e.ext_type()))
-                    .map(|e| e.bytes().to_vec())
+                    .flat_map(|e| e.bytes().iter().copied())
                     .collect();
                 self.flows.insert(k, exts);
             }
@@ -325,7 +326,7 @@ impl Ike {
                 };
                 if let Some(exts) = self.flows.remove(&k) {
                     self.stats.flows_deleted += 1;
-                    let m = self.msg(SADB_X_DELFLOW, SADB_SATYPE_ESP, &exts);
+                    let m = self.msg(SADB_X_DELFLOW, SADB_SATYPE_ESP, &[ExtRepr::Raw(&exts)]);
                     self.write(kernel, m);
                 }
             }
@@ -333,7 +334,7 @@ impl Ike {
         }
     }
 
-    fn msg(&mut self, t: u8, satype: u8, exts: &[Vec<u8>]) -> Vec<u8> {
+    fn msg(&mut self, t: u8, satype: u8, exts: &[ExtRepr<'_>]) -> Vec<u8> {
         self.seq = self.seq.wrapping_add(1);
         message(t, satype, self.seq, self.cfg.pid, exts)
     }
@@ -372,8 +373,9 @@ impl Ike {
         self.write(kernel, m);
     }
 
-    /// The extensions of a mature SA of `satype` from `src` to `dst`.
-    fn sa_exts(&mut self, satype: u8, spi: u32, src: IpAddr, dst: IpAddr) -> Vec<Vec<u8>> {
+    /// The `msg_type` (ADD or UPDATE) of a mature SA of `satype` from
+    /// `src` to `dst`.
+    fn sa_msg(&mut self, msg_type: u8, satype: u8, spi: u32, src: IpAddr, dst: IpAddr) -> Vec<u8> {
         let r = &mut self.rng;
         let (auth, enc, akey, ekey) = match satype {
             SADB_SATYPE_ESP => (5, 12, 32, if r.chance(0.5) { 16 } else { 32 }),
@@ -395,35 +397,37 @@ impl Ike {
             addr_ext(SADB_EXT_ADDRESS_DST, dst, 0),
         ];
         if r.chance(0.3) {
-            let mut id = Vec::new();
-            id.extend_from_slice(&3u16.to_ne_bytes()); // SADB_IDENTTYPE_FQDN
-            id.extend_from_slice(&[0, 0]);
-            id.extend_from_slice(&0u64.to_ne_bytes());
-            id.extend_from_slice(b"gw.example\0");
-            v.push(ext(SADB_EXT_IDENTITY_SRC, &id));
+            v.push(ExtRepr::Identity {
+                ext_type: SADB_EXT_IDENTITY_SRC,
+                id_type: 3, // SADB_IDENTTYPE_FQDN
+                id: 0,
+                data: b"gw.example",
+            });
         }
-        for (t, n) in [(SADB_EXT_KEY_AUTH, akey), (SADB_EXT_KEY_ENCRYPT, ekey)] {
-            if n > 0 {
-                let mut k = vec![0u8; n];
-                r.fill(&mut k);
-                v.push(key_ext(t, &k));
-            }
+        let (mut abuf, mut ebuf) = ([0u8; 32], [0u8; 32]);
+        if akey > 0 {
+            r.fill(&mut abuf[..akey]);
+            v.push(key_ext(SADB_EXT_KEY_AUTH, &abuf[..akey]));
+        }
+        if ekey > 0 {
+            r.fill(&mut ebuf[..ekey]);
+            v.push(key_ext(SADB_EXT_KEY_ENCRYPT, &ebuf[..ekey]));
         }
         if udpencap {
-            v.push(ext(SADB_X_EXT_UDPENCAP, &[0x11, 0x94, 0, 0]));
+            v.push(ExtRepr::UdpEncap { port: 4500 });
         }
         if r.chance(0.1) {
-            v.push(ext(SADB_X_EXT_TAG, b"\x08\0\0\0ike-tag\0"));
+            v.push(ExtRepr::Tag { tag: b"ike-tag" });
         }
         if r.chance(0.05) {
             // enc(4) interface unit 1 sees the traffic.
-            v.push(ext(SADB_X_EXT_TAP, &1u32.to_ne_bytes()));
+            v.push(ExtRepr::Tap { unit: 1 });
         }
         if satype == SADB_SATYPE_ESP && r.chance(0.1) {
             // The SA in routing domain 0, its traffic in domain 1.
             v.push(rdomain_ext(0, RDOMAIN));
         }
-        v
+        self.msg(msg_type, satype, &v)
     }
 
     /// Starts (or, for direct ADDs, completes) a new pair with a random peer.
@@ -442,8 +446,7 @@ impl Ike {
             u32::MAX
         };
         let out_spi = self.rng.range(0x100..u64::from(max) + 1) as u32;
-        let out = self.sa_exts(satype, out_spi, local, remote);
-        let add_out = self.msg(SADB_ADD, satype, &out);
+        let add_out = self.sa_msg(SADB_ADD, satype, out_spi, local, remote);
         let getspi = matches!(satype, SADB_SATYPE_ESP | SADB_SATYPE_AH) && self.rng.chance(0.7);
         let in_spi = if getspi {
             let exts = [
@@ -464,8 +467,8 @@ impl Ike {
             Some(self.rng.range(0x100..u64::from(max) + 1) as u32)
         };
         let Some(in_spi) = in_spi else { return };
-        let inb = self.sa_exts(satype, in_spi, remote, local);
-        let first = self.msg(if getspi { SADB_UPDATE } else { SADB_ADD }, satype, &inb);
+        let t = if getspi { SADB_UPDATE } else { SADB_ADD };
+        let first = self.sa_msg(t, satype, in_spi, remote, local);
         let life = self.cfg.lifetime.as_millis() as u64;
         let pair = Pair {
             sas: vec![
@@ -501,8 +504,8 @@ impl Ike {
                 u32::MAX
             };
             let spi1 = self.rng.range(0x100..u64::from(max1) + 1) as u32;
-            let exts = self.sa_exts(first, spi1, local, remote);
-            bundle.push(self.msg(SADB_ADD, first, &exts));
+            let add = self.sa_msg(SADB_ADD, first, spi1, local, remote);
+            bundle.push(add);
             let grp = [
                 sa_ext(SADB_EXT_SA, spi1, SADB_SASTATE_MATURE, 0, 0, 0),
                 addr_ext(SADB_EXT_ADDRESS_DST, remote, 0),
@@ -602,9 +605,7 @@ impl Ike {
                 addr_ext(SADB_EXT_ADDRESS_PROXY, dst, 0),
             ];
             if natt {
-                let mut p = [0u8; 4];
-                p[..2].copy_from_slice(&port.to_be_bytes());
-                exts.push(ext(SADB_X_EXT_UDPENCAP, &p));
+                exts.push(ExtRepr::UdpEncap { port });
             }
             let m = self.msg(SADB_UPDATE, sa.satype, &exts);
             if self.write(kernel, m) {
@@ -646,26 +647,34 @@ impl Ike {
             // it (the kernel would silently ignore that), and its
             // X_DELFLOW carries the flag too.
             for e in flow.iter_mut() {
-                let t = u16::from_ne_bytes([e[2], e[3]]);
-                if t == SADB_X_EXT_FLOW_TYPE {
-                    e[6] = SADB_X_POLICYFLAGS_POLICY;
-                }
-                if t == SADB_X_EXT_SRC_FLOW || t == SADB_X_EXT_DST_FLOW {
-                    // 172.16.x.0 / 10.20.y.0 become 172.17.x.0 / 10.21.y.0.
-                    if let Some(b) = e.get_mut(8 + 4 + 1) {
-                        *b += 1;
+                match e {
+                    ExtRepr::Protocol {
+                        ext_type: SADB_X_EXT_FLOW_TYPE,
+                        flags,
+                        ..
+                    } => *flags = SADB_X_POLICYFLAGS_POLICY,
+                    ExtRepr::Address {
+                        ext_type: SADB_X_EXT_SRC_FLOW | SADB_X_EXT_DST_FLOW,
+                        addr,
+                    } => {
+                        // 172.16.x.0 / 10.20.y.0 become 172.17.x.0 / 10.21.y.0.
+                        if let IpAddr::V4(v) = addr.ip {
+                            let [a, b, c, d] = v.octets();
+                            addr.ip = IpAddr::V4([a, b + 1, c, d].into());
+                        }
                     }
+                    _ => {}
                 }
             }
         }
         let mut exts = vec![addr_ext(SADB_EXT_ADDRESS_DST, remote, 0)];
-        exts.extend(flow.iter().cloned());
+        exts.extend(flow);
         let m = self.msg(SADB_X_ADDFLOW, SADB_SATYPE_ESP, &exts);
         let key = Msg::parse(&m).ok().and_then(|m| flow_key(&m));
         if self.write(kernel, m) {
             self.stats.flows_added += 1;
             if let Some(k) = key {
-                self.flows.insert(k, flow);
+                self.flows.insert(k, exts_bytes(&flow));
             }
         }
     }

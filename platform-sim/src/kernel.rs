@@ -458,7 +458,14 @@ impl Kernel {
         if !found {
             return Err(Errno::EEXIST);
         }
-        let sa = pfmsg::sa_ext(SADB_EXT_SA, key.spi, SADB_SASTATE_LARVAL, 0, 0, 0);
+        let sa = pfmsg::exts_bytes(&[pfmsg::sa_ext(
+            SADB_EXT_SA,
+            key.spi,
+            SADB_SASTATE_LARVAL,
+            0,
+            0,
+            0,
+        )]);
         let entry = SaEntry::from_request(msg, sa, self.now_secs(), self.now);
         self.sadb.insert(key, entry);
         Ok(WriteOk {

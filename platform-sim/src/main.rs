@@ -9,25 +9,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant as WallClock;
 
+use clap::Parser;
 use sasyncd_sim::scenario::Scenario;
 use sasyncd_sim::world::World;
 
-const HELP: &str = "\
-sasyncd-sim: deterministic simulation of a sasyncd gateway cluster
+/// The invocations, for the usage line.
+const USAGE: &str = "\
+sasyncd-sim                      the failover story (3 nodes, fixed seed)
+       sasyncd-sim --scenario NAME      another built-in story (see below)
+       sasyncd-sim --seeds A..B         swarm: random scenarios for seeds A to B-1
+       sasyncd-sim --seed N [--trace]   replay random scenario N (--trace: every event)";
 
-USAGE:
-    sasyncd-sim                      the failover story (3 nodes, fixed seed)
-    sasyncd-sim --scenario NAME      another built-in story (see below)
-    sasyncd-sim --seeds A..B         swarm: random scenarios for seeds A to B-1
-    sasyncd-sim --seed N [--trace]   replay random scenario N (--trace: every event)
-
-OPTIONS:
-    --seed N          seed of a story or of a random scenario
-    --trace           print every event, including what the nodes log
-    --jobs N          swarm worker threads (default: all cores)
-    -h, --help        this text
-    -V, --version     the version
-
+/// What follows the options in `--help`.
+const AFTER_HELP: &str = "\
 ENVIRONMENT (with --trace or a story):
     SASYNCD_SIM_ECHO=1    print the timeline while it runs (for runs that hang)
     SASYNCD_SIM_DEBUG=1   include the nodes' debug-level lines
@@ -65,64 +59,45 @@ never empties a slave's SADB; adversary traffic is rejected; without
 injected loss, anti-entropy never finds a difference.
 ";
 
+#[derive(Debug, Parser)]
+#[command(
+    name = "sasyncd-sim",
+    version,
+    about = "sasyncd-sim: deterministic simulation of a sasyncd gateway cluster",
+    override_usage = USAGE,
+    after_help = AFTER_HELP
+)]
 struct Args {
+    /// Another built-in story (see STORIES below).
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(Scenario::STORIES), hide_possible_values = true)]
     scenario: Option<String>,
+    /// Seed of a story or of a random scenario.
+    #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// Swarm: random scenarios for seeds A to B-1.
+    #[arg(long, value_name = "A..B", value_parser = seed_range, conflicts_with_all = ["scenario", "seed", "trace"])]
     seeds: Option<(u64, u64)>,
+    /// Print every event, including what the nodes log.
+    #[arg(long)]
     trace: bool,
+    /// Swarm worker threads (default: all cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
     jobs: Option<usize>,
+    /// Plant a known bug in the nodes, to show an oracle bites (a build
+    /// with --features planted-bugs).
+    #[arg(long, value_name = "BUG")]
     plant: Option<String>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        scenario: None,
-        seed: None,
-        seeds: None,
-        trace: false,
-        jobs: None,
-        plant: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "-h" | "--help" => return Err(String::new()),
-            "-V" | "--version" => {
-                println!("sasyncd-sim {}", env!("CARGO_PKG_VERSION"));
-                std::process::exit(0);
-            }
-            "--trace" => a.trace = true,
-            "--scenario" => a.scenario = Some(value("--scenario")?),
-            "--seed" => {
-                a.seed = Some(
-                    value("--seed")?
-                        .parse()
-                        .map_err(|_| "--seed takes a number")?,
-                )
-            }
-            "--jobs" => {
-                a.jobs = Some(
-                    value("--jobs")?
-                        .parse()
-                        .map_err(|_| "--jobs takes a number")?,
-                )
-            }
-            "--plant" => a.plant = Some(value("--plant")?),
-            "--seeds" => {
-                let v = value("--seeds")?;
-                let (x, y) = v.split_once("..").ok_or("--seeds takes A..B")?;
-                let x: u64 = x.parse().map_err(|_| "--seeds takes A..B")?;
-                let y: u64 = y.parse().map_err(|_| "--seeds takes A..B")?;
-                if y <= x {
-                    return Err("--seeds A..B needs B > A".into());
-                }
-                a.seeds = Some((x, y));
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
+/// Parses `A..B` with B > A.
+fn seed_range(v: &str) -> Result<(u64, u64), String> {
+    let (x, y) = v.split_once("..").ok_or("takes A..B")?;
+    let x: u64 = x.parse().map_err(|_| "takes A..B")?;
+    let y: u64 = y.parse().map_err(|_| "takes A..B")?;
+    if y <= x {
+        return Err("A..B needs B > A".into());
     }
-    Ok(a)
+    Ok((x, y))
 }
 
 fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
@@ -147,17 +122,7 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) if e.is_empty() => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("sasyncd-sim: {e}\n\n{HELP}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
     if let Some((a, b)) = args.seeds {
         return swarm(a, b, args.jobs, &args.plant);
     }

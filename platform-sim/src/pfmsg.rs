@@ -1,34 +1,14 @@
-//! Building PF_KEY messages as owned byte vectors (reference §13.1), for
-//! the simulated kernel's dumps and the IKE workload's requests.
-//!
-//! The core's views ([`sasyncd_core::pfkey::Msg`] and friends) parse what
-//! this writes; the layouts are the kernel's, in host byte order.
+//! Shorthand for the core's PF_KEY builder ([`Repr`], the one encoder of
+//! the kernel layouts) where std code wants owned messages: the simulated
+//! kernel's dumps, the IKE workload's requests, devhost, test utilities
+//! and benches. The simulated IKE daemon writes SAs with a replay window
+//! of 64, as isakmpd does.
 
 use std::net::IpAddr;
 
 use sasyncd_core::pfkey::consts::*;
-use sasyncd_core::pfkey::Extensions;
-
-/// The BSD sockaddr for `ip`/`port` (16 bytes for IPv4, 28 for IPv6).
-pub fn sockaddr(ip: IpAddr, port: u16) -> Vec<u8> {
-    let mut v = Vec::with_capacity(28);
-    match ip {
-        IpAddr::V4(a) => {
-            v.extend_from_slice(&[SOCKADDR_IN_LEN, AF_INET]);
-            v.extend_from_slice(&port.to_be_bytes());
-            v.extend_from_slice(&a.octets());
-            v.extend_from_slice(&[0; 8]);
-        }
-        IpAddr::V6(a) => {
-            v.extend_from_slice(&[SOCKADDR_IN6_LEN, AF_INET6]);
-            v.extend_from_slice(&port.to_be_bytes());
-            v.extend_from_slice(&[0; 4]);
-            v.extend_from_slice(&a.octets());
-            v.extend_from_slice(&[0; 4]);
-        }
-    }
-    v
-}
+pub use sasyncd_core::pfkey::{host_mask, ExtRepr, Repr};
+use sasyncd_core::pfkey::{Extensions, SockAddr};
 
 /// The extensions in `exts` whose type is in `keep`, indexed by type
 /// (empty where absent), to be laid out in some order.
@@ -42,81 +22,62 @@ pub fn exts_by_type<'a>(exts: Extensions<'a>, keep: ExtSet) -> [&'a [u8]; 64] {
     by_type
 }
 
-/// One extension (header included, padded to 8 bytes) with `payload`
-/// after the 4-byte common header.
-pub fn ext(ty: u16, payload: &[u8]) -> Vec<u8> {
-    let n = (EXT_HDR_LEN + payload.len()).div_ceil(CHUNK) * CHUNK;
-    let mut v = Vec::with_capacity(n);
-    v.extend_from_slice(&((n / CHUNK) as u16).to_ne_bytes());
-    v.extend_from_slice(&ty.to_ne_bytes());
-    v.extend_from_slice(payload);
-    v.resize(n, 0);
-    v
+/// An extension of any type given as its body after the 4-byte common
+/// header (for shapes the kernel must refuse, and types without fields).
+pub fn ext(ext_type: u16, body: &[u8]) -> ExtRepr<'_> {
+    ExtRepr::Opaque { ext_type, body }
 }
 
-/// An SA (or X_SA2) extension.
-pub fn sa_ext(ty: u16, spi: u32, state: u8, auth: u8, enc: u8, flags: u32) -> Vec<u8> {
-    let mut p = Vec::with_capacity(12);
-    p.extend_from_slice(&spi.to_be_bytes());
-    p.extend_from_slice(&[64, state, auth, enc]);
-    p.extend_from_slice(&flags.to_ne_bytes());
-    ext(ty, &p)
+/// An SA (or X_SA2) extension with a replay window of 64.
+pub fn sa_ext(ty: u16, spi: u32, state: u8, auth: u8, enc: u8, flags: u32) -> ExtRepr<'static> {
+    ExtRepr::Sa {
+        ext_type: ty,
+        spi,
+        replay: 64,
+        state,
+        auth,
+        encrypt: enc,
+        flags,
+    }
 }
 
 /// A `sadb_lifetime` extension.
-pub fn lifetime_ext(ty: u16, alloc: u32, bytes: u64, add: u64, used: u64) -> Vec<u8> {
-    let mut p = Vec::with_capacity(28);
-    p.extend_from_slice(&alloc.to_ne_bytes());
-    p.extend_from_slice(&bytes.to_ne_bytes());
-    p.extend_from_slice(&add.to_ne_bytes());
-    p.extend_from_slice(&used.to_ne_bytes());
-    ext(ty, &p)
+pub fn lifetime_ext(ty: u16, alloc: u32, bytes: u64, add: u64, used: u64) -> ExtRepr<'static> {
+    ExtRepr::Lifetime {
+        ext_type: ty,
+        allocations: alloc,
+        bytes,
+        addtime: add,
+        usetime: used,
+    }
 }
 
 /// A `sadb_address` extension.
-pub fn addr_ext(ty: u16, ip: IpAddr, port: u16) -> Vec<u8> {
-    let mut p = vec![0u8; 4];
-    p.extend_from_slice(&sockaddr(ip, port));
-    ext(ty, &p)
+pub fn addr_ext(ty: u16, ip: IpAddr, port: u16) -> ExtRepr<'static> {
+    ExtRepr::Address {
+        ext_type: ty,
+        addr: SockAddr { ip, port },
+    }
 }
 
 /// A `sadb_key` extension carrying `key` (bits = 8 × its length).
-pub fn key_ext(ty: u16, key: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(4 + key.len());
-    p.extend_from_slice(&((key.len() * 8) as u16).to_ne_bytes());
-    p.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(key);
-    ext(ty, &p)
+pub fn key_ext(ty: u16, key: &[u8]) -> ExtRepr<'_> {
+    ExtRepr::key(ty, key)
 }
 
 /// A `sadb_protocol`-shaped extension (X_PROTOCOL, X_FLOW_TYPE, X_SATYPE2).
-pub fn proto_ext(ty: u16, proto: u8, dir: u8) -> Vec<u8> {
-    ext(ty, &[proto, dir, 0, 0])
+pub fn proto_ext(ty: u16, proto: u8, dir: u8) -> ExtRepr<'static> {
+    ExtRepr::protocol(ty, proto, dir)
 }
 
 /// A `sadb_spirange` extension.
-pub fn spirange_ext(min: u32, max: u32) -> Vec<u8> {
-    let mut p = Vec::with_capacity(12);
-    p.extend_from_slice(&min.to_ne_bytes());
-    p.extend_from_slice(&max.to_ne_bytes());
-    p.extend_from_slice(&0u32.to_ne_bytes());
-    ext(SADB_EXT_SPIRANGE, &p)
+pub fn spirange_ext(min: u32, max: u32) -> ExtRepr<'static> {
+    ExtRepr::SpiRange { min, max }
 }
 
 /// A `sadb_x_rdomain` extension.
-pub fn rdomain_ext(dom1: u16, dom2: u16) -> Vec<u8> {
-    let mut p = Vec::with_capacity(4);
-    p.extend_from_slice(&dom1.to_ne_bytes());
-    p.extend_from_slice(&dom2.to_ne_bytes());
-    ext(SADB_X_EXT_RDOMAIN, &p)
-}
-
-/// The host mask of `ip`'s family (/32 or /128).
-pub fn host_mask(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => IpAddr::V4([255; 4].into()),
-        IpAddr::V6(_) => IpAddr::V6([0xff; 16].into()),
-    }
+pub fn rdomain_ext(dom1: u16, dom2: u16) -> ExtRepr<'static> {
+    ExtRepr::Rdomain { dom1, dom2 }
 }
 
 /// The flow extensions of an SPD entry: type and direction, transport
@@ -127,63 +88,33 @@ pub fn flow_exts(
     proto: u8,
     src: (IpAddr, IpAddr),
     dst: (IpAddr, IpAddr),
-) -> Vec<Vec<u8>> {
-    vec![
-        proto_ext(SADB_X_EXT_FLOW_TYPE, ftype, dir),
-        proto_ext(SADB_X_EXT_PROTOCOL, proto, 0),
-        addr_ext(SADB_X_EXT_SRC_FLOW, src.0, 0),
-        addr_ext(SADB_X_EXT_SRC_MASK, src.1, 0),
-        addr_ext(SADB_X_EXT_DST_FLOW, dst.0, 0),
-        addr_ext(SADB_X_EXT_DST_MASK, dst.1, 0),
-    ]
+) -> [ExtRepr<'static>; 6] {
+    ExtRepr::flow(ftype, dir, proto, src, dst)
 }
 
-/// Appends one extension to `out` (header, `payload`, zero padding to 8
-/// bytes): [`ext`] without a vector of its own.
-pub fn push_ext(out: &mut Vec<u8>, ty: u16, payload: &[u8]) {
-    let n = (EXT_HDR_LEN + payload.len()).div_ceil(CHUNK) * CHUNK;
-    out.extend_from_slice(&((n / CHUNK) as u16).to_ne_bytes());
-    out.extend_from_slice(&ty.to_ne_bytes());
-    out.extend_from_slice(payload);
-    out.resize(out.len() + n - EXT_HDR_LEN - payload.len(), 0);
-}
-
-/// Appends a message header (length 0 for now) to `out` and returns where
-/// the message starts, for [`finish_message`].
-pub fn start_message(out: &mut Vec<u8>, msg_type: u8, satype: u8, seq: u32, pid: u32) -> usize {
-    let start = out.len();
-    out.extend_from_slice(&[PF_KEY_V2, msg_type, 0, satype, 0, 0, 0, 0]);
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&pid.to_ne_bytes());
-    start
-}
-
-/// Writes the length of the message that starts at `start` and runs to
-/// the end of `out`.
-pub fn finish_message(out: &mut [u8], start: usize) {
-    let units = ((out.len() - start) / CHUNK) as u16;
-    out[start + 4..start + 6].copy_from_slice(&units.to_ne_bytes());
+/// Appends `repr` to `out` (a dump of many records goes into one buffer).
+/// A message the header cannot describe (over 512 KiB) is not appended.
+pub fn emit_into(out: &mut Vec<u8>, repr: &Repr<'_>) {
+    let at = out.len();
+    out.resize(at + repr.buffer_len(), 0);
+    match repr.emit(&mut out[at..]) {
+        Ok(n) => out.truncate(at + n),
+        Err(_) => out.truncate(at),
+    }
 }
 
 /// A complete message: header (errno and reserved 0) plus `exts` in order.
-pub fn message(msg_type: u8, satype: u8, seq: u32, pid: u32, exts: &[Vec<u8>]) -> Vec<u8> {
-    let parts: Vec<&[u8]> = exts.iter().map(Vec::as_slice).collect();
-    message_of(msg_type, satype, seq, pid, &parts)
+pub fn message(msg_type: u8, satype: u8, seq: u32, pid: u32, exts: &[ExtRepr<'_>]) -> Vec<u8> {
+    let mut v = Vec::new();
+    emit_into(&mut v, &Repr::new(msg_type, satype, seq, pid, exts));
+    v
 }
 
-/// [`message`] from borrowed extensions (no copy of them before the
-/// message's own).
-pub fn message_of(msg_type: u8, satype: u8, seq: u32, pid: u32, exts: &[&[u8]]) -> Vec<u8> {
-    let len: usize = HDR_LEN + exts.iter().map(|e| e.len()).sum::<usize>();
-    let mut v = Vec::with_capacity(len);
-    v.extend_from_slice(&[PF_KEY_V2, msg_type, 0, satype]);
-    v.extend_from_slice(&((len / CHUNK) as u16).to_ne_bytes());
-    v.extend_from_slice(&[0, 0]);
-    v.extend_from_slice(&seq.to_ne_bytes());
-    v.extend_from_slice(&pid.to_ne_bytes());
-    for e in exts {
-        v.extend_from_slice(e);
-    }
+/// The extensions `exts` back to back, encoded (for keeping a request's
+/// extensions to send again later as [`ExtRepr::Raw`]).
+pub fn exts_bytes(exts: &[ExtRepr<'_>]) -> Vec<u8> {
+    let mut v = message(0, 0, 0, 0, exts);
+    v.drain(..HDR_LEN);
     v
 }
 

@@ -5,15 +5,25 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Parser;
 use sasyncd_tests::plot;
 
+/// The arguments.
+#[derive(Debug, Parser)]
+#[command(name = "bench_plot", about = "the cluster bench's output as SVG plots")]
+struct Args {
+    /// The bench's output.
+    #[arg(value_name = "OUTPUT.txt")]
+    input: PathBuf,
+    /// Where the SVG files go.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [input, dir] = args.as_slice() else {
-        eprintln!("usage: bench_plot OUTPUT.txt DIR");
-        return ExitCode::from(2);
-    };
-    let text = match std::fs::read_to_string(input) {
+    let Args { input, dir } = Args::parse();
+    let input = input.display().to_string();
+    let text = match std::fs::read_to_string(&input) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("bench_plot: {input}: {e}");
@@ -21,7 +31,7 @@ fn main() -> ExitCode {
         }
     };
     let out = plot::parse(&text);
-    let dir = PathBuf::from(dir);
+
     let mut files = vec![("sync-vs-n.svg", plot::sync_svg(&out.sync))];
     if let Some((n, full, after)) = &out.failover {
         files.push(("failover.svg", plot::failover_svg(n, *full, *after)));

@@ -1,6 +1,6 @@
-//! PF_KEY requests as the IKE daemon or an operator writes them, built with
-//! the simulator's [`pfmsg`] (kernel layouts, host byte order). pid and seq
-//! are left 0: the harness sets the writer's.
+//! PF_KEY requests as the IKE daemon or an operator writes them, emitted by
+//! the core's builder through the simulator's [`pfmsg`] shorthand. pid and
+//! seq are left 0: the harness sets the writer's.
 
 use std::net::IpAddr;
 

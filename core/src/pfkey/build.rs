@@ -3,28 +3,8 @@
 
 use super::consts::*;
 use super::msg::wr;
+use super::repr::write_header;
 use super::{Msg, PfkeyError};
-
-/// Writes a request header with errno and reserved zero.
-fn write_header(
-    out: &mut [u8],
-    msg_type: u8,
-    satype: u8,
-    len: usize,
-    seq: u32,
-    pid: u32,
-) -> Result<(), PfkeyError> {
-    let units = u16::try_from(len / CHUNK).map_err(|_| PfkeyError::TooLong)?;
-    let hdr = out.get_mut(..HDR_LEN).ok_or(PfkeyError::BufferTooSmall)?;
-    hdr.fill(0);
-    hdr[0] = PF_KEY_V2;
-    hdr[1] = msg_type;
-    hdr[3] = satype;
-    wr(hdr, 4, &units.to_ne_bytes());
-    wr(hdr, 8, &seq.to_ne_bytes());
-    wr(hdr, 12, &pid.to_ne_bytes());
-    Ok(())
-}
 
 /// The lowest type in `set`, for error reports.
 fn lowest(set: ExtSet) -> u16 {
@@ -104,7 +84,7 @@ pub(crate) fn rebuild(
     if missing != ExtSet::EMPTY {
         return Err(PfkeyError::Missing(lowest(missing)));
     }
-    write_header(out, msg_type, msg.satype(), pos, seq, pid)?;
+    write_header(out, msg_type, 0, msg.satype(), pos, seq, pid)?;
     Ok(pos)
 }
 
@@ -116,13 +96,15 @@ pub fn build_promisc(
     pid: u32,
     out: &mut [u8],
 ) -> Result<usize, PfkeyError> {
-    write_header(out, SADB_X_PROMISC, u8::from(enable), HDR_LEN, seq, pid)?;
+    // Header only: straight to the header writer, so a node (which sends
+    // only these two) does not carry the extension encoder.
+    write_header(out, SADB_X_PROMISC, 0, u8::from(enable), HDR_LEN, seq, pid)?;
     Ok(HDR_LEN)
 }
 
 /// Writes a 16-byte FLUSH request; satype 0 flushes all SAs and all flows.
 pub fn build_flush(satype: u8, seq: u32, pid: u32, out: &mut [u8]) -> Result<usize, PfkeyError> {
-    write_header(out, SADB_FLUSH, satype, HDR_LEN, seq, pid)?;
+    write_header(out, SADB_FLUSH, 0, satype, HDR_LEN, seq, pid)?;
     Ok(HDR_LEN)
 }
 

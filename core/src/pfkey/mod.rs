@@ -1,12 +1,15 @@
-//! PF_KEY v2 message views, filters, rewrites and builders (OpenBSD flavour).
+//! PF_KEY v2 message views, filters, rewrites and the builder (OpenBSD
+//! flavour).
 //!
 //! Everything here works on borrowed bytes: [`Msg`] is a checked view over a
 //! message as read from the kernel or a peer, [`filter`] decides what a
 //! master forwards, the rewrites turn kernel output (promiscuous copies,
-//! sysctl dumps) into requests a slave's kernel accepts, and the builders
-//! write the few messages sasyncd originates. Multi-byte kernel fields are in
-//! host byte order: PF_KEY payloads only travel between peers of the same
-//! architecture. No message built here exceeds [`PFKEY_MSG_MAXSZ`].
+//! sysctl dumps) into requests a slave's kernel accepts, and [`Repr`]
+//! describes any message the project writes and emits it into the caller's
+//! buffer (the one encoder: the simulator, tests, firmware, benches and fuzz
+//! seeds all use it). Multi-byte kernel fields are in host byte order:
+//! PF_KEY payloads only travel between peers of the same architecture. No
+//! request sasyncd sends exceeds [`PFKEY_MSG_MAXSZ`].
 
 mod build;
 pub mod consts;
@@ -19,6 +22,7 @@ mod msg;
 mod promisc;
 #[cfg(test)]
 mod proptests;
+mod repr;
 mod rewrite;
 mod sockaddr;
 #[cfg(test)]
@@ -33,6 +37,7 @@ pub use filter::{filter, FilterPolicy, SkipReason, Verdict};
 pub use identity::{canonical_digest_input, flow_key, next_key, sa_key, FlowKey, SaKey};
 pub use msg::{set_pid_seq, Msg};
 pub use promisc::{promisc_writer_pid, unwrap_promisc};
+pub use repr::{host_mask, ExtRepr, Repr};
 #[cfg(feature = "planted-bugs")]
 pub use rewrite::dump_to_add_with_counters;
 pub use rewrite::{

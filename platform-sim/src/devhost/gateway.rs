@@ -350,7 +350,7 @@ impl Gateway {
         &mut self,
         msg_type: u8,
         satype: u8,
-        exts: &[Vec<u8>],
+        exts: &[pfmsg::ExtRepr<'_>],
     ) -> Result<WriteOk, Errno> {
         self.seq = self.seq.wrapping_add(1);
         let m = pfmsg::message(msg_type, satype, self.seq, IKE_PID, exts);

@@ -40,12 +40,17 @@ pub fn reply(request: &[u8], verdict: &Result<WriteOk, Errno>) -> Vec<u8> {
             r
         }
         Ok(WriteOk { spi: Some(spi), .. }) => {
-            let sa = pfmsg::sa_ext(SADB_EXT_SA, *spi, SADB_SASTATE_LARVAL, 0, 0, 0);
-            let mut r = header_with_errno(&h, Errno(0));
-            r.extend_from_slice(&sa);
-            let units = (r.len() / CHUNK) as u16;
-            r[4..6].copy_from_slice(&units.to_ne_bytes());
-            r
+            let seq = u32::from_ne_bytes([h[8], h[9], h[10], h[11]]);
+            let pid = u32::from_ne_bytes([h[12], h[13], h[14], h[15]]);
+            let sa = [pfmsg::sa_ext(
+                SADB_EXT_SA,
+                *spi,
+                SADB_SASTATE_LARVAL,
+                0,
+                0,
+                0,
+            )];
+            pfmsg::message(h[1], h[3], seq, pid, &sa)
         }
         Ok(_) => header_with_errno(&h, Errno(0)),
     }

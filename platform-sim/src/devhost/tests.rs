@@ -122,7 +122,7 @@ impl Pfkey {
         }
     }
 
-    fn msg(&mut self, t: u8, satype: u8, exts: &[Vec<u8>]) -> Vec<u8> {
+    fn msg(&mut self, t: u8, satype: u8, exts: &[pfmsg::ExtRepr<'_>]) -> Vec<u8> {
         self.seq += 1;
         pfmsg::message(t, satype, self.seq, self.pid, exts)
     }
@@ -164,7 +164,7 @@ impl Pfkey {
         }
     }
 
-    fn request(&mut self, t: u8, satype: u8, exts: &[Vec<u8>]) -> Vec<u8> {
+    fn request(&mut self, t: u8, satype: u8, exts: &[pfmsg::ExtRepr<'_>]) -> Vec<u8> {
         let m = self.msg(t, satype, exts);
         let (copies, reply) = self.call(&m);
         assert!(copies.is_empty(), "not promiscuous");
@@ -192,17 +192,18 @@ impl Pfkey {
 }
 
 /// Keys fixed so that two hosts can hold identical SAs.
-fn esp_sa(spi: u32, src: [u8; 4], dst: [u8; 4]) -> Vec<Vec<u8>> {
+fn esp_sa(spi: u32, src: [u8; 4], dst: [u8; 4]) -> Vec<pfmsg::ExtRepr<'static>> {
     vec![
         sa_ext(SADB_EXT_SA, spi, SADB_SASTATE_MATURE, 5, 12, 0),
         addr_ext(SADB_EXT_ADDRESS_SRC, src.into(), 0),
         addr_ext(SADB_EXT_ADDRESS_DST, dst.into(), 0),
-        key_ext(SADB_EXT_KEY_AUTH, &[spi as u8; 32]),
-        key_ext(SADB_EXT_KEY_ENCRYPT, &[!(spi as u8); 16]),
+        // Leaked: a few bytes per test, so the description can outlive us.
+        key_ext(SADB_EXT_KEY_AUTH, vec![spi as u8; 32].leak()),
+        key_ext(SADB_EXT_KEY_ENCRYPT, vec![!(spi as u8); 16].leak()),
     ]
 }
 
-fn flow(dir: u8, x: u8) -> Vec<Vec<u8>> {
+fn flow(dir: u8, x: u8) -> Vec<pfmsg::ExtRepr<'static>> {
     let mask = [255, 255, 255, 0].into();
     let mut v = vec![addr_ext(SADB_EXT_ADDRESS_DST, [192, 0, 2, 1].into(), 0)];
     v.extend(flow_exts(

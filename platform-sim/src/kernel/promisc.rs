@@ -4,7 +4,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use sasyncd_core::pfkey::consts::{CHUNK, HDR_LEN, PF_KEY_V2, SADB_X_PROMISC};
+use sasyncd_core::pfkey::consts::{HDR_LEN, SADB_X_PROMISC};
+use sasyncd_core::pfkey::{ExtRepr, Repr};
+
+use crate::pfmsg;
 
 /// One PF_KEY socket, identified by its owner's pid.
 #[derive(Debug, Clone, Default)]
@@ -25,14 +28,9 @@ pub(crate) struct Listeners {
 /// The X_PROMISC wrapper the kernel puts around a copy of a request
 /// written by `writer_pid` (outer seq = the writer's pid).
 pub fn wrap(request: &[u8], writer_pid: u32) -> Vec<u8> {
-    let len = HDR_LEN + request.len();
-    let mut v = Vec::with_capacity(len);
-    v.extend_from_slice(&[PF_KEY_V2, SADB_X_PROMISC, 0, 0]);
-    v.extend_from_slice(&((len / CHUNK) as u16).to_ne_bytes());
-    v.extend_from_slice(&[0, 0]);
-    v.extend_from_slice(&writer_pid.to_ne_bytes());
-    v.extend_from_slice(&0u32.to_ne_bytes());
-    v.extend_from_slice(request);
+    let mut v = Vec::with_capacity(HDR_LEN + request.len());
+    let copy = [ExtRepr::Raw(request)];
+    pfmsg::emit_into(&mut v, &Repr::new(SADB_X_PROMISC, 0, writer_pid, 0, &copy));
     v
 }
 

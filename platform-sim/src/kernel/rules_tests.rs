@@ -33,26 +33,26 @@ fn esp(spi: u32, dst: &str) -> SaKey {
     k_of(SADB_SATYPE_ESP, spi, dst)
 }
 
-fn sa(spi: u32) -> Vec<u8> {
+fn sa(spi: u32) -> ExtRepr<'static> {
     sa_ext(SADB_EXT_SA, spi, SADB_SASTATE_MATURE, 3, 12, 0)
 }
 
-fn src() -> Vec<u8> {
+fn src() -> ExtRepr<'static> {
     addr_ext(SADB_EXT_ADDRESS_SRC, ip(A), 0)
 }
 
-fn dst() -> Vec<u8> {
+fn dst() -> ExtRepr<'static> {
     addr_ext(SADB_EXT_ADDRESS_DST, ip(B), 0)
 }
 
-fn keys() -> [Vec<u8>; 2] {
+fn keys() -> [ExtRepr<'static>; 2] {
     [
         key_ext(SADB_EXT_KEY_AUTH, &[1; 20]),
         key_ext(SADB_EXT_KEY_ENCRYPT, &[2; 16]),
     ]
 }
 
-fn msg(t: u8, satype: u8, exts: &[Vec<u8>]) -> Vec<u8> {
+fn msg(t: u8, satype: u8, exts: &[ExtRepr<'_>]) -> Vec<u8> {
     message(t, satype, 1, PID, exts)
 }
 
@@ -65,9 +65,9 @@ fn flow(t: u8, ftype: u8, dir: u8, flags: u8) -> Vec<u8> {
     let s = ip("172.16.0.0");
     let d = ip("10.20.0.0");
     let m = ip("255.255.255.0");
-    let mut exts = flow_exts(ftype, dir, 0, (s, m), (d, m));
-    if let Some(ft) = exts.iter_mut().find(|e| e[2] == SADB_X_EXT_FLOW_TYPE as u8) {
-        ft[6] = flags;
+    let mut exts = flow_exts(ftype, dir, 0, (s, m), (d, m)).to_vec();
+    if let Some(ExtRepr::Protocol { flags: f, .. }) = exts.first_mut() {
+        *f = flags;
     }
     if t == SADB_X_ADDFLOW {
         exts.insert(0, dst());
@@ -124,12 +124,7 @@ fn add_rules() {
             request: msg(
                 SADB_ADD,
                 SADB_SATYPE_ESP,
-                &[
-                    sa(0x1001),
-                    dst(),
-                    a.clone(),
-                    ext(SADB_X_EXT_REPLAY, &[0; 12]),
-                ],
+                &[sa(0x1001), dst(), a, ext(SADB_X_EXT_REPLAY, &[0; 12])],
             ),
             result: Err(Errno::EPERM),
             then: |k| k.has_mature_sa(&esp(0x1001, B)),
@@ -232,7 +227,7 @@ fn update_rules() {
     let complete = msg(
         SADB_UPDATE,
         SADB_SATYPE_ESP,
-        &[sa(0x4000), src(), dst(), a.clone(), e],
+        &[sa(0x4000), src(), dst(), a, e],
     );
     let moved = msg(
         SADB_UPDATE,

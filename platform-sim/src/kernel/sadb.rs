@@ -7,7 +7,7 @@
 //! X_COUNTER) are the kernel's own and differ between kernels.
 
 use sasyncd_core::pfkey::consts::*;
-use sasyncd_core::pfkey::{Extensions, LifetimeExt, Msg, RdomainExt, SaKey};
+use sasyncd_core::pfkey::{ExtRepr, Extensions, LifetimeExt, Msg, RdomainExt, Repr, SaKey};
 
 use sasyncd_core::time::Instant;
 
@@ -194,51 +194,59 @@ impl SaEntry {
     /// [`record`](Self::record) appended to `out`: a dump of a million SAs
     /// is written straight into one buffer.
     pub fn record_into(&self, msg_type: u8, next: Option<&SaEntry>, out: &mut Vec<u8>) {
-        let start = pfmsg::start_message(out, msg_type, self.satype, 0, 0);
         let [c0, c1, c2] = self.cuts;
-        let lifetime = |out: &mut Vec<u8>, ty: u16, alloc: u32, bytes: u64, add: u64, used: u64| {
-            let mut p = [0u8; 28];
-            p[..4].copy_from_slice(&alloc.to_ne_bytes());
-            p[4..12].copy_from_slice(&bytes.to_ne_bytes());
-            p[12..20].copy_from_slice(&add.to_ne_bytes());
-            p[20..].copy_from_slice(&used.to_ne_bytes());
-            pfmsg::push_ext(out, ty, &p);
+        let (sa2, dst2) = match next {
+            Some(n) => (
+                retyped(&n.sa, SADB_X_EXT_SA2),
+                n.stored_ext(SADB_EXT_ADDRESS_DST)
+                    .map(|d| retyped(d, SADB_X_EXT_DST2))
+                    .unwrap_or_default(),
+            ),
+            None => Default::default(),
         };
-        out.extend_from_slice(&self.sa);
-        lifetime(
-            out,
-            SADB_EXT_LIFETIME_CURRENT,
-            self.cur_alloc,
-            self.cur_bytes,
-            self.addtime,
-            self.usetime,
-        );
-        out.extend_from_slice(&self.stored[..c0]);
-        if self.usetime != 0 {
-            lifetime(out, SADB_X_EXT_LIFETIME_LASTUSE, 0, 0, 0, self.usetime);
-        }
-        out.extend_from_slice(&self.stored[c0..c1]);
-        if let Some(n) = next {
-            out.extend_from_slice(&retyped(&n.sa, SADB_X_EXT_SA2));
-            if let Some(d) = n.stored_ext(SADB_EXT_ADDRESS_DST) {
-                out.extend_from_slice(&retyped(d, SADB_X_EXT_DST2));
+        let mut exts = [ExtRepr::Raw(&[]); 13];
+        let mut n = 0;
+        let mut push = |e| {
+            // An empty stretch of stored extensions is nothing to copy.
+            if e != ExtRepr::Raw(&[]) {
+                exts[n] = e;
+                n += 1;
             }
-            out.extend_from_slice(&pfmsg::proto_ext(SADB_X_EXT_SATYPE2, n.satype, 0));
+        };
+        push(ExtRepr::Raw(&self.sa));
+        push(ExtRepr::Lifetime {
+            ext_type: SADB_EXT_LIFETIME_CURRENT,
+            allocations: self.cur_alloc,
+            bytes: self.cur_bytes,
+            addtime: self.addtime,
+            usetime: self.usetime,
+        });
+        push(ExtRepr::Raw(&self.stored[..c0]));
+        if self.usetime != 0 {
+            push(ExtRepr::Lifetime {
+                ext_type: SADB_X_EXT_LIFETIME_LASTUSE,
+                allocations: 0,
+                bytes: 0,
+                addtime: 0,
+                usetime: self.usetime,
+            });
         }
-        out.extend_from_slice(&self.stored[c1..c2]);
-        let mut replay = [0u8; 4 + 8];
-        replay[4..].copy_from_slice(&self.replay.to_ne_bytes());
-        pfmsg::push_ext(out, SADB_X_EXT_REPLAY, &replay);
+        push(ExtRepr::Raw(&self.stored[c0..c1]));
+        if let Some(nx) = next {
+            push(ExtRepr::Raw(&sa2));
+            push(ExtRepr::Raw(&dst2));
+            push(ExtRepr::protocol(SADB_X_EXT_SATYPE2, nx.satype, 0));
+        }
+        push(ExtRepr::Raw(&self.stored[c1..c2]));
+        push(ExtRepr::Replay { count: self.replay });
         if self.mtu != 0 {
-            pfmsg::push_ext(out, SADB_X_EXT_MTU, &self.mtu.to_ne_bytes());
+            push(ExtRepr::Mtu { mtu: self.mtu });
         }
-        out.extend_from_slice(&self.stored[c2..]);
-        let mut counter = [0u8; 4 + 8 * 8];
-        for (i, c) in self.counter.iter().enumerate() {
-            counter[4 + 8 * i..12 + 8 * i].copy_from_slice(&c.to_ne_bytes());
-        }
-        pfmsg::push_ext(out, SADB_X_EXT_COUNTER, &counter);
-        pfmsg::finish_message(out, start);
+        push(ExtRepr::Raw(&self.stored[c2..]));
+        push(ExtRepr::Counter {
+            counters: self.counter,
+        });
+        pfmsg::emit_into(out, &Repr::new(msg_type, self.satype, 0, 0, &exts[..n]));
     }
 }
 

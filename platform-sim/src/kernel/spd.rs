@@ -2,7 +2,7 @@
 //! dump record (reference §13.3).
 
 use sasyncd_core::pfkey::consts::*;
-use sasyncd_core::pfkey::Msg;
+use sasyncd_core::pfkey::{ExtRepr, Msg, Repr};
 
 use sasyncd_core::time::Instant;
 
@@ -70,9 +70,13 @@ impl FlowEntry {
 
     /// [`record`](Self::record) appended to `out`.
     pub fn record_into(&self, out: &mut Vec<u8>) {
-        let start = pfmsg::start_message(out, SADB_X_SPDDUMP, self.satype, 0, 0);
-        out.extend_from_slice(&self.exts);
-        pfmsg::finish_message(out, start);
+        let exts = [ExtRepr::Raw(&self.exts)];
+        let exts = if self.exts.is_empty() {
+            &[][..]
+        } else {
+            &exts[..]
+        };
+        pfmsg::emit_into(out, &Repr::new(SADB_X_SPDDUMP, self.satype, 0, 0, exts));
     }
 }
 

@@ -120,48 +120,38 @@ fn extension_validation() {
     let mut k = kernel();
     let sa = sa_ext(SADB_EXT_SA, 0x2000, SADB_SASTATE_MATURE, 3, 0, 0);
     let dst = addr_ext(SADB_EXT_ADDRESS_DST, ip("192.0.2.1"), 0);
-    let add = |exts: &[Vec<u8>]| message(SADB_ADD, SADB_SATYPE_AH, 1, PID, exts);
+    let add = |exts: &[ExtRepr<'_>]| message(SADB_ADD, SADB_SATYPE_AH, 1, PID, exts);
     // Not allowed on ADD: X_MTU, X_SA2 (D-30), ADDRESS_PROXY.
     for bad in [
         ext(SADB_X_EXT_MTU, &1400u32.to_ne_bytes()),
         sa_ext(SADB_X_EXT_SA2, 1, 1, 0, 0, 0),
         addr_ext(SADB_EXT_ADDRESS_PROXY, ip("10.0.0.9"), 0),
     ] {
-        assert_eq!(
-            k.write(&add(&[sa.clone(), dst.clone(), bad]), PID),
-            Err(Errno::EINVAL)
-        );
+        assert_eq!(k.write(&add(&[sa, dst, bad]), PID), Err(Errno::EINVAL));
     }
     // Duplicate, missing required, unknown type, zero length.
-    assert_eq!(
-        k.write(&add(&[sa.clone(), dst.clone(), dst.clone()]), PID),
-        Err(Errno::EINVAL)
-    );
+    assert_eq!(k.write(&add(&[sa, dst, dst]), PID), Err(Errno::EINVAL));
     assert_eq!(
         k.write(&add(std::slice::from_ref(&sa)), PID),
         Err(Errno::EINVAL)
     );
     assert_eq!(
-        k.write(&add(&[sa.clone(), dst.clone(), ext(41, &[0; 4])]), PID),
+        k.write(&add(&[sa, dst, ext(41, &[0; 4])]), PID),
         Err(Errno::EINVAL)
     );
-    let mut z = add(&[sa.clone(), dst.clone()]);
+    let mut z = add(&[sa, dst]);
     z.extend_from_slice(&[0; 8]);
     let units = (z.len() / 8) as u16;
     z[4..6].copy_from_slice(&units.to_ne_bytes());
     assert_eq!(k.write(&z, PID), Err(Errno::EINVAL));
     // Larval state refused on ADD; bad sockaddr refused.
     let larval = sa_ext(SADB_EXT_SA, 0x2000, SADB_SASTATE_LARVAL, 3, 0, 0);
-    assert_eq!(
-        k.write(&add(&[larval, dst.clone()]), PID),
-        Err(Errno::EINVAL)
-    );
-    let mut bad_dst = dst.clone();
-    bad_dst[8] = 3;
-    assert_eq!(
-        k.write(&add(&[sa.clone(), bad_dst]), PID),
-        Err(Errno::EINVAL)
-    );
+    assert_eq!(k.write(&add(&[larval, dst]), PID), Err(Errno::EINVAL));
+    // A sockaddr whose sa_len no family has.
+    let mut bad_bytes = exts_bytes(&[dst]);
+    bad_bytes[8] = 3;
+    let bad_dst = ExtRepr::Raw(&bad_bytes);
+    assert_eq!(k.write(&add(&[sa, bad_dst]), PID), Err(Errno::EINVAL));
     assert_eq!(k.write(&add(&[sa, dst]), PID), Ok(WriteOk::default()));
     // FLUSH takes no extensions.
     let f = message(SADB_FLUSH, 0, 1, PID, &[ext(SADB_X_EXT_TAG, &[0; 4])]);

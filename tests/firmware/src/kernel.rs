@@ -17,7 +17,9 @@
 
 use sasyncd_core::node::{DumpId, Table};
 use sasyncd_core::pfkey::consts::*;
-use sasyncd_core::pfkey::{canonical_digest_input, flow_key, sa_key, FlowKey, Msg, SaExt, SaKey};
+use sasyncd_core::pfkey::{
+    canonical_digest_input, flow_key, sa_key, ExtRepr, FlowKey, Msg, Repr, SaExt, SaKey,
+};
 use sasyncd_core::platform::DumpRead;
 
 /// SAs a kernel holds at most.
@@ -176,26 +178,19 @@ impl DumpSlot {
         }
     }
 
-    fn append(&mut self, part: &[u8]) -> bool {
-        let Some(dst) = self.buf.get_mut(self.len..self.len + part.len()) else {
-            self.failed = true;
-            return false;
-        };
-        dst.copy_from_slice(part);
-        self.len += part.len();
-        true
-    }
-
-    /// Appends a message header of `msg_type`/`satype` for `body_len`
-    /// bytes of extensions.
-    fn header(&mut self, msg_type: u8, satype: u8, body_len: usize) -> bool {
-        let units = ((HDR_LEN + body_len) / CHUNK) as u16;
-        let mut h = [0u8; HDR_LEN];
-        h[0] = PF_KEY_V2;
-        h[1] = msg_type;
-        h[3] = satype;
-        h[4..6].copy_from_slice(&units.to_ne_bytes());
-        self.append(&h)
+    /// Appends the record `exts` as a message of `msg_type`/`satype`.
+    fn record(&mut self, msg_type: u8, satype: u8, exts: &[ExtRepr<'_>]) -> bool {
+        let out = self.buf.get_mut(self.len..).unwrap_or(&mut []);
+        match Repr::new(msg_type, satype, 0, 0, exts).emit(out) {
+            Ok(n) => {
+                self.len += n;
+                true
+            }
+            Err(_) => {
+                self.failed = true;
+                false
+            }
+        }
     }
 }
 
@@ -248,13 +243,19 @@ fn ext_bytes<'a>(msg: &Msg<'a>) -> impl Iterator<Item = (u16, &'a [u8])> {
         .map(|e| (e.ext_type(), e.bytes()))
 }
 
-/// A LIFETIME_CURRENT extension with this add time.
-fn lifetime_current(add_secs: u64) -> [u8; 32] {
-    let mut e = [0u8; 32];
-    e[0..2].copy_from_slice(&4u16.to_ne_bytes());
-    e[2..4].copy_from_slice(&SADB_EXT_LIFETIME_CURRENT.to_ne_bytes());
-    e[16..24].copy_from_slice(&add_secs.to_ne_bytes());
-    e
+/// The extensions of one dump record: those of a stored request (at most
+/// one of each type) and the kernel's LIFETIME_CURRENT.
+type RecordExts<'a> = heapless::Vec<ExtRepr<'a>, 24>;
+
+/// The extensions of `m` whose type is in `keep`, copied as they are,
+/// after `first`; `None` if there are too many.
+fn record_exts<'a>(m: &Msg<'a>, keep: ExtSet, first: &[ExtRepr<'a>]) -> Option<RecordExts<'a>> {
+    let mut v = RecordExts::new();
+    v.extend_from_slice(first).ok()?;
+    for (_, b) in ext_bytes(m).filter(|(t, _)| keep.contains(*t)) {
+        v.push(ExtRepr::Raw(b)).ok()?;
+    }
+    Some(v)
 }
 
 /// Extensions a dump record carries from the stored request (the SA
@@ -369,11 +370,14 @@ impl Kernel {
             len: len as u16,
             bytes: [0; HDR_LEN + ENTRY_BYTES],
         };
-        c.bytes[0] = PF_KEY_V2;
-        c.bytes[1] = SADB_X_PROMISC;
-        c.bytes[4..6].copy_from_slice(&((len / CHUNK) as u16).to_ne_bytes());
-        c.bytes[8..12].copy_from_slice(&writer.to_ne_bytes());
-        c.bytes[HDR_LEN..len].copy_from_slice(request);
+        let copy = [ExtRepr::Raw(request)];
+        if Repr::new(SADB_X_PROMISC, 0, writer, 0, &copy)
+            .emit(&mut c.bytes)
+            .is_err()
+        {
+            self.stats.promisc_drops += 1;
+            return;
+        }
         self.queued_bytes += len;
         // Cannot fail: checked `is_full` above.
         let _ = self.copies.push_back(c);
@@ -421,17 +425,17 @@ impl Kernel {
                     let Some(sa) = m.find(SADB_EXT_SA) else {
                         continue;
                     };
-                    let cur = lifetime_current(now_secs);
-                    let rest: usize = ext_bytes(&m)
-                        .filter(|(t, _)| SA_DUMPED.contains(*t))
-                        .map(|(_, b)| b.len())
-                        .sum();
-                    let ok = d.header(SADB_DUMP, m.satype(), sa.bytes().len() + cur.len() + rest)
-                        && d.append(sa.bytes())
-                        && d.append(&cur)
-                        && ext_bytes(&m)
-                            .filter(|(t, _)| SA_DUMPED.contains(*t))
-                            .all(|(_, b)| d.append(b));
+                    let first = [
+                        ExtRepr::Raw(sa.bytes()),
+                        ExtRepr::addtime(SADB_EXT_LIFETIME_CURRENT, now_secs),
+                    ];
+                    let ok = match record_exts(&m, SA_DUMPED, &first) {
+                        Some(exts) => d.record(SADB_DUMP, m.satype(), &exts),
+                        None => {
+                            d.failed = true;
+                            false
+                        }
+                    };
                     if !ok {
                         break;
                     }
@@ -440,14 +444,13 @@ impl Kernel {
             Table::Spd => {
                 for (_, bytes) in self.flows.iter() {
                     let Ok(m) = Msg::parse(bytes) else { continue };
-                    let body: usize = ext_bytes(&m)
-                        .filter(|(t, _)| ADDFLOW_ALLOWED.contains(*t))
-                        .map(|(_, b)| b.len())
-                        .sum();
-                    let ok = d.header(SADB_X_SPDDUMP, m.satype(), body)
-                        && ext_bytes(&m)
-                            .filter(|(t, _)| ADDFLOW_ALLOWED.contains(*t))
-                            .all(|(_, b)| d.append(b));
+                    let ok = match record_exts(&m, ADDFLOW_ALLOWED, &[]) {
+                        Some(exts) => d.record(SADB_X_SPDDUMP, m.satype(), &exts),
+                        None => {
+                            d.failed = true;
+                            false
+                        }
+                    };
                     if !ok {
                         break;
                     }

@@ -1,12 +1,13 @@
-//! PF_KEY requests as an IKE daemon writes them, built in fixed buffers
-//! (kernel layouts, host byte order): mature ESP SAs with HMAC-SHA2-256 and
-//! AES keys, hard and soft lifetimes, both endpoints (224 bytes, the shape
-//! the cluster benchmark uses), their DELETEs, and host-to-host "require"
+//! PF_KEY requests as an IKE daemon writes them, emitted by the core's
+//! [`Repr`] into fixed buffers: mature ESP SAs with HMAC-SHA2-256 and AES
+//! keys, hard and soft lifetimes, both endpoints (224 bytes, the shape the
+//! cluster benchmark uses), their DELETEs, and host-to-host "require"
 //! flows.
 
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr};
 
 use sasyncd_core::pfkey::consts::*;
+use sasyncd_core::pfkey::{host_mask, ExtRepr, Repr};
 
 /// The pid the IKE daemon writes with.
 pub const IKE_PID: u32 = 9000;
@@ -17,7 +18,7 @@ pub const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// Largest message built here.
 pub const MSG_MAX: usize = 256;
 
-/// A message under construction (and then a finished one).
+/// A finished message in a fixed buffer.
 #[derive(Debug, Clone)]
 pub struct MsgBuf {
     buf: [u8; MSG_MAX],
@@ -25,77 +26,36 @@ pub struct MsgBuf {
 }
 
 impl MsgBuf {
-    /// A header of `msg_type`/`satype` written by `pid` with `seq`.
-    pub fn new(msg_type: u8, satype: u8, seq: u32, pid: u32) -> MsgBuf {
+    /// `msg_type`/`satype` with `exts`, written by the IKE daemon with
+    /// `seq`. A message that does not fit comes out empty, which the
+    /// kernel refuses (and the run then fails).
+    fn new(msg_type: u8, satype: u8, seq: u32, exts: &[ExtRepr<'_>]) -> MsgBuf {
         let mut m = MsgBuf {
             buf: [0; MSG_MAX],
-            len: HDR_LEN,
+            len: 0,
         };
-        m.buf[0] = PF_KEY_V2;
-        m.buf[1] = msg_type;
-        m.buf[3] = satype;
-        m.buf[8..12].copy_from_slice(&seq.to_ne_bytes());
-        m.buf[12..16].copy_from_slice(&pid.to_ne_bytes());
-        m.fix_len();
+        m.len = Repr::new(msg_type, satype, seq, IKE_PID, exts)
+            .emit(&mut m.buf)
+            .unwrap_or(0);
         m
-    }
-
-    fn fix_len(&mut self) {
-        let units = (self.len / CHUNK) as u16;
-        self.buf[4..6].copy_from_slice(&units.to_ne_bytes());
-    }
-
-    /// Appends one extension: its 4-byte header, `payload`, zero padding
-    /// to 8 bytes.
-    fn ext(&mut self, ty: u16, payload: &[u8]) -> &mut Self {
-        let n = (EXT_HDR_LEN + payload.len()).div_ceil(CHUNK) * CHUNK;
-        let at = self.len;
-        assert!(at + n <= MSG_MAX, "message too long for MsgBuf");
-        self.buf[at..at + 2].copy_from_slice(&((n / CHUNK) as u16).to_ne_bytes());
-        self.buf[at + 2..at + 4].copy_from_slice(&ty.to_ne_bytes());
-        self.buf[at + 4..at + 4 + payload.len()].copy_from_slice(payload);
-        self.buf[at + 4 + payload.len()..at + n].fill(0);
-        self.len += n;
-        self.fix_len();
-        self
-    }
-
-    fn sa(&mut self, spi: u32, state: u8, auth: u8, enc: u8) -> &mut Self {
-        let mut p = [0u8; 12];
-        p[0..4].copy_from_slice(&spi.to_be_bytes());
-        p[4..8].copy_from_slice(&[64, state, auth, enc]);
-        self.ext(SADB_EXT_SA, &p)
-    }
-
-    fn lifetime(&mut self, ty: u16, add_secs: u64) -> &mut Self {
-        let mut p = [0u8; 28];
-        p[12..20].copy_from_slice(&add_secs.to_ne_bytes());
-        self.ext(ty, &p)
-    }
-
-    fn addr(&mut self, ty: u16, ip: Ipv4Addr) -> &mut Self {
-        // sadb_address (proto, prefixlen, reserved) + sockaddr_in.
-        let mut p = [0u8; 4 + 16];
-        p[4] = SOCKADDR_IN_LEN;
-        p[5] = AF_INET;
-        p[8..12].copy_from_slice(&ip.octets());
-        self.ext(ty, &p)
-    }
-
-    fn key(&mut self, ty: u16, key: &[u8; 32]) -> &mut Self {
-        let mut p = [0u8; 4 + 32];
-        p[0..2].copy_from_slice(&(256u16).to_ne_bytes());
-        p[4..].copy_from_slice(key);
-        self.ext(ty, &p)
-    }
-
-    fn proto(&mut self, ty: u16, proto: u8, dir: u8) -> &mut Self {
-        self.ext(ty, &[proto, dir, 0, 0])
     }
 
     /// The message.
     pub fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+}
+
+/// The SA extension isakmpd writes (replay window 64).
+fn sa(spi: u32, state: u8, auth: u8, encrypt: u8) -> ExtRepr<'static> {
+    ExtRepr::Sa {
+        ext_type: SADB_EXT_SA,
+        spi,
+        replay: 64,
+        state,
+        auth,
+        encrypt,
+        flags: 0,
     }
 }
 
@@ -137,41 +97,40 @@ fn key_bytes(i: u32, which: u8) -> [u8; 32] {
 /// The ADD of SA `i` as isakmpd writes it (224 bytes).
 pub fn sa_add(i: u32) -> MsgBuf {
     let (src, dst) = ends(i);
-    let mut m = MsgBuf::new(SADB_ADD, SADB_SATYPE_ESP, i + 1, IKE_PID);
-    m.sa(spi(i), SADB_SASTATE_MATURE, 5, 12)
-        .lifetime(SADB_EXT_LIFETIME_HARD, 1200)
-        .lifetime(SADB_EXT_LIFETIME_SOFT, 1080)
-        .addr(SADB_EXT_ADDRESS_SRC, src)
-        .addr(SADB_EXT_ADDRESS_DST, dst)
-        .key(SADB_EXT_KEY_AUTH, &key_bytes(i, 1))
-        .key(SADB_EXT_KEY_ENCRYPT, &key_bytes(i, 2));
-    m
+    let (akey, ekey) = (key_bytes(i, 1), key_bytes(i, 2));
+    let exts = [
+        sa(spi(i), SADB_SASTATE_MATURE, 5, 12),
+        ExtRepr::addtime(SADB_EXT_LIFETIME_HARD, 1200),
+        ExtRepr::addtime(SADB_EXT_LIFETIME_SOFT, 1080),
+        ExtRepr::address(SADB_EXT_ADDRESS_SRC, IpAddr::V4(src), 0),
+        ExtRepr::address(SADB_EXT_ADDRESS_DST, IpAddr::V4(dst), 0),
+        ExtRepr::key(SADB_EXT_KEY_AUTH, &akey),
+        ExtRepr::key(SADB_EXT_KEY_ENCRYPT, &ekey),
+    ];
+    MsgBuf::new(SADB_ADD, SADB_SATYPE_ESP, i + 1, &exts)
 }
 
 /// The DELETE of SA `i` as isakmpd writes it.
 pub fn sa_delete(i: u32) -> MsgBuf {
     let (src, dst) = ends(i);
-    let mut m = MsgBuf::new(SADB_DELETE, SADB_SATYPE_ESP, i + 1, IKE_PID);
-    m.sa(spi(i), SADB_SASTATE_MATURE, 0, 0)
-        .addr(SADB_EXT_ADDRESS_SRC, src)
-        .addr(SADB_EXT_ADDRESS_DST, dst);
-    m
+    let exts = [
+        sa(spi(i), SADB_SASTATE_MATURE, 0, 0),
+        ExtRepr::address(SADB_EXT_ADDRESS_SRC, IpAddr::V4(src), 0),
+        ExtRepr::address(SADB_EXT_ADDRESS_DST, IpAddr::V4(dst), 0),
+    ];
+    MsgBuf::new(SADB_DELETE, SADB_SATYPE_ESP, i + 1, &exts)
 }
 
 fn flow(msg_type: u8, p: u32) -> MsgBuf {
-    let mut m = MsgBuf::new(msg_type, SADB_SATYPE_ESP, p + 1, IKE_PID);
-    let mask = Ipv4Addr::new(255, 255, 255, 255);
-    m.proto(
-        SADB_X_EXT_FLOW_TYPE,
+    let (l, r) = (IpAddr::V4(LOCAL), IpAddr::V4(remote(p)));
+    let exts = ExtRepr::flow(
         SADB_X_FLOW_TYPE_REQUIRE,
         IPSP_DIRECTION_OUT,
-    )
-    .proto(SADB_X_EXT_PROTOCOL, 0, 0)
-    .addr(SADB_X_EXT_SRC_FLOW, LOCAL)
-    .addr(SADB_X_EXT_SRC_MASK, mask)
-    .addr(SADB_X_EXT_DST_FLOW, remote(p))
-    .addr(SADB_X_EXT_DST_MASK, mask);
-    m
+        0,
+        (l, host_mask(l)),
+        (r, host_mask(r)),
+    );
+    MsgBuf::new(msg_type, SADB_SATYPE_ESP, p + 1, &exts)
 }
 
 /// The X_ADDFLOW of flow `p`: outbound, require, gateway to peer `p`.

@@ -21,7 +21,7 @@ use sasyncd_core::pfkey::{records, sa_key, AddressExt};
 use super::args::{Args, SATYPES};
 use crate::devhost::gateway::Gateway;
 use crate::devhost::{DEFAULT_LOCAL, DEFAULT_REMOTE};
-use crate::pfmsg::{addr_ext, key_ext, lifetime_ext, rdomain_ext, sa_ext};
+use crate::pfmsg::{addr_ext, key_ext, lifetime_ext, rdomain_ext, sa_ext, ExtRepr};
 
 /// SA types `add-sa` can make (IPIP SAs carry nothing to synchronise).
 const ADDABLE: &[(&str, u8)] = SATYPES.split_at(4).0;
@@ -41,8 +41,15 @@ fn spi_max(satype: u8) -> u32 {
     }
 }
 
-/// The extensions of a mature SA with fresh random keys.
-fn sa_exts(gw: &mut Gateway, satype: u8, spi: u32, src: IpAddr, dst: IpAddr) -> Vec<Vec<u8>> {
+/// The extensions of a mature SA with fresh random keys (in `keys`).
+fn sa_exts<'k>(
+    gw: &mut Gateway,
+    satype: u8,
+    spi: u32,
+    src: IpAddr,
+    dst: IpAddr,
+    keys: &'k mut [[u8; 32]; 2],
+) -> Vec<ExtRepr<'k>> {
     let (auth, enc, akey, ekey) = match satype {
         SADB_SATYPE_ESP => (5, 12, 32, 16),
         SADB_SATYPE_AH => (5, 0, 32, 0),
@@ -63,11 +70,14 @@ fn sa_exts(gw: &mut Gateway, satype: u8, spi: u32, src: IpAddr, dst: IpAddr) -> 
         addr_ext(SADB_EXT_ADDRESS_SRC, src, 0),
         addr_ext(SADB_EXT_ADDRESS_DST, dst, 0),
     ];
-    for (t, n) in [(SADB_EXT_KEY_AUTH, akey), (SADB_EXT_KEY_ENCRYPT, ekey)] {
+    let [a, e] = keys;
+    for (t, n, k) in [
+        (SADB_EXT_KEY_AUTH, akey, a),
+        (SADB_EXT_KEY_ENCRYPT, ekey, e),
+    ] {
         if n > 0 {
-            let mut k = vec![0u8; n];
-            gw.rng().fill(&mut k);
-            v.push(key_ext(t, &k));
+            gw.rng().fill(&mut k[..n]);
+            v.push(key_ext(t, &k[..n]));
         }
     }
     v
@@ -101,7 +111,8 @@ pub fn add_sa(gw: &mut Gateway, words: &[&str]) -> Result<String, String> {
     }
     let mut added = Vec::new();
     for (spi, s, d) in dirs {
-        let exts = sa_exts(gw, satype, spi, s, d);
+        let mut keys = [[0u8; 32]; 2];
+        let exts = sa_exts(gw, satype, spi, s, d, &mut keys);
         if let Err(e) = gw.write_as_ike(SADB_ADD, satype, &exts) {
             let mut msg = format!("ADD spi={spi:#010x}: {e}");
             if !added.is_empty() {
