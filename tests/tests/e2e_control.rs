@@ -434,6 +434,45 @@ fn sasyncctl_exit_codes_are_distinct() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("no-daemon.sock"));
 }
 
+/// With every slot taken, the daemon answers a new client "busy" and
+/// closes without reading its request: `sasyncctl` prints that refusal
+/// and exits 1 (the daemon refused), whether its request went out before
+/// the close or was refused by the closed socket (`EPIPE`; it must still
+/// read the answer waiting for it, not report "Broken pipe").
+#[test]
+fn sasyncctl_prints_the_busy_refusal() {
+    let mut c = Cluster::new(1, &[]);
+    c.start(0);
+    c.wait_log(0, &["listening on"]);
+    let path = c.gw[0].control.clone();
+    // All 16 slots, root's included (the test runs as the daemon's owner).
+    let held: Vec<UnixStream> = (0..16)
+        .map(|_| UnixStream::connect(&path).expect("connect"))
+        .collect();
+    // Served once the daemon answers the next one "busy".
+    c.wait("the daemon to take every slot", |_| {
+        let mut s = UnixStream::connect(&path).expect("connect");
+        read_all(&mut s).starts_with(b"error: busy")
+    });
+    for i in 0..30 {
+        let r = Command::new(bin("sasyncctl"))
+            .arg("-s")
+            .arg(&path)
+            .arg("show")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sasyncctl");
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(
+            (r.status.code(), err.as_ref()),
+            (Some(1), "sasyncctl: busy: too many control clients\n"),
+            "try {i}: the daemon's refusal, as a refusal"
+        );
+    }
+    drop(held);
+    c.wait("a slot to be free again", |c| c.ctl(0, &["show"]).is_ok());
+}
+
 /// A legacy daemon and a v2 daemon: the legacy one logs what the peer
 /// speaks once (not "frame length out of range" at every reconnect), and
 /// `show peer` names the peer's protocol.
