@@ -25,6 +25,9 @@ OPTIONS:
     --seed N          seed of a story or of a random scenario
     --trace           print every event, including what the nodes log
     --jobs N          swarm worker threads (default: all cores)
+    --impostors       random scenarios get impostors: connections from the
+                      peers' addresses that know no key (off by default so
+                      the traces of existing seeds stay the same)
     -h, --help        this text
     -V, --version     the version
 
@@ -33,7 +36,8 @@ ENVIRONMENT (with --trace or a story):
     SASYNCD_SIM_DEBUG=1   include the nodes' debug-level lines
 
 STORIES: failover, reconnect, split-brain, repair, adversary, legacy,
-         failover-under-load, split-brain-failover, split-brain-storm
+         failover-under-load, split-brain-failover, split-brain-storm,
+         impostors
 
 WHAT IS SIMULATED: each node runs the real sasyncd state machine
 (sasyncd-core) over a simulated PF_KEY kernel (SADB and SPD with OpenBSD's
@@ -62,7 +66,10 @@ after healing, every slave equals the master within the stated bound (no
 stale entry survives, none is missing); at a master's death its in-sync slaves hold everything it had (unless
 a split brain ended less than 5 s before, 35 s if by a death: doc/PROTOCOL.md); a v2 snapshot
 never empties a slave's SADB; adversary traffic is rejected; without
-injected loss, anti-entropy never finds a difference.
+injected loss, anti-entropy never finds a difference; with --impostors, a
+connection from a peer's address that knows no key never ends or takes its
+session, evicts our dial, moves our backoff, or sets the last error of a
+peer with a session.
 ";
 
 struct Args {
@@ -72,6 +79,7 @@ struct Args {
     trace: bool,
     jobs: Option<usize>,
     plant: Option<String>,
+    impostors: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -82,6 +90,7 @@ fn parse_args() -> Result<Args, String> {
         trace: false,
         jobs: None,
         plant: None,
+        impostors: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -93,6 +102,7 @@ fn parse_args() -> Result<Args, String> {
                 std::process::exit(0);
             }
             "--trace" => a.trace = true,
+            "--impostors" => a.impostors = true,
             "--scenario" => a.scenario = Some(value("--scenario")?),
             "--seed" => {
                 a.seed = Some(
@@ -141,6 +151,7 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
         "update-always-add" => sc.bugs.update_always_add = true,
         "no-regroup" => sc.bugs.no_regroup = true,
         "keep-split-loser" => sc.bugs.keep_split_loser = true,
+        "inbound-evicts-any" => sc.bugs.inbound_evicts_any = true,
         _ => return Err(format!("unknown bug {b}")),
     }
     Ok(())
@@ -159,7 +170,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some((a, b)) = args.seeds {
-        return swarm(a, b, args.jobs, &args.plant);
+        return swarm(a, b, args.jobs, &args.plant, args.impostors);
     }
     let mut sc = match (&args.scenario, args.seed) {
         (Some(name), seed) => match Scenario::story(name, seed.unwrap_or(1)) {
@@ -179,6 +190,7 @@ fn main() -> ExitCode {
         eprintln!("sasyncd-sim: {e}");
         return ExitCode::from(2);
     }
+    sc.impostors |= args.impostors;
     story(sc, args.trace)
 }
 
@@ -260,6 +272,12 @@ fn report(w: &World, wall: f64) -> ExitCode {
         wall,
         w.oracle.failover_checks
     );
+    if w.oracle.impostor_attempts > 0 {
+        println!(
+            "impostors: {} connections, {} calls into nodes checked",
+            w.oracle.impostor_attempts, w.oracle.impostor_checks
+        );
+    }
     for t in w.takeovers.iter().flat_map(|t| t.list.iter()) {
         let at = t.at.as_millis();
         println!(
@@ -326,7 +344,7 @@ fn report(w: &World, wall: f64) -> ExitCode {
 }
 
 /// Runs random scenarios for seeds `a..b` on `jobs` threads.
-fn swarm(a: u64, b: u64, jobs: Option<usize>, bug: &Option<String>) -> ExitCode {
+fn swarm(a: u64, b: u64, jobs: Option<usize>, bug: &Option<String>, impostors: bool) -> ExitCode {
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
@@ -362,6 +380,7 @@ fn swarm(a: u64, b: u64, jobs: Option<usize>, bug: &Option<String>) -> ExitCode 
                     }
                     let mut sc = Scenario::random(seed);
                     let _ = plant(&mut sc, &bug);
+                    sc.impostors |= impostors;
                     let mut w = World::new(sc, false);
                     w.run();
                     sim_ms.fetch_add(w.now.as_millis(), Ordering::Relaxed);

@@ -98,6 +98,9 @@ impl<
             (_, None) => 1,
             (Some(a), Some(b)) => {
                 let pending = |c: &super::conn::Conn<C, TX>| !c.outbound && !c.up;
+                #[cfg(feature = "planted-bugs")]
+                let pending =
+                    |c: &super::conn::Conn<C, TX>| pending(c) || self.bugs.inbound_evicts_any;
                 let victim = match (pending(a), pending(b)) {
                     (true, true) => Some(if a.opened <= b.opened { 0 } else { 1 }),
                     (true, false) => Some(0),

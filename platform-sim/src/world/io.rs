@@ -265,6 +265,10 @@ impl World {
             }
             return;
         }
+        if Some(node) == self.impostor {
+            return self.impostor_event(nc, kind);
+        }
+        let spoofed = self.is_impostor(nc);
         if node >= self.hosts.len() || self.hosts[node].node.is_none() {
             if let NetEventKind::Accepted { peer, .. } = kind {
                 // No sasyncd listening: the connection is refused.
@@ -291,10 +295,12 @@ impl World {
                 }
             }
             NetEventKind::Accepted { peer, .. } => {
+                let before = spoofed.then(|| self.seen(node, peer)).flatten();
                 let r = self.hosts[node]
                     .node
                     .as_mut()
                     .map(|n| n.handle_accept(now, peer));
+                self.impostor_after(node, peer, before, "accepting its connection");
                 match r {
                     Some(Ok(c)) => {
                         self.hosts[node].to_net.insert(c, nc);
@@ -314,6 +320,9 @@ impl World {
                         .entry(c)
                         .or_default()
                         .extend_from_slice(&bytes);
+                    if let Some(addr) = self.net.peer_addr(nc).filter(|_| spoofed) {
+                        self.impostor_recv(node, c, addr);
+                    }
                 } else if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
                     self.trace.event(
                         now,
@@ -335,8 +344,13 @@ impl World {
                     h.to_net.remove(&c);
                     h.rx.remove(&c);
                     h.consumed.remove(&c);
-                    if let Some(n) = h.node.as_mut() {
+                    let addr = self.net.peer_addr(nc).filter(|_| spoofed);
+                    let before = addr.and_then(|a| self.seen(node, a));
+                    if let Some(n) = self.hosts[node].node.as_mut() {
                         n.handle_closed(now, c);
+                    }
+                    if let Some(a) = addr {
+                        self.impostor_after(node, a, before, "its close");
                     }
                 }
             }
