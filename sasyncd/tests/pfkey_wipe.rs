@@ -15,7 +15,8 @@
 //! (`DevPfkey` and the devhost framer), on OpenBSD (`ObsdPfkey` over a
 //! datagram pair, as the kernel's socket hands out records), and the
 //! privileged process's dump from a devhost (`DevHost::dump`, a reply of
-//! several MiB read as it arrives).
+//! several MiB read as it arrives), and the dump's records on the
+//! privilege-separation channel, both ends.
 //!
 //! One process-wide allocator: no harness threads (`harness = false`).
 
@@ -28,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use sasyncd::dev::{DevHost, DevPfkey};
 use sasyncd::kernel::{Host, PfkeySocket};
 use sasyncd::openbsd::ObsdPfkey;
+use sasyncd::privsep::{NetChannel, PrivChannel, ToNet};
 use sasyncd::secret::SecretBytes;
 use sasyncd_core::node::Table;
 use sasyncd_devhost_proto::frame::{frame, read_frame};
@@ -231,6 +233,53 @@ fn obsd_pfkey(failures: &mut Vec<String>) {
     checkpoint("ObsdPfkey dropped", failures);
 }
 
+/// The dump's records on their way from the privileged process to the
+/// network process: the channel's send queue (reused, compacted, grown)
+/// and its reader, in batches of every size.
+fn privsep_dump(failures: &mut Vec<String>) {
+    let (p, n) = UnixStream::pair().unwrap();
+    let mut to_net = PrivChannel::new(p).unwrap();
+    let mut from_priv = NetChannel::new(n).unwrap();
+    let mut records = Vec::with_capacity(64 * 1024);
+    for i in 0..64 {
+        message(1024, i, &mut records);
+    }
+    let mut got = 0;
+    let mut want = 0;
+    for batch in 1..=64usize {
+        // Queue more than the socket takes, then flush and read in turn.
+        for _ in 0..4 {
+            to_net
+                .queue_dump_records(7, &records[..batch * 1024])
+                .unwrap();
+            want += batch * 1024;
+        }
+        while got < want {
+            to_net.flush().unwrap();
+            from_priv.read_ready().unwrap();
+            while let Some(m) = from_priv.next_msg().unwrap() {
+                match m {
+                    ToNet::DumpRecords { records, .. } => got += records.len(),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+    assert_eq!(
+        got,
+        4 * 1024 * (1..=64).sum::<usize>(),
+        "every record came through"
+    );
+    records.zeroize();
+    checkpoint(
+        "privsep channel, dump records handled (channels alive)",
+        failures,
+    );
+    drop(to_net);
+    drop(from_priv);
+    checkpoint("privsep channels dropped", failures);
+}
+
 /// The privileged process's dump from a devhost: a reply larger than the
 /// first buffer the client reserves, so it grows while reading.
 fn dev_dump(failures: &mut Vec<String>) {
@@ -288,6 +337,7 @@ fn main() {
     dev_pfkey(&mut failures);
     obsd_pfkey(&mut failures);
     dev_dump(&mut failures);
+    privsep_dump(&mut failures);
     assert!(
         !OVERFLOW.load(Ordering::Relaxed),
         "the block table overflowed: the live checks are incomplete"
