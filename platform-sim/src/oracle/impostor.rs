@@ -85,3 +85,66 @@ impl Oracle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sasyncd_core::node::ErrorKind;
+
+    fn up() -> Seen {
+        Seen {
+            connected: true,
+            sessions: 3,
+            next_dial: None,
+            last_error: None,
+            dials: vec![NodeConn(4)],
+        }
+    }
+
+    fn check(before: &Seen, after: &Seen) -> Vec<String> {
+        let mut o = Oracle::default();
+        let addr: IpAddr = "10.0.0.2".parse().unwrap();
+        o.impostor_call(Instant::from_millis(1), 0, addr, "x", before, after);
+        assert_eq!(o.impostor_checks, 1);
+        o.failures.into_iter().map(|f| f.what).collect()
+    }
+
+    #[test]
+    fn each_rule_is_checked() {
+        assert!(check(&up(), &up()).is_empty());
+        let down = Seen {
+            connected: false,
+            ..up()
+        };
+        let f = check(&up(), &down);
+        assert!(f[0].contains("ended the peer's session"), "{f:?}");
+        let taken = Seen {
+            sessions: 4,
+            ..up()
+        };
+        assert!(check(&up(), &taken)[0].contains("became the peer's session"));
+        let no_dial = Seen {
+            dials: vec![],
+            ..up()
+        };
+        assert!(check(&up(), &no_dial)[0].contains("evicted our own dial"));
+        let later = Seen {
+            next_dial: Some(Instant::from_millis(30_000)),
+            ..down.clone()
+        };
+        let f = check(&down, &later);
+        assert!(f[0].contains("moved our next dial"), "{f:?}");
+        let blamed = |s: &Seen| Seen {
+            last_error: Some(LastError {
+                kind: ErrorKind::WrongKey,
+                reason: "key confirmation failed",
+                at: Instant::from_millis(1),
+            }),
+            ..s.clone()
+        };
+        assert!(check(&up(), &blamed(&up()))[0].contains("set the peer's last error"));
+        // Without a session, what fails on its address is what there is
+        // to show.
+        assert!(check(&down, &blamed(&down)).is_empty());
+    }
+}
