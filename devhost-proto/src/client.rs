@@ -70,6 +70,8 @@ impl HostClient {
             return Ok(Err(msg));
         }
         p.drain(..1);
+        // The shift left a copy of the last byte past the end.
+        zeroize::Zeroize::zeroize(p.spare_capacity_mut());
         Ok(Ok(p))
     }
 

@@ -4,6 +4,8 @@
 
 use std::io::{self, Read};
 
+use zeroize::Zeroize;
+
 use crate::proto::ProtoError;
 
 /// Bytes of the length prefix.
@@ -105,11 +107,33 @@ pub fn read_frame<R: Read>(r: &mut R, max: usize) -> io::Result<Vec<u8>> {
             ProtoError::FrameTooLong(n),
         ));
     }
-    // Grown as the bytes arrive: a length alone does not reserve memory.
-    let mut payload = Vec::with_capacity(n.min(1 << 20));
-    r.take(n as u64).read_to_end(&mut payload)?;
-    if payload.len() < n {
-        return Err(io::ErrorKind::UnexpectedEof.into());
+    // Grown as the bytes arrive (a length alone does not reserve memory),
+    // by copying and wiping: a payload may be a dump full of SA keys, and
+    // a reallocation would leave a copy behind. Wiped on error too.
+    let mut payload: Vec<u8> = Vec::with_capacity(n.min(1 << 20));
+    while payload.len() < n {
+        if payload.len() == payload.capacity() {
+            let want = payload.capacity().saturating_mul(2).clamp(4096, n);
+            let mut grown = Vec::with_capacity(want);
+            grown.extend_from_slice(&payload);
+            payload.zeroize();
+            payload = grown;
+        }
+        let old = payload.len();
+        let room = (payload.capacity() - old).min(n - old);
+        payload.resize(old + room, 0);
+        match r.read(&mut payload[old..]) {
+            Ok(0) => {
+                payload.zeroize();
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            Ok(got) => payload.truncate(old + got),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => payload.truncate(old),
+            Err(e) => {
+                payload.zeroize();
+                return Err(e);
+            }
+        }
     }
     Ok(payload)
 }

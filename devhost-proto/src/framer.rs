@@ -3,8 +3,14 @@
 //! side cuts it at the `sadb_msg_len` of every 16-byte header. The buffer
 //! is bounded: a header announcing more than the maximum is an error
 //! before its body is read.
+//!
+//! The bytes are SA keys as often as not: what is taken, skipped or moved
+//! is wiped in the buffer at once, and the buffer when it drops, so no
+//! stale copy outlives the message it was part of.
 
 use std::io::{self, Read};
+
+use zeroize::Zeroize;
 
 use sasyncd_core::pfkey::consts::{CHUNK, HDR_LEN, PFKEY_SOCKBUF, PF_KEY_V2};
 
@@ -87,9 +93,12 @@ impl PfkeyFramer {
             self.buf = vec![0; self.capacity()];
         }
         if self.end + n > self.buf.len() && self.start > 0 {
+            let old_end = self.end;
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
+            // The moved bytes' old copy, past the new end.
+            self.buf[self.end..old_end].zeroize();
         }
         self.end + n <= self.buf.len()
     }
@@ -152,14 +161,14 @@ impl PfkeyFramer {
             return Some(Err(PfkeyFrameError::TooLong(n)));
         }
         if n < HDR_LEN {
-            self.start += HDR_LEN;
+            self.take(HDR_LEN);
             return Some(Err(PfkeyFrameError::BadHeader(h)));
         }
         if self.unread().len() < n {
             return None;
         }
         let msg = self.unread()[..n].to_vec();
-        self.start += n;
+        self.take(n);
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -173,6 +182,18 @@ impl PfkeyFramer {
     /// Bytes held (at most one partial message once drained).
     pub fn buffered(&self) -> usize {
         self.end - self.start
+    }
+
+    /// Consumes the next `n` unread bytes, wiping them.
+    fn take(&mut self, n: usize) {
+        self.buf[self.start..self.start + n].zeroize();
+        self.start += n;
+    }
+}
+
+impl Drop for PfkeyFramer {
+    fn drop(&mut self) {
+        self.buf.zeroize();
     }
 }
 

@@ -27,7 +27,8 @@ ENVIRONMENT (with --trace or a story):
     SASYNCD_SIM_DEBUG=1   include the nodes' debug-level lines
 
 STORIES: failover, reconnect, split-brain, repair, adversary, legacy,
-         failover-under-load, split-brain-failover, split-brain-storm
+         failover-under-load, split-brain-failover, split-brain-storm,
+         impostors
 
 WHAT IS SIMULATED: each node runs the real sasyncd state machine
 (sasyncd-core) over a simulated PF_KEY kernel (SADB and SPD with OpenBSD's
@@ -56,7 +57,10 @@ after healing, every slave equals the master within the stated bound (no
 stale entry survives, none is missing); at a master's death its in-sync slaves hold everything it had (unless
 a split brain ended less than 5 s before, 35 s if by a death: doc/PROTOCOL.md); a v2 snapshot
 never empties a slave's SADB; adversary traffic is rejected; without
-injected loss, anti-entropy never finds a difference.
+injected loss, anti-entropy never finds a difference; with --impostors, a
+connection from a peer's address that knows no key never ends or takes its
+session, evicts our dial, moves our backoff, or sets the last error of a
+peer with a session.
 ";
 
 #[derive(Debug, Parser)]
@@ -87,6 +91,11 @@ struct Args {
     /// with --features planted-bugs).
     #[arg(long, value_name = "BUG")]
     plant: Option<String>,
+    /// Random scenarios get impostors: connections from the peers'
+    /// addresses that know no key (off by default so the traces of existing
+    /// seeds stay the same).
+    #[arg(long)]
+    impostors: bool,
 }
 
 /// Parses `A..B` with B > A.
@@ -116,6 +125,7 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
         "update-always-add" => sc.bugs.update_always_add = true,
         "no-regroup" => sc.bugs.no_regroup = true,
         "keep-split-loser" => sc.bugs.keep_split_loser = true,
+        "inbound-evicts-any" => sc.bugs.inbound_evicts_any = true,
         _ => return Err(format!("unknown bug {b}")),
     }
     Ok(())
@@ -124,7 +134,7 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some((a, b)) = args.seeds {
-        return swarm(a, b, args.jobs, &args.plant);
+        return swarm(a, b, args.jobs, &args.plant, args.impostors);
     }
     let mut sc = match (&args.scenario, args.seed) {
         (Some(name), seed) => match Scenario::story(name, seed.unwrap_or(1)) {
@@ -144,6 +154,7 @@ fn main() -> ExitCode {
         eprintln!("sasyncd-sim: {e}");
         return ExitCode::from(2);
     }
+    sc.impostors |= args.impostors;
     story(sc, args.trace)
 }
 
@@ -225,6 +236,12 @@ fn report(w: &World, wall: f64) -> ExitCode {
         wall,
         w.oracle.failover_checks
     );
+    if w.oracle.impostor_attempts > 0 {
+        println!(
+            "impostors: {} connections, {} calls into nodes checked",
+            w.oracle.impostor_attempts, w.oracle.impostor_checks
+        );
+    }
     for t in w.takeovers.iter().flat_map(|t| t.list.iter()) {
         let at = t.at.as_millis();
         println!(
@@ -291,7 +308,7 @@ fn report(w: &World, wall: f64) -> ExitCode {
 }
 
 /// Runs random scenarios for seeds `a..b` on `jobs` threads.
-fn swarm(a: u64, b: u64, jobs: Option<usize>, bug: &Option<String>) -> ExitCode {
+fn swarm(a: u64, b: u64, jobs: Option<usize>, bug: &Option<String>, impostors: bool) -> ExitCode {
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
@@ -327,6 +344,7 @@ fn swarm(a: u64, b: u64, jobs: Option<usize>, bug: &Option<String>) -> ExitCode 
                     }
                     let mut sc = Scenario::random(seed);
                     let _ = plant(&mut sc, &bug);
+                    sc.impostors |= impostors;
                     let mut w = World::new(sc, false);
                     w.run();
                     sim_ms.fetch_add(w.now.as_millis(), Ordering::Relaxed);

@@ -40,10 +40,12 @@ pub type NodeId = usize;
 pub struct ConnId(pub u64);
 
 impl ConnId {
-    fn conn(self) -> u64 {
+    /// The connection both ends share.
+    pub fn conn(self) -> u64 {
         self.0 / 2
     }
-    fn side(self) -> usize {
+    /// 0 for the end that connected, 1 for the one that accepted.
+    pub fn side(self) -> usize {
         (self.0 % 2) as usize
     }
     fn of(conn: u64, side: usize) -> ConnId {
@@ -334,6 +336,16 @@ impl Net {
     /// Opens a connection from `from` to whoever owns `to`; the outcome
     /// arrives as `Connected` or `ConnectFailed`.
     pub fn connect(&mut self, from: NodeId, to: IpAddr, now: Instant) -> ConnId {
+        let src = self.hosts[from].addr;
+        self.connect_as(from, src, to, now)
+    }
+
+    /// [`Net::connect`] with a spoofed source address `src`: the other end
+    /// sees `src`, while what it sends still reaches `from` (an impostor
+    /// on the path, or one that guessed the sequence numbers). Only the
+    /// accepting end's view is spoofed; packets route by `from`'s own
+    /// address.
+    pub fn connect_as(&mut self, from: NodeId, src: IpAddr, to: IpAddr, now: Instant) -> ConnId {
         let id = self.next_conn;
         self.next_conn += 1;
         let h = &self.hosts[from];
@@ -349,7 +361,7 @@ impl Net {
         let mut c = Conn {
             ends: [
                 end(from, h.addr, to, EndState::SynSent),
-                end(usize::MAX, to, h.addr, EndState::Pending),
+                end(usize::MAX, to, src, EndState::Pending),
             ],
             q: [VecDeque::new(), VecDeque::new()],
             link_free_us: [0; 2],

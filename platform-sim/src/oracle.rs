@@ -13,6 +13,8 @@ use crate::kernel::synced_by;
 use crate::scenario::Scenario;
 use crate::world::World;
 
+pub mod impostor;
+
 /// One broken rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -134,6 +136,10 @@ pub struct Oracle {
     split_settles_at: Option<Instant>,
     /// Split brains seen (two carp masters at once).
     pub split_brains: u64,
+    /// Impostor connections attempted (see [`impostor`]).
+    pub impostor_attempts: u64,
+    /// Calls an impostor caused that were checked.
+    pub impostor_checks: u64,
 }
 
 fn keep_all() -> impl Fn(&sasyncd_core::pfkey::Msg<'_>) -> bool {
@@ -183,6 +189,8 @@ impl Oracle {
             heads: vec![Default::default(); n],
             split_settles_at: None,
             split_brains: 0,
+            impostor_attempts: 0,
+            impostor_checks: 0,
         }
     }
 

@@ -37,6 +37,13 @@ pub enum Action {
     Workload(bool),
     /// A stranger (unconfigured address) connects to a node and talks.
     Stranger { node: usize },
+    /// An impostor connects to `node` from the address of its peer `peer`
+    /// (spoofed) and sends junk (`junk`) or holds the connection silent.
+    Impostor {
+        node: usize,
+        peer: usize,
+        junk: bool,
+    },
 }
 
 /// Known bugs to plant in the nodes (see `core::node::PlantedBugs`).
@@ -62,6 +69,8 @@ pub struct Bugs {
     pub no_regroup: bool,
     /// v2 slaves keep following a split brain's loser once it steps down.
     pub keep_split_loser: bool,
+    /// An inbound connection may evict any connection of its peer.
+    pub inbound_evicts_any: bool,
 }
 
 impl Bugs {
@@ -77,6 +86,7 @@ impl Bugs {
             || self.update_always_add
             || self.no_regroup
             || self.keep_split_loser
+            || self.inbound_evicts_any
     }
 }
 
@@ -120,6 +130,11 @@ pub struct Scenario {
     /// SAs (and half as many flows) every host holds at boot, with a
     /// little divergence between hosts (see `world::preload`).
     pub preload: usize,
+    /// Impostors connect from the peers' addresses, in bursts, some right
+    /// after a peer went down (see `world::impostors`). Off in
+    /// [`Scenario::random`] unless asked for (`--impostors`), so the
+    /// traces of existing seeds stay as they were.
+    pub impostors: bool,
 }
 
 /// Longest time to convergence once the network is healed and the
@@ -195,6 +210,7 @@ impl Scenario {
             bugs: Bugs::default(),
             mark_limit: None,
             preload: 0,
+            impostors: false,
         }
     }
 
@@ -376,6 +392,15 @@ impl Scenario {
                     (secs(65), Action::Restart { node: 1 }),
                 ];
             }
+            // Impostors connect from the peers' addresses while sessions
+            // are up, while a peer is down, in both directions.
+            "impostors" => {
+                s.impostors = true;
+                s.script = vec![
+                    (secs(30), Action::Stop { node: 1 }),
+                    (secs(50), Action::Restart { node: 1 }),
+                ];
+            }
             // A busy master on a slow network dies, and so does its
             // successor 15 s later: every slave must have followed the
             // successor at once, or the third master lacks its SAs.
@@ -436,5 +461,6 @@ impl Scenario {
         "failover-under-load",
         "split-brain-failover",
         "split-brain-storm",
+        "impostors",
     ];
 }

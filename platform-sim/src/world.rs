@@ -27,6 +27,7 @@ use crate::takeover::Takeovers;
 use crate::trace::Trace;
 
 mod faults;
+mod impostors;
 mod io;
 mod preload;
 
@@ -135,6 +136,11 @@ pub struct World {
     sent_total: BTreeMap<NetConn, u64>,
     altered: std::rc::Rc<std::cell::Cell<u64>>,
     stranger_connected: bool,
+    /// The impostors' host, once one connected.
+    impostor: Option<usize>,
+    /// Impostor connections (by the network's connection number), and
+    /// whether each sends junk.
+    impostor_conns: BTreeMap<u64, bool>,
 }
 
 /// The random adversary, counting what it altered.
@@ -217,6 +223,7 @@ impl World {
             .map(|(d, a)| (Instant::ZERO.add(*d), a.clone()))
             .collect();
         Self::random_faults(&sc, &mut rng, &mut script);
+        Self::impostor_script(&sc, &mut script);
         script.sort_by_key(|(t, _)| *t);
         let oracle = Oracle::new(&sc);
         let mut w = World {
@@ -240,6 +247,8 @@ impl World {
             sent_total: BTreeMap::new(),
             altered,
             stranger_connected: false,
+            impostor: None,
+            impostor_conns: BTreeMap::new(),
             sc,
         };
         logcap::capture(log_nodes);

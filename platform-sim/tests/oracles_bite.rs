@@ -230,3 +230,50 @@ fn keeping_a_split_brains_loser_is_caught_by_the_failover_oracle() {
         assert!(what.contains("lacks what dying master"), "{name}: {what}");
     }
 }
+
+/// An inbound connection that may evict any connection of its peer (the
+/// rule before issue 22) is caught by the impostor oracle in both
+/// protocols: a connection from the peer's address ends its session or
+/// our own dial.
+#[test]
+fn impostors_evicting_sessions_are_caught_in_both_protocols() {
+    let bugs = Bugs {
+        inbound_evicts_any: true,
+        ..Bugs::default()
+    };
+    // [v2, legacy]: (seed, failure)
+    let mut caught: [Option<(u64, String)>; 2] = [None, None];
+    for seed in 0..300 {
+        let mut sc = Scenario::random(seed);
+        let legacy = usize::from(sc.legacy);
+        if caught[legacy].is_some() {
+            continue;
+        }
+        sc.bugs = bugs;
+        sc.impostors = true;
+        let mut w = World::new(sc, false);
+        w.run();
+        caught[legacy] = w
+            .oracle
+            .failures
+            .iter()
+            .map(|f| f.to_string())
+            .find(|f| f.contains("impostor from"))
+            .map(|f| (seed, f));
+        if caught.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    for (proto, c) in ["v2", "legacy"].iter().zip(&caught) {
+        let (seed, what) = c.as_ref().unwrap_or_else(|| {
+            panic!("{proto}: 300 seeds with impostors catch an evicting inbound")
+        });
+        assert!(
+            what.contains("ended the peer's session")
+                || what.contains("evicted our own dial")
+                || what.contains("became the peer's session"),
+            "{proto} seed {seed}: {what}"
+        );
+        eprintln!("{proto}: seed {seed}: {what}");
+    }
+}

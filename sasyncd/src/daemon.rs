@@ -477,7 +477,6 @@ fn network(
     // Stopping and reloading are asked of the privileged process.
     sys::ignore(&sys::STOP_RELOAD).map_err(|e| err(e.to_string()))?;
     sys::release(&sys::STOP_RELOAD).map_err(|e| err(e.to_string()))?;
-    let signals = Signals::install(&[]).map_err(|e| err(e.to_string()))?;
     let pid = std::process::id();
     let (pfkey, link): (Box<dyn PfkeySocket>, Box<dyn LinkWatch>) = match net {
         NetKernel::Dev(dev) => (
@@ -514,7 +513,7 @@ fn network(
         crate::openbsd::confine_net().map_err(|e| err(format!("network process: {e}")))?;
     }
     let io = NetIo::new(clock, pid, source, pfkey, chan);
-    let net = Net::new(node, io, link, listeners, Some(control), signals);
+    let net = Net::new(node, io, link, listeners, Some(control));
     logger::report_ready();
     Ok(net.run())
 }

@@ -35,7 +35,14 @@ pub struct DevPfkey {
 impl DevPfkey {
     /// Opens the PF_KEY socket of process `pid` on the devhost at `path`.
     pub fn open(path: &Path, pid: u32) -> io::Result<DevPfkey> {
-        let stream = devhost::connect_pfkey(path, pid)?;
+        DevPfkey::from_stream(devhost::connect_pfkey(path, pid)?)
+    }
+}
+
+impl DevPfkey {
+    /// The PF_KEY socket over a stream already connected and past the
+    /// devhost's hello (tests drive one over a socket pair).
+    pub fn from_stream(stream: UnixStream) -> io::Result<DevPfkey> {
         stream.set_nonblocking(true)?;
         Ok(DevPfkey {
             stream,
@@ -99,9 +106,7 @@ impl PfkeySocket for DevPfkey {
                     self.tx[..n].fill(0);
                     self.tx.drain(..n);
                     // The move left copies of the rest past the end.
-                    for b in self.tx.spare_capacity_mut() {
-                        b.write(0);
-                    }
+                    zeroize::Zeroize::zeroize(self.tx.spare_capacity_mut());
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -434,6 +434,73 @@ fn sasyncctl_exit_codes_are_distinct() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("no-daemon.sock"));
 }
 
+/// With every slot taken, the daemon answers a new client "busy" and
+/// closes without reading its request: `sasyncctl` prints that refusal
+/// and exits 1 (the daemon refused), whether its request went out before
+/// the close or was refused by the closed socket (`EPIPE`; it must still
+/// read the answer waiting for it, not report "Broken pipe").
+#[test]
+fn sasyncctl_prints_the_busy_refusal() {
+    let mut c = Cluster::new(1, &[]);
+    c.start(0);
+    c.wait_log(0, &["listening on"]);
+    let path = c.gw[0].control.clone();
+    let mut tries = 0;
+    for round in 0..3 {
+        let (held, since) = take_every_slot(&c, &path);
+        while since.elapsed() < Duration::from_secs(5) {
+            let r = Command::new(bin("sasyncctl"))
+                .arg("-s")
+                .arg(&path)
+                .arg("show")
+                .stdin(Stdio::null())
+                .output()
+                .expect("run sasyncctl");
+            let err = String::from_utf8_lossy(&r.stderr);
+            assert_eq!(
+                (r.status.code(), err.as_ref()),
+                (Some(1), "sasyncctl: busy: too many control clients\n"),
+                "round {round}, try {tries}: the daemon's refusal, as a refusal"
+            );
+            tries += 1;
+        }
+        drop(held);
+    }
+    assert!(tries >= 3, "only {tries} tries");
+}
+
+/// Holds all 16 slots of the control socket, root's included (the test
+/// runs as the daemon's owner), with clients that say nothing; returns
+/// them and when they connected (the daemon drops them after
+/// CLIENT_TIMEOUT, 10 s). A client the daemon had not yet seen leave (a
+/// harness's probe, a previous round's) may hold a slot a moment longer:
+/// then one of ours is refused, and we try again.
+fn take_every_slot(c: &Cluster, path: &std::path::Path) -> (Vec<UnixStream>, Instant) {
+    loop {
+        c.wait("a free slot", |c| c.ctl(0, &["show"]).is_ok());
+        let held: Vec<UnixStream> = (0..16)
+            .map(|_| UnixStream::connect(path).expect("connect"))
+            .collect();
+        let since = Instant::now();
+        // Every slot is taken once the daemon answers the next one "busy".
+        c.wait("the daemon to take every slot", |_| {
+            let mut s = UnixStream::connect(path).expect("connect");
+            read_all(&mut s).starts_with(b"error: busy")
+        });
+        let refused = held.iter().any(|h| {
+            h.set_nonblocking(true).expect("nonblocking");
+            let mut b = [0u8; 64];
+            let answered =
+                !matches!((&*h).read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+            h.set_nonblocking(false).expect("blocking");
+            answered
+        });
+        if !refused {
+            return (held, since);
+        }
+    }
+}
+
 /// A legacy daemon and a v2 daemon: the legacy one logs what the peer
 /// speaks once (not "frame length out of range" at every reconnect), and
 /// `show peer` names the peer's protocol.

@@ -118,37 +118,53 @@ fn a_killed_privileged_process_takes_the_network_process_down() {
     );
 }
 
+/// sasyncd.8: the network process ignores SIGTERM, SIGINT and SIGHUP
+/// (any process of its user could send them); they are for the privileged
+/// process. Signalled directly, by its user or by root, it neither stops
+/// nor reloads; the same SIGHUP to the privileged process reloads.
 #[test]
 fn a_process_of_the_network_user_cannot_stop_or_reload_the_daemon() {
     let Some(mut c) = demoted_slave() else { return };
     let net = c.net_pid(1).expect("the network process");
-    // What any other process of the unprivileged user may do to it.
-    for sig in ["TERM", "INT", "HUP"] {
-        let st = std::process::Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(net.to_string())
-            .uid(65534)
-            .gid(65534)
-            .status()
-            .expect("run kill as nobody");
-        assert!(
-            st.success(),
-            "nobody may signal the network process (SIG{sig})"
-        );
+    // What any other process of the unprivileged user may do to it, and
+    // what root may do by mistake (`kill` of the wrong pid).
+    for uid in [65534, 0] {
+        for sig in ["TERM", "INT", "HUP"] {
+            let st = std::process::Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(net.to_string())
+                .uid(uid)
+                .gid(uid)
+                .status()
+                .expect("run kill");
+            assert!(
+                st.success(),
+                "uid {uid} may signal the network process (SIG{sig})"
+            );
+        }
     }
     std::thread::sleep(std::time::Duration::from_secs(1));
     assert!(
         c.running(1),
-        "a signal from the network user stopped the daemon:\n{}",
+        "a signal to the network process stopped the daemon:\n{}",
         c.log(1)
     );
+    assert_eq!(c.net_pid(1), Some(net), "the same network process runs");
     c.ctl(1, &["show"]).expect("the daemon still answers");
-    assert!(!c.log(1).contains("received SIGHUP"), "it reloaded");
+    assert!(
+        !c.log(1).contains("configuration reloaded"),
+        "a SIGHUP to the network process reloaded:\n{}",
+        c.log(1)
+    );
     assert_eq!(
         c.host_status(1, "demote"),
         "2",
         "and still holds its demotion"
     );
+    // The privileged process does what the network process would not.
+    c.signal(1, Signal::SIGHUP);
+    c.wait_log(1, &["configuration reloaded"]);
+    assert!(c.running(1), "a reload leaves it running");
 }
 
 #[test]

@@ -76,6 +76,9 @@ pub struct PlantedBugs {
     /// A v2 slave keeps following a master that stepped down (a split
     /// brain's loser) instead of attaching to the one left.
     pub keep_split_loser: bool,
+    /// An inbound connection may evict any connection of its peer (an
+    /// authenticated session, our own dial), as before issue 22.
+    pub inbound_evicts_any: bool,
 }
 
 /// Where a snapshot (or repair) stands with SA bundles. ADD cannot carry

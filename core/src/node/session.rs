@@ -88,6 +88,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             (_, None) => 1,
             (Some(a), Some(b)) => {
                 let pending = |c: &super::conn::Conn<'a, C>| !c.outbound && !c.up;
+                #[cfg(feature = "planted-bugs")]
+                let pending =
+                    |c: &super::conn::Conn<'a, C>| pending(c) || self.bugs.inbound_evicts_any;
                 let victim = match (pending(a), pending(b)) {
                     (true, true) => Some(if a.opened <= b.opened { 0 } else { 1 }),
                     (true, false) => Some(0),

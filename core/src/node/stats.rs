@@ -176,6 +176,10 @@ pub struct PeerView {
     pub phase_since: Option<Instant>,
     /// Its counters.
     pub stats: PeerStats,
+    /// When we may dial it next (its reconnect backoff), if a wait is
+    /// scheduled: only our own failures may move it, never what anyone
+    /// does from its address.
+    pub next_dial: Option<Instant>,
 }
 
 impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
@@ -238,6 +242,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 phase,
                 phase_since,
                 stats,
+                next_dial: self.backoff[i.0].poll_timeout(),
             }
         })
     }

@@ -90,7 +90,8 @@ impl Net {
             acc.incarnation = inc;
             if listening {
                 acc.state = EndState::Established;
-                let (peer, local) = (c.ends[0].local, c.ends[0].remote);
+                // The source the acceptor sees (spoofed by `connect_as`).
+                let (peer, local) = (c.ends[1].remote, c.ends[0].remote);
                 self.event(r, id, 1, NetEventKind::Accepted { peer, local });
                 self.push(c, 1, Kind::SynAck, now);
             } else {

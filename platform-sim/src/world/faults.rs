@@ -178,6 +178,7 @@ impl World {
                 update_always_add: b.update_always_add,
                 no_regroup: b.no_regroup,
                 keep_split_loser: b.keep_split_loser,
+                inbound_evicts_any: b.inbound_evicts_any,
             };
             node
         };
@@ -365,6 +366,7 @@ impl World {
                 self.net.connect(s, host_addr(node), now);
                 self.oracle.stranger_attempts += 1;
             }
+            Action::Impostor { node, peer, junk } => self.impostor_connect(node, peer, junk),
         }
     }
 }

@@ -320,6 +320,10 @@ impl World {
             }
             return;
         }
+        if Some(node) == self.impostor {
+            return self.impostor_event(nc, kind);
+        }
+        let spoofed = self.is_impostor(nc);
         if node >= self.hosts.len() || self.hosts[node].node.is_none() {
             if let NetEventKind::Accepted { peer, .. } = kind {
                 // No sasyncd listening: the connection is refused.
@@ -327,6 +331,9 @@ impl World {
                     u64::from(!self.hosts.iter().any(|h| h.addr == peer));
                 self.net.close(nc, now);
             }
+            return;
+        }
+        if spoofed && self.impostor_net(node, nc, &kind) {
             return;
         }
         self.hosts[node].inputs.push_back(Pending::Net(nc, kind));

@@ -41,9 +41,23 @@ pub fn connect(path: &Path) -> Result<UnixStream, ClientError> {
 }
 
 /// Sends `req` on a connected socket and reads the whole reply.
+///
+/// A daemon that refuses a client at once (all its slots taken) writes
+/// why and closes without reading; a request written after that close
+/// fails (`EPIPE`), but the refusal is already here to be read: it is the
+/// answer, not the write error.
 pub fn exchange(mut s: UnixStream, req: &Request) -> Result<Reply, ClientError> {
-    s.write_all(req.encode().as_bytes())
-        .map_err(ClientError::Io)?;
+    if let Err(e) = s.write_all(req.encode().as_bytes()) {
+        return match read_reply(&mut s) {
+            Ok(reply) => Ok(reply),
+            Err(_) => Err(ClientError::Io(e)),
+        };
+    }
+    read_reply(&mut s)
+}
+
+/// Reads one whole reply.
+fn read_reply(s: &mut UnixStream) -> Result<Reply, ClientError> {
     let mut r = ReplyReader::new();
     let mut buf = [0u8; 8192];
     loop {

@@ -348,6 +348,7 @@ pub(crate) mod tests {
                     phase: SessionPhase::Up,
                     phase_since: Some(t(90_000)),
                     stats: master,
+                    next_dial: None,
                 },
                 PeerView {
                     addr: "2001:db8::3".parse().unwrap(),
@@ -357,6 +358,7 @@ pub(crate) mod tests {
                     phase: SessionPhase::Down,
                     phase_since: Some(t(50_000)),
                     stats: other,
+                    next_dial: Some(t(51_000)),
                 },
             ],
             pfsync: None,

@@ -13,7 +13,6 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::Signal;
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
 #[cfg(doc)]
@@ -25,7 +24,7 @@ use sasyncd_core::platform::drive;
 use crate::control::{self, ClientId, Control, Request, Status};
 use crate::kernel::LinkWatch;
 use crate::privsep::{ReadStatus, ToNet, ToPriv};
-use crate::sys::{OsRandom, Signals};
+use crate::sys::OsRandom;
 use conns::ReadOutcome;
 use io::{NetIo, Pending};
 
@@ -40,7 +39,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Why the loop ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
-    /// An orderly shutdown (a signal, or the privileged process asked).
+    /// An orderly shutdown (the privileged process asked: the network
+    /// process ignores the stop and reload signals, see `sys::ignore`).
     Shutdown,
     /// Something the process cannot run without failed.
     Failed(String),
@@ -49,7 +49,6 @@ pub enum Exit {
 /// What the loop polls, by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Token {
-    Signals,
     Chan,
     Pfkey,
     Link,
@@ -66,7 +65,6 @@ pub struct Net {
     pub link: Box<dyn LinkWatch>,
     pub listeners: Vec<(SocketAddr, TcpListener)>,
     pub control: Option<Control>,
-    pub signals: Signals,
     shutdown_at: Option<std::time::Instant>,
     failed: Option<String>,
     /// Whether pfsync is up, as the privileged process last found.
@@ -92,7 +90,6 @@ impl Net {
         link: Box<dyn LinkWatch>,
         listeners: Vec<(SocketAddr, TcpListener)>,
         control: Option<Control>,
-        signals: Signals,
     ) -> Net {
         Net {
             node,
@@ -100,7 +97,6 @@ impl Net {
             link,
             listeners,
             control,
-            signals,
             shutdown_at: None,
             failed: None,
             pfsync: None,
@@ -177,7 +173,6 @@ impl Net {
                 toks.push($tok);
             }};
         }
-        add!(self.signals.fd(), PollFlags::POLLIN, Token::Signals);
         let chan_flags = if self.io.chan.wants_write() {
             PollFlags::POLLIN | PollFlags::POLLOUT
         } else {
@@ -235,23 +230,6 @@ impl Net {
 
     fn ready(&mut self, tok: Token, ev: PollFlags) {
         match tok {
-            Token::Signals => {
-                for s in self.signals.drain() {
-                    match s {
-                        Signal::SIGTERM | Signal::SIGINT => {
-                            log::info!("received {}; shutting down", s.as_str());
-                            self.begin_shutdown();
-                        }
-                        Signal::SIGHUP => {
-                            log::info!(
-                                "received SIGHUP; asking for the configuration to be re-read"
-                            );
-                            self.io.to_priv(ToPriv::Reload);
-                        }
-                        _ => {}
-                    }
-                }
-            }
             Token::Chan => self.read_priv(),
             Token::Pfkey => {
                 let mut msgs = Vec::new();
