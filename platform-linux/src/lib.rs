@@ -12,6 +12,9 @@
 //!   slave's snapshot and its live updates).
 //! * [`replay`]: outbound sequence numbers watched (replay events),
 //!   carried, and moved past the last one carried at a takeover.
+//! * [`addr`]: the role keepalived gives the node, from the virtual
+//!   address's presence on an interface (rtnetlink).
+//! * [`trackfile`]: demotion through keepalived's `track_file`.
 //!
 //! # Why XFRM netlink and not PF_KEY, for every job
 //!
@@ -111,9 +114,11 @@
 //! crate (examples `failover_mirror`, `failover_traffic`), with and
 //! without the jump.
 
+pub mod addr;
 pub mod mirror;
 pub mod nl;
 pub mod replay;
 pub mod rewrite;
 pub mod socket;
+pub mod trackfile;
 pub mod xfrm;
