@@ -282,25 +282,27 @@ impl AddrWatch {
 
     fn event(&mut self, m: &Msg<'_>, out: &mut Vec<Presence>) {
         match m.kind() {
-            rtm::NEWADDR | rtm::DELADDR => {
-                if self.index.is_some() && addr_event(m, self.addr) == self.index {
-                    out.push(presence(m.kind() == rtm::NEWADDR));
-                }
+            rtm::NEWADDR | rtm::DELADDR
+                if self.index.is_some() && addr_event(m, self.addr) == self.index =>
+            {
+                out.push(presence(m.kind() == rtm::NEWADDR));
             }
             rtm::NEWLINK => {
-                if let Some((index, name)) = link_event(m) {
-                    if name == self.ifname.as_bytes() && self.index != Some(index) {
-                        self.index = Some(index);
-                        self.recheck = true;
-                    }
+                let Some((index, name)) = link_event(m) else {
+                    return;
+                };
+                if name == self.ifname.as_bytes() && self.index != Some(index) {
+                    self.index = Some(index);
+                    self.recheck = true;
                 }
             }
             rtm::DELLINK => {
-                if let Some((index, _)) = link_event(m) {
-                    if self.index == Some(index) {
-                        self.index = None;
-                        out.push(Presence::NoInterface);
-                    }
+                let Some((index, _)) = link_event(m) else {
+                    return;
+                };
+                if self.index == Some(index) {
+                    self.index = None;
+                    out.push(Presence::NoInterface);
                 }
             }
             _ => {}
