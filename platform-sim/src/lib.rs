@@ -32,7 +32,7 @@ pub mod errno;
 pub mod ike;
 pub mod kernel;
 pub mod links;
-mod logcap;
+pub mod logcap;
 pub mod marks;
 pub mod net;
 pub mod oracle;

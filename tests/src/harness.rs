@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
+use sasyncd_core::dialect::KernelDialect;
 use sasyncd_core::node::{
     ConnId, DumpId, FixedMarks, IkeMode, Node, NodeError, NodeStats, PeerView, Reconfigured,
     Settings,
@@ -108,6 +109,9 @@ pub struct Host<const RING: usize, const MARKS: usize> {
     pub dialled: Vec<IpAddr>,
     /// How often the process asked to re-read the carp interface.
     pub rechecks: usize,
+    /// The kernel dialect the node is started with (its v2 HELLO says
+    /// it); takes effect at the next [`World::start`].
+    pub dialect: KernelDialect,
     seed: u64,
     inbox: BTreeMap<ConnId, Vec<u8>>,
     /// Connects and short writes whose outcome the node hears next round.
@@ -206,6 +210,7 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
                 refused: Vec::new(),
                 dialled: Vec::new(),
                 rechecks: 0,
+                dialect: KernelDialect::OpenBsd,
                 seed: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
                 inbox: BTreeMap::new(),
                 connected: Vec::new(),
@@ -228,6 +233,7 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
         n.seed = n.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         let mut settings = Settings::new(id, n.seed, n.pid);
         settings.digest_interval = self.digest_interval;
+        settings.dialect = n.dialect;
         let rng = SimRandom(Rng::new(n.seed));
         let node = in_core!(Node::new(
             &cfg,

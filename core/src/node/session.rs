@@ -323,6 +323,7 @@ impl<
             run_state: self.role.state(),
             resume: self.resume_position(),
             arch: ArchTag::host(),
+            dialect: self.settings.dialect,
         };
         let Some((p, s)) = self.slot_of(id) else {
             return;
