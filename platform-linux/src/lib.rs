@@ -12,6 +12,9 @@
 //!   slave's snapshot and its live updates).
 //! * [`replay`]: outbound sequence numbers watched (replay events),
 //!   carried, and moved past the last one carried at a takeover.
+//! * [`dialect`]: the XFRM kernel dialect the core is given
+//!   (`sasyncd_core::dialect::Dialect`): identities, filter, rewrites,
+//!   digest form.
 //! * [`addr`]: the role keepalived gives the node, from the virtual
 //!   address's presence on an interface (rtnetlink).
 //! * [`trackfile`]: demotion through keepalived's `track_file`.
@@ -74,11 +77,14 @@
 //! per-socket policies are not synced; a node's own writes are recognised
 //! by the event's port id, as PF_KEY's by the writer pid), and the
 //! rewrite into a request ([`rewrite`]). A cluster that mixes kernels is
-//! then refused at HELLO by its dialect, as issue 20 asks. Wiring that
-//! into the core and the daemon's poll loop is issue 24's.
+//! then refused at HELLO by its dialect, as issue 20 asks (HELLO byte 83,
+//! `core/src/wire/README.md`; tested by `tests/tests/dialect.rs`). The trait
+//! is `sasyncd_core::dialect::Dialect`, implemented here by
+//! [`dialect::Xfrm`]; wiring it into the node and the daemon's poll loop
+//! is issue 24's.
 //!
-//! In the core's platform contract (`sasyncd_core::platform::Platform`;
-//! this crate does not depend on the core yet), its parts take
+//! In the core's platform contract (`sasyncd_core::platform::Platform`),
+//! its parts take
 //! these places: `pfkey_write` is [`socket::XfrmSocket::request`] of a
 //! record rewritten by [`rewrite`] (or [`mirror::apply_event`], which adds
 //! the idempotent retries); `set_promisc` is opening or closing a watch
@@ -115,6 +121,7 @@
 //! without the jump.
 
 pub mod addr;
+pub mod dialect;
 pub mod mirror;
 pub mod nl;
 pub mod replay;
