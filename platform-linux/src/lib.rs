@@ -18,6 +18,8 @@
 //! * [`addr`]: the role keepalived gives the node, from the virtual
 //!   address's presence on an interface (rtnetlink).
 //! * [`trackfile`]: demotion through keepalived's `track_file`.
+//! * [`confine`]: the network process's seccomp filter (and why no
+//!   Landlock).
 //!
 //! # Why XFRM netlink and not PF_KEY, for every job
 //!
@@ -121,6 +123,7 @@
 //! without the jump.
 
 pub mod addr;
+pub mod confine;
 pub mod dialect;
 pub mod mirror;
 pub mod nl;

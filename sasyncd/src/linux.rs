@@ -223,6 +223,16 @@ impl Host for LinuxHost {
     }
 }
 
+/// Confines the network process once its sockets are open and its
+/// privileges dropped: the seccomp filter of `sasyncd_linux::confine`
+/// (no exec, no file opens, no ptrace, mounts, namespaces or kernel code),
+/// the counterpart of its pledge on OpenBSD.
+pub fn confine_net() -> Result<(), String> {
+    sasyncd_linux::confine::confine_net().map_err(|e| format!("seccomp: {e}"))?;
+    log::debug!("network process confined (seccomp)");
+    Ok(())
+}
+
 fn no_demote_file() -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
@@ -262,6 +272,44 @@ mod tests {
         assert_eq!(h.link_state().unwrap(), 2);
         h.reconfigure(&cfg("interface nosuchif0 address 192.0.2.77"));
         assert_eq!(h.link_state().unwrap(), 0);
+    }
+
+    /// A process holding what the network process holds (a role watch,
+    /// a listening socket, a peer connection) keeps working once confined,
+    /// and can no longer open a file or run a program.
+    #[test]
+    fn a_confined_process_keeps_its_sockets_and_loses_the_rest() {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        let (status, out) = crate::testutil::in_child(|out| {
+            let mut watch = LinuxLinkWatch::open("lo", "127.0.0.1".parse().unwrap()).unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let at = listener.local_addr().unwrap();
+            confine_net().unwrap();
+            let e = std::fs::File::open("/etc/hostname").unwrap_err();
+            writeln!(out, "open: {:?}", e.raw_os_error()).unwrap();
+            let e = std::fs::File::create("/tmp/sasyncd-confined").unwrap_err();
+            writeln!(out, "create: {:?}", e.raw_os_error()).unwrap();
+            let ran = std::process::Command::new("/bin/true").status();
+            writeln!(out, "exec: {:?}", ran.map_err(|e| e.raw_os_error())).unwrap();
+            // What the network process does goes on: new connections,
+            // bytes both ways, the watch.
+            let mut c = TcpStream::connect(at).unwrap();
+            let (mut s, _) = listener.accept().unwrap();
+            c.write_all(b"ping").unwrap();
+            let mut b = [0u8; 4];
+            s.read_exact(&mut b).unwrap();
+            assert!(watch.read_states().is_ok());
+            writeln!(out, "net: {}", String::from_utf8_lossy(&b)).unwrap();
+        });
+        assert_eq!(
+            out, "open: Some(1)\ncreate: Some(1)\nexec: Err(Some(1))\nnet: ping\n",
+            "{status:?}"
+        );
+        assert!(
+            matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0)),
+            "{status:?}"
+        );
     }
 
     #[test]
