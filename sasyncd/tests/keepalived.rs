@@ -309,3 +309,57 @@ fn a_demote_file_in_a_shared_directory_is_refused() {
     assert!(e.to_string().contains("writable by group or others"), "{e}");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The privileged process's dumps on Linux are the XFRM dialect's records:
+/// a policy written with `ip xfrm` comes back as one `NEWPOLICY` record.
+#[test]
+fn the_host_dumps_xfrm_records() {
+    if !nix::unistd::geteuid().is_root() {
+        return skip("needs root (a network namespace, XFRM)");
+    }
+    let ns = Netns::new(format!("sasyncd-kadump-{}", std::process::id()));
+    run(&[
+        "ip",
+        "-n",
+        &ns.0,
+        "xfrm",
+        "policy",
+        "add",
+        "src",
+        "10.1.0.0/24",
+        "dst",
+        "10.2.0.0/24",
+        "dir",
+        "out",
+        "priority",
+        "100",
+        "tmpl",
+        "src",
+        "192.0.2.1",
+        "dst",
+        "192.0.2.2",
+        "proto",
+        "esp",
+        "reqid",
+        "7",
+        "mode",
+        "tunnel",
+    ]);
+    let cfg = Config::parse(b"mode master\nsharedkey sasyncd-test-key\n").unwrap();
+    let (spd, sadb) = ns.enter(|| {
+        let mut h = LinuxHost::open(&cfg).unwrap();
+        h.open_xfrm().unwrap();
+        (
+            h.dump(sasyncd_core::node::Table::Spd).unwrap(),
+            h.dump(sasyncd_core::node::Table::Sadb).unwrap(),
+        )
+    });
+    let kinds: Vec<u16> = sasyncd_linux::nl::messages(&spd)
+        .map(|m| m.unwrap().kind())
+        .collect();
+    assert_eq!(kinds, [sasyncd_linux::xfrm::msg::NEWPOLICY]);
+    let m = sasyncd_linux::nl::Msg::new(&spd).unwrap();
+    let p = sasyncd_linux::xfrm::PolicyView::from_new(&m).unwrap();
+    assert_eq!((p.dir(), p.priority()), (1, 100));
+    assert!(sadb.is_empty(), "no states in a fresh namespace");
+}
