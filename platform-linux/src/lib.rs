@@ -113,7 +113,16 @@
 //! traffic, a copy at an older number dropped by the peer's anti-replay
 //! window, and the takeover jump ([`replay::takeover`]) making it flow
 //! again (`ip -s xfrm state` shows the new `oseq`; an ESN state crosses
-//! 2^32); measures events against a periodic read.
+//! 2^32); measures events against a periodic read; and runs the XFRM
+//! dialect on real records (`the_xfrm_dialect_on_real_records`): its
+//! requests rebuild A's tables in B, equal per `ip -s xfrm`, every copy
+//! has its original's identity and digest form, and our own writes are
+//! told from a keying daemon's by the event's port.
+//!
+//! On any Linux host as root: the address watch and the track file against
+//! a real keepalived in two network namespaces
+//! (`sasyncd/tests/keepalived.rs`), and the seccomp filter in a forked
+//! process (`sasyncd::linux` tests).
 //!
 //! The failover bench (`tests/kernel/run --failover`, script
 //! `tests/kernel/failover`) runs keepalived, strongSwan and a numbered
