@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::{AesKey, Crypto, HmacKey, SoftCrypto};
+use sasyncd_core::dialect::KernelDialect;
 use sasyncd_core::pfkey::consts::*;
 use sasyncd_core::pfkey::{filter, ExtRepr, FilterPolicy, Msg, Repr, Verdict};
 use sasyncd_core::state::{FlushMode, Position, RunState};
@@ -169,6 +170,7 @@ fn hello(node: u8, nonce: u8) -> Hello {
         run_state: RunState::Master,
         resume: Position::NONE,
         arch: ArchTag::host(),
+        dialect: KernelDialect::OpenBsd,
     }
 }
 

@@ -14,6 +14,7 @@ extern crate std;
 pub mod config;
 pub mod crypto;
 pub mod ctl;
+pub mod dialect;
 pub mod node;
 pub mod pfkey;
 pub mod platform;

@@ -12,6 +12,14 @@
 //!   slave's snapshot and its live updates).
 //! * [`replay`]: outbound sequence numbers watched (replay events),
 //!   carried, and moved past the last one carried at a takeover.
+//! * [`dialect`]: the XFRM kernel dialect the core is given
+//!   (`sasyncd_core::dialect::Dialect`): identities, filter, rewrites,
+//!   digest form.
+//! * [`addr`]: the role keepalived gives the node, from the virtual
+//!   address's presence on an interface (rtnetlink).
+//! * [`trackfile`]: demotion through keepalived's `track_file`.
+//! * [`confine`]: the network process's seccomp filter (and why no
+//!   Landlock).
 //!
 //! # Why XFRM netlink and not PF_KEY, for every job
 //!
@@ -71,11 +79,14 @@
 //! per-socket policies are not synced; a node's own writes are recognised
 //! by the event's port id, as PF_KEY's by the writer pid), and the
 //! rewrite into a request ([`rewrite`]). A cluster that mixes kernels is
-//! then refused at HELLO by its dialect, as issue 20 asks. Wiring that
-//! into the core and the daemon's poll loop is issue 24's.
+//! then refused at HELLO by its dialect, as issue 20 asks (HELLO byte 83,
+//! `core/src/wire/README.md`; tested by `tests/tests/dialect.rs`). The trait
+//! is `sasyncd_core::dialect::Dialect`, implemented here by
+//! [`dialect::Xfrm`]; wiring it into the node and the daemon's poll loop
+//! is issue 24's.
 //!
-//! In the core's platform contract (`sasyncd_core::platform::Platform`;
-//! this crate does not depend on the core yet), its parts take
+//! In the core's platform contract (`sasyncd_core::platform::Platform`),
+//! its parts take
 //! these places: `pfkey_write` is [`socket::XfrmSocket::request`] of a
 //! record rewritten by [`rewrite`] (or [`mirror::apply_event`], which adds
 //! the idempotent retries); `set_promisc` is opening or closing a watch
@@ -102,7 +113,16 @@
 //! traffic, a copy at an older number dropped by the peer's anti-replay
 //! window, and the takeover jump ([`replay::takeover`]) making it flow
 //! again (`ip -s xfrm state` shows the new `oseq`; an ESN state crosses
-//! 2^32); measures events against a periodic read.
+//! 2^32); measures events against a periodic read; and runs the XFRM
+//! dialect on real records (`the_xfrm_dialect_on_real_records`): its
+//! requests rebuild A's tables in B, equal per `ip -s xfrm`, every copy
+//! has its original's identity and digest form, and our own writes are
+//! told from a keying daemon's by the event's port.
+//!
+//! On any Linux host as root: the address watch and the track file against
+//! a real keepalived in two network namespaces
+//! (`sasyncd/tests/keepalived.rs`), and the seccomp filter in a forked
+//! process (`sasyncd::linux` tests).
 //!
 //! The failover bench (`tests/kernel/run --failover`, script
 //! `tests/kernel/failover`) runs keepalived, strongSwan and a numbered
@@ -111,9 +131,13 @@
 //! crate (examples `failover_mirror`, `failover_traffic`), with and
 //! without the jump.
 
+pub mod addr;
+pub mod confine;
+pub mod dialect;
 pub mod mirror;
 pub mod nl;
 pub mod replay;
 pub mod rewrite;
 pub mod socket;
+pub mod trackfile;
 pub mod xfrm;

@@ -35,7 +35,7 @@ pub mod ike;
 pub mod kernel;
 pub mod lan;
 pub mod links;
-mod logcap;
+pub mod logcap;
 pub mod marks;
 pub mod net;
 pub mod oracle;

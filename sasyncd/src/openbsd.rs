@@ -143,6 +143,9 @@ mod host {
         /// The host for `cfg`: its carp interface, demotion group and IKE
         /// control.
         pub fn open(cfg: &Config) -> io::Result<ObsdHost> {
+            if cfg.address.is_some() || cfg.demote_file.is_some() {
+                log::warn!("\"interface ... address\" and \"demote file\" are for keepalived on Linux: ignored, carp is used");
+            }
             Ok(ObsdHost {
                 ifs: IfSock::open()?,
                 interface: cfg.interface.as_ref().map(|i| i.to_string()),

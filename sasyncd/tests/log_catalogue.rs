@@ -1,6 +1,6 @@
 //! `doc/log-messages.md` lists every message the daemon can log, at every
 //! level, and nothing else: this test reads the `log::` macro calls in
-//! `core/`, `sasyncd/` and `platform-openbsd/` and compares. A message
+//! `core/`, `sasyncd/`, `platform-openbsd/` and `platform-linux/` and compares. A message
 //! that is added, reworded or moved to another level without the
 //! catalogue fails here (so does a catalogue entry whose message is gone).
 //!
@@ -121,7 +121,12 @@ fn calls(text: &str) -> Vec<(String, String, usize)> {
 /// Every message in the code, by level, with where it is.
 fn in_code() -> BTreeSet<(String, String)> {
     let mut files = Vec::new();
-    for d in ["core/src", "sasyncd/src", "platform-openbsd/src"] {
+    for d in [
+        "core/src",
+        "sasyncd/src",
+        "platform-openbsd/src",
+        "platform-linux/src",
+    ] {
         rust_files(&root().join(d), &mut files);
     }
     assert!(files.len() > 50, "found the sources");

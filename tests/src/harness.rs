@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
+use sasyncd_core::dialect::KernelDialect;
 use sasyncd_core::node::{
     FixedMarks, Node, NodeError, NodeStats, NodeStorage, PeerView, Reconfigured, Settings, EVENTS,
     PFKEY_QUEUE_BYTES,
@@ -82,6 +83,9 @@ pub struct Proc<const MARKS: usize> {
     pub node: Option<Box<HNode<MARKS>>>,
     /// Config text.
     pub config: Vec<u8>,
+    /// The kernel dialect the node is started with (its v2 HELLO says
+    /// it); takes effect at the next [`World::start`].
+    pub dialect: KernelDialect,
     seed: u64,
 }
 
@@ -137,6 +141,7 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
                 .map(|(i, config)| Proc {
                     node: None,
                     config,
+                    dialect: KernelDialect::OpenBsd,
                     seed: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
                 })
                 .collect(),
@@ -165,6 +170,7 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
         n.seed = n.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         let mut settings = Settings::new(id, n.seed, 100 + i as u32);
         settings.digest_interval = self.digest_interval;
+        settings.dialect = n.dialect;
         let rng = SimRandom(Rng::new(n.seed));
         let storage = storage(RING);
         let node = in_core!(Node::new(

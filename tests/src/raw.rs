@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
 use sasyncd_core::crypto::SoftCrypto;
 use sasyncd_core::ctl::Ctl;
+use sasyncd_core::dialect::KernelDialect;
 use sasyncd_core::state::{Position, RunState};
 use sasyncd_core::wire::v2::{
     ArchTag, Hello, Kind, Session, Side, CONFIRM_LEN, HELLO_LEN, MAX_FRAME,
@@ -128,6 +129,7 @@ impl V2Peer {
             run_state: RunState::Slave,
             resume: Position::NONE,
             arch: ArchTag::host(),
+            dialect: KernelDialect::OpenBsd,
         };
         let mut sent = Vec::new();
         let mut buf = [0u8; MAX_FRAME];

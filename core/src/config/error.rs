@@ -101,6 +101,12 @@ pub enum Expected {
     ControlMode,
     /// `legacy` or `v2`.
     Protocol,
+    /// The address after `interface NAME address`.
+    TrackAddress,
+    /// `file` after `demote`.
+    File,
+    /// The path after `demote file`.
+    DemotePath,
 }
 
 impl Expected {
@@ -113,6 +119,8 @@ impl Expected {
                 | Expected::PeerAddress
                 | Expected::ListenAddress
                 | Expected::SharedKey
+                | Expected::TrackAddress
+                | Expected::DemotePath
         )
     }
 
@@ -130,6 +138,9 @@ impl Expected {
             Expected::SharedKey => "shared key",
             Expected::ControlMode => "isakmpd, iked, all or none",
             Expected::Protocol => "legacy or v2",
+            Expected::TrackAddress => "address",
+            Expected::File => "file",
+            Expected::DemotePath => "absolute path",
         }
     }
 }
@@ -156,6 +167,8 @@ pub enum NameKind {
     Peer,
     /// `listen on` with an interface name.
     ListenInterface,
+    /// The path of `demote file`.
+    DemoteFile,
 }
 
 impl NameKind {
@@ -165,6 +178,7 @@ impl NameKind {
             NameKind::Group => "group name",
             NameKind::Peer => "peer name",
             NameKind::ListenInterface => "listen interface name",
+            NameKind::DemoteFile => "demote file path",
         }
     }
 }
@@ -283,6 +297,15 @@ pub enum ConfigErrorKind {
         /// What is wrong with it.
         why: AddrProblem,
     },
+    /// `interface NAME address ADDR` with an unusable address.
+    BadTrackAddress {
+        /// The word as written.
+        word: Excerpt,
+        /// What is wrong with it.
+        why: AddrProblem,
+    },
+    /// `demote file` with a relative path (the daemon changes directory).
+    RelativeDemotePath,
     /// A shared key that is one byte repeated (all zeros, all spaces): a
     /// placeholder, not a secret.
     WeakKey,
@@ -358,6 +381,12 @@ impl fmt::Display for ConfigErrorKind {
             }
             ConfigErrorKind::BadListenAddress { word, why } => {
                 write!(f, "listen on {word}: {}", why.text())
+            }
+            ConfigErrorKind::BadTrackAddress { word, why } => {
+                write!(f, "interface address {word}: {}", why.text())
+            }
+            ConfigErrorKind::RelativeDemotePath => {
+                f.write_str("demote file must be an absolute path")
             }
             ConfigErrorKind::WeakKey => f.write_str(
                 "sharedkey is one byte repeated; use a random key (see sasyncd.conf(5))",

@@ -52,7 +52,9 @@ macro_rules! keywords {
 }
 
 keywords! {
+    Address = "address",
     Control = "control",
+    Demote = "demote",
     Flushmode = "flushmode",
     Group = "group",
     Inet = "inet",

@@ -14,7 +14,8 @@
 //!
 //! | Statement | Effect | Default |
 //! |---|---|---|
-//! | `interface NAME` | CARP interface (≤ [`IFNAME_MAX`] bytes). Once. | required unless `mode master\|slave` |
+//! | `interface NAME [address ADDR]` | CARP interface (≤ [`IFNAME_MAX`] bytes); with `address` (addition, Linux): the role follows the presence of that virtual address on the interface, as keepalived moves it. Once. | required unless `mode master\|slave` |
+//! | `demote file PATH` | (addition, Linux) demotion written as the integer in this file, for keepalived's `track_file`; absolute, ≤ [`DEMOTE_PATH_MAX`] bytes. Once. | carp group |
 //! | `group NAME` | interface group for CARP demotion (≤ [`IFNAME_MAX`] bytes). Once. | `carp` |
 //! | `flushmode startup\|never\|sync` | [`FlushMode`](crate::state::FlushMode). Once (the original OR-ed them, D-28). | `startup` |
 //! | `peer NAME [port N]` | add a peer (≤ [`MAX_PEERS`], names ≤ [`PEER_NAME_MAX`] bytes). | none |
@@ -27,7 +28,8 @@
 //!
 //! Keywords (case-sensitive): the original's 18 — `control flushmode group
 //! inet inet6 interface listen master mode never on peer port sharedkey
-//! skipslave slave startup sync` — plus `protocol legacy v2`. Enumerated
+//! skipslave slave startup sync` — plus `protocol legacy v2 address
+//! demote`. Enumerated
 //! values (`startup`, `isakmpd`, ...) are matched quoted or not; `isakmpd`,
 //! `iked`, `all` and `none` are not keywords, as in the original.
 //!
@@ -87,7 +89,7 @@ pub use error::{
 };
 pub use lexer::Keyword;
 pub use model::{
-    Config, Control, Family, IfName, Lines, Listen, ListenOn, Peer, PeerName, Protocol,
-    DEFAULT_GROUP, DEFAULT_PORT, IFNAME_MAX, MAX_PEERS, PEER_NAME_MAX,
+    Config, Control, DemotePath, Family, IfName, Lines, Listen, ListenOn, Peer, PeerName, Protocol,
+    DEFAULT_GROUP, DEFAULT_PORT, DEMOTE_PATH_MAX, IFNAME_MAX, MAX_PEERS, PEER_NAME_MAX,
 };
 pub use parser::addr_problem;

@@ -18,6 +18,11 @@ pub const IFNAME_MAX: usize = 15;
 /// Longest peer name in bytes (a DNS name is at most 253 characters).
 pub const PEER_NAME_MAX: usize = 255;
 
+/// Longest `demote file` path in bytes: a fixed bound keeps [`Config`]
+/// allocation-free; keepalived's track files live in short paths
+/// (`/run/...`, `/etc/keepalived/...`).
+pub const DEMOTE_PATH_MAX: usize = 255;
+
 /// Port used for listening and, unless a peer names its own, for connecting.
 pub const DEFAULT_PORT: u16 = 500;
 
@@ -26,6 +31,9 @@ pub const DEFAULT_GROUP: &str = "carp";
 
 /// An interface or interface-group name (at most [`IFNAME_MAX`] bytes).
 pub type IfName = heapless::String<IFNAME_MAX>;
+
+/// The path of a `demote file` (at most [`DEMOTE_PATH_MAX`] bytes).
+pub type DemotePath = heapless::String<DEMOTE_PATH_MAX>;
 
 /// A peer's name as written in the file (at most [`PEER_NAME_MAX`] bytes).
 pub type PeerName = heapless::String<PEER_NAME_MAX>;
@@ -141,6 +149,14 @@ pub struct Config {
     /// CARP interface whose link state drives the run state. Always `Some`
     /// unless `locked` is.
     pub interface: Option<IfName>,
+    /// `interface NAME address ADDR`: the role follows the presence of this
+    /// (virtual) address on the interface, as keepalived's VRRP moves it,
+    /// instead of a carp interface's link state (Linux).
+    pub address: Option<IpAddr>,
+    /// `demote file PATH`: demotion is written as the integer in this file,
+    /// which keepalived's `track_file` reads, instead of a carp group's
+    /// demotion counter (Linux).
+    pub demote_file: Option<DemotePath>,
     /// Interface group whose CARP demotion counter is adjusted.
     pub group: IfName,
     /// `flushmode`; the last statement wins (the original OR-ed them, D-28).

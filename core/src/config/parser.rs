@@ -7,8 +7,8 @@ use zeroize::Zeroize;
 use super::error::{AddrProblem, ConfigError, ConfigErrorKind, Expected, Got, NameKind};
 use super::lexer::{Keyword, Lexer, Token};
 use super::model::{
-    Config, Control, Family, Lines, Listen, ListenOn, Peer, PeerName, Protocol, DEFAULT_GROUP,
-    DEFAULT_PORT, IFNAME_MAX,
+    Config, Control, DemotePath, Family, Lines, Listen, ListenOn, Peer, PeerName, Protocol,
+    DEFAULT_GROUP, DEFAULT_PORT, IFNAME_MAX,
 };
 use crate::crypto::SecretKey;
 use crate::state::{FlushMode, RunState};
@@ -51,6 +51,8 @@ impl Config {
     pub const fn empty() -> Config {
         Config {
             interface: None,
+            address: None,
+            demote_file: None,
             group: heapless::String::new(),
             flushmode: FlushMode::Startup,
             peers: heapless::Vec::new(),
@@ -79,6 +81,8 @@ impl Config {
     fn clear(&mut self) {
         let Config {
             interface,
+            address,
+            demote_file,
             group,
             flushmode,
             peers,
@@ -91,6 +95,8 @@ impl Config {
             lines,
         } = self;
         *interface = None;
+        *address = None;
+        *demote_file = None;
         lines.listen = 0;
         lines.peers.clear();
         group.clear();
@@ -206,6 +212,8 @@ impl<'a> Parser<'a> {
         out.clear();
         let Config {
             interface,
+            address,
+            demote_file,
             group,
             flushmode,
             peers,
@@ -251,6 +259,28 @@ impl<'a> Parser<'a> {
                 Keyword::Interface => {
                     let t = self.value(Expected::InterfaceName, kw)?;
                     *interface = Some(name_of(&t, NameKind::Interface)?);
+                    if self.accept(Keyword::Address)? {
+                        let t = self.value(Expected::TrackAddress, Keyword::Address)?;
+                        let word = t.excerpt();
+                        let a = parse_addr(&t).ok_or_else(|| {
+                            let why = AddrProblem::NotAnAddress;
+                            err(t.line, ConfigErrorKind::BadTrackAddress { word, why })
+                        })?;
+                        if let Some(why) = addr_problem(a) {
+                            let kind = ConfigErrorKind::BadTrackAddress { word, why };
+                            return Err(err(t.line, kind));
+                        }
+                        *address = Some(a);
+                    }
+                }
+                Keyword::Demote => {
+                    self.choice(Expected::File, kw, &[("file", ())])?;
+                    let t = self.value(Expected::DemotePath, kw)?;
+                    let path: DemotePath = name_of(&t, NameKind::DemoteFile)?;
+                    if !path.starts_with('/') {
+                        return Err(err(t.line, ConfigErrorKind::RelativeDemotePath));
+                    }
+                    *demote_file = Some(path);
                 }
                 Keyword::Group => {
                     let t = self.value(Expected::GroupName, kw)?;
@@ -406,7 +436,7 @@ impl<'a> Parser<'a> {
 /// The lines of the single-valued statements met so far (0: not yet).
 #[derive(Default)]
 struct Seen {
-    lines: [u32; 9],
+    lines: [u32; 10],
 }
 
 impl Seen {
@@ -421,6 +451,7 @@ impl Seen {
             Keyword::Sharedkey => 6,
             Keyword::Control => 7,
             Keyword::Protocol => 8,
+            Keyword::Demote => 9,
             _ => return None,
         })
     }

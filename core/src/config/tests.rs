@@ -572,3 +572,46 @@ fn parse_into_replaces_and_an_error_leaves_it_empty() {
     assert_eq!(c.interface, None);
     assert!(c.sharedkey.as_bytes().is_empty());
 }
+
+#[test]
+fn keepalived_tracking_statements() {
+    let c = ok("interface eth0 address 192.0.2.1\ndemote file \"/run/sasyncd/demote\"\nsharedkey sasyncd-test-key\n");
+    assert_eq!(c.interface.as_deref(), Some("eth0"));
+    assert_eq!(c.address, v4(192, 0, 2, 1));
+    assert_eq!(c.demote_file.as_deref(), Some("/run/sasyncd/demote"));
+    let c = ok("interface eth0 address 2001:db8::1 sharedkey sasyncd-test-key");
+    assert_eq!(c.address, "2001:db8::1".parse().ok());
+    // Neither: carp, as before.
+    let c = ok(BASE);
+    assert_eq!((c.address, c.demote_file.as_deref()), (None, None));
+    let cases: [(&str, &str); 8] = [
+        (
+            "interface eth0 address",
+            "2: expected address after address, got keyword sharedkey (quote it to use it as a value)",
+        ),
+        ("interface eth0 address eth1", "1: interface address eth1: neither an address nor an interface name"),
+        ("interface eth0 address 0.0.0.0", "1: interface address 0.0.0.0: the unspecified address"),
+        ("interface eth0 address 224.0.0.18", "1: interface address 224.0.0.18: a multicast or broadcast address"),
+        ("demote /run/x", "1: expected file after demote, got \"/run/x\""),
+        ("demote file run/x", "1: demote file must be an absolute path"),
+        (
+            "demote file",
+            "2: expected absolute path after demote, got keyword sharedkey (quote it to use it as a value)",
+        ),
+        ("demote file /a\ndemote file /b", "2: duplicate demote statement (first on line 1; it may appear once)"),
+    ];
+    for (text, msg) in cases {
+        let text = format!("{text}\nsharedkey sasyncd-test-key\nmode master\n");
+        assert_eq!(
+            err(text.as_bytes()),
+            format!("sasyncd.conf:{msg}"),
+            "{text:?}"
+        );
+    }
+    let long = format!("demote file /{}", "a".repeat(DEMOTE_PATH_MAX));
+    assert!(err(long.as_bytes()).contains("demote file path too long (at most 255 bytes)"));
+    // A reparse without them clears them.
+    let mut c = ok("interface eth0 address 192.0.2.1 demote file /x sharedkey sasyncd-test-key");
+    c.parse_into(BASE.as_bytes()).unwrap();
+    assert_eq!((c.address, c.demote_file.as_deref()), (None, None));
+}

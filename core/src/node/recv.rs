@@ -82,6 +82,7 @@ fn v2_cause(e: &V2Error) -> (ErrorKind, &'static str) {
             (ErrorKind::Protocol, "frame out of handshake order")
         }
         V2Error::ArchMismatch { .. } => (ErrorKind::Protocol, "other PF_KEY architecture"),
+        V2Error::DialectMismatch { .. } => (ErrorKind::Protocol, "other kernel dialect"),
         V2Error::Aes | V2Error::BufferTooSmall { .. } => {
             (ErrorKind::Io, "local failure sealing or opening a frame")
         }
@@ -204,7 +205,11 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                     let (kind, why) = e.cause();
                     // A protocol mismatch repeats at every reconnect: said
                     // once (a warning), then at debug while it lasts.
-                    let mismatch = matches!(e, Fatal::V2Peer | Fatal::V2(V2Error::LegacyPeer));
+                    let mismatch = matches!(
+                        e,
+                        Fatal::V2Peer
+                            | Fatal::V2(V2Error::LegacyPeer | V2Error::DialectMismatch { .. })
+                    );
                     let mut again = false;
                     if let Some(x) = self.peer_stats_mut(p).filter(|_| mismatch) {
                         again = x.other_protocol == Some(why);

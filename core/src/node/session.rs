@@ -316,6 +316,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             run_state: self.role.state(),
             resume: self.resume_position(),
             arch: ArchTag::host(),
+            dialect: self.settings.dialect,
         };
         let Some((p, s)) = self.slot_of(id) else {
             return;

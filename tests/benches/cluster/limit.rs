@@ -9,6 +9,7 @@ use std::hint::black_box;
 use std::time::Instant as Clock;
 
 use sasyncd_core::crypto::SoftCrypto;
+use sasyncd_core::dialect::KernelDialect;
 use sasyncd_core::pfkey::{dump_to_add, spd_dump_to_addflow, Msg, PFKEY_MSG_MAXSZ};
 use sasyncd_core::state::{Position, RunState};
 use sasyncd_core::wire::legacy::{LegacyCodec, MsgType, MAX_FRAME as LEGACY_MAX};
@@ -28,6 +29,7 @@ fn hello(node: u8, nonce: u8) -> Hello {
         run_state: RunState::Master,
         resume: Position::NONE,
         arch: ArchTag::host(),
+        dialect: KernelDialect::OpenBsd,
     }
 }
 

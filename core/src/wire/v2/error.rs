@@ -2,6 +2,7 @@
 
 use super::frame::FrameType;
 use super::hello::ArchTag;
+use crate::dialect::KernelDialect;
 
 /// Why a v2 frame or handshake step was refused.
 ///
@@ -34,6 +35,14 @@ pub enum V2Error {
         local: ArchTag,
         /// The peer's tag.
         peer: ArchTag,
+    },
+    /// The peer sends another kernel's records (its HELLO's dialect byte):
+    /// a cluster must run one kind of kernel.
+    DialectMismatch {
+        /// Our dialect.
+        local: KernelDialect,
+        /// The peer's.
+        peer: KernelDialect,
     },
     /// The shared key is shorter than [`MIN_SHARED_KEY`](super::MIN_SHARED_KEY) bytes.
     ShortKey(usize),
@@ -92,6 +101,10 @@ impl core::fmt::Display for V2Error {
                     "peer PF_KEY architecture {peer} differs from ours ({local})"
                 )
             }
+            V2Error::DialectMismatch { local, peer } => write!(
+                f,
+                "peer runs another kernel: it sends {peer} records, we send {local} records (a cluster runs one kind of kernel)"
+            ),
             V2Error::ShortKey(n) => write!(f, "shared key of {n} bytes is too short for v2"),
             V2Error::Aes => f.write_str("crypto engine refused the AES-256 key"),
             V2Error::KeyMismatch => f.write_str("key confirmation failed (shared keys differ?)"),

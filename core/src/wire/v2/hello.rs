@@ -8,6 +8,7 @@
 
 use super::error::V2Error;
 use super::frame::{parse_header, write_header, FrameType, HELLO_LEN};
+use crate::dialect::KernelDialect;
 use crate::state::{Position, RunState};
 
 /// Byte order of the PF_KEY structures a node sends.
@@ -77,6 +78,9 @@ pub struct Hello {
     pub resume: Position,
     /// The shape of the sender's PF_KEY payloads.
     pub arch: ArchTag,
+    /// The kind of kernel records the sender sends (byte 83: 0, what an
+    /// older v2 node sends in that reserved byte, is OpenBSD).
+    pub dialect: KernelDialect,
 }
 
 impl Hello {
@@ -101,7 +105,7 @@ impl Hello {
         b[80] = self.run_state as u8;
         b[81] = self.arch.order as u8;
         b[82] = self.arch.pointer_bytes;
-        b[83] = 0;
+        b[83] = self.dialect as u8;
         b
     }
 
@@ -121,9 +125,10 @@ impl Hello {
             2 => ByteOrder::Big,
             _ => return Err(V2Error::Malformed),
         };
-        if !matches!(b[82], 2 | 4 | 8 | 16) || b[83] != 0 {
+        if !matches!(b[82], 2 | 4 | 8 | 16) {
             return Err(V2Error::Malformed);
         }
+        let dialect = KernelDialect::from_u8(b[83]).ok_or(V2Error::Malformed)?;
         Ok(Hello {
             node_id: array(b, 8),
             boot_epoch: u64::from_be_bytes(array(b, 24)),
@@ -137,6 +142,7 @@ impl Hello {
                 order,
                 pointer_bytes: b[82],
             },
+            dialect,
         })
     }
 }
@@ -167,6 +173,7 @@ mod tests {
                 order: ByteOrder::Little,
                 pointer_bytes: 8,
             },
+            dialect: KernelDialect::OpenBsd,
         }
     }
 
@@ -181,6 +188,13 @@ mod tests {
         );
         assert_eq!(&b[80..], &[2, 1, 8, 0]);
         assert_eq!(Hello::decode(&b), Ok(sample()));
+        let linux = Hello {
+            dialect: KernelDialect::LinuxXfrm,
+            ..sample()
+        };
+        let b = linux.to_bytes();
+        assert_eq!(&b[80..], &[2, 1, 8, 1]);
+        assert_eq!(Hello::decode(&b), Ok(linux));
     }
 
     #[test]
@@ -190,7 +204,7 @@ mod tests {
         let mut long = [0u8; HELLO_LEN + 1];
         long[..HELLO_LEN].copy_from_slice(&b);
         assert_eq!(Hello::decode(&long), Err(V2Error::BadLength(HELLO_LEN + 1)));
-        for (at, v) in [(80, 4u8), (81, 0), (81, 3), (82, 0), (82, 3), (83, 1)] {
+        for (at, v) in [(80, 4u8), (81, 0), (81, 3), (82, 0), (82, 3), (83, 2)] {
             let mut m = b;
             m[at] = v;
             assert_eq!(
@@ -229,9 +243,10 @@ mod tests {
             any::<(u64, u64)>(),
             any::<bool>(),
             prop::sample::select(&[2u8, 4, 8, 16][..]),
+            any::<bool>(),
         )
             .prop_map(
-                |(node_id, boot_epoch, nonce, rs, (epoch, seq), big, pointer_bytes)| Hello {
+                |(node_id, boot_epoch, nonce, rs, (epoch, seq), big, pointer_bytes, linux)| Hello {
                     node_id,
                     boot_epoch,
                     nonce,
@@ -244,6 +259,11 @@ mod tests {
                             ByteOrder::Little
                         },
                         pointer_bytes,
+                    },
+                    dialect: if linux {
+                        KernelDialect::LinuxXfrm
+                    } else {
+                        KernelDialect::OpenBsd
                     },
                 },
             )

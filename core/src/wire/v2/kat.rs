@@ -8,6 +8,7 @@ use super::kdf::derive;
 use super::session::{Session, Side};
 use super::{Kind, HELLO_LEN};
 use crate::crypto::SoftCrypto;
+use crate::dialect::KernelDialect;
 use crate::state::{Position, RunState};
 
 pub(super) fn hex(s: &str) -> std::vec::Vec<u8> {
@@ -37,6 +38,7 @@ pub(super) fn hello_i() -> Hello {
             order: ByteOrder::Little,
             pointer_bytes: 8,
         },
+        dialect: KernelDialect::OpenBsd,
     }
 }
 
@@ -51,6 +53,7 @@ pub(super) fn hello_r() -> Hello {
             order: ByteOrder::Little,
             pointer_bytes: 8,
         },
+        dialect: KernelDialect::OpenBsd,
     }
 }
 

@@ -86,7 +86,8 @@ impl<C: Crypto> core::fmt::Debug for Session<C> {
 impl<C: Crypto> Session<C> {
     /// Derives the session keys from the shared key and both HELLOs.
     /// Refuses a peer whose PF_KEY payloads have another shape
-    /// ([`V2Error::ArchMismatch`]) and a peer HELLO carrying our own nonce
+    /// ([`V2Error::ArchMismatch`]) or another kernel's records
+    /// ([`V2Error::DialectMismatch`]), and a peer HELLO carrying our own nonce
     /// ([`V2Error::Reflected`]).
     pub fn new(
         crypto: C,
@@ -102,6 +103,12 @@ impl<C: Crypto> Session<C> {
             return Err(V2Error::ArchMismatch {
                 local: local.arch,
                 peer: peer.arch,
+            });
+        }
+        if local.dialect != peer.dialect {
+            return Err(V2Error::DialectMismatch {
+                local: local.dialect,
+                peer: peer.dialect,
             });
         }
         if bool::from(local.nonce.ct_eq(&peer.nonce)) {

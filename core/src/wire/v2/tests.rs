@@ -107,6 +107,19 @@ fn hello_checks_at_session_start() {
         Session::new(SoftCrypto, &SHARED, Side::Initiator, &hi, &hr),
         Err(V2Error::ArchMismatch { .. })
     ));
+    // Another kernel's records: refused whichever side we are, and said.
+    hr = hello_r();
+    hr.dialect = crate::dialect::KernelDialect::LinuxXfrm;
+    for side in [Side::Initiator, Side::Responder] {
+        let e = Session::new(SoftCrypto, &SHARED, side, &hi, &hr).unwrap_err();
+        assert_eq!(
+            std::format!("{e}"),
+            "peer runs another kernel: it sends Linux XFRM records, we send OpenBSD PF_KEY records (a cluster runs one kind of kernel)"
+        );
+    }
+    let mut hi2 = hi;
+    hi2.dialect = crate::dialect::KernelDialect::LinuxXfrm;
+    assert!(Session::new(SoftCrypto, &SHARED, Side::Initiator, &hi2, &hr).is_ok());
     // Our own HELLO reflected back.
     assert_eq!(
         Session::new(SoftCrypto, &SHARED, Side::Initiator, &hi, &hi).unwrap_err(),

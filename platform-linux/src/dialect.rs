@@ -1,0 +1,479 @@
+//! The XFRM kernel dialect: what the core needs per message
+//! (`sasyncd_core::dialect::Dialect`), for Linux's netlink records.
+//!
+//! * **Identity**: the kernel's own rules ([`SaKey`]: destination, SPI,
+//!   protocol, family, mark; [`PolicyKey`]: selector, direction, mark,
+//!   interface id), as [`crate::xfrm`] reads them from adds, updates,
+//!   deletes and expiries alike.
+//! * **Filter**: an event whose header names our socket's port is our own
+//!   write; larval states (no algorithm yet), per-socket policies and soft
+//!   expiries are not changes a slave makes; `flushmode never` keeps
+//!   flushes; skipslave drops states whose endpoints, and policies whose
+//!   selector addresses, are a peer's.
+//! * **Rewrite**: [`crate::rewrite`]'s requests (adds with counters,
+//!   replaces, deletes by identity, flushes).
+//! * **Digest form**: the record as an add (`NEWSA`/`NEWPOLICY`, header
+//!   zeroed) with what differs between a master's entry and its copy
+//!   zeroed or left out: current lifetimes, statistics, the acquire
+//!   sequence, a policy's index (the receiver may give another), the
+//!   replay state (it moves with every packet), and the attributes that
+//!   only mean something on one machine; attributes in ascending type
+//!   order, so equal entries give equal bytes whatever message carried
+//!   them.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use sasyncd_core::dialect::{Classified, Dialect, Identity, KernelDialect, Scope};
+use sasyncd_core::state::FlushMode;
+
+use crate::nl::{Builder, Msg, NlError, NLMSG_DONE, NLMSG_ERROR};
+use crate::rewrite;
+use crate::xfrm::{
+    addr_at, attr, msg, pol_off, sa_off, PolicyKey, PolicyView, SaKey, SaView, LIFETIME_CUR_LEN,
+};
+
+/// The XFRM dialect.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Xfrm;
+
+/// Why an XFRM change is not forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Not a change of the tables (acquires, replay events, policy
+    /// expiries, unknown types).
+    NotForwarded(u16),
+    /// Unreadable.
+    Malformed(NlError),
+    /// A larval state: an SPI reserved mid-negotiation, without keys.
+    Larval,
+    /// A soft expiry: the keying daemon rekeys; the state stays.
+    SoftExpire,
+    /// A per-socket policy: it belongs to a process on this machine.
+    SocketPolicy,
+    /// A flush while `flushmode never`.
+    FlushNever,
+    /// skipslave: an endpoint or selector address is a peer's.
+    Peer(IpAddr),
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::NotForwarded(k) => write!(f, "XFRM message type {k} is not forwarded"),
+            Skip::Malformed(e) => write!(f, "malformed: {e}"),
+            Skip::Larval => f.write_str("larval state"),
+            Skip::SoftExpire => f.write_str("soft expiry"),
+            Skip::SocketPolicy => f.write_str("per-socket policy"),
+            Skip::FlushNever => f.write_str("flushmode never"),
+            Skip::Peer(ip) => write!(f, "skipslave: involves peer {ip}"),
+        }
+    }
+}
+
+/// Why a record cannot be rewritten or digested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XfrmError {
+    /// Unreadable.
+    Malformed(NlError),
+    /// A message type that names no entry to write.
+    WrongType(u16),
+    /// The output buffer is too small.
+    BufferTooSmall {
+        /// Bytes needed.
+        need: usize,
+    },
+}
+
+impl fmt::Display for XfrmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            XfrmError::Malformed(e) => write!(f, "malformed: {e}"),
+            XfrmError::WrongType(k) => write!(f, "XFRM message type {k} is no entry"),
+            XfrmError::BufferTooSmall { need } => write!(f, "needs a {need}-byte buffer"),
+        }
+    }
+}
+
+impl From<NlError> for XfrmError {
+    fn from(e: NlError) -> Self {
+        XfrmError::Malformed(e)
+    }
+}
+
+/// Attributes left out of the digest form: local to one machine, or
+/// counters that move with traffic.
+const NOT_DIGESTED: [u16; 8] = [
+    attr::LASTUSED,
+    attr::OFFLOAD_DEV,
+    attr::PAD,
+    attr::LTIME_VAL,
+    attr::SA,
+    attr::POLICY,
+    attr::REPLAY_VAL,
+    attr::REPLAY_ESN_VAL,
+];
+
+fn put(bytes: &[u8], out: &mut [u8]) -> Result<usize, XfrmError> {
+    let dst = out
+        .get_mut(..bytes.len())
+        .ok_or(XfrmError::BufferTooSmall { need: bytes.len() })?;
+    dst.copy_from_slice(bytes);
+    Ok(bytes.len())
+}
+
+fn peer_of(peers: &[IpAddr], addrs: [Option<IpAddr>; 2]) -> Option<IpAddr> {
+    addrs.into_iter().flatten().find(|a| peers.contains(a))
+}
+
+/// A policy's selector addresses (destination at 0, source at 16; the
+/// family at 40).
+fn selector_addrs(p: &PolicyView<'_>) -> [Option<IpAddr>; 2] {
+    let family = p.family();
+    [
+        addr_at(p.info, pol_off::SEL, family),
+        addr_at(p.info, pol_off::SEL + 16, family),
+    ]
+}
+
+fn state_check(sa: &SaView<'_>, scope: &Scope<'_>) -> Result<(), Skip> {
+    if scope.policy.skipslave {
+        if let Some(p) = peer_of(scope.peers, [sa.saddr(), sa.daddr()]) {
+            return Err(Skip::Peer(p));
+        }
+    }
+    Ok(())
+}
+
+fn policy_check(p: &PolicyView<'_>, scope: &Scope<'_>) -> Result<(), Skip> {
+    if p.is_socket_policy() {
+        return Err(Skip::SocketPolicy);
+    }
+    if scope.policy.skipslave {
+        if let Some(a) = peer_of(scope.peers, selector_addrs(p)) {
+            return Err(Skip::Peer(a));
+        }
+    }
+    Ok(())
+}
+
+fn classify_msg(m: &Msg<'_>, scope: &Scope<'_>) -> Result<(), Skip> {
+    match m.kind() {
+        msg::NEWSA | msg::UPDSA => {
+            let sa = SaView::from_new(m).map_err(Skip::Malformed)?;
+            if !sa.is_complete() {
+                return Err(Skip::Larval);
+            }
+            state_check(&sa, scope)
+        }
+        msg::DELSA => state_check(&SaView::from_del(m).map_err(Skip::Malformed)?, scope),
+        msg::EXPIRE => {
+            let (sa, hard) = SaView::from_expire(m).map_err(Skip::Malformed)?;
+            if !hard {
+                return Err(Skip::SoftExpire);
+            }
+            state_check(&sa, scope)
+        }
+        msg::NEWPOLICY | msg::UPDPOLICY => {
+            policy_check(&PolicyView::from_new(m).map_err(Skip::Malformed)?, scope)
+        }
+        msg::DELPOLICY => policy_check(&PolicyView::from_del(m).map_err(Skip::Malformed)?, scope),
+        msg::FLUSHSA | msg::FLUSHPOLICY if scope.policy.flushmode == FlushMode::Never => {
+            Err(Skip::FlushNever)
+        }
+        msg::FLUSHSA | msg::FLUSHPOLICY => Ok(()),
+        k => Err(Skip::NotForwarded(k)),
+    }
+}
+
+/// The digest form of a state or policy record: an add whose fixed
+/// struct has the volatile fields zeroed, with the lasting attributes in
+/// type order.
+fn digest_form(kind: u16, fixed: &[u8], attrs: crate::nl::Attrs<'_>) -> Result<Vec<u8>, NlError> {
+    let mut fixed = fixed.to_vec();
+    let zero = |f: &mut Vec<u8>, at: usize, len: usize| f[at..at + len].fill(0);
+    if kind == msg::NEWSA {
+        zero(&mut fixed, sa_off::CURLFT, LIFETIME_CUR_LEN);
+        // stats (replay window drops, replay and integrity failures) and
+        // the acquire sequence.
+        zero(&mut fixed, sa_off::STATS, 12);
+        zero(&mut fixed, sa_off::SEQ, 4);
+    } else {
+        zero(&mut fixed, pol_off::CURLFT, LIFETIME_CUR_LEN);
+        zero(&mut fixed, pol_off::INDEX, 4);
+    }
+    let mut kept = Vec::new();
+    for a in attrs {
+        let a = a?;
+        if !NOT_DIGESTED.contains(&a.kind) {
+            kept.push(a);
+        }
+    }
+    // Stable: two attributes of one type keep their order.
+    kept.sort_by_key(|a| a.kind);
+    let mut b = Builder::new(kind, 0).raw(&fixed);
+    for a in kept {
+        b = b.attr(a.kind, a.data);
+    }
+    Ok(b.finish())
+}
+
+impl Dialect for Xfrm {
+    const ID: KernelDialect = KernelDialect::LinuxXfrm;
+    type SaKey = SaKey;
+    type PolicyKey = PolicyKey;
+    type Skip = Skip;
+    type Error = XfrmError;
+
+    fn classify<'a>(&self, bytes: &'a [u8], scope: &Scope<'_>) -> Classified<'a, Skip> {
+        let m = match Msg::new(bytes) {
+            Ok(m) => m,
+            Err(e) => return Classified::Skip(Skip::Malformed(e)),
+        };
+        if matches!(m.kind(), NLMSG_ERROR | NLMSG_DONE) {
+            return Classified::Reply;
+        }
+        // The kernel's own changes (expiries) carry port 0, never ours.
+        if m.pid() == scope.own && scope.own != 0 {
+            return Classified::Own;
+        }
+        match classify_msg(&m, scope) {
+            Ok(()) => Classified::Sync(m.bytes()),
+            Err(why) => Classified::Skip(why),
+        }
+    }
+
+    fn identity(&self, record: &[u8]) -> Option<Identity<SaKey, PolicyKey>> {
+        let m = Msg::new(record).ok()?;
+        Some(match m.kind() {
+            msg::NEWSA | msg::UPDSA => Identity::Sa(SaView::from_new(&m).ok()?.key()),
+            msg::DELSA => Identity::Sa(SaView::from_del(&m).ok()?.key()),
+            msg::EXPIRE => Identity::Sa(SaView::from_expire(&m).ok()?.0.key()),
+            msg::NEWPOLICY | msg::UPDPOLICY => {
+                Identity::Policy(PolicyView::from_new(&m).ok()?.key())
+            }
+            msg::DELPOLICY => Identity::Policy(PolicyView::from_del(&m).ok()?.key()),
+            _ => return None,
+        })
+    }
+
+    fn to_request(&self, record: &[u8], out: &mut [u8]) -> Result<usize, XfrmError> {
+        let m = Msg::new(record)?;
+        let req = match m.kind() {
+            msg::NEWSA => rewrite::state_write(&SaView::from_new(&m)?, false)?,
+            msg::UPDSA => rewrite::state_write(&SaView::from_new(&m)?, true)?,
+            msg::DELSA => rewrite::state_delete(&SaView::from_del(&m)?),
+            msg::EXPIRE => rewrite::state_delete(&SaView::from_expire(&m)?.0),
+            msg::NEWPOLICY => rewrite::policy_write(&PolicyView::from_new(&m)?, false)?,
+            msg::UPDPOLICY => rewrite::policy_write(&PolicyView::from_new(&m)?, true)?,
+            msg::DELPOLICY => rewrite::policy_delete(&PolicyView::from_del(&m)?)?,
+            msg::FLUSHSA => rewrite::flush_states(m.payload().first().copied().unwrap_or(0)),
+            msg::FLUSHPOLICY => rewrite::flush_policies(),
+            k => return Err(XfrmError::WrongType(k)),
+        };
+        put(&req, out)
+    }
+
+    fn digest_input(&self, record: &[u8], out: &mut [u8]) -> Result<usize, XfrmError> {
+        let m = Msg::new(record)?;
+        let form = match m.kind() {
+            msg::NEWSA | msg::UPDSA => {
+                let sa = SaView::from_new(&m)?;
+                digest_form(msg::NEWSA, sa.info, sa.attrs)?
+            }
+            msg::NEWPOLICY | msg::UPDPOLICY => {
+                let p = PolicyView::from_new(&m)?;
+                digest_form(msg::NEWPOLICY, p.info, p.attrs)?
+            }
+            k => return Err(XfrmError::WrongType(k)),
+        };
+        put(&form, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nl::{self, HDR_LEN};
+    use crate::xfrm::testutil::*;
+    use crate::xfrm::{Mark, USERSA_INFO_LEN};
+    use sasyncd_core::pfkey::FilterPolicy;
+
+    fn scope(peers: &[IpAddr], skipslave: bool, flushmode: FlushMode) -> Scope<'_> {
+        Scope {
+            policy: FilterPolicy {
+                flushmode,
+                skipslave,
+            },
+            peers,
+            own: 4242,
+        }
+    }
+
+    fn with_pid(mut b: Vec<u8>, pid: u32) -> Vec<u8> {
+        nl::set_seq_pid(&mut b, 1, pid);
+        b
+    }
+
+    #[test]
+    fn classifies_events() {
+        let d = Xfrm;
+        let s = scope(&[], false, FlushMode::Startup);
+        let add = newsa(msg::NEWSA, 0x42);
+        assert_eq!(d.classify(&add, &s), Classified::Sync(&add[..]));
+        let ours = with_pid(newsa(msg::NEWSA, 0x42), 4242);
+        assert_eq!(d.classify(&ours, &s), Classified::Own);
+        // Another writer's (charon's port) is forwarded.
+        let charon = with_pid(newsa(msg::UPDSA, 0x42), 7001);
+        assert!(matches!(d.classify(&charon, &s), Classified::Sync(_)));
+        let del = delsa(0x42);
+        assert!(matches!(d.classify(&del, &s), Classified::Sync(_)));
+        // A larval state: an SPI reserved without algorithms.
+        let mut info = [0u8; USERSA_INFO_LEN];
+        info[sa_off::PROTO] = crate::xfrm::IPPROTO_ESP;
+        let larval = Builder::new(msg::NEWSA, 0).raw(&info).finish();
+        assert_eq!(d.classify(&larval, &s), Classified::Skip(Skip::Larval));
+        let pol = newpolicy(msg::NEWPOLICY);
+        assert!(matches!(d.classify(&pol, &s), Classified::Sync(_)));
+        let mut sock = newpolicy(msg::NEWPOLICY);
+        sock[HDR_LEN + pol_off::DIR] = 4;
+        assert_eq!(d.classify(&sock, &s), Classified::Skip(Skip::SocketPolicy));
+        assert!(matches!(d.classify(&delpolicy(), &s), Classified::Sync(_)));
+        // Flushes follow flushmode.
+        let flush = Builder::new(msg::FLUSHSA, 0).raw(&[0]).finish();
+        assert!(matches!(d.classify(&flush, &s), Classified::Sync(_)));
+        let never = scope(&[], false, FlushMode::Never);
+        assert_eq!(
+            d.classify(&flush, &never),
+            Classified::Skip(Skip::FlushNever)
+        );
+        // Not changes.
+        let acquire = Builder::new(msg::ACQUIRE, 0).raw(&[0; 8]).finish();
+        assert_eq!(
+            d.classify(&acquire, &s),
+            Classified::Skip(Skip::NotForwarded(msg::ACQUIRE))
+        );
+        let ack = Builder::new(NLMSG_ERROR, 0).raw(&[0; 20]).finish();
+        assert_eq!(d.classify(&ack, &s), Classified::Reply);
+        assert!(matches!(
+            d.classify(&add[..10], &s),
+            Classified::Skip(Skip::Malformed(_))
+        ));
+        let mut short = newsa(msg::NEWSA, 1);
+        short.truncate(HDR_LEN + 100);
+        short[..4].copy_from_slice(&((HDR_LEN + 100) as u32).to_ne_bytes());
+        assert!(matches!(
+            d.classify(&short, &s),
+            Classified::Skip(Skip::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn skipslave_drops_what_involves_a_peer() {
+        let d = Xfrm;
+        let peers: [IpAddr; 1] = ["192.0.2.2".parse().unwrap()];
+        let s = scope(&peers, true, FlushMode::Startup);
+        let add = newsa(msg::NEWSA, 0x42);
+        assert_eq!(d.classify(&add, &s), Classified::Skip(Skip::Peer(peers[0])));
+        assert_eq!(
+            d.classify(&delsa(0x42), &s),
+            Classified::Skip(Skip::Peer(peers[0]))
+        );
+        let other: [IpAddr; 1] = ["10.2.0.0".parse().unwrap()];
+        let s = scope(&other, true, FlushMode::Startup);
+        assert!(matches!(d.classify(&add, &s), Classified::Sync(_)));
+        assert_eq!(
+            d.classify(&newpolicy(msg::NEWPOLICY), &s),
+            Classified::Skip(Skip::Peer(other[0]))
+        );
+    }
+
+    #[test]
+    fn identity_is_the_kernels_rule_across_messages() {
+        let d = Xfrm;
+        let add = d.identity(&newsa(msg::NEWSA, 0x42));
+        assert!(
+            matches!(add, Some(Identity::Sa(k)) if k.spi == 0x42u32.to_be() && k.mark == Mark { v: 5, m: 0xff })
+        );
+        assert_eq!(add, d.identity(&delsa(0x42)));
+        assert_eq!(add, d.identity(&newsa(msg::UPDSA, 0x42)));
+        assert_ne!(add, d.identity(&newsa(msg::NEWSA, 0x43)));
+        let p = d.identity(&newpolicy(msg::NEWPOLICY));
+        assert!(matches!(p, Some(Identity::Policy(k)) if k.if_id == 9 && k.dir == 1));
+        assert_eq!(p, d.identity(&delpolicy()));
+        assert_eq!(d.identity(&rewrite::flush_policies()), None);
+        assert_eq!(d.identity(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn records_become_requests() {
+        let d = Xfrm;
+        let mut out = vec![0u8; 4096];
+        let rec = newsa(msg::NEWSA, 0x42);
+        let n = d.to_request(&rec, &mut out).unwrap();
+        let want = rewrite::state_add_from(&Msg::new(&rec).unwrap()).unwrap();
+        assert_eq!(out[..n], want[..]);
+        let n = d.to_request(&newsa(msg::UPDSA, 0x42), &mut out).unwrap();
+        assert_eq!(Msg::new(&out[..n]).unwrap().kind(), msg::UPDSA);
+        let n = d.to_request(&delsa(0x42), &mut out).unwrap();
+        assert_eq!(Msg::new(&out[..n]).unwrap().kind(), msg::DELSA);
+        let n = d.to_request(&delpolicy(), &mut out).unwrap();
+        assert_eq!(Msg::new(&out[..n]).unwrap().kind(), msg::DELPOLICY);
+        let flush = Builder::new(msg::FLUSHSA, 0).raw(&[50]).finish();
+        let n = d.to_request(&flush, &mut out).unwrap();
+        assert_eq!(out[..n], rewrite::flush_states(50)[..]);
+        assert_eq!(
+            d.to_request(&rec, &mut [0u8; 16]),
+            Err(XfrmError::BufferTooSmall { need: want.len() })
+        );
+        let acquire = Builder::new(msg::ACQUIRE, 0).raw(&[0; 8]).finish();
+        assert_eq!(
+            d.to_request(&acquire, &mut out),
+            Err(XfrmError::WrongType(msg::ACQUIRE))
+        );
+    }
+
+    #[test]
+    fn the_digest_form_ignores_what_differs_between_copies() {
+        let d = Xfrm;
+        let (mut a, mut b) = (vec![0u8; 4096], vec![0u8; 4096]);
+        let master = newsa(msg::NEWSA, 0x42);
+        // The slave's copy: other counters, another message type, the
+        // request's LTIME_VAL, the attributes in another order, a replay
+        // state.
+        let mut info = master[HDR_LEN..HDR_LEN + USERSA_INFO_LEN].to_vec();
+        info[sa_off::CURLFT..sa_off::CURLFT + 8].copy_from_slice(&99u64.to_ne_bytes());
+        info[sa_off::STATS] = 3;
+        let m = Msg::new(&master).unwrap();
+        let sa = SaView::from_new(&m).unwrap();
+        let mut attrs: Vec<_> = sa.attrs.clone().map(Result::unwrap).collect();
+        attrs.reverse();
+        let mut copy = Builder::new(msg::UPDSA, 0).raw(&info);
+        for at in &attrs {
+            copy = copy.attr(at.kind, at.data);
+        }
+        let copy = copy
+            .attr(attr::LTIME_VAL, &[1; LIFETIME_CUR_LEN])
+            .attr(attr::REPLAY_VAL, &[7; 12])
+            .finish();
+        let n = d.digest_input(&master, &mut a).unwrap();
+        let k = d.digest_input(&copy, &mut b).unwrap();
+        assert_eq!(a[..n], b[..k]);
+        // What is lasting counts: another key is another digest.
+        let other = newsa(msg::NEWSA, 0x43);
+        let k = d.digest_input(&other, &mut b).unwrap();
+        assert_ne!(a[..n], b[..k]);
+        // A policy's index is the receiver's to choose.
+        let p = newpolicy(msg::NEWPOLICY);
+        let mut q = p.clone();
+        q[HDR_LEN + pol_off::INDEX] = 0x99;
+        let n = d.digest_input(&p, &mut a).unwrap();
+        let k = d.digest_input(&q, &mut b).unwrap();
+        assert_eq!(a[..n], b[..k]);
+        let mut r = p.clone();
+        r[HDR_LEN + pol_off::PRIORITY] = 0x99;
+        let k = d.digest_input(&r, &mut b).unwrap();
+        assert_ne!(a[..n], b[..k], "the priority is lasting");
+        assert!(d.digest_input(&delsa(0x42), &mut a).is_err());
+    }
+}
