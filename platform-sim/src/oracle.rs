@@ -369,7 +369,7 @@ impl Oracle {
 
     /// After convergence every bundle of master `m` (both SAs synced) is
     /// grouped alike on slave `i`, and the outbound path of its first SA
-    /// applies the same transforms on both.
+    /// applies the same transforms on both; and the other way round.
     fn check_bundles(&mut self, now: Instant, m: usize, i: usize, w: &World) {
         let keep = keep_all();
         let (mk, sk) = (&w.hosts[m].kernel, &w.hosts[i].kernel);
@@ -386,6 +386,26 @@ impl Oracle {
                     Some(i),
                     format!(
                         "bundle of {first:?} not grouped as on master n{m}: outbound path {got:?}, master's {want:?}"
+                    ),
+                );
+                return;
+            }
+        }
+        // Nor does the slave group what the master does not: a grouping
+        // only a slave has sends its traffic through an SA the master's
+        // would not use once it takes over.
+        for (first, next) in sk.bundles() {
+            if !synced.sas.contains_key(&first) || !synced.sas.contains_key(&next) {
+                continue;
+            }
+            self.bundle_checks += 1;
+            let (want, got) = (mk.outbound_path(&first), sk.outbound_path(&first));
+            if want != got {
+                self.fail(
+                    now,
+                    Some(i),
+                    format!(
+                        "{first:?} grouped with {next:?} here but not on master n{m}: outbound path {got:?}, master's {want:?}"
                     ),
                 );
                 return;

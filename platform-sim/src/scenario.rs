@@ -71,6 +71,8 @@ pub struct Bugs {
     pub keep_split_loser: bool,
     /// An inbound connection may evict any connection of its peer.
     pub inbound_evicts_any: bool,
+    /// A repair keeps a slave's grouping the master does not have.
+    pub keep_foreign_groups: bool,
 }
 
 impl Bugs {
@@ -87,6 +89,7 @@ impl Bugs {
             || self.no_regroup
             || self.keep_split_loser
             || self.inbound_evicts_any
+            || self.keep_foreign_groups
     }
 }
 

@@ -170,6 +170,24 @@ fn bundles_lost_by_snapshots_are_caught() {
     );
 }
 
+/// A slave whose sweep keeps groupings the master does not have (seed
+/// 223026619: the old master comes back holding bundles the new one lost
+/// by taking over mid-snapshot): its outbound path applies an SA the
+/// master's would not.
+#[test]
+fn groupings_only_a_slave_has_are_caught() {
+    let c = first_catch_where(
+        Bugs {
+            keep_foreign_groups: true,
+            ..Bugs::default()
+        },
+        223_026_619..223_026_620,
+        |f| f.contains("here but not on master"),
+    );
+    let (seed, what) = c.expect("seed 223026619 keeps a foreign grouping");
+    assert!(what.contains("grouped with"), "seed {seed}: {what}");
+}
+
 /// A master that forwards a MOBIKE move (an UPDATE without keys, with
 /// ADDRESS_PROXY) as an ADD: the slaves keep the SA at the old address.
 #[test]

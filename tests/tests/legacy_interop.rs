@@ -687,12 +687,15 @@ fn slave_writes_an_openbsd_masters_raw_records_as_its_kernel_accepts() {
     c.ctl(&mut w, Ctl::EndSnap);
     w.run_for(200);
     assert!(
-        w.nodes[0].refused.is_empty(),
+        w.lan.hosts[0].refused.is_empty(),
         "the slave's kernel refused: {:?}",
-        w.nodes[0].refused
+        w.lan.hosts[0].refused
     );
     assert_eq!(
-        (w.nodes[0].kernel.sa_count(), w.nodes[0].kernel.flow_count()),
+        (
+            w.lan.hosts[0].kernel.sa_count(),
+            w.lan.hosts[0].kernel.flow_count()
+        ),
         (3, 1)
     );
 
@@ -718,12 +721,14 @@ fn slave_writes_an_openbsd_masters_raw_records_as_its_kernel_accepts() {
     assert_eq!(forwarded, 1, "the UPDATE");
     w.run_for(200);
     assert!(
-        w.nodes[0].refused.is_empty(),
+        w.lan.hosts[0].refused.is_empty(),
         "the slave's kernel refused: {:?}",
-        w.nodes[0].refused
+        w.lan.hosts[0].refused
     );
     assert_eq!(
-        w.nodes[0].kernel.sa_state(&key(SADB_SATYPE_ESP, 0x7000)),
+        w.lan.hosts[0]
+            .kernel
+            .sa_state(&key(SADB_SATYPE_ESP, 0x7000)),
         Some(SADB_SASTATE_MATURE)
     );
     // The master's SAs, keys included, are the slave's.
@@ -733,9 +738,9 @@ fn slave_writes_an_openbsd_masters_raw_records_as_its_kernel_accepts() {
         (SADB_SATYPE_ESP, 0x6002),
         (SADB_SATYPE_ESP, 0x7000),
     ] {
-        assert!(w.nodes[0].kernel.has_mature_sa(&key(satype, spi)));
+        assert!(w.lan.hosts[0].kernel.has_mature_sa(&key(satype, spi)));
     }
     // The original sends no X_GRPSPIS in a snapshot: the bundle cannot
     // be restored from it (doc/PROTOCOL.md §9).
-    assert!(w.nodes[0].kernel.bundles().is_empty());
+    assert!(w.lan.hosts[0].kernel.bundles().is_empty());
 }

@@ -31,6 +31,10 @@ const REPAIR_PATIENCE: core::time::Duration = core::time::Duration::from_secs(30
 /// Longest identity encoding (see [`identity`]).
 pub const IDENTITY_MAX: usize = 96;
 
+/// The mark content of a bundle a snapshot grouped (its identity is the
+/// X_GRPSPIS in canonical form, pid and seq zero).
+pub(super) const GROUPED: &[u8] = b"grouped";
+
 /// What a dump job is for.
 // `Check` holds the master's digest (a `Ctl`, large for its `Buckets`
 // variant); there is one job at a time, inside the node.
@@ -254,6 +258,28 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                     canon.get(..c)
                 };
                 match self.marks.check_with(&key[..k], content) {
+                    MarkVerdict::Keep if table == Table::Sadb => {
+                        // A grouping of ours that the master's snapshot
+                        // did not send (its bundle pass sends every
+                        // grouping it holds, of the buckets asked for):
+                        // ADD cannot undo a grouping, so the SA goes and
+                        // is asked for again (seed 223026619: a slave kept
+                        // bundles a master lost when it took over
+                        // mid-snapshot). A grouping the master skipped
+                        // because the stream brings it is asked for again
+                        // too, and then sent.
+                        let foreign = Msg::parse(record).ok().filter(is_grouped).is_some_and(|r| {
+                            build_group(&r, 0, 0, delete).is_ok_and(|g| {
+                                self.marks.check(&delete[..g], GROUPED) == MarkVerdict::Stale
+                            })
+                        });
+                        #[cfg(feature = "planted-bugs")]
+                        let foreign = foreign && !self.bugs.keep_foreign_groups;
+                        if !foreign {
+                            return DumpFlow::More;
+                        }
+                        self.repair.stale_entry(fingerprint::bucket(&key[..k]))
+                    }
                     MarkVerdict::Keep | MarkVerdict::Unknown => return DumpFlow::More,
                     MarkVerdict::Stale => {}
                     // The snapshot's ADD of it was refused (EEXIST): delete

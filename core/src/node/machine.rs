@@ -79,6 +79,9 @@ pub struct PlantedBugs {
     /// An inbound connection may evict any connection of its peer (an
     /// authenticated session, our own dial), as before issue 22.
     pub inbound_evicts_any: bool,
+    /// A repair's sweep keeps a grouping of the slave's that the master
+    /// does not have (before seed 223026619's fix).
+    pub keep_foreign_groups: bool,
 }
 
 /// Where a snapshot (or repair) stands with SA bundles. ADD cannot carry

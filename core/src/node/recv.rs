@@ -696,10 +696,21 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             if let Ok(m) = Msg::parse(msg) {
                 let mut key = [0u8; super::jobs::IDENTITY_MAX];
                 let canon = &mut scratch.canon;
-                let id = super::jobs::identity(&m, &mut key);
-                let content = crate::pfkey::canonical_digest_input(&m, canon);
-                if let (Some(n), Ok(c)) = (id, content) {
-                    self.marks.insert(&key[..n], &canon[..c]);
+                if m.msg_type() == crate::pfkey::consts::SADB_X_GRPSPIS {
+                    // A bundle the master's snapshot grouped: remembered
+                    // by its canonical form, so that the sweep can tell a
+                    // grouping of ours the master does not have.
+                    if let Some(c) = canon.get_mut(..len) {
+                        c.copy_from_slice(msg);
+                        set_pid_seq(c, 0, 0);
+                        self.marks.insert(c, super::jobs::GROUPED);
+                    }
+                } else {
+                    let id = super::jobs::identity(&m, &mut key);
+                    let content = crate::pfkey::canonical_digest_input(&m, canon);
+                    if let (Some(n), Ok(c)) = (id, content) {
+                        self.marks.insert(&key[..n], &canon[..c]);
+                    }
                 }
             }
         } else if !self.legacy {
