@@ -374,39 +374,26 @@ impl Oracle {
         let keep = keep_all();
         let (mk, sk) = (&w.hosts[m].kernel, &w.hosts[i].kernel);
         let synced = mk.canonical(&keep);
-        for (first, next) in mk.bundles() {
+        // The master's bundles, then the slave's: a grouping only a slave
+        // has sends its traffic through an SA the master's would not use
+        // once it takes over.
+        let ours = mk.bundles().into_iter().map(|b| (b, false));
+        for ((first, next), slaves) in ours.chain(sk.bundles().into_iter().map(|b| (b, true))) {
             if !synced.sas.contains_key(&first) || !synced.sas.contains_key(&next) {
                 continue;
             }
             self.bundle_checks += 1;
             let (want, got) = (mk.outbound_path(&first), sk.outbound_path(&first));
             if want != got {
+                let what = if slaves {
+                    format!("{first:?} grouped with {next:?} here but not on master n{m}")
+                } else {
+                    format!("bundle of {first:?} not grouped as on master n{m}")
+                };
                 self.fail(
                     now,
                     Some(i),
-                    format!(
-                        "bundle of {first:?} not grouped as on master n{m}: outbound path {got:?}, master's {want:?}"
-                    ),
-                );
-                return;
-            }
-        }
-        // Nor does the slave group what the master does not: a grouping
-        // only a slave has sends its traffic through an SA the master's
-        // would not use once it takes over.
-        for (first, next) in sk.bundles() {
-            if !synced.sas.contains_key(&first) || !synced.sas.contains_key(&next) {
-                continue;
-            }
-            self.bundle_checks += 1;
-            let (want, got) = (mk.outbound_path(&first), sk.outbound_path(&first));
-            if want != got {
-                self.fail(
-                    now,
-                    Some(i),
-                    format!(
-                        "{first:?} grouped with {next:?} here but not on master n{m}: outbound path {got:?}, master's {want:?}"
-                    ),
+                    format!("{what}: outbound path {got:?}, master's {want:?}"),
                 );
                 return;
             }
