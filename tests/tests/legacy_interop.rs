@@ -95,6 +95,15 @@ impl OpenBsd {
     }
 }
 
+/// The slave's kernel took every write.
+fn nothing_refused(w: &TestWorld) {
+    let refused = &w.lan.hosts[0].refused;
+    assert!(
+        refused.is_empty(),
+        "the slave's kernel refused: {refused:?}"
+    );
+}
+
 fn msg(b: &[u8]) -> Msg<'_> {
     Msg::parse(b).unwrap()
 }
@@ -259,11 +268,7 @@ fn slave_applies_an_openbsd_masters_data_only_after_its_state() {
         assert_eq!(m.pid(), w.lan.hosts[0].pid, "our pid");
         assert_eq!(m.seq(), k as u32 + 1, "our counter, from 1");
     }
-    assert!(
-        w.lan.hosts[0].refused.is_empty(),
-        "{:?}",
-        w.lan.hosts[0].refused
-    );
+    nothing_refused(&w);
     assert_eq!(
         (
             w.lan.hosts[0].kernel.sa_count(),
@@ -686,11 +691,7 @@ fn slave_writes_an_openbsd_masters_raw_records_as_its_kernel_accepts() {
     }
     c.ctl(&mut w, Ctl::EndSnap);
     w.run_for(200);
-    assert!(
-        w.lan.hosts[0].refused.is_empty(),
-        "the slave's kernel refused: {:?}",
-        w.lan.hosts[0].refused
-    );
+    nothing_refused(&w);
     assert_eq!(
         (
             w.lan.hosts[0].kernel.sa_count(),
@@ -720,11 +721,7 @@ fn slave_writes_an_openbsd_masters_raw_records_as_its_kernel_accepts() {
     }
     assert_eq!(forwarded, 1, "the UPDATE");
     w.run_for(200);
-    assert!(
-        w.lan.hosts[0].refused.is_empty(),
-        "the slave's kernel refused: {:?}",
-        w.lan.hosts[0].refused
-    );
+    nothing_refused(&w);
     assert_eq!(
         w.lan.hosts[0]
             .kernel
