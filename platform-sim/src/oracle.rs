@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sasyncd_core::pfkey::FilterPolicy;
-use sasyncd_core::state::{FlushMode, Position, RunState};
+use sasyncd_core::state::{FlushMode, RunState};
 use sasyncd_core::time::Instant;
 
 use crate::carp::LINK_STATE_UP;
@@ -117,13 +117,12 @@ pub struct Oracle {
     pub sync_refused: u64,
     first_sync_refusal: Option<(Instant, usize, u8, Errno)>,
     /// MOBIKE moves still to be checked: (node, the SA's old and new
-    /// identity, when, the node's stream position just before).
+    /// identity, when).
     moves_due: Vec<(
         usize,
         sasyncd_core::pfkey::SaKey,
         sasyncd_core::pfkey::SaKey,
         Instant,
-        Position,
     )>,
     /// Move checks that ran (their preconditions held).
     pub move_checks: u64,
@@ -264,16 +263,15 @@ impl Oracle {
     }
 
     /// The IKE daemon of node `i` moved an SA from identity `old` to `new`
-    /// (MOBIKE), when node `i`'s delta stream stood at `head`.
+    /// (MOBIKE).
     pub fn moved(
         &mut self,
         i: usize,
         old: sasyncd_core::pfkey::SaKey,
         new: sasyncd_core::pfkey::SaKey,
         now: Instant,
-        head: Position,
     ) {
-        self.moves_due.push((i, old, new, now, head));
+        self.moves_due.push((i, old, new, now));
     }
 
     /// A MOBIKE move made on a master reaches every slave connected to it
@@ -286,7 +284,7 @@ impl Oracle {
         let (due, later): (Vec<_>, Vec<_>) = self
             .moves_due
             .drain(..)
-            .partition(|&(_, _, _, t, _)| now.since(t) >= bound);
+            .partition(|&(_, _, _, t)| now.since(t) >= bound);
         self.moves_due = later;
         let quiet =
             |since: Option<Instant>| since.is_none_or(|t| now.since(t) > Duration::from_secs(10));
@@ -295,7 +293,7 @@ impl Oracle {
         let edited = self
             .last_manual_edit
             .is_some_and(|t| now.since(t) <= 2 * self.digest_interval + Duration::from_secs(10));
-        for (m, old, key, at, head) in due {
+        for (m, old, key, at) in due {
             if edited {
                 continue;
             }
@@ -315,6 +313,13 @@ impl Oracle {
                 continue;
             }
             let want = w.hosts[m].kernel.canonical_sa(&key);
+            // Where the master's stream stood at the move (the nodes run
+            // after the workload and the tick within one instant).
+            let head = self.heads[m]
+                .iter()
+                .rev()
+                .find(|&&(t, _)| t <= at)
+                .map(|&(_, p)| p);
             for (n, h) in w.hosts.iter().enumerate() {
                 let Some(node) = h.node.as_ref().filter(|_| n != m && !h.wrong_key) else {
                     continue;
@@ -333,10 +338,12 @@ impl Oracle {
                 // ring, seed 222966362) gets the move after them: in order,
                 // later than a round trip; that it arrives at all is the
                 // convergence oracle's.
-                let behind = node.peers().any(|p| {
-                    p.addr == w.hosts[m].addr
-                        && p.stats.applied.epoch == head.epoch
-                        && p.stats.applied.seq < head.seq
+                let behind = head.is_some_and(|head| {
+                    node.peers().any(|p| {
+                        p.addr == w.hosts[m].addr
+                            && p.stats.applied.epoch == head.epoch
+                            && p.stats.applied.seq < head.seq
+                    })
                 });
                 if !connected
                     || !synced

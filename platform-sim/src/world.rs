@@ -10,7 +10,7 @@ use sasyncd_core::node::{
     min_events, ConnId as NodeConn, DumpId, Node, NodeStorage, PFKEY_QUEUE_BYTES,
 };
 use sasyncd_core::random::Random;
-use sasyncd_core::state::{Position, RunState};
+use sasyncd_core::state::RunState;
 use sasyncd_core::time::Instant;
 
 use crate::carp::Carp;
@@ -400,10 +400,6 @@ impl World {
             for i in 0..self.hosts.len() {
                 let h = &mut self.hosts[i];
                 if h.up {
-                    let head = h
-                        .node
-                        .as_ref()
-                        .map_or(Position::NONE, |n| n.stats().position);
                     let before = h.kernel.stats().valid_writes;
                     h.ike.handle_timeout(now, &mut h.kernel);
                     let moves = h.ike.take_moves();
@@ -411,7 +407,7 @@ impl World {
                         self.oracle.kernel_changed(i, now);
                     }
                     for (old, new) in moves {
-                        self.oracle.moved(i, old, new, now, head);
+                        self.oracle.moved(i, old, new, now);
                     }
                 }
             }
