@@ -219,13 +219,19 @@ impl XfrmSocket {
         Ok(true)
     }
 
-    /// Sends one request (its sequence and port are set here) without
-    /// waiting: its acknowledgement (or the kernel's refusal) arrives later
-    /// among whatever else the socket reads. The daemon's network process
-    /// writes this way, so that its one loop never blocks on the kernel.
-    /// `EAGAIN` means the socket cannot take it now.
+    /// Sends one request without waiting: its acknowledgement (or the
+    /// kernel's refusal) arrives later among whatever else the socket
+    /// reads, naming the request's sequence number, which is kept as the
+    /// writer set it (one is given here if it is 0). The header's port is
+    /// set to this socket's: the kernel copies it into the change event
+    /// it announces, by which a watcher tells its own writes. The daemon's
+    /// network process writes this way, so that its one loop never blocks
+    /// on the kernel. `EAGAIN` means the socket cannot take it now.
     pub fn send_request(&mut self, msg: &mut [u8]) -> Result<(), Errno> {
-        let seq = self.next_seq();
+        let seq = match Msg::new(msg) {
+            Ok(m) if m.seq() != 0 => m.seq(),
+            _ => self.next_seq(),
+        };
         nl::set_seq_pid(msg, seq, self.port);
         loop {
             match send(self.fd.as_raw_fd(), msg, MsgFlags::MSG_DONTWAIT) {
