@@ -332,10 +332,15 @@ impl Pair {
             if start.elapsed() > WAIT {
                 let mut diff = String::new();
                 for (k, what) in ["state", "policy"].iter().enumerate() {
+                    // A few of each side: enough to see what differs.
                     let only_from: Vec<_> = x[k].difference(&y[k]).collect();
                     let only_to: Vec<_> = y[k].difference(&x[k]).collect();
                     diff += &format!(
-                        "{what}s only in {from}:\n{only_from:#?}\n{what}s only in {to}:\n{only_to:#?}\n"
+                        "{} {what}s only in {from}, the first: {:#?}\n{} {what}s only in {to}, the first: {:#?}\n",
+                        only_from.len(),
+                        &only_from[..only_from.len().min(3)],
+                        only_to.len(),
+                        &only_to[..only_to.len().min(3)],
                     );
                 }
                 panic!(
@@ -347,11 +352,17 @@ impl Pair {
         }
     }
 
+    /// The daemons' logs, the last 60 lines of each.
     fn logs(&self) -> String {
         self.gw
             .iter()
             .enumerate()
-            .map(|(i, g)| format!("--- gateway {i} ({}):\n{}", g.ns, g.log()))
+            .map(|(i, g)| {
+                let log = g.log();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+                format!("--- gateway {i} ({}):\n{tail}\n", g.ns)
+            })
             .collect()
     }
 
