@@ -607,16 +607,15 @@ fn network(
         #[cfg(not(target_os = "linux"))]
         let dropped = sys::drop_privileges(u, Some(&dir));
         dropped.map_err(|e| err(e.to_string()))?;
-        log::info!(
-            "running as {} in {}{}",
-            u.name,
-            dir.display(),
-            if keep_net_admin {
-                " (keeping CAP_NET_ADMIN for XFRM)"
-            } else {
-                ""
-            }
-        );
+        if keep_net_admin {
+            log::info!(
+                "running as {} in {}, keeping CAP_NET_ADMIN for XFRM",
+                u.name,
+                dir.display()
+            );
+        } else {
+            log::info!("running as {} in {}", u.name, dir.display());
+        }
     }
     let clock = Clock::start();
     let mut boot = [0u8; 8];
