@@ -112,8 +112,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if req.op == Op::Update && errno == ESRCH {
             log::debug!("pfkey UPDATE of an SA we do not hold (ESRCH)");
             if !self.legacy {
-                self.resumed_across = true;
-                self.awaiting_digest = true;
+                self.slave.owe_repair();
             }
             return;
         }

@@ -199,7 +199,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             position: if self.role.state() == RunState::Master {
                 self.ring.position()
             } else {
-                self.applied
+                self.slave.applied()
             },
             ring: RingFill {
                 bytes: self.ring.bytes_used(),
@@ -207,11 +207,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 records: self.ring.len(),
             },
             pfkey_queued: self.pfkeyq.len(),
-            syncing: self.incoming.is_some() || self.job.is_sweep(),
-            repairing: self.awaiting_digest
-                || self.repair_asked.is_some()
-                || self.repair.queued() > 0,
-            following: self.following.and_then(|f| {
+            syncing: self.slave.receiving() || self.job.is_sweep(),
+            repairing: self.slave.repairing(),
+            following: self.slave.following().and_then(|f| {
                 let (p, _) = self.slot_of(f.conn)?;
                 Some((self.peer_addrs[p], f.synced))
             }),
