@@ -25,8 +25,7 @@
 //! Peers must speak one dialect: v2's HELLO names it
 //! ([`KernelDialect`], `wire/README.md`), and a mixed cluster is refused
 //! there. [`OpenBsd`] is the dialect of today's node (it delegates to
-//! [`crate::pfkey`]); Linux's is `sasyncd_linux::dialect::Xfrm`, a std
-//! crate. Wiring the trait into the node is issue 24's rework.
+//! [`crate::pfkey`]); Linux's is [`crate::xfrm::Xfrm`]. Wiring the trait into the node is issue 24's rework.
 
 use core::fmt::{Debug, Display};
 use core::hash::Hash;
