@@ -20,8 +20,10 @@ use nix::sys::signal::Signal;
 use nix::unistd::{fork, ForkResult};
 use sasyncd_core::config::{Config, ListenOn};
 use sasyncd_core::crypto::SoftCrypto;
+use sasyncd_core::dialect::{Dialect, OpenBsd};
 use sasyncd_core::node::VecMarks;
 use sasyncd_core::node::{Node, NodeStorage, Settings};
+use sasyncd_core::xfrm::dialect::Xfrm;
 
 use crate::conffile;
 use crate::control::Control;
@@ -111,7 +113,8 @@ pub fn check_text(path: &Path, text: &[u8]) -> Result<Box<Config>, StartError> {
     // and key rules are the ones checked; nothing is built (storage built
     // to be dropped would carry stack garbage, key copies among it, into
     // the heap of the privileged process).
-    let node = DaemonNode::check_config(&cfg, &SoftCrypto, sasyncd_core::config::MAX_PEERS);
+    let node =
+        DaemonNode::<OpenBsd>::check_config(&cfg, &SoftCrypto, sasyncd_core::config::MAX_PEERS);
     if let Err(e) = node {
         return Err(err(format!("{name}: {e}")));
     }
@@ -357,10 +360,6 @@ fn start_kernel(_opts: Options, _cfg: Box<Config>, _root: bool) -> Result<ExitCo
     ))
 }
 
-/// Whether this build's node runs the XFRM kernel dialect (the node made
-/// generic over `sasyncd_core::dialect::Dialect`, issue 24).
-const XFRM_NODE: bool = false;
-
 /// Linux: XFRM netlink for the tables, keepalived's virtual address for
 /// the role and its track file for demotion (`sasyncd::linux`). What can
 /// be wrong with the host or the configuration is found here, before
@@ -396,11 +395,6 @@ fn start_linux(opts: Options, cfg: Box<Config>, root: bool) -> Result<ExitCode, 
         log::warn!(
             "no demote file: keepalived cannot be told to keep this gateway backup during its initial sync (see sasyncd.conf(5))"
         );
-    }
-    if !XFRM_NODE {
-        return Err(err(
-            "the Linux backend needs the XFRM node: this build's node reads OpenBSD PF_KEY only",
-        ));
     }
     let confine = Confine {
         unveils: None,
@@ -586,6 +580,8 @@ fn network(
     // Linux: XFRM requests and group joins need CAP_NET_ADMIN in the
     // sending process too, so the network process keeps that one.
     let keep_net_admin = cfg!(target_os = "linux") && !matches!(net, NetKernel::Dev(_));
+    // The records the kernel gives: XFRM netlink on Linux, PF_KEY else.
+    let xfrm = keep_net_admin;
     let (pfkey, link): (Box<dyn PfkeySocket>, Box<dyn LinkWatch>) = match net {
         NetKernel::Dev(dev) => (
             Box::new(DevPfkey::open(&dev, pid).map_err(|e| err(format!("PF_KEY socket: {e}")))?),
@@ -623,18 +619,11 @@ fn network(
     // Our writes come back from the kernel naming us by this: the pid on
     // PF_KEY, the socket's port on XFRM netlink.
     let settings = Settings::new(node_id(cfg), u64::from_ne_bytes(boot), pfkey.writer_id(pid));
-    let node: Box<DaemonNode> = Box::new(
-        Node::new(
-            cfg,
-            settings,
-            SoftCrypto,
-            OsRandom,
-            VecMarks::new(),
-            NodeStorage::default_on_heap(),
-            clock.now(),
-        )
-        .map_err(|e| err(e.to_string()))?,
-    );
+    let now = clock.now();
+    let node = match xfrm {
+        false => Kernel::OpenBsd(build_node::<OpenBsd>(cfg, settings, now)?),
+        true => Kernel::Xfrm(build_node::<Xfrm>(cfg, settings, now)?),
+    };
     let source: Option<IpAddr> = sockets::source_addr(&cfg.listen);
     let chan = NetChannel::new(chan).map_err(|e| err(e.to_string()))?;
     if pledge {
@@ -644,9 +633,44 @@ fn network(
         crate::openbsd::confine_net().map_err(|e| err(format!("network process: {e}")))?;
     }
     let io = NetIo::new(clock, pid, source, pfkey, chan);
-    let net = Net::new(node, io, link, listeners, Some(control));
-    logger::report_ready();
-    Ok(net.run())
+    let control = Some(control);
+    Ok(match node {
+        Kernel::OpenBsd(node) => {
+            let net = Net::new(node, io, link, listeners, control);
+            logger::report_ready();
+            net.run()
+        }
+        Kernel::Xfrm(node) => {
+            let net = Net::new(node, io, link, listeners, control);
+            logger::report_ready();
+            net.run()
+        }
+    })
+}
+
+/// The node of the kernel's dialect.
+enum Kernel {
+    OpenBsd(Box<DaemonNode<OpenBsd>>),
+    Xfrm(Box<DaemonNode<Xfrm>>),
+}
+
+fn build_node<D: Dialect + Default>(
+    cfg: &Config,
+    settings: Settings,
+    now: sasyncd_core::time::Instant,
+) -> Result<Box<DaemonNode<D>>, StartError> {
+    Ok(Box::new(
+        Node::new(
+            cfg,
+            settings,
+            SoftCrypto,
+            OsRandom,
+            VecMarks::new(),
+            NodeStorage::default_on_heap(),
+            now,
+        )
+        .map_err(|e| err(e.to_string()))?,
+    ))
 }
 
 #[cfg(test)]
