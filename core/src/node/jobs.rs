@@ -320,7 +320,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                     if let Some(k) = identity(&m, &mut key) {
                         let b = fingerprint::bucket(&key[..k]);
                         let h = siphash(CONTENT_KEY, &[&canon[..c]]);
-                        self.sums.sums[b] = self.sums.sums[b].wrapping_add(h);
+                        self.sums.add(b, h);
                         // The bundle an SA starts counts too, in its bucket:
                         // a slave that lost the grouping differs there, and
                         // the repair's bundle pass re-groups it.
@@ -336,8 +336,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                         if let (Some(g), Some(nb)) = (group, nb) {
                             sa.add(&self.crypto, &canon[..g]);
                             let h = siphash(CONTENT_KEY, &[&canon[..g]]);
-                            self.sums.sums[b] = self.sums.sums[b].wrapping_add(h);
-                            self.sums.sums[nb] = self.sums.sums[nb].wrapping_add(h);
+                            self.sums.add(b, h);
+                            self.sums.add(nb, h);
                         }
                     }
                 }
