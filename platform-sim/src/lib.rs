@@ -45,6 +45,7 @@ pub mod scenario;
 pub mod takeover;
 pub mod trace;
 pub mod world;
+pub mod xfrm_kernel;
 
 #[cfg(test)]
 mod determinism {
