@@ -3,14 +3,9 @@
 //! after a full snapshot, the slave's digest check, and the master's
 //! periodic digest. One such job runs at a time.
 
-use core::net::IpAddr;
-
 use crate::crypto::Crypto;
 use crate::ctl::Ctl;
-use crate::pfkey::{
-    build_delete, build_delflow, build_group, canonical_digest_input, dump_to_add, filter,
-    flow_key, is_grouped, sa_key, spd_dump_to_addflow, Msg, SockAddr, Verdict,
-};
+use crate::dialect::{Dialect, Identity, IDENTITY_MAX};
 use crate::random::Random;
 use crate::state::Position;
 use crate::time::Instant;
@@ -19,17 +14,10 @@ use super::conn::Feed;
 use super::digest::MultisetDigest;
 use super::event::{ConnId, DumpFlow, DumpId, DumpOp, Event, Table};
 use super::fingerprint::{self, siphash, BucketSet, BUCKETS, CONTENT_KEY};
-use super::machine::Compare;
 use super::machine::Node;
 use super::marks::{MarkStore, MarkVerdict};
 use super::repair::AfterSweep;
-
-/// How long a slave waits for a repair it asked for before checking
-/// digests again.
-const REPAIR_PATIENCE: core::time::Duration = core::time::Duration::from_secs(30);
-
-/// Longest identity encoding (see [`identity`]).
-pub const IDENTITY_MAX: usize = 96;
+use super::slave::DigestVerdict;
 
 /// The mark content of a bundle a snapshot grouped (its identity is the
 /// X_GRPSPIS in canonical form, pid and seq zero).
@@ -107,63 +95,24 @@ impl Job {
     }
 }
 
-/// Writes the identity of the SA `k` to `out` (see [`identity`]).
-pub fn sa_identity(k: &crate::pfkey::SaKey, out: &mut [u8; IDENTITY_MAX]) -> usize {
-    let b = match k.dst {
-        IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
-        IpAddr::V6(v) => v.octets(),
-    };
-    out[0] = 1;
-    out[1] = k.satype;
-    out[2..6].copy_from_slice(&k.spi.to_be_bytes());
-    out[6..8].copy_from_slice(&k.rdomain.to_be_bytes());
-    out[8] = u8::from(k.dst.is_ipv6());
-    out[9..25].copy_from_slice(&b);
-    25
-}
-
-/// The bucket of the SA a grouped dump record's bundle applies next.
-pub(super) fn next_bucket(record: &Msg<'_>) -> Option<usize> {
-    let k = crate::pfkey::next_key(record)?;
+/// The bucket of an SA (the next SA of a bundle, which no record names
+/// as its own).
+pub(super) fn sa_bucket<D: Dialect>(d: &D, k: D::SaKey) -> usize {
     let mut key = [0u8; IDENTITY_MAX];
-    let n = sa_identity(&k, &mut key);
-    Some(fingerprint::bucket(&key[..n]))
+    let n = d.identity_bytes(&Identity::Sa(k), &mut key);
+    fingerprint::bucket(&key[..n])
 }
 
-/// Writes the identity of an SA or flow (what the kernel knows it by) to
-/// `out`: the bytes the snapshot marks are keyed on.
-pub fn identity(msg: &Msg<'_>, out: &mut [u8; IDENTITY_MAX]) -> Option<usize> {
-    fn ip(out: &mut [u8], at: &mut usize, a: IpAddr) {
-        let b = match a {
-            IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
-            IpAddr::V6(v) => v.octets(),
-        };
-        out[*at] = u8::from(a.is_ipv6());
-        out[*at + 1..*at + 17].copy_from_slice(&b);
-        *at += 17;
-    }
-    fn sa(out: &mut [u8], at: &mut usize, s: SockAddr) {
-        ip(out, at, s.ip);
-        out[*at..*at + 2].copy_from_slice(&s.port.to_be_bytes());
-        *at += 2;
-    }
-    let mut at = 0;
-    if let Some(k) = sa_key(msg) {
-        return Some(sa_identity(&k, out));
-    }
-    let k = flow_key(msg)?;
-    out[0] = 2;
-    out[1] = k.direction;
-    out[2] = k.proto;
-    out[3..5].copy_from_slice(&k.rdomain.to_be_bytes());
-    at += 5;
-    for s in [k.src, k.src_mask, k.dst, k.dst_mask] {
-        sa(out, &mut at, s);
-    }
-    Some(at)
+/// The canonical form of the request that groups the bundle `record`
+/// starts (writer id and sequence zero): what a slave's marks and both
+/// sides' digests know a bundle by.
+pub(super) fn group_form<D: Dialect>(d: &D, record: &[u8], out: &mut [u8]) -> Option<usize> {
+    let n = d.group_request(record, out)?;
+    d.stamp(&mut out[..n], 0, 0);
+    Some(n)
 }
 
-impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, M, D> {
     /// A dump whose records the node wants now, other than those in `skip`
     /// (the caller has none of theirs at hand yet). Feed it with
     /// [`handle_dump_entry`](Self::handle_dump_entry) until that returns
@@ -221,25 +170,23 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             canon,
             out: delete,
         } = &mut *self.scratch;
-        let conv = match table {
-            Table::Sadb => dump_to_add(record, buf),
-            Table::Spd => spd_dump_to_addflow(record, buf),
-        };
-        let Ok(n) = conv else { return DumpFlow::More };
-        let Ok(m) = Msg::parse(&buf[..n]) else {
+        let Ok(n) = self.dialect.dump_to_request(table, record, buf) else {
             return DumpFlow::More;
         };
-        if filter(&m, &self.policy, &self.peer_addrs) != Verdict::Sync {
+        let entry = &buf[..n];
+        let scope = Self::scope(self.policy, &self.peer_addrs, &self.settings);
+        if !self.dialect.syncs(entry, &scope) {
             return DumpFlow::More;
         }
         let pid = self.settings.pid;
+        let dialect = &self.dialect;
         match &mut self.job {
             Job::Dump {
                 kind: JobKind::Sweep { buckets, .. },
                 ..
             } => {
                 let mut key = [0u8; IDENTITY_MAX];
-                let Some(k) = identity(&m, &mut key) else {
+                let Some(k) = dialect.key(entry, &mut key) else {
                     return DumpFlow::More;
                 };
                 if buckets
@@ -251,10 +198,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 // Computed only if the snapshot had this identity. The
                 // scratch is moved out of the closure so that the slice it
                 // returns outlives the call.
-                let entry = &m;
                 let content = move || {
                     let canon = { canon };
-                    let c = canonical_digest_input(entry, canon).ok()?;
+                    let c = dialect.digest_input(entry, canon).ok()?;
                     canon.get(..c)
                 };
                 match self.marks.check_with(&key[..k], content) {
@@ -268,31 +214,31 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                         // mid-snapshot). A grouping the master skipped
                         // because the stream brings it is asked for again
                         // too, and then sent.
-                        let foreign = Msg::parse(record).ok().filter(is_grouped).is_some_and(|r| {
-                            build_group(&r, 0, 0, delete).is_ok_and(|g| {
+                        let foreign = dialect.group_of(record).is_some()
+                            && group_form(dialect, record, delete).is_some_and(|g| {
                                 self.marks.check(&delete[..g], GROUPED) == MarkVerdict::Stale
-                            })
-                        });
+                            });
                         #[cfg(feature = "planted-bugs")]
                         let foreign = foreign && !self.bugs.keep_foreign_groups;
                         if !foreign {
                             return DumpFlow::More;
                         }
-                        self.repair.stale_entry(fingerprint::bucket(&key[..k]))
+                        self.slave
+                            .repair_plan()
+                            .stale_entry(fingerprint::bucket(&key[..k]))
                     }
                     MarkVerdict::Keep | MarkVerdict::Unknown => return DumpFlow::More,
                     MarkVerdict::Stale => {}
                     // The snapshot's ADD of it was refused (EEXIST): delete
                     // it and ask for it again.
-                    MarkVerdict::Differs => self.repair.stale_entry(fingerprint::bucket(&key[..k])),
+                    MarkVerdict::Differs => self
+                        .slave
+                        .repair_plan()
+                        .stale_entry(fingerprint::bucket(&key[..k])),
                 }
                 self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
                 let seq = self.pfkey_seq;
-                let built = match table {
-                    Table::Sadb => build_delete(&m, seq, pid, delete),
-                    Table::Spd => build_delflow(&m, seq, pid, delete),
-                };
-                if let Ok(d) = built {
+                if let Ok(d) = dialect.delete_request(entry, pid, seq, delete) {
                     if self.pfkeyq.push_with(&delete[..d], |_| {}) {
                         self.counters.swept += 1;
                     }
@@ -310,13 +256,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 kind: JobKind::Check { sa, flow, .. } | JobKind::Announce { sa, flow, .. },
                 ..
             } => {
-                if let Ok(c) = canonical_digest_input(&m, canon) {
+                if let Ok(c) = dialect.digest_input(entry, canon) {
                     match table {
                         Table::Sadb => sa.add(&self.crypto, &canon[..c]),
                         Table::Spd => flow.add(&self.crypto, &canon[..c]),
                     }
                     let mut key = [0u8; IDENTITY_MAX];
-                    if let Some(k) = identity(&m, &mut key) {
+                    if let Some(k) = dialect.key(entry, &mut key) {
                         let b = fingerprint::bucket(&key[..k]);
                         let h = siphash(CONTENT_KEY, &[&canon[..c]]);
                         self.sums.sums[b] = self.sums.sums[b].wrapping_add(h);
@@ -327,12 +273,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                         // re-groups only when it covers both (see
                         // `snapshot_entry`), and a slave that differs in
                         // the grouping differs in both.
-                        let rec = Msg::parse(record)
-                            .ok()
-                            .filter(|r| table == Table::Sadb && is_grouped(r));
-                        let nb = rec.as_ref().and_then(next_bucket);
-                        let group = rec.and_then(|r| build_group(&r, 0, 0, canon).ok());
-                        if let (Some(g), Some(nb)) = (group, nb) {
+                        let group = match table {
+                            Table::Sadb => dialect.group_of(record),
+                            Table::Spd => None,
+                        };
+                        let nb = group.flatten().map(|k| sa_bucket(dialect, k));
+                        let g = group.and_then(|_| group_form(dialect, record, canon));
+                        if let (Some(g), Some(nb)) = (g, nb) {
                             sa.add(&self.crypto, &canon[..g]);
                             let h = siphash(CONTENT_KEY, &[&canon[..g]]);
                             self.sums.sums[b] = self.sums.sums[b].wrapping_add(h);
@@ -457,7 +404,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         buckets: Option<BucketSet>,
     ) {
         self.job_cancel();
-        self.repair.sweep_starts(
+        self.slave.repair_plan().sweep_starts(
             buckets.is_none(),
             self.marks.inserted(),
             self.marks.overflowed(),
@@ -502,13 +449,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         flow_digest: [u8; 32],
         partial: bool,
     ) {
-        self.compare = None;
         // A repair asked for and not yet here would be found again; one
         // the master never answered is forgotten after a while.
-        if self
-            .repair_asked
-            .is_some_and(|t| now.since(t) < REPAIR_PATIENCE)
-        {
+        if !self.slave.digest_arrives(now) {
             log::debug!(
                 "digest at {}:{} skipped: a repair is on its way",
                 pos.epoch,
@@ -516,22 +459,18 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             );
             return;
         }
-        self.repair_asked = None;
         // Only the master we follow speaks for our position: in a split
         // brain the other one digests its own tables, and a match with
         // those would pass for a match with ours.
-        let followed = self.following.is_some_and(|f| f.conn == conn);
-        if !followed
-            || pos != self.applied
-            || self.incoming.is_some()
-            || !matches!(self.job, Job::None)
-        {
+        let followed = self.slave.follows(conn);
+        let applied = self.slave.applied();
+        if !followed || pos != applied || self.slave.receiving() || !matches!(self.job, Job::None) {
             log::debug!(
                 "digest at {}:{} skipped (we are at {}:{})",
                 pos.epoch,
                 pos.seq,
-                self.applied.epoch,
-                self.applied.seq
+                applied.epoch,
+                applied.seq
             );
             return;
         }
@@ -577,15 +516,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         pos: Position,
         buckets: Option<BucketSet>,
     ) {
-        if self.incoming.is_some_and(|i| i.conn == conn) {
-            self.incoming = None;
-        }
-        self.applied = pos;
         self.counters.sweeps += 1;
         let limit = self.marks.limit().unwrap_or(usize::MAX);
+        let inserted = self.marks.inserted();
         match self
-            .repair
-            .sweep_ended(buckets, self.marks.inserted(), limit)
+            .slave
+            .sweep_ended(conn, pos, buckets, inserted, limit, now)
         {
             AfterSweep::RetryStale(stale) => {
                 // Entries whose content differed were deleted; the
@@ -593,12 +529,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 // Once more, for their buckets. Known differences: if this
                 // retry is cut short (another master claims us), the next
                 // digest's differences are repairs, not a lost delta.
-                self.resumed_across = true;
                 log::info!(
                     "entries differed from the master's in {} buckets; asking for them again",
                     fingerprint::count(&stale)
                 );
-                self.repair_asked = Some(now);
                 self.send_ctl_or_close(
                     now,
                     conn,
@@ -609,21 +543,19 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 );
                 return;
             }
-            AfterSweep::Done { overflowed } => {
-                self.repair_asked = None;
-                // The marks overflowed (the platform's store is small): the
-                // sweep deleted nothing, and is redone in batches of buckets
-                // that fit, one repair after the other. What the batches
-                // find is the overflow's debt, not loss.
-                if overflowed {
-                    self.resumed_across = true;
-                }
-            }
+            // The marks overflowed (the platform's store is small): the
+            // sweep deleted nothing, and is redone in batches of buckets
+            // that fit, one repair after the other. What the batches find
+            // is the overflow's debt, not loss.
+            AfterSweep::Done { .. } => {}
         }
         if self.next_repair_batch(now, conn, pos) {
             return;
         }
-        let completes_snapshot = self.repair.completes_snapshot(buckets.is_none());
+        let completes_snapshot = self
+            .slave
+            .repair_plan()
+            .completes_snapshot(buckets.is_none());
         if completes_snapshot {
             self.snapshot_complete(now, conn, true);
         }
@@ -648,14 +580,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// Asks for the next batch of queued buckets that fits the mark storage;
     /// `false` when the queue is empty.
     fn next_repair_batch(&mut self, now: Instant, conn: ConnId, pos: Position) -> bool {
-        let Some((set, taken)) = self.repair.next_batch(self.marks.limit()) else {
+        let limit = self.marks.limit();
+        let Some((set, taken)) = self.slave.next_repair_batch(limit, now) else {
             return false;
         };
         log::info!(
             "asking for {taken} buckets ({} more to go) that fit our mark storage",
-            self.repair.queued()
+            self.slave.repair_plan().queued()
         );
-        self.repair_asked = Some(now);
         self.send_ctl_or_close(now, conn, &Ctl::Repair { pos, buckets: set });
         true
     }
@@ -684,15 +616,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         let (sd, sn) = sa.finish();
         let (fd, fn_) = flow.finish();
         let whole_ok = sd == sa_digest && fd == flow_digest && sn == sas && fn_ == flows;
-        self.repair.master_entries(sas.saturating_add(flows));
-        self.compare = Some(Compare {
-            conn,
-            pos,
-            whole_ok,
-            partial,
-            differ: [0; BUCKETS / 8],
-            chunks: 0,
-        });
+        self.slave
+            .tables_digested(conn, pos, whole_ok, partial, sas.saturating_add(flows));
     }
 
     /// One chunk of the master's bucket sums at `pos`; after the last, ask
@@ -707,54 +632,21 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         sums: &[u64],
         unknown: u64,
     ) {
-        // Chunks of a digest begun before we switched masters are stale:
-        // counting them could end the repair owed to a resume across
-        // streams, and the new master's first digest would then count its
-        // differences as loss.
-        let followed = self.following.is_some_and(|f| f.conn == conn);
-        let Some(mut cmp) = self
-            .compare
-            .filter(|c| followed && c.conn == conn && c.pos == pos && self.sums.pos == pos)
-        else {
-            return;
-        };
-        for (i, &theirs) in sums.iter().enumerate() {
-            let b = first + i;
-            if b < BUCKETS && unknown & (1 << i) == 0 && theirs != self.sums.sums[b] {
-                fingerprint::add(&mut cmp.differ, b);
-            }
-        }
-        cmp.chunks += 1;
-        if usize::from(cmp.chunks) * crate::ctl::BUCKETS_PER_CHUNK < BUCKETS {
-            self.compare = Some(cmp);
-            return;
-        }
-        self.compare = None;
-        self.awaiting_digest = false;
-        // Differences count as repairs after a resume until one check
-        // finds none (a repair cut short by another switch of masters
-        // leaves them for the next digest).
-        let after_resume = self.resumed_across;
-        let mut differ = cmp.differ;
-        let n = fingerprint::count(&differ);
-        if n == 0 {
-            if cmp.whole_ok {
-                self.resumed_across = false;
+        let verdict = self
+            .slave
+            .bucket_sums(conn, pos, first, sums, unknown, &self.sums);
+        let (mut differ, n, after_resume) = match verdict {
+            None | Some(DigestVerdict::Inconclusive) => return,
+            Some(DigestVerdict::Matched) => {
                 self.counters.digests_matched += 1;
                 return;
             }
-            if cmp.partial {
-                return;
-            }
-            // The whole-table digests differ but no bucket sum does: the
-            // sums collided; only everything is sure to repair it.
-            differ = fingerprint::ALL;
-        }
-        // A new repair round gets its own retry of entries whose content
-        // differed (a retry cut short by a switch of masters left the flag
-        // set, and the next round's differing entries were deleted and
-        // never asked for again).
-        self.repair.new_round();
+            Some(DigestVerdict::Differ {
+                buckets,
+                n,
+                after_resume,
+            }) => (buckets, n, after_resume),
+        };
         if after_resume {
             self.counters.resume_repairs += 1;
             log::info!(
@@ -772,11 +664,11 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         }
         if self.marks.limit().is_some() {
             // Storage for a few marks only: repair in batches that fit.
-            self.repair.queue(differ);
+            self.slave.repair_plan().queue(differ);
             self.next_repair_batch(now, conn, pos);
             return;
         }
-        self.repair_asked = Some(now);
+        self.slave.repair_requested(now);
         self.send_ctl_or_close(
             now,
             conn,

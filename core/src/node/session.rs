@@ -5,6 +5,7 @@ use core::net::IpAddr;
 
 use crate::crypto::Crypto;
 use crate::ctl::Ctl;
+use crate::dialect::Dialect;
 use crate::random::Random;
 use crate::time::Instant;
 use crate::wire::v2::{ArchTag, Hello, HELLO_LEN};
@@ -13,7 +14,6 @@ use super::conn::{Feed, Phase};
 use super::event::{ConnId, DumpOp, Event, Rejected};
 use super::log_limit::Verdict;
 use super::machine::Node;
-use super::machine::REASK;
 use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::{AttemptId, ConnStatus, PeerIndex, SessionDecision, SessionId};
@@ -24,7 +24,7 @@ use super::peer_table::{AttemptId, ConnStatus, PeerIndex, SessionDecision, Sessi
 /// alarm, and accepts ours only after that.
 const CROSS_WINDOW: core::time::Duration = core::time::Duration::from_secs(10);
 
-impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, M, D> {
     /// The outbound connection `conn` (from `Event::Connect`) is up.
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
         let legacy = self.legacy;
@@ -242,10 +242,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// A master that has not answered our `Resync` for a while is asked
     /// again (the request may have crossed its own change of state).
     pub(super) fn reask(&mut self, now: Instant) {
-        if let Some(f) = self.following {
-            if !f.synced && f.asked.is_some_and(|t| now.since(t) >= REASK) {
-                self.ask(now, f.conn);
-            }
+        if let Some(conn) = self.slave.reask_due(now) {
+            self.ask(now, conn);
         }
     }
 
@@ -316,7 +314,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             run_state: self.role.state(),
             resume: self.resume_position(),
             arch: ArchTag::host(),
-            dialect: self.settings.dialect,
+            dialect: D::ID,
         };
         let Some((p, s)) = self.slot_of(id) else {
             return;
@@ -457,11 +455,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         }
         self.table
             .handle_session_moved(PeerIndex(p), SessionId(id.0), true);
-        if self.following.is_some_and(|f| f.conn == cur) {
-            self.following = self
-                .following
-                .map(|f| super::machine::Follow { conn: id, ..f });
-        }
+        self.slave.conn_moved(cur, id);
         self.backoff[p].handle_success();
         log::info!("peer {addr}: crossed connections; sending on ours, reading both");
         // The connector announces its state first (reference §10.4); a
@@ -531,19 +525,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 self.release(now, a, None, true);
             }
         }
-        if self.incoming.is_some_and(|i| i.conn == id) {
-            self.incoming = None;
-        }
+        let followed = self.slave.conn_gone(id);
         if was_current {
             if let Some(x) = self.peer_stats_mut(p) {
                 x.snapshot_receive_ended(now, false);
             }
         }
         self.job_conn_gone(id);
-        let followed = self.following.is_some_and(|f| f.conn == id);
-        if followed {
-            self.following = None;
-        }
         if was_current || (!gone.up && gone.outbound) {
             // Reconnect after a short pause (a flapping link must not spin).
             // A failed inbound handshake is not ours: anyone may cause

@@ -3,6 +3,7 @@
 use core::net::IpAddr;
 
 use crate::crypto::Crypto;
+use crate::dialect::Dialect;
 use crate::random::Random;
 use crate::state::{Position, RunState};
 use crate::time::Instant;
@@ -182,7 +183,7 @@ pub struct PeerView {
     pub next_dial: Option<Instant>,
 }
 
-impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, M, D> {
     /// Node-wide statistics.
     pub fn stats(&self) -> NodeStats {
         NodeStats {
@@ -198,7 +199,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             position: if self.role.state() == RunState::Master {
                 self.ring.position()
             } else {
-                self.applied
+                self.slave.applied()
             },
             ring: RingFill {
                 bytes: self.ring.bytes_used(),
@@ -206,11 +207,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 records: self.ring.len(),
             },
             pfkey_queued: self.pfkeyq.len(),
-            syncing: self.incoming.is_some() || self.job.is_sweep(),
-            repairing: self.awaiting_digest
-                || self.repair_asked.is_some()
-                || self.repair.queued() > 0,
-            following: self.following.and_then(|f| {
+            syncing: self.slave.receiving() || self.job.is_sweep(),
+            repairing: self.slave.repairing(),
+            following: self.slave.following().and_then(|f| {
                 let (p, _) = self.slot_of(f.conn)?;
                 Some((self.peer_addrs[p], f.synced))
             }),
@@ -227,7 +226,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     }
 
     /// Per-peer statistics, in configuration order.
-    pub fn peers(&self) -> impl Iterator<Item = PeerView> + use<'_, 'a, C, R, M> {
+    pub fn peers(&self) -> impl Iterator<Item = PeerView> + use<'_, 'a, C, R, M, D> {
         self.table.iter().map(|(i, p)| {
             let (phase, phase_since) = self.phase_of(i);
             let mut stats = p.stats;
