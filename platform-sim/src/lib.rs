@@ -46,6 +46,7 @@ pub mod takeover;
 pub mod trace;
 pub mod world;
 pub mod xfrm_kernel;
+pub mod xfrm_world;
 
 #[cfg(test)]
 mod determinism {
