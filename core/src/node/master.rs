@@ -742,7 +742,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             return;
         }
         log::info!("kernel change messages were lost: digesting now so that slaves repair what they missed");
-        self.next_digest = Some(now);
+        self.feed.digest_now(now);
     }
 
     /// Starts a periodic digest when due (v2 masters with streaming slaves).
