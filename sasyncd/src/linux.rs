@@ -4,11 +4,11 @@
 //! rtnetlink) and the privileged process's [`LinuxHost`] (XFRM dumps,
 //! demotion through keepalived's `track_file`, the role read again).
 //!
-//! Not yet chosen by start-up: the node reads OpenBSD PF_KEY, and the XFRM
-//! kernel dialect (`sasyncd_core::dialect`, `sasyncd_linux::dialect`)
-//! reaches it with the node's rework (issue 24); until then these are
-//! tested on their own (`tests/keepalived.rs` runs them against a real
-//! keepalived).
+//! Chosen by start-up on Linux without `--dev-host` (`daemon::backend`),
+//! with the network process's XFRM socket ([`LinuxXfrm`]) and the node of
+//! the XFRM dialect; two daemons are tested in the real-kernel guest
+//! (`tests/linux_guest.rs`), the watch and track file against a real
+//! keepalived (`tests/keepalived.rs`).
 //!
 //! IKE active/passive: nothing to tell on Linux. strongSwan's charon has
 //! no passive mode (isakmpd's `M passive`, iked's `CTL_PASSIVE`); what a
