@@ -28,6 +28,7 @@ use std::path::Path;
 use sasyncd_core::config::Config;
 use sasyncd_core::node::Table;
 use sasyncd_linux::addr::{self, AddrWatch, Presence};
+use sasyncd_linux::nl::NLM_F_ACK;
 use sasyncd_linux::socket::XfrmSocket;
 use sasyncd_linux::trackfile::TrackFile;
 use sasyncd_linux::xfrm;
@@ -90,8 +91,16 @@ impl PfkeySocket for LinuxXfrm {
         match r {
             Ok(_) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                log::warn!("XFRM watch: the kernel dropped change events (receive buffer full)");
-                self.lost = true;
+                if self.watching {
+                    log::warn!(
+                        "XFRM watch: the kernel dropped change events (receive buffer full)"
+                    );
+                    self.lost = true;
+                } else {
+                    log::warn!(
+                        "XFRM socket: the kernel dropped its answers to our requests (receive buffer full); refusals may go unseen"
+                    );
+                }
                 Ok(())
             }
             Err(e) => Err(e),
@@ -102,6 +111,14 @@ impl PfkeySocket for LinuxXfrm {
         self.scratch.zeroize();
         self.scratch.clear();
         self.scratch.extend_from_slice(msg);
+        // No acknowledgement of success: the kernel answers a refusal
+        // whatever the flag, and a slave applying a snapshot of 10 000
+        // SAs would otherwise get 10 000 answers that say nothing and
+        // overrun the socket's buffer (seen in the guest).
+        if let Some(f) = self.scratch.get_mut(6..8) {
+            let flags = u16::from_ne_bytes([f[0], f[1]]) & !NLM_F_ACK;
+            f.copy_from_slice(&flags.to_ne_bytes());
+        }
         let r = self.sock.send_request(&mut self.scratch);
         self.scratch.zeroize();
         match r {

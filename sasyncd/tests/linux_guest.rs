@@ -532,11 +532,20 @@ fn ten_thousand_sas() {
         "KERNEL-BENCH sync {N} SAs between two daemons: {:.2} s from the slave's start to its kernel holding all (polled every 0.5 s)",
         took.as_secs_f64()
     );
-    let log = p.gw[1].log();
-    let at = |what: &str| log.lines().find(|l| l.contains(what)).and_then(log_time);
-    let (up, synced) = (at("session up"), at("in sync with master"));
-    let (Some(up), Some(synced)) = (up, synced) else {
-        panic!("the slave's log lacks its session or sync line:\n{log}");
+    // The slave says it is in sync once it has also swept what the
+    // snapshot did not hold (a dump of its own tables), after the writes.
+    let until = Instant::now() + WAIT;
+    let (up, synced) = loop {
+        let log = p.gw[1].log();
+        let at = |what: &str| log.lines().find(|l| l.contains(what)).and_then(log_time);
+        if let (Some(up), Some(synced)) = (at("session up"), at("in sync with master")) {
+            break (up, synced);
+        }
+        assert!(
+            Instant::now() < until,
+            "the slave's log lacks its session or sync line:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
     };
     let mut secs = synced - up;
     if secs < 0.0 {
