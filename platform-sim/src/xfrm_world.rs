@@ -670,7 +670,7 @@ fn policy_request(kind: u16, net: u8, priority: u32) -> Vec<u8> {
     info[160] = 1;
     let mut t = [0u8; 64];
     t[..4].copy_from_slice(&[192, 0, 2, 2]);
-    t[22] = IPPROTO_ESP;
+    t[20] = IPPROTO_ESP; // xfrm_id.proto
     t[24..26].copy_from_slice(&AF_INET.to_ne_bytes());
     t[28..32].copy_from_slice(&[192, 0, 2, 1]);
     t[48] = 1;
