@@ -265,7 +265,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     if let Some(k) = dialect.key(entry, &mut key) {
                         let b = fingerprint::bucket(&key[..k]);
                         let h = siphash(CONTENT_KEY, &[&canon[..c]]);
-                        self.sums.sums[b] = self.sums.sums[b].wrapping_add(h);
+                        self.sums.add(b, h);
                         // The bundle an SA starts counts too, in its bucket:
                         // a slave that lost the grouping differs there, and
                         // the repair's bundle pass re-groups it.
@@ -282,8 +282,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                         if let (Some(g), Some(nb)) = (g, nb) {
                             sa.add(&self.crypto, &canon[..g]);
                             let h = siphash(CONTENT_KEY, &[&canon[..g]]);
-                            self.sums.sums[b] = self.sums.sums[b].wrapping_add(h);
-                            self.sums.sums[nb] = self.sums.sums[nb].wrapping_add(h);
+                            self.sums.add(b, h);
+                            self.sums.add(nb, h);
                         }
                     }
                 }

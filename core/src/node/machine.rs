@@ -8,7 +8,7 @@ use core::net::IpAddr;
 
 use crate::config::{Config, IfName, Listen, Protocol, MAX_PEERS};
 use crate::crypto::{Crypto, SecretKey};
-use crate::ctl::{BucketSet, Ctl, BUCKETS};
+use crate::ctl::Ctl;
 use crate::dialect::{Dialect, OpenBsd, Scope};
 use crate::pfkey::FilterPolicy;
 use crate::random::Random;
@@ -21,6 +21,8 @@ use super::carp::{RoleTracker, StateChange};
 use super::conn::{Conn, ConnSlot, Phase};
 use super::demote::{DemoteEffect, Demotion};
 use super::event::{ConnId, DumpId, Event, NodeError, Settings};
+use super::feed::MasterFeed;
+use super::fingerprint::BucketSums;
 use super::ike::{Control, IkeControl};
 use super::jobs::Job;
 use super::marks::{MarkStore, SnapshotMarks};
@@ -83,45 +85,6 @@ pub struct PlantedBugs {
     pub keep_foreign_groups: bool,
 }
 
-/// Where a snapshot (or repair) stands with SA bundles. ADD cannot carry
-/// the group extensions, so after the SADB's ADDs the master walks the SADB
-/// again and sends an X_GRPSPIS for each grouped entry (every SA of the
-/// bundle exists on the slave by then).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) enum Regroup {
-    /// No grouped entry sent yet.
-    #[default]
-    None,
-    /// The ADD pass sent a grouped entry: a bundle pass follows.
-    Seen,
-    /// The bundle pass is running.
-    Pass,
-}
-
-/// Per-bucket sums of the tables at a position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct BucketSums {
-    pub pos: Position,
-    pub sums: [u64; BUCKETS],
-    /// Buckets that changed while the tables were read.
-    pub unknown: BucketSet,
-}
-
-impl BucketSums {
-    pub const EMPTY: BucketSums = BucketSums {
-        pos: Position::NONE,
-        sums: [0; BUCKETS],
-        unknown: [0; BUCKETS / 8],
-    };
-
-    /// Empty sums at `pos`, in place (they are 2 KiB).
-    pub fn reset(&mut self, pos: Position) {
-        self.pos = pos;
-        self.sums.fill(0);
-        self.unknown.fill(0);
-    }
-}
-
 /// One sasyncd instance, over storage its platform provides
 /// ([`NodeStorage`]: the delta ring, send and receive buffers, PF_KEY and
 /// event queues, peers and connection slots; their sizes are the node's
@@ -153,9 +116,6 @@ pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect = Ope
     pub(super) backoff: [Backoff; MAX_PEERS],
     /// Two per peer: `conns.len()` is how many peers the node holds.
     pub(super) conns: ManagedSlice<'a, [ConnSlot<'a, C>; 2]>,
-    /// Per connection slot, the bundle pass of the snapshot it is fed
-    /// (see `Regroup`).
-    pub(super) regroup: [[Regroup; 2]; MAX_PEERS],
     pub(super) role: RoleTracker,
     /// When the run state last changed (or the node started).
     pub(super) state_since: Instant,
@@ -175,13 +135,12 @@ pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect = Ope
     pub(super) next_dump: u32,
     pub(super) pfkey_seq: u32,
     pub(super) job: Job,
-    pub(super) next_digest: Option<Instant>,
+    /// Master: the digest schedule, the last digest announced, each
+    /// slot's bundle pass.
+    pub(super) feed: MasterFeed,
     /// Per-bucket sums of the last digest (master: what it announced;
     /// slave: its own tables at the master's digest position).
     pub(super) sums: BucketSums,
-    /// Master: the last digest announced, sent to each slave when its
-    /// stream reaches the digest's position, followed by the bucket sums.
-    pub(super) announced: Option<Ctl>,
     /// Slave: where we stand in the master's stream, whom we follow, what
     /// we owe ourselves.
     pub(super) slave: SlaveSync,
@@ -340,7 +299,6 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect + Default> Node<
             table,
             backoff: core::array::from_fn(|_| Backoff::new()),
             conns,
-            regroup: [[Regroup::None; 2]; MAX_PEERS],
             role,
             state_since: now,
             interface: config.interface.clone(),
@@ -357,9 +315,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect + Default> Node<
             next_dump: 1,
             pfkey_seq: 0,
             job: Job::None,
-            next_digest: None,
+            feed: MasterFeed::new(),
             sums: BucketSums::EMPTY,
-            announced: None,
             slave: SlaveSync::new(),
             split_brain: false,
             shutting_down: false,
@@ -551,7 +508,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             }
         }
         if self.role.state() == RunState::Master {
-            t = earliest(t, self.next_digest);
+            t = earliest(t, self.feed.digest_at());
         }
         t = earliest(t, self.ack_deadline());
         t = earliest(t, self.slave.reask_at());
@@ -782,7 +739,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             });
             self.stop_feeds();
             self.job_cancel();
-            self.next_digest = None;
+            self.feed.stop_digests();
         }
         if change.to == RunState::Master {
             let mut epoch = self.rng.next_u64();
@@ -794,7 +751,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             self.slave.became_master();
             self.job_cancel();
             // Anti-entropy is a v2 feature.
-            self.next_digest = (!self.legacy).then(|| now.add(self.settings.digest_interval));
+            let interval = self.settings.digest_interval;
+            self.feed.schedule_digests(!self.legacy, now, interval);
         }
         self.check_split_brain(true);
         self.slave.unfollow();

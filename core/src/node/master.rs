@@ -12,9 +12,11 @@ use crate::wire::v2::MAX_PAYLOAD;
 use super::conn::{Feed, Phase, CTL_RESERVE, MAX_FRAME};
 use super::digest::MultisetDigest;
 use super::event::{ConnId, DumpFlow, DumpOp, Event, Table};
+use super::feed::Regroup;
 use super::fingerprint;
+use super::fingerprint::BucketSums;
 use super::jobs::{Job, JobKind};
-use super::machine::{Node, Regroup};
+use super::machine::Node;
 use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::PeerIndex;
@@ -224,7 +226,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 self.peer_addrs[p]
             );
         }
-        self.next_digest = Some(now);
+        self.feed.digest_now(now);
         true
     }
 
@@ -329,7 +331,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 &Ctl::SnapBegin {
                     pos: start,
                     sweep: true,
-                    expect: self.expect(buckets.as_ref()),
+                    expect: self.feed.expect(buckets.as_ref()),
                     buckets,
                 },
             );
@@ -337,7 +339,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let Some((p, s)) = self.slot_of(conn) else {
             return;
         };
-        self.regroup[p][s] = Regroup::None;
+        self.feed.snapshot_begins(p, s);
         if let Some(c) = self.conn_mut(conn) {
             c.feed = Feed::Snapshot {
                 dump,
@@ -366,17 +368,6 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             dump,
             op: DumpOp::Start(Table::Sadb),
         });
-    }
-
-    /// About how many entries a snapshot of `buckets` (or all) holds, from
-    /// the last digest's counts, so the slave can size its marks.
-    fn expect(&self, buckets: Option<&BucketSet>) -> u32 {
-        let total = match self.announced {
-            Some(Ctl::Digest { sas, flows, .. }) => u64::from(sas) + u64::from(flows),
-            _ => 0,
-        };
-        let share = buckets.map_or(BUCKETS, fingerprint::count) as u64;
-        u32::try_from(total * share / BUCKETS as u64).unwrap_or(u32::MAX)
     }
 
     /// Stops every feed (we are no longer master).
@@ -442,7 +433,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                             break;
                         }
                         c.pending_digest = None;
-                        let Some(d) = self.announced.as_ref().filter(|_| self.sums.pos == after)
+                        let Some(d) = self.feed.announced().filter(|_| self.sums.pos() == after)
                         else {
                             continue;
                         };
@@ -552,7 +543,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             return DumpFlow::Pause;
         };
         let pass = if table == Table::Sadb {
-            self.regroup[p][s]
+            self.feed.regroup(p, s)
         } else {
             Regroup::None
         };
@@ -593,7 +584,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         #[cfg(feature = "planted-bugs")]
         let grouped = grouped && !self.bugs.no_regroup;
         if grouped && pass == Regroup::None {
-            self.regroup[p][s] = Regroup::Seen;
+            self.feed.grouped_sent(p, s);
         }
         let Some(c) = self.conns[p][s].as_mut() else {
             return DumpFlow::Pause;
@@ -674,21 +665,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             Table::Sadb => {
                 // After the ADDs of grouped entries, the SADB once more for
                 // their X_GRPSPIS; then the SPD.
-                let next = match self.slot_of(conn) {
-                    Some((p, s)) => {
-                        let r = &mut self.regroup[p][s];
-                        *r = match *r {
-                            Regroup::Seen => Regroup::Pass,
-                            _ => Regroup::None,
-                        };
-                        if *r == Regroup::Pass {
-                            Table::Sadb
-                        } else {
-                            Table::Spd
-                        }
-                    }
-                    None => Table::Spd,
-                };
+                let bundles = self
+                    .slot_of(conn)
+                    .is_some_and(|(p, s)| self.feed.sadb_pass_ended(p, s));
+                let next = if bundles { Table::Sadb } else { Table::Spd };
                 let dump = self.alloc_dump_id();
                 if let Some(c) = self.conn_mut(conn) {
                     c.feed = Feed::Snapshot {
@@ -754,11 +734,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if self.role.state() != RunState::Master || self.legacy {
             return;
         }
-        let Some(at) = self.next_digest else { return };
-        if now < at {
+        if !self.feed.digest_due(now, self.settings.digest_interval) {
             return;
         }
-        self.next_digest = Some(now.add(self.settings.digest_interval));
         let streaming = self.conns.iter().flatten().flatten().any(|c| {
             matches!(c.phase, Phase::Keyed { open: true, .. })
                 && matches!(c.feed, Feed::Stream { .. })
@@ -769,7 +747,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if !matches!(self.job, Job::None) {
             // Busy reading a dump for something else: soon, not a whole
             // interval later.
-            self.next_digest = Some(now.add(core::time::Duration::from_secs(1)));
+            self.feed.digest_busy(now);
             return;
         }
         let start = self.ring.position();
@@ -812,21 +790,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 }
                 Err(_) => unknown = fingerprint::ALL,
             }
-            self.sums.unknown = unknown;
-            // Soon again: a slave resuming after a failover waits for it.
-            let soon = now.add(core::time::Duration::from_secs(5));
-            self.next_digest = self.next_digest.map(|t| t.min(soon));
+            self.sums.set_unknown(unknown);
         }
+        // A partial one is followed soon: a slave resuming after a
+        // failover waits for a whole one.
         let (sa_digest, sas) = sa.finish();
         let (flow_digest, flows) = flow.finish();
-        self.announced = Some(Ctl::Digest {
-            pos: start,
-            sas,
-            flows,
-            sa_digest,
-            flow_digest,
-            partial,
-        });
+        self.feed
+            .announce(now, start, sas, flows, sa_digest, flow_digest, partial);
         let mut ids: heapless::Vec<ConnId, 64> = heapless::Vec::new();
         for c in self.conns.iter_mut().flatten().flatten() {
             if matches!(c.phase, Phase::Keyed { open: true, .. })
@@ -852,7 +823,7 @@ fn queue_digest<C: Crypto + Clone, R: Random>(
     codec: &crate::wire::legacy::LegacyCodec<C>,
     rng: &mut R,
     digest: &Ctl,
-    sums: &super::machine::BucketSums,
+    sums: &BucketSums,
     after: Position,
 ) -> bool {
     let mut ok = c.send_ctl(codec, rng, digest).is_ok();
@@ -872,10 +843,10 @@ fn queue_digest<C: Crypto + Clone, R: Random>(
         } = &mut chunk
         {
             *first = start as u32;
-            part.copy_from_slice(&sums.sums[start..start + BUCKETS_PER_CHUNK]);
+            part.copy_from_slice(sums.range(start, BUCKETS_PER_CHUNK));
             *unknown = 0;
             for i in 0..BUCKETS_PER_CHUNK {
-                if fingerprint::has(&sums.unknown, start + i) {
+                if sums.is_unknown(start + i) {
                     *unknown |= 1 << i;
                 }
             }

@@ -33,6 +33,7 @@ mod conn;
 pub mod demote;
 pub mod digest;
 pub mod event;
+mod feed;
 mod fingerprint;
 mod follow;
 pub mod ike;

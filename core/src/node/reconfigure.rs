@@ -260,8 +260,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             // a v2 master what we hold. Anti-entropy is v2 only.
             self.slave.protocol_changed();
             self.job_cancel();
-            self.next_digest = (!legacy && self.role.state() == RunState::Master)
-                .then(|| now.add(self.settings.digest_interval));
+            let v2_master = !legacy && self.role.state() == RunState::Master;
+            let interval = self.settings.digest_interval;
+            self.feed.schedule_digests(v2_master, now, interval);
         }
         for b in self.backoff.iter_mut() {
             b.handle_success();
