@@ -63,7 +63,10 @@ fn state(
     info[sa_off::SPI..sa_off::SPI + 4].copy_from_slice(&spi.to_be_bytes());
     info[sa_off::PROTO] = IPPROTO_ESP;
     info[sa_off::SADDR..sa_off::SADDR + 4].copy_from_slice(&[192, 0, 2, 1]);
-    for f in 0..8 {
+    // Byte and packet limits "infinite" (as ip writes them); time limits
+    // 0: none (u64::MAX would expire the entry at once on Linux, as the
+    // guest showed).
+    for f in 0..4 {
         let at = sa_off::LFT + 8 * f;
         info[at..at + 8].copy_from_slice(&u64::MAX.to_ne_bytes());
     }
@@ -126,7 +129,10 @@ fn selector(net: u8) -> [u8; 56] {
 fn policy(kind: u16, net: u8, dir: u8, index: u32, priority: u32) -> Vec<u8> {
     let mut info = [0u8; USERPOLICY_INFO_LEN];
     info[..56].copy_from_slice(&selector(net));
-    for f in 0..8 {
+    // Byte and packet limits "infinite" (as ip writes them); time limits
+    // 0: none (u64::MAX would expire the entry at once on Linux, as the
+    // guest showed).
+    for f in 0..4 {
         let at = pol_off::LFT + 8 * f;
         info[at..at + 8].copy_from_slice(&u64::MAX.to_ne_bytes());
     }
