@@ -23,7 +23,7 @@ use core::net::IpAddr;
 
 use crate::config::{Config, Protocol, MAX_PEERS};
 use crate::crypto::{Crypto, SecretKey};
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, KernelDialect};
 use crate::pfkey::FilterPolicy;
 use crate::random::Random;
 use crate::state::RunState;
@@ -154,6 +154,15 @@ impl core::fmt::Display for Reconfigured {
     }
 }
 
+/// Refuses `protocol legacy` to a node of another kernel than OpenBSD's
+/// (see [`NodeError::LegacyDialect`]).
+pub(super) fn legacy_dialect<D: Dialect>(config: &Config) -> Result<(), NodeError> {
+    if config.protocol == Protocol::Legacy && D::ID != KernelDialect::OpenBsd {
+        return Err(NodeError::LegacyDialect);
+    }
+    Ok(())
+}
+
 /// The configured peers as the node keys them (canonical address, port to
 /// dial), checked against the node's capacity.
 pub(super) fn wanted_peers(
@@ -189,6 +198,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let codec = LegacyCodec::new(self.crypto.clone(), config.sharedkey.as_bytes())
             .map_err(|_| NodeError::BadKey)?;
         let key = SecretKey::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
+        legacy_dialect::<D>(config)?;
         let wanted = wanted_peers(config, self.conns.len())?;
 
         let mut r = Reconfigured::default();
