@@ -101,6 +101,7 @@
 use core::net::IpAddr;
 
 use crate::crypto::Crypto;
+use crate::dialect::Dialect;
 use crate::node::marks::MarkStore;
 use crate::node::{
     ConnId, DemoteEffect, DumpFlow, DumpId, DumpOp, Event, IkeRequest, Node, Received, Rejected,
@@ -269,8 +270,8 @@ const MAX_DUMPS: usize = 64;
 /// changes, and returns when to call again at the latest (see the module
 /// documentation). Call it after every input, and by the deadline it
 /// returns.
-pub fn drive<C, R, M: MarkStore, Pl>(
-    node: &mut Node<'_, C, R, M>,
+pub fn drive<C, R, M: MarkStore, D: Dialect, Pl>(
+    node: &mut Node<'_, C, R, M, D>,
     platform: &mut Pl,
 ) -> Result<Option<Instant>, Livelock>
 where
@@ -373,8 +374,8 @@ where
 }
 
 /// Carries out every event the node has queued; whether there was one.
-fn events<C, R, M: MarkStore, Pl>(
-    node: &mut Node<'_, C, R, M>,
+fn events<C, R, M: MarkStore, D: Dialect, Pl>(
+    node: &mut Node<'_, C, R, M, D>,
     platform: &mut Pl,
     now: Instant,
 ) -> bool
@@ -391,8 +392,8 @@ where
     any
 }
 
-fn dispatch<C, R, M: MarkStore, Pl>(
-    node: &mut Node<'_, C, R, M>,
+fn dispatch<C, R, M: MarkStore, D: Dialect, Pl>(
+    node: &mut Node<'_, C, R, M, D>,
     platform: &mut Pl,
     now: Instant,
     e: Event,

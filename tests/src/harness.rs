@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::dialect::KernelDialect;
+use sasyncd_core::dialect::{Dialect, OpenBsd};
 use sasyncd_core::node::{
     FixedMarks, Node, NodeError, NodeStats, NodeStorage, PeerView, Reconfigured, Settings, EVENTS,
     PFKEY_QUEUE_BYTES,
@@ -36,8 +36,9 @@ use crate::{in_core, probe};
 
 /// The node type the harness runs: room for `MARKS` snapshot marks (a
 /// fixed store: the zero-allocation test counts every heap use inside the
-/// node), over [`storage`].
-pub type HNode<const MARKS: usize> = Node<'static, SoftCrypto, SimRandom, FixedMarks<MARKS>>;
+/// node), over [`storage`], speaking kernel dialect `D`.
+pub type HNode<const MARKS: usize, D = OpenBsd> =
+    Node<'static, SoftCrypto, SimRandom, FixedMarks<MARKS>, D>;
 
 /// The harness node's storage: 4 peers, `ring` bytes of delta ring, 16 KiB
 /// send buffers, the default PF_KEY and event queues. Built outside the
@@ -78,14 +79,11 @@ pub use sasyncd_sim::lan::{BACKUP, MASTER};
 
 /// One gateway's sasyncd process (when running) and its configuration;
 /// the gateway itself is `World::lan.hosts[i]`.
-pub struct Proc<const MARKS: usize> {
+pub struct Proc<const MARKS: usize, D: Dialect = OpenBsd> {
     /// The process, when running.
-    pub node: Option<Box<HNode<MARKS>>>,
+    pub node: Option<Box<HNode<MARKS, D>>>,
     /// Config text.
     pub config: Vec<u8>,
-    /// The kernel dialect the node is started with (its v2 HELLO says
-    /// it); takes effect at the next [`World::start`].
-    pub dialect: KernelDialect,
     seed: u64,
 }
 
@@ -96,12 +94,14 @@ pub type Tamper = sasyncd_sim::lan::Tamper;
 /// dozen SAs overflow.
 pub type TestWorld = World;
 
-/// The world.
-pub struct World<const RING: usize = 8192, const MARKS: usize = 4096> {
+/// The world. Its nodes speak kernel dialect `D` (their v2 HELLO says
+/// so); the simulated kernels are OpenBSD's, so another dialect's nodes
+/// only shake hands over empty tables.
+pub struct World<const RING: usize = 8192, const MARKS: usize = 4096, D: Dialect = OpenBsd> {
     /// The gateways, their links and the clock.
     pub lan: Lan,
     /// The sasyncd processes, by gateway.
-    pub nodes: Vec<Proc<MARKS>>,
+    pub nodes: Vec<Proc<MARKS, D>>,
     /// Anti-entropy period for nodes started from now on.
     pub digest_interval: Duration,
     ike_seq: u32,
@@ -121,7 +121,7 @@ impl Meter for Probe {
     }
 }
 
-impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
+impl<const RING: usize, const MARKS: usize, D: Dialect + Default> World<RING, MARKS, D> {
     /// Nodes with these configs, started at t = 1 s with link state BACKUP.
     pub fn new(configs: Vec<Vec<u8>>) -> Self {
         Self::with_digest_interval(configs, Duration::from_secs(60))
@@ -141,7 +141,6 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
                 .map(|(i, config)| Proc {
                     node: None,
                     config,
-                    dialect: KernelDialect::OpenBsd,
                     seed: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
                 })
                 .collect(),
@@ -170,7 +169,6 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
         n.seed = n.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         let mut settings = Settings::new(id, n.seed, 100 + i as u32);
         settings.digest_interval = self.digest_interval;
-        settings.dialect = n.dialect;
         let rng = SimRandom(Rng::new(n.seed));
         let storage = storage(RING);
         let node = in_core!(Node::new(
@@ -202,7 +200,7 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
     }
 
     /// The process of node `i` (panics if it is down).
-    pub fn node(&mut self, i: usize) -> &mut HNode<MARKS> {
+    pub fn node(&mut self, i: usize) -> &mut HNode<MARKS, D> {
         self.nodes[i].node.as_mut().expect("node is down")
     }
 
@@ -369,7 +367,11 @@ impl<const RING: usize, const MARKS: usize> World<RING, MARKS> {
 
 /// Runs gateway `i`'s process `p` once through the shared runtime;
 /// whether anything moved.
-fn service<const MARKS: usize>(lan: &mut Lan, p: &mut Proc<MARKS>, i: usize) -> bool {
+fn service<const MARKS: usize, D: Dialect>(
+    lan: &mut Lan,
+    p: &mut Proc<MARKS, D>,
+    i: usize,
+) -> bool {
     let Some(node) = p.node.as_mut() else {
         return false;
     };
@@ -379,7 +381,7 @@ fn service<const MARKS: usize>(lan: &mut Lan, p: &mut Proc<MARKS>, i: usize) -> 
     io.moved || due
 }
 
-impl<const MARKS: usize> std::fmt::Debug for Proc<MARKS> {
+impl<const MARKS: usize, D: Dialect> std::fmt::Debug for Proc<MARKS, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Proc")
             .field("running", &self.node.is_some())
@@ -387,7 +389,7 @@ impl<const MARKS: usize> std::fmt::Debug for Proc<MARKS> {
     }
 }
 
-impl<const RING: usize, const MARKS: usize> std::fmt::Debug for World<RING, MARKS> {
+impl<const RING: usize, const MARKS: usize, D: Dialect> std::fmt::Debug for World<RING, MARKS, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("World")
             .field("lan", &self.lan)

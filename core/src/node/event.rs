@@ -193,9 +193,6 @@ pub struct Settings {
     /// A v2 session that received nothing for this long is dead (a peer
     /// that vanished leaves TCP half-open) and is closed.
     pub dead_after: Duration,
-    /// The kernel records this node sends (its v2 HELLO says so; peers
-    /// of another dialect are refused).
-    pub dialect: crate::dialect::KernelDialect,
 }
 
 impl Settings {
@@ -211,7 +208,6 @@ impl Settings {
             handshake_timeout: Duration::from_secs(10),
             keepalive: Duration::from_secs(10),
             dead_after: Duration::from_secs(30),
-            dialect: crate::dialect::KernelDialect::OpenBsd,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::crypto::Crypto;
 use crate::ctl::Ctl;
+use crate::dialect::Dialect;
 use crate::random::Random;
 use crate::state::RunState;
 use crate::time::Instant;
@@ -15,7 +16,7 @@ use super::event::ConnId;
 use super::machine::Node;
 use super::marks::MarkStore;
 
-impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, M, D> {
     /// Whether a v2 slave may take a stream from `conn`: it follows no one,
     /// or already follows `conn`, or the one it follows is no longer master.
     pub(super) fn may_follow(&self, conn: ConnId) -> bool {

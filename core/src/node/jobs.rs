@@ -3,14 +3,9 @@
 //! after a full snapshot, the slave's digest check, and the master's
 //! periodic digest. One such job runs at a time.
 
-use core::net::IpAddr;
-
 use crate::crypto::Crypto;
 use crate::ctl::Ctl;
-use crate::pfkey::{
-    build_delete, build_delflow, build_group, canonical_digest_input, dump_to_add, filter,
-    flow_key, is_grouped, sa_key, spd_dump_to_addflow, Msg, SockAddr, Verdict,
-};
+use crate::dialect::{Dialect, Identity, IDENTITY_MAX};
 use crate::random::Random;
 use crate::state::Position;
 use crate::time::Instant;
@@ -23,9 +18,6 @@ use super::machine::Node;
 use super::marks::{MarkStore, MarkVerdict};
 use super::repair::AfterSweep;
 use super::slave::DigestVerdict;
-
-/// Longest identity encoding (see [`identity`]).
-pub const IDENTITY_MAX: usize = 96;
 
 /// The mark content of a bundle a snapshot grouped (its identity is the
 /// X_GRPSPIS in canonical form, pid and seq zero).
@@ -103,63 +95,24 @@ impl Job {
     }
 }
 
-/// Writes the identity of the SA `k` to `out` (see [`identity`]).
-pub fn sa_identity(k: &crate::pfkey::SaKey, out: &mut [u8; IDENTITY_MAX]) -> usize {
-    let b = match k.dst {
-        IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
-        IpAddr::V6(v) => v.octets(),
-    };
-    out[0] = 1;
-    out[1] = k.satype;
-    out[2..6].copy_from_slice(&k.spi.to_be_bytes());
-    out[6..8].copy_from_slice(&k.rdomain.to_be_bytes());
-    out[8] = u8::from(k.dst.is_ipv6());
-    out[9..25].copy_from_slice(&b);
-    25
-}
-
-/// The bucket of the SA a grouped dump record's bundle applies next.
-pub(super) fn next_bucket(record: &Msg<'_>) -> Option<usize> {
-    let k = crate::pfkey::next_key(record)?;
+/// The bucket of an SA (the next SA of a bundle, which no record names
+/// as its own).
+pub(super) fn sa_bucket<D: Dialect>(d: &D, k: D::SaKey) -> usize {
     let mut key = [0u8; IDENTITY_MAX];
-    let n = sa_identity(&k, &mut key);
-    Some(fingerprint::bucket(&key[..n]))
+    let n = d.identity_bytes(&Identity::Sa(k), &mut key);
+    fingerprint::bucket(&key[..n])
 }
 
-/// Writes the identity of an SA or flow (what the kernel knows it by) to
-/// `out`: the bytes the snapshot marks are keyed on.
-pub fn identity(msg: &Msg<'_>, out: &mut [u8; IDENTITY_MAX]) -> Option<usize> {
-    fn ip(out: &mut [u8], at: &mut usize, a: IpAddr) {
-        let b = match a {
-            IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
-            IpAddr::V6(v) => v.octets(),
-        };
-        out[*at] = u8::from(a.is_ipv6());
-        out[*at + 1..*at + 17].copy_from_slice(&b);
-        *at += 17;
-    }
-    fn sa(out: &mut [u8], at: &mut usize, s: SockAddr) {
-        ip(out, at, s.ip);
-        out[*at..*at + 2].copy_from_slice(&s.port.to_be_bytes());
-        *at += 2;
-    }
-    let mut at = 0;
-    if let Some(k) = sa_key(msg) {
-        return Some(sa_identity(&k, out));
-    }
-    let k = flow_key(msg)?;
-    out[0] = 2;
-    out[1] = k.direction;
-    out[2] = k.proto;
-    out[3..5].copy_from_slice(&k.rdomain.to_be_bytes());
-    at += 5;
-    for s in [k.src, k.src_mask, k.dst, k.dst_mask] {
-        sa(out, &mut at, s);
-    }
-    Some(at)
+/// The canonical form of the request that groups the bundle `record`
+/// starts (writer id and sequence zero): what a slave's marks and both
+/// sides' digests know a bundle by.
+pub(super) fn group_form<D: Dialect>(d: &D, record: &[u8], out: &mut [u8]) -> Option<usize> {
+    let n = d.group_request(record, out)?;
+    d.stamp(&mut out[..n], 0, 0);
+    Some(n)
 }
 
-impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, M, D> {
     /// A dump whose records the node wants now, other than those in `skip`
     /// (the caller has none of theirs at hand yet). Feed it with
     /// [`handle_dump_entry`](Self::handle_dump_entry) until that returns
@@ -217,25 +170,23 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             canon,
             out: delete,
         } = &mut *self.scratch;
-        let conv = match table {
-            Table::Sadb => dump_to_add(record, buf),
-            Table::Spd => spd_dump_to_addflow(record, buf),
-        };
-        let Ok(n) = conv else { return DumpFlow::More };
-        let Ok(m) = Msg::parse(&buf[..n]) else {
+        let Ok(n) = self.dialect.dump_to_request(table, record, buf) else {
             return DumpFlow::More;
         };
-        if filter(&m, &self.policy, &self.peer_addrs) != Verdict::Sync {
+        let entry = &buf[..n];
+        let scope = Self::scope(self.policy, &self.peer_addrs, &self.settings);
+        if !self.dialect.syncs(entry, &scope) {
             return DumpFlow::More;
         }
         let pid = self.settings.pid;
+        let dialect = &self.dialect;
         match &mut self.job {
             Job::Dump {
                 kind: JobKind::Sweep { buckets, .. },
                 ..
             } => {
                 let mut key = [0u8; IDENTITY_MAX];
-                let Some(k) = identity(&m, &mut key) else {
+                let Some(k) = dialect.key(entry, &mut key) else {
                     return DumpFlow::More;
                 };
                 if buckets
@@ -247,10 +198,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 // Computed only if the snapshot had this identity. The
                 // scratch is moved out of the closure so that the slice it
                 // returns outlives the call.
-                let entry = &m;
                 let content = move || {
                     let canon = { canon };
-                    let c = canonical_digest_input(entry, canon).ok()?;
+                    let c = dialect.digest_input(entry, canon).ok()?;
                     canon.get(..c)
                 };
                 match self.marks.check_with(&key[..k], content) {
@@ -264,11 +214,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                         // mid-snapshot). A grouping the master skipped
                         // because the stream brings it is asked for again
                         // too, and then sent.
-                        let foreign = Msg::parse(record).ok().filter(is_grouped).is_some_and(|r| {
-                            build_group(&r, 0, 0, delete).is_ok_and(|g| {
+                        let foreign = dialect.group_of(record).is_some()
+                            && group_form(dialect, record, delete).is_some_and(|g| {
                                 self.marks.check(&delete[..g], GROUPED) == MarkVerdict::Stale
-                            })
-                        });
+                            });
                         #[cfg(feature = "planted-bugs")]
                         let foreign = foreign && !self.bugs.keep_foreign_groups;
                         if !foreign {
@@ -289,11 +238,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 }
                 self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
                 let seq = self.pfkey_seq;
-                let built = match table {
-                    Table::Sadb => build_delete(&m, seq, pid, delete),
-                    Table::Spd => build_delflow(&m, seq, pid, delete),
-                };
-                if let Ok(d) = built {
+                if let Ok(d) = dialect.delete_request(entry, pid, seq, delete) {
                     if self.pfkeyq.push_with(&delete[..d], |_| {}) {
                         self.counters.swept += 1;
                     }
@@ -311,13 +256,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 kind: JobKind::Check { sa, flow, .. } | JobKind::Announce { sa, flow, .. },
                 ..
             } => {
-                if let Ok(c) = canonical_digest_input(&m, canon) {
+                if let Ok(c) = dialect.digest_input(entry, canon) {
                     match table {
                         Table::Sadb => sa.add(&self.crypto, &canon[..c]),
                         Table::Spd => flow.add(&self.crypto, &canon[..c]),
                     }
                     let mut key = [0u8; IDENTITY_MAX];
-                    if let Some(k) = identity(&m, &mut key) {
+                    if let Some(k) = dialect.key(entry, &mut key) {
                         let b = fingerprint::bucket(&key[..k]);
                         let h = siphash(CONTENT_KEY, &[&canon[..c]]);
                         self.sums.add(b, h);
@@ -328,12 +273,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                         // re-groups only when it covers both (see
                         // `snapshot_entry`), and a slave that differs in
                         // the grouping differs in both.
-                        let rec = Msg::parse(record)
-                            .ok()
-                            .filter(|r| table == Table::Sadb && is_grouped(r));
-                        let nb = rec.as_ref().and_then(next_bucket);
-                        let group = rec.and_then(|r| build_group(&r, 0, 0, canon).ok());
-                        if let (Some(g), Some(nb)) = (group, nb) {
+                        let group = match table {
+                            Table::Sadb => dialect.group_of(record),
+                            Table::Spd => None,
+                        };
+                        let nb = group.flatten().map(|k| sa_bucket(dialect, k));
+                        let g = group.and_then(|_| group_form(dialect, record, canon));
+                        if let (Some(g), Some(nb)) = (g, nb) {
                             sa.add(&self.crypto, &canon[..g]);
                             let h = siphash(CONTENT_KEY, &[&canon[..g]]);
                             self.sums.add(b, h);

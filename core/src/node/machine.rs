@@ -9,6 +9,7 @@ use core::net::IpAddr;
 use crate::config::{Config, IfName, Listen, Protocol, MAX_PEERS};
 use crate::crypto::{Crypto, SecretKey};
 use crate::ctl::Ctl;
+use crate::dialect::{Dialect, OpenBsd, Scope};
 use crate::pfkey::FilterPolicy;
 use crate::random::Random;
 use crate::state::{FlushMode, Position, RunState};
@@ -96,8 +97,13 @@ pub struct PlantedBugs {
 /// `poll_input` hands it its inputs; call [`drive`](crate::platform::drive)
 /// after every input and by the deadline it returns); the design is in
 /// `doc/ARCHITECTURE.md`.
-pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore> {
+///
+/// `D` is the kernel's [`Dialect`]: every kernel record the node reads,
+/// rewrites or writes goes through it (OpenBSD's PF_KEY by default), and
+/// its v2 HELLO names it.
+pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect = OpenBsd> {
     pub(super) settings: Settings,
+    pub(super) dialect: D,
     pub(super) crypto: C,
     pub(super) rng: R,
     pub(super) codec: LegacyCodec<C>,
@@ -148,7 +154,9 @@ pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore> {
     pub bugs: PlantedBugs,
 }
 
-impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> core::fmt::Debug for Node<'a, C, R, M> {
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> core::fmt::Debug
+    for Node<'a, C, R, M, D>
+{
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Node")
             .field("state", &self.role.state())
@@ -158,7 +166,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> core::fmt::Debug for Node<'
     }
 }
 
-impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect + Default> Node<'a, C, R, M, D> {
     /// Builds a node from its configuration over the platform's
     /// `storage` (checked first: [`NodeError::Storage`] names a part below
     /// its minimum). Raises the start-up carp demotion request at once; a
@@ -276,6 +284,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         demote.start(now);
         Node {
             settings,
+            dialect: D::default(),
             crypto,
             rng,
             codec,
@@ -317,7 +326,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             bugs: PlantedBugs::default(),
         }
     }
+}
 
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, M, D> {
     /// What a freshly written node does first: a locked node enters its
     /// state, the demotion and IKE requests are queued, peers are dialled.
     pub(super) fn start(&mut self, config: &Config, now: Instant) {
@@ -599,12 +610,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// write): it is dropped and counted like a kernel error reply. A write
     /// that would merely block is not a failure: offer it again later.
     pub fn handle_pfkey_write_failed(&mut self, now: Instant, errno: u32) {
-        if let Some(t) = self
-            .pfkeyq
-            .front()
-            .and_then(|b| crate::pfkey::Msg::parse(b).ok())
-        {
-            self.kernel_refused(now, t.msg_type(), errno);
+        if let Some(r) = self.pfkeyq.front().and_then(|b| self.dialect.request(b)) {
+            self.kernel_refused(now, r, errno);
         }
         self.pfkeyq.pop();
         self.after_queue_drained(now);
@@ -612,6 +619,21 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     }
 
     // ----- internals -------------------------------------------------------
+
+    /// What shapes the dialect's filter, from the node's fields (a
+    /// function of fields, not of `self`, so that the scratch buffers can
+    /// be borrowed beside it).
+    pub(super) fn scope<'s>(
+        policy: FilterPolicy,
+        peers: &'s [IpAddr],
+        settings: &Settings,
+    ) -> Scope<'s> {
+        Scope {
+            policy,
+            peers,
+            own: settings.pid,
+        }
+    }
 
     pub(super) fn alloc_conn_id(&mut self) -> ConnId {
         let id = ConnId(self.next_conn);

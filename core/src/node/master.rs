@@ -3,13 +3,7 @@
 
 use crate::crypto::Crypto;
 use crate::ctl::{BucketSet, Ctl, BUCKETS, BUCKETS_PER_CHUNK};
-use crate::pfkey::consts::{
-    SADB_ADD, SADB_DELETE, SADB_SATYPE_UNSPEC, SADB_UPDATE, SADB_X_DELFLOW, SADB_X_GRPSPIS,
-};
-use crate::pfkey::{
-    build_flush, build_group, dump_to_add, filter, for_slave, is_grouped, msg_type_name, next_key,
-    sa_key, spd_dump_to_addflow, unwrap_promisc, Msg, Verdict,
-};
+use crate::dialect::{Classified, Dialect, Op, Request, IDENTITY_MAX};
 use crate::random::Random;
 use crate::state::{FlushMode, Position, RunState};
 use crate::time::Instant;
@@ -31,56 +25,48 @@ use super::peer_table::PeerIndex;
 /// (the original's `pfkey_snap` timer).
 const LEGACY_FEED_DELAY: core::time::Duration = core::time::Duration::from_secs(2);
 
-impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, M, D> {
     /// A message read from the PF_KEY socket (promiscuous copies of other
     /// processes' requests, and the kernel's replies).
     pub fn handle_pfkey(&mut self, now: Instant, msg: &[u8]) {
-        let Some(inner) = unwrap_promisc(msg) else {
-            self.kernel_reply(now, msg);
-            return;
-        };
-        if self.role.state() != RunState::Master {
-            return;
-        }
-        let m = match Msg::parse(inner) {
-            Ok(m) => m,
-            Err(e) => {
+        let scope = Self::scope(self.policy, &self.peer_addrs, &self.settings);
+        let change = match self.dialect.classify(msg, &scope) {
+            Classified::Reply => {
+                self.kernel_reply(now, msg);
+                return;
+            }
+            _ if self.role.state() != RunState::Master => return,
+            Classified::Malformed(e) => {
                 log::warn!("malformed promiscuous PF_KEY copy ignored: {e}");
                 return;
             }
-        };
-        if m.pid() == self.settings.pid {
-            return; // our own write coming back
-        }
-        if let Verdict::Skip(why) = filter(&m, &self.policy, &self.peer_addrs) {
-            log::debug!("not forwarding {}: {}", msg_type_name(m.msg_type()), why);
-            return;
-        }
-        let buf = &mut self.scratch.msg;
-        let n = if m.msg_type() == SADB_UPDATE {
-            // A larval completion becomes an ADD (the slaves never saw the
-            // larval SA); a change of a mature SA (a MOBIKE or NAT-T move
-            // with ADDRESS_PROXY) stays an UPDATE, minus what it may not
-            // carry.
-            #[cfg(feature = "planted-bugs")]
-            let rewritten = if self.bugs.update_always_add {
-                dump_to_add(inner, buf)
-            } else {
-                for_slave(inner, buf)
-            };
-            #[cfg(not(feature = "planted-bugs"))]
-            let rewritten = for_slave(inner, buf);
-            match rewritten {
-                Ok(n) => n,
-                Err(e) => {
-                    log::warn!("cannot rewrite UPDATE for the slaves: {e}");
-                    return;
-                }
+            Classified::Own => return, // our own write coming back
+            Classified::Skip(why) => {
+                log::debug!("not forwarding {why}");
+                return;
             }
+            Classified::Sync(change) => change,
+        };
+        let buf = &mut self.scratch.msg;
+        #[cfg(feature = "planted-bugs")]
+        let rewritten = if self.bugs.update_always_add
+            && self
+                .dialect
+                .request(change)
+                .is_some_and(|r| r.op == Op::Update)
+        {
+            self.dialect.dump_to_request(Table::Sadb, change, buf)
         } else {
-            let n = inner.len().min(buf.len());
-            buf[..n].copy_from_slice(&inner[..n]);
-            n
+            self.dialect.forward(change, buf)
+        };
+        #[cfg(not(feature = "planted-bugs"))]
+        let rewritten = self.dialect.forward(change, buf);
+        let n = match rewritten {
+            Ok(n) => n,
+            Err(e) => {
+                log::warn!("cannot rewrite UPDATE for the slaves: {e}");
+                return;
+            }
         };
         match self.ring.push(&buf[..n]) {
             Ok(_) => self.counters.forwarded += 1,
@@ -98,9 +84,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// A non-promiscuous message: log the kernel's complaints about our
     /// writes, and count them against the master whose data they were.
     fn kernel_reply(&mut self, now: Instant, msg: &[u8]) {
-        let Ok(m) = Msg::parse(msg) else { return };
-        if m.pid() == self.settings.pid && m.errno() != 0 {
-            self.kernel_refused(now, m.msg_type(), u32::from(m.errno()));
+        if let Some((r, errno)) = self.dialect.refusal(msg, self.settings.pid) {
+            self.kernel_refused(now, r, errno);
         }
     }
 
@@ -109,19 +94,16 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// what is gone already, an UPDATE of what is not (yet) here, and a
     /// snapshot's ADD of an SA we hold (the sweep repairs one whose content
     /// differs). The rest are warnings.
-    pub(super) fn kernel_refused(&mut self, now: Instant, msg_type: u8, errno: u32) {
+    pub(super) fn kernel_refused(&mut self, now: Instant, req: Request, errno: u32) {
         const EEXIST: u32 = 17;
         const ESRCH: u32 = 3;
-        if msg_type == SADB_DELETE {
+        if req.op == Op::Delete {
             return;
         }
         // A flow's X_DELFLOW met a snapshot taken after the deletion; a
         // repair's X_GRPSPIS named an SA a later repair batch brings.
-        if matches!(msg_type, SADB_X_DELFLOW | SADB_X_GRPSPIS) && errno == ESRCH {
-            log::debug!(
-                "pfkey {} of what we do not hold (ESRCH)",
-                msg_type_name(msg_type)
-            );
+        if matches!(req.op, Op::DeletePolicy | Op::Group) && errno == ESRCH {
+            log::debug!("pfkey {} of what we do not hold (ESRCH)", req.name);
             return;
         }
         // An UPDATE (a MOBIKE move) of an SA we lack: a snapshot that
@@ -129,14 +111,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         // SA's new identity may lie in a bucket that repair does not ask
         // for, so a repair is owed until the master's next digest finds
         // what differs (we report ourselves repairing meanwhile).
-        if msg_type == SADB_UPDATE && errno == ESRCH {
+        if req.op == Op::Update && errno == ESRCH {
             log::debug!("pfkey UPDATE of an SA we do not hold (ESRCH)");
             if !self.legacy {
                 self.slave.owe_repair();
             }
             return;
         }
-        if msg_type == SADB_ADD && errno == EEXIST {
+        if req.op == Op::Add && errno == EEXIST {
             self.counters.kernel_exists += 1;
             log::debug!("pfkey ADD of an SA we hold already (EEXIST)");
             return;
@@ -145,7 +127,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         if let Some(p) = self.data_source() {
             self.peer_error(now, p, ErrorKind::Kernel, "our kernel refused its data");
         }
-        log::warn!("pfkey error ({}): errno {errno}", msg_type_name(msg_type));
+        log::warn!("pfkey error ({}): errno {errno}", req.name);
     }
 
     /// Starts feeding a slave if we are master, it is open, and it announced
@@ -320,14 +302,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         let dump = self.alloc_dump_id();
         let legacy = self.legacy;
         if legacy && self.flushmode == FlushMode::Startup {
-            let mut f = [0u8; 16];
+            let mut f = [0u8; 64];
             self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
-            if let Ok(n) = build_flush(
-                SADB_SATYPE_UNSPEC,
-                self.pfkey_seq,
-                self.settings.pid,
-                &mut f,
-            ) {
+            if let Ok(n) = self
+                .dialect
+                .flush_request(self.settings.pid, self.pfkey_seq, &mut f)
+            {
                 let res = match self.conn_mut_split(conn) {
                     Some((c, codec, rng)) => c.send_pfkey(codec, rng, &f[..n]),
                     None => return,
@@ -564,22 +544,28 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         } else {
             Regroup::None
         };
-        let grouped = table == Table::Sadb && Msg::parse(record).is_ok_and(|r| is_grouped(&r));
+        let group = match table {
+            Table::Sadb => self.dialect.group_of(record),
+            Table::Spd => None,
+        };
+        let grouped = group.is_some();
         if pass == Regroup::Pass && (!grouped || self.regroup_unsafe(conn, record)) {
             return DumpFlow::More;
         }
         let buf = &mut self.scratch.msg;
         let conv = match table {
-            Table::Sadb if pass == Regroup::Pass => match Msg::parse(record) {
-                Ok(r) => build_group(&r, r.seq(), r.pid(), buf),
-                Err(e) => Err(e),
-            },
-            #[cfg(feature = "planted-bugs")]
-            Table::Sadb if self.bugs.snapshot_keeps_counters => {
-                crate::pfkey::dump_to_add_with_counters(record, buf)
+            Table::Sadb if pass == Regroup::Pass => {
+                // group_of() said the record starts a bundle.
+                match self.dialect.group_request(record, buf) {
+                    Some(n) => Ok(n),
+                    None => return DumpFlow::More,
+                }
             }
-            Table::Sadb => dump_to_add(record, buf),
-            Table::Spd => spd_dump_to_addflow(record, buf),
+            #[cfg(feature = "planted-bugs")]
+            _ if self.bugs.snapshot_keeps_counters => self
+                .dialect
+                .dump_to_request_with_counters(table, record, buf),
+            _ => self.dialect.dump_to_request(table, record, buf),
         };
         let n = match conv {
             Ok(n) => n,
@@ -588,10 +574,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 return DumpFlow::More;
             }
         };
-        let Ok(m) = Msg::parse(&buf[..n]) else {
-            return DumpFlow::More;
-        };
-        if filter(&m, &self.policy, &self.peer_addrs) != Verdict::Sync {
+        let scope = Self::scope(self.policy, &self.peer_addrs, &self.settings);
+        if !self.dialect.syncs(&buf[..n], &scope) {
             return DumpFlow::More;
         }
         #[cfg(feature = "planted-bugs")]
@@ -611,13 +595,15 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             // counts it in both): a slave repairing in batches may get the
             // other SA only in a later batch, whose bundle pass then groups
             // them (the first X_GRPSPIS failing with ESRCH).
-            let mut key = [0u8; super::jobs::IDENTITY_MAX];
-            let inside = super::jobs::identity(&m, &mut key)
+            let mut key = [0u8; IDENTITY_MAX];
+            let inside = self
+                .dialect
+                .key(&buf[..n], &mut key)
                 .is_some_and(|k| fingerprint::has(&set, fingerprint::bucket(&key[..k])));
             let next_inside = pass == Regroup::Pass
-                && Msg::parse(record)
-                    .ok()
-                    .and_then(|r| super::jobs::next_bucket(&r))
+                && group
+                    .flatten()
+                    .map(|k| super::jobs::sa_bucket(&self.dialect, k))
                     .is_some_and(|b| fingerprint::has(&set, b));
             if !inside && !next_inside {
                 return DumpFlow::More;
@@ -654,30 +640,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         let Some(Feed::Snapshot { start, .. }) = self.conn(conn).map(|c| c.feed) else {
             return true;
         };
-        let Ok(r) = Msg::parse(record) else {
-            return true;
-        };
-        let (Some(k1), Some(k2)) = (sa_key(&r), next_key(&r)) else {
-            return true;
-        };
         let Ok(replay) = self.ring.replay_after(start) else {
             return true;
         };
-        for (_, d) in replay {
-            let Ok(m) = Msg::parse(d) else { continue };
-            if !matches!(m.msg_type(), SADB_ADD | SADB_UPDATE) {
-                continue;
-            }
-            if let Some(k) = sa_key(&m) {
-                if [k1, k2]
-                    .iter()
-                    .any(|x| x.satype == k.satype && x.spi == k.spi)
-                {
-                    return true;
-                }
-            }
-        }
-        false
+        self.dialect.group_touched(record, replay.map(|(_, d)| d))
     }
 
     /// The current table of `conn`'s snapshot is exhausted.
@@ -808,11 +774,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             match self.ring.cursor(start) {
                 Ok(mut cur) => {
                     while let Ok(Some((next, msg))) = self.ring.next(cur) {
-                        let mut key = [0u8; super::jobs::IDENTITY_MAX];
-                        match Msg::parse(msg)
-                            .ok()
-                            .and_then(|m| super::jobs::identity(&m, &mut key))
-                        {
+                        let mut key = [0u8; IDENTITY_MAX];
+                        match self.dialect.key(msg, &mut key) {
                             Some(k) => {
                                 fingerprint::add(&mut unknown, fingerprint::bucket(&key[..k]))
                             }

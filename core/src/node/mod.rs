@@ -65,7 +65,6 @@ pub use event::{
     ConnId, DumpFlow, DumpId, DumpOp, Event, NodeError, Received, Rejected, Settings, Table,
 };
 pub use ike::{IkeMode, IkeRequest};
-pub use jobs::{identity, IDENTITY_MAX};
 #[cfg(feature = "planted-bugs")]
 pub use machine::PlantedBugs;
 pub use machine::{min_events, Node, EVENTS, MIN_PFKEY_QUEUE_BYTES, PFKEY_QUEUE_BYTES};

@@ -7,6 +7,7 @@ use core::net::IpAddr;
 use crate::config::Protocol;
 use crate::crypto::Crypto;
 use crate::ctl::Ctl;
+use crate::dialect::Dialect;
 use crate::random::Random;
 use crate::state::{Position, RunState};
 use crate::time::Instant;
@@ -41,7 +42,7 @@ impl core::fmt::Display for ResyncError {
     }
 }
 
-impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, M, D> {
     /// The peer protocol the node speaks now (a reload may change it).
     pub fn protocol(&self) -> Protocol {
         if self.legacy {

@@ -23,6 +23,7 @@ use core::net::IpAddr;
 
 use crate::config::{Config, Protocol, MAX_PEERS};
 use crate::crypto::{Crypto, SecretKey};
+use crate::dialect::Dialect;
 use crate::pfkey::FilterPolicy;
 use crate::random::Random;
 use crate::state::RunState;
@@ -174,7 +175,7 @@ pub(super) fn wanted_peers(
     Ok(v)
 }
 
-impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, M, D> {
     /// Applies a reloaded configuration (see the module documentation).
     /// On error nothing changed and the node runs on as before.
     pub fn reconfigure(

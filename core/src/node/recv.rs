@@ -2,7 +2,7 @@
 
 use crate::crypto::Crypto;
 use crate::ctl::{Ctl, CtlError, CtlType};
-use crate::pfkey::{set_pid_seq, Msg};
+use crate::dialect::{Dialect, Op, IDENTITY_MAX};
 use crate::random::Random;
 use crate::state::{Position, RunState};
 use crate::time::Instant;
@@ -112,7 +112,7 @@ impl core::fmt::Display for Fatal {
 /// unauthenticated one ends at the first).
 const MAX_BAD_FRAMES: u8 = 4;
 
-impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, M, D> {
     /// Bytes arrived on a connection. Says how many were taken; the
     /// platform keeps the rest and offers them again later (the node pauses
     /// reading while its kernel queue is full or a sweep runs, so
@@ -675,24 +675,22 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         let msg = &scratch.out[at];
         let len = msg.len();
         if snapshot {
-            if let Ok(m) = Msg::parse(msg) {
-                let mut key = [0u8; super::jobs::IDENTITY_MAX];
-                let canon = &mut scratch.canon;
-                if m.msg_type() == crate::pfkey::consts::SADB_X_GRPSPIS {
-                    // A bundle the master's snapshot grouped: remembered
-                    // by its canonical form, so that the sweep can tell a
-                    // grouping of ours the master does not have.
-                    if let Some(c) = canon.get_mut(..len) {
-                        c.copy_from_slice(msg);
-                        set_pid_seq(c, 0, 0);
-                        self.marks.insert(c, super::jobs::GROUPED);
-                    }
-                } else {
-                    let id = super::jobs::identity(&m, &mut key);
-                    let content = crate::pfkey::canonical_digest_input(&m, canon);
-                    if let (Some(n), Ok(c)) = (id, content) {
-                        self.marks.insert(&key[..n], &canon[..c]);
-                    }
+            let mut key = [0u8; IDENTITY_MAX];
+            let canon = &mut scratch.canon;
+            if self.dialect.request(msg).is_some_and(|r| r.op == Op::Group) {
+                // A bundle the master's snapshot grouped: remembered
+                // by its canonical form, so that the sweep can tell a
+                // grouping of ours the master does not have.
+                if let Some(c) = canon.get_mut(..len) {
+                    c.copy_from_slice(msg);
+                    self.dialect.stamp(c, 0, 0);
+                    self.marks.insert(c, super::jobs::GROUPED);
+                }
+            } else {
+                let id = self.dialect.key(msg, &mut key);
+                let content = self.dialect.digest_input(msg, canon);
+                if let (Some(n), Ok(c)) = (id, content) {
+                    self.marks.insert(&key[..n], &canon[..c]);
                 }
             }
         } else if !self.legacy {
@@ -705,7 +703,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         // records and UPDATEs as they are: rewritten here as our master
         // rewrites them before sending (a no-op on what ours sent).
         let msg = if self.legacy {
-            match crate::pfkey::for_slave(msg, &mut scratch.msg) {
+            match self.dialect.to_request(msg, &mut scratch.msg) {
                 Ok(n) => &scratch.msg[..n],
                 Err(e) => {
                     log::warn!("PF_KEY message from the master unusable, dropped: {e}");
@@ -715,7 +713,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         } else {
             msg
         };
-        if self.pfkeyq.push_with(msg, |m| set_pid_seq(m, pid, seq)) {
+        let dialect = &self.dialect;
+        if self.pfkeyq.push_with(msg, |m| dialect.stamp(m, pid, seq)) {
             self.counters.applied += 1;
         } else {
             // must_pause keeps room for a maximal message, so only an
@@ -736,10 +735,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     fn on_pfkey_batch(&mut self, now: Instant, conn: ConnId, end: usize) {
         let mut at = 0;
         while at < end {
-            let len = self.scratch.out[at..end]
-                .get(4..6)
-                .map_or(0, |b| usize::from(u16::from_ne_bytes([b[0], b[1]])) * 8);
-            if len < 16 || len > end - at {
+            let len = self.dialect.record_len(&self.scratch.out[at..end]);
+            let Some(len) = len.filter(|&l| l <= end - at) else {
                 self.conn_error(
                     now,
                     conn,
@@ -753,7 +750,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                     );
                 }
                 return;
-            }
+            };
             self.on_pfkey_data(now, conn, at..at + len);
             at += len;
             if self.slot_of(conn).is_none() {

@@ -5,6 +5,7 @@ use core::net::IpAddr;
 
 use crate::crypto::Crypto;
 use crate::ctl::Ctl;
+use crate::dialect::Dialect;
 use crate::random::Random;
 use crate::time::Instant;
 use crate::wire::v2::{ArchTag, Hello, HELLO_LEN};
@@ -23,7 +24,7 @@ use super::peer_table::{AttemptId, ConnStatus, PeerIndex, SessionDecision, Sessi
 /// alarm, and accepts ours only after that.
 const CROSS_WINDOW: core::time::Duration = core::time::Duration::from_secs(10);
 
-impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, M, D> {
     /// The outbound connection `conn` (from `Event::Connect`) is up.
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
         let legacy = self.legacy;
@@ -313,7 +314,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             run_state: self.role.state(),
             resume: self.resume_position(),
             arch: ArchTag::host(),
-            dialect: self.settings.dialect,
+            dialect: D::ID,
         };
         let Some((p, s)) = self.slot_of(id) else {
             return;

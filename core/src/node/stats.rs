@@ -3,6 +3,7 @@
 use core::net::IpAddr;
 
 use crate::crypto::Crypto;
+use crate::dialect::Dialect;
 use crate::random::Random;
 use crate::state::{Position, RunState};
 use crate::time::Instant;
@@ -182,7 +183,7 @@ pub struct PeerView {
     pub next_dial: Option<Instant>,
 }
 
-impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
+impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, M, D> {
     /// Node-wide statistics.
     pub fn stats(&self) -> NodeStats {
         NodeStats {
@@ -225,7 +226,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     }
 
     /// Per-peer statistics, in configuration order.
-    pub fn peers(&self) -> impl Iterator<Item = PeerView> + use<'_, 'a, C, R, M> {
+    pub fn peers(&self) -> impl Iterator<Item = PeerView> + use<'_, 'a, C, R, M, D> {
         self.table.iter().map(|(i, p)| {
             let (phase, phase_since) = self.phase_of(i);
             let mut stats = p.stats;
