@@ -53,6 +53,7 @@ pub mod ring;
 mod scratch;
 mod session;
 mod slave;
+mod slots;
 pub mod stats;
 mod storage;
 pub mod txbuf;
