@@ -30,8 +30,8 @@
 //! Peers must speak one dialect: v2's HELLO names it
 //! ([`KernelDialect`], `wire/README.md`), and a mixed cluster is refused
 //! there. [`OpenBsd`] is the dialect of today's node (it delegates to
-//! [`crate::pfkey`]); Linux's is `sasyncd_linux::dialect::Xfrm`, a std
-//! crate. The node calls the kernel's formats only through this trait.
+//! [`crate::pfkey`]); Linux's is [`crate::xfrm::Xfrm`]. The node calls
+//! the kernel's formats only through this trait.
 
 use core::fmt::{Debug, Display};
 use core::hash::Hash;

@@ -6,7 +6,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "alloc")]
+#[cfg(any(test, feature = "alloc"))]
 extern crate alloc;
 #[cfg(test)]
 extern crate std;
@@ -22,3 +22,4 @@ pub mod random;
 pub mod state;
 pub mod time;
 pub mod wire;
+pub mod xfrm;

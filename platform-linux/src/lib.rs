@@ -1,20 +1,18 @@
 //! The Linux platform layer of sasyncd: the kernel's IPsec states and
 //! policies, read, watched and written through XFRM netlink.
 //!
-//! * [`nl`]: netlink framing (headers, attributes, a builder).
-//! * [`xfrm`]: XFRM message and attribute numbers, struct layouts, checked
-//!   views of state and policy records and their identities.
-//! * [`rewrite`]: a record one kernel reported, as a request another
-//!   kernel accepts (adds, updates, deletes, flushes, dump requests).
+//! * [`nl`], [`xfrm`], [`rewrite`], [`dialect`]: re-exported from
+//!   `sasyncd_core::xfrm` (no_std, no heap, where the node and the
+//!   simulator's XFRM kernel use them too): netlink framing; XFRM numbers,
+//!   layouts, checked views of state and policy records and their
+//!   identities; a record one kernel reported, as a request another kernel
+//!   accepts; the kernel dialect.
 //! * [`socket`]: the socket: requests with acknowledgement, full dumps,
 //!   the event stream; opened in any network namespace.
 //! * [`mirror`]: one kernel's tables and changes applied to another (a
 //!   slave's snapshot and its live updates).
 //! * [`replay`]: outbound sequence numbers watched (replay events),
 //!   carried, and moved past the last one carried at a takeover.
-//! * [`dialect`]: the XFRM kernel dialect the core is given
-//!   (`sasyncd_core::dialect::Dialect`): identities, filter, rewrites,
-//!   digest form.
 //! * [`addr`]: the role keepalived gives the node, from the virtual
 //!   address's presence on an interface (rtnetlink).
 //! * [`trackfile`]: demotion through keepalived's `track_file`.
@@ -133,11 +131,12 @@
 
 pub mod addr;
 pub mod confine;
-pub mod dialect;
 pub mod mirror;
-pub mod nl;
 pub mod replay;
-pub mod rewrite;
 pub mod socket;
 pub mod trackfile;
-pub mod xfrm;
+
+// The pure XFRM code (framing, views, identities, rewrites, the dialect)
+// lives in the core, where the node and the simulator use it too.
+pub use sasyncd_core::xfrm;
+pub use sasyncd_core::xfrm::{dialect, nl, rewrite};

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use nix::errno::Errno;
 
-use crate::nl::{Msg, NlError};
+use crate::nl::{to_vec, Msg, NlError};
 use crate::rewrite::{
     flush_policies, flush_states, policy_delete, policy_write, state_counters, state_delete,
     state_write,
@@ -100,7 +100,7 @@ pub fn write_state(
     update: bool,
     counters: bool,
 ) -> Result<(), MirrorError> {
-    let mut req = state_write(sa, update)?;
+    let mut req = to_vec(|b| state_write(sa, update, b))?;
     let r = dst.request(&mut req);
     let retry = if update {
         refused(&r, Errno::ESRCH) || refused(&r, Errno::ENOENT)
@@ -108,7 +108,7 @@ pub fn write_state(
         refused(&r, Errno::EEXIST)
     };
     let updated = if retry {
-        let mut req = state_write(sa, !update)?;
+        let mut req = to_vec(|b| state_write(sa, !update, b))?;
         dst.request(&mut req)?;
         !update
     } else {
@@ -116,14 +116,14 @@ pub fn write_state(
         update
     };
     if updated && counters {
-        dst.request(&mut state_counters(sa))?;
+        dst.request(&mut to_vec(|b| state_counters(sa, b))?)?;
     }
     Ok(())
 }
 
 /// Deletes the state `sa` names from `dst`; a state already gone is fine.
 pub fn delete_state(dst: &mut XfrmSocket, sa: &SaView<'_>) -> Result<(), MirrorError> {
-    let r = dst.request(&mut state_delete(sa));
+    let r = dst.request(&mut to_vec(|b| state_delete(sa, b))?);
     if refused(&r, Errno::ESRCH) || refused(&r, Errno::ENOENT) {
         return Ok(());
     }
@@ -132,12 +132,12 @@ pub fn delete_state(dst: &mut XfrmSocket, sa: &SaView<'_>) -> Result<(), MirrorE
 
 /// Adds or replaces the policy `p` in `dst`.
 pub fn write_policy(dst: &mut XfrmSocket, p: &PolicyView<'_>) -> Result<(), MirrorError> {
-    Ok(dst.request(&mut policy_write(p, true)?)?)
+    Ok(dst.request(&mut to_vec(|b| policy_write(p, true, b))?)?)
 }
 
 /// Deletes the policy `p` names from `dst`; a policy already gone is fine.
 pub fn delete_policy(dst: &mut XfrmSocket, p: &PolicyView<'_>) -> Result<(), MirrorError> {
-    let r = dst.request(&mut policy_delete(p)?);
+    let r = dst.request(&mut to_vec(|b| policy_delete(p, b))?);
     if refused(&r, Errno::ENOENT) || refused(&r, Errno::ESRCH) {
         return Ok(());
     }
@@ -186,11 +186,11 @@ pub fn apply_event(dst: &mut XfrmSocket, ev: &Msg<'_>) -> Result<Applied, Mirror
         }
         msg::FLUSHSA => {
             let proto = ev.payload().first().copied().unwrap_or(0);
-            dst.request(&mut flush_states(proto))?;
+            dst.request(&mut to_vec(|b| flush_states(proto, b))?)?;
             Ok(Applied::Flushed)
         }
         msg::FLUSHPOLICY => {
-            dst.request(&mut flush_policies())?;
+            dst.request(&mut to_vec(flush_policies)?)?;
             Ok(Applied::Flushed)
         }
         _ => Ok(Applied::Skipped(Skip::NotAChange)),

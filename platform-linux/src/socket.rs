@@ -271,8 +271,9 @@ impl XfrmSocket {
         kind: u16,
         mut each: impl FnMut(Msg<'_>),
     ) -> Result<usize, RequestError> {
-        let mut req = dump_request(kind);
-        let seq = self.send_msg(&mut req)?;
+        let mut req = [0u8; nl::HDR_LEN];
+        let n = dump_request(kind, &mut req).map_err(RequestError::Malformed)?;
+        let seq = self.send_msg(&mut req[..n])?;
         let mut n = 0;
         loop {
             if !self.recv_datagram(Some(ACK_WAIT))? {

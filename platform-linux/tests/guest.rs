@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use nix::sched::{setns, CloneFlags};
 use sasyncd_linux::mirror::{self, apply_event, sync_tables, Applied};
-use sasyncd_linux::nl::Msg;
+use sasyncd_linux::nl::{to_vec, Msg};
 use sasyncd_linux::replay::{self, OutboundSeqs};
 use sasyncd_linux::socket::XfrmSocket;
 use sasyncd_linux::xfrm::{group, msg, Mark, PolicyView, SaView};
@@ -455,7 +455,8 @@ fn events_name_their_writer() {
         .dump(msg::GETSA, |m| recs.push(m.bytes().to_vec()))
         .unwrap();
     let m = Msg::new(&recs[0]).unwrap();
-    let mut req = sasyncd_linux::rewrite::state_add_from(&m).unwrap();
+    let sa = SaView::from_new(&m).unwrap();
+    let mut req = to_vec(|b| sasyncd_linux::rewrite::state_write(&sa, false, b)).unwrap();
     writer.request(&mut req).unwrap();
     a.sh(&format!("xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x4002 reqid 41 mode tunnel auth-trunc hmac(sha256) {AUTH256} 128 enc cbc(aes) {ENC128}"));
     let mut seen = Vec::new();
@@ -972,10 +973,10 @@ fn the_xfrm_dialect_on_real_records() {
     // watch); the writer adds it back through the dialect (ours); ip adds
     // one (a keying daemon's).
     let mut gone = Vec::new();
-    sb.request(&mut sasyncd_linux::rewrite::state_delete(
-        &SaView::from_new(&Msg::new(&from_a[0]).unwrap()).unwrap(),
-    ))
-    .unwrap();
+    let first = Msg::new(&from_a[0]).unwrap();
+    let first = SaView::from_new(&first).unwrap();
+    sb.request(&mut to_vec(|b| sasyncd_linux::rewrite::state_delete(&first, b)).unwrap())
+        .unwrap();
     let n = d.to_request(&from_a[0], &mut out).unwrap();
     writer.request(&mut out[..n]).unwrap();
     b.sh(&format!("xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x7001 reqid 71 mode tunnel auth-trunc hmac(sha256) {AUTH256} 128 enc cbc(aes) {ENC128}"));

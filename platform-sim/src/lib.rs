@@ -45,6 +45,8 @@ pub mod scenario;
 pub mod takeover;
 pub mod trace;
 pub mod world;
+pub mod xfrm_kernel;
+pub mod xfrm_world;
 
 #[cfg(test)]
 mod determinism {

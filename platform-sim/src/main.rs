@@ -96,6 +96,11 @@ struct Args {
     /// seeds stay the same).
     #[arg(long)]
     impostors: bool,
+    /// The nodes' kernel in a swarm: `pfkey` (OpenBSD, the default) or
+    /// `xfrm` (Linux: nodes of the XFRM dialect over the simulated XFRM
+    /// kernel, in the smaller world of `xfrm_world`).
+    #[arg(long, value_name = "KIND", default_value = "pfkey", value_parser = ["pfkey", "xfrm"], requires = "seeds")]
+    kernel: String,
 }
 
 /// Parses `A..B` with B > A.
@@ -135,6 +140,9 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some((a, b)) = args.seeds {
+        if args.kernel == "xfrm" {
+            return xfrm_swarm(a, b, args.jobs);
+        }
         return swarm(a, b, args.jobs, &args.plant, args.impostors);
     }
     let mut sc = match (&args.scenario, args.seed) {
@@ -309,6 +317,65 @@ fn report(w: &World, wall: f64) -> ExitCode {
 }
 
 /// Runs random scenarios for seeds `a..b` on `jobs` threads.
+/// The XFRM swarm: seeds `a..b`, each 2 to 4 nodes of the XFRM dialect
+/// over simulated Linux kernels, 60 s of workload and faults, 60 s to
+/// settle.
+fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>) -> ExitCode {
+    use sasyncd_sim::xfrm_world::XfrmWorld;
+    use std::time::Duration;
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let next = Arc::new(AtomicU64::new(a));
+    let stats = Arc::new(Mutex::new((0u64, 0u64, 0u64, Vec::<u64>::new())));
+    let wall = WallClock::now();
+    let workers: Vec<_> = (0..jobs)
+        .map(|_| {
+            let (next, stats) = (next.clone(), stats.clone());
+            std::thread::Builder::new()
+                .stack_size(64 << 20)
+                .spawn(move || loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= b {
+                        return;
+                    }
+                    let nodes = 2 + (seed % 3) as usize;
+                    let r = XfrmWorld::new(seed, nodes)
+                        .run(Duration::from_secs(60), Duration::from_secs(60));
+                    if let Some(f) = r.failures.first() {
+                        eprintln!("\nFAIL seed {seed} (xfrm): {f}");
+                    }
+                    let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
+                    s.0 += 1;
+                    s.1 += r.ike_writes;
+                    s.2 += r.tables.0 as u64 + r.tables.1 as u64;
+                    if !r.failures.is_empty() {
+                        s.3.push(seed);
+                    }
+                })
+                .expect("spawn swarm worker")
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    let s = stats.lock().unwrap_or_else(|e| e.into_inner());
+    eprintln!(
+        "xfrm swarm: {} seeds ({a}..{b}), {} failing, {} keying-daemon writes, {} entries held at the end, {:.1} s",
+        s.0,
+        s.3.len(),
+        s.1,
+        s.2,
+        wall.elapsed().as_secs_f64()
+    );
+    if s.3.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("failing seeds: {:?}", s.3);
+        ExitCode::FAILURE
+    }
+}
+
 fn swarm(a: u64, b: u64, jobs: Option<usize>, bug: &Option<String>, impostors: bool) -> ExitCode {
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))

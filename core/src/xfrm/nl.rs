@@ -5,7 +5,9 @@
 //! XFRM payloads are a fixed struct followed by attributes (length, type,
 //! data, padded to 4). Everything here is in host byte order, as the kernel
 //! writes it. Parsing never panics: a datagram that lies about a length
-//! yields an error, and the caller drops what is left of it.
+//! yields an error, and the caller drops what is left of it. Writing goes
+//! into the caller's buffer ([`Writer`]): no heap, and a buffer too small
+//! is an error that says how much was needed.
 
 /// Bytes of a netlink message header.
 pub const HDR_LEN: usize = 16;
@@ -61,6 +63,11 @@ pub enum NlError {
         /// Its announced length.
         len: usize,
     },
+    /// A message being written does not fit the caller's buffer.
+    NoRoom {
+        /// Bytes the whole message needs.
+        need: usize,
+    },
 }
 
 impl core::fmt::Display for NlError {
@@ -74,21 +81,25 @@ impl core::fmt::Display for NlError {
                 write!(f, "message type {kind}: payload {got} bytes, needs {need}")
             }
             NlError::BadAttr { kind, len } => write!(f, "attribute {kind} of length {len}"),
+            NlError::NoRoom { need } => write!(f, "needs a {need}-byte buffer"),
         }
     }
 }
 
-impl std::error::Error for NlError {}
+impl core::error::Error for NlError {}
 
-pub(crate) fn u16_at(b: &[u8], at: usize) -> u16 {
+/// The `u16` at `at` (host order); the caller has checked the length.
+pub fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_ne_bytes([b[at], b[at + 1]])
 }
 
-pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
+/// The `u32` at `at` (host order); the caller has checked the length.
+pub fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
+/// The `u64` at `at` (host order); the caller has checked the length.
+pub fn u64_at(b: &[u8], at: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[at..at + 8]);
     u64::from_ne_bytes(a)
@@ -177,7 +188,7 @@ impl<'a> Msg<'a> {
         if self.kind() != NLMSG_ERROR || self.payload().len() < 4 {
             return None;
         }
-        Some(-(u32_at(self.payload(), 0) as i32))
+        Some((u32_at(self.payload(), 0) as i32).wrapping_neg())
     }
 }
 
@@ -270,17 +281,20 @@ impl<'a> Iterator for Attrs<'a> {
     }
 }
 
-/// Builds one netlink message into a growing buffer.
+/// Builds one netlink message into a growing buffer: for std hosts
+/// (tests, the simulator, the Linux platform); the node uses [`Writer`].
+#[cfg(any(test, feature = "alloc"))]
 #[derive(Debug, Default)]
 pub struct Builder {
-    buf: Vec<u8>,
+    buf: alloc::vec::Vec<u8>,
 }
 
+#[cfg(any(test, feature = "alloc"))]
 impl Builder {
     /// A message of type `kind` with `flags`; sequence and port id are 0
     /// (the socket sets the sequence when it sends).
     pub fn new(kind: u16, flags: u16) -> Builder {
-        let mut buf = Vec::with_capacity(256);
+        let mut buf = alloc::vec::Vec::with_capacity(256);
         buf.extend_from_slice(&0u32.to_ne_bytes());
         buf.extend_from_slice(&kind.to_ne_bytes());
         buf.extend_from_slice(&flags.to_ne_bytes());
@@ -310,14 +324,113 @@ impl Builder {
 
     fn pad(&mut self) {
         let n = align(self.buf.len()) - self.buf.len();
-        self.buf.extend(std::iter::repeat_n(0u8, n));
+        self.buf.extend(core::iter::repeat_n(0u8, n));
     }
 
     /// The finished message, its length set.
-    pub fn finish(mut self) -> Vec<u8> {
+    pub fn finish(mut self) -> alloc::vec::Vec<u8> {
         let len = self.buf.len() as u32;
         self.buf[..4].copy_from_slice(&len.to_ne_bytes());
         self.buf
+    }
+}
+
+/// The message `write` puts into a buffer, in a vector sized to it: for
+/// std hosts, over the writers of [`super::rewrite`].
+#[cfg(any(test, feature = "alloc"))]
+pub fn to_vec(
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, NlError>,
+) -> Result<alloc::vec::Vec<u8>, NlError> {
+    let mut buf = alloc::vec![0u8; 512];
+    loop {
+        match write(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(NlError::NoRoom { need }) if need > buf.len() => buf.resize(need, 0),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes one netlink message into the caller's buffer.
+///
+/// Each step appends (header, fixed struct, attributes, each padded to 4);
+/// what does not fit is counted, not written, so [`Writer::finish`] can say
+/// how large the buffer had to be.
+#[derive(Debug)]
+pub struct Writer<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+    bad: Option<NlError>,
+}
+
+impl<'b> Writer<'b> {
+    /// A message of type `kind` with `flags`; sequence and port id are 0
+    /// (the sender sets them: [`set_seq_pid`]).
+    pub fn new(buf: &'b mut [u8], kind: u16, flags: u16) -> Writer<'b> {
+        let mut w = Writer {
+            buf,
+            len: 0,
+            bad: None,
+        };
+        w.put(&0u32.to_ne_bytes());
+        w.put(&kind.to_ne_bytes());
+        w.put(&flags.to_ne_bytes());
+        w.put(&[0u8; 8]);
+        w
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(bytes);
+        }
+        self.len = end;
+    }
+
+    fn pad(&mut self) {
+        let n = align(self.len) - self.len;
+        self.put(&[0u8; 3][..n]);
+    }
+
+    /// Appends raw bytes (the fixed struct), padded to 4.
+    pub fn raw(&mut self, bytes: &[u8]) -> &mut Self {
+        self.put(bytes);
+        self.pad();
+        self
+    }
+
+    /// Appends an attribute.
+    pub fn attr(&mut self, kind: u16, data: &[u8]) -> &mut Self {
+        let len = ATTR_HDR_LEN + data.len();
+        // Netlink cannot frame an attribute past 64 KiB; XFRM's largest (a
+        // security context, a key) are far below, and one read from a
+        // message always fits.
+        let Ok(len16) = u16::try_from(len) else {
+            self.bad = Some(NlError::BadAttr { kind, len });
+            return self;
+        };
+        self.put(&len16.to_ne_bytes());
+        self.put(&kind.to_ne_bytes());
+        self.put(data);
+        self.pad();
+        self
+    }
+
+    /// The finished message's length, its header's length field set; or
+    /// why it could not be written.
+    pub fn finish(self) -> Result<usize, NlError> {
+        if let Some(e) = self.bad {
+            return Err(e);
+        }
+        if self.len > self.buf.len() {
+            return Err(NlError::NoRoom { need: self.len });
+        }
+        let len = u32::try_from(self.len).map_err(|_| NlError::NoRoom { need: self.len })?;
+        self.buf[..4].copy_from_slice(&len.to_ne_bytes());
+        Ok(self.len)
     }
 }
 
@@ -332,14 +445,23 @@ pub fn set_seq_pid(msg: &mut [u8], seq: u32, pid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::vec::Vec;
+
+    fn build(kind: u16, flags: u16, f: impl Fn(&mut Writer<'_>)) -> Vec<u8> {
+        let mut buf = [0u8; 512];
+        let mut w = Writer::new(&mut buf, kind, flags);
+        f(&mut w);
+        let n = w.finish().unwrap();
+        buf[..n].to_vec()
+    }
 
     #[test]
-    fn builds_and_parses_a_message_with_attributes() {
-        let m = Builder::new(0x10, NLM_F_REQUEST | NLM_F_ACK)
-            .raw(&[1, 2, 3, 4, 5, 6])
-            .attr(21, &7u32.to_ne_bytes())
-            .attr(2, &[9; 5])
-            .finish();
+    fn writes_and_parses_a_message_with_attributes() {
+        let m = build(0x10, NLM_F_REQUEST | NLM_F_ACK, |w| {
+            w.raw(&[1, 2, 3, 4, 5, 6])
+                .attr(21, &7u32.to_ne_bytes())
+                .attr(2, &[9; 5]);
+        });
         assert_eq!(m.len() % 4, 0);
         assert_eq!(m.len(), HDR_LEN + 8 + 8 + 12);
         let msg = Msg::new(&m).unwrap();
@@ -356,12 +478,29 @@ mod tests {
     }
 
     #[test]
+    fn a_small_buffer_says_what_it_needed() {
+        let mut buf = [0xaau8; 20];
+        let mut w = Writer::new(&mut buf, 0x10, 0);
+        w.raw(&[1; 6]).attr(2, &[3; 9]);
+        assert_eq!(w.finish(), Err(NlError::NoRoom { need: 16 + 8 + 16 }));
+        let mut w = Writer::new(&mut buf, 0x10, 0);
+        w.attr(2, &[0; 70_000]);
+        assert!(matches!(w.finish(), Err(NlError::BadAttr { kind: 2, .. })));
+        // Padding is written as zeros over whatever the buffer held.
+        let mut w = Writer::new(&mut buf, 0x10, 0);
+        w.raw(&[1]);
+        assert_eq!(w.finish(), Ok(20));
+        assert_eq!(buf[16..20], [1, 0, 0, 0]);
+    }
+
+    #[test]
     fn iterates_the_messages_of_a_datagram() {
-        let mut d = Builder::new(0x10, 0).raw(&[0; 3]).finish();
-        let second = Builder::new(NLMSG_DONE, NLM_F_MULTI)
-            .raw(&0u32.to_ne_bytes())
-            .finish();
-        d.extend_from_slice(&second);
+        let mut d = build(0x10, 0, |w| {
+            w.raw(&[0; 3]);
+        });
+        d.extend(build(NLMSG_DONE, NLM_F_MULTI, |w| {
+            w.raw(&0u32.to_ne_bytes());
+        }));
         let kinds: Vec<u16> = messages(&d).map(|m| m.unwrap().kind()).collect();
         assert_eq!(kinds, [0x10, NLMSG_DONE]);
     }
@@ -369,7 +508,9 @@ mod tests {
     #[test]
     fn lying_lengths_are_errors_not_panics() {
         assert_eq!(Msg::new(&[0; 8]).unwrap_err(), NlError::Short(8));
-        let mut m = Builder::new(0x10, 0).raw(&[0; 8]).finish();
+        let mut m = build(0x10, 0, |w| {
+            w.raw(&[0; 8]);
+        });
         m[0] = 200;
         assert!(matches!(
             Msg::new(&m),
@@ -377,7 +518,9 @@ mod tests {
         ));
         m[0] = 4;
         assert!(Msg::new(&m).is_err());
-        let mut d = Builder::new(0x10, 0).attr(1, &[0; 4]).finish();
+        let mut d = build(0x10, 0, |w| {
+            w.attr(1, &[0; 4]);
+        });
         // The attribute claims 40 bytes.
         d[HDR_LEN] = 40;
         let msg = Msg::new(&d).unwrap();
@@ -398,18 +541,19 @@ mod tests {
 
     #[test]
     fn reads_an_error_message() {
-        let ack = Builder::new(NLMSG_ERROR, 0)
-            .raw(&(-17i32).to_ne_bytes())
-            .raw(&[0; HDR_LEN])
-            .finish();
+        let ack = build(NLMSG_ERROR, 0, |w| {
+            w.raw(&(-17i32).to_ne_bytes()).raw(&[0; HDR_LEN]);
+        });
         assert_eq!(Msg::new(&ack).unwrap().error(), Some(17));
-        let not = Builder::new(NLMSG_DONE, 0).raw(&[0; 4]).finish();
+        let not = build(NLMSG_DONE, 0, |w| {
+            w.raw(&[0; 4]);
+        });
         assert_eq!(Msg::new(&not).unwrap().error(), None);
     }
 
     #[test]
     fn sets_sequence_and_port() {
-        let mut m = Builder::new(0x12, NLM_F_REQUEST).finish();
+        let mut m = build(0x12, NLM_F_REQUEST, |_| {});
         set_seq_pid(&mut m, 7, 9);
         let msg = Msg::new(&m).unwrap();
         assert_eq!((msg.seq(), msg.pid()), (7, 9));

@@ -1,16 +1,16 @@
 //! The XFRM kernel dialect: what the core needs per message
-//! (`sasyncd_core::dialect::Dialect`), for Linux's netlink records.
+//! ([`Dialect`]), for Linux's netlink records.
 //!
 //! * **Identity**: the kernel's own rules ([`SaKey`]: destination, SPI,
 //!   protocol, family, mark; [`PolicyKey`]: selector, direction, mark,
-//!   interface id), as [`crate::xfrm`] reads them from adds, updates,
+//!   interface id), as [`super::view`] reads them from adds, updates,
 //!   deletes and expiries alike.
 //! * **Filter**: an event whose header names our socket's port is our own
 //!   write; larval states (no algorithm yet), per-socket policies and soft
 //!   expiries are not changes a slave makes; `flushmode never` keeps
 //!   flushes; skipslave drops states whose endpoints, and policies whose
 //!   selector addresses, are a peer's.
-//! * **Rewrite**: [`crate::rewrite`]'s requests (adds with counters,
+//! * **Rewrite**: [`super::rewrite`]'s requests (adds with counters,
 //!   replaces, deletes by identity, flushes).
 //! * **Digest form**: the record as an add (`NEWSA`/`NEWPOLICY`, header
 //!   zeroed) with what differs between a master's entry and its copy
@@ -21,20 +21,20 @@
 //!   order, so equal entries give equal bytes whatever message carried
 //!   them.
 
-use std::fmt;
-use std::net::IpAddr;
+use core::fmt;
+use core::net::IpAddr;
 
-use sasyncd_core::dialect::{
+use crate::dialect::{
     Classified, Dialect, Identity, KernelDialect, Op, Request, Scope, IDENTITY_MAX,
 };
-use sasyncd_core::node::Table;
-use sasyncd_core::state::FlushMode;
+use crate::node::Table;
+use crate::state::FlushMode;
 
-use crate::nl::{self, Builder, Msg, NlError, HDR_LEN, NLMSG_DONE, NLMSG_ERROR};
-use crate::rewrite;
-use crate::xfrm::{
-    addr_at, attr, msg, pol_off, sa_off, PolicyKey, PolicyView, SaKey, SaView, LIFETIME_CUR_LEN,
-};
+use super::consts::{attr, msg, pol_off, sa_off, LIFETIME_CUR_LEN, USERSA_INFO_LEN};
+use super::identity::{PolicyKey, SaKey};
+use super::nl::{self, Attrs, Msg, NlError, Writer, HDR_LEN, NLMSG_DONE, NLMSG_ERROR};
+use super::rewrite;
+use super::view::{addr_at, PolicyView, SaView};
 
 /// The XFRM dialect.
 #[derive(Debug, Clone, Copy, Default)]
@@ -100,7 +100,10 @@ impl fmt::Display for XfrmError {
 
 impl From<NlError> for XfrmError {
     fn from(e: NlError) -> Self {
-        XfrmError::Malformed(e)
+        match e {
+            NlError::NoRoom { need } => XfrmError::BufferTooSmall { need },
+            e => XfrmError::Malformed(e),
+        }
     }
 }
 
@@ -116,14 +119,6 @@ const NOT_DIGESTED: [u16; 8] = [
     attr::REPLAY_VAL,
     attr::REPLAY_ESN_VAL,
 ];
-
-fn put(bytes: &[u8], out: &mut [u8]) -> Result<usize, XfrmError> {
-    let dst = out
-        .get_mut(..bytes.len())
-        .ok_or(XfrmError::BufferTooSmall { need: bytes.len() })?;
-    dst.copy_from_slice(bytes);
-    Ok(bytes.len())
-}
 
 fn peer_of(peers: &[IpAddr], addrs: [Option<IpAddr>; 2]) -> Option<IpAddr> {
     addrs.into_iter().flatten().find(|a| peers.contains(a))
@@ -191,34 +186,59 @@ fn classify_msg(m: &Msg<'_>, scope: &Scope<'_>) -> Result<(), Skip> {
 
 /// The digest form of a state or policy record: an add whose fixed
 /// struct has the volatile fields zeroed, with the lasting attributes in
-/// type order.
-fn digest_form(kind: u16, fixed: &[u8], attrs: crate::nl::Attrs<'_>) -> Result<Vec<u8>, NlError> {
-    let mut fixed = fixed.to_vec();
-    let zero = |f: &mut Vec<u8>, at: usize, len: usize| f[at..at + len].fill(0);
+/// type order (attributes of one type keep their order), written to `out`.
+fn digest_form(
+    kind: u16,
+    fixed_in: &[u8],
+    attrs: Attrs<'_>,
+    out: &mut [u8],
+) -> Result<usize, NlError> {
+    let mut copy = [0u8; USERSA_INFO_LEN];
+    let fixed = copy.get_mut(..fixed_in.len()).ok_or(NlError::BadLength {
+        len: fixed_in.len(),
+        avail: USERSA_INFO_LEN,
+    })?;
+    fixed.copy_from_slice(fixed_in);
+    let mut zero = |at: usize, len: usize| {
+        if let Some(f) = fixed.get_mut(at..at + len) {
+            f.fill(0);
+        }
+    };
     if kind == msg::NEWSA {
-        zero(&mut fixed, sa_off::CURLFT, LIFETIME_CUR_LEN);
+        zero(sa_off::CURLFT, LIFETIME_CUR_LEN);
         // stats (replay window drops, replay and integrity failures) and
         // the acquire sequence.
-        zero(&mut fixed, sa_off::STATS, 12);
-        zero(&mut fixed, sa_off::SEQ, 4);
+        zero(sa_off::STATS, 12);
+        zero(sa_off::SEQ, 4);
     } else {
-        zero(&mut fixed, pol_off::CURLFT, LIFETIME_CUR_LEN);
-        zero(&mut fixed, pol_off::INDEX, 4);
+        zero(pol_off::CURLFT, LIFETIME_CUR_LEN);
+        zero(pol_off::INDEX, 4);
     }
-    let mut kept = Vec::new();
-    for a in attrs {
-        let a = a?;
-        if !NOT_DIGESTED.contains(&a.kind) {
-            kept.push(a);
+    for a in attrs.clone() {
+        a?;
+    }
+    let kept = || {
+        attrs
+            .clone()
+            .flatten()
+            .filter(|a| !NOT_DIGESTED.contains(&a.kind))
+    };
+    let mut w = Writer::new(out, kind, 0);
+    w.raw(fixed);
+    // Types in ascending order without sorting into a heap: each pass
+    // writes the attributes of the smallest type above the last written.
+    let mut last: Option<u16> = None;
+    while let Some(next) = kept()
+        .map(|a| a.kind)
+        .filter(|k| last.is_none_or(|l| *k > l))
+        .min()
+    {
+        for a in kept().filter(|a| a.kind == next) {
+            w.attr(a.kind, a.data);
         }
+        last = Some(next);
     }
-    // Stable: two attributes of one type keep their order.
-    kept.sort_by_key(|a| a.kind);
-    let mut b = Builder::new(kind, 0).raw(&fixed);
-    for a in kept {
-        b = b.attr(a.kind, a.data);
-    }
-    Ok(b.finish())
+    w.finish()
 }
 
 /// The kernel's name of a message type, for log lines.
@@ -355,21 +375,23 @@ impl Dialect for Xfrm {
         out: &mut [u8],
     ) -> Result<usize, XfrmError> {
         let m = Msg::new(entry)?;
-        let mut req = match m.kind() {
-            msg::NEWSA | msg::UPDSA => rewrite::state_delete(&SaView::from_new(&m)?),
-            msg::NEWPOLICY | msg::UPDPOLICY => rewrite::policy_delete(&PolicyView::from_new(&m)?)?,
+        let n = match m.kind() {
+            msg::NEWSA | msg::UPDSA => rewrite::state_delete(&SaView::from_new(&m)?, out)?,
+            msg::NEWPOLICY | msg::UPDPOLICY => {
+                rewrite::policy_delete(&PolicyView::from_new(&m)?, out)?
+            }
             k => return Err(XfrmError::WrongType(k)),
         };
-        nl::set_seq_pid(&mut req, seq, own);
-        put(&req, out)
+        nl::set_seq_pid(&mut out[..n], seq, own);
+        Ok(n)
     }
 
     /// The states of every protocol (the legacy protocol, which alone
     /// sends it, is OpenBSD's).
     fn flush_request(&self, own: u32, seq: u32, out: &mut [u8]) -> Result<usize, XfrmError> {
-        let mut req = rewrite::flush_states(0);
-        nl::set_seq_pid(&mut req, seq, own);
-        put(&req, out)
+        let n = rewrite::flush_states(0, out)?;
+        nl::set_seq_pid(&mut out[..n], seq, own);
+        Ok(n)
     }
 
     fn stamp(&self, request: &mut [u8], own: u32, seq: u32) {
@@ -400,45 +422,51 @@ impl Dialect for Xfrm {
 
     fn to_request(&self, record: &[u8], out: &mut [u8]) -> Result<usize, XfrmError> {
         let m = Msg::new(record)?;
-        let req = match m.kind() {
-            msg::NEWSA => rewrite::state_write(&SaView::from_new(&m)?, false)?,
-            msg::UPDSA => rewrite::state_write(&SaView::from_new(&m)?, true)?,
-            msg::DELSA => rewrite::state_delete(&SaView::from_del(&m)?),
-            msg::EXPIRE => rewrite::state_delete(&SaView::from_expire(&m)?.0),
-            msg::NEWPOLICY => rewrite::policy_write(&PolicyView::from_new(&m)?, false)?,
-            msg::UPDPOLICY => rewrite::policy_write(&PolicyView::from_new(&m)?, true)?,
-            msg::DELPOLICY => rewrite::policy_delete(&PolicyView::from_del(&m)?)?,
-            msg::FLUSHSA => rewrite::flush_states(m.payload().first().copied().unwrap_or(0)),
-            msg::FLUSHPOLICY => rewrite::flush_policies(),
+        Ok(match m.kind() {
+            msg::NEWSA => rewrite::state_write(&SaView::from_new(&m)?, false, out)?,
+            msg::UPDSA => rewrite::state_write(&SaView::from_new(&m)?, true, out)?,
+            msg::DELSA => rewrite::state_delete(&SaView::from_del(&m)?, out)?,
+            msg::EXPIRE => rewrite::state_delete(&SaView::from_expire(&m)?.0, out)?,
+            msg::NEWPOLICY => rewrite::policy_write(&PolicyView::from_new(&m)?, false, out)?,
+            msg::UPDPOLICY => rewrite::policy_write(&PolicyView::from_new(&m)?, true, out)?,
+            msg::DELPOLICY => rewrite::policy_delete(&PolicyView::from_del(&m)?, out)?,
+            msg::FLUSHSA => rewrite::flush_states(m.payload().first().copied().unwrap_or(0), out)?,
+            msg::FLUSHPOLICY => rewrite::flush_policies(out)?,
             k => return Err(XfrmError::WrongType(k)),
-        };
-        put(&req, out)
+        })
     }
 
     fn digest_input(&self, record: &[u8], out: &mut [u8]) -> Result<usize, XfrmError> {
         let m = Msg::new(record)?;
-        let form = match m.kind() {
+        Ok(match m.kind() {
             msg::NEWSA | msg::UPDSA => {
                 let sa = SaView::from_new(&m)?;
-                digest_form(msg::NEWSA, sa.info, sa.attrs)?
+                digest_form(msg::NEWSA, sa.info, sa.attrs, out)?
             }
             msg::NEWPOLICY | msg::UPDPOLICY => {
                 let p = PolicyView::from_new(&m)?;
-                digest_form(msg::NEWPOLICY, p.info, p.attrs)?
+                digest_form(msg::NEWPOLICY, p.info, p.attrs, out)?
             }
             k => return Err(XfrmError::WrongType(k)),
-        };
-        put(&form, out)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nl::{self, HDR_LEN};
+    use crate::pfkey::FilterPolicy;
+    use crate::xfrm::identity::Mark;
+    use crate::xfrm::nl::{self, Builder, HDR_LEN};
     use crate::xfrm::testutil::*;
-    use crate::xfrm::{Mark, USERSA_INFO_LEN};
-    use sasyncd_core::pfkey::FilterPolicy;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn req(f: impl FnOnce(&mut [u8]) -> Result<usize, NlError>) -> Vec<u8> {
+        let mut b = [0u8; 2048];
+        let n = f(&mut b).unwrap();
+        b[..n].to_vec()
+    }
 
     fn scope(peers: &[IpAddr], skipslave: bool, flushmode: FlushMode) -> Scope<'_> {
         Scope {
@@ -509,7 +537,7 @@ mod tests {
         assert!(matches!(d.classify(&del, &s), Classified::Sync(_)));
         // A larval state: an SPI reserved without algorithms.
         let mut info = [0u8; USERSA_INFO_LEN];
-        info[sa_off::PROTO] = crate::xfrm::IPPROTO_ESP;
+        info[sa_off::PROTO] = crate::xfrm::consts::IPPROTO_ESP;
         let larval = Builder::new(msg::NEWSA, 0).raw(&info).finish();
         assert_eq!(d.classify(&larval, &s), Classified::Skip(Skip::Larval));
         let pol = newpolicy(msg::NEWPOLICY);
@@ -580,7 +608,7 @@ mod tests {
         let p = d.identity(&newpolicy(msg::NEWPOLICY));
         assert!(matches!(p, Some(Identity::Policy(k)) if k.if_id == 9 && k.dir == 1));
         assert_eq!(p, d.identity(&delpolicy()));
-        assert_eq!(d.identity(&rewrite::flush_policies()), None);
+        assert_eq!(d.identity(&req(rewrite::flush_policies)), None);
         assert_eq!(d.identity(&[1, 2, 3]), None);
     }
 
@@ -590,7 +618,8 @@ mod tests {
         let mut out = vec![0u8; 4096];
         let rec = newsa(msg::NEWSA, 0x42);
         let n = d.to_request(&rec, &mut out).unwrap();
-        let want = rewrite::state_add_from(&Msg::new(&rec).unwrap()).unwrap();
+        let m = Msg::new(&rec).unwrap();
+        let want = req(|b| rewrite::state_write(&SaView::from_new(&m).unwrap(), false, b));
         assert_eq!(out[..n], want[..]);
         let n = d.to_request(&newsa(msg::UPDSA, 0x42), &mut out).unwrap();
         assert_eq!(Msg::new(&out[..n]).unwrap().kind(), msg::UPDSA);
@@ -600,7 +629,7 @@ mod tests {
         assert_eq!(Msg::new(&out[..n]).unwrap().kind(), msg::DELPOLICY);
         let flush = Builder::new(msg::FLUSHSA, 0).raw(&[50]).finish();
         let n = d.to_request(&flush, &mut out).unwrap();
-        assert_eq!(out[..n], rewrite::flush_states(50)[..]);
+        assert_eq!(out[..n], req(|b| rewrite::flush_states(50, b))[..]);
         assert_eq!(
             d.to_request(&rec, &mut [0u8; 16]),
             Err(XfrmError::BufferTooSmall { need: want.len() })
