@@ -231,8 +231,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                         .repair_plan()
                         .stale_entry(fingerprint::bucket(&key[..k])),
                 }
-                self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
-                let seq = self.pfkey_seq;
+                let seq = self.pfkey_seq.next();
                 if let Ok(d) = dialect.delete_request(entry, pid, seq, delete) {
                     if self.pfkeyq.push_with(&delete[..d], |_| {}) {
                         self.counters.swept += 1;

@@ -85,6 +85,19 @@ pub struct PlantedBugs {
     pub keep_foreign_groups: bool,
 }
 
+/// The sequence numbers of the PF_KEY requests we write (a slave's
+/// applied messages, a sweep's deletes, a legacy snapshot's FLUSH).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PfkeySeq(u32);
+
+impl PfkeySeq {
+    /// The next request's number.
+    pub fn next(&mut self) -> u32 {
+        self.0 = self.0.wrapping_add(1);
+        self.0
+    }
+}
+
 /// One sasyncd instance, over storage its platform provides
 /// ([`NodeStorage`]: the delta ring, send and receive buffers, PF_KEY and
 /// event queues, peers and connection slots; their sizes are the node's
@@ -132,7 +145,7 @@ pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect = Ope
     pub(super) pfkeyq: PfkeyQueue<'a>,
     pub(super) events: EventQueue<'a>,
     pub(super) next_dump: u32,
-    pub(super) pfkey_seq: u32,
+    pub(super) pfkey_seq: PfkeySeq,
     pub(super) job: Job,
     /// Master: the digest schedule, the last digest announced, each
     /// slot's bundle pass.
@@ -309,7 +322,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect + Default> Node<
             pfkeyq: PfkeyQueue::new(pfkey),
             events: EventQueue::new(events),
             next_dump: 1,
-            pfkey_seq: 0,
+            pfkey_seq: PfkeySeq(0),
             job: Job::None,
             feed: MasterFeed::new(),
             sums: BucketSums::EMPTY,
@@ -856,5 +869,16 @@ pub(super) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, None) => x,
         (None, y) => y,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pfkey_sequence_numbers_count_up_and_wrap() {
+        let mut s = PfkeySeq(u32::MAX - 1);
+        assert_eq!((s.next(), s.next(), s.next()), (u32::MAX, 0, 1));
     }
 }

@@ -303,11 +303,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let legacy = self.legacy;
         if legacy && self.flushmode == FlushMode::Startup {
             let mut f = [0u8; 64];
-            self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
-            if let Ok(n) = self
-                .dialect
-                .flush_request(self.settings.pid, self.pfkey_seq, &mut f)
-            {
+            let seq = self.pfkey_seq.next();
+            if let Ok(n) = self.dialect.flush_request(self.settings.pid, seq, &mut f) {
                 let res = match self.conn_mut_split(conn) {
                     Some((c, codec, rng)) => c.send_pfkey(codec, rng, &f[..n]),
                     None => return,

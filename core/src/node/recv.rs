@@ -697,8 +697,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             self.slave.delta_applied();
         }
         let pid = self.settings.pid;
-        self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
-        let seq = self.pfkey_seq;
+        let seq = self.pfkey_seq.next();
         // A legacy master may be the original, which sends its dump
         // records and UPDATEs as they are: rewritten here as our master
         // rewrites them before sending (a no-op on what ours sent).
