@@ -109,3 +109,33 @@ fn an_older_v2_hello_is_openbsd() {
     h.encode(&mut buf).unwrap();
     assert_eq!(buf, old);
 }
+
+/// The original's protocol carries OpenBSD PF_KEY records: a node of
+/// another kernel refuses it, at the configuration check (`sasyncd -n`,
+/// start-up) and on a reload, where it runs on as before.
+#[test]
+fn the_legacy_protocol_is_openbsds_only() {
+    use sasyncd_core::config::Config;
+    use sasyncd_core::crypto::SoftCrypto;
+    use sasyncd_core::node::NodeError;
+    use sasyncd_tests::harness::HNode;
+    let legacy = Config::parse(&config(0, 2, "mode master\nprotocol legacy")).unwrap();
+    assert_eq!(
+        HNode::<4096, Xfrm>::check_config(&legacy, &SoftCrypto, 4),
+        Err(NodeError::LegacyDialect)
+    );
+    assert_eq!(
+        HNode::<4096, OpenBsd>::check_config(&legacy, &SoftCrypto, 4),
+        Ok(())
+    );
+    let mut w = pair::<Xfrm>();
+    w.run_for(3000);
+    let r = w.reconfigure(0, config(0, 2, "mode master\nprotocol legacy"));
+    assert_eq!(r.err(), Some(NodeError::LegacyDialect));
+    w.run_for(3000);
+    assert!(w.peers(0)[0].connected, "the v2 session runs on");
+    let mut w = pair::<OpenBsd>();
+    assert!(w
+        .reconfigure(0, config(0, 2, "mode master\nprotocol legacy"))
+        .is_ok());
+}

@@ -120,19 +120,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// ([`handle_dump_end`](Self::handle_dump_end)). A paused dump is named
     /// again once its consumer has room.
     pub fn poll_dump(&self, skip: &[DumpId]) -> Option<DumpId> {
-        let feeds = self
-            .conns
-            .iter()
-            .flatten()
-            .flatten()
-            .filter_map(|c| match c.feed {
-                Feed::Snapshot {
-                    dump,
-                    paused: false,
-                    ..
-                } => Some(dump),
-                _ => None,
-            });
+        let feeds = self.conns.iter().filter_map(|c| match c.feed {
+            Feed::Snapshot {
+                dump,
+                paused: false,
+                ..
+            } => Some(dump),
+            _ => None,
+        });
         let job = match self.job {
             Job::Dump {
                 dump,
@@ -236,8 +231,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                         .repair_plan()
                         .stale_entry(fingerprint::bucket(&key[..k])),
                 }
-                self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
-                let seq = self.pfkey_seq;
+                let seq = self.pfkey_seq.next();
                 if let Ok(d) = dialect.delete_request(entry, pid, seq, delete) {
                     if self.pfkeyq.push_with(&delete[..d], |_| {}) {
                         self.counters.swept += 1;
@@ -368,14 +362,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
 
     /// The connection whose snapshot reads `dump`, and which table.
     fn snapshot_owner(&self, dump: DumpId) -> Option<(ConnId, Table)> {
-        self.conns
-            .iter()
-            .flatten()
-            .flatten()
-            .find_map(|c| match c.feed {
-                Feed::Snapshot { dump: d, table, .. } if d == dump => Some((c.id, table)),
-                _ => None,
-            })
+        self.conns.iter().find_map(|c| match c.feed {
+            Feed::Snapshot { dump: d, table, .. } if d == dump => Some((c.id, table)),
+            _ => None,
+        })
     }
 
     /// Starts a job's first dump (the SADB; the SPD follows).

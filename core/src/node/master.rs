@@ -233,7 +233,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// Legacy sessions whose feed delay is over start their feed.
     pub(super) fn legacy_feeds_due(&mut self, now: Instant) {
         let mut due: heapless::Vec<ConnId, 64> = heapless::Vec::new();
-        for c in self.conns.iter_mut().flatten().flatten() {
+        for c in self.conns.iter_mut() {
             if c.feed_at.is_some_and(|t| t <= now) {
                 c.feed_at = None;
                 let _ = due.push(c.id);
@@ -306,11 +306,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let legacy = self.legacy;
         if legacy && self.flushmode == FlushMode::Startup {
             let mut f = [0u8; 64];
-            self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
-            if let Ok(n) = self
-                .dialect
-                .flush_request(self.settings.pid, self.pfkey_seq, &mut f)
-            {
+            let seq = self.pfkey_seq.next();
+            if let Ok(n) = self.dialect.flush_request(self.settings.pid, seq, &mut f) {
                 let res = match self.conn_mut_split(conn) {
                     Some((c, codec, rng)) => c.send_pfkey(codec, rng, &f[..n]),
                     None => return,
@@ -373,7 +370,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// Stops every feed (we are no longer master).
     pub(super) fn stop_feeds(&mut self) {
         let mut cancel: heapless::Vec<(super::event::DumpId, PeerIndex), 64> = heapless::Vec::new();
-        for c in self.conns.iter_mut().flatten().flatten() {
+        for c in self.conns.iter_mut() {
             if let Feed::Snapshot { dump, .. } = c.feed {
                 let _ = cancel.push((dump, c.peer));
             }
@@ -398,7 +395,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         &mut R,
     )> {
         let (p, s) = self.slot_of(id)?;
-        let c = self.conns[p][s].as_mut()?;
+        let c = self.conns.slot_mut(p, s)?;
         Some((c, &self.codec, &mut self.rng))
     }
 
@@ -409,7 +406,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         };
         let mut sent = 0u64;
         loop {
-            let Some(c) = self.conns[p][s].as_mut() else {
+            let Some(c) = self.conns.slot_mut(p, s) else {
                 return;
             };
             if !c.is_open() || !c.up {
@@ -586,7 +583,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if grouped && pass == Regroup::None {
             self.feed.grouped_sent(p, s);
         }
-        let Some(c) = self.conns[p][s].as_mut() else {
+        let Some(c) = self.conns.slot_mut(p, s) else {
             return DumpFlow::Pause;
         };
         if let Feed::Snapshot {
@@ -622,7 +619,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             return DumpFlow::More;
         }
         self.count_out(p);
-        let Some(c) = self.conns[p][s].as_mut() else {
+        let Some(c) = self.conns.slot_mut(p, s) else {
             return DumpFlow::Pause;
         };
         if c.feed_has_room() {
@@ -756,7 +753,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if !self.feed.digest_due(now, self.settings.digest_interval) {
             return;
         }
-        let streaming = self.conns.iter().flatten().flatten().any(|c| {
+        let streaming = self.conns.iter().any(|c| {
             matches!(c.phase, Phase::Keyed { open: true, .. })
                 && matches!(c.feed, Feed::Stream { .. })
         });
@@ -818,7 +815,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         self.feed
             .announce(now, start, sas, flows, sa_digest, flow_digest, partial);
         let mut ids: heapless::Vec<ConnId, 64> = heapless::Vec::new();
-        for c in self.conns.iter_mut().flatten().flatten() {
+        for c in self.conns.iter_mut() {
             if matches!(c.phase, Phase::Keyed { open: true, .. })
                 && matches!(c.feed, Feed::Stream { .. })
             {
