@@ -24,6 +24,7 @@ use super::machine::{Node, Regroup};
 use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::PeerIndex;
+use super::wipe::wipe;
 
 /// How long after a legacy session comes up the master starts feeding it
 /// (the original's `pfkey_snap` timer).
@@ -71,6 +72,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             match rewritten {
                 Ok(n) => n,
                 Err(e) => {
+                    wipe(&mut buf[..]);
                     log::warn!("cannot rewrite UPDATE for the slaves: {e}");
                     return;
                 }
@@ -80,7 +82,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             buf[..n].copy_from_slice(&inner[..n]);
             n
         };
-        match self.ring.push(&buf[..n]) {
+        let pushed = self.ring.push(&buf[..n]);
+        // The ring holds the one copy now.
+        wipe(&mut buf[..n]);
+        match pushed {
             Ok(_) => self.counters.forwarded += 1,
             Err(e) => {
                 log::error!("cannot record a kernel change: {e}");
@@ -543,6 +548,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                     } else {
                         c.send_pfkeys(&self.codec, &mut self.rng, &batch[..len])
                     };
+                    wipe(&mut batch[..len]);
                     if let Err(e) = res {
                         log::warn!(
                             "peer {}: cannot send deltas up to {}: {e}",
@@ -564,7 +570,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         }
     }
 
-    /// One dump record for the snapshot of `conn`.
+    /// One dump record for the snapshot of `conn`; what it converted is
+    /// wiped after it (the caller's, [`handle_dump_entry`](Node::handle_dump_entry)).
     pub(super) fn snapshot_entry(&mut self, conn: ConnId, table: Table, record: &[u8]) -> DumpFlow {
         let Some((p, s)) = self.slot_of(conn) else {
             return DumpFlow::Pause;
