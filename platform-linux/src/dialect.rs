@@ -24,10 +24,13 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use sasyncd_core::dialect::{Classified, Dialect, Identity, KernelDialect, Scope};
+use sasyncd_core::dialect::{
+    Classified, Dialect, Identity, KernelDialect, Op, Request, Scope, IDENTITY_MAX,
+};
+use sasyncd_core::node::Table;
 use sasyncd_core::state::FlushMode;
 
-use crate::nl::{Builder, Msg, NlError, NLMSG_DONE, NLMSG_ERROR};
+use crate::nl::{self, Builder, Msg, NlError, HDR_LEN, NLMSG_DONE, NLMSG_ERROR};
 use crate::rewrite;
 use crate::xfrm::{
     addr_at, attr, msg, pol_off, sa_off, PolicyKey, PolicyView, SaKey, SaView, LIFETIME_CUR_LEN,
@@ -218,6 +221,44 @@ fn digest_form(kind: u16, fixed: &[u8], attrs: crate::nl::Attrs<'_>) -> Result<V
     Ok(b.finish())
 }
 
+/// The kernel's name of a message type, for log lines.
+fn type_name(kind: u16) -> &'static str {
+    match kind {
+        msg::NEWSA => "XFRM_MSG_NEWSA",
+        msg::DELSA => "XFRM_MSG_DELSA",
+        msg::GETSA => "XFRM_MSG_GETSA",
+        msg::NEWPOLICY => "XFRM_MSG_NEWPOLICY",
+        msg::DELPOLICY => "XFRM_MSG_DELPOLICY",
+        msg::GETPOLICY => "XFRM_MSG_GETPOLICY",
+        msg::ACQUIRE => "XFRM_MSG_ACQUIRE",
+        msg::EXPIRE => "XFRM_MSG_EXPIRE",
+        msg::UPDPOLICY => "XFRM_MSG_UPDPOLICY",
+        msg::UPDSA => "XFRM_MSG_UPDSA",
+        msg::POLEXPIRE => "XFRM_MSG_POLEXPIRE",
+        msg::FLUSHSA => "XFRM_MSG_FLUSHSA",
+        msg::FLUSHPOLICY => "XFRM_MSG_FLUSHPOLICY",
+        msg::NEWAE => "XFRM_MSG_NEWAE",
+        msg::GETAE => "XFRM_MSG_GETAE",
+        NLMSG_ERROR => "NLMSG_ERROR",
+        NLMSG_DONE => "NLMSG_DONE",
+        _ => "UNKNOWN",
+    }
+}
+
+fn request_of(kind: u16) -> Request {
+    let op = match kind {
+        msg::NEWSA => Op::Add,
+        msg::UPDSA => Op::Update,
+        msg::DELSA => Op::Delete,
+        msg::DELPOLICY => Op::DeletePolicy,
+        _ => Op::Other,
+    };
+    Request {
+        op,
+        name: type_name(kind),
+    }
+}
+
 impl Dialect for Xfrm {
     const ID: KernelDialect = KernelDialect::LinuxXfrm;
     type SaKey = SaKey;
@@ -228,7 +269,7 @@ impl Dialect for Xfrm {
     fn classify<'a>(&self, bytes: &'a [u8], scope: &Scope<'_>) -> Classified<'a, Skip> {
         let m = match Msg::new(bytes) {
             Ok(m) => m,
-            Err(e) => return Classified::Skip(Skip::Malformed(e)),
+            Err(e) => return Classified::Malformed(Skip::Malformed(e)),
         };
         if matches!(m.kind(), NLMSG_ERROR | NLMSG_DONE) {
             return Classified::Reply;
@@ -239,6 +280,7 @@ impl Dialect for Xfrm {
         }
         match classify_msg(&m, scope) {
             Ok(()) => Classified::Sync(m.bytes()),
+            Err(why @ Skip::Malformed(_)) => Classified::Malformed(why),
             Err(why) => Classified::Skip(why),
         }
     }
@@ -255,6 +297,105 @@ impl Dialect for Xfrm {
             msg::DELPOLICY => Identity::Policy(PolicyView::from_del(&m).ok()?.key()),
             _ => return None,
         })
+    }
+
+    /// A tag byte (1: state, 2: policy), then the key's fields in a fixed
+    /// layout (32 and 70 bytes).
+    fn identity_bytes(
+        &self,
+        id: &Identity<SaKey, PolicyKey>,
+        out: &mut [u8; IDENTITY_MAX],
+    ) -> usize {
+        match id {
+            Identity::Sa(k) => {
+                out[0] = 1;
+                out[1] = k.proto;
+                out[2..4].copy_from_slice(&k.family.to_be_bytes());
+                out[4..20].copy_from_slice(&k.daddr);
+                out[20..24].copy_from_slice(&k.spi.to_be_bytes());
+                out[24..32].copy_from_slice(&k.mark.to_bytes());
+                32
+            }
+            Identity::Policy(k) => {
+                out[0] = 2;
+                out[1] = k.dir;
+                let end = 2 + k.sel.len();
+                out[2..end].copy_from_slice(&k.sel);
+                out[end..end + 8].copy_from_slice(&k.mark.to_bytes());
+                out[end + 8..end + 12].copy_from_slice(&k.if_id.to_be_bytes());
+                end + 12
+            }
+        }
+    }
+
+    /// Events are recorded as the requests a slave writes.
+    fn forward(&self, change: &[u8], out: &mut [u8]) -> Result<usize, XfrmError> {
+        self.to_request(change, out)
+    }
+
+    /// Dump records are `NEWSA`/`NEWPOLICY` messages already.
+    fn dump_to_request(
+        &self,
+        _table: Table,
+        record: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, XfrmError> {
+        self.to_request(record, out)
+    }
+
+    fn syncs(&self, entry: &[u8], scope: &Scope<'_>) -> bool {
+        Msg::new(entry).is_ok_and(|m| classify_msg(&m, scope).is_ok())
+    }
+
+    fn delete_request(
+        &self,
+        entry: &[u8],
+        own: u32,
+        seq: u32,
+        out: &mut [u8],
+    ) -> Result<usize, XfrmError> {
+        let m = Msg::new(entry)?;
+        let mut req = match m.kind() {
+            msg::NEWSA | msg::UPDSA => rewrite::state_delete(&SaView::from_new(&m)?),
+            msg::NEWPOLICY | msg::UPDPOLICY => rewrite::policy_delete(&PolicyView::from_new(&m)?)?,
+            k => return Err(XfrmError::WrongType(k)),
+        };
+        nl::set_seq_pid(&mut req, seq, own);
+        put(&req, out)
+    }
+
+    /// The states of every protocol (the legacy protocol, which alone
+    /// sends it, is OpenBSD's).
+    fn flush_request(&self, own: u32, seq: u32, out: &mut [u8]) -> Result<usize, XfrmError> {
+        let mut req = rewrite::flush_states(0);
+        nl::set_seq_pid(&mut req, seq, own);
+        put(&req, out)
+    }
+
+    fn stamp(&self, request: &mut [u8], own: u32, seq: u32) {
+        nl::set_seq_pid(request, seq, own)
+    }
+
+    fn request(&self, m: &[u8]) -> Option<Request> {
+        Msg::new(m).ok().map(|m| request_of(m.kind()))
+    }
+
+    /// An `NLMSG_ERROR` with a non-zero errno, followed by the header of
+    /// the request it refuses (whose port is ours).
+    fn refusal(&self, reply: &[u8], own: u32) -> Option<(Request, u32)> {
+        let m = Msg::new(reply).ok()?;
+        let errno = m.error().filter(|&e| e != 0)?;
+        let req = m.payload().get(4..4 + HDR_LEN)?;
+        let kind = u16::from_ne_bytes([req[4], req[5]]);
+        let pid = u32::from_ne_bytes([req[12], req[13], req[14], req[15]]);
+        (pid == own).then(|| (request_of(kind), errno.unsigned_abs()))
+    }
+
+    /// `nlmsg_len`, in bytes.
+    fn record_len(&self, bytes: &[u8]) -> Option<usize> {
+        let b = bytes.get(..4)?;
+        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        (len >= HDR_LEN).then_some(len)
     }
 
     fn to_request(&self, record: &[u8], out: &mut [u8]) -> Result<usize, XfrmError> {
@@ -316,6 +457,44 @@ mod tests {
     }
 
     #[test]
+    fn node_requests() {
+        let d = Xfrm;
+        let mut out = [0u8; 4096];
+        let (mut a, mut b) = ([0u8; IDENTITY_MAX], [0u8; IDENTITY_MAX]);
+        // A dump record's request, its delete: the same state, our port.
+        let rec = newsa(msg::NEWSA, 0x42);
+        let n = d.dump_to_request(Table::Sadb, &rec, &mut out).unwrap();
+        let add = out[..n].to_vec();
+        assert!(d.syncs(&add, &scope(&[], false, FlushMode::Startup)));
+        let n = d.delete_request(&add, 4242, 7, &mut out).unwrap();
+        let del = Msg::new(&out[..n]).unwrap();
+        assert_eq!((del.kind(), del.pid(), del.seq()), (msg::DELSA, 4242, 7));
+        assert_eq!(d.record_len(&out[..n + 3]), Some(n));
+        let k = d.key(&rec, &mut a).unwrap();
+        assert_eq!(d.key(&delsa(0x42), &mut b), Some(k));
+        assert_eq!(a[..k], b[..k]);
+        let pol = newpolicy(msg::NEWPOLICY);
+        let k = d.key(&pol, &mut a).unwrap();
+        assert_eq!(d.key(&delpolicy(), &mut b), Some(k));
+        assert_eq!((a[0], a[..k] == b[..k]), (2, true));
+        // Our request refused: the error echoes its header.
+        let mut refused = Builder::new(NLMSG_ERROR, 0)
+            .raw(&(-3i32).to_ne_bytes())
+            .raw(&out[..HDR_LEN])
+            .finish();
+        let (r, errno) = d.refusal(&refused, 4242).unwrap();
+        assert_eq!((r.op, r.name, errno), (Op::Delete, "XFRM_MSG_DELSA", 3));
+        assert_eq!(d.refusal(&refused, 1), None);
+        refused[16..20].copy_from_slice(&0i32.to_ne_bytes());
+        assert_eq!(d.refusal(&refused, 4242), None, "an acknowledgement");
+        let mut x = add.clone();
+        d.stamp(&mut x, 9, 10);
+        let m = Msg::new(&x).unwrap();
+        assert_eq!((m.pid(), m.seq()), (9, 10));
+        assert_eq!(d.group_of(&rec), None, "XFRM has no bundles");
+    }
+
+    #[test]
     fn classifies_events() {
         let d = Xfrm;
         let s = scope(&[], false, FlushMode::Startup);
@@ -357,14 +536,14 @@ mod tests {
         assert_eq!(d.classify(&ack, &s), Classified::Reply);
         assert!(matches!(
             d.classify(&add[..10], &s),
-            Classified::Skip(Skip::Malformed(_))
+            Classified::Malformed(Skip::Malformed(_))
         ));
         let mut short = newsa(msg::NEWSA, 1);
         short.truncate(HDR_LEN + 100);
         short[..4].copy_from_slice(&((HDR_LEN + 100) as u32).to_ne_bytes());
         assert!(matches!(
             d.classify(&short, &s),
-            Classified::Skip(Skip::Malformed(_))
+            Classified::Malformed(Skip::Malformed(_))
         ));
     }
 

@@ -12,31 +12,18 @@ use crate::state::RunState;
 use crate::time::Instant;
 
 use super::event::ConnId;
-use super::machine::{Follow, Node};
+use super::machine::Node;
 use super::marks::MarkStore;
 
 impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// Whether a v2 slave may take a stream from `conn`: it follows no one,
     /// or already follows `conn`, or the one it follows is no longer master.
     pub(super) fn may_follow(&self, conn: ConnId) -> bool {
-        match self.following {
+        match self.slave.following() {
             None => true,
             Some(f) if f.conn == conn => true,
             Some(f) => self.peer_state_of(f.conn) != Some(RunState::Master),
         }
-    }
-
-    /// Starts following `conn`'s stream (its SnapBegin or Resume arrived).
-    pub(super) fn follow(&mut self, conn: ConnId) {
-        if self.following.is_none_or(|f| f.conn != conn) {
-            self.repair_asked = None;
-            self.repair.drop_queue();
-        }
-        self.following = Some(Follow {
-            conn,
-            synced: true,
-            asked: None,
-        });
     }
 
     /// A slave that follows no one picks the peer that claimed MASTER most
@@ -51,12 +38,15 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// (asking failed, or a legacy master to reconnect to) is returned with
     /// the reason to log, not closed: closing may attach again.
     pub(super) fn attach_step(&mut self, now: Instant) -> Option<(ConnId, Option<&'static str>)> {
-        if self.following.is_some() || self.role.state() == RunState::Master || self.shutting_down {
+        if self.slave.following().is_some()
+            || self.role.state() == RunState::Master
+            || self.shutting_down
+        {
             return None;
         }
         // The newest claimant: an older one may be a master that died
         // behind a half-open connection.
-        let claim = |c: ConnId| self.slot_of(c).and_then(|(p, _)| self.claims[p]);
+        let claim = |c: ConnId| self.slot_of(c).and_then(|(p, _)| self.slave.claim(p));
         let conn = self
             .open_conns()
             .into_iter()
@@ -78,7 +68,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// partition cannot mix two masters' data; split brain is still seen
     /// (and settled by carp) between the masters themselves.
     pub(super) fn switch_to(&mut self, now: Instant, conn: ConnId) {
-        let Some(old) = self.following.filter(|f| f.conn != conn) else {
+        let Some(old) = self.slave.following().filter(|f| f.conn != conn) else {
             return;
         };
         #[cfg(feature = "planted-bugs")]
@@ -92,11 +82,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 self.peer_addrs[q]
             );
         }
-        if self.incoming.is_some_and(|i| i.conn == old.conn) {
-            self.incoming = None;
-        }
+        self.slave.leave(old.conn);
         self.job_conn_gone(old.conn);
-        self.following = None;
         self.ask(now, conn);
     }
 
@@ -113,25 +100,20 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// [`legacy_switch_to`](Self::legacy_switch_to), returning the
     /// connection to hang up on instead of closing it.
     fn legacy_switch_step(&mut self, conn: ConnId) -> Option<(ConnId, Option<&'static str>)> {
-        if self.following.is_some_and(|f| f.conn == conn) {
+        if self.slave.follows(conn) {
             return None;
         }
         let peer = self.slot_of(conn).map(|(p, _)| p);
-        let mixed = self.legacy_applied_from.is_some_and(|a| Some(a) != peer)
+        let mixed = self.slave.legacy_source().is_some_and(|a| Some(a) != peer)
             || self.conn(conn).is_some_and(|c| c.refused);
         if mixed {
-            self.following = None;
-            self.legacy_applied_from = None;
+            self.slave.legacy_drop_master();
             return Some((
                 conn,
                 Some("switching masters; reconnecting for a full snapshot"),
             ));
         }
-        self.following = Some(Follow {
-            conn,
-            synced: true,
-            asked: None,
-        });
+        self.slave.legacy_follow(conn);
         None
     }
 
@@ -146,25 +128,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// [`ask`](Self::ask), returning the connection to close if the
     /// request could not be queued.
     fn ask_step(&mut self, now: Instant, conn: ConnId) -> Option<(ConnId, Option<&'static str>)> {
-        // A digest compared until now speaks for the stream we leave, and
-        // a repair asked on another connection will not come: waiting for
-        // it would skip the new stream's digests until our patience ran
-        // out. Our tables still differ where it would have repaired them,
-        // so we say we are repairing until a digest finds where (at once
-        // if we are resumed across streams, else the next periodic one).
-        // (`follow` cannot see the switch: by the time the new stream
-        // begins, we already follow its connection.)
-        self.compare = None;
-        if self.following.is_none_or(|f| f.conn != conn) {
-            let owed = self.repair_asked.is_some() | self.repair.abandon();
-            self.repair_asked = None;
-            self.awaiting_digest |= owed;
-        }
-        self.following = Some(Follow {
-            conn,
-            synced: false,
-            asked: Some(now),
-        });
+        // A repair owed to the stream we leave stays owed: we say we are
+        // repairing until a digest finds where (at once if we are resumed
+        // across streams, else the next periodic one). (`follow` cannot
+        // see the switch: by the time the new stream begins, we already
+        // follow its connection.)
+        self.slave.asking(conn, now);
         let pos = self.resume_position();
         (!self.try_send_ctl(now, conn, &Ctl::Resync(pos))).then_some((conn, None))
     }
@@ -176,7 +145,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// up on it: reconnecting is how a legacy master is made to send a full
     /// snapshot. `None` means the connection was closed.
     pub(super) fn legacy_follow(&mut self, now: Instant, conn: ConnId) -> Option<bool> {
-        let switch = match self.following {
+        let switch = match self.slave.following() {
             Some(f) if f.conn == conn => return Some(true),
             Some(f) if self.peer_state_of(f.conn) == Some(RunState::Master) => {
                 if let Some(c) = self.conn_mut(conn) {
@@ -185,13 +154,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 // Legacy sessions have no keepalive: the master we follow may
                 // be long dead behind a half-open connection. Announcing our
                 // state makes it answer (ACK), or makes TCP find out.
-                if f.asked
-                    .is_none_or(|t| now.since(t) >= super::machine::REASK)
-                {
-                    self.following = Some(Follow {
-                        asked: Some(now),
-                        ..f
-                    });
+                if self.slave.legacy_prod(now) {
                     let ours = self.role.state();
                     self.send_ctl_or_close(now, f.conn, &Ctl::State(ours));
                 }
@@ -202,7 +165,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         if switch {
             self.legacy_switch_to(now, conn);
         }
-        if self.following.is_some_and(|f| f.conn == conn) {
+        if self.slave.follows(conn) {
             Some(true)
         } else {
             None

@@ -19,14 +19,10 @@ use super::conn::Feed;
 use super::digest::MultisetDigest;
 use super::event::{ConnId, DumpFlow, DumpId, DumpOp, Event, Table};
 use super::fingerprint::{self, siphash, BucketSet, BUCKETS, CONTENT_KEY};
-use super::machine::Compare;
 use super::machine::Node;
 use super::marks::{MarkStore, MarkVerdict};
 use super::repair::AfterSweep;
-
-/// How long a slave waits for a repair it asked for before checking
-/// digests again.
-const REPAIR_PATIENCE: core::time::Duration = core::time::Duration::from_secs(30);
+use super::slave::DigestVerdict;
 
 /// Longest identity encoding (see [`identity`]).
 pub const IDENTITY_MAX: usize = 96;
@@ -289,13 +285,18 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                         if !foreign {
                             return DumpFlow::More;
                         }
-                        self.repair.stale_entry(fingerprint::bucket(&key[..k]))
+                        self.slave
+                            .repair_plan()
+                            .stale_entry(fingerprint::bucket(&key[..k]))
                     }
                     MarkVerdict::Keep | MarkVerdict::Unknown => return DumpFlow::More,
                     MarkVerdict::Stale => {}
                     // The snapshot's ADD of it was refused (EEXIST): delete
                     // it and ask for it again.
-                    MarkVerdict::Differs => self.repair.stale_entry(fingerprint::bucket(&key[..k])),
+                    MarkVerdict::Differs => self
+                        .slave
+                        .repair_plan()
+                        .stale_entry(fingerprint::bucket(&key[..k])),
                 }
                 self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
                 let seq = self.pfkey_seq;
@@ -468,7 +469,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         buckets: Option<BucketSet>,
     ) {
         self.job_cancel();
-        self.repair.sweep_starts(
+        self.slave.repair_plan().sweep_starts(
             buckets.is_none(),
             self.marks.inserted(),
             self.marks.overflowed(),
@@ -513,13 +514,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         flow_digest: [u8; 32],
         partial: bool,
     ) {
-        self.compare = None;
         // A repair asked for and not yet here would be found again; one
         // the master never answered is forgotten after a while.
-        if self
-            .repair_asked
-            .is_some_and(|t| now.since(t) < REPAIR_PATIENCE)
-        {
+        if !self.slave.digest_arrives(now) {
             log::debug!(
                 "digest at {}:{} skipped: a repair is on its way",
                 pos.epoch,
@@ -527,22 +524,18 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             );
             return;
         }
-        self.repair_asked = None;
         // Only the master we follow speaks for our position: in a split
         // brain the other one digests its own tables, and a match with
         // those would pass for a match with ours.
-        let followed = self.following.is_some_and(|f| f.conn == conn);
-        if !followed
-            || pos != self.applied
-            || self.incoming.is_some()
-            || !matches!(self.job, Job::None)
-        {
+        let followed = self.slave.follows(conn);
+        let applied = self.slave.applied();
+        if !followed || pos != applied || self.slave.receiving() || !matches!(self.job, Job::None) {
             log::debug!(
                 "digest at {}:{} skipped (we are at {}:{})",
                 pos.epoch,
                 pos.seq,
-                self.applied.epoch,
-                self.applied.seq
+                applied.epoch,
+                applied.seq
             );
             return;
         }
@@ -588,15 +581,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         pos: Position,
         buckets: Option<BucketSet>,
     ) {
-        if self.incoming.is_some_and(|i| i.conn == conn) {
-            self.incoming = None;
-        }
-        self.applied = pos;
         self.counters.sweeps += 1;
         let limit = self.marks.limit().unwrap_or(usize::MAX);
+        let inserted = self.marks.inserted();
         match self
-            .repair
-            .sweep_ended(buckets, self.marks.inserted(), limit)
+            .slave
+            .sweep_ended(conn, pos, buckets, inserted, limit, now)
         {
             AfterSweep::RetryStale(stale) => {
                 // Entries whose content differed were deleted; the
@@ -604,12 +594,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 // Once more, for their buckets. Known differences: if this
                 // retry is cut short (another master claims us), the next
                 // digest's differences are repairs, not a lost delta.
-                self.resumed_across = true;
                 log::info!(
                     "entries differed from the master's in {} buckets; asking for them again",
                     fingerprint::count(&stale)
                 );
-                self.repair_asked = Some(now);
                 self.send_ctl_or_close(
                     now,
                     conn,
@@ -620,21 +608,19 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 );
                 return;
             }
-            AfterSweep::Done { overflowed } => {
-                self.repair_asked = None;
-                // The marks overflowed (the platform's store is small): the
-                // sweep deleted nothing, and is redone in batches of buckets
-                // that fit, one repair after the other. What the batches
-                // find is the overflow's debt, not loss.
-                if overflowed {
-                    self.resumed_across = true;
-                }
-            }
+            // The marks overflowed (the platform's store is small): the
+            // sweep deleted nothing, and is redone in batches of buckets
+            // that fit, one repair after the other. What the batches find
+            // is the overflow's debt, not loss.
+            AfterSweep::Done { .. } => {}
         }
         if self.next_repair_batch(now, conn, pos) {
             return;
         }
-        let completes_snapshot = self.repair.completes_snapshot(buckets.is_none());
+        let completes_snapshot = self
+            .slave
+            .repair_plan()
+            .completes_snapshot(buckets.is_none());
         if completes_snapshot {
             self.snapshot_complete(now, conn, true);
         }
@@ -659,14 +645,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// Asks for the next batch of queued buckets that fits the mark storage;
     /// `false` when the queue is empty.
     fn next_repair_batch(&mut self, now: Instant, conn: ConnId, pos: Position) -> bool {
-        let Some((set, taken)) = self.repair.next_batch(self.marks.limit()) else {
+        let limit = self.marks.limit();
+        let Some((set, taken)) = self.slave.next_repair_batch(limit, now) else {
             return false;
         };
         log::info!(
             "asking for {taken} buckets ({} more to go) that fit our mark storage",
-            self.repair.queued()
+            self.slave.repair_plan().queued()
         );
-        self.repair_asked = Some(now);
         self.send_ctl_or_close(now, conn, &Ctl::Repair { pos, buckets: set });
         true
     }
@@ -695,15 +681,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         let (sd, sn) = sa.finish();
         let (fd, fn_) = flow.finish();
         let whole_ok = sd == sa_digest && fd == flow_digest && sn == sas && fn_ == flows;
-        self.repair.master_entries(sas.saturating_add(flows));
-        self.compare = Some(Compare {
-            conn,
-            pos,
-            whole_ok,
-            partial,
-            differ: [0; BUCKETS / 8],
-            chunks: 0,
-        });
+        self.slave
+            .tables_digested(conn, pos, whole_ok, partial, sas.saturating_add(flows));
     }
 
     /// One chunk of the master's bucket sums at `pos`; after the last, ask
@@ -718,54 +697,21 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         sums: &[u64],
         unknown: u64,
     ) {
-        // Chunks of a digest begun before we switched masters are stale:
-        // counting them could end the repair owed to a resume across
-        // streams, and the new master's first digest would then count its
-        // differences as loss.
-        let followed = self.following.is_some_and(|f| f.conn == conn);
-        let Some(mut cmp) = self
-            .compare
-            .filter(|c| followed && c.conn == conn && c.pos == pos && self.sums.pos == pos)
-        else {
-            return;
-        };
-        for (i, &theirs) in sums.iter().enumerate() {
-            let b = first + i;
-            if b < BUCKETS && unknown & (1 << i) == 0 && theirs != self.sums.sums[b] {
-                fingerprint::add(&mut cmp.differ, b);
-            }
-        }
-        cmp.chunks += 1;
-        if usize::from(cmp.chunks) * crate::ctl::BUCKETS_PER_CHUNK < BUCKETS {
-            self.compare = Some(cmp);
-            return;
-        }
-        self.compare = None;
-        self.awaiting_digest = false;
-        // Differences count as repairs after a resume until one check
-        // finds none (a repair cut short by another switch of masters
-        // leaves them for the next digest).
-        let after_resume = self.resumed_across;
-        let mut differ = cmp.differ;
-        let n = fingerprint::count(&differ);
-        if n == 0 {
-            if cmp.whole_ok {
-                self.resumed_across = false;
+        let verdict = self
+            .slave
+            .bucket_sums(conn, pos, first, sums, unknown, &self.sums);
+        let (mut differ, n, after_resume) = match verdict {
+            None | Some(DigestVerdict::Inconclusive) => return,
+            Some(DigestVerdict::Matched) => {
                 self.counters.digests_matched += 1;
                 return;
             }
-            if cmp.partial {
-                return;
-            }
-            // The whole-table digests differ but no bucket sum does: the
-            // sums collided; only everything is sure to repair it.
-            differ = fingerprint::ALL;
-        }
-        // A new repair round gets its own retry of entries whose content
-        // differed (a retry cut short by a switch of masters left the flag
-        // set, and the next round's differing entries were deleted and
-        // never asked for again).
-        self.repair.new_round();
+            Some(DigestVerdict::Differ {
+                buckets,
+                n,
+                after_resume,
+            }) => (buckets, n, after_resume),
+        };
         if after_resume {
             self.counters.resume_repairs += 1;
             log::info!(
@@ -783,11 +729,11 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         }
         if self.marks.limit().is_some() {
             // Storage for a few marks only: repair in batches that fit.
-            self.repair.queue(differ);
+            self.slave.repair_plan().queue(differ);
             self.next_repair_batch(now, conn, pos);
             return;
         }
-        self.repair_asked = Some(now);
+        self.slave.repair_requested(now);
         self.send_ctl_or_close(
             now,
             conn,

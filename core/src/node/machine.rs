@@ -26,9 +26,9 @@ use super::marks::{MarkStore, SnapshotMarks};
 use super::peer_stats::{ErrorKind, PeerStats};
 use super::peer_table::{ConnStatus, PeerIndex, PeerTable};
 use super::pfkeyq::PfkeyQueue;
-use super::repair::RepairPlan;
 use super::ring::DeltaRing;
 use super::scratch::Scratch;
+use super::slave::SlaveSync;
 use super::stats::Counters;
 use super::storage::{EventQueue, Managed, ManagedSlice, NodeStorage};
 
@@ -39,8 +39,6 @@ pub const MIN_PFKEY_QUEUE_BYTES: usize = super::pfkeyq::MAX_MSG + 2;
 /// Default capacity of the event queue. Generous: every connection can
 /// have a few outstanding and the node-level ones are few.
 pub const EVENTS: usize = 256;
-/// How long a v2 slave waits for its master to answer `Resync`.
-pub(super) const REASK: core::time::Duration = core::time::Duration::from_secs(5);
 
 /// The smallest event queue for `peers` peers: four events for each of
 /// their two connections and sixteen of the node's own.
@@ -103,16 +101,6 @@ pub(super) enum Regroup {
     Pass,
 }
 
-/// A slave's view of the snapshot it is receiving.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Incoming {
-    pub conn: ConnId,
-    pub pos: Position,
-    pub sweep: bool,
-    /// `Some`: a repair of these buckets only.
-    pub buckets: Option<BucketSet>,
-}
-
 /// Per-bucket sums of the tables at a position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct BucketSums {
@@ -135,35 +123,6 @@ impl BucketSums {
         self.sums.fill(0);
         self.unknown.fill(0);
     }
-}
-
-/// A slave comparing the master's bucket sums at `pos` with its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Compare {
-    /// The master whose digest this is: only its chunks count.
-    pub conn: ConnId,
-    pub pos: Position,
-    /// The whole-table digests agreed.
-    pub whole_ok: bool,
-    /// The master's digest was partial.
-    pub partial: bool,
-    /// Buckets found to differ so far.
-    pub differ: BucketSet,
-    /// Chunks compared so far.
-    pub chunks: u8,
-}
-
-/// The master a v2 slave takes its stream from. A slave follows one
-/// master at a time: when two peers claim MASTER (a partition healing),
-/// mixing their streams would sweep away one master's entries with the
-/// other's snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Follow {
-    pub conn: ConnId,
-    /// Its SnapBegin or Resume arrived: its data may be applied.
-    pub synced: bool,
-    /// When we last asked it for our stream (`Resync`).
-    pub asked: Option<Instant>,
 }
 
 /// One sasyncd instance, over storage its platform provides
@@ -213,16 +172,6 @@ pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore> {
     pub(super) next_conn: u32,
     pub(super) next_dump: u32,
     pub(super) pfkey_seq: u32,
-    /// Slave: the last master position written to our kernel queue.
-    pub(super) applied: Position,
-    pub(super) incoming: Option<Incoming>,
-    pub(super) following: Option<Follow>,
-    /// When each peer last became a MASTER claimant, as we heard it: a
-    /// slave attaches to the newest claim (an older one may be a master
-    /// that died behind a half-open connection).
-    pub(super) claims: [Option<Instant>; MAX_PEERS],
-    /// Legacy slave: the peer (index) whose master data we applied last.
-    pub(super) legacy_applied_from: Option<usize>,
     pub(super) job: Job,
     pub(super) next_digest: Option<Instant>,
     /// Per-bucket sums of the last digest (master: what it announced;
@@ -231,19 +180,9 @@ pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore> {
     /// Master: the last digest announced, sent to each slave when its
     /// stream reaches the digest's position, followed by the bucket sums.
     pub(super) announced: Option<Ctl>,
-    /// Slave: comparing the master's bucket sums with ours.
-    pub(super) compare: Option<Compare>,
-    /// Slave: the stream resumed from another master's epoch; the first
-    /// digest check repairs what differs (not a sign of loss).
-    pub(super) resumed_across: bool,
-    /// Slave: resumed from another stream and no digest compared yet.
-    pub(super) awaiting_digest: bool,
-    /// Slave: when we asked for a repair that has not arrived yet; digests
-    /// are not checked meanwhile (they would find the same differences).
-    pub(super) repair_asked: Option<Instant>,
-    /// Slave: what it still owes itself after snapshots and sweeps, in
-    /// batches that fit the mark storage.
-    pub(super) repair: RepairPlan,
+    /// Slave: where we stand in the master's stream, whom we follow, what
+    /// we owe ourselves.
+    pub(super) slave: SlaveSync,
     pub(super) split_brain: bool,
     /// `handle_shutdown` was called.
     pub(super) shutting_down: bool,
@@ -259,7 +198,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> core::fmt::Debug for Node<'
         f.debug_struct("Node")
             .field("state", &self.role.state())
             .field("peers", &self.table.len())
-            .field("applied", &self.applied)
+            .field("applied", &self.slave.applied())
             .finish()
     }
 }
@@ -412,20 +351,11 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             next_conn: 1,
             next_dump: 1,
             pfkey_seq: 0,
-            applied: Position::NONE,
-            incoming: None,
-            following: None,
-            claims: [None; MAX_PEERS],
-            legacy_applied_from: None,
             job: Job::None,
             next_digest: None,
             sums: BucketSums::EMPTY,
             announced: None,
-            compare: None,
-            resumed_across: false,
-            awaiting_digest: false,
-            repair_asked: None,
-            repair: RepairPlan::new(),
+            slave: SlaveSync::new(),
             split_brain: false,
             shutting_down: false,
             counters: Counters::default(),
@@ -524,8 +454,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         self.demote.handle_shutdown(now);
         self.job_cancel();
         self.stop_feeds();
-        self.following = None;
-        self.incoming = None;
+        self.slave.shut_down();
         for p in 0..self.conns.len() {
             for s in 0..2 {
                 let done = self.conns[p][s]
@@ -560,7 +489,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         self.expire_handshakes(now);
         self.legacy_feeds_due(now);
         if let Some(f) = self
-            .following
+            .slave
+            .following()
             .filter(|_| self.ack_deadline().is_some_and(|t| t <= now))
         {
             self.ack(now, f.conn, true);
@@ -617,14 +547,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             t = earliest(t, self.next_digest);
         }
         t = earliest(t, self.ack_deadline());
-        if let Some(Follow {
-            synced: false,
-            asked: Some(at),
-            ..
-        }) = self.following
-        {
-            t = earliest(t, Some(at.add(REASK)));
-        }
+        t = earliest(t, self.slave.reask_at());
         t
     }
 
@@ -834,11 +757,11 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             // than sending every entry again: with a large table and mark
             // storage too small for it, that is two transfers of the table
             // (the snapshot, then its sweep in batches).
-            self.applied = if self.legacy {
+            self.slave.left_master(if self.legacy {
                 Position::NONE
             } else {
                 self.ring.position()
-            };
+            });
             self.stop_feeds();
             self.job_cancel();
             self.next_digest = None;
@@ -850,13 +773,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             }
             self.ring.new_epoch(epoch);
             self.table.forget_master_claims();
-            self.incoming = None;
+            self.slave.became_master();
             self.job_cancel();
             // Anti-entropy is a v2 feature.
             self.next_digest = (!self.legacy).then(|| now.add(self.settings.digest_interval));
         }
         self.check_split_brain(true);
-        self.following = None;
+        self.slave.unfollow();
         for &id in &self.open_conns() {
             self.send_ctl_or_close(now, id, &Ctl::State(change.to));
         }
@@ -880,10 +803,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// Where a slave asks to resume: its applied position, unless a
     /// snapshot or sweep is unfinished (then only a full snapshot will do).
     pub(super) fn resume_position(&self) -> Position {
-        if self.incoming.is_some() || self.job.is_sweep() {
+        if self.slave.receiving() || self.job.is_sweep() {
             Position::NONE
         } else {
-            self.applied
+            self.slave.applied()
         }
     }
 
@@ -939,9 +862,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// The peer whose data our kernel queue holds: the master we follow.
     pub(super) fn data_source(&self) -> Option<usize> {
         if self.legacy {
-            self.legacy_applied_from
+            self.slave.legacy_source()
         } else {
-            self.following
+            self.slave
+                .following()
                 .and_then(|f| self.slot_of(f.conn))
                 .map(|(p, _)| p)
         }

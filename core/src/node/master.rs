@@ -135,8 +135,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         if msg_type == SADB_UPDATE && errno == ESRCH {
             log::debug!("pfkey UPDATE of an SA we do not hold (ESRCH)");
             if !self.legacy {
-                self.resumed_across = true;
-                self.awaiting_digest = true;
+                self.slave.owe_repair();
             }
             return;
         }

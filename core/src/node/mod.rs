@@ -51,6 +51,7 @@ mod repair;
 pub mod ring;
 mod scratch;
 mod session;
+mod slave;
 pub mod stats;
 mod storage;
 pub mod txbuf;

@@ -11,7 +11,7 @@ use crate::random::Random;
 use crate::state::{Position, RunState};
 use crate::time::Instant;
 
-use super::machine::{Follow, Node};
+use super::machine::Node;
 use super::marks::MarkStore;
 
 /// Why [`Node::request_resync`] asked nobody.
@@ -85,8 +85,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                     .ok_or(ResyncError::NotMaster(a))?
             }
             None => {
-                let claim = |c| self.slot_of(c).and_then(|(p, _)| self.claims[p]);
-                let followed = self.following.map(|f| f.conn);
+                let claim = |c| self.slot_of(c).and_then(|(p, _)| self.slave.claim(p));
+                let followed = self.slave.following().map(|f| f.conn);
                 masters
                     .max_by_key(|&c| (Some(c) == followed, claim(c)))
                     .ok_or(ResyncError::NoMaster)?
@@ -97,22 +97,15 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             .map_or(IpAddr::from([0; 4]), |(p, _)| self.peer_addrs[p]);
         log::info!("asking master {addr} for a full resync (operator request)");
         if self.legacy {
-            self.following = None;
-            self.legacy_applied_from = None;
+            self.slave.legacy_drop_master();
             self.close_conn(now, conn, Some("resync asked for by the operator"), true);
             return Ok(addr);
         }
-        if let Some(old) = self.following.filter(|f| f.conn != conn) {
-            if self.incoming.is_some_and(|i| i.conn == old.conn) {
-                self.incoming = None;
-            }
+        if let Some(old) = self.slave.following().filter(|f| f.conn != conn) {
+            self.slave.leave(old.conn);
             self.job_conn_gone(old.conn);
         }
-        self.following = Some(Follow {
-            conn,
-            synced: false,
-            asked: Some(now),
-        });
+        self.slave.resync_asked(conn, now);
         self.send_ctl_or_close(now, conn, &Ctl::Resync(Position::NONE));
         Ok(addr)
     }

@@ -25,7 +25,7 @@ use crate::config::{Config, Protocol, MAX_PEERS};
 use crate::crypto::{Crypto, SecretKey};
 use crate::pfkey::FilterPolicy;
 use crate::random::Random;
-use crate::state::{Position, RunState};
+use crate::state::RunState;
 use crate::time::Instant;
 use crate::wire::legacy::LegacyCodec;
 
@@ -257,8 +257,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             self.legacy = legacy;
             // A legacy stream has no positions: only a full snapshot tells
             // a v2 master what we hold. Anti-entropy is v2 only.
-            self.applied = Position::NONE;
-            self.legacy_applied_from = None;
+            self.slave.protocol_changed();
             self.job_cancel();
             self.next_digest = (!legacy && self.role.state() == RunState::Master)
                 .then(|| now.add(self.settings.digest_interval));
@@ -292,8 +291,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             // Checked by `wanted_peers`; keep the old table rather than panic.
             Err(_) => return,
         };
-        let old_source = self.legacy_applied_from;
-        self.legacy_applied_from = None;
+        self.slave.peers_moved(&from);
         let mut at: [usize; MAX_PEERS] = core::array::from_fn(|i| i);
         let mut pos: [usize; MAX_PEERS] = core::array::from_fn(|i| i);
         for (j, old) in from.iter().enumerate() {
@@ -302,9 +300,6 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 continue;
             };
             r.peers_kept += 1;
-            if old_source == Some(o.0) {
-                self.legacy_applied_from = Some(j);
-            }
             let s = pos[o.0];
             if s != j {
                 swap_slots(&mut self.conns[..], s, j);

@@ -11,7 +11,7 @@ use crate::wire::v2::{Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, MAX_FRAM
 
 use super::conn::{Phase, Rx, RxMode};
 use super::event::{ConnId, Received};
-use super::machine::{Incoming, Node};
+use super::machine::Node;
 use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::{PeerIndex, SessionId, Tiebreak};
@@ -421,7 +421,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             }
             Ctl::Error(_) => {}
             Ctl::EndSnap => {
-                if from_master && !we_master && self.following.is_none_or(|f| f.conn == conn) {
+                if from_master
+                    && !we_master
+                    && self.slave.following().is_none_or(|f| f.conn == conn)
+                {
                     self.snapshot_complete(now, conn, true);
                 }
             }
@@ -458,63 +461,40 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                     );
                 } else if from_master && !we_master {
                     if !self.legacy {
-                        self.follow(conn);
+                        self.slave.follow(conn);
                     }
                     if let Some((p, _)) = self.slot_of(conn) {
                         if let Some(x) = self.peer_stats_mut(p) {
                             x.snapshot_receive_started(now, buckets.is_some());
                         }
                     }
-                    if buckets.is_none() {
-                        // Until its end, a full snapshot leaves us nowhere;
-                        // it supersedes any repair still queued.
-                        self.applied = Position::NONE;
-                        self.repair.drop_queue();
-                        self.awaiting_digest = false;
-                    }
-                    self.incoming = Some(Incoming {
-                        conn,
-                        pos,
-                        sweep,
-                        buckets,
-                    });
+                    self.slave.snapshot_begins(conn, pos, sweep, buckets);
                     let mut salt = [0u8; 16];
                     self.rng.fill(&mut salt);
                     self.marks.reset(salt, expect as usize);
                 }
             }
             Ctl::SnapEnd { pos } => {
-                if from_master && !we_master && self.incoming.is_some_and(|i| i.conn == conn) {
-                    let sweep = self.incoming.is_some_and(|i| i.sweep);
-                    let buckets = self.incoming.and_then(|i| i.buckets);
+                let incoming = self.slave.incoming().filter(|i| i.conn == conn);
+                if let Some(i) = incoming.filter(|_| from_master && !we_master) {
+                    let (sweep, buckets) = (i.sweep, i.buckets);
                     #[cfg(feature = "planted-bugs")]
                     let sweep = sweep && !self.bugs.skip_sweep;
                     if sweep {
                         self.start_sweep(now, conn, pos, buckets);
                     } else {
-                        self.incoming = None;
-                        self.applied = pos;
+                        self.slave.reached(conn, pos);
                         self.snapshot_complete(now, conn, true);
                     }
                 }
             }
             Ctl::Resume(pos) => {
                 if from_master && !we_master && self.may_follow(conn) {
-                    // Not where we asked to resume (another master's stream,
-                    // or one that moved past what its ring holds): the first
-                    // digest repairs what differs. So does a snapshot cut
-                    // short: we asked to resume before its beginning
-                    // reached us, and the master answered the ask; our
-                    // tables hold part of it and nothing was swept, so the
-                    // repair it replaced is still owed (seed 389565788).
-                    let cut_short = self.incoming.is_some();
-                    if cut_short || (self.applied != Position::NONE && self.applied != pos) {
-                        self.resumed_across = true;
-                        self.awaiting_digest = true;
-                    }
-                    self.follow(conn);
-                    self.incoming = None;
-                    self.applied = pos;
+                    // Not where we asked to resume, or a snapshot cut short
+                    // (the master answered an ask made before its
+                    // beginning reached us): the first digest repairs what
+                    // differs (seed 389565788).
+                    self.slave.resumed(conn, pos);
                     self.snapshot_complete(now, conn, false);
                 }
             }
@@ -575,11 +555,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         }
         self.table
             .handle_peer_state(PeerIndex(p), SessionId(conn.0), s);
-        if s != RunState::Master {
-            self.claims[p] = None;
-        } else if before != Some(RunState::Master) {
-            self.claims[p] = Some(now);
-        }
+        self.slave.peer_announced(
+            p,
+            now,
+            s == RunState::Master,
+            before == Some(RunState::Master),
+        );
         if !self.legacy && before.is_some() && before != Some(s) {
             // Tell a peer whose state changed what we are: a node that was
             // master a moment ago forgot who else is.
@@ -589,8 +570,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         let keep = self.bugs.keep_split_loser;
         #[cfg(not(feature = "planted-bugs"))]
         let keep = false;
-        if s != RunState::Master && !keep && self.following.is_some_and(|f| f.conn == conn) {
-            self.following = None;
+        if s != RunState::Master && !keep {
+            self.slave.master_stepped_down(conn);
         }
         if !self.legacy
             && s == RunState::Master
@@ -660,7 +641,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 None => return, // the connection was closed to get a snapshot
             }
         } else {
-            self.legacy || self.following.is_some_and(|f| f.conn == conn && f.synced)
+            self.legacy || self.slave.synced_with(conn)
         };
         #[cfg(feature = "planted-bugs")]
         let followed = followed || self.bugs.apply_from_non_master;
@@ -694,9 +675,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             return;
         }
         if self.legacy {
-            self.legacy_applied_from = self.slot_of(conn).map(|(p, _)| p);
+            let p = self.slot_of(conn).map(|(p, _)| p);
+            self.slave.legacy_applied(p);
         }
-        let snapshot = self.incoming.is_some_and(|i| i.conn == conn);
+        let snapshot = self.slave.receiving_from(conn);
         let scratch = &mut *self.scratch;
         let msg = &scratch.out[at];
         let len = msg.len();
@@ -727,7 +709,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 }
             }
         } else if !self.legacy {
-            self.applied.seq = self.applied.seq.saturating_add(1);
+            self.slave.delta_applied();
         }
         let pid = self.settings.pid;
         self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
@@ -815,12 +797,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// rate: when [`ACK_RECORDS`] records are unacknowledged or
     /// [`ACK_DELAY`] passed since the last ack (`force`: the ack timer).
     pub(super) fn ack(&mut self, now: Instant, conn: ConnId, force: bool) {
-        if self.legacy || self.incoming.is_some() || self.applied == Position::NONE {
+        let applied = self.slave.applied();
+        if self.legacy || self.slave.receiving() || applied == Position::NONE {
             return;
         }
-        let applied = self.applied;
         let p = self.slot_of(conn).map(|(p, _)| p);
-        if self.following.is_some_and(|f| f.conn == conn && f.synced) {
+        if self.slave.synced_with(conn) {
             if let Some(x) = p.and_then(|p| self.peer_stats_mut(p)) {
                 x.applied = applied;
             }
@@ -850,14 +832,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     pub(super) fn ack_deadline(&self) -> Option<Instant> {
         // The same conditions as `ack`, or a due ack that cannot be sent
         // would keep the timer firing.
-        let f = self.following?;
+        let f = self.slave.following()?;
         let c = self.conn(f.conn)?;
         let pending = !self.legacy
-            && self.incoming.is_none()
-            && self.applied != Position::NONE
+            && !self.slave.receiving()
+            && self.slave.applied() != Position::NONE
             && c.is_open()
             && c.up
-            && c.acked != self.applied
+            && c.acked != self.slave.applied()
             && self.peer_state_of(f.conn) == Some(RunState::Master);
         pending.then(|| c.acked_at.add(ACK_DELAY))
     }
@@ -883,7 +865,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         let Some((p, _)) = self.slot_of(conn) else {
             return;
         };
-        let (legacy, applied) = (self.legacy, self.applied);
+        let (legacy, applied) = (self.legacy, self.slave.applied());
         if let Some(x) = self.peer_stats_mut(p) {
             if full {
                 x.snapshot_receive_ended(now, true);
@@ -895,7 +877,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         }
         self.demote
             .handle_snapshot_complete(Some(RunState::Master), now);
-        if self.resumed_across {
+        if self.slave.resumed_across() {
             log::info!(
                 "master {} resumed us at another position; repairing what differs at its digest",
                 self.peer_addrs[p]

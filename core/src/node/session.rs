@@ -13,7 +13,6 @@ use super::conn::{Feed, Phase};
 use super::event::{ConnId, DumpOp, Event, Rejected};
 use super::log_limit::Verdict;
 use super::machine::Node;
-use super::machine::REASK;
 use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::{AttemptId, ConnStatus, PeerIndex, SessionDecision, SessionId};
@@ -242,10 +241,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// A master that has not answered our `Resync` for a while is asked
     /// again (the request may have crossed its own change of state).
     pub(super) fn reask(&mut self, now: Instant) {
-        if let Some(f) = self.following {
-            if !f.synced && f.asked.is_some_and(|t| now.since(t) >= REASK) {
-                self.ask(now, f.conn);
-            }
+        if let Some(conn) = self.slave.reask_due(now) {
+            self.ask(now, conn);
         }
     }
 
@@ -457,11 +454,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         }
         self.table
             .handle_session_moved(PeerIndex(p), SessionId(id.0), true);
-        if self.following.is_some_and(|f| f.conn == cur) {
-            self.following = self
-                .following
-                .map(|f| super::machine::Follow { conn: id, ..f });
-        }
+        self.slave.conn_moved(cur, id);
         self.backoff[p].handle_success();
         log::info!("peer {addr}: crossed connections; sending on ours, reading both");
         // The connector announces its state first (reference §10.4); a
@@ -531,19 +524,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 self.release(now, a, None, true);
             }
         }
-        if self.incoming.is_some_and(|i| i.conn == id) {
-            self.incoming = None;
-        }
+        let followed = self.slave.conn_gone(id);
         if was_current {
             if let Some(x) = self.peer_stats_mut(p) {
                 x.snapshot_receive_ended(now, false);
             }
         }
         self.job_conn_gone(id);
-        let followed = self.following.is_some_and(|f| f.conn == id);
-        if followed {
-            self.following = None;
-        }
         let backs_off = was_current || (!gone.up && gone.outbound);
         #[cfg(feature = "planted-bugs")]
         let backs_off = backs_off || (!gone.up && self.bugs.inbound_failure_backs_off);

@@ -198,7 +198,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             position: if self.role.state() == RunState::Master {
                 self.ring.position()
             } else {
-                self.applied
+                self.slave.applied()
             },
             ring: RingFill {
                 bytes: self.ring.bytes_used(),
@@ -206,11 +206,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
                 records: self.ring.len(),
             },
             pfkey_queued: self.pfkeyq.len(),
-            syncing: self.incoming.is_some() || self.job.is_sweep(),
-            repairing: self.awaiting_digest
-                || self.repair_asked.is_some()
-                || self.repair.queued() > 0,
-            following: self.following.and_then(|f| {
+            syncing: self.slave.receiving() || self.job.is_sweep(),
+            repairing: self.slave.repairing(),
+            following: self.slave.following().and_then(|f| {
                 let (p, _) = self.slot_of(f.conn)?;
                 Some((self.peer_addrs[p], f.synced))
             }),
