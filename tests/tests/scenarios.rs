@@ -897,3 +897,57 @@ fn a_differing_entry_at_start_ends_the_sync_after_its_second_pass() {
     );
     assert_eq!(w.lan.hosts[1].demoted, 1, "raised once, released once");
 }
+
+/// Legacy crossed start: the slave reads the master's feed on the
+/// master's connection (an alias of the session, PROTOCOL §3.2). A
+/// connection from the master's address (anyone's) may not evict it while
+/// it delivers frames; once it has been silent for the live window it may,
+/// so that a restarted master finds room (legacy has no keepalive), which
+/// costs one reconnect.
+#[test]
+fn a_live_legacy_alias_survives_connections_from_the_peers_address() {
+    let mut w = pair("legacy");
+    w.run_for(2000);
+    let held = |w: &mut World, i: usize| {
+        let n = w.node(i);
+        (0..n.connection_slots())
+            .filter(|&s| n.connection_in_slot(s).is_some())
+            .count()
+    };
+    assert_eq!(held(&mut w, 1), 2, "the start crossed: the slave reads two");
+    let sessions = |w: &mut World| (w.peers(0)[0].stats.sessions, w.peers(1)[0].stats.sessions);
+    let before = sessions(&mut w);
+    for k in 0..5 {
+        add_some(&mut w, 0, 1, 0x0a01_0000 + 16 * k);
+        w.run_for(1500);
+        // 1.5 s after a frame on the alias (and 9.5 s after, when the
+        // master's feed pauses as long as the window allows).
+        let pause = if k == 4 { 8000 } else { 0 };
+        w.run_for(pause);
+        assert_eq!(
+            w.ext_connect(1, addr(0)),
+            None,
+            "refused while the session's connections deliver (round {k})"
+        );
+        w.run_for(500);
+        assert_eq!(sessions(&mut w), before, "round {k}: no reconnect");
+        assert!(w.synced(0, 1), "round {k}");
+    }
+    // Silent for longer than the window: the alias may go, the session is
+    // made again, and the feed resumes.
+    w.run_for(11_000);
+    assert!(
+        w.ext_connect(1, addr(0)).is_some(),
+        "a silent alias gives way"
+    );
+    w.run_for(5000);
+    assert_ne!(
+        sessions(&mut w),
+        before,
+        "evicting the alias costs a reconnect"
+    );
+    add_some(&mut w, 0, 1, 0x0a02_0000);
+    w.run_for(2000);
+    assert!(w.synced(0, 1));
+    assert_eq!(w.lan.hosts[1].kernel.sa_count(), 6);
+}
