@@ -127,7 +127,6 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
         "keep-split-loser" => sc.bugs.keep_split_loser = true,
         "inbound-evicts-any" => sc.bugs.inbound_evicts_any = true,
         "inbound-failure-backs-off" => sc.bugs.inbound_failure_backs_off = true,
-        "evict-live-alias" => sc.bugs.evict_live_alias = true,
         "keep-foreign-groups" => sc.bugs.keep_foreign_groups = true,
         _ => return Err(format!("unknown bug {b}")),
     }

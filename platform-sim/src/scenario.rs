@@ -73,8 +73,6 @@ pub struct Bugs {
     pub inbound_evicts_any: bool,
     /// A failed inbound handshake restarts the outbound backoff.
     pub inbound_failure_backs_off: bool,
-    /// A legacy alias gives way to any new connection, however live.
-    pub evict_live_alias: bool,
     /// A repair keeps a slave's grouping the master does not have.
     pub keep_foreign_groups: bool,
 }
@@ -94,7 +92,6 @@ impl Bugs {
             || self.keep_split_loser
             || self.inbound_evicts_any
             || self.inbound_failure_backs_off
-            || self.evict_live_alias
             || self.keep_foreign_groups
     }
 }

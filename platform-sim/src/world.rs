@@ -76,9 +76,6 @@ pub struct Host {
     rx: BTreeMap<NodeConn, Vec<u8>>,
     /// Stream bytes the node consumed per connection (for the safety oracle).
     consumed: BTreeMap<NodeConn, u64>,
-    /// When the node first and last consumed bytes of each connection (for
-    /// the impostor oracle: which of the real peer's connections deliver).
-    reads: BTreeMap<NodeConn, (Instant, Instant)>,
     dumps: BTreeMap<DumpId, (Vec<u8>, usize)>,
     /// Demotions the node raised and has not released.
     pub demote_held: u32,
@@ -211,7 +208,6 @@ impl World {
                     from_net: BTreeMap::new(),
                     rx: BTreeMap::new(),
                     consumed: BTreeMap::new(),
-                    reads: BTreeMap::new(),
                     dumps: BTreeMap::new(),
                     demote_held: 0,
                     demote_since: None,

@@ -335,38 +335,3 @@ fn impostors_moving_the_backoff_are_caught_in_both_protocols() {
         eprintln!("{proto}: seed {seed}: {what}");
     }
 }
-
-/// A legacy alias that gives way to any connection from its peer's
-/// address however recently it delivered (before issue 22's liveness
-/// rule) is caught by the impostor oracle: an impostor ends the real
-/// peer's delivering connection.
-#[test]
-fn impostors_evicting_a_live_legacy_alias_are_caught() {
-    let bugs = Bugs {
-        evict_live_alias: true,
-        ..Bugs::default()
-    };
-    let mut caught = None;
-    for seed in 0..1000 {
-        let mut sc = Scenario::random(seed);
-        if !sc.legacy {
-            continue;
-        }
-        sc.bugs = bugs;
-        sc.impostors = true;
-        let mut w = World::new(sc, false);
-        w.run();
-        caught = w
-            .oracle
-            .failures
-            .iter()
-            .map(|f| f.to_string())
-            .find(|f| f.contains("impostor from") && f.contains("delivering connection"))
-            .map(|f| (seed, f));
-        if caught.is_some() {
-            break;
-        }
-    }
-    let (seed, what) = caught.expect("legacy seeds with impostors catch an evicted live alias");
-    eprintln!("seed {seed}: {what}");
-}

@@ -81,9 +81,6 @@ pub struct PlantedBugs {
     /// before issue 22 (anyone from the peer's address pushes our next
     /// dial back).
     pub inbound_failure_backs_off: bool,
-    /// A legacy alias gives way to any new connection however recently it
-    /// delivered (before issue 22's liveness rule).
-    pub evict_live_alias: bool,
     /// A repair's sweep keeps a grouping of the slave's that the master
     /// does not have (before seed 223026619's fix).
     pub keep_foreign_groups: bool,

@@ -78,7 +78,6 @@ pub use peer_table::Peer;
 pub use reconfigure::{Reconfigured, RoleChange, SessionReset};
 pub use ring::MIN_RING_BYTES;
 pub use scratch::Scratch;
-pub use session::LEGACY_ALIAS_LIVE;
 pub use stats::{Counters, NodeStats, PeerView, RingFill, SessionPhase};
 pub use storage::{Managed, ManagedSlice, NodeStorage, StorageError, RX_BYTES};
 #[cfg(feature = "alloc")]

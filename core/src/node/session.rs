@@ -32,7 +32,7 @@ const CROSS_WINDOW: core::time::Duration = core::time::Duration::from_secs(10);
 /// short, as long as the crossed-start one: an idle legacy session gives
 /// no sign of life either way, but a master's feed (the alias a slave
 /// reads) does while it flows.
-pub const LEGACY_ALIAS_LIVE: core::time::Duration = core::time::Duration::from_secs(10);
+pub(super) const LEGACY_ALIAS_LIVE: core::time::Duration = core::time::Duration::from_secs(10);
 
 impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// The outbound connection `conn` (from `Event::Connect`) is up.
@@ -99,12 +99,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
             (None, _) => 0,
             (_, None) => 1,
             (Some(a), Some(b)) => {
-                let live = |c: &super::conn::Conn<'a, C>| {
-                    c.alias && now.since(c.last_rx) < LEGACY_ALIAS_LIVE
+                let pending = |c: &super::conn::Conn<'a, C>| {
+                    !c.outbound && !c.up && !(c.alias && now.since(c.last_rx) < LEGACY_ALIAS_LIVE)
                 };
-                #[cfg(feature = "planted-bugs")]
-                let live = |c: &super::conn::Conn<'a, C>| live(c) && !self.bugs.evict_live_alias;
-                let pending = |c: &super::conn::Conn<'a, C>| !c.outbound && !c.up && !live(c);
                 #[cfg(feature = "planted-bugs")]
                 let pending =
                     |c: &super::conn::Conn<'a, C>| pending(c) || self.bugs.inbound_evicts_any;

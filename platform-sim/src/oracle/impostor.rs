@@ -3,8 +3,6 @@
 //! - never evicts the peer's authenticated session or our own dial,
 //! - never becomes the peer's session (legacy: a new connection replaces
 //!   the live one only after an authentic frame),
-//! - never ends a legacy connection of the real peer that delivers (a
-//!   crossed start's alias may give way only once it fell silent),
 //! - never moves our outbound backoff (a failed inbound handshake is not
 //!   ours to count),
 //! - never sets the "last error" of a peer that has a session (without
@@ -35,9 +33,6 @@ pub struct Seen {
     pub last_error: Option<LastError>,
     /// Our own connections that are live, to any peer.
     pub dials: Vec<NodeConn>,
-    /// Legacy: the real peer's connections that delivered within the live
-    /// window ([`LEGACY_ALIAS_LIVE`](sasyncd_core::node::LEGACY_ALIAS_LIVE)).
-    pub live: Vec<NodeConn>,
 }
 
 impl Oracle {
@@ -67,14 +62,6 @@ impl Oracle {
             .collect();
         if !lost.is_empty() {
             broke.push(format!("evicted our own dial {lost:?}"));
-        }
-        let ended: Vec<_> = before
-            .live
-            .iter()
-            .filter(|c| !after.live.contains(c) && !before.dials.contains(c))
-            .collect();
-        if !ended.is_empty() {
-            broke.push(format!("ended the peer's delivering connection {ended:?}"));
         }
         if after.next_dial != before.next_dial {
             broke.push(format!(
@@ -111,7 +98,6 @@ mod tests {
             next_dial: None,
             last_error: None,
             dials: vec![NodeConn(4)],
-            live: vec![NodeConn(4), NodeConn(6)],
         }
     }
 
@@ -142,15 +128,6 @@ mod tests {
             ..up()
         };
         assert!(check(&up(), &no_dial)[0].contains("evicted our own dial"));
-        let alias_gone = Seen {
-            live: vec![NodeConn(4)],
-            ..up()
-        };
-        let f = check(&up(), &alias_gone);
-        assert!(
-            f[0].contains("ended the peer's delivering connection [ConnId(6)]"),
-            "{f:?}"
-        );
         let later = Seen {
             next_dial: Some(Instant::from_millis(30_000)),
             ..down.clone()

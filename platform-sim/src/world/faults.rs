@@ -180,7 +180,6 @@ impl World {
                 keep_split_loser: b.keep_split_loser,
                 inbound_evicts_any: b.inbound_evicts_any,
                 inbound_failure_backs_off: b.inbound_failure_backs_off,
-                evict_live_alias: b.evict_live_alias,
                 keep_foreign_groups: b.keep_foreign_groups,
             };
             node
@@ -225,7 +224,6 @@ impl World {
         h.accepting = None;
         h.rx.clear();
         h.consumed.clear();
-        h.reads.clear();
         h.dumps.clear();
         h.kernel.set_promisc(h.pid, false);
         for (_, nc) in std::mem::take(&mut h.to_net) {
@@ -257,7 +255,6 @@ impl World {
         h.from_net.clear();
         h.rx.clear();
         h.consumed.clear();
-        h.reads.clear();
         h.dumps.clear();
         h.demote_held = 0;
         h.demote_since = None;

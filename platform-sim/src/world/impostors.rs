@@ -13,7 +13,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use sasyncd_core::node::{ConnId as NodeConn, LEGACY_ALIAS_LIVE};
+use sasyncd_core::node::ConnId as NodeConn;
 use sasyncd_core::time::Instant;
 
 use crate::net::{ConnId as NetConn, NetEventKind};
@@ -112,31 +112,12 @@ impl World {
             .filter_map(|s| node.connection_in_slot(s))
             .filter(|c| h.to_net.get(c).is_some_and(|nc| nc.side() == 0))
             .collect();
-        // Legacy: the real peer's connections that deliver (the node read
-        // bytes of them within the live window, less a margin for a frame
-        // read in parts), and did for a while (not a new one still short
-        // of its first whole frame, which may be evicted like any).
-        let margin = Duration::from_secs(2);
-        let live = (0..node.connection_slots())
-            .filter_map(|s| node.connection_in_slot(s))
-            .filter(|c| {
-                self.sc.legacy
-                    && h.to_net.get(c).is_some_and(|&nc| {
-                        !self.is_impostor(nc) && self.net.peer_addr(nc) == Some(addr)
-                    })
-                    && h.reads.get(c).is_some_and(|&(first, last)| {
-                        self.now.since(first) >= margin
-                            && self.now.since(last) + margin < LEGACY_ALIAS_LIVE
-                    })
-            })
-            .collect();
         Some(Seen {
             connected: p.connected,
             sessions: p.stats.sessions,
             next_dial: p.next_dial,
             last_error: p.stats.last_error,
             dials,
-            live,
         })
     }
 
@@ -206,7 +187,6 @@ impl World {
                 h.to_net.remove(&c);
                 h.rx.remove(&c);
                 h.consumed.remove(&c);
-                h.reads.remove(&c);
                 let addr = self.net.peer_addr(nc);
                 let before = addr.and_then(|a| self.seen(i, a));
                 if let Some(n) = self.hosts[i].node.as_mut() {

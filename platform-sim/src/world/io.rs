@@ -92,7 +92,6 @@ impl Platform for SimIo<'_> {
         let h = &mut self.w.hosts[self.i];
         h.rx.remove(&conn);
         h.consumed.remove(&conn);
-        h.reads.remove(&conn);
         if let Some(nc) = h.to_net.remove(&conn) {
             h.from_net.remove(&nc);
             self.w.net.close(nc, now);
@@ -158,14 +157,6 @@ impl Platform for SimIo<'_> {
         let from = *w.hosts[i].consumed.get(&conn).unwrap_or(&0);
         let to = from + r.consumed as u64;
         w.hosts[i].consumed.insert(conn, to);
-        if r.consumed > 0 {
-            let now = w.now;
-            w.hosts[i]
-                .reads
-                .entry(conn)
-                .and_modify(|(_, last)| *last = now)
-                .or_insert((now, now));
-        }
         if r.applied > 0 {
             let sender_end = w.hosts[i].to_net.get(&conn).map(|nc| NetConn(nc.0 ^ 1));
             let master_sent = sender_end.map(|se| w.master_bytes_in(se, from, to));
@@ -388,7 +379,6 @@ impl World {
                 h.to_net.remove(&c);
                 h.rx.remove(&c);
                 h.consumed.remove(&c);
-                h.reads.remove(&c);
                 Some(Input::Closed(c))
             }
         }
