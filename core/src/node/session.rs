@@ -23,17 +23,6 @@ use super::peer_table::{AttemptId, ConnStatus, PeerIndex, SessionDecision, Sessi
 /// alarm, and accepts ours only after that.
 const CROSS_WINDOW: core::time::Duration = core::time::Duration::from_secs(10);
 
-/// How long a legacy alias (the peer's side of a crossed start) counts as
-/// live after its last authentic frame. Legacy has no keepalive, so
-/// recent frames are the only sign that the peer still uses it; while it
-/// is live, a new connection from the peer's address (anyone's) may not
-/// evict it. A restarted peer stops sending on it at once and waits at
-/// most this long (and its dial's backoff) for room, so the window is
-/// short, as long as the crossed-start one: an idle legacy session gives
-/// no sign of life either way, but a master's feed (the alias a slave
-/// reads) does while it flows.
-pub(super) const LEGACY_ALIAS_LIVE: core::time::Duration = core::time::Duration::from_secs(10);
-
 impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
     /// The outbound connection `conn` (from `Event::Connect`) is up.
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
@@ -90,18 +79,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore> Node<'a, C, R, M> {
         // Anyone can connect from a peer's address: a new connection takes
         // a free slot or the oldest pending inbound handshake, never an
         // authenticated session or our own dial. A legacy alias (the
-        // peer's side of a crossed start, only read) may go too once it
-        // fell silent: a restarted legacy peer must find room while our
-        // dead session lingers (legacy has no keepalive), but one that
-        // delivered an authentic frame within `LEGACY_ALIAS_LIVE` is the
-        // peer's live connection, and evicting it would cost a reconnect.
+        // peer's side of a crossed start, only read) may go too: a
+        // restarted legacy peer must find room while our dead session
+        // lingers (legacy has no keepalive).
         let s = match (self.conns[p][0].as_ref(), self.conns[p][1].as_ref()) {
             (None, _) => 0,
             (_, None) => 1,
             (Some(a), Some(b)) => {
-                let pending = |c: &super::conn::Conn<'a, C>| {
-                    !c.outbound && !c.up && !(c.alias && now.since(c.last_rx) < LEGACY_ALIAS_LIVE)
-                };
+                let pending = |c: &super::conn::Conn<'a, C>| !c.outbound && !c.up;
                 #[cfg(feature = "planted-bugs")]
                 let pending =
                     |c: &super::conn::Conn<'a, C>| pending(c) || self.bugs.inbound_evicts_any;
