@@ -131,6 +131,7 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
         "no-regroup" => sc.bugs.no_regroup = true,
         "keep-split-loser" => sc.bugs.keep_split_loser = true,
         "inbound-evicts-any" => sc.bugs.inbound_evicts_any = true,
+        "inbound-failure-backs-off" => sc.bugs.inbound_failure_backs_off = true,
         "keep-foreign-groups" => sc.bugs.keep_foreign_groups = true,
         _ => return Err(format!("unknown bug {b}")),
     }

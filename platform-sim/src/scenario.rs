@@ -71,6 +71,8 @@ pub struct Bugs {
     pub keep_split_loser: bool,
     /// An inbound connection may evict any connection of its peer.
     pub inbound_evicts_any: bool,
+    /// A failed inbound handshake restarts the outbound backoff.
+    pub inbound_failure_backs_off: bool,
     /// A repair keeps a slave's grouping the master does not have.
     pub keep_foreign_groups: bool,
 }
@@ -89,6 +91,7 @@ impl Bugs {
             || self.no_regroup
             || self.keep_split_loser
             || self.inbound_evicts_any
+            || self.inbound_failure_backs_off
             || self.keep_foreign_groups
     }
 }

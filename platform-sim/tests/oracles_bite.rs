@@ -295,3 +295,43 @@ fn impostors_evicting_sessions_are_caught_in_both_protocols() {
         eprintln!("{proto}: seed {seed}: {what}");
     }
 }
+
+/// A failed inbound handshake that restarts the outbound backoff (the rule
+/// before issue 22: anyone using the peer's address pushed our next dial
+/// back) is caught by the impostor oracle in both protocols.
+#[test]
+fn impostors_moving_the_backoff_are_caught_in_both_protocols() {
+    let bugs = Bugs {
+        inbound_failure_backs_off: true,
+        ..Bugs::default()
+    };
+    // [v2, legacy]: (seed, failure)
+    let mut caught: [Option<(u64, String)>; 2] = [None, None];
+    for seed in 0..300 {
+        let mut sc = Scenario::random(seed);
+        let legacy = usize::from(sc.legacy);
+        if caught[legacy].is_some() {
+            continue;
+        }
+        sc.bugs = bugs;
+        sc.impostors = true;
+        let mut w = World::new(sc, false);
+        w.run();
+        caught[legacy] = w
+            .oracle
+            .failures
+            .iter()
+            .map(|f| f.to_string())
+            .find(|f| f.contains("impostor from") && f.contains("moved our next dial"))
+            .map(|f| (seed, f));
+        if caught.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    for (proto, c) in ["v2", "legacy"].iter().zip(&caught) {
+        let (seed, what) = c.as_ref().unwrap_or_else(|| {
+            panic!("{proto}: 300 seeds with impostors catch a backoff moved by an impostor")
+        });
+        eprintln!("{proto}: seed {seed}: {what}");
+    }
+}

@@ -19,6 +19,10 @@ use super::marks::{MarkStore, MarkVerdict};
 use super::repair::AfterSweep;
 use super::slave::DigestVerdict;
 
+/// Bytes past a dump record's length that the working buffers are wiped
+/// to after it (see [`Node::handle_dump_entry`]).
+const WIPE_MARGIN: usize = 64;
+
 /// The mark content of a bundle a snapshot grouped (its identity is the
 /// X_GRPSPIS in canonical form, pid and seq zero).
 pub(super) const GROUPED: &[u8] = b"grouped";
@@ -142,6 +146,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// One record of a dump the node asked for. Returns whether to go on.
     pub fn handle_dump_entry(&mut self, _now: Instant, dump: DumpId, record: &[u8]) -> DumpFlow {
         let flow = self.dump_entry(dump, record);
+        // The record's conversions (an ADD, its canonical form, a DELETE,
+        // an X_GRPSPIS) hold its keys. Each keeps a subset of the record's
+        // extensions (`pfkey::build::rebuild`), an X_GRPSPIS adds one of 8
+        // bytes, and a failed one stops short of that: what they wrote
+        // lies within the record's length and a margin. Whole buffers
+        // would cost three 4 KiB memsets per entry of a snapshot.
+        self.scratch.wipe_first(record.len() + WIPE_MARGIN);
         self.flush_parts();
         flow
     }

@@ -80,6 +80,10 @@ pub struct PlantedBugs {
     /// An inbound connection may evict any connection of its peer (an
     /// authenticated session, our own dial), as before issue 22.
     pub inbound_evicts_any: bool,
+    /// A failed inbound handshake restarts the outbound backoff, as
+    /// before issue 22 (anyone from the peer's address pushes our next
+    /// dial back).
+    pub inbound_failure_backs_off: bool,
     /// A repair's sweep keeps a grouping of the slave's that the master
     /// does not have (before seed 223026619's fix).
     pub keep_foreign_groups: bool,

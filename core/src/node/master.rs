@@ -20,6 +20,7 @@ use super::machine::Node;
 use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::PeerIndex;
+use super::wipe::wipe;
 
 /// How long after a legacy session comes up the master starts feeding it
 /// (the original's `pfkey_snap` timer).
@@ -64,11 +65,15 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let n = match rewritten {
             Ok(n) => n,
             Err(e) => {
+                wipe(&mut buf[..]);
                 log::warn!("cannot rewrite UPDATE for the slaves: {e}");
                 return;
             }
         };
-        match self.ring.push(&buf[..n]) {
+        let pushed = self.ring.push(&buf[..n]);
+        // The ring holds the one copy now.
+        wipe(&mut buf[..n]);
+        match pushed {
             Ok(_) => self.counters.forwarded += 1,
             Err(e) => {
                 log::error!("cannot record a kernel change: {e}");
@@ -513,6 +518,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     } else {
                         c.send_pfkeys(&self.codec, &mut self.rng, &batch[..len])
                     };
+                    wipe(&mut batch[..len]);
                     if let Err(e) = res {
                         log::warn!(
                             "peer {}: cannot send deltas up to {}: {e}",
@@ -534,7 +540,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         }
     }
 
-    /// One dump record for the snapshot of `conn`.
+    /// One dump record for the snapshot of `conn`; what it converted is
+    /// wiped after it (the caller's, [`handle_dump_entry`](Node::handle_dump_entry)).
     pub(super) fn snapshot_entry(&mut self, conn: ConnId, table: Table, record: &[u8]) -> DumpFlow {
         let Some((p, s)) = self.slot_of(conn) else {
             return DumpFlow::Pause;

@@ -63,6 +63,7 @@ mod storage;
 pub mod txbuf;
 #[cfg(feature = "alloc")]
 mod vec_marks;
+mod wipe;
 
 pub use conn::{ConnSlot, MIN_TX_BYTES, TX_BYTES};
 pub use demote::DemoteEffect;

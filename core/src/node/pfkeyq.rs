@@ -2,11 +2,17 @@
 //!
 //! Fixed-size and FIFO; when it is full the node stops reading frames from
 //! the master (backpressure reaches TCP) rather than dropping anything.
+//!
+//! The messages carry SA keys: a popped message, the stale copy a
+//! compaction leaves past the live bytes, and the whole buffer when the
+//! queue is dropped are wiped, so that only queued messages are ever
+//! held.
 
 /// Longest PF_KEY message the kernel accepts (`PFKEY_MSG_MAXSZ`).
 pub const MAX_MSG: usize = 4096;
 
 use super::storage::ManagedSlice;
+use super::wipe::wipe;
 
 /// Length-prefixed PF_KEY messages in the platform's buffer.
 pub struct PfkeyQueue<'a> {
@@ -65,9 +71,12 @@ impl<'a> PfkeyQueue<'a> {
             return false;
         }
         if self.buf.len() - self.end < msg.len() + 2 {
+            let old_end = self.end;
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
+            // The moved bytes' old places past the new end.
+            wipe(&mut self.buf[self.end..old_end]);
         }
         let len = msg.len() as u16;
         self.buf[self.end..self.end + 2].copy_from_slice(&len.to_ne_bytes());
@@ -88,10 +97,11 @@ impl<'a> PfkeyQueue<'a> {
         Some(&self.buf[self.start + 2..self.start + 2 + len])
     }
 
-    /// Removes the oldest message.
+    /// Removes the oldest message and wipes it.
     pub fn pop(&mut self) {
         if let Some(m) = self.front() {
             let n = m.len() + 2;
+            wipe(&mut self.buf[self.start..self.start + n]);
             self.start += n;
             self.count -= 1;
             if self.count == 0 {
@@ -99,6 +109,14 @@ impl<'a> PfkeyQueue<'a> {
                 self.end = 0;
             }
         }
+    }
+}
+
+impl Drop for PfkeyQueue<'_> {
+    /// What is still queued goes with the node (the platform's buffer is
+    /// left zeroed, whoever frees it).
+    fn drop(&mut self) {
+        wipe(&mut self.buf[self.start..self.end]);
     }
 }
 
@@ -124,5 +142,39 @@ mod tests {
         assert!(q.is_empty() && q.front().is_none());
         q.pop();
         assert!(!PfkeyQueue::new(&mut [0; 20]).has_room_for_any());
+    }
+
+    /// Where `key` occurs in `buf`.
+    fn holds(buf: &[u8], key: &[u8]) -> bool {
+        buf.windows(key.len()).any(|w| w == key)
+    }
+
+    /// A popped message leaves no copy: neither where it was, nor (after
+    /// a compaction) where the live messages were before they moved, nor
+    /// anywhere once the queue is dropped.
+    #[test]
+    fn keys_do_not_survive_pop_compaction_or_drop() {
+        let mut buf = [0; 40];
+        let mut q = PfkeyQueue::new(&mut buf);
+        assert!(q.push_with(b"KEY-ONE.", |_| {}));
+        assert!(q.push_with(b"KEY-TWO.", |_| {}));
+        assert!(q.push_with(b"KEY-3...", |_| {}));
+        q.pop();
+        assert!(!holds(&q.buf, b"KEY-ONE."), "popped message wiped");
+        q.pop();
+        // 20 bytes live at 20..30; a push of 10 more needs the room at the
+        // front: compaction moves the live message to 0..10.
+        assert!(q.push_with(b"KEY-FOUR", |_| {}));
+        assert!(q.push_with(b"KEY-FIVE", |_| {}));
+        assert_eq!(q.front(), Some(&b"KEY-3..."[..]));
+        let copies = q.buf.windows(8).filter(|w| w == b"KEY-3...").count();
+        assert_eq!(copies, 1, "the moved message's old place is wiped");
+        assert!(!holds(&q.buf, b"KEY-TWO."));
+        q.pop();
+        q.pop();
+        assert!(!holds(&q.buf, b"KEY-3...") && !holds(&q.buf, b"KEY-FOUR"));
+        drop(q);
+        assert!(!holds(&buf, b"KEY-FIVE"), "dropped queue wiped");
+        assert!(buf.iter().all(|&b| b == 0));
     }
 }

@@ -16,6 +16,7 @@ use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::{PeerIndex, SessionId, Tiebreak};
 use super::txbuf::TxBuf;
+use super::wipe::wipe;
 
 /// Records a slave lets pass before it acknowledges them at once.
 const ACK_RECORDS: u64 = 256;
@@ -164,6 +165,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                         c.bad_frames = 0;
                     }
                     if self.legacy && !self.legacy_vouched(now, conn) {
+                        wipe(&mut self.scratch.out[..len]);
                         input = &[];
                         break;
                     }
@@ -176,6 +178,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                         Kind::Pfkey if self.legacy => self.on_pfkey_data(now, session, 0..len),
                         Kind::Pfkey => self.on_pfkey_batch(now, session, len),
                     }
+                    wipe(&mut self.scratch.out[..len]);
                 }
                 Step::Dropped(why, kind) => {
                     self.conn_error(now, conn, kind, why);
@@ -271,10 +274,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                         return Step::Fatal(Fatal::Legacy(e));
                     }
                 };
+                let flen = frame.len();
                 match self.codec.decode(frame) {
                     Ok((ty, pt)) => {
                         let n = pt.len().min(buf.len());
                         buf[..n].copy_from_slice(&pt[..n]);
+                        // The plaintext's one copy is `buf`, wiped after use.
+                        wipe(&mut rxbuf[..flen]);
                         let kind = match ty {
                             crate::wire::legacy::MsgType::Ctl => Kind::Ctl,
                             crate::wire::legacy::MsgType::PfkeyData => Kind::Pfkey,
@@ -296,6 +302,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     Ok(None) => return Step::NeedMore,
                     Err(e) => return Step::Fatal(Fatal::V2(e)),
                 };
+                let flen = frame.len();
                 match &mut c.phase {
                     // The hot path first: nothing moves.
                     Phase::Keyed {
@@ -306,6 +313,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                         Ok((kind, pt)) => {
                             let n = pt.len().min(buf.len());
                             buf[..n].copy_from_slice(&pt[..n]);
+                            wipe(&mut rxbuf[..flen]);
                             Step::Msg(kind, n)
                         }
                         Err(e) => Step::Fatal(Fatal::V2(e)),
@@ -685,13 +693,18 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     c.copy_from_slice(msg);
                     self.dialect.stamp(c, 0, 0);
                     self.marks.insert(c, super::jobs::GROUPED);
+                    wipe(c);
                 }
             } else {
                 let id = self.dialect.key(msg, &mut key);
                 let content = self.dialect.digest_input(msg, canon);
+                // The canonical form holds the keys (the digest covers
+                // them); a failed one may have written any part.
+                let written = content.as_ref().map_or(canon.len(), |&c| c);
                 if let (Some(n), Ok(c)) = (id, content) {
                     self.marks.insert(&key[..n], &canon[..c]);
                 }
+                wipe(&mut canon[..written]);
             }
         } else if !self.legacy {
             self.slave.delta_applied();
@@ -705,6 +718,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             match self.dialect.to_request(msg, &mut scratch.msg) {
                 Ok(n) => &scratch.msg[..n],
                 Err(e) => {
+                    wipe(&mut scratch.msg[..]);
                     log::warn!("PF_KEY message from the master unusable, dropped: {e}");
                     return;
                 }
@@ -712,8 +726,15 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         } else {
             msg
         };
+        let rewritten = msg.len();
         let dialect = &self.dialect;
-        if self.pfkeyq.push_with(msg, |m| dialect.stamp(m, pid, seq)) {
+        let queued = self.pfkeyq.push_with(msg, |m| dialect.stamp(m, pid, seq));
+        if self.legacy {
+            // The rewritten copy; the frame's (`scratch.out`) is wiped by
+            // the reader.
+            wipe(&mut scratch.msg[..rewritten]);
+        }
+        if queued {
             self.counters.applied += 1;
         } else {
             // must_pause keeps room for a maximal message, so only an

@@ -11,10 +11,15 @@
 //! are not stored: they run consecutively from `first_seq`. The oldest
 //! records are evicted to make room; a replay from a position whose
 //! successors were evicted fails, and the caller sends a snapshot instead.
+//!
+//! Records carry SA keys: an evicted record is wiped as it goes, a new
+//! epoch wipes what the old one held, and so does dropping the ring; the
+//! buffer outside the held records is zero (wrap markers aside).
 
 use crate::state::Position;
 
 use super::storage::ManagedSlice;
+use super::wipe::wipe;
 
 /// The largest record (a PF_KEY message the original can carry).
 pub const MAX_RECORD: usize = 4096;
@@ -140,6 +145,7 @@ impl<'a> DeltaRing<'a> {
     /// push gets sequence number 1.
     pub fn new_epoch(&mut self, epoch: u64) {
         // Field by field: the buffer is not copied (it is up to 128 KiB).
+        self.wipe_held();
         self.epoch = epoch;
         self.head = 0;
         self.tail = 0;
@@ -346,11 +352,39 @@ impl<'a> DeltaRing<'a> {
         };
         self.count -= 1;
         self.first_seq += 1;
+        if let Some(rec) = self.buf.get_mut(off..off + HDR + len) {
+            wipe(rec);
+        }
         self.head = off + HDR + len;
         if self.count > 0 {
             // Keep head on a real record so `place` sees the true free space.
             self.head = record_at(&self.buf, self.head).map_or(0, |(o, _)| o);
         }
+    }
+}
+
+impl DeltaRing<'_> {
+    /// Wipes the held records (and the wrap gap): from the oldest to the
+    /// end of the newest, around the end of the buffer if they wrap.
+    fn wipe_held(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        let (head, tail) = (self.head, self.tail);
+        if tail > head {
+            wipe(&mut self.buf[head..tail]);
+        } else {
+            wipe(&mut self.buf[head..]);
+            wipe(&mut self.buf[..tail]);
+        }
+    }
+}
+
+impl Drop for DeltaRing<'_> {
+    /// The records go with the node (the platform's buffer is left
+    /// zeroed, whoever frees it).
+    fn drop(&mut self) {
+        self.wipe_held();
     }
 }
 
@@ -687,5 +721,50 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A record of `n` bytes with `key` at `at`.
+    fn keyed(n: usize, key: &[u8], at: usize) -> Vec<u8> {
+        let mut r = rec(n, 0x11);
+        r[at..at + key.len()].copy_from_slice(key);
+        r
+    }
+
+    fn holds(buf: &[u8], key: &[u8]) -> bool {
+        buf.windows(key.len()).any(|w| w == key)
+    }
+
+    /// An evicted record leaves no copy, also where the record that
+    /// evicted it does not overwrite it; a new epoch wipes everything the
+    /// old one held; so does dropping the ring.
+    #[test]
+    fn keys_do_not_survive_eviction_new_epoch_or_drop() {
+        let mut r = test_ring(100, 1);
+        r.push(&keyed(60, b"KEYA", 40)).unwrap(); // 0..62, key at 42
+        r.push(&keyed(30, b"KEYB", 4)).unwrap(); // 62..94
+                                                 // 12 bytes do not fit after 94: the first record goes, the new one
+                                                 // takes 0..12, and 42.. would still hold KEYA.
+        r.push(&keyed(10, b"KEYC", 4)).unwrap();
+        assert_eq!(all(&r).len(), 2);
+        assert!(!holds(&r.buf, b"KEYA"), "evicted record wiped");
+        assert!(holds(&r.buf, b"KEYB") && holds(&r.buf, b"KEYC"));
+        r.new_epoch(2);
+        assert!(!holds(&r.buf, b"KEYB") && !holds(&r.buf, b"KEYC"));
+        assert!(
+            r.buf.iter().all(|&b| b == 0 || b == 0xFF),
+            "new epoch wipes"
+        );
+        let mut buf = std::vec![0u8; 100];
+        {
+            let mut r2 = DeltaRing::new(&mut buf[..], 1);
+            r2.push(&keyed(60, b"KEYD", 40)).unwrap();
+            r2.push(&keyed(30, b"KEYE", 4)).unwrap();
+            r2.push(&keyed(10, b"KEYF", 4)).unwrap();
+        }
+        assert!(
+            !holds(&buf, b"KEYE") && !holds(&buf, b"KEYF"),
+            "a dropped ring leaves its buffer wiped"
+        );
+        assert!(buf.iter().all(|&b| b == 0 || b == 0xFF));
     }
 }

@@ -2,9 +2,15 @@
 //! or a sweep handles every entry of the SADB, and zeroing a fresh 4 KiB
 //! stack buffer for each cost more than the work on the entry (on
 //! firmware, the stack stays small too).
+//!
+//! They hold PF_KEY messages and so SA keys: each user wipes what it
+//! wrote once it is done with it (see [`wipe`](super::wipe)), and the
+//! buffers are wiped whole when the node's storage is dropped.
 
 use crate::pfkey::PFKEY_MSG_MAXSZ;
 use crate::wire::v2::MAX_PAYLOAD;
+
+use super::wipe::wipe;
 
 /// Three message-sized buffers, part of the [`NodeStorage`](super::NodeStorage); what they hold matters only during one
 /// call.
@@ -44,5 +50,22 @@ impl Scratch {
             canon: [0; PFKEY_MSG_MAXSZ],
             out: [0; PFKEY_MSG_MAXSZ],
         }
+    }
+}
+
+impl Scratch {
+    /// Wipes the first `n` bytes of each buffer (all of them if `n` is
+    /// larger).
+    pub(super) fn wipe_first(&mut self, n: usize) {
+        let n = n.min(PFKEY_MSG_MAXSZ);
+        wipe(&mut self.msg[..n]);
+        wipe(&mut self.canon[..n]);
+        wipe(&mut self.out[..n]);
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.wipe_first(PFKEY_MSG_MAXSZ);
     }
 }

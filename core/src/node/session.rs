@@ -525,7 +525,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             }
         }
         self.job_conn_gone(id);
-        if was_current || (!gone.up && gone.outbound) {
+        let backs_off = was_current || (!gone.up && gone.outbound);
+        #[cfg(feature = "planted-bugs")]
+        let backs_off = backs_off || (!gone.up && self.bugs.inbound_failure_backs_off);
+        if backs_off {
             // Reconnect after a short pause (a flapping link must not spin).
             // A failed inbound handshake is not ours: anyone may cause
             // one, and it must not push our next dial back.

@@ -5,6 +5,7 @@
 //! frame is only ever appended whole, so the stream is never corrupted.
 
 use super::storage::ManagedSlice;
+use super::wipe::wipe;
 
 /// Outgoing bytes of one connection, in the platform's buffer.
 pub struct TxBuf<'a> {
@@ -91,7 +92,12 @@ impl<'a> TxBuf<'a> {
             self.start = 0;
         }
         let slot = &mut self.buf[self.end..self.end + max];
-        Some(encode(slot).map(|n| {
+        let res = encode(slot);
+        if res.is_err() {
+            // A codec seals in place: a failure may leave plaintext behind.
+            wipe(slot);
+        }
+        Some(res.map(|n| {
             let n = n.min(max);
             self.end += n;
             n
@@ -137,5 +143,21 @@ mod tests {
         let mut t = TxBuf::new(&mut buf);
         assert_eq!(t.append_with(8, |_| Err::<usize, u8>(1)), Some(Err(1)));
         assert!(t.is_empty());
+    }
+
+    /// An encoder that fails after copying its plaintext in (a seal that
+    /// copies, then finds the frame too long) leaves none of it behind.
+    #[test]
+    fn failed_encode_leaves_no_plaintext() {
+        let mut buf = [0; 16];
+        let mut t = TxBuf::new(&mut buf);
+        let r = t.append_with(12, |out| {
+            out[..8].copy_from_slice(b"SA-KEY!!");
+            Err::<usize, ()>(())
+        });
+        assert_eq!(r, Some(Err(())));
+        assert!(t.is_empty());
+        drop(t);
+        assert!(buf.iter().all(|&b| b == 0));
     }
 }

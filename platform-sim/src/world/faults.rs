@@ -179,6 +179,7 @@ impl World {
                 no_regroup: b.no_regroup,
                 keep_split_loser: b.keep_split_loser,
                 inbound_evicts_any: b.inbound_evicts_any,
+                inbound_failure_backs_off: b.inbound_failure_backs_off,
                 keep_foreign_groups: b.keep_foreign_groups,
             };
             node
