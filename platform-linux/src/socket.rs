@@ -219,6 +219,74 @@ impl XfrmSocket {
         Ok(true)
     }
 
+    /// Sends one request without waiting: its acknowledgement (or the
+    /// kernel's refusal) arrives later among whatever else the socket
+    /// reads, naming the request's sequence number, which is kept as the
+    /// writer set it (one is given here if it is 0). The header's port is
+    /// set to this socket's: the kernel copies it into the change event
+    /// it announces, by which a watcher tells its own writes. The daemon's
+    /// network process writes this way, so that its one loop never blocks
+    /// on the kernel. `EAGAIN` means the socket cannot take it now.
+    pub fn send_request(&mut self, msg: &mut [u8]) -> Result<(), Errno> {
+        let seq = match Msg::new(msg) {
+            Ok(m) if m.seq() != 0 => m.seq(),
+            _ => self.next_seq(),
+        };
+        nl::set_seq_pid(msg, seq, self.port);
+        loop {
+            match send(self.fd.as_raw_fd(), msg, MsgFlags::MSG_DONTWAIT) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Joins (`join` true) or leaves the multicast `groups`
+    /// ([`crate::xfrm::group`] bits) on an open socket: a watch switched on
+    /// and off as the node becomes master or slave. Joining needs
+    /// `CAP_NET_ADMIN` in the calling process (XFRM does not let others
+    /// receive), whoever opened the socket.
+    pub fn set_groups(&mut self, groups: u32, join: bool) -> io::Result<()> {
+        let opt = if join {
+            libc::NETLINK_ADD_MEMBERSHIP
+        } else {
+            libc::NETLINK_DROP_MEMBERSHIP
+        };
+        for bit in 0..32u32 {
+            if groups & (1 << bit) == 0 {
+                continue;
+            }
+            let group: libc::c_int = bit as libc::c_int + 1;
+            // SAFETY: setsockopt(2) on our descriptor with a pointer to a
+            // live c_int and its size.
+            let r = unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_NETLINK,
+                    opt,
+                    (&group as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if join {
+            self.set_receive_buffer(WATCH_RCVBUF)?;
+        }
+        Ok(())
+    }
+
+    /// Hands every message of every datagram waiting now to `each`, without
+    /// waiting. `Err` with `ENOBUFS`: events were lost (see
+    /// [`events`](Self::events)); the messages read before are handed over
+    /// all the same.
+    pub fn read_ready(&mut self, each: impl FnMut(Msg<'_>)) -> io::Result<usize> {
+        self.read_datagrams(None, each)
+    }
+
     /// Sends one request (its sequence and port are set here) and waits
     /// for its acknowledgement.
     pub fn request(&mut self, msg: &mut [u8]) -> Result<(), RequestError> {
@@ -303,9 +371,17 @@ impl XfrmSocket {
     /// datagram waiting to `each`. `Err` with `ENOBUFS` means events were
     /// lost (the receive buffer overran): the watcher must take a full
     /// dump again. A malformed datagram is dropped with a log line.
-    pub fn events(&mut self, wait: Duration, mut each: impl FnMut(Msg<'_>)) -> io::Result<usize> {
+    pub fn events(&mut self, wait: Duration, each: impl FnMut(Msg<'_>)) -> io::Result<usize> {
+        self.read_datagrams(Some(wait), each)
+    }
+
+    fn read_datagrams(
+        &mut self,
+        wait: Option<Duration>,
+        mut each: impl FnMut(Msg<'_>),
+    ) -> io::Result<usize> {
         let mut n = 0;
-        let mut first = Some(wait);
+        let mut first = wait;
         loop {
             if !self.recv_datagram(first.take())? {
                 return Ok(n);
@@ -329,5 +405,12 @@ impl XfrmSocket {
 impl Drop for XfrmSocket {
     fn drop(&mut self) {
         self.buf.zeroize();
+    }
+}
+
+impl AsFd for XfrmSocket {
+    /// The descriptor, for poll(2): a watch is read when it is readable.
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }

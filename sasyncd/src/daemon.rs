@@ -3,10 +3,12 @@
 //! refuses), open what needs root, detach, split into the privileged and
 //! the network process, drop privileges in the network process.
 //!
-//! The kernel interfaces are OpenBSD's own on OpenBSD and a devhost's when
-//! `--dev-host` is given ([`backend`]). On OpenBSD's kernel the processes
-//! are then confined: the network process pledges once its sockets are
-//! open and its privileges dropped, the privileged process unveils only
+//! The kernel interfaces are OpenBSD's own on OpenBSD, Linux's (XFRM
+//! netlink, keepalived's virtual address and track file) on Linux, and a
+//! devhost's when `--dev-host` is given ([`backend`]). On a real kernel
+//! the processes are then confined: the network process pledges (OpenBSD)
+//! or installs its seccomp filter (Linux) once its sockets are open and
+//! its privileges dropped; on OpenBSD the privileged process unveils only
 //! the paths it opens.
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -18,8 +20,10 @@ use nix::sys::signal::Signal;
 use nix::unistd::{fork, ForkResult};
 use sasyncd_core::config::{Config, ListenOn};
 use sasyncd_core::crypto::SoftCrypto;
+use sasyncd_core::dialect::{Dialect, OpenBsd};
 use sasyncd_core::node::VecMarks;
 use sasyncd_core::node::{Node, NodeStorage, Settings};
+use sasyncd_core::xfrm::dialect::Xfrm;
 
 use crate::conffile;
 use crate::control::Control;
@@ -109,7 +113,8 @@ pub fn check_text(path: &Path, text: &[u8]) -> Result<Box<Config>, StartError> {
     // and key rules are the ones checked; nothing is built (storage built
     // to be dropped would carry stack garbage, key copies among it, into
     // the heap of the privileged process).
-    let node = DaemonNode::check_config(&cfg, &SoftCrypto, sasyncd_core::config::MAX_PEERS);
+    let node =
+        DaemonNode::<OpenBsd>::check_config(&cfg, &SoftCrypto, sasyncd_core::config::MAX_PEERS);
     if let Err(e) = node {
         return Err(err(format!("{name}: {e}")));
     }
@@ -221,20 +226,41 @@ pub enum Backend {
     Dev(PathBuf),
     /// The running OpenBSD kernel and IKE daemons.
     OpenBsd,
-    /// Neither: not OpenBSD, and no devhost given.
+    /// The running Linux kernel (XFRM netlink) and keepalived.
+    Linux,
+    /// None of these: no devhost given, and a kernel we have no
+    /// interfaces for.
     Unavailable,
 }
 
-/// Whether this build runs on OpenBSD's kernel interfaces.
-pub const ON_OPENBSD: bool = cfg!(target_os = "openbsd");
+/// The kernel this build runs on, as far as the backends go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    /// OpenBSD.
+    OpenBsd,
+    /// Linux.
+    Linux,
+    /// Anything else.
+    Other,
+}
 
-/// Chooses the kernel interfaces: a devhost whenever one is given, the
-/// kernel on OpenBSD, and nothing elsewhere.
-pub fn backend(dev_host: Option<&Path>, on_openbsd: bool) -> Backend {
-    match dev_host {
-        Some(p) => Backend::Dev(p.to_path_buf()),
-        None if on_openbsd => Backend::OpenBsd,
-        None => Backend::Unavailable,
+/// This build's kernel.
+pub const THIS_OS: Os = if cfg!(target_os = "openbsd") {
+    Os::OpenBsd
+} else if cfg!(target_os = "linux") {
+    Os::Linux
+} else {
+    Os::Other
+};
+
+/// Chooses the kernel interfaces: a devhost whenever one is given, else
+/// the kernel's own on OpenBSD and Linux, and nothing elsewhere.
+pub fn backend(dev_host: Option<&Path>, os: Os) -> Backend {
+    match (dev_host, os) {
+        (Some(p), _) => Backend::Dev(p.to_path_buf()),
+        (None, Os::OpenBsd) => Backend::OpenBsd,
+        (None, Os::Linux) => Backend::Linux,
+        (None, Os::Other) => Backend::Unavailable,
     }
 }
 
@@ -246,13 +272,16 @@ enum NetKernel {
     Dev(PathBuf),
     #[cfg(target_os = "openbsd")]
     OpenBsd(crate::openbsd::ObsdPfkey, crate::openbsd::ObsdLinkWatch),
+    #[cfg(target_os = "linux")]
+    Linux(crate::linux::LinuxXfrm, crate::linux::LinuxLinkWatch),
 }
 
-/// How the processes are confined once running (OpenBSD's kernel only).
+/// How the processes are confined once running (on a real kernel).
 struct Confine {
-    /// The privileged process's unveil list.
+    /// The privileged process's unveil list (OpenBSD).
     unveils: Option<Vec<sasyncd_openbsd::confine::Unveil>>,
-    /// Whether the network process pledges.
+    /// Whether the network process confines itself: pledge on OpenBSD,
+    /// the seccomp filter on Linux.
     pledge: bool,
 }
 
@@ -260,7 +289,7 @@ fn start(mut opts: Options, cfg: Box<Config>, root: bool) -> Result<ExitCode, St
     // Detaching changes to "/": keep the paths SIGHUP and exit use valid.
     opts.config = absolute(&opts.config)?;
     opts.control = absolute(&opts.control)?;
-    match backend(opts.dev_host.as_deref(), ON_OPENBSD) {
+    match backend(opts.dev_host.as_deref(), THIS_OS) {
         Backend::Dev(dev) => {
             let dev = absolute(&dev)?;
             // Everything that can fail for a reason the operator must see
@@ -273,6 +302,7 @@ fn start(mut opts: Options, cfg: Box<Config>, root: bool) -> Result<ExitCode, St
             };
             launch(opts, cfg, root, host, NetKernel::Dev(dev), confine)
         }
+        Backend::Linux => start_linux(opts, cfg, root),
         Backend::OpenBsd | Backend::Unavailable => start_kernel(opts, cfg, root),
     }
 }
@@ -322,12 +352,81 @@ fn start_kernel(opts: Options, cfg: Box<Config>, root: bool) -> Result<ExitCode,
     )
 }
 
-/// Not OpenBSD: only development mode has kernel interfaces.
+/// Neither OpenBSD nor Linux: only development mode has kernel interfaces.
 #[cfg(not(target_os = "openbsd"))]
 fn start_kernel(_opts: Options, _cfg: Box<Config>, _root: bool) -> Result<ExitCode, StartError> {
     Err(err(
-        "this system has no kernel interfaces for sasyncd (they are OpenBSD's): run in development mode with --dev-host PATH (see README)",
+        "this system has no kernel interfaces for sasyncd (they are OpenBSD's and Linux's): run in development mode with --dev-host PATH (see README)",
     ))
+}
+
+/// Linux: XFRM netlink for the tables, keepalived's virtual address for
+/// the role and its track file for demotion (`sasyncd::linux`). What can
+/// be wrong with the host or the configuration is found here, before
+/// detaching, each with one line on the terminal.
+#[cfg(target_os = "linux")]
+fn start_linux(opts: Options, cfg: Box<Config>, root: bool) -> Result<ExitCode, StartError> {
+    use crate::linux::{LinuxHost, LinuxLinkWatch, LinuxXfrm};
+
+    let conf = opts.config.display().to_string();
+    let mut host = LinuxHost::open(&cfg).map_err(|e| err(format!("{conf}: {e}")))?;
+    host.open_xfrm().map_err(xfrm_error)?;
+    let pfkey = LinuxXfrm::open().map_err(xfrm_error)?;
+    let track = host.track().map(|(i, a)| (i.to_string(), a));
+    let link = match track {
+        Some((ifname, addr)) => {
+            let state = host
+                .link_state()
+                .map_err(|e| err(format!("cannot read interface {ifname}: {e}")))?;
+            log::debug!("tracking address {addr} on {ifname} (link state {state})");
+            LinuxLinkWatch::open(&ifname, addr)
+                .map_err(|e| err(format!("rtnetlink address watch: {e}")))?
+        }
+        // A locked role follows no address: a watch that ignores what it
+        // reads keeps the loop's shape (a reload may name one).
+        None => {
+            let mut w = LinuxLinkWatch::open("lo", IpAddr::from([127, 0, 0, 1]))
+                .map_err(|e| err(format!("rtnetlink address watch: {e}")))?;
+            w.set_interface(None);
+            w
+        }
+    };
+    if cfg.demote_file.is_none() && cfg.locked.is_none() {
+        log::warn!(
+            "no demote file: keepalived cannot be told to keep this gateway backup during its initial sync (see sasyncd.conf(5))"
+        );
+    }
+    let confine = Confine {
+        unveils: None,
+        pledge: true,
+    };
+    launch(
+        opts,
+        cfg,
+        root,
+        host,
+        NetKernel::Linux(pfkey, link),
+        confine,
+    )
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_linux(_opts: Options, _cfg: Box<Config>, _root: bool) -> Result<ExitCode, StartError> {
+    Err(err("the Linux backend exists on Linux only"))
+}
+
+/// An XFRM socket that cannot be opened or used, said for the operator.
+#[cfg(target_os = "linux")]
+fn xfrm_error(e: std::io::Error) -> StartError {
+    match e.raw_os_error() {
+        Some(libc::EPROTONOSUPPORT) | Some(libc::EAFNOSUPPORT) => err(
+            "XFRM netlink socket: this kernel has no XFRM netlink support (CONFIG_XFRM_USER: modprobe xfrm_user)",
+        ),
+        Some(libc::EPERM) | Some(libc::EACCES) => err(format!(
+            "XFRM netlink socket: {e}: the kernel's IPsec tables need root (CAP_NET_ADMIN)"
+        )),
+        _ => err(format!("XFRM netlink socket: {e}")),
+    }
 }
 
 /// Opens what every mode needs, detaches and splits into the privileged
@@ -478,6 +577,11 @@ fn network(
     sys::ignore(&sys::STOP_RELOAD).map_err(|e| err(e.to_string()))?;
     sys::release(&sys::STOP_RELOAD).map_err(|e| err(e.to_string()))?;
     let pid = std::process::id();
+    // Linux: XFRM requests and group joins need CAP_NET_ADMIN in the
+    // sending process too, so the network process keeps that one.
+    let keep_net_admin = cfg!(target_os = "linux") && !matches!(net, NetKernel::Dev(_));
+    // The records the kernel gives: XFRM netlink on Linux, PF_KEY else.
+    let xfrm = keep_net_admin;
     let (pfkey, link): (Box<dyn PfkeySocket>, Box<dyn LinkWatch>) = match net {
         NetKernel::Dev(dev) => (
             Box::new(DevPfkey::open(&dev, pid).map_err(|e| err(format!("PF_KEY socket: {e}")))?),
@@ -485,17 +589,77 @@ fn network(
         ),
         #[cfg(target_os = "openbsd")]
         NetKernel::OpenBsd(pfkey, link) => (Box::new(pfkey), Box::new(link)),
+        #[cfg(target_os = "linux")]
+        NetKernel::Linux(pfkey, link) => (Box::new(pfkey), Box::new(link)),
     };
     if let Some(u) = user {
         let dir = jail.unwrap_or_else(|| u.home.clone());
-        sys::drop_privileges(u, Some(&dir)).map_err(|e| err(e.to_string()))?;
-        log::info!("running as {} in {}", u.name, dir.display());
+        #[cfg(target_os = "linux")]
+        let dropped = if keep_net_admin {
+            sys::drop_privileges_keeping_net_admin(u, Some(&dir))
+        } else {
+            sys::drop_privileges(u, Some(&dir))
+        };
+        #[cfg(not(target_os = "linux"))]
+        let dropped = sys::drop_privileges(u, Some(&dir));
+        dropped.map_err(|e| err(e.to_string()))?;
+        if keep_net_admin {
+            log::info!(
+                "running as {} in {}, keeping CAP_NET_ADMIN for XFRM",
+                u.name,
+                dir.display()
+            );
+        } else {
+            log::info!("running as {} in {}", u.name, dir.display());
+        }
     }
     let clock = Clock::start();
     let mut boot = [0u8; 8];
     sasyncd_core::random::Random::fill(&mut OsRandom, &mut boot);
-    let settings = Settings::new(node_id(cfg), u64::from_ne_bytes(boot), pid);
-    let node: Box<DaemonNode> = Box::new(
+    // Our writes come back from the kernel naming us by this: the pid on
+    // PF_KEY, the socket's port on XFRM netlink.
+    let settings = Settings::new(node_id(cfg), u64::from_ne_bytes(boot), pfkey.writer_id(pid));
+    let now = clock.now();
+    let node = match xfrm {
+        false => Kernel::OpenBsd(build_node::<OpenBsd>(cfg, settings, now)?),
+        true => Kernel::Xfrm(build_node::<Xfrm>(cfg, settings, now)?),
+    };
+    let source: Option<IpAddr> = sockets::source_addr(&cfg.listen);
+    let chan = NetChannel::new(chan).map_err(|e| err(e.to_string()))?;
+    if pledge {
+        #[cfg(target_os = "linux")]
+        crate::linux::confine_net().map_err(|e| err(format!("network process: {e}")))?;
+        #[cfg(not(target_os = "linux"))]
+        crate::openbsd::confine_net().map_err(|e| err(format!("network process: {e}")))?;
+    }
+    let io = NetIo::new(clock, pid, source, pfkey, chan);
+    let control = Some(control);
+    Ok(match node {
+        Kernel::OpenBsd(node) => {
+            let net = Net::new(node, io, link, listeners, control);
+            logger::report_ready();
+            net.run()
+        }
+        Kernel::Xfrm(node) => {
+            let net = Net::new(node, io, link, listeners, control);
+            logger::report_ready();
+            net.run()
+        }
+    })
+}
+
+/// The node of the kernel's dialect.
+enum Kernel {
+    OpenBsd(Box<DaemonNode<OpenBsd>>),
+    Xfrm(Box<DaemonNode<Xfrm>>),
+}
+
+fn build_node<D: Dialect + Default>(
+    cfg: &Config,
+    settings: Settings,
+    now: sasyncd_core::time::Instant,
+) -> Result<Box<DaemonNode<D>>, StartError> {
+    Ok(Box::new(
         Node::new(
             cfg,
             settings,
@@ -503,19 +667,10 @@ fn network(
             OsRandom,
             VecMarks::new(),
             NodeStorage::default_on_heap(),
-            clock.now(),
+            now,
         )
         .map_err(|e| err(e.to_string()))?,
-    );
-    let source: Option<IpAddr> = sockets::source_addr(&cfg.listen);
-    let chan = NetChannel::new(chan).map_err(|e| err(e.to_string()))?;
-    if pledge {
-        crate::openbsd::confine_net().map_err(|e| err(format!("network process: {e}")))?;
-    }
-    let io = NetIo::new(clock, pid, source, pfkey, chan);
-    let net = Net::new(node, io, link, listeners, Some(control));
-    logger::report_ready();
-    Ok(net.run())
+    ))
 }
 
 #[cfg(test)]
@@ -523,36 +678,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn openbsd_runs_on_its_kernel_unless_a_devhost_is_given() {
-        assert_eq!(backend(None, true), Backend::OpenBsd);
-        assert_eq!(
-            backend(Some(Path::new("/tmp/dev.sock")), true),
-            Backend::Dev(PathBuf::from("/tmp/dev.sock"))
-        );
-        assert_eq!(
-            backend(Some(Path::new("/tmp/dev.sock")), false),
-            Backend::Dev(PathBuf::from("/tmp/dev.sock"))
-        );
-        assert_eq!(backend(None, false), Backend::Unavailable);
+    fn a_kernel_runs_its_own_backend_unless_a_devhost_is_given() {
+        assert_eq!(backend(None, Os::OpenBsd), Backend::OpenBsd);
+        assert_eq!(backend(None, Os::Linux), Backend::Linux);
+        for os in [Os::OpenBsd, Os::Linux, Os::Other] {
+            assert_eq!(
+                backend(Some(Path::new("/tmp/dev.sock")), os),
+                Backend::Dev(PathBuf::from("/tmp/dev.sock"))
+            );
+        }
+        assert_eq!(backend(None, Os::Other), Backend::Unavailable);
     }
 
     #[test]
     fn this_build_knows_where_it_runs() {
-        assert_eq!(ON_OPENBSD, cfg!(target_os = "openbsd"));
+        assert_eq!(THIS_OS == Os::OpenBsd, cfg!(target_os = "openbsd"));
         assert_eq!(
-            backend(None, ON_OPENBSD) == Backend::OpenBsd,
-            cfg!(target_os = "openbsd")
+            backend(None, THIS_OS) == Backend::Linux,
+            cfg!(target_os = "linux")
         );
     }
 
-    #[cfg(not(target_os = "openbsd"))]
-    #[test]
-    fn elsewhere_without_a_devhost_start_up_refuses_with_a_hint() {
-        let cfg = Config::parse(
-            b"interface carp0\npeer 192.0.2.1\nsharedkey 0x00112233445566778899aabbccddeeff\n",
-        )
-        .unwrap();
-        let opts = Options {
+    fn opts() -> Options {
+        Options {
             config: PathBuf::from("sasyncd.conf"),
             foreground: true,
             check_only: false,
@@ -562,8 +710,43 @@ mod tests {
             control_group: None,
             user: DEFAULT_USER.to_string(),
             chroot: None,
-        };
-        let e = start(opts, Box::new(cfg), false).unwrap_err();
+        }
+    }
+
+    /// On Linux the configuration must name keepalived's virtual address:
+    /// refused before anything is opened, with the statement to write.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_start_up_asks_for_the_virtual_address() {
+        let cfg = Config::parse(
+            b"interface eth0\npeer 192.0.2.1\nsharedkey 0x00112233445566778899aabbccddeeff\n",
+        )
+        .unwrap();
+        let e = start(opts(), Box::new(cfg), false).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("sasyncd.conf: on Linux the role follows keepalived's virtual address"),
+            "{e}"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_xfrm_socket_error_says_what_to_do() {
+        let e = xfrm_error(std::io::Error::from_raw_os_error(libc::EPROTONOSUPPORT));
+        assert!(e.to_string().contains("modprobe xfrm_user"), "{e}");
+        let e = xfrm_error(std::io::Error::from_raw_os_error(libc::EPERM));
+        assert!(e.to_string().contains("CAP_NET_ADMIN"), "{e}");
+    }
+
+    #[cfg(not(any(target_os = "openbsd", target_os = "linux")))]
+    #[test]
+    fn elsewhere_without_a_devhost_start_up_refuses_with_a_hint() {
+        let cfg = Config::parse(
+            b"interface carp0\npeer 192.0.2.1\nsharedkey 0x00112233445566778899aabbccddeeff\n",
+        )
+        .unwrap();
+        let e = start(opts(), Box::new(cfg), false).unwrap_err();
         assert!(e.to_string().contains("--dev-host"), "{e}");
     }
 }

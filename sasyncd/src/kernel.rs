@@ -11,6 +11,7 @@ use std::os::fd::AsFd;
 
 use sasyncd_core::config::Config;
 use sasyncd_core::node::Table;
+use sasyncd_core::pfkey::build_promisc;
 use sasyncd_core::platform::PfkeyWrite;
 
 use crate::secret::SecretBytes;
@@ -29,6 +30,69 @@ pub trait PfkeySocket: AsFd {
     fn wants_write(&self) -> bool;
     /// Writes what waits.
     fn flush(&mut self) -> io::Result<()>;
+    /// Switches the watch of other processes' changes on (master) or off.
+    /// PF_KEY's way (OpenBSD, development mode): an `X_PROMISC` message
+    /// with sequence number `seq` written by `pid` on the socket itself.
+    fn set_promisc(&mut self, on: bool, seq: u32, pid: u32) {
+        let mut m = [0u8; 16];
+        match build_promisc(on, seq, pid, &mut m) {
+            Ok(_) => {
+                if self.write_message(&m) == PfkeyWrite::WouldBlock {
+                    log::error!("cannot switch PF_KEY promiscuous mode: socket full");
+                }
+            }
+            Err(e) => log::error!("cannot build X_PROMISC: {e}"),
+        }
+    }
+    /// What the kernel's copies of our own writes carry to name us (the
+    /// node's writer id): the process id on PF_KEY; a netlink socket's
+    /// port on Linux.
+    fn writer_id(&self, pid: u32) -> u32 {
+        pid
+    }
+    /// Whether the kernel dropped change messages since the last call (a
+    /// netlink watch's receive buffer overran: `ENOBUFS`). Asking clears
+    /// it.
+    fn take_lost(&mut self) -> bool {
+        false
+    }
+    /// How this kernel frames the records its dumps and watch deliver.
+    fn framing(&self) -> Framing {
+        Framing::Pfkey
+    }
+}
+
+/// How the records of a kernel dump are framed: each record says its own
+/// length, in the kernel's message header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    /// PF_KEY: `sadb_msg_len`, in 8-byte units, at offset 4.
+    #[default]
+    Pfkey,
+    /// Netlink (XFRM): `nlmsg_len`, in bytes, at offset 0; records are
+    /// padded to 4 bytes.
+    Netlink,
+}
+
+impl Framing {
+    /// The length of the record at the start of `b` (0 if its header is
+    /// cut or names no length), as the next record's offset.
+    pub fn record_len(self, b: &[u8]) -> usize {
+        match self {
+            Framing::Pfkey => b
+                .get(4..6)
+                .map_or(0, |x| u16::from_ne_bytes([x[0], x[1]]) as usize * 8),
+            Framing::Netlink => b.get(0..4).map_or(0, |x| {
+                let n = u32::from_ne_bytes([x[0], x[1], x[2], x[3]]) as usize;
+                // Shorter than a header names no record.
+                if n < 16 {
+                    0
+                } else {
+                    (n + 3) & !3
+                }
+            }),
+        }
+    }
 }
 
 /// Changes of the carp interface's link state (the routing socket).
@@ -68,5 +132,9 @@ pub trait Host {
     /// (development mode).
     fn pfsync_up(&mut self) -> Option<bool> {
         None
+    }
+    /// How the records of [`dump`](Self::dump) are framed.
+    fn framing(&self) -> Framing {
+        Framing::Pfkey
     }
 }

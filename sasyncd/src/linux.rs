@@ -32,8 +32,121 @@ use sasyncd_linux::socket::XfrmSocket;
 use sasyncd_linux::trackfile::TrackFile;
 use sasyncd_linux::xfrm;
 
-use crate::kernel::{Host, LinkWatch};
+use nix::errno::Errno;
+use sasyncd_core::platform::PfkeyWrite;
+use zeroize::Zeroize;
+
+use crate::kernel::{Framing, Host, LinkWatch, PfkeySocket};
 use crate::secret::SecretBytes;
+
+/// The network process's kernel socket on Linux: one XFRM netlink socket
+/// that writes the node's requests and, while the node is master, watches
+/// the SA and policy groups. One socket for both, so that the kernel's
+/// copy of our own write names this socket's port (the node's writer id)
+/// and its acknowledgement arrives on the same descriptor the loop polls.
+///
+/// Every netlink message read is one input (a datagram can carry several).
+/// A watch that fell behind (`ENOBUFS`: the kernel dropped events) is
+/// reported by [`take_lost`](PfkeySocket::take_lost): a slave may now miss
+/// changes, as after a PF_KEY overflow.
+#[derive(Debug)]
+pub struct LinuxXfrm {
+    sock: XfrmSocket,
+    /// Requests are copied here to set their header (they hold keys).
+    scratch: Vec<u8>,
+    watching: bool,
+    lost: bool,
+}
+
+/// The groups a master watches: adds, updates, deletes and flushes of
+/// states and policies, and states' expiries (a hard expiry deletes).
+pub const WATCH_GROUPS: u32 = xfrm::group::SA | xfrm::group::POLICY | xfrm::group::EXPIRE;
+
+impl LinuxXfrm {
+    /// Opens the socket (root: `CAP_NET_ADMIN`, which the network process
+    /// keeps, see `sys::drop_privileges_keeping_net_admin`). Fails with
+    /// `EPROTONOSUPPORT` on a kernel without XFRM netlink (`xfrm_user`).
+    pub fn open() -> io::Result<LinuxXfrm> {
+        Ok(LinuxXfrm {
+            sock: XfrmSocket::open(0)?,
+            scratch: Vec::new(),
+            watching: false,
+            lost: false,
+        })
+    }
+}
+
+impl AsFd for LinuxXfrm {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+impl PfkeySocket for LinuxXfrm {
+    fn read_messages(&mut self, out: &mut Vec<SecretBytes>) -> io::Result<()> {
+        let r = self
+            .sock
+            .read_ready(|m| out.push(SecretBytes::new(m.bytes().to_vec())));
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                log::warn!("XFRM watch: the kernel dropped change events (receive buffer full)");
+                self.lost = true;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write_message(&mut self, msg: &[u8]) -> PfkeyWrite {
+        self.scratch.zeroize();
+        self.scratch.clear();
+        self.scratch.extend_from_slice(msg);
+        let r = self.sock.send_request(&mut self.scratch);
+        self.scratch.zeroize();
+        match r {
+            Ok(()) => PfkeyWrite::Written,
+            Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) => PfkeyWrite::WouldBlock,
+            Err(e) => PfkeyWrite::Failed(e as u32),
+        }
+    }
+
+    fn wants_write(&self) -> bool {
+        false
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn set_promisc(&mut self, on: bool, _seq: u32, _pid: u32) {
+        if on == self.watching {
+            return;
+        }
+        match self.sock.set_groups(WATCH_GROUPS, on) {
+            Ok(()) => {
+                self.watching = on;
+                log::debug!("XFRM watch {}", if on { "on" } else { "off" });
+            }
+            Err(e) => log::error!(
+                "cannot switch the XFRM watch {}: {e}",
+                if on { "on" } else { "off" }
+            ),
+        }
+    }
+
+    fn writer_id(&self, _pid: u32) -> u32 {
+        self.sock.port()
+    }
+
+    fn take_lost(&mut self) -> bool {
+        std::mem::take(&mut self.lost)
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Netlink
+    }
+}
 
 /// The role, from the virtual address on the tracked interface.
 #[derive(Debug)]
@@ -208,6 +321,10 @@ impl Host for LinuxHost {
             ));
         };
         addr::current(i, *a).map(Presence::link_state)
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Netlink
     }
 
     fn reconfigure(&mut self, cfg: &Config) {

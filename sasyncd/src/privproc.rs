@@ -374,8 +374,9 @@ impl<H: Host> Priv<H> {
         };
         let b = buf.as_bytes();
         let mut end = *at;
+        let framing = self.host.framing();
         while end + 8 <= b.len() {
-            let len = u16::from_ne_bytes([b[end + 4], b[end + 5]]) as usize * 8;
+            let len = framing.record_len(&b[end..]);
             if len == 0 || end + len > b.len() {
                 log::warn!("kernel dump has a malformed record; cut there");
                 end = b.len();

@@ -38,7 +38,7 @@
 //! | `0x0006` | `ToPriv::LinkState` | none |
 //! | `0x0007` | `ToPriv::Reload` | none |
 //! | `0x0008` | `ToPriv::Reloaded` | ok u8 (0/1), UTF-8 text to the end (≤ [`MAX_REASON`]) |
-//! | `0x0081` | `ToNet::DumpRecords` | dump u32, records to the end (8 ..= [`MAX_BATCH_BYTES`], a multiple of 8) |
+//! | `0x0081` | `ToNet::DumpRecords` | dump u32, records to the end (8 ..= [`MAX_BATCH_BYTES`], a multiple of 4) |
 //! | `0x0082` | `ToNet::DumpEnd` | dump u32, ok u8 (0/1) |
 //! | `0x0083` | `ToNet::DemoteResult` | ok u8 (0/1) |
 //! | `0x0084` | `ToNet::IkeResult` | id u32, ok u8 (0/1) |
@@ -55,7 +55,7 @@
 //! way is an unknown type. The encoding is canonical: a message decodes
 //! only from the bytes it encodes to.
 //!
-//! A dump batch holds whole PF_KEY records, at most [`BATCH_BYTES`] unless
+//! A dump batch holds whole kernel records (PF_KEY or XFRM netlink), at most [`BATCH_BYTES`] unless
 //! a single record is larger (up to [`MAX_RECORD_BYTES`], the largest
 //! PF_KEY message); the network side sends `DumpMore` when it has room for
 //! the next one, so at most one batch per dump is in flight.

@@ -15,6 +15,8 @@ mod title;
 pub use daemon::{daemonize, READY};
 pub use error::{SysError, Verify};
 pub use harden::{close_inherited_fds, no_core_dumps, wipe_stack};
+#[cfg(target_os = "linux")]
+pub use privdrop::drop_privileges_keeping_net_admin;
 pub use privdrop::{drop_privileges, lookup_user, Unpriv};
 pub use random::OsRandom;
 pub use signals::{hold, ignore, ignore_sigpipe, release, Signals, STOP_RELOAD};

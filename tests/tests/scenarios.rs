@@ -481,6 +481,40 @@ fn a_slave_follows_a_new_master_at_once() {
     }
 }
 
+/// The master's kernel drops change messages (its socket's queue full):
+/// the slave misses them, and nothing tells it until the next digest, a
+/// minute on. Told that messages were lost (a Linux watch's `ENOBUFS`),
+/// the master digests at once and the slave is repaired in moments.
+#[test]
+fn lost_kernel_messages_bring_the_digest_forward() {
+    let mut w = pair("v2");
+    w.run_for(2000);
+    let spi = w.next_spi();
+    w.ike_write(0, &esp_add(spi, ip("192.0.2.1"), ip("198.51.100.1")));
+    w.run_for(500);
+    assert!(w.synced(0, 1));
+    // Nothing fits the master's receive queue: every copy is dropped.
+    w.lan.hosts[0].kernel.set_rcvbuf(0);
+    for k in 2..5 {
+        let spi = w.next_spi();
+        w.ike_write(
+            0,
+            &esp_add(spi, ip("192.0.2.1"), ip(&format!("198.51.100.{k}"))),
+        );
+    }
+    w.lan.hosts[0].kernel.set_rcvbuf(8192);
+    w.run_for(3000);
+    assert!(!w.synced(0, 1), "the slave missed the dropped changes");
+    let now = w.now();
+    w.node(0).handle_events_lost(now);
+    w.run_for(3000);
+    assert!(
+        w.synced(0, 1),
+        "repaired within moments, not a digest period"
+    );
+    assert_eq!(w.stats(1).counters.digest_mismatches, 1);
+}
+
 #[test]
 fn anti_entropy_repairs_a_manual_edit() {
     let mut w = pair("v2");

@@ -746,6 +746,25 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         }
     }
 
+    /// The kernel dropped change messages on their way to us (a Linux
+    /// watch's `ENOBUFS`; OpenBSD's PF_KEY drops them unsaid): our slaves
+    /// may miss what was lost. A v2 master takes its digest now instead
+    /// of at the next interval, so that its slaves find the buckets that
+    /// differ and have them repaired; legacy has no digest.
+    pub fn handle_events_lost(&mut self, now: Instant) {
+        if self.role.state() != RunState::Master {
+            return;
+        }
+        if self.legacy {
+            log::warn!(
+                "kernel change messages were lost: legacy slaves keep the difference until their next snapshot"
+            );
+            return;
+        }
+        log::info!("kernel change messages were lost: digesting now so that slaves repair what they missed");
+        self.next_digest = Some(now);
+    }
+
     /// Starts a periodic digest when due (v2 masters with streaming slaves).
     pub(super) fn digest_due(&mut self, now: Instant) {
         if self.role.state() != RunState::Master || self.legacy {

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use sasyncd_core::node::DumpId;
 use sasyncd_core::platform::DumpRead;
 
+use crate::kernel::Framing;
 use crate::secret::SecretBytes;
 
 /// One dump in progress.
@@ -35,14 +36,19 @@ pub enum Want {
 #[derive(Debug, Default)]
 pub struct Dumps {
     dumps: BTreeMap<DumpId, Dump>,
-}
-
-fn record_len(b: &[u8]) -> usize {
-    b.get(4..6)
-        .map_or(0, |x| u16::from_ne_bytes([x[0], x[1]]) as usize * 8)
+    /// How the kernel's records say their length.
+    framing: Framing,
 }
 
 impl Dumps {
+    /// No dumps yet, of records framed as `framing` says.
+    pub fn new(framing: Framing) -> Dumps {
+        Dumps {
+            dumps: BTreeMap::new(),
+            framing,
+        }
+    }
+
     /// The node started a dump; the privileged process sends the first
     /// batch unasked.
     pub fn start(&mut self, dump: DumpId) {
@@ -84,6 +90,7 @@ impl Dumps {
 
     /// The next record, and whether to ask for the next batch.
     pub fn next(&mut self, dump: DumpId) -> (DumpRead<'_>, Want) {
+        let framing = self.framing;
         let Some(d) = self.dumps.get_mut(&dump) else {
             return (DumpRead::End { ok: false }, Want::Nothing);
         };
@@ -91,7 +98,7 @@ impl Dumps {
         while d
             .batches
             .front()
-            .is_some_and(|b| d.at >= b.len() || record_len(&b.as_bytes()[d.at..]) == 0)
+            .is_some_and(|b| d.at >= b.len() || framing.record_len(&b.as_bytes()[d.at..]) == 0)
         {
             d.batches.pop_front();
             d.at = 0;
@@ -120,7 +127,7 @@ impl Dumps {
             return (DumpRead::Pending, want);
         };
         let b = b.as_bytes();
-        let n = record_len(&b[at..]).min(b.len() - at);
+        let n = framing.record_len(&b[at..]).min(b.len() - at);
         d.at = at + n;
         let Some(b) = self.dumps.get(&dump).and_then(|d| d.batches.front()) else {
             return (DumpRead::Pending, want);

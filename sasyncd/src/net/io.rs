@@ -11,7 +11,6 @@ use std::time::Instant as WallInstant;
 use sasyncd_core::node::{
     ConnId, DemoteEffect, DumpId, IkeMode, IkeRequest, Received, Rejected, Table,
 };
-use sasyncd_core::pfkey::build_promisc;
 use sasyncd_core::platform::{DumpRead, Input, PfkeyWrite, Platform, SendError};
 use sasyncd_core::time::Instant;
 
@@ -111,6 +110,7 @@ impl NetIo {
         pfkey: Box<dyn PfkeySocket>,
         chan: NetChannel,
     ) -> NetIo {
+        let framing = pfkey.framing();
         NetIo {
             clock,
             pid,
@@ -118,7 +118,7 @@ impl NetIo {
             conns: BTreeMap::new(),
             pfkey,
             chan,
-            dumps: Dumps::default(),
+            dumps: Dumps::new(framing),
             priv_gone: false,
             inputs: VecDeque::new(),
             msg: None,
@@ -223,17 +223,10 @@ impl Platform for NetIo {
     }
 
     fn set_promisc(&mut self, on: bool) {
-        // The original's way: a 16-byte X_PROMISC on our own socket (§11.1).
+        // OpenBSD's way is the original's: a 16-byte X_PROMISC on our own
+        // socket (§11.1); Linux joins or leaves the XFRM groups.
         self.promisc_seq = self.promisc_seq.wrapping_add(1);
-        let mut m = [0u8; 16];
-        match build_promisc(on, self.promisc_seq, self.pid, &mut m) {
-            Ok(_) => {
-                if self.pfkey.write_message(&m) == PfkeyWrite::WouldBlock {
-                    log::error!("cannot switch PF_KEY promiscuous mode: socket full");
-                }
-            }
-            Err(e) => log::error!("cannot build X_PROMISC: {e}"),
-        }
+        self.pfkey.set_promisc(on, self.promisc_seq, self.pid);
     }
 
     fn dump_start(&mut self, dump: DumpId, table: Table) {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
+use sasyncd_core::dialect::{Dialect, OpenBsd};
 #[cfg(doc)]
 use sasyncd_core::node::NodeStorage;
 use sasyncd_core::node::VecMarks;
@@ -31,7 +32,7 @@ use io::{NetIo, Pending};
 /// The node the daemon runs, over [`NodeStorage::default_on_heap`] (8
 /// peers, 128 KiB delta ring) with snapshot marks in a vector as big as the
 /// SADB needs.
-pub type DaemonNode = Node<'static, SoftCrypto, OsRandom, VecMarks>;
+pub type DaemonNode<D = OpenBsd> = Node<'static, SoftCrypto, OsRandom, VecMarks, D>;
 
 /// How long an orderly shutdown waits for queued bytes to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -58,9 +59,9 @@ enum Token {
     Conn(ConnId),
 }
 
-/// The network process.
-pub struct Net {
-    pub node: Box<DaemonNode>,
+/// The network process, over the node of its kernel's dialect.
+pub struct Net<D: Dialect = OpenBsd> {
+    pub node: Box<DaemonNode<D>>,
     pub io: NetIo,
     pub link: Box<dyn LinkWatch>,
     pub listeners: Vec<(SocketAddr, TcpListener)>,
@@ -76,21 +77,21 @@ pub struct Net {
     deadline: Option<sasyncd_core::time::Instant>,
 }
 
-impl std::fmt::Debug for Net {
+impl<D: Dialect> std::fmt::Debug for Net<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Net").field("io", &self.io).finish()
     }
 }
 
-impl Net {
+impl<D: Dialect> Net<D> {
     /// The network process, ready to run.
     pub fn new(
-        node: Box<DaemonNode>,
+        node: Box<DaemonNode<D>>,
         io: NetIo,
         link: Box<dyn LinkWatch>,
         listeners: Vec<(SocketAddr, TcpListener)>,
         control: Option<Control>,
-    ) -> Net {
+    ) -> Net<D> {
         Net {
             node,
             io,
@@ -235,6 +236,10 @@ impl Net {
                 let mut msgs = Vec::new();
                 let r = self.io.pfkey.read_messages(&mut msgs);
                 self.io.inputs.extend(msgs.into_iter().map(Pending::Pfkey));
+                if self.io.pfkey.take_lost() {
+                    let now = self.io.clock.now();
+                    self.node.handle_events_lost(now);
+                }
                 if let Err(e) = r {
                     self.fail(format!("PF_KEY socket: {e}"));
                 }

@@ -23,7 +23,7 @@ pub enum ProtoError {
     UnknownType(u16),
     /// The payload length does not fit the type: wrong for a fixed-size
     /// message, or a variable field that is empty, too long or (for dump
-    /// records) not a multiple of 8 bytes.
+    /// records) not a multiple of 4 bytes.
     BadLength {
         /// The message type.
         ty: u16,

@@ -205,7 +205,8 @@ pub enum ToNet {
     DumpRecords {
         /// The dump.
         dump: u32,
-        /// One or more records, back to back (a multiple of 8 bytes).
+        /// One or more records, back to back (a multiple of 4 bytes: PF_KEY
+        /// records are 8-aligned, netlink's 4-aligned).
         records: SecretBytes,
     },
     /// The dump has no more records (`ok`), or could not be taken.
@@ -665,8 +666,8 @@ pub fn encode_dump_records(out: &mut Vec<u8>, dump: u32, records: &[u8]) -> Resu
     put(out, DUMP_RECORDS, &[&dump.to_le_bytes(), records])
 }
 
-/// Dump records: at least one 8-byte unit, whole units, within the batch
-/// limit.
+/// Dump records: at least 8 bytes, whole 4-byte units (netlink's
+/// alignment; PF_KEY's 8 is a multiple), within the batch limit.
 fn records_ok(len: usize) -> bool {
-    len >= 8 && len.is_multiple_of(8) && len <= MAX_BATCH_BYTES
+    len >= 8 && len.is_multiple_of(4) && len <= MAX_BATCH_BYTES
 }

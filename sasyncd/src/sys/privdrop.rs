@@ -53,6 +53,28 @@ pub fn lookup_user(name: &str) -> Result<Unpriv, SysError> {
 /// unnoticed. Any error means the caller exits; it must never carry on
 /// half dropped.
 pub fn drop_privileges(user: &Unpriv, chroot_dir: Option<&Path>) -> Result<(), SysError> {
+    drop_to(user, chroot_dir, false)
+}
+
+/// [`drop_privileges`], keeping `CAP_NET_ADMIN` alone (Linux). An XFRM
+/// netlink request is obeyed only if both the socket's opener and the
+/// process sending it hold `CAP_NET_ADMIN` (the kernel's
+/// `__netlink_ns_capable`), and only such a process may join the XFRM
+/// multicast groups: a socket opened as root goes deaf and mute once its
+/// process is unprivileged, unlike OpenBSD's PF_KEY socket. So the network
+/// process keeps that one capability (permitted and effective; nothing
+/// inheritable), as chrony keeps `CAP_SYS_TIME`; every other one is gone,
+/// `setuid(0)` still fails, and the seccomp filter still denies exec,
+/// opens, mounts and module loads.
+#[cfg(target_os = "linux")]
+pub fn drop_privileges_keeping_net_admin(
+    user: &Unpriv,
+    chroot_dir: Option<&Path>,
+) -> Result<(), SysError> {
+    drop_to(user, chroot_dir, true)
+}
+
+fn drop_to(user: &Unpriv, chroot_dir: Option<&Path>, keep_net_admin: bool) -> Result<(), SysError> {
     if user.uid.is_root() {
         return Err(SysError::TargetIsRoot);
     }
@@ -67,8 +89,115 @@ pub fn drop_privileges(user: &Unpriv, chroot_dir: Option<&Path>) -> Result<(), S
     let (uid, gid) = (user.uid, user.gid);
     setgroups(&[gid]).map_err(SysError::call("setgroups"))?;
     setresgid(gid, gid, gid).map_err(SysError::call("setresgid"))?;
+    #[cfg(target_os = "linux")]
+    if keep_net_admin {
+        caps::keep_on_setuid(true)?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = keep_net_admin;
     setresuid(uid, uid, uid).map_err(SysError::call("setresuid"))?;
-    verify(uid, gid)
+    #[cfg(target_os = "linux")]
+    if keep_net_admin {
+        caps::only_net_admin()?;
+        caps::keep_on_setuid(false)?;
+    }
+    verify(uid, gid)?;
+    #[cfg(target_os = "linux")]
+    if keep_net_admin && caps::current()? != caps::NET_ADMIN_ONLY {
+        return Err(SysError::Call {
+            call: "capset (CAP_NET_ADMIN alone)",
+            errno: nix::errno::Errno::EPERM,
+        });
+    }
+    Ok(())
+}
+
+/// Capabilities, through the two system calls (no crate for three calls).
+#[cfg(target_os = "linux")]
+pub(crate) mod caps {
+    use super::SysError;
+    use nix::errno::Errno;
+
+    /// `CAP_NET_ADMIN`'s bit.
+    const CAP_NET_ADMIN: u32 = 12;
+    /// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+    const VERSION_3: u32 = 0x2008_0522;
+
+    /// (effective, permitted, inheritable) of the first word; the second
+    /// word is all zero.
+    pub const NET_ADMIN_ONLY: (u32, u32, u32) = (1 << CAP_NET_ADMIN, 1 << CAP_NET_ADMIN, 0);
+
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+
+    /// `PR_SET_KEEPCAPS`: whether the permitted set survives `setresuid`.
+    pub fn keep_on_setuid(on: bool) -> Result<(), SysError> {
+        // SAFETY: prctl(2) with integer arguments only.
+        let r = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0) };
+        if r < 0 {
+            return Err(SysError::call("prctl(PR_SET_KEEPCAPS)")(Errno::last()));
+        }
+        Ok(())
+    }
+
+    /// Sets this thread's sets to `CAP_NET_ADMIN` alone.
+    pub fn only_net_admin() -> Result<(), SysError> {
+        let hdr = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let (e, p, i) = NET_ADMIN_ONLY;
+        let data = [
+            Data {
+                effective: e,
+                permitted: p,
+                inheritable: i,
+            },
+            Data::default(),
+        ];
+        // SAFETY: capset(2) reads one header and two data structs, both
+        // live and laid out as the kernel's `__user_cap_*_struct`.
+        let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) };
+        if r < 0 {
+            return Err(SysError::call("capset")(Errno::last()));
+        }
+        Ok(())
+    }
+
+    /// This thread's (effective, permitted, inheritable) first words; an
+    /// error if any bit of the second words is set.
+    pub fn current() -> Result<(u32, u32, u32), SysError> {
+        let mut hdr = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let mut data = [Data::default(); 2];
+        // SAFETY: capget(2) writes two data structs into our array and may
+        // rewrite the header's version; both are live and ours.
+        let r =
+            unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()) };
+        if r < 0 {
+            return Err(SysError::call("capget")(Errno::last()));
+        }
+        let high = data[1];
+        if high.effective | high.permitted | high.inheritable != 0 {
+            return Err(SysError::call("capget (capabilities above 31 kept)")(
+                Errno::EPERM,
+            ));
+        }
+        Ok((data[0].effective, data[0].permitted, data[0].inheritable))
+    }
 }
 
 /// The checks of [`drop_privileges`].

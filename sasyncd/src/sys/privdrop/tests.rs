@@ -149,3 +149,52 @@ fn verification_messages() {
         "setresuid: EPERM: Operation not permitted"
     );
 }
+
+/// On Linux the network process keeps `CAP_NET_ADMIN` alone: an XFRM
+/// socket opened as root still takes requests and joins groups, while
+/// root itself (`setuid(0)`) and every other capability are gone.
+#[cfg(target_os = "linux")]
+#[test]
+fn keeps_net_admin_alone() {
+    if !is_root() {
+        crate::testutil::skip("dropping privileges needs root");
+        return;
+    }
+    let user = nobody();
+    let (status, report) = in_child(|out| {
+        let mut sock = sasyncd_linux::socket::XfrmSocket::open(0).unwrap();
+        drop_privileges_keeping_net_admin(&user, None).unwrap();
+        writeln!(out, "caps {:?}", caps::current().unwrap()).unwrap();
+        writeln!(out, "setuid0 {}", setuid(Uid::from_raw(0)).is_ok()).unwrap();
+        // A dump asks for CAP_NET_ADMIN of the opener and the sender.
+        let dumped = sock.dump(sasyncd_linux::xfrm::msg::GETSA, |_| {});
+        writeln!(out, "dump {}", dumped.is_ok()).unwrap();
+        let joined = sock.set_groups(sasyncd_linux::xfrm::group::SA, true);
+        writeln!(out, "join {}", joined.is_ok()).unwrap();
+    });
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "{status:?}: {report}"
+    );
+    assert_eq!(
+        report,
+        format!(
+            "caps {:?}\nsetuid0 false\ndump true\njoin true\n",
+            caps::NET_ADMIN_ONLY
+        )
+    );
+    // Without it, the same socket is refused: the reason to keep it.
+    let (status, report) = in_child(|out| {
+        let mut sock = sasyncd_linux::socket::XfrmSocket::open(0).unwrap();
+        drop_privileges(&user, None).unwrap();
+        let dumped = sock.dump(sasyncd_linux::xfrm::msg::GETSA, |_| {});
+        writeln!(out, "dump {}", dumped.is_ok()).unwrap();
+        let joined = sock.set_groups(sasyncd_linux::xfrm::group::SA, true);
+        writeln!(out, "join {}", joined.is_ok()).unwrap();
+    });
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "{status:?}: {report}"
+    );
+    assert_eq!(report, "dump false\njoin false\n");
+}
