@@ -49,6 +49,9 @@ pub(super) enum JobKind {
         sa: MultisetDigest,
         flow: MultisetDigest,
     },
+    /// New master: move every outbound SA's sequence number past the last
+    /// one carried (the SADB only); `moved` so far.
+    SeqJump { moved: u32, exhausted: u32 },
 }
 
 /// The dump job in progress.
@@ -165,6 +168,15 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 return DumpFlow::Pause;
             }
         };
+        if matches!(
+            self.job,
+            Job::Dump {
+                kind: JobKind::SeqJump { .. },
+                ..
+            }
+        ) {
+            return self.seq_jump_entry(record);
+        }
         let super::scratch::Scratch {
             msg: buf,
             canon,
@@ -327,6 +339,17 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             self.flush_parts();
             return;
         }
+        if let Job::Dump {
+            kind: JobKind::SeqJump { moved, exhausted },
+            ..
+        } = self.job
+        {
+            self.job = Job::None;
+            self.finish_seq_jump(moved, exhausted);
+            self.wake_readers();
+            self.flush_parts();
+            return;
+        }
         if table == Table::Sadb {
             let next = self.alloc_dump_id();
             if let Job::Dump {
@@ -360,6 +383,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 JobKind::Announce { start, sa, flow } => {
                     self.announce_digest(now, start, &sa, &flow)
                 }
+                JobKind::SeqJump { moved, exhausted } => self.finish_seq_jump(moved, exhausted),
             }
         }
         self.wake_readers();
@@ -679,6 +703,77 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         );
     }
 
+    /// We became master: read the SADB and move every outbound SA's
+    /// sequence number past the last one carried (a dialect that carries
+    /// none reads nothing).
+    pub(super) fn start_seq_jump(&mut self) {
+        #[cfg(feature = "planted-bugs")]
+        if self.bugs.no_seq_jump {
+            return;
+        }
+        if D::CARRIES_SEQ {
+            self.start_job(JobKind::SeqJump {
+                moved: 0,
+                exhausted: 0,
+            });
+        }
+    }
+
+    /// One SADB record of the takeover's dump: its jump, queued.
+    fn seq_jump_entry(&mut self, record: &[u8]) -> DumpFlow {
+        let mut key = [0u8; IDENTITY_MAX];
+        let carried = self
+            .dialect
+            .key(record, &mut key)
+            .and_then(|k| self.carried.get(&key[..k]));
+        self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
+        let (pid, seq) = (self.settings.pid, self.pfkey_seq);
+        let buf = &mut self.scratch.msg;
+        let res = self
+            .dialect
+            .seq_jump(record, carried, self.replay_margin, pid, seq, buf);
+        let Job::Dump {
+            kind: JobKind::SeqJump { moved, exhausted },
+            paused,
+            ..
+        } = &mut self.job
+        else {
+            return DumpFlow::More;
+        };
+        match res {
+            Ok(Some(n)) => {
+                if self.pfkeyq.push_with(&buf[..n], |_| {}) {
+                    *moved += 1;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                *exhausted += 1;
+                log::warn!("cannot move an outbound SA's sequence number: {e}");
+            }
+        }
+        if self.pfkeyq.has_room_for_any() {
+            DumpFlow::More
+        } else {
+            *paused = true;
+            DumpFlow::Pause
+        }
+    }
+
+    fn finish_seq_jump(&mut self, moved: u32, exhausted: u32) {
+        log::info!(
+            "moved {moved} outbound SAs' sequence numbers {} past the last carried ({} carried{})",
+            self.replay_margin,
+            self.carried.len(),
+            if exhausted > 0 {
+                ", some could not be moved"
+            } else {
+                ""
+            }
+        );
+        self.carried.clear();
+    }
+
     /// Abandons the current job (cancelling its dump).
     pub(super) fn job_cancel(&mut self) {
         if let Job::Dump { dump, .. } = self.job {
@@ -703,5 +798,6 @@ fn job_name(k: &JobKind) -> &'static str {
         JobKind::Sweep { .. } => "sweep",
         JobKind::Check { .. } => "digest check",
         JobKind::Announce { .. } => "digest",
+        JobKind::SeqJump { .. } => "sequence jump",
     }
 }

@@ -81,6 +81,9 @@ pub struct PlantedBugs {
     /// A repair's sweep keeps a grouping of the slave's that the master
     /// does not have (before seed 223026619's fix).
     pub keep_foreign_groups: bool,
+    /// A node that becomes master does not move its outbound sequence
+    /// numbers past those carried (the remote drops its packets).
+    pub no_seq_jump: bool,
 }
 
 /// Where a snapshot (or repair) stands with SA bundles. ADD cannot carry
@@ -190,6 +193,11 @@ pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect = Ope
     pub(super) shutting_down: bool,
     pub(super) counters: Counters,
     pub(super) rr: usize,
+    /// Slave: the last outbound sequence number carried per SA.
+    pub(super) carried: super::outseq::Carried,
+    /// How far past the last carried number a new master moves each
+    /// outbound SA (`replay margin`).
+    pub(super) replay_margin: u64,
     /// Planted bugs (test builds only).
     #[cfg(feature = "planted-bugs")]
     pub bugs: PlantedBugs,
@@ -365,6 +373,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect + Default> Node<
             shutting_down: false,
             counters: Counters::default(),
             rr: 0,
+            carried: super::outseq::Carried::new(),
+            replay_margin: u64::from(config.replay_margin),
             #[cfg(feature = "planted-bugs")]
             bugs: PlantedBugs::default(),
         }
@@ -793,6 +803,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             self.table.forget_master_claims();
             self.slave.became_master();
             self.job_cancel();
+            self.start_seq_jump();
             // Anti-entropy is a v2 feature.
             self.next_digest = (!self.legacy).then(|| now.add(self.settings.digest_interval));
         }

@@ -27,6 +27,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// A message read from the PF_KEY socket (promiscuous copies of other
     /// processes' requests, and the kernel's replies).
     pub fn handle_pfkey(&mut self, now: Instant, msg: &[u8]) {
+        if D::CARRIES_SEQ {
+            if let Some((sa, seq)) = self.dialect.outbound_seq(msg) {
+                if self.role.state() == RunState::Master {
+                    self.carry_seq(now, sa, seq);
+                }
+                return;
+            }
+        }
         let scope = Self::scope(self.policy, &self.peer_addrs, &self.settings);
         let change = match self.dialect.classify(msg, &scope) {
             Classified::Reply => {
@@ -77,6 +85,51 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             self.pump(now, id);
         }
         self.flush_parts();
+    }
+
+    /// Sends an SA's outbound sequence number to every slave we feed
+    /// (`CTL_OUTSEQ`). Not queued behind a full buffer: the next event
+    /// carries a later number, and the snapshot a slave is given holds
+    /// the number of its dump.
+    fn carry_seq(&mut self, now: Instant, sa: D::SaKey, seq: u64) {
+        let mut id = [0u8; IDENTITY_MAX];
+        let n = self
+            .dialect
+            .identity_bytes(&crate::dialect::Identity::Sa(sa), &mut id);
+        let ctl = Ctl::OutSeq {
+            seq,
+            len: n as u8,
+            id,
+        };
+        let mut sent = false;
+        let mut skipped = 0u32;
+        for p in 0..self.conns.len() {
+            for s in 0..2 {
+                let Some(c) = self.conns[p][s].as_mut() else {
+                    continue;
+                };
+                if !matches!(c.phase, Phase::Keyed { open: true, .. })
+                    || matches!(c.feed, Feed::Idle)
+                {
+                    continue;
+                }
+                if !c.feed_has_room() {
+                    skipped += 1;
+                    continue;
+                }
+                if c.send_ctl(&self.codec, &mut self.rng, &ctl).is_ok() {
+                    sent = true;
+                    self.count_out(p);
+                }
+            }
+        }
+        if skipped > 0 {
+            log::debug!("outbound sequence {seq} not carried to {skipped} busy slaves");
+        }
+        if sent {
+            self.flush_parts();
+            let _ = now;
+        }
     }
 
     /// A non-promiscuous message: log the kernel's complaints about our

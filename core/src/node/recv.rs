@@ -512,6 +512,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     self.compare_buckets(now, conn, pos, first as usize, sums, unknown);
                 }
             }
+            Ctl::OutSeq { seq, len, ref id } => {
+                // Any master's (two in a split brain): the larger wins.
+                if from_master && !we_master {
+                    self.carried.note(&id[..usize::from(len)], seq);
+                }
+            }
             Ctl::Repair { pos, buckets } => {
                 if we_master {
                     log::info!(
