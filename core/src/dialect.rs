@@ -302,6 +302,16 @@ pub trait Dialect {
         None
     }
 
+    /// The outbound sequence number a record from the master (a snapshot
+    /// record or a forwarded change, as [`to_request`](Self::to_request)
+    /// wrote it) gives an SA, if above 0: a slave keeps it beside those
+    /// carried, since a snapshot's add of an SA it holds already is
+    /// refused and leaves its kernel's number behind.
+    fn record_seq(&self, record: &[u8]) -> Option<(Self::SaKey, u64)> {
+        let _ = record;
+        None
+    }
+
     /// Writes to `out` the request that moves the outbound sequence
     /// number of the SA the SADB dump record `record` describes to
     /// `margin` past the larger of its own and `carried` (the last one its

@@ -73,6 +73,9 @@ pub struct Bugs {
     pub inbound_evicts_any: bool,
     /// A repair keeps a slave's grouping the master does not have.
     pub keep_foreign_groups: bool,
+    /// A new master does not move its outbound sequence numbers past
+    /// those carried (the XFRM swarm; OpenBSD nodes carry none).
+    pub no_seq_jump: bool,
 }
 
 impl Bugs {
@@ -90,6 +93,7 @@ impl Bugs {
             || self.keep_split_loser
             || self.inbound_evicts_any
             || self.keep_foreign_groups
+            || self.no_seq_jump
     }
 }
 

@@ -87,10 +87,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         self.flush_parts();
     }
 
-    /// Sends an SA's outbound sequence number to every slave we feed
-    /// (`CTL_OUTSEQ`). Not queued behind a full buffer: the next event
-    /// carries a later number, and the snapshot a slave is given holds
-    /// the number of its dump.
+    /// Sends an SA's outbound sequence number to every v2 peer that does
+    /// not claim MASTER (`CTL_OUTSEQ`), fed yet or not: a slave that has
+    /// just stepped down resumes its stream without a snapshot, and must
+    /// not miss the numbers its successor sends meanwhile. Not queued
+    /// behind a full buffer: the next event carries a later number, and
+    /// the snapshot a slave is given holds the number of its dump.
     fn carry_seq(&mut self, now: Instant, sa: D::SaKey, seq: u64) {
         let mut id = [0u8; IDENTITY_MAX];
         let n = self
@@ -105,12 +107,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let mut skipped = 0u32;
         for p in 0..self.conns.len() {
             for s in 0..2 {
+                let master = self.conns[p][s]
+                    .as_ref()
+                    .is_some_and(|c| self.peer_state_of(c.id) == Some(RunState::Master));
                 let Some(c) = self.conns[p][s].as_mut() else {
                     continue;
                 };
-                if !matches!(c.phase, Phase::Keyed { open: true, .. })
-                    || matches!(c.feed, Feed::Idle)
-                {
+                if !matches!(c.phase, Phase::Keyed { open: true, .. }) || master {
                     continue;
                 }
                 if !c.feed_has_room() {

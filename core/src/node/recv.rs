@@ -702,6 +702,15 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         } else if !self.legacy {
             self.slave.delta_applied();
         }
+        if D::CARRIES_SEQ {
+            if let Some((sa, n)) = self.dialect.record_seq(msg) {
+                let mut id = [0u8; IDENTITY_MAX];
+                let k = self
+                    .dialect
+                    .identity_bytes(&crate::dialect::Identity::Sa(sa), &mut id);
+                self.carried.note(&id[..k], n);
+            }
+        }
         let pid = self.settings.pid;
         self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
         let seq = self.pfkey_seq;

@@ -363,6 +363,20 @@ impl Dialect for Xfrm {
             .map(|(k, c)| (k, c.oseq))
     }
 
+    /// A state add or replace with its replay state, or the counters
+    /// setter a forwarded replace is followed by.
+    fn record_seq(&self, record: &[u8]) -> Option<(SaKey, u64)> {
+        let m = Msg::new(record).ok()?;
+        let (key, c) = match m.kind() {
+            msg::NEWSA | msg::UPDSA => {
+                let sa = SaView::from_new(&m).ok()?;
+                (sa.key(), super::replay::counters(&sa.attrs)?)
+            }
+            _ => super::replay::event(record)?,
+        };
+        (c.oseq > 0).then_some((key, c.oseq))
+    }
+
     fn seq_jump(
         &self,
         record: &[u8],

@@ -180,6 +180,7 @@ impl World {
                 keep_split_loser: b.keep_split_loser,
                 inbound_evicts_any: b.inbound_evicts_any,
                 keep_foreign_groups: b.keep_foreign_groups,
+                no_seq_jump: b.no_seq_jump,
             };
             node
         };
