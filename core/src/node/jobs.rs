@@ -177,6 +177,21 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         ) {
             return self.seq_jump_entry(record);
         }
+        if D::CARRIES_SEQ
+            && table == Table::Sadb
+            && matches!(
+                self.job,
+                Job::Dump {
+                    kind: JobKind::Announce { .. },
+                    ..
+                }
+            )
+        {
+            // A digest round refreshes the slaves' outbound numbers.
+            if let Some((sa, n)) = self.dialect.record_seq(record) {
+                self.carry_seq(sa, n);
+            }
+        }
         let super::scratch::Scratch {
             msg: buf,
             canon,

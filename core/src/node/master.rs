@@ -30,7 +30,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if D::CARRIES_SEQ {
             if let Some((sa, seq)) = self.dialect.outbound_seq(msg) {
                 if self.role.state() == RunState::Master {
-                    self.carry_seq(now, sa, seq);
+                    self.carry_seq(sa, seq);
                 }
                 return;
             }
@@ -91,9 +91,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// not claim MASTER (`CTL_OUTSEQ`), fed yet or not: a slave that has
     /// just stepped down resumes its stream without a snapshot, and must
     /// not miss the numbers its successor sends meanwhile. Not queued
-    /// behind a full buffer: the next event carries a later number, and
-    /// the snapshot a slave is given holds the number of its dump.
-    fn carry_seq(&mut self, now: Instant, sa: D::SaKey, seq: u64) {
+    /// behind a full buffer: the next event carries a later number, the
+    /// snapshot a slave is given holds the number of its dump, and every
+    /// digest round sends every outbound SA's number again (a slave that
+    /// resumed without a snapshot may have missed some: the round after a
+    /// resume comes at once).
+    pub(super) fn carry_seq(&mut self, sa: D::SaKey, seq: u64) {
         let mut id = [0u8; IDENTITY_MAX];
         let n = self
             .dialect
@@ -131,7 +134,6 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         }
         if sent {
             self.flush_parts();
-            let _ = now;
         }
     }
 
