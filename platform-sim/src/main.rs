@@ -336,7 +336,18 @@ fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: bool) -> ExitCode
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let next = Arc::new(AtomicU64::new(a));
-    let stats = Arc::new(Mutex::new((0u64, 0u64, 0u64, Vec::<u64>::new())));
+    /// Seeds run, keying-daemon writes, entries held, failing seeds,
+    /// takeovers, restarts, refusals by errno.
+    type Totals = (
+        u64,
+        u64,
+        u64,
+        Vec<u64>,
+        u64,
+        u64,
+        std::collections::BTreeMap<i32, u64>,
+    );
+    let stats: Arc<Mutex<Totals>> = Arc::new(Mutex::new(Totals::default()));
     let wall = WallClock::now();
     let workers: Vec<_> = (0..jobs)
         .map(|_| {
@@ -361,6 +372,11 @@ fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: bool) -> ExitCode
                     s.0 += 1;
                     s.1 += r.ike_writes;
                     s.2 += r.tables.0 as u64 + r.tables.1 as u64;
+                    s.4 += r.takeovers;
+                    s.5 += r.restarts;
+                    for (e, n) in &r.refused {
+                        *s.6.entry(*e).or_default() += n;
+                    }
                     if !r.failures.is_empty() {
                         s.3.push(seed);
                     }
@@ -373,12 +389,18 @@ fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: bool) -> ExitCode
     }
     let s = stats.lock().unwrap_or_else(|e| e.into_inner());
     eprintln!(
-        "xfrm swarm: {} seeds ({a}..{b}), {} failing, {} keying-daemon writes, {} entries held at the end, {:.1} s",
+        "xfrm swarm: {} seeds ({a}..{b}), {} failing, {} keying-daemon writes, {} takeovers, {} sasyncd restarts, {} entries held at the end, {:.1} s",
         s.0,
         s.3.len(),
         s.1,
+        s.4,
+        s.5,
         s.2,
         wall.elapsed().as_secs_f64()
+    );
+    eprintln!(
+        "expected kernel refusals of the nodes' writes, by Linux errno: {:?}",
+        s.6
     );
     if s.3.is_empty() {
         ExitCode::SUCCESS

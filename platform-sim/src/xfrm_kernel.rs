@@ -45,9 +45,12 @@
 //! which Linux would not): `ALLOCSPI`, `ACQUIRE`, user `EXPIRE` and
 //! `POLEXPIRE`, `MIGRATE`, the `*INFO` and `*DEFAULT` messages; security
 //! contexts (dropped, as a kernel without an XFRM security module does);
-//! sub policies (a policy type other than main is `EINVAL`); hardware
+//! sub policies (a policy type other than main is `EINVAL` here; Debian's
+//! kernel, built with `CONFIG_XFRM_SUB_POLICY`, takes them); hardware
 //! offload; lifetimes running out by themselves (use
-//! [`XfrmKernel::expire`]); socket buffers (the caller bounds what a
+//! [`XfrmKernel::expire`]; note that Linux takes a time limit of
+//! `u64::MAX` as already past and expires the entry within a second, as
+//! the guest showed: 0 is "none"); socket buffers (the caller bounds what a
 //! watcher queues). A short attribute is `EINVAL` here; `lib/nlattr.c`
 //! (not modelled) may answer `ERANGE`.
 

@@ -4,82 +4,17 @@
 //! dialect (Linux's too) proceed; an older v2 peer, whose HELLO has 0 in
 //! the byte, is taken for OpenBSD.
 
-use sasyncd_core::dialect::{
-    Classified, Dialect, Identity, KernelDialect, OpenBsd, Request, Scope, IDENTITY_MAX,
-};
-use sasyncd_core::node::Table;
+use sasyncd_core::dialect::{Dialect, KernelDialect, OpenBsd};
 use sasyncd_core::state::{Position, RunState};
 use sasyncd_core::wire::v2::{ArchTag, Hello, HELLO_LEN};
+use sasyncd_core::xfrm::Xfrm;
 use sasyncd_sim::logcap;
 use sasyncd_tests::harness::{addr, config, World};
 use sasyncd_tests::raw::random_bytes;
 
-/// OpenBSD's records under Linux's name: the HELLO byte is all these tests
-/// look at (the harness's kernels are OpenBSD's, which a real XFRM dialect
-/// would not read).
-#[derive(Debug, Clone, Copy, Default)]
-struct LinuxNamed;
-
-impl Dialect for LinuxNamed {
-    const ID: KernelDialect = KernelDialect::LinuxXfrm;
-    type SaKey = <OpenBsd as Dialect>::SaKey;
-    type PolicyKey = <OpenBsd as Dialect>::PolicyKey;
-    type Skip = <OpenBsd as Dialect>::Skip;
-    type Error = <OpenBsd as Dialect>::Error;
-
-    fn classify<'a>(&self, msg: &'a [u8], scope: &Scope<'_>) -> Classified<'a, Self::Skip> {
-        OpenBsd.classify(msg, scope)
-    }
-    fn identity(&self, r: &[u8]) -> Option<Identity<Self::SaKey, Self::PolicyKey>> {
-        OpenBsd.identity(r)
-    }
-    fn identity_bytes(
-        &self,
-        id: &Identity<Self::SaKey, Self::PolicyKey>,
-        out: &mut [u8; IDENTITY_MAX],
-    ) -> usize {
-        OpenBsd.identity_bytes(id, out)
-    }
-    fn to_request(&self, r: &[u8], out: &mut [u8]) -> Result<usize, Self::Error> {
-        OpenBsd.to_request(r, out)
-    }
-    fn forward(&self, r: &[u8], out: &mut [u8]) -> Result<usize, Self::Error> {
-        OpenBsd.forward(r, out)
-    }
-    fn dump_to_request(&self, t: Table, r: &[u8], out: &mut [u8]) -> Result<usize, Self::Error> {
-        OpenBsd.dump_to_request(t, r, out)
-    }
-    fn syncs(&self, entry: &[u8], scope: &Scope<'_>) -> bool {
-        OpenBsd.syncs(entry, scope)
-    }
-    fn delete_request(
-        &self,
-        e: &[u8],
-        own: u32,
-        seq: u32,
-        out: &mut [u8],
-    ) -> Result<usize, Self::Error> {
-        OpenBsd.delete_request(e, own, seq, out)
-    }
-    fn flush_request(&self, own: u32, seq: u32, out: &mut [u8]) -> Result<usize, Self::Error> {
-        OpenBsd.flush_request(own, seq, out)
-    }
-    fn stamp(&self, r: &mut [u8], own: u32, seq: u32) {
-        OpenBsd.stamp(r, own, seq)
-    }
-    fn request(&self, m: &[u8]) -> Option<Request> {
-        OpenBsd.request(m)
-    }
-    fn refusal(&self, r: &[u8], own: u32) -> Option<(Request, u32)> {
-        OpenBsd.refusal(r, own)
-    }
-    fn record_len(&self, b: &[u8]) -> Option<usize> {
-        OpenBsd.record_len(b)
-    }
-    fn digest_input(&self, r: &[u8], out: &mut [u8]) -> Result<usize, Self::Error> {
-        OpenBsd.digest_input(r, out)
-    }
-}
+// The harness's kernels are OpenBSD's; these tests keep the tables empty,
+// so nodes of the XFRM dialect only shake hands there (the XFRM swarm,
+// `sasyncd-sim --kernel xfrm`, runs them over Linux's).
 
 fn pair<D: Dialect + Default>() -> World<8192, 4096, D> {
     World::new(vec![
@@ -139,7 +74,7 @@ fn refuses<D: Dialect + Default>(theirs: KernelDialect) {
 #[test]
 fn nodes_of_different_dialects_refuse_each_other_with_one_line_each() {
     refuses::<OpenBsd>(KernelDialect::LinuxXfrm);
-    refuses::<LinuxNamed>(KernelDialect::OpenBsd);
+    refuses::<Xfrm>(KernelDialect::OpenBsd);
 }
 
 fn proceeds<D: Dialect + Default>() {
@@ -153,7 +88,7 @@ fn proceeds<D: Dialect + Default>() {
 #[test]
 fn nodes_of_one_dialect_proceed() {
     proceeds::<OpenBsd>();
-    proceeds::<LinuxNamed>();
+    proceeds::<Xfrm>();
 }
 
 #[test]
@@ -173,4 +108,34 @@ fn an_older_v2_hello_is_openbsd() {
     let mut buf = [0u8; HELLO_LEN];
     h.encode(&mut buf).unwrap();
     assert_eq!(buf, old);
+}
+
+/// The original's protocol carries OpenBSD PF_KEY records: a node of
+/// another kernel refuses it, at the configuration check (`sasyncd -n`,
+/// start-up) and on a reload, where it runs on as before.
+#[test]
+fn the_legacy_protocol_is_openbsds_only() {
+    use sasyncd_core::config::Config;
+    use sasyncd_core::crypto::SoftCrypto;
+    use sasyncd_core::node::NodeError;
+    use sasyncd_tests::harness::HNode;
+    let legacy = Config::parse(&config(0, 2, "mode master\nprotocol legacy")).unwrap();
+    assert_eq!(
+        HNode::<4096, Xfrm>::check_config(&legacy, &SoftCrypto, 4),
+        Err(NodeError::LegacyDialect)
+    );
+    assert_eq!(
+        HNode::<4096, OpenBsd>::check_config(&legacy, &SoftCrypto, 4),
+        Ok(())
+    );
+    let mut w = pair::<Xfrm>();
+    w.run_for(3000);
+    let r = w.reconfigure(0, config(0, 2, "mode master\nprotocol legacy"));
+    assert_eq!(r.err(), Some(NodeError::LegacyDialect));
+    w.run_for(3000);
+    assert!(w.peers(0)[0].connected, "the v2 session runs on");
+    let mut w = pair::<OpenBsd>();
+    assert!(w
+        .reconfigure(0, config(0, 2, "mode master\nprotocol legacy"))
+        .is_ok());
 }

@@ -189,16 +189,6 @@ impl<'a, C: Crypto> ConnSlot<'a, C> {
         }
     }
 
-    /// Whether the slot holds a connection.
-    pub(super) fn is_some(&self) -> bool {
-        self.live
-    }
-
-    /// Whether the slot is unused.
-    pub(super) fn is_none(&self) -> bool {
-        !self.live
-    }
-
     /// A new connection in this (unused) slot, in phase `Connecting`.
     pub(super) fn open(
         &mut self,
@@ -446,7 +436,7 @@ mod tests {
     fn a_closed_slot_keeps_no_plaintext_and_reopens_clean() {
         let (mut tx, mut rx) = ([0u8; MIN_TX_BYTES], [0u8; RX_FRAME]);
         let mut s = ConnSlot::<SoftCrypto>::new(&mut tx, &mut rx);
-        assert!(s.as_ref().is_none() && s.is_none());
+        assert!(s.as_ref().is_none());
         let now = Instant::from_millis(5);
         let c = s.open(ConnId(7), PeerIndex(0), true, false, now);
         assert_eq!((c.id, c.outbound, c.opened), (ConnId(7), true, now));

@@ -140,6 +140,10 @@ pub enum NodeError {
     ShuttingDown,
     /// Part of the node's storage is below its minimum.
     Storage(super::StorageError),
+    /// `protocol legacy` on a node of another kernel than OpenBSD's: the
+    /// original's protocol carries OpenBSD PF_KEY records, and its HELLO
+    /// cannot name another dialect.
+    LegacyDialect,
 }
 
 impl core::error::Error for NodeError {}
@@ -156,6 +160,9 @@ impl core::fmt::Display for NodeError {
             NodeError::DuplicatePeer => "a peer is configured twice",
             NodeError::BadKey => "the shared key must be 16, 24 or 32 bytes",
             NodeError::ShuttingDown => "the node is shutting down",
+            NodeError::LegacyDialect => {
+                "protocol legacy carries OpenBSD PF_KEY records only; this node runs another kernel"
+            }
         })
     }
 }

@@ -51,6 +51,63 @@ pub fn count(set: &BucketSet) -> usize {
     set.iter().map(|b| b.count_ones() as usize).sum()
 }
 
+/// Per-bucket sums of the tables at a position: what a master's digest
+/// announces, and what a slave compares them with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BucketSums {
+    pos: crate::state::Position,
+    sums: [u64; BUCKETS],
+    /// Buckets that changed while the tables were read.
+    unknown: BucketSet,
+}
+
+impl BucketSums {
+    pub const EMPTY: BucketSums = BucketSums {
+        pos: crate::state::Position::NONE,
+        sums: [0; BUCKETS],
+        unknown: [0; BUCKETS / 8],
+    };
+
+    /// Empty sums at `pos`, in place (they are 2 KiB).
+    pub fn reset(&mut self, pos: crate::state::Position) {
+        self.pos = pos;
+        self.sums.fill(0);
+        self.unknown.fill(0);
+    }
+
+    /// The position the sums are of.
+    pub fn pos(&self) -> crate::state::Position {
+        self.pos
+    }
+
+    /// Adds an entry's content fingerprint `h` to bucket `b`.
+    pub fn add(&mut self, b: usize, h: u64) {
+        if let Some(x) = self.sums.get_mut(b) {
+            *x = x.wrapping_add(h);
+        }
+    }
+
+    /// Bucket `b`'s sum.
+    pub fn sum(&self, b: usize) -> u64 {
+        self.sums.get(b).copied().unwrap_or(0)
+    }
+
+    /// The sums of buckets `first..first + n`.
+    pub fn range(&self, first: usize, n: usize) -> &[u64] {
+        self.sums.get(first..first + n).unwrap_or(&[])
+    }
+
+    /// These buckets changed while the tables were read.
+    pub fn set_unknown(&mut self, set: BucketSet) {
+        self.unknown = set;
+    }
+
+    /// Whether bucket `b` changed while the tables were read.
+    pub fn is_unknown(&self, b: usize) -> bool {
+        b < BUCKETS && has(&self.unknown, b)
+    }
+}
+
 #[inline]
 fn round(v: &mut [u64; 4]) {
     v[0] = v[0].wrapping_add(v[1]);
@@ -169,5 +226,23 @@ mod tests {
         assert_eq!(count(&s), 2);
         assert_eq!(count(&ALL), BUCKETS);
         assert!(bucket(b"some identity") < BUCKETS);
+    }
+
+    #[test]
+    fn bucket_sums_add_up_per_bucket_and_reset_in_place() {
+        let pos = crate::state::Position { epoch: 3, seq: 4 };
+        let mut s = BucketSums::EMPTY;
+        s.reset(pos);
+        s.add(7, u64::MAX);
+        s.add(7, 2);
+        s.add(BUCKETS, 1);
+        assert_eq!((s.pos(), s.sum(7), s.sum(8)), (pos, 1, 0));
+        assert_eq!(s.range(6, 2), &[0, 1]);
+        let mut u = [0; BUCKETS / 8];
+        add(&mut u, 9);
+        s.set_unknown(u);
+        assert!(s.is_unknown(9) && !s.is_unknown(7) && !s.is_unknown(BUCKETS));
+        s.reset(crate::state::Position::NONE);
+        assert_eq!(s, BucketSums::EMPTY);
     }
 }

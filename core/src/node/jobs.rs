@@ -123,19 +123,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// ([`handle_dump_end`](Self::handle_dump_end)). A paused dump is named
     /// again once its consumer has room.
     pub fn poll_dump(&self, skip: &[DumpId]) -> Option<DumpId> {
-        let feeds = self
-            .conns
-            .iter()
-            .flatten()
-            .flatten()
-            .filter_map(|c| match c.feed {
-                Feed::Snapshot {
-                    dump,
-                    paused: false,
-                    ..
-                } => Some(dump),
-                _ => None,
-            });
+        let feeds = self.conns.iter().filter_map(|c| match c.feed {
+            Feed::Snapshot {
+                dump,
+                paused: false,
+                ..
+            } => Some(dump),
+            _ => None,
+        });
         let job = match self.job {
             Job::Dump {
                 dump,
@@ -263,8 +258,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                         .repair_plan()
                         .stale_entry(fingerprint::bucket(&key[..k])),
                 }
-                self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
-                let seq = self.pfkey_seq;
+                let seq = self.pfkey_seq.next();
                 if let Ok(d) = dialect.delete_request(entry, pid, seq, delete) {
                     if self.pfkeyq.push_with(&delete[..d], |_| {}) {
                         self.counters.swept += 1;
@@ -292,7 +286,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     if let Some(k) = dialect.key(entry, &mut key) {
                         let b = fingerprint::bucket(&key[..k]);
                         let h = siphash(CONTENT_KEY, &[&canon[..c]]);
-                        self.sums.sums[b] = self.sums.sums[b].wrapping_add(h);
+                        self.sums.add(b, h);
                         // The bundle an SA starts counts too, in its bucket:
                         // a slave that lost the grouping differs there, and
                         // the repair's bundle pass re-groups it.
@@ -309,8 +303,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                         if let (Some(g), Some(nb)) = (g, nb) {
                             sa.add(&self.crypto, &canon[..g]);
                             let h = siphash(CONTENT_KEY, &[&canon[..g]]);
-                            self.sums.sums[b] = self.sums.sums[b].wrapping_add(h);
-                            self.sums.sums[nb] = self.sums.sums[nb].wrapping_add(h);
+                            self.sums.add(b, h);
+                            self.sums.add(nb, h);
                         }
                     }
                 }
@@ -407,14 +401,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
 
     /// The connection whose snapshot reads `dump`, and which table.
     fn snapshot_owner(&self, dump: DumpId) -> Option<(ConnId, Table)> {
-        self.conns
-            .iter()
-            .flatten()
-            .flatten()
-            .find_map(|c| match c.feed {
-                Feed::Snapshot { dump: d, table, .. } if d == dump => Some((c.id, table)),
-                _ => None,
-            })
+        self.conns.iter().find_map(|c| match c.feed {
+            Feed::Snapshot { dump: d, table, .. } if d == dump => Some((c.id, table)),
+            _ => None,
+        })
     }
 
     /// Starts a job's first dump (the SADB; the SPD follows).
@@ -741,8 +731,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             .dialect
             .key(record, &mut key)
             .and_then(|k| self.carried.get(&key[..k]));
-        self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
-        let (pid, seq) = (self.settings.pid, self.pfkey_seq);
+        let (pid, seq) = (self.settings.pid, self.pfkey_seq.next());
         let buf = &mut self.scratch.msg;
         let res = self
             .dialect

@@ -8,7 +8,7 @@ use core::net::IpAddr;
 
 use crate::config::{Config, IfName, Listen, Protocol, MAX_PEERS};
 use crate::crypto::{Crypto, SecretKey};
-use crate::ctl::{BucketSet, Ctl, BUCKETS};
+use crate::ctl::Ctl;
 use crate::dialect::{Dialect, OpenBsd, Scope};
 use crate::pfkey::FilterPolicy;
 use crate::random::Random;
@@ -16,11 +16,12 @@ use crate::state::{FlushMode, Position, RunState};
 use crate::time::Instant;
 use crate::wire::legacy::LegacyCodec;
 
-use super::backoff::Backoff;
 use super::carp::{RoleTracker, StateChange};
-use super::conn::{Conn, ConnSlot, Phase};
+use super::conn::{Conn, Phase};
 use super::demote::{DemoteEffect, Demotion};
 use super::event::{ConnId, DumpId, Event, NodeError, Settings};
+use super::feed::MasterFeed;
+use super::fingerprint::BucketSums;
 use super::ike::{Control, IkeControl};
 use super::jobs::Job;
 use super::marks::{MarkStore, SnapshotMarks};
@@ -30,8 +31,9 @@ use super::pfkeyq::PfkeyQueue;
 use super::ring::DeltaRing;
 use super::scratch::Scratch;
 use super::slave::SlaveSync;
+use super::slots::ConnSlots;
 use super::stats::Counters;
-use super::storage::{EventQueue, Managed, ManagedSlice, NodeStorage};
+use super::storage::{EventQueue, Managed, NodeStorage};
 
 /// Default bytes of PF_KEY messages waiting for the local kernel.
 pub const PFKEY_QUEUE_BYTES: usize = 16 * 1024;
@@ -86,42 +88,16 @@ pub struct PlantedBugs {
     pub no_seq_jump: bool,
 }
 
-/// Where a snapshot (or repair) stands with SA bundles. ADD cannot carry
-/// the group extensions, so after the SADB's ADDs the master walks the SADB
-/// again and sends an X_GRPSPIS for each grouped entry (every SA of the
-/// bundle exists on the slave by then).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) enum Regroup {
-    /// No grouped entry sent yet.
-    #[default]
-    None,
-    /// The ADD pass sent a grouped entry: a bundle pass follows.
-    Seen,
-    /// The bundle pass is running.
-    Pass,
-}
-
-/// Per-bucket sums of the tables at a position.
+/// The sequence numbers of the PF_KEY requests we write (a slave's
+/// applied messages, a sweep's deletes, a legacy snapshot's FLUSH).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct BucketSums {
-    pub pos: Position,
-    pub sums: [u64; BUCKETS],
-    /// Buckets that changed while the tables were read.
-    pub unknown: BucketSet,
-}
+pub(super) struct PfkeySeq(u32);
 
-impl BucketSums {
-    pub const EMPTY: BucketSums = BucketSums {
-        pos: Position::NONE,
-        sums: [0; BUCKETS],
-        unknown: [0; BUCKETS / 8],
-    };
-
-    /// Empty sums at `pos`, in place (they are 2 KiB).
-    pub fn reset(&mut self, pos: Position) {
-        self.pos = pos;
-        self.sums.fill(0);
-        self.unknown.fill(0);
+impl PfkeySeq {
+    /// The next request's number.
+    pub fn next(&mut self) -> u32 {
+        self.0 = self.0.wrapping_add(1);
+        self.0
     }
 }
 
@@ -153,12 +129,9 @@ pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect = Ope
     pub(super) policy: FilterPolicy,
     pub(super) peer_addrs: heapless::Vec<IpAddr, MAX_PEERS>,
     pub(super) table: PeerTable<'a>,
-    pub(super) backoff: [Backoff; MAX_PEERS],
-    /// Two per peer: `conns.len()` is how many peers the node holds.
-    pub(super) conns: ManagedSlice<'a, [ConnSlot<'a, C>; 2]>,
-    /// Per connection slot, the bundle pass of the snapshot it is fed
-    /// (see `Regroup`).
-    pub(super) regroup: [[Regroup; 2]; MAX_PEERS],
+    /// Two connection slots per peer, each peer's backoff, whose turn it
+    /// is to send.
+    pub(super) conns: ConnSlots<'a, C>,
     pub(super) role: RoleTracker,
     /// When the run state last changed (or the node started).
     pub(super) state_since: Instant,
@@ -174,17 +147,15 @@ pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect = Ope
     pub(super) scratch: Managed<'a, Scratch>,
     pub(super) pfkeyq: PfkeyQueue<'a>,
     pub(super) events: EventQueue<'a>,
-    pub(super) next_conn: u32,
     pub(super) next_dump: u32,
-    pub(super) pfkey_seq: u32,
+    pub(super) pfkey_seq: PfkeySeq,
     pub(super) job: Job,
-    pub(super) next_digest: Option<Instant>,
+    /// Master: the digest schedule, the last digest announced, each
+    /// slot's bundle pass.
+    pub(super) feed: MasterFeed,
     /// Per-bucket sums of the last digest (master: what it announced;
     /// slave: its own tables at the master's digest position).
     pub(super) sums: BucketSums,
-    /// Master: the last digest announced, sent to each slave when its
-    /// stream reaches the digest's position, followed by the bucket sums.
-    pub(super) announced: Option<Ctl>,
     /// Slave: where we stand in the master's stream, whom we follow, what
     /// we owe ourselves.
     pub(super) slave: SlaveSync,
@@ -192,7 +163,6 @@ pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect = Ope
     /// `handle_shutdown` was called.
     pub(super) shutting_down: bool,
     pub(super) counters: Counters,
-    pub(super) rr: usize,
     /// Slave: the last outbound sequence number carried per SA.
     pub(super) carried: super::outseq::Carried,
     /// How far past the last carried number a new master moves each
@@ -271,6 +241,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect + Default> Node<
         LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
             .map_err(|_| NodeError::BadKey)?;
         SecretKey::<32>::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
+        super::reconfigure::legacy_dialect::<D>(config)?;
         super::reconfigure::wanted_peers(config, peers)?;
         Ok(())
     }
@@ -346,9 +317,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect + Default> Node<
             },
             peer_addrs,
             table,
-            backoff: core::array::from_fn(|_| Backoff::new()),
-            conns,
-            regroup: [[Regroup::None; 2]; MAX_PEERS],
+            conns: ConnSlots::new(conns),
             role,
             state_since: now,
             interface: config.interface.clone(),
@@ -361,18 +330,15 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect + Default> Node<
             scratch,
             pfkeyq: PfkeyQueue::new(pfkey),
             events: EventQueue::new(events),
-            next_conn: 1,
             next_dump: 1,
-            pfkey_seq: 0,
+            pfkey_seq: PfkeySeq(0),
             job: Job::None,
-            next_digest: None,
+            feed: MasterFeed::new(),
             sums: BucketSums::EMPTY,
-            announced: None,
             slave: SlaveSync::new(),
             split_brain: false,
             shutting_down: false,
             counters: Counters::default(),
-            rr: 0,
             carried: super::outseq::Carried::new(),
             replay_margin: u64::from(config.replay_margin),
             #[cfg(feature = "planted-bugs")]
@@ -403,16 +369,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
 
     /// How many connections the node can hold (two per peer).
     pub fn connection_slots(&self) -> usize {
-        self.conns.len() * 2
+        self.conns.peers() * 2
     }
 
     /// The connection in slot `slot` (`0..connection_slots()`), if any.
     pub fn connection_in_slot(&self, slot: usize) -> Option<ConnId> {
-        self.conns
-            .get(slot / 2)?
-            .get(slot % 2)?
-            .as_ref()
-            .map(|c| c.id)
+        self.conns.slot(slot / 2, slot % 2).map(|c| c.id)
     }
 
     /// Our run state.
@@ -472,10 +434,11 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         self.job_cancel();
         self.stop_feeds();
         self.slave.shut_down();
-        for p in 0..self.conns.len() {
+        for p in 0..self.conns.peers() {
             for s in 0..2 {
-                let done = self.conns[p][s]
-                    .as_ref()
+                let done = self
+                    .conns
+                    .slot(p, s)
                     .map(|c| (c.id, !c.is_open() || c.tx.is_empty()));
                 if let Some((id, true)) = done {
                     self.close_conn(now, id, None, true);
@@ -490,9 +453,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// in our kernel. A platform that cannot wait
     /// (a peer that does not read) gives up after a grace period of its own.
     pub fn is_shut_down(&self) -> bool {
-        self.shutting_down
-            && self.pfkeyq.is_empty()
-            && self.conns.iter().flatten().all(|c| c.is_none())
+        self.shutting_down && self.pfkeyq.is_empty() && self.conns.is_empty()
     }
 
     /// Time passed: retries, reconnects, demotion deadline, digests.
@@ -528,19 +489,24 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         for (i, p) in self.table.iter() {
             // As `dial_due`: pending inbound handshakes do not hold a dial
             // back, so their peer's retry is due too.
-            let held = self.conns[i.0]
-                .iter()
-                .flatten()
+            let held = self
+                .conns
+                .of_peer(i.0)
                 .any(|c| c.outbound || c.up || c.alias);
             if p.status() == ConnStatus::Disconnected && !held {
                 t = earliest(
                     t,
-                    Some(self.backoff[i.0].poll_timeout().unwrap_or(Instant::ZERO)),
+                    Some(
+                        self.conns
+                            .backoff(i.0)
+                            .poll_timeout()
+                            .unwrap_or(Instant::ZERO),
+                    ),
                 );
             }
         }
-        for slots in self.conns.iter() {
-            for c in slots.iter().flatten() {
+        {
+            for c in self.conns.iter() {
                 let legacy_pending =
                     matches!(c.phase, Phase::Legacy) && !c.outbound && !c.up && !c.alias;
                 if legacy_pending
@@ -561,7 +527,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             }
         }
         if self.role.state() == RunState::Master {
-            t = earliest(t, self.next_digest);
+            t = earliest(t, self.feed.digest_at());
         }
         t = earliest(t, self.ack_deadline());
         t = earliest(t, self.slave.reask_at());
@@ -580,26 +546,25 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// so one busy peer cannot starve the others). Report what was written
     /// with `handle_sent`.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(ConnId, &[u8])> {
-        let n = self.conns.len() * 2;
         let mut found = None;
-        for k in 0..n {
-            let i = (self.rr + k) % n;
+        for i in self.conns.in_turn() {
             let (p, s) = (i / 2, i % 2);
-            let Some(id) = self.conns[p][s].as_ref().map(|c| c.id) else {
+            let Some(id) = self.conns.slot(p, s).map(|c| c.id) else {
                 continue;
             };
             self.pump(now, id);
-            if self.conns[p][s]
-                .as_ref()
+            if self
+                .conns
+                .slot(p, s)
                 .is_some_and(|c| !c.tx.is_empty() && !c.blocked)
             {
                 found = Some((p, s));
-                self.rr = (i + 1) % n;
+                self.conns.sent(i);
                 break;
             }
         }
         let (p, s) = found?;
-        let c = self.conns[p][s].as_ref()?;
+        let c = self.conns.slot(p, s)?;
         Some((c.id, c.tx.pending()))
     }
 
@@ -689,9 +654,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     }
 
     pub(super) fn alloc_conn_id(&mut self) -> ConnId {
-        let id = ConnId(self.next_conn);
-        self.next_conn = self.next_conn.wrapping_add(1).max(1);
-        id
+        self.conns.alloc_id()
     }
 
     pub(super) fn alloc_dump_id(&mut self) -> DumpId {
@@ -701,34 +664,25 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     }
 
     pub(super) fn slot_of(&self, id: ConnId) -> Option<(usize, usize)> {
-        for (p, slots) in self.conns.iter().enumerate() {
-            for (s, c) in slots.iter().enumerate() {
-                if c.as_ref().is_some_and(|c| c.id == id) {
-                    return Some((p, s));
-                }
-            }
-        }
-        None
+        self.conns.slot_of(id)
     }
 
     pub(super) fn conn(&self, id: ConnId) -> Option<&Conn<'a, C>> {
-        let (p, s) = self.slot_of(id)?;
-        self.conns[p][s].as_ref()
+        self.conns.get(id)
     }
 
     pub(super) fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn<'a, C>> {
-        let (p, s) = self.slot_of(id)?;
-        self.conns[p][s].as_mut()
+        self.conns.get_mut(id)
     }
 
     pub(super) fn conn_count(&self, p: usize) -> usize {
-        self.conns[p].iter().filter(|c| c.is_some()).count()
+        self.conns.count(p)
     }
 
     /// Ids of every connection that is open (legacy, or v2 authenticated).
     pub(super) fn open_conns(&self) -> heapless::Vec<ConnId, 64> {
         let mut v = heapless::Vec::new();
-        for c in self.conns.iter().flatten().flatten() {
+        for c in self.conns.iter() {
             if c.is_open() && c.up {
                 let _ = v.push(c.id);
             }
@@ -792,7 +746,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             });
             self.stop_feeds();
             self.job_cancel();
-            self.next_digest = None;
+            self.feed.stop_digests();
         }
         if change.to == RunState::Master {
             let mut epoch = self.rng.next_u64();
@@ -805,7 +759,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             self.job_cancel();
             self.start_seq_jump();
             // Anti-entropy is a v2 feature.
-            self.next_digest = (!self.legacy).then(|| now.add(self.settings.digest_interval));
+            let interval = self.settings.digest_interval;
+            self.feed.schedule_digests(!self.legacy, now, interval);
         }
         self.check_split_brain(true);
         self.slave.unfollow();
@@ -816,9 +771,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             self.attach(now);
         }
         // Reconnect everyone now (the original does this on every change).
-        for b in self.backoff.iter_mut() {
-            b.handle_success();
-        }
+        self.conns.redial_all();
         if change.to == RunState::Master && self.legacy {
             // v2 slaves ask for their stream (`Resync`) when they learn we
             // are master; legacy slaves do not, so we start it (D-12).
@@ -928,5 +881,16 @@ pub(super) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, None) => x,
         (None, y) => y,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pfkey_sequence_numbers_count_up_and_wrap() {
+        let mut s = PfkeySeq(u32::MAX - 1);
+        assert_eq!((s.next(), s.next(), s.next()), (u32::MAX, 0, 1));
     }
 }

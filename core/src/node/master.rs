@@ -12,9 +12,11 @@ use crate::wire::v2::MAX_PAYLOAD;
 use super::conn::{Feed, Phase, CTL_RESERVE, MAX_FRAME};
 use super::digest::MultisetDigest;
 use super::event::{ConnId, DumpFlow, DumpOp, Event, Table};
+use super::feed::Regroup;
 use super::fingerprint;
+use super::fingerprint::BucketSums;
 use super::jobs::{Job, JobKind};
-use super::machine::{Node, Regroup};
+use super::machine::Node;
 use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::PeerIndex;
@@ -108,12 +110,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         };
         let mut sent = false;
         let mut skipped = 0u32;
-        for p in 0..self.conns.len() {
+        for p in 0..self.conns.peers() {
             for s in 0..2 {
-                let master = self.conns[p][s]
-                    .as_ref()
+                let master = self
+                    .conns
+                    .slot(p, s)
                     .is_some_and(|c| self.peer_state_of(c.id) == Some(RunState::Master));
-                let Some(c) = self.conns[p][s].as_mut() else {
+                let Some(c) = self.conns.slot_mut(p, s) else {
                     continue;
                 };
                 if !matches!(c.phase, Phase::Keyed { open: true, .. }) || master {
@@ -158,7 +161,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         }
         // A flow's X_DELFLOW met a snapshot taken after the deletion; a
         // repair's X_GRPSPIS named an SA a later repair batch brings.
-        if matches!(req.op, Op::DeletePolicy | Op::Group) && errno == ESRCH {
+        // Linux answers a missing policy's DELPOLICY with ENOENT
+        // (xfrm_get_policy), OpenBSD a missing flow's with ESRCH.
+        const ENOENT: u32 = 2;
+        if matches!(req.op, Op::DeletePolicy | Op::Group) && (errno == ESRCH || errno == ENOENT) {
             log::debug!("pfkey {} of what we do not hold (ESRCH)", req.name);
             return;
         }
@@ -279,14 +285,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 self.peer_addrs[p]
             );
         }
-        self.next_digest = Some(now);
+        self.feed.digest_now(now);
         true
     }
 
     /// Legacy sessions whose feed delay is over start their feed.
     pub(super) fn legacy_feeds_due(&mut self, now: Instant) {
         let mut due: heapless::Vec<ConnId, 64> = heapless::Vec::new();
-        for c in self.conns.iter_mut().flatten().flatten() {
+        for c in self.conns.iter_mut() {
             if c.feed_at.is_some_and(|t| t <= now) {
                 c.feed_at = None;
                 let _ = due.push(c.id);
@@ -359,11 +365,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let legacy = self.legacy;
         if legacy && self.flushmode == FlushMode::Startup {
             let mut f = [0u8; 64];
-            self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
-            if let Ok(n) = self
-                .dialect
-                .flush_request(self.settings.pid, self.pfkey_seq, &mut f)
-            {
+            let seq = self.pfkey_seq.next();
+            if let Ok(n) = self.dialect.flush_request(self.settings.pid, seq, &mut f) {
                 let res = match self.conn_mut_split(conn) {
                     Some((c, codec, rng)) => c.send_pfkey(codec, rng, &f[..n]),
                     None => return,
@@ -384,7 +387,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 &Ctl::SnapBegin {
                     pos: start,
                     sweep: true,
-                    expect: self.expect(buckets.as_ref()),
+                    expect: self.feed.expect(buckets.as_ref()),
                     buckets,
                 },
             );
@@ -392,7 +395,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let Some((p, s)) = self.slot_of(conn) else {
             return;
         };
-        self.regroup[p][s] = Regroup::None;
+        self.feed.snapshot_begins(p, s);
         if let Some(c) = self.conn_mut(conn) {
             c.feed = Feed::Snapshot {
                 dump,
@@ -423,21 +426,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         });
     }
 
-    /// About how many entries a snapshot of `buckets` (or all) holds, from
-    /// the last digest's counts, so the slave can size its marks.
-    fn expect(&self, buckets: Option<&BucketSet>) -> u32 {
-        let total = match self.announced {
-            Some(Ctl::Digest { sas, flows, .. }) => u64::from(sas) + u64::from(flows),
-            _ => 0,
-        };
-        let share = buckets.map_or(BUCKETS, fingerprint::count) as u64;
-        u32::try_from(total * share / BUCKETS as u64).unwrap_or(u32::MAX)
-    }
-
     /// Stops every feed (we are no longer master).
     pub(super) fn stop_feeds(&mut self) {
         let mut cancel: heapless::Vec<(super::event::DumpId, PeerIndex), 64> = heapless::Vec::new();
-        for c in self.conns.iter_mut().flatten().flatten() {
+        for c in self.conns.iter_mut() {
             if let Feed::Snapshot { dump, .. } = c.feed {
                 let _ = cancel.push((dump, c.peer));
             }
@@ -462,7 +454,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         &mut R,
     )> {
         let (p, s) = self.slot_of(id)?;
-        let c = self.conns[p][s].as_mut()?;
+        let c = self.conns.slot_mut(p, s)?;
         Some((c, &self.codec, &mut self.rng))
     }
 
@@ -473,7 +465,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         };
         let mut sent = 0u64;
         loop {
-            let Some(c) = self.conns[p][s].as_mut() else {
+            let Some(c) = self.conns.slot_mut(p, s) else {
                 return;
             };
             if !c.is_open() || !c.up {
@@ -497,7 +489,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                             break;
                         }
                         c.pending_digest = None;
-                        let Some(d) = self.announced.as_ref().filter(|_| self.sums.pos == after)
+                        let Some(d) = self.feed.announced().filter(|_| self.sums.pos() == after)
                         else {
                             continue;
                         };
@@ -607,7 +599,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             return DumpFlow::Pause;
         };
         let pass = if table == Table::Sadb {
-            self.regroup[p][s]
+            self.feed.regroup(p, s)
         } else {
             Regroup::None
         };
@@ -648,9 +640,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         #[cfg(feature = "planted-bugs")]
         let grouped = grouped && !self.bugs.no_regroup;
         if grouped && pass == Regroup::None {
-            self.regroup[p][s] = Regroup::Seen;
+            self.feed.grouped_sent(p, s);
         }
-        let Some(c) = self.conns[p][s].as_mut() else {
+        let Some(c) = self.conns.slot_mut(p, s) else {
             return DumpFlow::Pause;
         };
         if let Feed::Snapshot {
@@ -686,7 +678,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             return DumpFlow::More;
         }
         self.count_out(p);
-        let Some(c) = self.conns[p][s].as_mut() else {
+        let Some(c) = self.conns.slot_mut(p, s) else {
             return DumpFlow::Pause;
         };
         if c.feed_has_room() {
@@ -729,21 +721,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             Table::Sadb => {
                 // After the ADDs of grouped entries, the SADB once more for
                 // their X_GRPSPIS; then the SPD.
-                let next = match self.slot_of(conn) {
-                    Some((p, s)) => {
-                        let r = &mut self.regroup[p][s];
-                        *r = match *r {
-                            Regroup::Seen => Regroup::Pass,
-                            _ => Regroup::None,
-                        };
-                        if *r == Regroup::Pass {
-                            Table::Sadb
-                        } else {
-                            Table::Spd
-                        }
-                    }
-                    None => Table::Spd,
-                };
+                let bundles = self
+                    .slot_of(conn)
+                    .is_some_and(|(p, s)| self.feed.sadb_pass_ended(p, s));
+                let next = if bundles { Table::Sadb } else { Table::Spd };
                 let dump = self.alloc_dump_id();
                 if let Some(c) = self.conn_mut(conn) {
                     c.feed = Feed::Snapshot {
@@ -820,7 +801,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             return;
         }
         log::info!("kernel change messages were lost: digesting now so that slaves repair what they missed");
-        self.next_digest = Some(now);
+        self.feed.digest_now(now);
     }
 
     /// Starts a periodic digest when due (v2 masters with streaming slaves).
@@ -828,12 +809,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if self.role.state() != RunState::Master || self.legacy {
             return;
         }
-        let Some(at) = self.next_digest else { return };
-        if now < at {
+        if !self.feed.digest_due(now, self.settings.digest_interval) {
             return;
         }
-        self.next_digest = Some(now.add(self.settings.digest_interval));
-        let streaming = self.conns.iter().flatten().flatten().any(|c| {
+        let streaming = self.conns.iter().any(|c| {
             matches!(c.phase, Phase::Keyed { open: true, .. })
                 && matches!(c.feed, Feed::Stream { .. })
         });
@@ -843,7 +822,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if !matches!(self.job, Job::None) {
             // Busy reading a dump for something else: soon, not a whole
             // interval later.
-            self.next_digest = Some(now.add(core::time::Duration::from_secs(1)));
+            self.feed.digest_busy(now);
             return;
         }
         let start = self.ring.position();
@@ -886,23 +865,16 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 }
                 Err(_) => unknown = fingerprint::ALL,
             }
-            self.sums.unknown = unknown;
-            // Soon again: a slave resuming after a failover waits for it.
-            let soon = now.add(core::time::Duration::from_secs(5));
-            self.next_digest = self.next_digest.map(|t| t.min(soon));
+            self.sums.set_unknown(unknown);
         }
+        // A partial one is followed soon: a slave resuming after a
+        // failover waits for a whole one.
         let (sa_digest, sas) = sa.finish();
         let (flow_digest, flows) = flow.finish();
-        self.announced = Some(Ctl::Digest {
-            pos: start,
-            sas,
-            flows,
-            sa_digest,
-            flow_digest,
-            partial,
-        });
+        self.feed
+            .announce(now, start, sas, flows, sa_digest, flow_digest, partial);
         let mut ids: heapless::Vec<ConnId, 64> = heapless::Vec::new();
-        for c in self.conns.iter_mut().flatten().flatten() {
+        for c in self.conns.iter_mut() {
             if matches!(c.phase, Phase::Keyed { open: true, .. })
                 && matches!(c.feed, Feed::Stream { .. })
             {
@@ -926,7 +898,7 @@ fn queue_digest<C: Crypto + Clone, R: Random>(
     codec: &crate::wire::legacy::LegacyCodec<C>,
     rng: &mut R,
     digest: &Ctl,
-    sums: &super::machine::BucketSums,
+    sums: &BucketSums,
     after: Position,
 ) -> bool {
     let mut ok = c.send_ctl(codec, rng, digest).is_ok();
@@ -946,10 +918,10 @@ fn queue_digest<C: Crypto + Clone, R: Random>(
         } = &mut chunk
         {
             *first = start as u32;
-            part.copy_from_slice(&sums.sums[start..start + BUCKETS_PER_CHUNK]);
+            part.copy_from_slice(sums.range(start, BUCKETS_PER_CHUNK));
             *unknown = 0;
             for i in 0..BUCKETS_PER_CHUNK {
-                if fingerprint::has(&sums.unknown, start + i) {
+                if sums.is_unknown(start + i) {
                     *unknown |= 1 << i;
                 }
             }

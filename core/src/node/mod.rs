@@ -16,6 +16,10 @@
 //! * [`peer_table`]: configured peers, their sessions and announced states,
 //!   with [`peer_stats`] counters;
 //! * `reconfigure`: applying a reloaded configuration to a running node;
+//! * `slave`: the slave's sync (where it stands in its master's stream,
+//!   whom it follows, the repair it owes itself); `feed`: the master's
+//!   digest schedule, last digest and bundle passes; `slots`: the
+//!   connection slots with each peer's backoff and the send turn;
 //! * [`txbuf`]: a connection's outgoing bytes; [`pfkeyq`]: PF_KEY messages
 //!   waiting for the kernel; [`marks`]: what a snapshot contained, for the
 //!   slave's sweep.
@@ -33,6 +37,7 @@ mod conn;
 pub mod demote;
 pub mod digest;
 pub mod event;
+mod feed;
 mod fingerprint;
 mod follow;
 pub mod ike;
@@ -53,6 +58,7 @@ pub mod ring;
 mod scratch;
 mod session;
 mod slave;
+mod slots;
 pub mod stats;
 mod storage;
 pub mod txbuf;

@@ -23,14 +23,13 @@ use core::net::IpAddr;
 
 use crate::config::{Config, Protocol, MAX_PEERS};
 use crate::crypto::{Crypto, SecretKey};
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, KernelDialect};
 use crate::pfkey::FilterPolicy;
 use crate::random::Random;
 use crate::state::RunState;
 use crate::time::Instant;
 use crate::wire::legacy::LegacyCodec;
 
-use super::backoff::Backoff;
 use super::event::{ConnId, NodeError};
 use super::ike::Control;
 use super::machine::Node;
@@ -154,6 +153,15 @@ impl core::fmt::Display for Reconfigured {
     }
 }
 
+/// Refuses `protocol legacy` to a node of another kernel than OpenBSD's
+/// (see [`NodeError::LegacyDialect`]).
+pub(super) fn legacy_dialect<D: Dialect>(config: &Config) -> Result<(), NodeError> {
+    if config.protocol == Protocol::Legacy && D::ID != KernelDialect::OpenBsd {
+        return Err(NodeError::LegacyDialect);
+    }
+    Ok(())
+}
+
 /// The configured peers as the node keys them (canonical address, port to
 /// dial), checked against the node's capacity.
 pub(super) fn wanted_peers(
@@ -189,7 +197,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let codec = LegacyCodec::new(self.crypto.clone(), config.sharedkey.as_bytes())
             .map_err(|_| NodeError::BadKey)?;
         let key = SecretKey::new(config.sharedkey.as_bytes()).ok_or(NodeError::BadKey)?;
-        let wanted = wanted_peers(config, self.conns.len())?;
+        legacy_dialect::<D>(config)?;
+        let wanted = wanted_peers(config, self.conns.peers())?;
 
         let mut r = Reconfigured::default();
         let legacy = config.protocol == Protocol::Legacy;
@@ -249,7 +258,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// switches protocol if asked, and lets every peer be redialled at once.
     fn reset_sessions(&mut self, now: Instant, why: SessionReset, legacy: bool) {
         let mut ids: heapless::Vec<ConnId, 64> = heapless::Vec::new();
-        for c in self.conns.iter().flatten().flatten() {
+        for c in self.conns.iter() {
             let _ = ids.push(c.id);
         }
         for &id in &ids {
@@ -261,12 +270,11 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             // a v2 master what we hold. Anti-entropy is v2 only.
             self.slave.protocol_changed();
             self.job_cancel();
-            self.next_digest = (!legacy && self.role.state() == RunState::Master)
-                .then(|| now.add(self.settings.digest_interval));
+            let v2_master = !legacy && self.role.state() == RunState::Master;
+            let interval = self.settings.digest_interval;
+            self.feed.schedule_digests(v2_master, now, interval);
         }
-        for b in self.backoff.iter_mut() {
-            b.handle_success();
-        }
+        self.conns.redial_all();
     }
 
     /// Hangs up on removed peers, then rebuilds the peer table and moves
@@ -283,7 +291,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             r.peers_removed += 1;
             log::info!("peer {addr}: no longer configured");
             for s in 0..2 {
-                if let Some(id) = self.conns[p][s].as_ref().map(|c| c.id) {
+                if let Some(id) = self.conns.slot(p, s).map(|c| c.id) {
                     self.close_conn(now, id, Some("no longer configured"), true);
                 }
             }
@@ -294,40 +302,21 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             Err(_) => return,
         };
         self.slave.peers_moved(&from);
-        let mut at: [usize; MAX_PEERS] = core::array::from_fn(|i| i);
-        let mut pos: [usize; MAX_PEERS] = core::array::from_fn(|i| i);
-        for (j, old) in from.iter().enumerate() {
-            let Some(o) = *old else {
+        for old in from.iter() {
+            if old.is_some() {
+                r.peers_kept += 1;
+            } else {
                 r.peers_added += 1;
-                continue;
-            };
-            r.peers_kept += 1;
-            let s = pos[o.0];
-            if s != j {
-                swap_slots(&mut self.conns[..], s, j);
-                swap_slots(&mut self.backoff, s, j);
-                let (a, b) = (at[s], at[j]);
-                at.swap(s, j);
-                pos[a] = j;
-                pos[b] = s;
             }
         }
-        // What is left in the other slots is what removed peers left:
-        // their connections are closed.
-        for j in 0..self.conns.len() {
-            let kept = from.get(j).is_some_and(|o| o.is_some());
-            if !kept {
-                self.backoff[j] = Backoff::new();
-            }
-            for c in self.conns[j].iter_mut().flatten() {
-                c.peer = PeerIndex(j);
-            }
-        }
+        // Each kept peer's slots and backoff move to its new index; what
+        // is left in the other slots is what removed peers left (their
+        // connections were closed above).
+        self.conns.peers_moved(&from);
         self.peer_addrs.clear();
         for &(addr, _) in wanted {
             let _ = self.peer_addrs.push(addr);
         }
-        self.rr = 0;
     }
 
     /// Locks or unlocks the role; a tracking node re-reads a new carp
@@ -362,15 +351,6 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
 
 /// Swaps two elements in place (`mem::swap` on the halves, which avoids a
 /// temporary the size of a connection's buffers).
-fn swap_slots<T>(v: &mut [T], a: usize, b: usize) {
-    let (lo, hi) = (a.min(b), a.max(b));
-    if lo == hi || hi >= v.len() {
-        return;
-    }
-    let (x, y) = v.split_at_mut(hi);
-    core::mem::swap(&mut x[lo], &mut y[0]);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,15 +385,5 @@ mod tests {
             ..Reconfigured::default()
         };
         assert!(!nothing.changed());
-    }
-
-    #[test]
-    fn swap_slots_swaps_and_ignores_nonsense() {
-        let mut v = [1, 2, 3];
-        swap_slots(&mut v, 2, 0);
-        assert_eq!(v, [3, 2, 1]);
-        swap_slots(&mut v, 1, 1);
-        swap_slots(&mut v, 1, 7);
-        assert_eq!(v, [3, 2, 1]);
     }
 }

@@ -141,7 +141,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 break;
             };
             if self.must_pause(conn) {
-                if let Some(c) = self.conns[p][s].as_mut() {
+                if let Some(c) = self.conns.slot_mut(p, s) {
                     c.paused = true;
                 }
                 break;
@@ -159,7 +159,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     // Liveness counts whole, authentic frames only: a
                     // corrupted length can stall the deframer while bytes
                     // keep trickling in.
-                    if let Some(c) = self.conns[p][s].as_mut() {
+                    if let Some(c) = self.conns.slot_mut(p, s) {
                         c.last_rx = now;
                         c.bad_frames = 0;
                     }
@@ -185,7 +185,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     }
                     // Legacy drops a bad frame and reads on; a few in a
                     // row (the first, unauthenticated) end the connection.
-                    let bad = self.conns[p][s].as_mut().map_or(0, |c| {
+                    let bad = self.conns.slot_mut(p, s).map_or(0, |c| {
                         c.bad_frames = c.bad_frames.saturating_add(1);
                         c.bad_frames
                     });
@@ -253,7 +253,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     #[inline(never)]
     fn read_step(&mut self, p: usize, s: usize, input: &mut &[u8]) -> Step {
         let buf = &mut self.scratch.out;
-        let Some(c) = self.conns[p][s].as_mut() else {
+        let Some(c) = self.conns.slot_mut(p, s) else {
             return Step::NeedMore;
         };
         let Rx { buf: rxbuf, mode } = &mut c.rx;
@@ -712,8 +712,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             }
         }
         let pid = self.settings.pid;
-        self.pfkey_seq = self.pfkey_seq.wrapping_add(1);
-        let seq = self.pfkey_seq;
+        let seq = self.pfkey_seq.next();
         // A legacy master may be the original, which sends its dump
         // records and UPDATEs as they are: rewritten here as our master
         // rewrites them before sending (a no-op on what ours sent).
@@ -838,7 +837,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// Unpauses connections that may read again.
     pub(super) fn wake_readers(&mut self) {
         let mut woke: heapless::Vec<ConnId, 64> = heapless::Vec::new();
-        for c in self.conns.iter().flatten().flatten() {
+        for c in self.conns.iter() {
             if c.paused && !self.must_pause(c.id) {
                 let _ = woke.push(c.id);
             }
@@ -880,10 +879,11 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
 
     pub(super) fn peer_state_of(&self, conn: ConnId) -> Option<RunState> {
         let (p, _) = self.slot_of(conn)?;
-        let c = self.conns[p][0]
-            .as_ref()
+        let c = self
+            .conns
+            .slot(p, 0)
             .filter(|c| c.id == conn)
-            .or(self.conns[p][1].as_ref())?;
+            .or(self.conns.slot(p, 1))?;
         if !c.up {
             return None;
         }

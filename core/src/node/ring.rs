@@ -26,6 +26,7 @@ const HDR: usize = 2;
 /// ```
 /// # use sasyncd_core::{config::Config, crypto::SoftCrypto, random::Random, time::Instant};
 /// # use sasyncd_core::node::*;
+/// # use sasyncd_core::dialect::OpenBsd;
 /// # struct Zero;
 /// # impl Random for Zero { fn fill(&mut self, out: &mut [u8]) { out.fill(7) } }
 /// let cfg = Config::parse(b"peer 192.0.2.2\nsharedkey sixteen-byte-key\nmode slave\n").unwrap();
@@ -45,7 +46,7 @@ const HDR: usize = 2;
 ///         conns: (&mut conns).into(),
 ///         scratch: (&mut scratch).into(),
 ///     };
-///     Node::new(&cfg, Settings::new([1; 16], 1, 1), SoftCrypto, Zero, FixedMarks::<4>::new(),
+///     Node::<_, _, _, OpenBsd>::new(&cfg, Settings::new([1; 16], 1, 1), SoftCrypto, Zero, FixedMarks::<4>::new(),
 ///         storage, Instant::ZERO).map(|_| ())
 /// };
 /// assert_eq!(build(&mut [0; MIN_RING_BYTES]), Ok(()));

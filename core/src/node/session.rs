@@ -45,13 +45,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// The outbound connection `conn` could not be made.
     pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId) {
         if let Some((p, s)) = self.slot_of(conn) {
-            self.conns[p][s].close();
+            self.conns.close(p, s);
             self.table
                 .handle_connect_failed(PeerIndex(p), AttemptId(conn.0));
             self.peer_error(now, p, ErrorKind::Io, "connect failed");
             self.note_down(now, p);
             let r = self.rng.next_u32();
-            let at = self.backoff[p].handle_failure(now, r);
+            let at = self.conns.backoff_mut(p).handle_failure(now, r);
             log::info!(
                 "peer {}: not reachable; retrying in {} ms",
                 self.peer_addrs[p],
@@ -83,7 +83,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         // peer's side of a crossed start, only read) may go too: a
         // restarted legacy peer must find room while our dead session
         // lingers (legacy has no keepalive).
-        let s = match (self.conns[p][0].as_ref(), self.conns[p][1].as_ref()) {
+        let s = match (self.conns.slot(p, 0), self.conns.slot(p, 1)) {
             (None, _) => 0,
             (_, None) => 1,
             (Some(a), Some(b)) => {
@@ -106,14 +106,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     }
                     return Err(Rejected::Busy(remote));
                 };
-                if let Some(vid) = self.conns[p][victim].as_ref().map(|c| c.id) {
+                if let Some(vid) = self.conns.slot(p, victim).map(|c| c.id) {
                     self.close_conn(now, vid, None, true);
                 }
                 victim
             }
         };
         let id = self.alloc_conn_id();
-        let c = self.conns[p][s].open(id, idx, false, self.legacy, now);
+        let c = self.conns.open(p, s, id, false, self.legacy, now);
         if self.legacy {
             // Registered as the peer's session only once it delivered an
             // authentic frame (legacy has no handshake): an unauthenticated
@@ -204,14 +204,11 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             // Pending inbound handshakes (anyone may open them from the
             // peer's address) do not hold our dial back: it takes a free
             // slot or the oldest of them.
-            let held = self.conns[p]
-                .iter()
-                .flatten()
-                .any(|c| c.outbound || c.up || c.alias);
-            if !disconnected || held || !self.backoff[p].may_attempt(now) {
+            let held = self.conns.of_peer(p).any(|c| c.outbound || c.up || c.alias);
+            if !disconnected || held || !self.conns.backoff_mut(p).may_attempt(now) {
                 continue;
             }
-            let s = match (self.conns[p][0].as_ref(), self.conns[p][1].as_ref()) {
+            let s = match (self.conns.slot(p, 0), self.conns.slot(p, 1)) {
                 (None, _) => 0,
                 (_, None) => 1,
                 (Some(a), Some(b)) => {
@@ -226,7 +223,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             if !self.table.handle_connecting(idx, AttemptId(id.0)) {
                 continue;
             }
-            self.conns[p][s].open(id, idx, true, self.legacy, now);
+            self.conns.open(p, s, id, true, self.legacy, now);
             let (addr, port) = match self.table.get(idx) {
                 Some(x) => (x.addr(), x.port()),
                 None => continue,
@@ -251,7 +248,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     pub(super) fn keepalives(&mut self, now: Instant) {
         let mut quiet: heapless::Vec<ConnId, 64> = heapless::Vec::new();
         let mut dead: heapless::Vec<ConnId, 64> = heapless::Vec::new();
-        for c in self.conns.iter().flatten().flatten() {
+        for c in self.conns.iter() {
             if !matches!(c.phase, Phase::Keyed { open: true, .. }) {
                 continue;
             }
@@ -280,7 +277,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// peer unreachable for good.
     pub(super) fn expire_handshakes(&mut self, now: Instant) {
         let mut late: heapless::Vec<(ConnId, &'static str), 64> = heapless::Vec::new();
-        for c in self.conns.iter().flatten().flatten() {
+        for c in self.conns.iter() {
             let (limit, why) = match c.phase {
                 Phase::Connecting => (self.settings.connect_timeout, "connect timed out"),
                 Phase::Hello(_) | Phase::Keyed { open: false, .. } => {
@@ -319,7 +316,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let Some((p, s)) = self.slot_of(id) else {
             return;
         };
-        let Some(c) = self.conns[p][s].as_mut() else {
+        let Some(c) = self.conns.slot_mut(p, s) else {
             return;
         };
         let ok = matches!(
@@ -345,7 +342,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let Some((p, s)) = self.slot_of(id) else {
             return;
         };
-        let outbound = self.conns[p][s].as_ref().is_some_and(|c| c.outbound);
+        let outbound = self.conns.slot(p, s).is_some_and(|c| c.outbound);
         if self.legacy && self.legacy_crossed(now, p, id, outbound) {
             return;
         }
@@ -354,10 +351,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             .handle_session_up(PeerIndex(p), SessionId(id.0), outbound, ids, now)
         {
             Some(SessionDecision::Accept { replaces }) => {
-                if let Some(c) = self.conns[p][s].as_mut() {
+                if let Some(c) = self.conns.slot_mut(p, s) {
                     c.up = true;
                 }
-                self.backoff[p].handle_success();
+                self.conns.backoff_mut(p).handle_success();
                 if let Some(old) = replaces {
                     if old.0 != id.0 {
                         self.close_conn(
@@ -456,7 +453,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         self.table
             .handle_session_moved(PeerIndex(p), SessionId(id.0), true);
         self.slave.conn_moved(cur, id);
-        self.backoff[p].handle_success();
+        self.conns.backoff_mut(p).handle_success();
         log::info!("peer {addr}: crossed connections; sending on ours, reading both");
         // The connector announces its state first (reference §10.4); a
         // master feeds the peer on the connection it reads.
@@ -471,7 +468,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let Some((p, s)) = self.slot_of(conn) else {
             return conn;
         };
-        if !self.conns[p][s].as_ref().is_some_and(|c| c.alias) {
+        if !self.conns.slot(p, s).is_some_and(|c| c.alias) {
             return conn;
         }
         match self.table.get(PeerIndex(p)).map(|x| x.status()) {
@@ -516,11 +513,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if was_current && self.legacy {
             // The peer's replaced connection goes too: the original never
             // reads it again, so only a fresh dial is sure to be read.
-            let alias = self.conns[p]
-                .iter()
-                .flatten()
-                .find(|x| x.alias)
-                .map(|x| x.id);
+            let alias = self.conns.of_peer(p).find(|x| x.alias).map(|x| x.id);
             if let Some(a) = alias {
                 self.release(now, a, None, true);
             }
@@ -536,9 +529,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             // Reconnect after a short pause (a flapping link must not spin).
             // A failed inbound handshake is not ours: anyone may cause
             // one, and it must not push our next dial back.
-            self.backoff[p].handle_success();
+            self.conns.backoff_mut(p).handle_success();
             let r = self.rng.next_u32();
-            self.backoff[p].handle_failure(now, r);
+            self.conns.backoff_mut(p).handle_failure(now, r);
         }
         self.check_split_brain(false);
         self.demote.handle_peer_states(self.table.states(), now);
@@ -557,7 +550,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         tell: bool,
     ) -> Option<(usize, Gone)> {
         let (p, s) = self.slot_of(id)?;
-        let c = self.conns[p][s].as_ref()?;
+        let c = self.conns.slot(p, s)?;
         let gone = Gone {
             feed: c.feed,
             connecting: matches!(c.phase, Phase::Connecting),
@@ -566,7 +559,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             alias: c.alias,
         };
         let vouched = self.vouched(id);
-        self.conns[p][s].close();
+        self.conns.close(p, s);
         if let Some(r) = reason {
             if vouched || self.may_log_noise(now, p) {
                 log::info!("peer {}: {}", self.peer_addrs[p], r);
@@ -620,7 +613,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let Some((p, s)) = self.slot_of(id) else {
             return true;
         };
-        let res = match self.conns[p][s].as_mut() {
+        let res = match self.conns.slot_mut(p, s) {
             Some(c) => c.send_ctl(&self.codec, &mut self.rng, ctl),
             None => return true,
         };

@@ -18,8 +18,7 @@ use crate::state::Position;
 use crate::time::Instant;
 
 use super::event::ConnId;
-use super::fingerprint;
-use super::machine::BucketSums;
+use super::fingerprint::{self, BucketSums};
 use super::peer_table::PeerIndex;
 use super::repair::{AfterSweep, RepairPlan};
 
@@ -547,10 +546,10 @@ impl SlaveSync {
         let followed = self.follows(conn);
         let mut cmp = self
             .compare
-            .filter(|c| followed && c.conn == conn && c.pos == pos && ours.pos == pos)?;
+            .filter(|c| followed && c.conn == conn && c.pos == pos && ours.pos() == pos)?;
         for (i, &t) in theirs.iter().enumerate() {
             let b = first + i;
-            if b < BUCKETS && unknown & (1 << i) == 0 && t != ours.sums[b] {
+            if b < BUCKETS && unknown & (1 << i) == 0 && t != ours.sum(b) {
                 fingerprint::add(&mut cmp.differ, b);
             }
         }

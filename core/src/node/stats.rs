@@ -214,13 +214,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 Some((self.peer_addrs[p], f.synced))
             }),
             job: self.job.name(),
-            paused_reads: self
-                .conns
-                .iter()
-                .flatten()
-                .flatten()
-                .filter(|c| c.paused)
-                .count(),
+            paused_reads: self.conns.iter().filter(|c| c.paused).count(),
             counters: self.counters,
         }
     }
@@ -241,7 +235,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 phase,
                 phase_since,
                 stats,
-                next_dial: self.backoff[i.0].poll_timeout(),
+                next_dial: self.conns.backoff(i.0).poll_timeout(),
             }
         })
     }
@@ -255,7 +249,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if matches!(p.status(), ConnStatus::Connected(_)) {
             return (SessionPhase::Up, p.stats.up_since);
         }
-        let conns = self.conns.get(i.0).into_iter().flatten().flatten();
+        let conns = self.conns.of_peer(i.0);
         let mut best: Option<(SessionPhase, Instant)> = None;
         for c in conns {
             let phase = match c.phase {

@@ -11,7 +11,8 @@
 //!   flushes; skipslave drops states whose endpoints, and policies whose
 //!   selector addresses, are a peer's.
 //! * **Rewrite**: [`super::rewrite`]'s requests (adds with counters,
-//!   replaces, deletes by identity, flushes).
+//!   replaces, deletes by identity, flushes); policies always as
+//!   add-or-replace (`UPDPOLICY`), as OpenBSD's `X_ADDFLOW` does.
 //! * **Digest form**: the record as an add (`NEWSA`/`NEWPOLICY`, header
 //!   zeroed) with what differs between a master's entry and its copy
 //!   zeroed or left out: current lifetimes, statistics, the acquire
@@ -477,8 +478,13 @@ impl Dialect for Xfrm {
             msg::UPDSA => rewrite::state_write(&SaView::from_new(&m)?, true, out)?,
             msg::DELSA => rewrite::state_delete(&SaView::from_del(&m)?, out)?,
             msg::EXPIRE => rewrite::state_delete(&SaView::from_expire(&m)?.0, out)?,
-            msg::NEWPOLICY => rewrite::policy_write(&PolicyView::from_new(&m)?, false, out)?,
-            msg::UPDPOLICY => rewrite::policy_write(&PolicyView::from_new(&m)?, true, out)?,
+            // A policy is always written add-or-replace (UPDPOLICY): a
+            // slave may hold it already (a snapshot and the stream
+            // overlap), and NEWPOLICY would be refused (EEXIST,
+            // xfrm_policy_insert) where OpenBSD's X_ADDFLOW replaces.
+            msg::NEWPOLICY | msg::UPDPOLICY => {
+                rewrite::policy_write(&PolicyView::from_new(&m)?, true, out)?
+            }
             msg::DELPOLICY => rewrite::policy_delete(&PolicyView::from_del(&m)?, out)?,
             msg::FLUSHSA => rewrite::flush_states(m.payload().first().copied().unwrap_or(0), out)?,
             msg::FLUSHPOLICY => rewrite::flush_policies(out)?,

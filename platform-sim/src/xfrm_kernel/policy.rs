@@ -22,6 +22,9 @@ use super::XfrmKernel;
 const TMPL_LEN: usize = 64;
 /// `XFRM_MAX_DEPTH`: templates a policy may have.
 const MAX_DEPTH: usize = 6;
+/// `struct xfrm_userpolicy_type` of the main type (`XFRM_POLICY_TYPE_MAIN`,
+/// reserved bytes zero).
+const MAIN_TYPE: [u8; 6] = [0; 6];
 /// `XFRM_MODE_MAX`.
 const MODE_MAX: u8 = 5;
 /// IPv6 routing header and destination options (Mobile IPv6 templates).
@@ -62,10 +65,14 @@ impl Policy {
         }
     }
 
+    /// `dump_one_policy`'s attributes: templates, the policy type (the
+    /// Debian kernel is built with `CONFIG_XFRM_SUB_POLICY`: its records
+    /// carry `XFRMA_POLICY_TYPE`, seen in the guest), mark, interface id.
     fn put_attrs(&self, mut b: Builder) -> Builder {
         if !self.tmpls.is_empty() {
             b = b.attr(attr::TMPL, &self.tmpls);
         }
+        b = b.attr(attr::POLICY_TYPE, &MAIN_TYPE);
         if self.mark.v | self.mark.m != 0 {
             b = b.attr(attr::MARK, &self.mark.to_bytes());
         }
@@ -167,12 +174,13 @@ fn templates(data: Option<&[u8]>, family: u16, dir: u8) -> Result<Vec<u8>, i32> 
             _ if f != prev => return Err(EINVAL),
             _ => {}
         }
-        if mode >= MODE_MAX || !(f == AF_INET || f == AF_INET6) || !proto_valid(t[22]) {
+        if mode >= MODE_MAX || !(f == AF_INET || f == AF_INET6) || !proto_valid(t[20]) {
             return Err(EINVAL);
         }
         prev = f;
         let mut u = [0u8; TMPL_LEN];
-        u[..23].copy_from_slice(&t[..23]);
+        // The xfrm_id: address, SPI, protocol (its padding zero).
+        u[..21].copy_from_slice(&t[..21]);
         u[24..26].copy_from_slice(&f.to_ne_bytes());
         u[28..51].copy_from_slice(&t[28..51]);
         u[52..64].copy_from_slice(&t[52..64]);
@@ -181,7 +189,9 @@ fn templates(data: Option<&[u8]>, family: u16, dir: u8) -> Result<Vec<u8>, i32> 
     Ok(out)
 }
 
-/// `copy_from_user_policy_type`: only the main type is modelled.
+/// `copy_from_user_policy_type`: only the main type is modelled (Linux
+/// built with sub policies also takes `XFRM_POLICY_TYPE_SUB`; refused
+/// here).
 fn check_type(tb: &[Option<&[u8]>]) -> Result<(), i32> {
     match tb[usize::from(attr::POLICY_TYPE)] {
         Some(t) if t[0] != 0 => Err(EINVAL),
@@ -304,7 +314,9 @@ impl XfrmKernel {
             return Ok(());
         }
         self.policies.clear();
-        let mut ev = Builder::new(msg::FLUSHPOLICY, 0).finish();
+        let mut ev = Builder::new(msg::FLUSHPOLICY, 0)
+            .attr(attr::POLICY_TYPE, &MAIN_TYPE)
+            .finish();
         sasyncd_core::xfrm::nl::set_seq_pid(&mut ev, m.seq(), m.pid());
         self.notify(group::POLICY, ev);
         Ok(())

@@ -782,7 +782,9 @@ impl XfrmKernel {
     /// `NLM_F_REPLACE` and something to set. The event goes to the
     /// replay-event group.
     pub(super) fn new_ae(&mut self, m: &Msg<'_>) -> Result<(), i32> {
-        let (i, tb) = self.ae_lookup(m)?;
+        // Checked before the lookup: something to set, and NLM_F_REPLACE.
+        let (_, attrs) = m.split(AEVENT_ID_LEN).map_err(|_| EINVAL)?;
+        let tb = parse_attrs(attrs)?;
         let any = [
             attr::LTIME_VAL,
             attr::REPLAY_VAL,
@@ -795,6 +797,7 @@ impl XfrmKernel {
         if !any || m.flags() & NLM_F_REPLACE == 0 {
             return Err(EINVAL);
         }
+        let (i, tb) = self.ae_lookup(m)?;
         let s = &mut self.states[i];
         // xfrm_replay_verify_len: an ESN state takes an ESN state of its
         // own size and a window its bitmap holds. An ESN attribute for a

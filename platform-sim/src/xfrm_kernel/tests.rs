@@ -52,7 +52,7 @@ fn policy(kind: u16, dir: u8, index: u32, priority: u32) -> Vec<u8> {
     info[160] = dir;
     let mut t = [0u8; 64];
     t[..4].copy_from_slice(&[192, 0, 2, 2]);
-    t[22] = IPPROTO_ESP;
+    t[20] = IPPROTO_ESP; // xfrm_id.proto
     t[28..32].copy_from_slice(&[192, 0, 2, 1]);
     t[44..48].copy_from_slice(&7u32.to_ne_bytes());
     t[48] = 1; // tunnel
