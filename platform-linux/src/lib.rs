@@ -80,19 +80,21 @@
 //! then refused at HELLO by its dialect, as issue 20 asks (HELLO byte 83,
 //! `core/src/wire/README.md`; tested by `tests/tests/dialect.rs`). The trait
 //! is `sasyncd_core::dialect::Dialect`, implemented here by
-//! [`dialect::Xfrm`]; wiring it into the node and the daemon's poll loop
-//! is issue 24's.
+//! [`dialect::Xfrm`]; the node is generic over it, and the daemon builds
+//! the XFRM node on Linux (`sasyncd/src/daemon.rs`).
 //!
 //! In the core's platform contract (`sasyncd_core::platform::Platform`),
-//! its parts take
-//! these places: `pfkey_write` is [`socket::XfrmSocket::request`] of a
-//! record rewritten by [`rewrite`] (or [`mirror::apply_event`], which adds
-//! the idempotent retries); `set_promisc` is opening or closing a watch
-//! socket joined to [`xfrm::group::SA`] and [`xfrm::group::POLICY`];
-//! `dump_start`/`dump_next` are [`socket::XfrmSocket::dump`] of
-//! `GETSA` then `GETPOLICY`, copied at start as the contract asks; a watch
-//! socket's `ENOBUFS` (events lost) is the node's cue to resynchronise, as
-//! a PF_KEY overflow is on OpenBSD.
+//! as the daemon's network process fills it on Linux (`sasyncd::linux`):
+//! `pfkey_write` is [`socket::XfrmSocket::send_request`] of the dialect's
+//! request (not waiting: the acknowledgement or refusal is read back on
+//! the same socket); `set_promisc` joins or leaves
+//! [`xfrm::group::SA`], [`xfrm::group::POLICY`] and
+//! [`xfrm::group::EXPIRE`] on that socket
+//! ([`socket::XfrmSocket::set_groups`]); `dump_start`/`dump_next` are the
+//! privileged process's [`socket::XfrmSocket::dump`] of `GETSA` or
+//! `GETPOLICY`, copied at start as the contract asks; a watch's `ENOBUFS`
+//! (events lost) is the node's cue to digest at once
+//! (`Node::handle_events_lost`), so that slaves repair what they missed.
 //!
 //! # What is proven, and where
 //!

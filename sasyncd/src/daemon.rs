@@ -699,6 +699,7 @@ mod tests {
         );
     }
 
+    #[cfg(not(target_os = "openbsd"))]
     fn opts() -> Options {
         Options {
             config: PathBuf::from("sasyncd.conf"),
