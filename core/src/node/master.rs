@@ -103,6 +103,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let n = self
             .dialect
             .identity_bytes(&crate::dialect::Identity::Sa(sa), &mut id);
+        // Kept by the master too: if it steps down and a master that
+        // missed these numbers (restarted, cut off) overwrites its copy of
+        // the SA, its next takeover still jumps past what it sent itself.
+        self.carried.note(&id[..n], seq);
         let ctl = Ctl::OutSeq {
             seq,
             len: n as u8,
