@@ -16,7 +16,7 @@
 //! takeover no SA on the new master sends a number at or below it (the
 //! master carries its kernel's replay events, the new master jumps past
 //! them, `wire/README.md` CTL_OUTSEQ). The check holds for a takeover by
-//! a node that was a slave for [`SYNCED_AFTER`] and for SAs whose every
+//! a node that was a slave for `SYNCED_AFTER` (10 s) and for SAs whose every
 //! packet was sent under a running master node: packets sent while no
 //! sasyncd was master (stopped, starting) were carried by no one.
 
