@@ -191,6 +191,9 @@ pub trait Dialect {
     /// ([`seq_jump`](Self::seq_jump)): Linux. OpenBSD leaves it to
     /// pfsync(4), and its node reads no dump at a takeover.
     const CARRIES_SEQ: bool = false;
+    /// Where a node keeps carried numbers ([`crate::node::outseq`]):
+    /// nothing for a dialect that carries none.
+    type Seqs: crate::node::outseq::SeqTable;
 
     /// Decides what a master does with `msg`, one message as its kernel's
     /// watch delivered it.
@@ -394,6 +397,7 @@ impl Dialect for OpenBsd {
     type PolicyKey = FlowKey;
     type Skip = OpenBsdSkip;
     type Error = PfkeyError;
+    type Seqs = crate::node::outseq::NoSeqs;
 
     /// A promiscuous copy carries the request another process wrote; our
     /// own requests carry our pid; [`filter`] decides the rest.

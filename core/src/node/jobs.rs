@@ -3,6 +3,7 @@
 //! after a full snapshot, the slave's digest check, and the master's
 //! periodic digest. One such job runs at a time.
 
+use super::outseq::SeqTable;
 use crate::crypto::Crypto;
 use crate::ctl::Ctl;
 use crate::dialect::{Dialect, Identity, IDENTITY_MAX};

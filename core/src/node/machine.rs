@@ -164,7 +164,7 @@ pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect = Ope
     pub(super) shutting_down: bool,
     pub(super) counters: Counters,
     /// Slave: the last outbound sequence number carried per SA.
-    pub(super) carried: super::outseq::Carried,
+    pub(super) carried: D::Seqs,
     /// How far past the last carried number a new master moves each
     /// outbound SA (`replay margin`).
     pub(super) replay_margin: u64,
@@ -339,7 +339,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect + Default> Node<
             split_brain: false,
             shutting_down: false,
             counters: Counters::default(),
-            carried: super::outseq::Carried::new(),
+            carried: D::Seqs::default(),
             replay_margin: u64::from(config.replay_margin),
             #[cfg(feature = "planted-bugs")]
             bugs: PlantedBugs::default(),

@@ -1,6 +1,7 @@
 //! The master's side: forwarding kernel changes through the delta ring,
 //! and feeding each slave (snapshot, then the ring) as its buffer drains.
 
+use super::outseq::SeqTable;
 use crate::crypto::Crypto;
 use crate::ctl::{BucketSet, Ctl, BUCKETS, BUCKETS_PER_CHUNK};
 use crate::dialect::{Classified, Dialect, Op, Request, IDENTITY_MAX};

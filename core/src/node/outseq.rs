@@ -33,17 +33,67 @@ pub(super) fn id_hash(id: &[u8]) -> u64 {
     siphash(ID_KEY, &[id])
 }
 
-/// The last outbound number carried per SA, by identity hash, sorted.
+/// Where a node keeps the numbers carried: its dialect's choice
+/// ([`Dialect::Seqs`](crate::dialect::Dialect::Seqs)), so that a node whose
+/// kernel needs none (OpenBSD: pfsync) spends no memory on it.
+pub trait SeqTable: Default + core::fmt::Debug {
+    /// Keeps `seq` for the SA whose identity bytes are `id` (the larger of
+    /// it and what is kept).
+    fn note(&mut self, id: &[u8], seq: u64);
+    /// The number kept for the SA whose identity bytes are `id`.
+    fn get(&self, id: &[u8]) -> Option<u64>;
+    /// How many SAs are kept.
+    fn len(&self) -> usize;
+    /// Whether none is.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Forgets everything.
+    fn clear(&mut self);
+}
+
+/// No table: the dialect carries no numbers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSeqs;
+
+impl SeqTable for NoSeqs {
+    fn note(&mut self, _id: &[u8], _seq: u64) {}
+    fn get(&self, _id: &[u8]) -> Option<u64> {
+        None
+    }
+    fn len(&self) -> usize {
+        0
+    }
+    fn clear(&mut self) {}
+}
+
+/// The last outbound number carried per SA, by identity hash, sorted:
+/// `N` SAs (16 bytes each).
 #[derive(Debug, Clone, Default)]
-pub struct Carried {
-    table: heapless::Vec<(u64, u64), CARRIED_SAS>,
+pub struct Carried<const N: usize = CARRIED_SAS> {
+    table: heapless::Vec<(u64, u64), N>,
     /// Numbers dropped because the table was full.
     pub dropped: u64,
 }
 
-impl Carried {
+impl<const N: usize> SeqTable for Carried<N> {
+    fn note(&mut self, id: &[u8], seq: u64) {
+        Carried::note(self, id, seq)
+    }
+    fn get(&self, id: &[u8]) -> Option<u64> {
+        Carried::get(self, id)
+    }
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+    fn clear(&mut self) {
+        self.table.clear()
+    }
+}
+
+impl<const N: usize> Carried<N> {
     /// An empty table.
-    pub const fn new() -> Carried {
+    pub const fn new() -> Self {
         Carried {
             table: heapless::Vec::new(),
             dropped: 0,
@@ -72,21 +122,6 @@ impl Carried {
             .ok()
             .map(|i| self.table[i].1)
     }
-
-    /// How many SAs are kept.
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
-    }
-
-    /// Forgets everything (after a jump wrote the numbers into our kernel).
-    pub fn clear(&mut self) {
-        self.table.clear();
-    }
 }
 
 #[cfg(test)]
@@ -95,7 +130,7 @@ mod tests {
 
     #[test]
     fn keeps_the_largest_per_identity() {
-        let mut c = Carried::new();
+        let mut c: Carried = Carried::new();
         c.note(b"sa-1", 100);
         c.note(b"sa-2", 7);
         c.note(b"sa-1", 50);
@@ -110,8 +145,16 @@ mod tests {
     }
 
     #[test]
+    fn no_table_keeps_nothing() {
+        let mut n = NoSeqs;
+        n.note(b"sa", 5);
+        assert_eq!((n.get(b"sa"), n.len()), (None, 0));
+        assert!(core::mem::size_of::<NoSeqs>() == 0);
+    }
+
+    #[test]
     fn a_full_table_counts_what_it_drops() {
-        let mut c = Carried::new();
+        let mut c: Carried = Carried::new();
         for i in 0..CARRIED_SAS as u32 + 3 {
             c.note(&i.to_be_bytes(), u64::from(i) + 1);
         }

@@ -1,5 +1,6 @@
 //! Receiving: deframing, the v2 handshake, and what each message means.
 
+use super::outseq::SeqTable;
 use crate::crypto::Crypto;
 use crate::ctl::{Ctl, CtlError, CtlType};
 use crate::dialect::{Dialect, Op, IDENTITY_MAX};

@@ -292,6 +292,7 @@ impl Dialect for Xfrm {
     type Skip = Skip;
     type Error = XfrmError;
     const CARRIES_SEQ: bool = true;
+    type Seqs = crate::node::outseq::Carried;
 
     fn classify<'a>(&self, bytes: &'a [u8], scope: &Scope<'_>) -> Classified<'a, Skip> {
         let m = match Msg::new(bytes) {
