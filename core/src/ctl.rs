@@ -13,6 +13,7 @@
 //! unused `data`/`data2` words and bytes after the twelfth are not looked
 //! at, because the C daemon does not look at them either.
 
+use crate::dialect::IDENTITY_MAX;
 use crate::state::{Position, RunState};
 
 /// Length of a legacy control message; shorter input is [`CtlError::Truncated`].
@@ -67,6 +68,8 @@ pub enum CtlType {
     Buckets = 22,
     /// 23 (v2): a slave asks for the entries of some buckets again.
     Repair = 23,
+    /// 24 (v2): the last outbound sequence number of one SA.
+    OutSeq = 24,
 }
 
 impl CtlType {
@@ -92,6 +95,7 @@ impl CtlType {
             21 => CtlType::Resume,
             22 => CtlType::Buckets,
             23 => CtlType::Repair,
+            24 => CtlType::OutSeq,
             _ => return None,
         })
     }
@@ -113,6 +117,7 @@ impl CtlType {
             CtlType::Resume => "CTL_RESUME",
             CtlType::Buckets => "CTL_BUCKETS",
             CtlType::Repair => "CTL_REPAIR",
+            CtlType::OutSeq => "CTL_OUTSEQ",
         }
     }
 
@@ -143,6 +148,7 @@ impl core::fmt::Display for CtlType {
 /// | `Digest` | 96 | epoch `u64`, seq `u64`, sas `u32`, flows `u32`, SA digest `[u8; 32]`, flow digest `[u8; 32]`, flags `u32` (bit 0 = partial: the tables changed while they were read, the whole-table digests do not apply) |
 /// | `Buckets` | 548 | epoch `u64`, seq `u64`, first bucket `u32`, 64 sums `u64`, unknown-bucket mask `u64` (bit i: bucket first + i changed while read) |
 /// | `Repair` | 52 | epoch `u64`, seq `u64`, bucket set `[u8; 32]` |
+/// | `OutSeq` | 16 + n | sequence number `u64`, identity length `u32` (n, 1..=96), the SA's identity bytes (`Dialect::identity_bytes`) |
 // `Buckets` is 548 bytes and the rest are small; boxing needs a heap core
 // has not, and a decoded `Ctl` lives on the stack only while it is handled.
 #[allow(clippy::large_enum_variant)]
@@ -226,6 +232,18 @@ pub enum Ctl {
         /// The buckets that differ.
         buckets: BucketSet,
     },
+    /// v2, master → slave: the last outbound sequence number the master's
+    /// kernel reported for one SA, so that a slave which takes over moves
+    /// it past (`wire/README.md`, CTL_OUTSEQ). Not part of the delta
+    /// stream: it has no position.
+    OutSeq {
+        /// The sequence number (64 bits: extended sequence numbers).
+        seq: u64,
+        /// Bytes of `id` in use (1..=[`IDENTITY_MAX`]).
+        len: u8,
+        /// The SA's identity bytes, zero after `len`.
+        id: [u8; IDENTITY_MAX],
+    },
 }
 
 /// Why a control message could not be decoded or encoded.
@@ -247,6 +265,8 @@ pub enum CtlError {
     BadBucket(u32),
     /// Bytes after the end of a v2 message.
     Trailing,
+    /// An identity length outside 1..=96.
+    BadIdentity(u32),
     /// The output buffer cannot hold the encoding.
     BufferTooSmall,
 }
@@ -261,6 +281,7 @@ impl core::fmt::Display for CtlError {
             CtlError::BadFlags(x) => write!(f, "unknown flags {x:#x} in control message"),
             CtlError::BadBucket(b) => write!(f, "bucket chunk starting at {b}"),
             CtlError::Trailing => f.write_str("trailing bytes after control message"),
+            CtlError::BadIdentity(n) => write!(f, "identity of {n} bytes in control message"),
             CtlError::BufferTooSmall => f.write_str("buffer too small for control message"),
         }
     }
@@ -291,6 +312,7 @@ impl Ctl {
             Ctl::Digest { .. } => CtlType::Digest,
             Ctl::Buckets { .. } => CtlType::Buckets,
             Ctl::Repair { .. } => CtlType::Repair,
+            Ctl::OutSeq { .. } => CtlType::OutSeq,
         }
     }
 
@@ -311,6 +333,7 @@ impl Ctl {
             Ctl::Digest { .. } => 96,
             Ctl::Buckets { .. } => MAX_LEN,
             Ctl::Repair { .. } => 52,
+            Ctl::OutSeq { len, .. } => 16 + *len as usize,
         }
     }
 
@@ -371,6 +394,15 @@ impl Ctl {
             Ctl::Repair { pos, ref buckets } => {
                 w.pos(pos)?;
                 w.bytes(buckets)?;
+            }
+            Ctl::OutSeq { seq, len, ref id } => {
+                let n = usize::from(len);
+                if n == 0 || n > IDENTITY_MAX {
+                    return Err(CtlError::BadIdentity(u32::from(len)));
+                }
+                w.bytes(&seq.to_be_bytes())?;
+                w.u32(u32::from(len))?;
+                w.bytes(&id[..n])?;
             }
             Ctl::Digest {
                 pos,
@@ -478,6 +510,23 @@ impl Ctl {
                 pos: r.pos()?,
                 buckets: r.take()?,
             },
+            CtlType::OutSeq => {
+                let seq = r.u64()?;
+                let n = r.u32()?;
+                if n == 0 || n as usize > IDENTITY_MAX {
+                    return Err(CtlError::BadIdentity(n));
+                }
+                let end = r.at + n as usize;
+                let src = bytes.get(r.at..end).ok_or(CtlError::Truncated)?;
+                let mut id = [0u8; IDENTITY_MAX];
+                id[..src.len()].copy_from_slice(src);
+                r.at = end;
+                Ctl::OutSeq {
+                    seq,
+                    len: n as u8,
+                    id,
+                }
+            }
         };
         if !ty.is_legacy() && r.at != bytes.len() {
             return Err(CtlError::Trailing);

@@ -25,7 +25,11 @@
 //!   ([`Dialect::dump_to_request`]), a sweep's delete, a legacy flush, our
 //!   writer id stamped into what a slave applies ([`Dialect::stamp`]), and
 //!   which of them a kernel refusal names ([`Dialect::refusal`]);
-//! * OpenBSD's **SA bundles** (`group_*`), which other kernels lack.
+//! * OpenBSD's **SA bundles** (`group_*`), which other kernels lack;
+//! * Linux's **outbound sequence numbers** ([`Dialect::outbound_seq`],
+//!   [`Dialect::seq_jump`]): a master carries them, a new master moves
+//!   them forward. OpenBSD's pfsync(4) does that job, so its dialect
+//!   carries nothing.
 //!
 //! Peers must speak one dialect: v2's HELLO names it
 //! ([`KernelDialect`], `wire/README.md`), and a mixed cluster is refused
@@ -182,6 +186,14 @@ pub trait Dialect {
     type Skip: Copy + Debug + Display;
     /// Why a record cannot be rewritten or digested.
     type Error: Copy + Debug + Display;
+    /// Whether a master carries outbound sequence numbers
+    /// ([`outbound_seq`](Self::outbound_seq)) and a new master moves them
+    /// ([`seq_jump`](Self::seq_jump)): Linux. OpenBSD leaves it to
+    /// pfsync(4), and its node reads no dump at a takeover.
+    const CARRIES_SEQ: bool = false;
+    /// Where a node keeps carried numbers ([`crate::node::outseq`]):
+    /// nothing for a dialect that carries none.
+    type Seqs: crate::node::outseq::SeqTable;
 
     /// Decides what a master does with `msg`, one message as its kernel's
     /// watch delivered it.
@@ -283,6 +295,44 @@ pub trait Dialect {
     /// returns their length.
     fn digest_input(&self, record: &[u8], out: &mut [u8]) -> Result<usize, Self::Error>;
 
+    /// If `msg`, one message of the kernel's watch, reports the outbound
+    /// sequence number of an SA (Linux: a replay event): the SA and the
+    /// number. Only numbers above 0 are reported (an inbound SA's events
+    /// carry 0). The default reports none: OpenBSD's pfsync(4) carries
+    /// replay counters between carp peers itself.
+    fn outbound_seq(&self, msg: &[u8]) -> Option<(Self::SaKey, u64)> {
+        let _ = msg;
+        None
+    }
+
+    /// The outbound sequence number a record from the master (a snapshot
+    /// record or a forwarded change, as [`to_request`](Self::to_request)
+    /// wrote it) gives an SA, if above 0: a slave keeps it beside those
+    /// carried, since a snapshot's add of an SA it holds already is
+    /// refused and leaves its kernel's number behind.
+    fn record_seq(&self, record: &[u8]) -> Option<(Self::SaKey, u64)> {
+        let _ = record;
+        None
+    }
+
+    /// Writes to `out` the request that moves the outbound sequence
+    /// number of the SA the SADB dump record `record` describes to
+    /// `margin` past the larger of its own and `carried` (the last one its
+    /// old master reported), carrying our writer id and `seq`; `Ok(None)`
+    /// if it is no outbound SA to move. The default moves nothing.
+    fn seq_jump(
+        &self,
+        record: &[u8],
+        carried: Option<u64>,
+        margin: u64,
+        own: u32,
+        seq: u32,
+        out: &mut [u8],
+    ) -> Result<Option<usize>, Self::Error> {
+        let _ = (record, carried, margin, own, seq, out);
+        Ok(None)
+    }
+
     /// If the SADB dump record `record` starts a bundle: `Some`, with the
     /// SA the bundle applies next if it is readable.
     fn group_of(&self, record: &[u8]) -> Option<Option<Self::SaKey>> {
@@ -347,6 +397,7 @@ impl Dialect for OpenBsd {
     type PolicyKey = FlowKey;
     type Skip = OpenBsdSkip;
     type Error = PfkeyError;
+    type Seqs = crate::node::outseq::NoSeqs;
 
     /// A promiscuous copy carries the request another process wrote; our
     /// own requests carry our pid; [`filter`] decides the rest.

@@ -133,6 +133,7 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
         "inbound-evicts-any" => sc.bugs.inbound_evicts_any = true,
         "inbound-failure-backs-off" => sc.bugs.inbound_failure_backs_off = true,
         "keep-foreign-groups" => sc.bugs.keep_foreign_groups = true,
+        "no-seq-jump" => sc.bugs.no_seq_jump = true,
         _ => return Err(format!("unknown bug {b}")),
     }
     Ok(())
@@ -142,7 +143,15 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if let Some((a, b)) = args.seeds {
         if args.kernel == "xfrm" {
-            return xfrm_swarm(a, b, args.jobs);
+            let plant_jump = match args.plant.as_deref() {
+                None => false,
+                Some("no-seq-jump") if cfg!(feature = "planted-bugs") => true,
+                Some(b) => {
+                    eprintln!("--kernel xfrm plants only no-seq-jump (with --features planted-bugs), not {b}");
+                    return ExitCode::from(2);
+                }
+            };
+            return xfrm_swarm(a, b, args.jobs, plant_jump);
         }
         return swarm(a, b, args.jobs, &args.plant, args.impostors);
     }
@@ -321,7 +330,7 @@ fn report(w: &World, wall: f64) -> ExitCode {
 /// The XFRM swarm: seeds `a..b`, each 2 to 4 nodes of the XFRM dialect
 /// over simulated Linux kernels, 60 s of workload and faults, 60 s to
 /// settle.
-fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>) -> ExitCode {
+fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: bool) -> ExitCode {
     use sasyncd_sim::xfrm_world::XfrmWorld;
     use std::time::Duration;
     let jobs = jobs
@@ -352,8 +361,11 @@ fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>) -> ExitCode {
                         return;
                     }
                     let nodes = 2 + (seed % 3) as usize;
-                    let r = XfrmWorld::new(seed, nodes)
-                        .run(Duration::from_secs(60), Duration::from_secs(60));
+                    let w = XfrmWorld::new(seed, nodes);
+                    #[cfg(feature = "planted-bugs")]
+                    let w = if plant_jump { w.plant_no_seq_jump() } else { w };
+                    let _ = plant_jump;
+                    let r = w.run(Duration::from_secs(60), Duration::from_secs(60));
                     if let Some(f) = r.failures.first() {
                         eprintln!("\nFAIL seed {seed} (xfrm): {f}");
                     }

@@ -75,6 +75,9 @@ pub struct Bugs {
     pub inbound_failure_backs_off: bool,
     /// A repair keeps a slave's grouping the master does not have.
     pub keep_foreign_groups: bool,
+    /// A new master does not move its outbound sequence numbers past
+    /// those carried (the XFRM swarm; OpenBSD nodes carry none).
+    pub no_seq_jump: bool,
 }
 
 impl Bugs {
@@ -93,6 +96,7 @@ impl Bugs {
             || self.inbound_evicts_any
             || self.inbound_failure_backs_off
             || self.keep_foreign_groups
+            || self.no_seq_jump
     }
 }
 

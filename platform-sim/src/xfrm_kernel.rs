@@ -127,6 +127,8 @@ pub struct XfrmKernel {
     idx_generator: u32,
     events: Vec<Event>,
     refused: BTreeMap<i32, u64>,
+    /// A socket listens on the replay-event group (`xfrm_aevent_is_on`).
+    aevents_on: bool,
 }
 
 /// What a request did: the messages the kernel unicasts back.
@@ -228,6 +230,12 @@ impl XfrmKernel {
         self.events.push(Event { group, msg });
     }
 
+    /// Whether a socket listens on `XFRMNLGRP_AEVENTS`: without one the
+    /// kernel reports no replay events and keeps no record of reporting.
+    pub fn set_aevents_listened(&mut self, on: bool) {
+        self.aevents_on = on;
+    }
+
     /// The events queued for the multicast groups since the last call, in
     /// order.
     pub fn take_events(&mut self) -> Vec<Event> {
@@ -299,5 +307,6 @@ fn ack(m: &Msg<'_>, port: u32, err: i32) -> Vec<u8> {
     r
 }
 
-/// The groups a sasyncd watch joins: state and policy changes, expiries.
-pub const WATCH_GROUPS: u32 = group::SA | group::POLICY | group::EXPIRE;
+/// The groups a sasyncd watch joins: state and policy changes, expiries,
+/// replay events (outbound sequence numbers, carried to the slaves).
+pub const WATCH_GROUPS: u32 = group::SA | group::POLICY | group::EXPIRE | group::AEVENTS;

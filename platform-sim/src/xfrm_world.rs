@@ -11,7 +11,14 @@
 //! kernel equals the master's in the dialect's canonical form (table
 //! equality); the node never writes a request Linux refuses as malformed
 //! (`EINVAL`, `ENOSYS`); nodes agree on one master; the run does not
-//! livelock.
+//! livelock; and **no replayed sequence numbers**: the remote end of every
+//! outbound SA remembers the highest number it accepted, and after a
+//! takeover no SA on the new master sends a number at or below it (the
+//! master carries its kernel's replay events, the new master jumps past
+//! them, `wire/README.md` CTL_OUTSEQ). The check holds for a takeover by
+//! a node that was a slave for `SYNCED_AFTER` (10 s) and for SAs whose every
+//! packet was sent under a running master node: packets sent while no
+//! sasyncd was master (stopped, starting) were carried by no one.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -28,7 +35,7 @@ use sasyncd_core::state::RunState;
 use sasyncd_core::time::Instant;
 use sasyncd_core::xfrm::nl::{set_seq_pid, Builder, Msg, NLM_F_ACK, NLM_F_REQUEST};
 use sasyncd_core::xfrm::{
-    attr, group, msg, sa_off, Mark, SaKey, Xfrm, AF_INET, IPPROTO_ESP, USERPOLICY_INFO_LEN,
+    attr, msg, sa_off, Mark, SaKey, Xfrm, AF_INET, IPPROTO_ESP, USERPOLICY_INFO_LEN,
     USERSA_INFO_LEN,
 };
 
@@ -45,6 +52,15 @@ pub type XfrmNode = Node<'static, SoftCrypto, SimRandom, VecMarks, Xfrm>;
 
 /// The keying daemon's netlink port (charon's, per host: 7000 + i).
 const CHARON: u32 = 7000;
+
+/// How long a node must have run before its takeover is checked against
+/// the remote's replay windows (it needs its snapshot first).
+const SYNCED_AFTER: Duration = Duration::from_secs(10);
+
+/// `replay margin` of the simulated nodes: small (the workload's bursts
+/// are under 50 packets, its thresholds at most 32), so that the numbers
+/// carried, not the margin, keep the oracle quiet.
+const REPLAY_MARGIN: u64 = 64;
 
 fn host_addr(i: usize) -> IpAddr {
     IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1 + i as u8))
@@ -91,6 +107,12 @@ struct Host {
     demote_held: u32,
     /// The node's kernel refusals, by errno.
     refused: BTreeMap<i32, u64>,
+    /// When its sasyncd last started.
+    started: Instant,
+    /// Its node's run state after the last pass.
+    state: Option<RunState>,
+    /// Its node became master from a synced slave: its sends are checked.
+    armed: bool,
 }
 
 /// The XFRM swarm's world.
@@ -115,6 +137,14 @@ pub struct XfrmWorld {
     policies: Vec<u8>,
     /// Hosts the faults demoted, oldest first.
     demoted: VecDeque<usize>,
+    /// The remote end's replay window: the highest number it accepted per
+    /// outbound SA.
+    remote_seen: BTreeMap<SaKey, u64>,
+    /// SAs with packets sent while no sasyncd was master: not checked.
+    uncarried: std::collections::BTreeSet<SaKey>,
+    /// Planted bug to set on every node (`no_seq_jump`).
+    #[cfg(feature = "planted-bugs")]
+    no_seq_jump: bool,
     /// Test only: what happens to a node's write before its kernel sees
     /// it (to show the oracles bite).
     #[cfg(test)]
@@ -152,6 +182,9 @@ impl XfrmWorld {
                 dumps: BTreeMap::new(),
                 demote_held: 0,
                 refused: BTreeMap::new(),
+                started: Instant::ZERO,
+                state: None,
+                armed: false,
             })
             .collect();
         let mut w = XfrmWorld {
@@ -172,6 +205,10 @@ impl XfrmWorld {
             spis: Vec::new(),
             policies: Vec::new(),
             demoted: VecDeque::new(),
+            remote_seen: BTreeMap::new(),
+            uncarried: std::collections::BTreeSet::new(),
+            #[cfg(feature = "planted-bugs")]
+            no_seq_jump: false,
             #[cfg(test)]
             tamper: None,
         };
@@ -181,6 +218,18 @@ impl XfrmWorld {
             w.start_sasyncd(i);
         }
         w
+    }
+
+    /// Plants `no_seq_jump` in every node, running and to come.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_no_seq_jump(mut self) -> XfrmWorld {
+        self.no_seq_jump = true;
+        for h in &mut self.hosts {
+            if let Some(n) = &mut h.node {
+                n.bugs.no_seq_jump = true;
+            }
+        }
+        self
     }
 
     fn fail(&mut self, what: String) {
@@ -197,7 +246,9 @@ impl XfrmWorld {
                 s += &format!("peer {}\n", host_addr(j));
             }
         }
-        s + "sharedkey \"sasyncd-sim-key!\"\ninterface carp0\nprotocol v2\n"
+        s + &format!(
+            "sharedkey \"sasyncd-sim-key!\"\ninterface carp0\nprotocol v2\nreplay margin {REPLAY_MARGIN}\n"
+        )
     }
 
     fn start_sasyncd(&mut self, i: usize) {
@@ -218,9 +269,19 @@ impl XfrmWorld {
             self.now,
         );
         match node {
-            Ok(n) => self.hosts[i].node = Some(Box::new(n)),
+            #[allow(unused_mut)]
+            Ok(mut n) => {
+                #[cfg(feature = "planted-bugs")]
+                {
+                    n.bugs.no_seq_jump = self.no_seq_jump;
+                }
+                self.hosts[i].node = Some(Box::new(n));
+            }
             Err(e) => panic!("simulator node: {e}"),
         }
+        self.hosts[i].started = self.now;
+        self.hosts[i].state = None;
+        self.hosts[i].armed = false;
         let ls = self.carp.link_state(i);
         self.hosts[i].inputs.push_back(Pending::Link(ls));
     }
@@ -244,6 +305,9 @@ impl XfrmWorld {
         h.rx.clear();
         h.dumps.clear();
         h.watch = false;
+        h.kernel.set_aevents_listened(false);
+        h.state = None;
+        h.armed = false;
         for (_, nc) in std::mem::take(&mut h.to_net) {
             self.net.close(nc, now);
         }
@@ -438,7 +502,7 @@ impl XfrmWorld {
         };
         if self.hosts[i].watch {
             for e in events {
-                if e.group & (group::SA | group::POLICY | group::EXPIRE) != 0 {
+                if e.group & crate::xfrm_kernel::WATCH_GROUPS != 0 {
                     moved = true;
                     self.hosts[i].inputs.push_back(Pending::Event(e.msg));
                 }
@@ -452,7 +516,17 @@ impl XfrmWorld {
         };
         let settled = sasyncd_core::platform::drive(&mut *node, &mut io);
         moved |= io.moved;
+        let state = node.run_state();
         self.hosts[i].node = Some(node);
+        let h = &mut self.hosts[i];
+        if h.state != Some(state) {
+            // A takeover is checked if the node was a slave long enough
+            // to hold the master's numbers.
+            h.armed = state == RunState::Master
+                && h.state == Some(RunState::Slave)
+                && self.now >= h.started.add(SYNCED_AFTER);
+            h.state = Some(state);
+        }
         if let Err(e) = settled {
             self.fail(format!("n{i}: {e}"));
         }
@@ -494,7 +568,9 @@ impl XfrmWorld {
             let (spi, mark) = self.spis[self.rng.index(self.spis.len())];
             let key = sa_key(spi, mark);
             let (n, secs) = (self.rng.range(1..50), self.secs());
-            let _ = self.hosts[m].kernel.send(&key, n, 1000, secs);
+            if let Ok((first, last)) = self.hosts[m].kernel.send(&key, n, 1000, secs) {
+                self.check_seq(m, key, first, last);
+            }
             return;
         };
         let mut req = req;
@@ -504,6 +580,27 @@ impl XfrmWorld {
         // a policy already gone) are its business, not sasyncd's.
         let _ = self.hosts[m].kernel.handle(&req, port, secs);
         self.ike_writes += 1;
+    }
+
+    /// The remote end receives packets `first..=last` of `key` from
+    /// host `m`: none may be one its replay window already passed, if the
+    /// SA's numbers were carried and `m` took over as a synced slave.
+    fn check_seq(&mut self, m: usize, key: SaKey, first: u64, last: u64) {
+        let h = &self.hosts[m];
+        let master = h.state == Some(RunState::Master);
+        if !master {
+            self.uncarried.insert(key);
+        }
+        let seen = self.remote_seen.get(&key).copied().unwrap_or(0);
+        if master && h.armed && !self.uncarried.contains(&key) && first <= seen {
+            self.fail(format!(
+                "n{m} sent SA spi {:#x} sequence {first}, the remote had seen up to {seen}: \
+                 replayed after a takeover",
+                u32::from_be(key.spi)
+            ));
+        }
+        let e = self.remote_seen.entry(key).or_insert(0);
+        *e = (*e).max(last);
     }
 
     fn secs(&self) -> u64 {
@@ -613,7 +710,14 @@ fn state_request(kind: u16, spi: u32, mark: Mark, rng: &mut Rng) -> Vec<u8> {
     info[sa_off::REQID..sa_off::REQID + 4].copy_from_slice(&(spi & 0xff).to_ne_bytes());
     info[sa_off::FAMILY..sa_off::FAMILY + 2].copy_from_slice(&AF_INET.to_ne_bytes());
     info[sa_off::MODE] = 1;
-    info[sa_off::REPLAY_WINDOW] = 32;
+    // Every fourth SA uses extended sequence numbers, every eighth starts
+    // just below 2^32 (the jump crosses into the high word); each keeps
+    // its own replay-event threshold (the kernel default, 8 or 32).
+    let esn = spi.is_multiple_of(4);
+    info[sa_off::REPLAY_WINDOW] = if esn { 0 } else { 32 };
+    if esn {
+        info[sa_off::FLAGS] |= 128;
+    }
     let mut crypt = vec![0u8; 68 + 16];
     crypt[..8].copy_from_slice(b"cbc(aes)");
     crypt[64..68].copy_from_slice(&128u32.to_ne_bytes());
@@ -629,6 +733,21 @@ fn state_request(kind: u16, spi: u32, mark: Mark, rng: &mut Rng) -> Vec<u8> {
         .attr(attr::ALG_CRYPT, &crypt);
     if mark != Mark::default() {
         b = b.attr(attr::MARK, &mark.to_bytes());
+    }
+    if esn {
+        let oseq: u64 = if spi.is_multiple_of(8) {
+            0xffff_ffc0
+        } else {
+            0
+        };
+        let words = [1, oseq as u32, 0, (oseq >> 32) as u32, 0, 32, 0];
+        let r: Vec<u8> = words.iter().flat_map(|w: &u32| w.to_ne_bytes()).collect();
+        b = b.attr(attr::REPLAY_ESN_VAL, &r);
+    }
+    match spi % 3 {
+        1 => b = b.attr(attr::REPLAY_THRESH, &8u32.to_ne_bytes()),
+        2 => b = b.attr(attr::REPLAY_THRESH, &32u32.to_ne_bytes()),
+        _ => {}
     }
     b.finish()
 }
@@ -832,6 +951,7 @@ impl Platform for Io<'_> {
 
     fn set_promisc(&mut self, on: bool) {
         self.w.hosts[self.i].watch = on;
+        self.w.hosts[self.i].kernel.set_aevents_listened(on);
     }
 
     fn dump_start(&mut self, dump: DumpId, table: Table) {

@@ -335,3 +335,29 @@ fn impostors_moving_the_backoff_are_caught_in_both_protocols() {
         eprintln!("{proto}: seed {seed}: {what}");
     }
 }
+
+#[test]
+fn a_takeover_without_the_sequence_jump_is_caught_on_xfrm() {
+    use sasyncd_sim::xfrm_world::XfrmWorld;
+    use std::time::Duration;
+    let run = |seed: u64, plant: bool| {
+        let w = XfrmWorld::new(seed, 2 + (seed % 3) as usize);
+        let w = if plant { w.plant_no_seq_jump() } else { w };
+        w.run(Duration::from_secs(60), Duration::from_secs(60))
+    };
+    let caught = (0..200).find_map(|seed| {
+        run(seed, true)
+            .failures
+            .into_iter()
+            .find(|f| f.contains("replayed after a takeover"))
+            .map(|f| (seed, f))
+    });
+    let (seed, what) = caught.expect("200 XFRM seeds catch a missing sequence jump");
+    // The same seed without the bug keeps the remote's windows.
+    let clean = run(seed, false);
+    assert!(
+        !clean.failures.iter().any(|f| f.contains("replayed")),
+        "seed {seed} fails without the bug too: {:?} (planted: {what})",
+        clean.failures
+    );
+}

@@ -61,7 +61,8 @@ pub struct LinuxXfrm {
 
 /// The groups a master watches: adds, updates, deletes and flushes of
 /// states and policies, and states' expiries (a hard expiry deletes).
-pub const WATCH_GROUPS: u32 = xfrm::group::SA | xfrm::group::POLICY | xfrm::group::EXPIRE;
+pub const WATCH_GROUPS: u32 =
+    xfrm::group::SA | xfrm::group::POLICY | xfrm::group::EXPIRE | xfrm::group::AEVENTS;
 
 impl LinuxXfrm {
     /// Opens the socket (root: `CAP_NET_ADMIN`, which the network process

@@ -107,6 +107,10 @@ pub enum Expected {
     File,
     /// The path after `demote file`.
     DemotePath,
+    /// `margin` after `replay`.
+    Margin,
+    /// The number after `replay margin`.
+    MarginNumber,
 }
 
 impl Expected {
@@ -141,6 +145,8 @@ impl Expected {
             Expected::TrackAddress => "address",
             Expected::File => "file",
             Expected::DemotePath => "absolute path",
+            Expected::Margin => "margin",
+            Expected::MarginNumber => "number of packets",
         }
     }
 }
@@ -306,6 +312,8 @@ pub enum ConfigErrorKind {
     },
     /// `demote file` with a relative path (the daemon changes directory).
     RelativeDemotePath,
+    /// `replay margin` with a number outside 1..=2^31.
+    BadReplayMargin(Excerpt),
     /// A shared key that is one byte repeated (all zeros, all spaces): a
     /// placeholder, not a secret.
     WeakKey,
@@ -387,6 +395,9 @@ impl fmt::Display for ConfigErrorKind {
             }
             ConfigErrorKind::RelativeDemotePath => {
                 f.write_str("demote file must be an absolute path")
+            }
+            ConfigErrorKind::BadReplayMargin(w) => {
+                write!(f, "invalid replay margin \"{w}\" (must be 1 to 2147483648)")
             }
             ConfigErrorKind::WeakKey => f.write_str(
                 "sharedkey is one byte repeated; use a random key (see sasyncd.conf(5))",

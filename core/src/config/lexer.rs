@@ -73,6 +73,8 @@ keywords! {
     Startup = "startup",
     Sync = "sync",
     Protocol = "protocol",
+    Replay = "replay",
+    Margin = "margin",
     Legacy = "legacy",
     V2 = "v2",
 }

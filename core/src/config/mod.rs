@@ -90,6 +90,7 @@ pub use error::{
 pub use lexer::Keyword;
 pub use model::{
     Config, Control, DemotePath, Family, IfName, Lines, Listen, ListenOn, Peer, PeerName, Protocol,
-    DEFAULT_GROUP, DEFAULT_PORT, DEMOTE_PATH_MAX, IFNAME_MAX, MAX_PEERS, PEER_NAME_MAX,
+    DEFAULT_GROUP, DEFAULT_PORT, DEFAULT_REPLAY_MARGIN, DEMOTE_PATH_MAX, IFNAME_MAX, MAX_PEERS,
+    PEER_NAME_MAX,
 };
 pub use parser::addr_problem;

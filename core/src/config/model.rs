@@ -26,6 +26,11 @@ pub const DEMOTE_PATH_MAX: usize = 255;
 /// Port used for listening and, unless a peer names its own, for connecting.
 pub const DEFAULT_PORT: u16 = 500;
 
+/// `replay margin` unless given: how far past the last outbound sequence
+/// number carried a new master moves each outbound SA (Linux; see
+/// sasyncd.conf(5) for why 4096).
+pub const DEFAULT_REPLAY_MARGIN: u32 = 4096;
+
 /// Interface group whose CARP demotion counter is adjusted by default.
 pub const DEFAULT_GROUP: &str = "carp";
 
@@ -175,6 +180,9 @@ pub struct Config {
     pub control: Control,
     /// Peer protocol.
     pub protocol: Protocol,
+    /// `replay margin N`: how far past the last outbound sequence number
+    /// carried a new master moves each outbound SA (Linux), 1..=2^31.
+    pub replay_margin: u32,
     /// Where statements were, so that checks made after parsing (a name
     /// that does not resolve, an address that is not ours) name the line.
     pub lines: Lines,

@@ -8,7 +8,7 @@ use super::error::{AddrProblem, ConfigError, ConfigErrorKind, Expected, Got, Nam
 use super::lexer::{Keyword, Lexer, Token};
 use super::model::{
     Config, Control, DemotePath, Family, Lines, Listen, ListenOn, Peer, PeerName, Protocol,
-    DEFAULT_GROUP, DEFAULT_PORT, IFNAME_MAX,
+    DEFAULT_GROUP, DEFAULT_PORT, DEFAULT_REPLAY_MARGIN, IFNAME_MAX,
 };
 use crate::crypto::SecretKey;
 use crate::state::{FlushMode, RunState};
@@ -69,6 +69,7 @@ impl Config {
                 iked: false,
             },
             protocol: Protocol::V2,
+            replay_margin: DEFAULT_REPLAY_MARGIN,
             lines: Lines {
                 listen: 0,
                 peers: heapless::Vec::new(),
@@ -92,6 +93,7 @@ impl Config {
             sharedkey,
             control,
             protocol,
+            replay_margin,
             lines,
         } = self;
         *interface = None;
@@ -108,6 +110,7 @@ impl Config {
         *sharedkey = SecretKey::empty();
         *control = Control::default();
         *protocol = Protocol::default();
+        *replay_margin = DEFAULT_REPLAY_MARGIN;
     }
 }
 
@@ -223,6 +226,7 @@ impl<'a> Parser<'a> {
             sharedkey,
             control,
             protocol,
+            replay_margin,
             lines,
         } = out;
         *group = name::<IFNAME_MAX>(DEFAULT_GROUP.as_bytes()).unwrap_or_default();
@@ -370,6 +374,11 @@ impl<'a> Parser<'a> {
                         &[("legacy", Protocol::Legacy), ("v2", Protocol::V2)],
                     )?;
                 }
+                Keyword::Replay => {
+                    self.choice(Expected::Margin, kw, &[("margin", ())])?;
+                    let t = self.value(Expected::MarginNumber, Keyword::Margin)?;
+                    *replay_margin = margin_of(&t)?;
+                }
                 other => return Err(err(t.line, statement_expected(Got::Keyword(other)))),
             }
         }
@@ -436,7 +445,7 @@ impl<'a> Parser<'a> {
 /// The lines of the single-valued statements met so far (0: not yet).
 #[derive(Default)]
 struct Seen {
-    lines: [u32; 10],
+    lines: [u32; 11],
 }
 
 impl Seen {
@@ -452,6 +461,7 @@ impl Seen {
             Keyword::Control => 7,
             Keyword::Protocol => 8,
             Keyword::Demote => 9,
+            Keyword::Replay => 10,
             _ => return None,
         })
     }
@@ -493,6 +503,24 @@ pub fn addr_problem(addr: IpAddr) -> Option<AddrProblem> {
         return Some(AddrProblem::Scoped);
     }
     None
+}
+
+/// The number after `replay margin`: 1..=2^31 (a larger jump would use
+/// up half of a 32-bit SA's numbers at one failover).
+fn margin_of(t: &Token<'_>) -> Result<u32, ConfigError> {
+    let mut n: u64 = 0;
+    let mut digits = 0usize;
+    for b in t.bytes() {
+        if !b.is_ascii_digit() {
+            return Err(err(t.line, ConfigErrorKind::BadReplayMargin(t.excerpt())));
+        }
+        n = n.saturating_mul(10).saturating_add(u64::from(b - b'0'));
+        digits += 1;
+    }
+    match u32::try_from(n) {
+        Ok(m) if m != 0 && m <= 1 << 31 && digits > 0 => Ok(m),
+        _ => Err(err(t.line, ConfigErrorKind::BadReplayMargin(t.excerpt()))),
+    }
 }
 
 fn statement_expected(got: Got) -> ConfigErrorKind {

@@ -615,3 +615,41 @@ fn keepalived_tracking_statements() {
     c.parse_into(BASE.as_bytes()).unwrap();
     assert_eq!((c.address, c.demote_file.as_deref()), (None, None));
 }
+
+#[test]
+fn replay_margin() {
+    assert_eq!(ok(BASE).replay_margin, DEFAULT_REPLAY_MARGIN);
+    assert_eq!(with_base("replay margin 100\n").replay_margin, 100);
+    assert_eq!(with_base("replay margin 2147483648").replay_margin, 1 << 31);
+    let cases: [(&str, &str); 5] = [
+        (
+            "replay margin 0",
+            "1: invalid replay margin \"0\" (must be 1 to 2147483648)",
+        ),
+        (
+            "replay margin 2147483649",
+            "1: invalid replay margin \"2147483649\" (must be 1 to 2147483648)",
+        ),
+        (
+            "replay margin -5",
+            "1: invalid replay margin \"-5\" (must be 1 to 2147483648)",
+        ),
+        ("replay 5", "1: expected margin after replay, got \"5\""),
+        (
+            "replay margin 5\nreplay margin 6",
+            "2: duplicate replay statement (first on line 1; it may appear once)",
+        ),
+    ];
+    for (text, msg) in cases {
+        let text = format!("{text}\nsharedkey sasyncd-test-key\nmode master\n");
+        assert_eq!(
+            err(text.as_bytes()),
+            format!("sasyncd.conf:{msg}"),
+            "{text:?}"
+        );
+    }
+    // A reparse without it restores the default.
+    let mut c = with_base("replay margin 9");
+    c.parse_into(BASE.as_bytes()).unwrap();
+    assert_eq!(c.replay_margin, DEFAULT_REPLAY_MARGIN);
+}

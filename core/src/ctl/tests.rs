@@ -50,12 +50,12 @@ fn legacy_type_numbers_and_names() {
         assert_eq!(t.name(), names[i]);
         assert!(t.is_legacy());
     }
-    for v in 16..=23 {
+    for v in 16..=24 {
         let t = CtlType::from_u32(v).unwrap();
         assert_eq!(t.to_u32(), v);
         assert!(!t.is_legacy());
     }
-    for v in (6..16).chain([24, 255, u32::MAX]) {
+    for v in (6..16).chain([25, 255, u32::MAX]) {
         assert_eq!(CtlType::from_u32(v), None);
     }
 }
@@ -212,7 +212,7 @@ fn short_input_is_truncated_whatever_the_type() {
 
 #[test]
 fn decode_errors() {
-    for t in [0u32, 5, 6, 15, 24, u32::MAX] {
+    for t in [0u32, 5, 6, 15, 25, u32::MAX] {
         let mut b = [0u8; 24];
         b[..4].copy_from_slice(&t.to_be_bytes());
         assert_eq!(Ctl::decode(&b), Err(CtlError::UnknownType(t)));
@@ -356,6 +356,13 @@ fn any_ctl() -> impl Strategy<Value = Ctl> {
                 }
             }
         ),
+        (any::<u64>(), 1u8..=96, any::<[u8; 32]>()).prop_map(|(seq, len, some)| {
+            let mut id = [0u8; 96];
+            for (i, b) in id[..usize::from(len)].iter_mut().enumerate() {
+                *b = some[i % 32];
+            }
+            Ctl::OutSeq { seq, len, id }
+        }),
         any_pos().prop_map(|pos| Ctl::SnapEnd { pos }),
         any_pos().prop_map(Ctl::Resume),
         (
@@ -401,4 +408,33 @@ proptest! {
         prop_assert_eq!(Ctl::decode(&b), Ok(c));
         prop_assert_eq!(c.is_legacy(), b.len() == LEGACY_LEN);
     }
+}
+
+#[test]
+fn outseq_bytes_and_bounds() {
+    let mut id = [0u8; 96];
+    id[..3].copy_from_slice(&[1, 50, 0]);
+    let m = Ctl::OutSeq {
+        seq: 0x1_0000_0005,
+        len: 3,
+        id,
+    };
+    let b = enc(&m);
+    assert_eq!(b, hex("00000018 00000001 00000005 00000003 013200"));
+    assert_eq!(Ctl::decode(&b), Ok(m));
+    assert_eq!(CtlType::OutSeq.name(), "CTL_OUTSEQ");
+    // An identity longer than any dialect's, or empty, is refused.
+    for n in [0u32, 97, u32::MAX] {
+        let mut b = hex("00000018 00000000 00000001");
+        b.extend_from_slice(&n.to_be_bytes());
+        b.extend_from_slice(&[0; 100]);
+        assert_eq!(Ctl::decode(&b), Err(CtlError::BadIdentity(n)));
+    }
+    // Shorter than its length says, or longer.
+    assert_eq!(Ctl::decode(&b[..b.len() - 1]), Err(CtlError::Truncated));
+    let mut long = b.clone();
+    long.push(0);
+    assert_eq!(Ctl::decode(&long), Err(CtlError::Trailing));
+    let bad = Ctl::OutSeq { seq: 1, len: 0, id };
+    assert_eq!(bad.encode(&mut [0u8; 64]), Err(CtlError::BadIdentity(0)));
 }

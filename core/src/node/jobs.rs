@@ -3,6 +3,7 @@
 //! after a full snapshot, the slave's digest check, and the master's
 //! periodic digest. One such job runs at a time.
 
+use super::outseq::SeqTable;
 use crate::crypto::Crypto;
 use crate::ctl::Ctl;
 use crate::dialect::{Dialect, Identity, IDENTITY_MAX};
@@ -53,6 +54,9 @@ pub(super) enum JobKind {
         sa: MultisetDigest,
         flow: MultisetDigest,
     },
+    /// New master: move every outbound SA's sequence number past the last
+    /// one carried (the SADB only); `moved` so far.
+    SeqJump { moved: u32, exhausted: u32 },
 }
 
 /// The dump job in progress.
@@ -171,6 +175,30 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 return DumpFlow::Pause;
             }
         };
+        if matches!(
+            self.job,
+            Job::Dump {
+                kind: JobKind::SeqJump { .. },
+                ..
+            }
+        ) {
+            return self.seq_jump_entry(record);
+        }
+        if D::CARRIES_SEQ
+            && table == Table::Sadb
+            && matches!(
+                self.job,
+                Job::Dump {
+                    kind: JobKind::Announce { .. },
+                    ..
+                }
+            )
+        {
+            // A digest round refreshes the slaves' outbound numbers.
+            if let Some((sa, n)) = self.dialect.record_seq(record) {
+                self.carry_seq(sa, n);
+            }
+        }
         let super::scratch::Scratch {
             msg: buf,
             canon,
@@ -332,6 +360,17 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             self.flush_parts();
             return;
         }
+        if let Job::Dump {
+            kind: JobKind::SeqJump { moved, exhausted },
+            ..
+        } = self.job
+        {
+            self.job = Job::None;
+            self.finish_seq_jump(moved, exhausted);
+            self.wake_readers();
+            self.flush_parts();
+            return;
+        }
         if table == Table::Sadb {
             let next = self.alloc_dump_id();
             if let Job::Dump {
@@ -365,6 +404,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 JobKind::Announce { start, sa, flow } => {
                     self.announce_digest(now, start, &sa, &flow)
                 }
+                JobKind::SeqJump { moved, exhausted } => self.finish_seq_jump(moved, exhausted),
             }
         }
         self.wake_readers();
@@ -680,6 +720,76 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         );
     }
 
+    /// We became master: read the SADB and move every outbound SA's
+    /// sequence number past the last one carried (a dialect that carries
+    /// none reads nothing).
+    pub(super) fn start_seq_jump(&mut self) {
+        #[cfg(feature = "planted-bugs")]
+        if self.bugs.no_seq_jump {
+            return;
+        }
+        if D::CARRIES_SEQ {
+            self.start_job(JobKind::SeqJump {
+                moved: 0,
+                exhausted: 0,
+            });
+        }
+    }
+
+    /// One SADB record of the takeover's dump: its jump, queued.
+    fn seq_jump_entry(&mut self, record: &[u8]) -> DumpFlow {
+        let mut key = [0u8; IDENTITY_MAX];
+        let carried = self
+            .dialect
+            .key(record, &mut key)
+            .and_then(|k| self.carried.get(&key[..k]));
+        let (pid, seq) = (self.settings.pid, self.pfkey_seq.next());
+        let buf = &mut self.scratch.msg;
+        let res = self
+            .dialect
+            .seq_jump(record, carried, self.replay_margin, pid, seq, buf);
+        let Job::Dump {
+            kind: JobKind::SeqJump { moved, exhausted },
+            paused,
+            ..
+        } = &mut self.job
+        else {
+            return DumpFlow::More;
+        };
+        match res {
+            Ok(Some(n)) => {
+                if self.pfkeyq.push_with(&buf[..n], |_| {}) {
+                    *moved += 1;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                *exhausted += 1;
+                log::warn!("cannot move an outbound SA's sequence number: {e}");
+            }
+        }
+        if self.pfkeyq.has_room_for_any() {
+            DumpFlow::More
+        } else {
+            *paused = true;
+            DumpFlow::Pause
+        }
+    }
+
+    fn finish_seq_jump(&mut self, moved: u32, exhausted: u32) {
+        log::info!(
+            "moved {moved} outbound SAs' sequence numbers {} past the last carried ({} carried{})",
+            self.replay_margin,
+            self.carried.len(),
+            if exhausted > 0 {
+                ", some could not be moved"
+            } else {
+                ""
+            }
+        );
+        self.carried.clear();
+    }
+
     /// Abandons the current job (cancelling its dump).
     pub(super) fn job_cancel(&mut self) {
         if let Job::Dump { dump, .. } = self.job {
@@ -704,5 +814,6 @@ fn job_name(k: &JobKind) -> &'static str {
         JobKind::Sweep { .. } => "sweep",
         JobKind::Check { .. } => "digest check",
         JobKind::Announce { .. } => "digest",
+        JobKind::SeqJump { .. } => "sequence jump",
     }
 }

@@ -87,6 +87,9 @@ pub struct PlantedBugs {
     /// A repair's sweep keeps a grouping of the slave's that the master
     /// does not have (before seed 223026619's fix).
     pub keep_foreign_groups: bool,
+    /// A node that becomes master does not move its outbound sequence
+    /// numbers past those carried (the remote drops its packets).
+    pub no_seq_jump: bool,
 }
 
 /// The sequence numbers of the PF_KEY requests we write (a slave's
@@ -164,6 +167,11 @@ pub struct Node<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect = Ope
     /// `handle_shutdown` was called.
     pub(super) shutting_down: bool,
     pub(super) counters: Counters,
+    /// Slave: the last outbound sequence number carried per SA.
+    pub(super) carried: D::Seqs,
+    /// How far past the last carried number a new master moves each
+    /// outbound SA (`replay margin`).
+    pub(super) replay_margin: u64,
     /// Planted bugs (test builds only).
     #[cfg(feature = "planted-bugs")]
     pub bugs: PlantedBugs,
@@ -335,6 +343,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect + Default> Node<
             split_brain: false,
             shutting_down: false,
             counters: Counters::default(),
+            carried: D::Seqs::default(),
+            replay_margin: u64::from(config.replay_margin),
             #[cfg(feature = "planted-bugs")]
             bugs: PlantedBugs::default(),
         }
@@ -751,6 +761,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             self.table.forget_master_claims();
             self.slave.became_master();
             self.job_cancel();
+            self.start_seq_jump();
             // Anti-entropy is a v2 feature.
             let interval = self.settings.digest_interval;
             self.feed.schedule_digests(!self.legacy, now, interval);

@@ -1,6 +1,7 @@
 //! The master's side: forwarding kernel changes through the delta ring,
 //! and feeding each slave (snapshot, then the ring) as its buffer drains.
 
+use super::outseq::SeqTable;
 use crate::crypto::Crypto;
 use crate::ctl::{BucketSet, Ctl, BUCKETS, BUCKETS_PER_CHUNK};
 use crate::dialect::{Classified, Dialect, Op, Request, IDENTITY_MAX};
@@ -30,6 +31,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// A message read from the PF_KEY socket (promiscuous copies of other
     /// processes' requests, and the kernel's replies).
     pub fn handle_pfkey(&mut self, now: Instant, msg: &[u8]) {
+        if D::CARRIES_SEQ {
+            if let Some((sa, seq)) = self.dialect.outbound_seq(msg) {
+                if self.role.state() == RunState::Master {
+                    self.carry_seq(sa, seq);
+                }
+                return;
+            }
+        }
         let scope = Self::scope(self.policy, &self.peer_addrs, &self.settings);
         let change = match self.dialect.classify(msg, &scope) {
             Classified::Reply => {
@@ -84,6 +93,61 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             self.pump(now, id);
         }
         self.flush_parts();
+    }
+
+    /// Sends an SA's outbound sequence number to every v2 peer that does
+    /// not claim MASTER (`CTL_OUTSEQ`), fed yet or not: a slave that has
+    /// just stepped down resumes its stream without a snapshot, and must
+    /// not miss the numbers its successor sends meanwhile. Not queued
+    /// behind a full buffer: the next event carries a later number, the
+    /// snapshot a slave is given holds the number of its dump, and every
+    /// digest round sends every outbound SA's number again (a slave that
+    /// resumed without a snapshot may have missed some: the round after a
+    /// resume comes at once).
+    pub(super) fn carry_seq(&mut self, sa: D::SaKey, seq: u64) {
+        let mut id = [0u8; IDENTITY_MAX];
+        let n = self
+            .dialect
+            .identity_bytes(&crate::dialect::Identity::Sa(sa), &mut id);
+        // Kept by the master too: if it steps down and a master that
+        // missed these numbers (restarted, cut off) overwrites its copy of
+        // the SA, its next takeover still jumps past what it sent itself.
+        self.carried.note(&id[..n], seq);
+        let ctl = Ctl::OutSeq {
+            seq,
+            len: n as u8,
+            id,
+        };
+        let mut sent = false;
+        let mut skipped = 0u32;
+        for p in 0..self.conns.peers() {
+            for s in 0..2 {
+                let master = self
+                    .conns
+                    .slot(p, s)
+                    .is_some_and(|c| self.peer_state_of(c.id) == Some(RunState::Master));
+                let Some(c) = self.conns.slot_mut(p, s) else {
+                    continue;
+                };
+                if !matches!(c.phase, Phase::Keyed { open: true, .. }) || master {
+                    continue;
+                }
+                if !c.feed_has_room() {
+                    skipped += 1;
+                    continue;
+                }
+                if c.send_ctl(&self.codec, &mut self.rng, &ctl).is_ok() {
+                    sent = true;
+                    self.count_out(p);
+                }
+            }
+        }
+        if skipped > 0 {
+            log::debug!("outbound sequence {seq} not carried to {skipped} busy slaves");
+        }
+        if sent {
+            self.flush_parts();
+        }
     }
 
     /// A non-promiscuous message: log the kernel's complaints about our

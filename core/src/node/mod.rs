@@ -47,6 +47,7 @@ mod machine;
 pub mod marks;
 mod master;
 mod operator;
+pub mod outseq;
 pub mod peer_stats;
 pub mod peer_table;
 pub mod pfkeyq;

@@ -224,6 +224,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         r.policy_changed = policy != self.policy;
         self.policy = policy;
         self.flushmode = config.flushmode;
+        self.replay_margin = u64::from(config.replay_margin);
 
         let control = Control {
             isakmpd: config.control.isakmpd,

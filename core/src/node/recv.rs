@@ -1,5 +1,6 @@
 //! Receiving: deframing, the v2 handshake, and what each message means.
 
+use super::outseq::SeqTable;
 use crate::crypto::Crypto;
 use crate::ctl::{Ctl, CtlError, CtlType};
 use crate::dialect::{Dialect, Op, IDENTITY_MAX};
@@ -520,6 +521,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     self.compare_buckets(now, conn, pos, first as usize, sums, unknown);
                 }
             }
+            Ctl::OutSeq { seq, len, ref id } => {
+                // Any master's (two in a split brain): the larger wins.
+                if from_master && !we_master {
+                    self.carried.note(&id[..usize::from(len)], seq);
+                }
+            }
             Ctl::Repair { pos, buckets } => {
                 if we_master {
                     log::info!(
@@ -708,6 +715,15 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             }
         } else if !self.legacy {
             self.slave.delta_applied();
+        }
+        if D::CARRIES_SEQ {
+            if let Some((sa, n)) = self.dialect.record_seq(msg) {
+                let mut id = [0u8; IDENTITY_MAX];
+                let k = self
+                    .dialect
+                    .identity_bytes(&crate::dialect::Identity::Sa(sa), &mut id);
+                self.carried.note(&id[..k], n);
+            }
         }
         let pid = self.settings.pid;
         let seq = self.pfkey_seq.next();

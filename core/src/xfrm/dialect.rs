@@ -87,6 +87,8 @@ pub enum XfrmError {
         /// Bytes needed.
         need: usize,
     },
+    /// A 32-bit sequence number would pass 2^32 - 1.
+    SeqExhausted(u64),
 }
 
 impl fmt::Display for XfrmError {
@@ -95,6 +97,9 @@ impl fmt::Display for XfrmError {
             XfrmError::Malformed(e) => write!(f, "malformed: {e}"),
             XfrmError::WrongType(k) => write!(f, "XFRM message type {k} is no entry"),
             XfrmError::BufferTooSmall { need } => write!(f, "needs a {need}-byte buffer"),
+            XfrmError::SeqExhausted(n) => {
+                write!(f, "sequence number {n} does not fit a 32-bit state")
+            }
         }
     }
 }
@@ -286,6 +291,8 @@ impl Dialect for Xfrm {
     type PolicyKey = PolicyKey;
     type Skip = Skip;
     type Error = XfrmError;
+    const CARRIES_SEQ: bool = true;
+    type Seqs = crate::node::outseq::Carried;
 
     fn classify<'a>(&self, bytes: &'a [u8], scope: &Scope<'_>) -> Classified<'a, Skip> {
         let m = match Msg::new(bytes) {
@@ -346,6 +353,50 @@ impl Dialect for Xfrm {
                 out[end + 8..end + 12].copy_from_slice(&k.if_id.to_be_bytes());
                 end + 12
             }
+        }
+    }
+
+    /// A replay event's outbound number (`xfrm_replay_notify`, Linux 6.1
+    /// `net/xfrm/xfrm_replay.c`): sent when a number moved by the state's
+    /// threshold, or its timer ran with a change.
+    fn outbound_seq(&self, msg: &[u8]) -> Option<(SaKey, u64)> {
+        super::replay::event(msg)
+            .filter(|(_, c)| c.oseq > 0)
+            .map(|(k, c)| (k, c.oseq))
+    }
+
+    /// A state add or replace with its replay state, or the counters
+    /// setter a forwarded replace is followed by.
+    fn record_seq(&self, record: &[u8]) -> Option<(SaKey, u64)> {
+        let m = Msg::new(record).ok()?;
+        let (key, c) = match m.kind() {
+            msg::NEWSA | msg::UPDSA => {
+                let sa = SaView::from_new(&m).ok()?;
+                (sa.key(), super::replay::counters(&sa.attrs)?)
+            }
+            _ => super::replay::event(record)?,
+        };
+        (c.oseq > 0).then_some((key, c.oseq))
+    }
+
+    fn seq_jump(
+        &self,
+        record: &[u8],
+        carried: Option<u64>,
+        margin: u64,
+        own: u32,
+        seq: u32,
+        out: &mut [u8],
+    ) -> Result<Option<usize>, XfrmError> {
+        use super::replay::JumpError;
+        match super::replay::jump(record, carried, margin, out) {
+            Ok(Some(n)) => {
+                nl::set_seq_pid(&mut out[..n], seq, own);
+                Ok(Some(n))
+            }
+            Ok(None) => Ok(None),
+            Err(JumpError::Nl(e)) => Err(e.into()),
+            Err(JumpError::Exhausted(n)) => Err(XfrmError::SeqExhausted(n)),
         }
     }
 

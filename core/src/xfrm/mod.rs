@@ -13,6 +13,8 @@
 //! * [`rewrite`]: a record one kernel reported, as a request another
 //!   accepts (adds with counters, replaces, deletes by identity, flushes,
 //!   dump requests).
+//! * [`replay`]: outbound sequence numbers read from replay events, and
+//!   the request that moves one forward at a takeover.
 //! * [`dialect`]: [`Xfrm`], the [`crate::dialect::Dialect`] of Linux.
 //!
 //! The Linux platform (`sasyncd-linux`) adds the sockets; the simulator's
@@ -22,6 +24,7 @@ pub mod consts;
 pub mod dialect;
 pub mod identity;
 pub mod nl;
+pub mod replay;
 pub mod rewrite;
 #[cfg(any(test, feature = "alloc"))]
 pub mod testutil;

@@ -181,6 +181,7 @@ impl World {
                 inbound_evicts_any: b.inbound_evicts_any,
                 inbound_failure_backs_off: b.inbound_failure_backs_off,
                 keep_foreign_groups: b.keep_foreign_groups,
+                no_seq_jump: b.no_seq_jump,
             };
             node
         };

@@ -22,6 +22,13 @@ const XFRM_STATE_AF_UNSPEC: u8 = 32;
 const XFRM_AE_RTHR: u32 = 1;
 const XFRM_AE_ETHR: u32 = 8;
 const XFRM_AE_CU: u32 = 64;
+/// `XFRM_AE_CR` (`XFRM_REPLAY_UPDATE`): a number moved by the threshold.
+const XFRM_AE_CR: u32 = 16;
+/// `net.core.xfrm_aevent_rseqth` (`XFRM_AE_SEQT_SIZE`): the replay
+/// threshold a state gets when added (`xfrm_state_construct`).
+const AEVENT_RSEQTH: u32 = 2;
+/// `net.core.xfrm_aevent_etime` (`XFRM_AE_ETIME`), in 100 ms units.
+const AEVENT_ETIME: u32 = 10;
 /// `sizeof(struct xfrm_algo)`, `xfrm_algo_auth`, `xfrm_algo_aead`: the
 /// name (64 bytes), the key length in bits, the truncation or ICV length.
 const ALGO_LEN: usize = 68;
@@ -205,6 +212,9 @@ pub(super) struct State {
     /// `replay_maxdiff`, `replay_maxage` (the aevent thresholds).
     rthr: u32,
     ethr: u32,
+    /// `preplay`'s outbound number: where the last replay event (or the
+    /// last counters set) left it.
+    p_oseq: u64,
 }
 
 impl State {
@@ -389,6 +399,8 @@ impl State {
         if let Some(r) = u32_attr(tb, attr::REPLAY_THRESH) {
             self.rthr = r;
         }
+        // The replay state given is copied to `preplay` too.
+        self.p_oseq = self.replay.oseq();
     }
 }
 
@@ -627,8 +639,9 @@ fn construct(p: &[u8], tb: &[Option<&[u8]>], now: u64) -> Result<State, i32> {
         smark,
         replay,
         if_id: u32_attr(tb, attr::IF_ID).unwrap_or(0),
-        rthr: 0,
-        ethr: 0,
+        rthr: AEVENT_RSEQTH,
+        ethr: AEVENT_ETIME,
+        p_oseq: 0,
     };
     // "override default values from above": an add takes the counters
     // and the legacy replay state it is given.
@@ -849,7 +862,20 @@ impl XfrmKernel {
         if matches!(s.replay, Replay::Legacy(_)) && last > u64::from(u32::MAX) {
             return Err(EOVERFLOW);
         }
-        s.replay.set_oseq(last);
+        // xfrm_replay_overflow, per packet: with a listener on the
+        // replay-event group (xfrm_aevent_is_on), xfrm_replay_notify
+        // reports when the number moved by the threshold since the last
+        // report (0: never). The event timer (XFRM_TIME_DEFER) is not
+        // modelled: it only adds events, so the simulated master carries
+        // less often than Linux's.
+        let mut events = Vec::new();
+        for n in first..=last {
+            s.replay.set_oseq(n);
+            if self.aevents_on && s.rthr != 0 && n - s.p_oseq >= u64::from(s.rthr) {
+                s.p_oseq = n;
+                events.push(s.aevent(XFRM_AE_CR, 0, 0));
+            }
+        }
         let c = sa_off::CURLFT;
         let add = |info: &mut [u8; USERSA_INFO_LEN], at: usize, by: u64| {
             let v = u64::from_ne_bytes(info[at..at + 8].try_into().unwrap_or([0; 8]));
@@ -858,6 +884,9 @@ impl XfrmKernel {
         add(&mut s.info, c, bytes.saturating_mul(packets));
         add(&mut s.info, c + 8, packets);
         s.info[c + 24..c + 32].copy_from_slice(&now.to_ne_bytes());
+        for e in events {
+            self.notify(group::AEVENTS, e);
+        }
         Ok((first, last))
     }
 
