@@ -56,13 +56,12 @@ use std::net::IpAddr;
 
 use crate::nl::{u32_at, Builder, Msg, NlError, NLM_F_ACK, NLM_F_REPLACE, NLM_F_REQUEST};
 use crate::socket::XfrmSocket;
-use crate::xfrm::{attr, msg, sa_off, Mark, SaKey, SaView, AEVENT_ID_LEN};
+use crate::xfrm::{attr, msg, Mark, SaKey, SaView, AEVENT_ID_LEN};
 
-/// `sizeof(struct xfrm_replay_state)`: `oseq`, `seq`, `bitmap`.
-pub const REPLAY_LEN: usize = 12;
-/// `sizeof(struct xfrm_replay_state_esn)` without its bitmap: `bmp_len`,
-/// `oseq`, `seq`, `oseq_hi`, `seq_hi`, `replay_window`.
-pub const REPLAY_ESN_LEN: usize = 24;
+// The replay state's layout, reading and the aevent id are the core's
+// (`sasyncd_core::xfrm::replay`), shared with the node's takeover jump.
+pub use sasyncd_core::xfrm::replay::{counters, Counters, REPLAY_ESN_LEN, REPLAY_LEN};
+use sasyncd_core::xfrm::rewrite::aevent_id;
 
 /// The replay threshold this crate sets on the states it watches: an
 /// event every 64 packets of a state at most. At 100 000 packets/s on
@@ -87,42 +86,6 @@ pub mod ae {
     pub const CE: u32 = 32;
     /// The event says: someone set the counters.
     pub const CU: u32 = 64;
-}
-
-/// A state's replay counters, either form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Counters {
-    /// The last sequence number sent (64 bits with ESN).
-    pub oseq: u64,
-    /// The highest sequence number received.
-    pub seq: u64,
-    /// Whether the state uses extended sequence numbers.
-    pub esn: bool,
-}
-
-/// Reads the replay state in a record's attributes (`XFRMA_REPLAY_VAL`
-/// or `XFRMA_REPLAY_ESN_VAL`), if it has one of the right size.
-pub fn counters(attrs: &crate::nl::Attrs<'_>) -> Option<Counters> {
-    if let Some(a) = attrs.find(attr::REPLAY_ESN_VAL) {
-        let d = a.data;
-        if d.len() < REPLAY_ESN_LEN {
-            return None;
-        }
-        return Some(Counters {
-            oseq: (u64::from(u32_at(d, 12)) << 32) | u64::from(u32_at(d, 4)),
-            seq: (u64::from(u32_at(d, 16)) << 32) | u64::from(u32_at(d, 8)),
-            esn: true,
-        });
-    }
-    let d = attrs.find(attr::REPLAY_VAL)?.data;
-    if d.len() < REPLAY_LEN {
-        return None;
-    }
-    Some(Counters {
-        oseq: u64::from(u32_at(d, 0)),
-        seq: u64::from(u32_at(d, 4)),
-        esn: false,
-    })
 }
 
 /// A replay-state event (or a `GETAE` answer): which state, and its
@@ -180,19 +143,6 @@ impl Aevent {
             counters,
         }))
     }
-}
-
-/// The `xfrm_aevent_id` naming the state `sa`, with `flags`.
-fn aevent_id(sa: &SaView<'_>, flags: u32) -> [u8; AEVENT_ID_LEN] {
-    let mut id = [0u8; AEVENT_ID_LEN];
-    id[..16].copy_from_slice(&sa.info[sa_off::DADDR..sa_off::DADDR + 16]);
-    id[16..20].copy_from_slice(&sa.info[sa_off::SPI..sa_off::SPI + 4]);
-    id[20..22].copy_from_slice(&sa.family().to_ne_bytes());
-    id[22] = sa.proto();
-    id[24..40].copy_from_slice(&sa.info[sa_off::SADDR..sa_off::SADDR + 16]);
-    id[40..44].copy_from_slice(&flags.to_ne_bytes());
-    id[44..48].copy_from_slice(&sa.reqid().to_ne_bytes());
-    id
 }
 
 fn with_mark(b: Builder, sa: &SaView<'_>) -> Builder {
