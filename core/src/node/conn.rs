@@ -162,7 +162,6 @@ impl<'a, C: Crypto> ConnSlot<'a, C> {
                 paused: false,
                 acked: Position::NONE,
                 acked_at: Instant::ZERO,
-                peer_acked: Position::NONE,
                 refused: false,
                 alias: false,
                 refused_logged: false,
@@ -244,44 +243,42 @@ impl<'r, 'a, C: Crypto> IntoIterator for &'r mut ConnSlot<'a, C> {
 /// A connection and everything that belongs to it alone.
 #[allow(missing_debug_implementations)] // holds session keys
 pub struct Conn<'a, C: Crypto> {
-    pub(super) id: ConnId,
-    pub(super) peer: PeerIndex,
-    pub(super) outbound: bool,
-    pub(super) opened: Instant,
+    id: ConnId,
+    peer: PeerIndex,
+    outbound: bool,
+    opened: Instant,
     pub(super) phase: Phase<C>,
     pub(super) rx: Rx<'a>,
     pub(super) tx: TxBuf<'a>,
     /// The session is registered in the peer table.
-    pub(super) up: bool,
-    pub(super) feed: Feed,
+    up: bool,
+    feed: Feed,
     /// The position of the announced digest to send (with its bucket
     /// sums) when the stream reaches it.
-    pub(super) pending_digest: Option<Position>,
+    pending_digest: Option<Position>,
     /// Slave side: reading is paused (kernel queue full, sweep, digest).
-    pub(super) paused: bool,
+    paused: bool,
     /// Slave side: the last position acknowledged to the master, and when.
-    pub(super) acked: Position,
-    pub(super) acked_at: Instant,
-    /// Master side: the last position the slave acknowledged.
-    pub(super) peer_acked: Position,
+    acked: Position,
+    acked_at: Instant,
     /// Legacy slave: we refused this master's data (we followed another).
-    pub(super) refused: bool,
+    refused: bool,
     /// Legacy crossed start: a second connection with the peer that we
     /// only read (what arrives on it counts as the peer's current
     /// session's); nothing is sent on it.
-    pub(super) alias: bool,
+    alias: bool,
     /// We logged a refusal of this peer's PF_KEY data (once is enough).
-    pub(super) refused_logged: bool,
+    refused_logged: bool,
     /// Legacy master: when the snapshot timer of this session fires.
-    pub(super) feed_at: Option<Instant>,
+    feed_at: Option<Instant>,
     /// The platform's last write was short: nothing more is offered until
     /// `handle_writable`.
-    pub(super) blocked: bool,
+    blocked: bool,
     /// When bytes last arrived / were last written (v2 keepalive).
-    pub(super) last_rx: Instant,
-    pub(super) last_tx: Instant,
+    last_rx: Instant,
+    last_tx: Instant,
     /// Legacy: bad frames since the last authentic one.
-    pub(super) bad_frames: u8,
+    bad_frames: u8,
 }
 
 impl<C: Crypto> Conn<'_, C> {
@@ -302,7 +299,6 @@ impl<C: Crypto> Conn<'_, C> {
             paused,
             acked,
             acked_at,
-            peer_acked,
             refused,
             alias,
             refused_logged,
@@ -325,7 +321,6 @@ impl<C: Crypto> Conn<'_, C> {
         *paused = false;
         *acked = Position::NONE;
         *acked_at = now;
-        *peer_acked = Position::NONE;
         *refused = false;
         *alias = false;
         *refused_logged = false;
@@ -334,6 +329,310 @@ impl<C: Crypto> Conn<'_, C> {
         *last_rx = now;
         *last_tx = now;
         *bad_frames = 0;
+    }
+
+    /// This connection's id.
+    pub(super) fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The peer this connection belongs to.
+    pub(super) fn peer(&self) -> PeerIndex {
+        self.peer
+    }
+
+    /// The peer table was rebuilt (a reload): the connection now belongs
+    /// to the peer at index `peer`.
+    pub(super) fn moved_to(&mut self, peer: PeerIndex) {
+        self.peer = peer;
+    }
+
+    /// We dialled it.
+    pub(super) fn outbound(&self) -> bool {
+        self.outbound
+    }
+
+    /// When it opened (for an outbound one: when the connect completed).
+    pub(super) fn opened(&self) -> Instant {
+        self.opened
+    }
+
+    /// The outbound connect completed at `now`: handshake deadlines (and
+    /// the legacy feed delay) count from here. A legacy connection is
+    /// open at once; a v2 one sends its HELLO next.
+    pub(super) fn connected(&mut self, now: Instant, legacy: bool) {
+        self.opened = now;
+        if legacy {
+            self.phase = Phase::Legacy;
+        }
+    }
+
+    /// An accepted legacy connection: frames flow from the start (it is
+    /// registered only once one is authentic).
+    pub(super) fn accepted_legacy(&mut self) {
+        self.phase = Phase::Legacy;
+    }
+
+    /// Our v2 HELLO is queued (or failed to be; the caller closes then).
+    pub(super) fn hello_sent(&mut self, hello: Hello) {
+        self.phase = Phase::Hello(hello);
+    }
+
+    /// The session is registered in the peer table.
+    pub(super) fn up(&self) -> bool {
+        self.up
+    }
+
+    /// The peer table accepted this session as the peer's current one.
+    pub(super) fn session_up(&mut self) {
+        self.up = true;
+    }
+
+    /// Legacy crossed start: a second connection that we only read.
+    pub(super) fn alias(&self) -> bool {
+        self.alias
+    }
+
+    /// Legacy crossed start: this connection is only read from now on.
+    pub(super) fn become_alias(&mut self) {
+        self.alias = true;
+    }
+
+    /// Legacy crossed start: this was the peer's session, and another one
+    /// takes its place; it is only read from now on, and feeds nothing.
+    /// Returns the dump of a snapshot it was being fed, to cancel.
+    pub(super) fn demote_to_alias(&mut self) -> Option<DumpId> {
+        self.alias = true;
+        self.up = false;
+        self.stop_feed()
+    }
+
+    /// Legacy slave: we refused this master's data.
+    pub(super) fn refused(&self) -> bool {
+        self.refused
+    }
+
+    /// Legacy slave: we follow another master, so this one's data is
+    /// refused (and the connection is dropped if it becomes ours).
+    pub(super) fn refuse(&mut self) {
+        self.refused = true;
+    }
+
+    /// Whether a refusal of this peer's PF_KEY data is the first on this
+    /// connection (and so is logged); later ones are only counted.
+    pub(super) fn first_refusal(&mut self) -> bool {
+        !core::mem::replace(&mut self.refused_logged, true)
+    }
+
+    /// Slave side: reading is paused.
+    pub(super) fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Slave side: stop reading (kernel queue full, sweep, digest).
+    pub(super) fn pause_reading(&mut self) {
+        self.paused = true;
+    }
+
+    /// Slave side: read again.
+    pub(super) fn resume_reading(&mut self) {
+        self.paused = false;
+    }
+
+    /// Slave side: the last position acknowledged to the master.
+    pub(super) fn acked(&self) -> Position {
+        self.acked
+    }
+
+    /// Slave side: when the last acknowledgement was sent.
+    pub(super) fn acked_at(&self) -> Instant {
+        self.acked_at
+    }
+
+    /// Slave side: we acknowledge `pos` to the master at `now`.
+    pub(super) fn ack_sent(&mut self, pos: Position, now: Instant) {
+        self.acked = pos;
+        self.acked_at = now;
+    }
+
+    /// When an authentic frame last arrived.
+    pub(super) fn last_rx(&self) -> Instant {
+        self.last_rx
+    }
+
+    /// When bytes were last written (or a keepalive queued).
+    pub(super) fn last_tx(&self) -> Instant {
+        self.last_tx
+    }
+
+    /// A whole, authentic frame arrived: the peer is alive, and the run
+    /// of bad frames is over.
+    pub(super) fn frame_arrived(&mut self, now: Instant) {
+        self.last_rx = now;
+        self.bad_frames = 0;
+    }
+
+    /// A frame was dropped: returns how many in a row since the last
+    /// authentic one.
+    pub(super) fn bad_frame(&mut self) -> u8 {
+        self.bad_frames = self.bad_frames.saturating_add(1);
+        self.bad_frames
+    }
+
+    /// A keepalive is being queued at `now`: the connection is not quiet.
+    pub(super) fn keepalive_queued(&mut self, now: Instant) {
+        self.last_tx = now;
+    }
+
+    /// The platform's last write was short: nothing more is offered until
+    /// [`writable`](Self::writable).
+    pub(super) fn blocked(&self) -> bool {
+        self.blocked
+    }
+
+    /// The platform wrote `n` of the offered bytes at `now`. Returns
+    /// whether the send buffer is now empty.
+    pub(super) fn wrote(&mut self, n: usize, now: Instant) -> bool {
+        let offered = self.tx.len();
+        self.tx.consume(n);
+        self.blocked = n < offered;
+        if n > 0 {
+            self.last_tx = now;
+        }
+        self.tx.is_empty()
+    }
+
+    /// The platform can take bytes again.
+    pub(super) fn writable(&mut self) {
+        self.blocked = false;
+    }
+
+    /// What the master is feeding this peer.
+    pub(super) fn feed(&self) -> Feed {
+        self.feed
+    }
+
+    /// Legacy master: when this session's feed is due to start.
+    pub(super) fn feed_at(&self) -> Option<Instant> {
+        self.feed_at
+    }
+
+    /// Legacy master: the feed starts at `due` (a crossed start settles
+    /// first).
+    pub(super) fn delay_feed(&mut self, due: Instant) {
+        self.feed_at = Some(due);
+    }
+
+    /// Legacy master: whether the delayed feed is due at `now` (then it
+    /// is no longer delayed).
+    pub(super) fn take_feed_due(&mut self, now: Instant) -> bool {
+        let due = self.feed_at.is_some_and(|t| t <= now);
+        if due {
+            self.feed_at = None;
+        }
+        due
+    }
+
+    /// Ring records after `cursor` are sent next (a resume, the end of a
+    /// snapshot, or records sent up to it).
+    pub(super) fn stream_from(&mut self, cursor: Cursor) {
+        self.feed = Feed::Stream { cursor };
+    }
+
+    /// A snapshot begins (from dump `dump`, the SADB first); the stream
+    /// continues after `start`. A digest queued for the old stream is
+    /// moot: the snapshot brings the slave to a new position.
+    pub(super) fn begin_snapshot(
+        &mut self,
+        dump: DumpId,
+        start: Position,
+        buckets: Option<BucketSet>,
+    ) {
+        self.feed = Feed::Snapshot {
+            dump,
+            table: Table::Sadb,
+            start,
+            paused: false,
+            buckets,
+        };
+        self.pending_digest = None;
+    }
+
+    /// The snapshot goes on with `table`, read by dump `dump`.
+    pub(super) fn next_snapshot_table(&mut self, dump: DumpId, table: Table) {
+        if let Feed::Snapshot { start, buckets, .. } = self.feed {
+            self.feed = Feed::Snapshot {
+                dump,
+                table,
+                start,
+                paused: false,
+                buckets,
+            };
+        }
+    }
+
+    /// The snapshot's dump waits for buffer room.
+    pub(super) fn pause_snapshot(&mut self) {
+        if let Feed::Snapshot { paused, .. } = &mut self.feed {
+            *paused = true;
+        }
+    }
+
+    /// A paused snapshot may go on if the buffer has room for a frame
+    /// besides the control reserve.
+    pub(super) fn unpause_snapshot_if_room(&mut self) {
+        let room = self.feed_has_room();
+        if let Feed::Snapshot { paused, .. } = &mut self.feed {
+            if *paused && room {
+                *paused = false;
+            }
+        }
+    }
+
+    /// The feed ends here and another starts at once (a full snapshot or
+    /// a resume, which set what is pending themselves).
+    pub(super) fn drop_feed(&mut self) {
+        self.feed = Feed::Idle;
+    }
+
+    /// The feed stops (we are no longer master, the slave restarts, or
+    /// the session is no longer the peer's): nothing is pending. Returns
+    /// the dump of a snapshot under way, to cancel.
+    pub(super) fn stop_feed(&mut self) -> Option<DumpId> {
+        let dump = match self.feed {
+            Feed::Snapshot { dump, .. } => Some(dump),
+            _ => None,
+        };
+        self.feed = Feed::Idle;
+        self.pending_digest = None;
+        dump
+    }
+
+    /// A digest taken at `start` is announced: a streaming v2 slave gets
+    /// it when its stream reaches `start`. Returns whether it will.
+    pub(super) fn announce_digest(&mut self, start: Position) -> bool {
+        let streaming = self.streams_v2();
+        if streaming {
+            self.pending_digest = Some(start);
+        }
+        streaming
+    }
+
+    /// An authenticated v2 session that is fed ring records (digests go
+    /// only to such).
+    pub(super) fn streams_v2(&self) -> bool {
+        matches!(self.phase, Phase::Keyed { open: true, .. })
+            && matches!(self.feed, Feed::Stream { .. })
+    }
+
+    /// Whether the stream reached the announced digest's position.
+    pub(super) fn digest_due_at(&self, after: Position) -> bool {
+        self.pending_digest == Some(after)
+    }
+
+    /// The announced digest is sent (or found stale): none is pending.
+    pub(super) fn digest_taken(&mut self) {
+        self.pending_digest = None;
     }
 
     /// Whether authenticated (or legacy) messages can flow.

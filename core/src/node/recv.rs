@@ -144,7 +144,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             };
             if self.must_pause(conn) {
                 if let Some(c) = self.conns.slot_mut(p, s) {
-                    c.paused = true;
+                    c.pause_reading();
                 }
                 break;
             }
@@ -162,8 +162,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     // corrupted length can stall the deframer while bytes
                     // keep trickling in.
                     if let Some(c) = self.conns.slot_mut(p, s) {
-                        c.last_rx = now;
-                        c.bad_frames = 0;
+                        c.frame_arrived(now);
                     }
                     if self.legacy && !self.legacy_vouched(now, conn) {
                         wipe(&mut self.scratch.out[..len]);
@@ -189,10 +188,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     }
                     // Legacy drops a bad frame and reads on; a few in a
                     // row (the first, unauthenticated) end the connection.
-                    let bad = self.conns.slot_mut(p, s).map_or(0, |c| {
-                        c.bad_frames = c.bad_frames.saturating_add(1);
-                        c.bad_frames
-                    });
+                    let bad = self.conns.slot_mut(p, s).map_or(0, |c| c.bad_frame());
                     if !vouched || bad >= MAX_BAD_FRAMES {
                         self.counters.rejected_frames += 1;
                         self.close_conn(
@@ -260,6 +256,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let Some(c) = self.conns.slot_mut(p, s) else {
             return Step::NeedMore;
         };
+        let outbound = c.outbound();
         let Rx { buf: rxbuf, mode } = &mut c.rx;
         match mode {
             RxMode::Legacy(d) => {
@@ -333,7 +330,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     Phase::Hello(local) => {
                         let local = *local;
                         key_session(
-                            (&mut c.tx, &mut c.phase, c.outbound),
+                            (&mut c.tx, &mut c.phase, outbound),
                             &self.crypto,
                             self.key.as_bytes(),
                             local,
@@ -377,7 +374,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             peer: peer.node_id,
         };
         self.session_up(now, conn, Some(ids));
-        if !self.conn(conn).is_some_and(|c| c.up) {
+        if !self.conn(conn).is_some_and(|c| c.up()) {
             return;
         }
         self.send_ctl_or_close(now, conn, &Ctl::State(self.role.state()));
@@ -432,9 +429,6 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             Ctl::AckSeq(pos) => {
                 let head = self.ring.position();
                 let p = self.slot_of(conn).map(|x| x.0);
-                if let Some(c) = self.conn_mut(conn) {
-                    c.peer_acked = pos;
-                }
                 if let Some(x) = p.and_then(|p| self.peer_stats_mut(p)) {
                     x.acked_by = pos;
                     x.lag = super::stats::lag(head, pos);
@@ -662,9 +656,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             self.counters.refused_data += 1;
             // Once per connection: a master that feeds us while we follow
             // another sends a whole stream, not one message.
-            let first = self
-                .conn_mut(conn)
-                .is_some_and(|c| !core::mem::replace(&mut c.refused_logged, true));
+            let first = self.conn_mut(conn).is_some_and(|c| c.first_refusal());
             if let (true, Some((p, _))) = (first, self.slot_of(conn)) {
                 log::info!(
                     "peer {}: PF_KEY data refused: the peer is not the master we follow (or we are master); further refusals on this connection are counted only",
@@ -821,17 +813,16 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         }
         let due = self.conn(conn).is_some_and(|c| {
             c.is_open()
-                && c.up
-                && c.acked != applied
+                && c.up()
+                && c.acked() != applied
                 && (force
-                    || c.acked.epoch != applied.epoch
-                    || applied.seq.saturating_sub(c.acked.seq) >= ACK_RECORDS
-                    || now.since(c.acked_at) >= ACK_DELAY)
+                    || c.acked().epoch != applied.epoch
+                    || applied.seq.saturating_sub(c.acked().seq) >= ACK_RECORDS
+                    || now.since(c.acked_at()) >= ACK_DELAY)
         }) && self.peer_state_of(conn) == Some(RunState::Master);
         if due {
             if let Some(c) = self.conn_mut(conn) {
-                c.acked = applied;
-                c.acked_at = now;
+                c.ack_sent(applied, now);
             }
             if let Some(x) = p.and_then(|p| self.peer_stats_mut(p)) {
                 x.acked_to = applied;
@@ -850,23 +841,23 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             && !self.slave.receiving()
             && self.slave.applied() != Position::NONE
             && c.is_open()
-            && c.up
-            && c.acked != self.slave.applied()
+            && c.up()
+            && c.acked() != self.slave.applied()
             && self.peer_state_of(f.conn) == Some(RunState::Master);
-        pending.then(|| c.acked_at.add(ACK_DELAY))
+        pending.then(|| c.acked_at().add(ACK_DELAY))
     }
 
     /// Unpauses connections that may read again.
     pub(super) fn wake_readers(&mut self) {
         let mut woke: heapless::Vec<ConnId, 64> = heapless::Vec::new();
         for c in self.conns.iter() {
-            if c.paused && !self.must_pause(c.id) {
-                let _ = woke.push(c.id);
+            if c.paused() && !self.must_pause(c.id()) {
+                let _ = woke.push(c.id());
             }
         }
         for &id in &woke {
             if let Some(c) = self.conn_mut(id) {
-                c.paused = false;
+                c.resume_reading();
             }
         }
     }
@@ -904,9 +895,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let c = self
             .conns
             .slot(p, 0)
-            .filter(|c| c.id == conn)
+            .filter(|c| c.id() == conn)
             .or(self.conns.slot(p, 1))?;
-        if !c.up {
+        if !c.up() {
             return None;
         }
         let peer = self.table.get(PeerIndex(p))?;
