@@ -769,4 +769,161 @@ mod tests {
         );
         assert_eq!((c.last_rx, c.last_tx, c.acked_at), (later, later, later));
     }
+
+    fn hello(nonce: u8) -> Hello {
+        Hello {
+            node_id: [nonce; 16],
+            boot_epoch: 1,
+            nonce: [nonce; 32],
+            run_state: crate::state::RunState::Slave,
+            resume: Position::NONE,
+            arch: crate::wire::v2::ArchTag::host(),
+            dialect: crate::dialect::KernelDialect::OpenBsd,
+        }
+    }
+
+    /// A cursor at the head of a ring with one record: what a stream
+    /// reads from.
+    fn cursor() -> Cursor {
+        let mut buf = [0u8; 256];
+        let mut ring = super::super::ring::DeltaRing::new(&mut buf[..], 1);
+        ring.push(b"record").unwrap();
+        ring.cursor(ring.position()).unwrap()
+    }
+
+    fn pos(seq: u64) -> Position {
+        Position { epoch: 1, seq }
+    }
+
+    /// A snapshot starts unpaused and drops a digest queued for the old
+    /// stream; its dump pauses without room and goes on only with room
+    /// for a frame and the control reserve; the next table keeps where
+    /// the stream resumes and which buckets are sent; stopping the feed
+    /// hands back the dump to cancel and leaves nothing pending.
+    #[test]
+    fn a_snapshot_feed_pauses_for_room_and_stops_clean() {
+        let (mut tx, mut rx) = ([0u8; MIN_TX_BYTES + 64], [0u8; RX_FRAME]);
+        let mut s = ConnSlot::<SoftCrypto>::new(&mut tx, &mut rx);
+        let c = s.open(ConnId(1), PeerIndex(0), true, true, Instant::ZERO);
+        c.accepted_legacy();
+        c.pending_digest = Some(pos(3));
+        let buckets: Option<BucketSet> = Some([0x0f; crate::ctl::BUCKETS / 8]);
+        c.begin_snapshot(DumpId(4), pos(9), buckets);
+        assert!(!c.digest_due_at(pos(3)), "a snapshot drops the old digest");
+        let Feed::Snapshot {
+            dump,
+            table,
+            start,
+            paused,
+            ..
+        } = c.feed()
+        else {
+            panic!("no snapshot");
+        };
+        assert_eq!(
+            (dump, table, start, paused),
+            (DumpId(4), Table::Sadb, pos(9), false)
+        );
+        c.pause_snapshot();
+        // Fill the buffer past the feed's threshold: still paused.
+        let fill = c.tx.room() - (MAX_FRAME + CTL_RESERVE) + 1;
+        assert!(c.tx.append_with(fill, |_| Ok::<usize, ()>(fill)).is_some());
+        c.unpause_snapshot_if_room();
+        assert!(matches!(c.feed(), Feed::Snapshot { paused: true, .. }));
+        assert!(!c.wrote(1, Instant::from_millis(1)), "bytes remain");
+        c.unpause_snapshot_if_room();
+        assert!(matches!(c.feed(), Feed::Snapshot { paused: false, .. }));
+        c.pause_snapshot();
+        c.next_snapshot_table(DumpId(5), Table::Spd);
+        assert_eq!(
+            c.feed(),
+            Feed::Snapshot {
+                dump: DumpId(5),
+                table: Table::Spd,
+                start: pos(9),
+                paused: false,
+                buckets,
+            }
+        );
+        assert_eq!(c.stop_feed(), Some(DumpId(5)));
+        assert_eq!(c.feed(), Feed::Idle);
+        assert_eq!(c.stop_feed(), None, "nothing left to cancel");
+    }
+
+    /// A digest is queued only for an authenticated v2 session that
+    /// streams (not a legacy one, not during a snapshot), is due when the
+    /// stream reaches its position, and is sent once.
+    #[test]
+    fn a_digest_waits_for_its_position_on_v2_streams_only() {
+        let (mut tx, mut rx) = ([0u8; MIN_TX_BYTES], [0u8; RX_FRAME]);
+        let mut s = ConnSlot::<SoftCrypto>::new(&mut tx, &mut rx);
+        let c = s.open(ConnId(1), PeerIndex(0), true, true, Instant::ZERO);
+        c.accepted_legacy();
+        c.stream_from(cursor());
+        assert!(!c.announce_digest(pos(2)), "legacy has no digest");
+        let (local, peer) = (hello(1), hello(2));
+        let session = Session::new(
+            SoftCrypto,
+            &[7; 32],
+            crate::wire::v2::Side::Initiator,
+            &local,
+            &peer,
+        )
+        .unwrap();
+        c.phase = Phase::Keyed {
+            session,
+            peer,
+            open: true,
+        };
+        c.begin_snapshot(DumpId(1), pos(1), None);
+        assert!(!c.announce_digest(pos(2)), "not during a snapshot");
+        c.stream_from(cursor());
+        assert!(c.streams_v2());
+        assert!(c.announce_digest(pos(2)));
+        assert!(!c.digest_due_at(pos(1)) && c.digest_due_at(pos(2)));
+        c.digest_taken();
+        assert!(!c.digest_due_at(pos(2)));
+        c.announce_digest(pos(3));
+        c.stop_feed();
+        assert!(!c.digest_due_at(pos(3)), "a stopped feed sends no digest");
+    }
+
+    /// The legacy feed delay fires once; a crossed start demotes the
+    /// current session to a read-only alias that feeds nothing; refusals
+    /// are logged once per connection; bad frames count until an
+    /// authentic one; a short write blocks until writable.
+    #[test]
+    fn session_flags_follow_their_rules() {
+        let (mut tx, mut rx) = ([0u8; MIN_TX_BYTES], [0u8; RX_FRAME]);
+        let mut s = ConnSlot::<SoftCrypto>::new(&mut tx, &mut rx);
+        let c = s.open(ConnId(1), PeerIndex(0), true, true, Instant::ZERO);
+        let t = Instant::from_millis(2000);
+        c.connected(t, true);
+        assert!(c.is_open() && c.opened() == t);
+        c.delay_feed(t);
+        assert!(!c.take_feed_due(Instant::from_millis(1999)));
+        assert!(c.take_feed_due(t) && c.feed_at().is_none());
+        assert!(!c.take_feed_due(t), "fires once");
+
+        c.session_up();
+        c.begin_snapshot(DumpId(3), pos(1), None);
+        assert_eq!(c.demote_to_alias(), Some(DumpId(3)));
+        assert!(c.alias() && !c.up() && c.feed() == Feed::Idle);
+
+        assert!(c.first_refusal() && !c.first_refusal());
+
+        assert_eq!((c.bad_frame(), c.bad_frame()), (1, 2));
+        c.frame_arrived(t);
+        assert_eq!((c.bad_frame(), c.last_rx()), (1, t));
+
+        c.ack_sent(pos(5), t);
+        assert_eq!((c.acked(), c.acked_at()), (pos(5), t));
+
+        assert!(c.tx.append_with(4, |_| Ok::<usize, ()>(4)).is_some());
+        assert!(!c.wrote(1, t) && c.blocked(), "short write");
+        c.writable();
+        assert!(!c.blocked());
+        let later = Instant::from_millis(3000);
+        assert!(c.wrote(3, later) && !c.blocked() && c.last_tx() == later);
+    }
 }
