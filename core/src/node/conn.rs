@@ -11,7 +11,8 @@ use crate::wire::legacy::{
 };
 use crate::wire::stream::DeframeState;
 use crate::wire::v2::{
-    Hello, Kind, Session, V2Error, MAX_FRAME as V2_MAX_FRAME, SEALED_OVERHEAD, V2,
+    Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, MAX_FRAME as V2_MAX_FRAME, SEALED_OVERHEAD,
+    V2,
 };
 
 use super::event::{ConnId, DumpId, Table};
@@ -101,6 +102,109 @@ pub(super) enum Feed {
     },
     /// Ring records after the cursor are sent as buffer room allows.
     Stream { cursor: Cursor },
+}
+
+/// What a v2 frame did to a connection's handshake or session.
+pub(super) enum V2Step {
+    /// A message of `len` bytes is in the caller's buffer.
+    Msg(Kind, usize),
+    /// The peer's HELLO arrived and our CONFIRM is queued.
+    Hello,
+    /// The peer's CONFIRM checked out: the session is authenticated.
+    Confirmed(Hello),
+    /// The connection must be closed.
+    Fatal(V2Error),
+    /// Our CONFIRM could not be queued.
+    Queue,
+}
+
+impl<C: Crypto + Clone> Phase<C> {
+    /// One v2 frame: the peer's HELLO keys the session, its CONFIRM
+    /// opens it, and then frames are opened into `buf`. `tx` takes our
+    /// CONFIRM; `outbound` says which side of the handshake we are.
+    pub(super) fn handle_v2_frame(
+        &mut self,
+        tx: &mut TxBuf<'_>,
+        outbound: bool,
+        crypto: &C,
+        key: &[u8],
+        frame: &mut [u8],
+        buf: &mut [u8],
+    ) -> V2Step {
+        match self {
+            // The hot path first: nothing moves.
+            Phase::Keyed {
+                session,
+                open: true,
+                ..
+            } => match session.open(frame) {
+                Ok((kind, pt)) => {
+                    let n = pt.len().min(buf.len());
+                    buf[..n].copy_from_slice(&pt[..n]);
+                    V2Step::Msg(kind, n)
+                }
+                Err(e) => V2Step::Fatal(e),
+            },
+            Phase::Keyed {
+                session,
+                peer,
+                open,
+            } => match session.check_confirm(frame) {
+                Ok(()) => {
+                    *open = true;
+                    V2Step::Confirmed(*peer)
+                }
+                Err(e) => V2Step::Fatal(e),
+            },
+            Phase::Hello(local) => {
+                let local = *local;
+                key_session((tx, self, outbound), crypto, key, local, frame)
+            }
+            _ => V2Step::Fatal(V2Error::HandshakeOrder),
+        }
+    }
+}
+
+/// The peer's HELLO arrived on a connection (its send buffer, phase and
+/// direction; ours was `local`): derive the session
+/// keys, queue our CONFIRM, and wait for the peer's. Kept out of
+/// `handle_recv` (never inlined): building a session takes a few
+/// kilobytes of stack, needed once per connection, not per frame.
+#[inline(never)]
+fn key_session<C: Crypto + Clone>(
+    (tx, phase, outbound): (&mut TxBuf<'_>, &mut Phase<C>, bool),
+    crypto: &C,
+    key: &[u8],
+    local: Hello,
+    frame: &[u8],
+) -> V2Step {
+    let peer = match Hello::decode(frame) {
+        Ok(h) => h,
+        Err(e) => return V2Step::Fatal(e),
+    };
+    let side = if outbound {
+        Side::Initiator
+    } else {
+        Side::Responder
+    };
+    // The session is built into the phase, then sends its CONFIRM from
+    // there (no copy of it through the stack).
+    *phase = Phase::Keyed {
+        session: match Session::new(crypto.clone(), key, side, &local, &peer) {
+            Ok(x) => x,
+            Err(e) => return V2Step::Fatal(e),
+        },
+        peer,
+        open: false,
+    };
+    let Phase::Keyed { session, .. } = phase else {
+        return V2Step::Queue;
+    };
+    let queued = tx.append_with(CONFIRM_LEN, |out| session.confirm(out));
+    if !matches!(queued, Some(Ok(_))) {
+        return V2Step::Queue;
+    }
+    V2Step::Hello
 }
 
 /// Why a frame could not be queued.

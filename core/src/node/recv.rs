@@ -8,15 +8,14 @@ use crate::random::Random;
 use crate::state::{Position, RunState};
 use crate::time::Instant;
 use crate::wire::legacy::{LegacyError, MAX_FRAME as LEGACY_MAX_FRAME};
-use crate::wire::v2::{Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, MAX_FRAME};
+use crate::wire::v2::{Hello, Kind, V2Error, MAX_FRAME};
 
-use super::conn::{Phase, Rx, RxMode};
+use super::conn::{Rx, RxMode, V2Step};
 use super::event::{ConnId, Received};
 use super::machine::Node;
 use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::{PeerIndex, SessionId, Tiebreak};
-use super::txbuf::TxBuf;
 use super::wipe::wipe;
 
 /// Records a slave lets pass before it acknowledges them at once.
@@ -301,43 +300,22 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     Err(e) => return Step::Fatal(Fatal::V2(e)),
                 };
                 let flen = frame.len();
-                match &mut c.phase {
-                    // The hot path first: nothing moves.
-                    Phase::Keyed {
-                        session,
-                        open: true,
-                        ..
-                    } => match session.open(frame) {
-                        Ok((kind, pt)) => {
-                            let n = pt.len().min(buf.len());
-                            buf[..n].copy_from_slice(&pt[..n]);
-                            wipe(&mut rxbuf[..flen]);
-                            Step::Msg(kind, n)
-                        }
-                        Err(e) => Step::Fatal(Fatal::V2(e)),
-                    },
-                    Phase::Keyed {
-                        session,
-                        peer,
-                        open,
-                    } => match session.check_confirm(frame) {
-                        Ok(()) => {
-                            *open = true;
-                            Step::Confirmed(*peer)
-                        }
-                        Err(e) => Step::Fatal(Fatal::V2(e)),
-                    },
-                    Phase::Hello(local) => {
-                        let local = *local;
-                        key_session(
-                            (&mut c.tx, &mut c.phase, outbound),
-                            &self.crypto,
-                            self.key.as_bytes(),
-                            local,
-                            frame,
-                        )
+                match c.phase.handle_v2_frame(
+                    &mut c.tx,
+                    outbound,
+                    &self.crypto,
+                    self.key.as_bytes(),
+                    frame,
+                    buf,
+                ) {
+                    V2Step::Msg(kind, n) => {
+                        wipe(&mut rxbuf[..flen]);
+                        Step::Msg(kind, n)
                     }
-                    _ => Step::Fatal(Fatal::V2(V2Error::HandshakeOrder)),
+                    V2Step::Hello => Step::Hello,
+                    V2Step::Confirmed(peer) => Step::Confirmed(peer),
+                    V2Step::Fatal(e) => Step::Fatal(Fatal::V2(e)),
+                    V2Step::Queue => Step::Fatal(Fatal::Queue),
                 }
             }
         }
@@ -906,46 +884,4 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             _ => None,
         }
     }
-}
-
-/// The peer's HELLO arrived on a connection (its send buffer, phase and
-/// direction; ours was `local`): derive the session
-/// keys, queue our CONFIRM, and wait for the peer's. Kept out of
-/// `handle_recv` (never inlined): building a session takes a few
-/// kilobytes of stack, needed once per connection, not per frame.
-#[inline(never)]
-fn key_session<C: Crypto + Clone>(
-    (tx, phase, outbound): (&mut TxBuf<'_>, &mut Phase<C>, bool),
-    crypto: &C,
-    key: &[u8],
-    local: Hello,
-    frame: &[u8],
-) -> Step {
-    let peer = match Hello::decode(frame) {
-        Ok(h) => h,
-        Err(e) => return Step::Fatal(Fatal::V2(e)),
-    };
-    let side = if outbound {
-        Side::Initiator
-    } else {
-        Side::Responder
-    };
-    // The session is built into the phase, then sends its CONFIRM from
-    // there (no copy of it through the stack).
-    *phase = Phase::Keyed {
-        session: match Session::new(crypto.clone(), key, side, &local, &peer) {
-            Ok(x) => x,
-            Err(e) => return Step::Fatal(Fatal::V2(e)),
-        },
-        peer,
-        open: false,
-    };
-    let Phase::Keyed { session, .. } = phase else {
-        return Step::Fatal(Fatal::Queue);
-    };
-    let queued = tx.append_with(CONFIRM_LEN, |out| session.confirm(out));
-    if !matches!(queued, Some(Ok(_))) {
-        return Step::Fatal(Fatal::Queue);
-    }
-    Step::Hello
 }
