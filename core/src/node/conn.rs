@@ -1030,4 +1030,94 @@ mod tests {
         let later = Instant::from_millis(3000);
         assert!(c.wrote(3, later) && !c.blocked() && c.last_tx() == later);
     }
+
+    /// Takes what a connection queued (one frame in these tests).
+    fn sent(c: &mut Conn<'_, SoftCrypto>, out: &mut [u8]) -> usize {
+        let n = c.tx.len();
+        out[..n].copy_from_slice(c.tx.pending());
+        c.tx.consume(n);
+        n
+    }
+
+    /// The v2 handshake through the phase: each side's HELLO keys the
+    /// other's session and queues its CONFIRM; a CONFIRM opens it; then
+    /// sealed frames open into the caller's buffer. A frame before our
+    /// HELLO, or a second CONFIRM once open, ends the connection.
+    #[test]
+    fn the_v2_handshake_keys_then_opens_the_session() {
+        let (mut tx_a, mut rx_a) = ([0u8; MIN_TX_BYTES], [0u8; RX_FRAME]);
+        let (mut tx_b, mut rx_b) = ([0u8; MIN_TX_BYTES], [0u8; RX_FRAME]);
+        let mut sa = ConnSlot::<SoftCrypto>::new(&mut tx_a, &mut rx_a);
+        let mut sb = ConnSlot::<SoftCrypto>::new(&mut tx_b, &mut rx_b);
+        let a = sa.open(ConnId(1), PeerIndex(0), true, false, Instant::ZERO);
+        let b = sb.open(ConnId(2), PeerIndex(0), false, false, Instant::ZERO);
+        let key = [9u8; 32];
+        let (mut frame, mut buf) = ([0u8; MAX_FRAME], [0u8; MAX_FRAME]);
+        let mut hb = [0u8; MAX_FRAME];
+        let n = hello(2).encode(&mut hb).unwrap();
+        assert!(matches!(
+            a.phase
+                .handle_v2_frame(&mut a.tx, true, &SoftCrypto, &key, &mut hb[..n], &mut buf),
+            V2Step::Fatal(V2Error::HandshakeOrder)
+        ));
+        a.hello_sent(hello(1));
+        b.hello_sent(hello(2));
+        let mut ha = [0u8; MAX_FRAME];
+        let m = hello(1).encode(&mut ha).unwrap();
+        for (c, h, outbound) in [
+            (&mut *a, &mut hb[..n], true),
+            (&mut *b, &mut ha[..m], false),
+        ] {
+            let step = c
+                .phase
+                .handle_v2_frame(&mut c.tx, outbound, &SoftCrypto, &key, h, &mut buf);
+            assert!(matches!(step, V2Step::Hello));
+            assert!(!c.is_open() && c.peer_hello().is_some());
+        }
+        let k = sent(a, &mut frame);
+        let mut confirm_a = frame;
+        let step = b.phase.handle_v2_frame(
+            &mut b.tx,
+            false,
+            &SoftCrypto,
+            &key,
+            &mut frame[..k],
+            &mut buf,
+        );
+        assert!(matches!(step, V2Step::Confirmed(h) if h == hello(1)));
+        assert!(b.is_open());
+        let k2 = sent(b, &mut frame);
+        let step = a.phase.handle_v2_frame(
+            &mut a.tx,
+            true,
+            &SoftCrypto,
+            &key,
+            &mut frame[..k2],
+            &mut buf,
+        );
+        assert!(matches!(step, V2Step::Confirmed(h) if h == hello(2)));
+        let Phase::Keyed { session, .. } = &mut a.phase else {
+            panic!("not keyed");
+        };
+        let s = session.seal(Kind::Pfkey, b"sadb", &mut frame).unwrap();
+        let step = b.phase.handle_v2_frame(
+            &mut b.tx,
+            false,
+            &SoftCrypto,
+            &key,
+            &mut frame[..s],
+            &mut buf,
+        );
+        assert!(matches!(step, V2Step::Msg(Kind::Pfkey, 4)));
+        assert_eq!(&buf[..4], b"sadb");
+        let step = b.phase.handle_v2_frame(
+            &mut b.tx,
+            false,
+            &SoftCrypto,
+            &key,
+            &mut confirm_a[..k],
+            &mut buf,
+        );
+        assert!(matches!(step, V2Step::Fatal(_)), "a replayed CONFIRM");
+    }
 }
