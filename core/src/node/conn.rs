@@ -11,7 +11,8 @@ use crate::wire::legacy::{
 };
 use crate::wire::stream::DeframeState;
 use crate::wire::v2::{
-    Hello, Kind, Session, V2Error, MAX_FRAME as V2_MAX_FRAME, SEALED_OVERHEAD, V2,
+    Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, MAX_FRAME as V2_MAX_FRAME, SEALED_OVERHEAD,
+    V2,
 };
 
 use super::event::{ConnId, DumpId, Table};
@@ -103,6 +104,109 @@ pub(super) enum Feed {
     Stream { cursor: Cursor },
 }
 
+/// What a v2 frame did to a connection's handshake or session.
+pub(super) enum V2Step {
+    /// A message of `len` bytes is in the caller's buffer.
+    Msg(Kind, usize),
+    /// The peer's HELLO arrived and our CONFIRM is queued.
+    Hello,
+    /// The peer's CONFIRM checked out: the session is authenticated.
+    Confirmed(Hello),
+    /// The connection must be closed.
+    Fatal(V2Error),
+    /// Our CONFIRM could not be queued.
+    Queue,
+}
+
+impl<C: Crypto + Clone> Phase<C> {
+    /// One v2 frame: the peer's HELLO keys the session, its CONFIRM
+    /// opens it, and then frames are opened into `buf`. `tx` takes our
+    /// CONFIRM; `outbound` says which side of the handshake we are.
+    pub(super) fn handle_v2_frame(
+        &mut self,
+        tx: &mut TxBuf<'_>,
+        outbound: bool,
+        crypto: &C,
+        key: &[u8],
+        frame: &mut [u8],
+        buf: &mut [u8],
+    ) -> V2Step {
+        match self {
+            // The hot path first: nothing moves.
+            Phase::Keyed {
+                session,
+                open: true,
+                ..
+            } => match session.open(frame) {
+                Ok((kind, pt)) => {
+                    let n = pt.len().min(buf.len());
+                    buf[..n].copy_from_slice(&pt[..n]);
+                    V2Step::Msg(kind, n)
+                }
+                Err(e) => V2Step::Fatal(e),
+            },
+            Phase::Keyed {
+                session,
+                peer,
+                open,
+            } => match session.check_confirm(frame) {
+                Ok(()) => {
+                    *open = true;
+                    V2Step::Confirmed(*peer)
+                }
+                Err(e) => V2Step::Fatal(e),
+            },
+            Phase::Hello(local) => {
+                let local = *local;
+                key_session((tx, self, outbound), crypto, key, local, frame)
+            }
+            _ => V2Step::Fatal(V2Error::HandshakeOrder),
+        }
+    }
+}
+
+/// The peer's HELLO arrived on a connection (its send buffer, phase and
+/// direction; ours was `local`): derive the session
+/// keys, queue our CONFIRM, and wait for the peer's. Kept out of
+/// `handle_recv` (never inlined): building a session takes a few
+/// kilobytes of stack, needed once per connection, not per frame.
+#[inline(never)]
+fn key_session<C: Crypto + Clone>(
+    (tx, phase, outbound): (&mut TxBuf<'_>, &mut Phase<C>, bool),
+    crypto: &C,
+    key: &[u8],
+    local: Hello,
+    frame: &[u8],
+) -> V2Step {
+    let peer = match Hello::decode(frame) {
+        Ok(h) => h,
+        Err(e) => return V2Step::Fatal(e),
+    };
+    let side = if outbound {
+        Side::Initiator
+    } else {
+        Side::Responder
+    };
+    // The session is built into the phase, then sends its CONFIRM from
+    // there (no copy of it through the stack).
+    *phase = Phase::Keyed {
+        session: match Session::new(crypto.clone(), key, side, &local, &peer) {
+            Ok(x) => x,
+            Err(e) => return V2Step::Fatal(e),
+        },
+        peer,
+        open: false,
+    };
+    let Phase::Keyed { session, .. } = phase else {
+        return V2Step::Queue;
+    };
+    let queued = tx.append_with(CONFIRM_LEN, |out| session.confirm(out));
+    if !matches!(queued, Some(Ok(_))) {
+        return V2Step::Queue;
+    }
+    V2Step::Hello
+}
+
 /// Why a frame could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SendError {
@@ -162,7 +266,6 @@ impl<'a, C: Crypto> ConnSlot<'a, C> {
                 paused: false,
                 acked: Position::NONE,
                 acked_at: Instant::ZERO,
-                peer_acked: Position::NONE,
                 refused: false,
                 alias: false,
                 refused_logged: false,
@@ -244,44 +347,42 @@ impl<'r, 'a, C: Crypto> IntoIterator for &'r mut ConnSlot<'a, C> {
 /// A connection and everything that belongs to it alone.
 #[allow(missing_debug_implementations)] // holds session keys
 pub struct Conn<'a, C: Crypto> {
-    pub(super) id: ConnId,
-    pub(super) peer: PeerIndex,
-    pub(super) outbound: bool,
-    pub(super) opened: Instant,
+    id: ConnId,
+    peer: PeerIndex,
+    outbound: bool,
+    opened: Instant,
     pub(super) phase: Phase<C>,
     pub(super) rx: Rx<'a>,
     pub(super) tx: TxBuf<'a>,
     /// The session is registered in the peer table.
-    pub(super) up: bool,
-    pub(super) feed: Feed,
+    up: bool,
+    feed: Feed,
     /// The position of the announced digest to send (with its bucket
     /// sums) when the stream reaches it.
-    pub(super) pending_digest: Option<Position>,
+    pending_digest: Option<Position>,
     /// Slave side: reading is paused (kernel queue full, sweep, digest).
-    pub(super) paused: bool,
+    paused: bool,
     /// Slave side: the last position acknowledged to the master, and when.
-    pub(super) acked: Position,
-    pub(super) acked_at: Instant,
-    /// Master side: the last position the slave acknowledged.
-    pub(super) peer_acked: Position,
+    acked: Position,
+    acked_at: Instant,
     /// Legacy slave: we refused this master's data (we followed another).
-    pub(super) refused: bool,
+    refused: bool,
     /// Legacy crossed start: a second connection with the peer that we
     /// only read (what arrives on it counts as the peer's current
     /// session's); nothing is sent on it.
-    pub(super) alias: bool,
+    alias: bool,
     /// We logged a refusal of this peer's PF_KEY data (once is enough).
-    pub(super) refused_logged: bool,
+    refused_logged: bool,
     /// Legacy master: when the snapshot timer of this session fires.
-    pub(super) feed_at: Option<Instant>,
+    feed_at: Option<Instant>,
     /// The platform's last write was short: nothing more is offered until
     /// `handle_writable`.
-    pub(super) blocked: bool,
+    blocked: bool,
     /// When bytes last arrived / were last written (v2 keepalive).
-    pub(super) last_rx: Instant,
-    pub(super) last_tx: Instant,
+    last_rx: Instant,
+    last_tx: Instant,
     /// Legacy: bad frames since the last authentic one.
-    pub(super) bad_frames: u8,
+    bad_frames: u8,
 }
 
 impl<C: Crypto> Conn<'_, C> {
@@ -302,7 +403,6 @@ impl<C: Crypto> Conn<'_, C> {
             paused,
             acked,
             acked_at,
-            peer_acked,
             refused,
             alias,
             refused_logged,
@@ -325,7 +425,6 @@ impl<C: Crypto> Conn<'_, C> {
         *paused = false;
         *acked = Position::NONE;
         *acked_at = now;
-        *peer_acked = Position::NONE;
         *refused = false;
         *alias = false;
         *refused_logged = false;
@@ -334,6 +433,310 @@ impl<C: Crypto> Conn<'_, C> {
         *last_rx = now;
         *last_tx = now;
         *bad_frames = 0;
+    }
+
+    /// This connection's id.
+    pub(super) fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The peer this connection belongs to.
+    pub(super) fn peer(&self) -> PeerIndex {
+        self.peer
+    }
+
+    /// The peer table was rebuilt (a reload): the connection now belongs
+    /// to the peer at index `peer`.
+    pub(super) fn moved_to(&mut self, peer: PeerIndex) {
+        self.peer = peer;
+    }
+
+    /// We dialled it.
+    pub(super) fn outbound(&self) -> bool {
+        self.outbound
+    }
+
+    /// When it opened (for an outbound one: when the connect completed).
+    pub(super) fn opened(&self) -> Instant {
+        self.opened
+    }
+
+    /// The outbound connect completed at `now`: handshake deadlines (and
+    /// the legacy feed delay) count from here. A legacy connection is
+    /// open at once; a v2 one sends its HELLO next.
+    pub(super) fn connected(&mut self, now: Instant, legacy: bool) {
+        self.opened = now;
+        if legacy {
+            self.phase = Phase::Legacy;
+        }
+    }
+
+    /// An accepted legacy connection: frames flow from the start (it is
+    /// registered only once one is authentic).
+    pub(super) fn accepted_legacy(&mut self) {
+        self.phase = Phase::Legacy;
+    }
+
+    /// Our v2 HELLO is queued (or failed to be; the caller closes then).
+    pub(super) fn hello_sent(&mut self, hello: Hello) {
+        self.phase = Phase::Hello(hello);
+    }
+
+    /// The session is registered in the peer table.
+    pub(super) fn up(&self) -> bool {
+        self.up
+    }
+
+    /// The peer table accepted this session as the peer's current one.
+    pub(super) fn session_up(&mut self) {
+        self.up = true;
+    }
+
+    /// Legacy crossed start: a second connection that we only read.
+    pub(super) fn alias(&self) -> bool {
+        self.alias
+    }
+
+    /// Legacy crossed start: this connection is only read from now on.
+    pub(super) fn become_alias(&mut self) {
+        self.alias = true;
+    }
+
+    /// Legacy crossed start: this was the peer's session, and another one
+    /// takes its place; it is only read from now on, and feeds nothing.
+    /// Returns the dump of a snapshot it was being fed, to cancel.
+    pub(super) fn demote_to_alias(&mut self) -> Option<DumpId> {
+        self.alias = true;
+        self.up = false;
+        self.stop_feed()
+    }
+
+    /// Legacy slave: we refused this master's data.
+    pub(super) fn refused(&self) -> bool {
+        self.refused
+    }
+
+    /// Legacy slave: we follow another master, so this one's data is
+    /// refused (and the connection is dropped if it becomes ours).
+    pub(super) fn refuse(&mut self) {
+        self.refused = true;
+    }
+
+    /// Whether a refusal of this peer's PF_KEY data is the first on this
+    /// connection (and so is logged); later ones are only counted.
+    pub(super) fn first_refusal(&mut self) -> bool {
+        !core::mem::replace(&mut self.refused_logged, true)
+    }
+
+    /// Slave side: reading is paused.
+    pub(super) fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Slave side: stop reading (kernel queue full, sweep, digest).
+    pub(super) fn pause_reading(&mut self) {
+        self.paused = true;
+    }
+
+    /// Slave side: read again.
+    pub(super) fn resume_reading(&mut self) {
+        self.paused = false;
+    }
+
+    /// Slave side: the last position acknowledged to the master.
+    pub(super) fn acked(&self) -> Position {
+        self.acked
+    }
+
+    /// Slave side: when the last acknowledgement was sent.
+    pub(super) fn acked_at(&self) -> Instant {
+        self.acked_at
+    }
+
+    /// Slave side: we acknowledge `pos` to the master at `now`.
+    pub(super) fn ack_sent(&mut self, pos: Position, now: Instant) {
+        self.acked = pos;
+        self.acked_at = now;
+    }
+
+    /// When an authentic frame last arrived.
+    pub(super) fn last_rx(&self) -> Instant {
+        self.last_rx
+    }
+
+    /// When bytes were last written (or a keepalive queued).
+    pub(super) fn last_tx(&self) -> Instant {
+        self.last_tx
+    }
+
+    /// A whole, authentic frame arrived: the peer is alive, and the run
+    /// of bad frames is over.
+    pub(super) fn frame_arrived(&mut self, now: Instant) {
+        self.last_rx = now;
+        self.bad_frames = 0;
+    }
+
+    /// A frame was dropped: returns how many in a row since the last
+    /// authentic one.
+    pub(super) fn bad_frame(&mut self) -> u8 {
+        self.bad_frames = self.bad_frames.saturating_add(1);
+        self.bad_frames
+    }
+
+    /// A keepalive is being queued at `now`: the connection is not quiet.
+    pub(super) fn keepalive_queued(&mut self, now: Instant) {
+        self.last_tx = now;
+    }
+
+    /// The platform's last write was short: nothing more is offered until
+    /// [`writable`](Self::writable).
+    pub(super) fn blocked(&self) -> bool {
+        self.blocked
+    }
+
+    /// The platform wrote `n` of the offered bytes at `now`. Returns
+    /// whether the send buffer is now empty.
+    pub(super) fn wrote(&mut self, n: usize, now: Instant) -> bool {
+        let offered = self.tx.len();
+        self.tx.consume(n);
+        self.blocked = n < offered;
+        if n > 0 {
+            self.last_tx = now;
+        }
+        self.tx.is_empty()
+    }
+
+    /// The platform can take bytes again.
+    pub(super) fn writable(&mut self) {
+        self.blocked = false;
+    }
+
+    /// What the master is feeding this peer.
+    pub(super) fn feed(&self) -> Feed {
+        self.feed
+    }
+
+    /// Legacy master: when this session's feed is due to start.
+    pub(super) fn feed_at(&self) -> Option<Instant> {
+        self.feed_at
+    }
+
+    /// Legacy master: the feed starts at `due` (a crossed start settles
+    /// first).
+    pub(super) fn delay_feed(&mut self, due: Instant) {
+        self.feed_at = Some(due);
+    }
+
+    /// Legacy master: whether the delayed feed is due at `now` (then it
+    /// is no longer delayed).
+    pub(super) fn take_feed_due(&mut self, now: Instant) -> bool {
+        let due = self.feed_at.is_some_and(|t| t <= now);
+        if due {
+            self.feed_at = None;
+        }
+        due
+    }
+
+    /// Ring records after `cursor` are sent next (a resume, the end of a
+    /// snapshot, or records sent up to it).
+    pub(super) fn stream_from(&mut self, cursor: Cursor) {
+        self.feed = Feed::Stream { cursor };
+    }
+
+    /// A snapshot begins (from dump `dump`, the SADB first); the stream
+    /// continues after `start`. A digest queued for the old stream is
+    /// moot: the snapshot brings the slave to a new position.
+    pub(super) fn begin_snapshot(
+        &mut self,
+        dump: DumpId,
+        start: Position,
+        buckets: Option<BucketSet>,
+    ) {
+        self.feed = Feed::Snapshot {
+            dump,
+            table: Table::Sadb,
+            start,
+            paused: false,
+            buckets,
+        };
+        self.pending_digest = None;
+    }
+
+    /// The snapshot goes on with `table`, read by dump `dump`.
+    pub(super) fn next_snapshot_table(&mut self, dump: DumpId, table: Table) {
+        if let Feed::Snapshot { start, buckets, .. } = self.feed {
+            self.feed = Feed::Snapshot {
+                dump,
+                table,
+                start,
+                paused: false,
+                buckets,
+            };
+        }
+    }
+
+    /// The snapshot's dump waits for buffer room.
+    pub(super) fn pause_snapshot(&mut self) {
+        if let Feed::Snapshot { paused, .. } = &mut self.feed {
+            *paused = true;
+        }
+    }
+
+    /// A paused snapshot may go on if the buffer has room for a frame
+    /// besides the control reserve.
+    pub(super) fn unpause_snapshot_if_room(&mut self) {
+        let room = self.feed_has_room();
+        if let Feed::Snapshot { paused, .. } = &mut self.feed {
+            if *paused && room {
+                *paused = false;
+            }
+        }
+    }
+
+    /// The feed ends here and another starts at once (a full snapshot or
+    /// a resume, which set what is pending themselves).
+    pub(super) fn drop_feed(&mut self) {
+        self.feed = Feed::Idle;
+    }
+
+    /// The feed stops (we are no longer master, the slave restarts, or
+    /// the session is no longer the peer's): nothing is pending. Returns
+    /// the dump of a snapshot under way, to cancel.
+    pub(super) fn stop_feed(&mut self) -> Option<DumpId> {
+        let dump = match self.feed {
+            Feed::Snapshot { dump, .. } => Some(dump),
+            _ => None,
+        };
+        self.feed = Feed::Idle;
+        self.pending_digest = None;
+        dump
+    }
+
+    /// A digest taken at `start` is announced: a streaming v2 slave gets
+    /// it when its stream reaches `start`. Returns whether it will.
+    pub(super) fn announce_digest(&mut self, start: Position) -> bool {
+        let streaming = self.streams_v2();
+        if streaming {
+            self.pending_digest = Some(start);
+        }
+        streaming
+    }
+
+    /// An authenticated v2 session that is fed ring records (digests go
+    /// only to such).
+    pub(super) fn streams_v2(&self) -> bool {
+        matches!(self.phase, Phase::Keyed { open: true, .. })
+            && matches!(self.feed, Feed::Stream { .. })
+    }
+
+    /// Whether the stream reached the announced digest's position.
+    pub(super) fn digest_due_at(&self, after: Position) -> bool {
+        self.pending_digest == Some(after)
+    }
+
+    /// The announced digest is sent (or found stale): none is pending.
+    pub(super) fn digest_taken(&mut self) {
+        self.pending_digest = None;
     }
 
     /// Whether authenticated (or legacy) messages can flow.
@@ -469,5 +872,252 @@ mod tests {
             "the protocol follows the reload"
         );
         assert_eq!((c.last_rx, c.last_tx, c.acked_at), (later, later, later));
+    }
+
+    fn hello(nonce: u8) -> Hello {
+        Hello {
+            node_id: [nonce; 16],
+            boot_epoch: 1,
+            nonce: [nonce; 32],
+            run_state: crate::state::RunState::Slave,
+            resume: Position::NONE,
+            arch: crate::wire::v2::ArchTag::host(),
+            dialect: crate::dialect::KernelDialect::OpenBsd,
+        }
+    }
+
+    /// A cursor at the head of a ring with one record: what a stream
+    /// reads from.
+    fn cursor() -> Cursor {
+        let mut buf = [0u8; 256];
+        let mut ring = super::super::ring::DeltaRing::new(&mut buf[..], 1);
+        ring.push(b"record").unwrap();
+        ring.cursor(ring.position()).unwrap()
+    }
+
+    fn pos(seq: u64) -> Position {
+        Position { epoch: 1, seq }
+    }
+
+    /// A snapshot starts unpaused and drops a digest queued for the old
+    /// stream; its dump pauses without room and goes on only with room
+    /// for a frame and the control reserve; the next table keeps where
+    /// the stream resumes and which buckets are sent; stopping the feed
+    /// hands back the dump to cancel and leaves nothing pending.
+    #[test]
+    fn a_snapshot_feed_pauses_for_room_and_stops_clean() {
+        let (mut tx, mut rx) = ([0u8; MIN_TX_BYTES + 64], [0u8; RX_FRAME]);
+        let mut s = ConnSlot::<SoftCrypto>::new(&mut tx, &mut rx);
+        let c = s.open(ConnId(1), PeerIndex(0), true, true, Instant::ZERO);
+        c.accepted_legacy();
+        c.pending_digest = Some(pos(3));
+        let buckets: Option<BucketSet> = Some([0x0f; crate::ctl::BUCKETS / 8]);
+        c.begin_snapshot(DumpId(4), pos(9), buckets);
+        assert!(!c.digest_due_at(pos(3)), "a snapshot drops the old digest");
+        let Feed::Snapshot {
+            dump,
+            table,
+            start,
+            paused,
+            ..
+        } = c.feed()
+        else {
+            panic!("no snapshot");
+        };
+        assert_eq!(
+            (dump, table, start, paused),
+            (DumpId(4), Table::Sadb, pos(9), false)
+        );
+        c.pause_snapshot();
+        // Fill the buffer past the feed's threshold: still paused.
+        let fill = c.tx.room() - (MAX_FRAME + CTL_RESERVE) + 1;
+        assert!(c.tx.append_with(fill, |_| Ok::<usize, ()>(fill)).is_some());
+        c.unpause_snapshot_if_room();
+        assert!(matches!(c.feed(), Feed::Snapshot { paused: true, .. }));
+        assert!(!c.wrote(1, Instant::from_millis(1)), "bytes remain");
+        c.unpause_snapshot_if_room();
+        assert!(matches!(c.feed(), Feed::Snapshot { paused: false, .. }));
+        c.pause_snapshot();
+        c.next_snapshot_table(DumpId(5), Table::Spd);
+        assert_eq!(
+            c.feed(),
+            Feed::Snapshot {
+                dump: DumpId(5),
+                table: Table::Spd,
+                start: pos(9),
+                paused: false,
+                buckets,
+            }
+        );
+        assert_eq!(c.stop_feed(), Some(DumpId(5)));
+        assert_eq!(c.feed(), Feed::Idle);
+        assert_eq!(c.stop_feed(), None, "nothing left to cancel");
+    }
+
+    /// A digest is queued only for an authenticated v2 session that
+    /// streams (not a legacy one, not during a snapshot), is due when the
+    /// stream reaches its position, and is sent once.
+    #[test]
+    fn a_digest_waits_for_its_position_on_v2_streams_only() {
+        let (mut tx, mut rx) = ([0u8; MIN_TX_BYTES], [0u8; RX_FRAME]);
+        let mut s = ConnSlot::<SoftCrypto>::new(&mut tx, &mut rx);
+        let c = s.open(ConnId(1), PeerIndex(0), true, true, Instant::ZERO);
+        c.accepted_legacy();
+        c.stream_from(cursor());
+        assert!(!c.announce_digest(pos(2)), "legacy has no digest");
+        let (local, peer) = (hello(1), hello(2));
+        let session = Session::new(
+            SoftCrypto,
+            &[7; 32],
+            crate::wire::v2::Side::Initiator,
+            &local,
+            &peer,
+        )
+        .unwrap();
+        c.phase = Phase::Keyed {
+            session,
+            peer,
+            open: true,
+        };
+        c.begin_snapshot(DumpId(1), pos(1), None);
+        assert!(!c.announce_digest(pos(2)), "not during a snapshot");
+        c.stream_from(cursor());
+        assert!(c.streams_v2());
+        assert!(c.announce_digest(pos(2)));
+        assert!(!c.digest_due_at(pos(1)) && c.digest_due_at(pos(2)));
+        c.digest_taken();
+        assert!(!c.digest_due_at(pos(2)));
+        c.announce_digest(pos(3));
+        c.stop_feed();
+        assert!(!c.digest_due_at(pos(3)), "a stopped feed sends no digest");
+    }
+
+    /// The legacy feed delay fires once; a crossed start demotes the
+    /// current session to a read-only alias that feeds nothing; refusals
+    /// are logged once per connection; bad frames count until an
+    /// authentic one; a short write blocks until writable.
+    #[test]
+    fn session_flags_follow_their_rules() {
+        let (mut tx, mut rx) = ([0u8; MIN_TX_BYTES], [0u8; RX_FRAME]);
+        let mut s = ConnSlot::<SoftCrypto>::new(&mut tx, &mut rx);
+        let c = s.open(ConnId(1), PeerIndex(0), true, true, Instant::ZERO);
+        let t = Instant::from_millis(2000);
+        c.connected(t, true);
+        assert!(c.is_open() && c.opened() == t);
+        c.delay_feed(t);
+        assert!(!c.take_feed_due(Instant::from_millis(1999)));
+        assert!(c.take_feed_due(t) && c.feed_at().is_none());
+        assert!(!c.take_feed_due(t), "fires once");
+
+        c.session_up();
+        c.begin_snapshot(DumpId(3), pos(1), None);
+        assert_eq!(c.demote_to_alias(), Some(DumpId(3)));
+        assert!(c.alias() && !c.up() && c.feed() == Feed::Idle);
+
+        assert!(c.first_refusal() && !c.first_refusal());
+
+        assert_eq!((c.bad_frame(), c.bad_frame()), (1, 2));
+        c.frame_arrived(t);
+        assert_eq!((c.bad_frame(), c.last_rx()), (1, t));
+
+        c.ack_sent(pos(5), t);
+        assert_eq!((c.acked(), c.acked_at()), (pos(5), t));
+
+        assert!(c.tx.append_with(4, |_| Ok::<usize, ()>(4)).is_some());
+        assert!(!c.wrote(1, t) && c.blocked(), "short write");
+        c.writable();
+        assert!(!c.blocked());
+        let later = Instant::from_millis(3000);
+        assert!(c.wrote(3, later) && !c.blocked() && c.last_tx() == later);
+    }
+
+    /// Takes what a connection queued (one frame in these tests).
+    fn sent(c: &mut Conn<'_, SoftCrypto>, out: &mut [u8]) -> usize {
+        let n = c.tx.len();
+        out[..n].copy_from_slice(c.tx.pending());
+        c.tx.consume(n);
+        n
+    }
+
+    /// The v2 handshake through the phase: each side's HELLO keys the
+    /// other's session and queues its CONFIRM; a CONFIRM opens it; then
+    /// sealed frames open into the caller's buffer. A frame before our
+    /// HELLO, or a second CONFIRM once open, ends the connection.
+    #[test]
+    fn the_v2_handshake_keys_then_opens_the_session() {
+        let (mut tx_a, mut rx_a) = ([0u8; MIN_TX_BYTES], [0u8; RX_FRAME]);
+        let (mut tx_b, mut rx_b) = ([0u8; MIN_TX_BYTES], [0u8; RX_FRAME]);
+        let mut sa = ConnSlot::<SoftCrypto>::new(&mut tx_a, &mut rx_a);
+        let mut sb = ConnSlot::<SoftCrypto>::new(&mut tx_b, &mut rx_b);
+        let a = sa.open(ConnId(1), PeerIndex(0), true, false, Instant::ZERO);
+        let b = sb.open(ConnId(2), PeerIndex(0), false, false, Instant::ZERO);
+        let key = [9u8; 32];
+        let (mut frame, mut buf) = ([0u8; MAX_FRAME], [0u8; MAX_FRAME]);
+        let mut hb = [0u8; MAX_FRAME];
+        let n = hello(2).encode(&mut hb).unwrap();
+        assert!(matches!(
+            a.phase
+                .handle_v2_frame(&mut a.tx, true, &SoftCrypto, &key, &mut hb[..n], &mut buf),
+            V2Step::Fatal(V2Error::HandshakeOrder)
+        ));
+        a.hello_sent(hello(1));
+        b.hello_sent(hello(2));
+        let mut ha = [0u8; MAX_FRAME];
+        let m = hello(1).encode(&mut ha).unwrap();
+        for (c, h, outbound) in [
+            (&mut *a, &mut hb[..n], true),
+            (&mut *b, &mut ha[..m], false),
+        ] {
+            let step = c
+                .phase
+                .handle_v2_frame(&mut c.tx, outbound, &SoftCrypto, &key, h, &mut buf);
+            assert!(matches!(step, V2Step::Hello));
+            assert!(!c.is_open() && c.peer_hello().is_some());
+        }
+        let k = sent(a, &mut frame);
+        let mut confirm_a = frame;
+        let step = b.phase.handle_v2_frame(
+            &mut b.tx,
+            false,
+            &SoftCrypto,
+            &key,
+            &mut frame[..k],
+            &mut buf,
+        );
+        assert!(matches!(step, V2Step::Confirmed(h) if h == hello(1)));
+        assert!(b.is_open());
+        let k2 = sent(b, &mut frame);
+        let step = a.phase.handle_v2_frame(
+            &mut a.tx,
+            true,
+            &SoftCrypto,
+            &key,
+            &mut frame[..k2],
+            &mut buf,
+        );
+        assert!(matches!(step, V2Step::Confirmed(h) if h == hello(2)));
+        let Phase::Keyed { session, .. } = &mut a.phase else {
+            panic!("not keyed");
+        };
+        let s = session.seal(Kind::Pfkey, b"sadb", &mut frame).unwrap();
+        let step = b.phase.handle_v2_frame(
+            &mut b.tx,
+            false,
+            &SoftCrypto,
+            &key,
+            &mut frame[..s],
+            &mut buf,
+        );
+        assert!(matches!(step, V2Step::Msg(Kind::Pfkey, 4)));
+        assert_eq!(&buf[..4], b"sadb");
+        let step = b.phase.handle_v2_frame(
+            &mut b.tx,
+            false,
+            &SoftCrypto,
+            &key,
+            &mut confirm_a[..k],
+            &mut buf,
+        );
+        assert!(matches!(step, V2Step::Fatal(_)), "a replayed CONFIRM");
     }
 }

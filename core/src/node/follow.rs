@@ -106,7 +106,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         }
         let peer = self.slot_of(conn).map(|(p, _)| p);
         let mixed = self.slave.legacy_source().is_some_and(|a| Some(a) != peer)
-            || self.conn(conn).is_some_and(|c| c.refused);
+            || self.conn(conn).is_some_and(|c| c.refused());
         if mixed {
             self.slave.legacy_drop_master();
             return Some((
@@ -150,7 +150,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             Some(f) if f.conn == conn => return Some(true),
             Some(f) if self.peer_state_of(f.conn) == Some(RunState::Master) => {
                 if let Some(c) = self.conn_mut(conn) {
-                    c.refused = true;
+                    c.refuse();
                 }
                 // Legacy sessions have no keepalive: the master we follow may
                 // be long dead behind a half-open connection. Announcing our

@@ -128,7 +128,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// ([`handle_dump_end`](Self::handle_dump_end)). A paused dump is named
     /// again once its consumer has room.
     pub fn poll_dump(&self, skip: &[DumpId]) -> Option<DumpId> {
-        let feeds = self.conns.iter().filter_map(|c| match c.feed {
+        let feeds = self.conns.iter().filter_map(|c| match c.feed() {
             Feed::Snapshot {
                 dump,
                 paused: false,
@@ -413,8 +413,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
 
     /// The connection whose snapshot reads `dump`, and which table.
     fn snapshot_owner(&self, dump: DumpId) -> Option<(ConnId, Table)> {
-        self.conns.iter().find_map(|c| match c.feed {
-            Feed::Snapshot { dump: d, table, .. } if d == dump => Some((c.id, table)),
+        self.conns.iter().find_map(|c| match c.feed() {
+            Feed::Snapshot { dump: d, table, .. } if d == dump => Some((c.id(), table)),
             _ => None,
         })
     }

@@ -378,7 +378,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
 
     /// The connection in slot `slot` (`0..connection_slots()`), if any.
     pub fn connection_in_slot(&self, slot: usize) -> Option<ConnId> {
-        self.conns.slot(slot / 2, slot % 2).map(|c| c.id)
+        self.conns.slot(slot / 2, slot % 2).map(|c| c.id())
     }
 
     /// Our run state.
@@ -443,7 +443,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 let done = self
                     .conns
                     .slot(p, s)
-                    .map(|c| (c.id, !c.is_open() || c.tx.is_empty()));
+                    .map(|c| (c.id(), !c.is_open() || c.tx.is_empty()));
                 if let Some((id, true)) = done {
                     self.close_conn(now, id, None, true);
                 }
@@ -496,7 +496,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             let held = self
                 .conns
                 .of_peer(i.0)
-                .any(|c| c.outbound || c.up || c.alias);
+                .any(|c| c.outbound() || c.up() || c.alias());
             if p.status() == ConnStatus::Disconnected && !held {
                 t = earliest(
                     t,
@@ -512,21 +512,21 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         {
             for c in self.conns.iter() {
                 let legacy_pending =
-                    matches!(c.phase, Phase::Legacy) && !c.outbound && !c.up && !c.alias;
+                    matches!(c.phase, Phase::Legacy) && !c.outbound() && !c.up() && !c.alias();
                 if legacy_pending
                     || matches!(c.phase, Phase::Hello(_) | Phase::Keyed { open: false, .. })
                 {
-                    t = earliest(t, Some(c.opened.add(self.settings.handshake_timeout)));
+                    t = earliest(t, Some(c.opened().add(self.settings.handshake_timeout)));
                 }
                 if matches!(c.phase, Phase::Connecting) {
-                    t = earliest(t, Some(c.opened.add(self.settings.connect_timeout)));
+                    t = earliest(t, Some(c.opened().add(self.settings.connect_timeout)));
                 }
-                t = earliest(t, c.feed_at);
+                t = earliest(t, c.feed_at());
                 if matches!(c.phase, Phase::Keyed { open: true, .. }) {
                     if c.tx.is_empty() {
-                        t = earliest(t, Some(c.last_tx.add(self.settings.keepalive)));
+                        t = earliest(t, Some(c.last_tx().add(self.settings.keepalive)));
                     }
-                    t = earliest(t, Some(c.last_rx.add(self.settings.dead_after)));
+                    t = earliest(t, Some(c.last_rx().add(self.settings.dead_after)));
                 }
             }
         }
@@ -553,14 +553,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let mut found = None;
         for i in self.conns.in_turn() {
             let (p, s) = (i / 2, i % 2);
-            let Some(id) = self.conns.slot(p, s).map(|c| c.id) else {
+            let Some(id) = self.conns.slot(p, s).map(|c| c.id()) else {
                 continue;
             };
             self.pump(now, id);
             if self
                 .conns
                 .slot(p, s)
-                .is_some_and(|c| !c.tx.is_empty() && !c.blocked)
+                .is_some_and(|c| !c.tx.is_empty() && !c.blocked())
             {
                 found = Some((p, s));
                 self.conns.sent(i);
@@ -569,7 +569,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         }
         let (p, s) = found?;
         let c = self.conns.slot(p, s)?;
-        Some((c.id, c.tx.pending()))
+        Some((c.id(), c.tx.pending()))
     }
 
     /// Bytes to write to this connection (the platform found it writable).
@@ -585,14 +585,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     pub fn handle_sent(&mut self, now: Instant, conn: ConnId, n: usize) {
         let mut drained = false;
         if let Some(c) = self.conn_mut(conn) {
-            let offered = c.tx.len();
-            c.tx.consume(n);
-            c.blocked = n < offered;
-            if n > 0 {
-                c.last_tx = now;
-            }
-            drained = c.tx.is_empty();
-            let peer = c.peer;
+            drained = c.wrote(n, now);
+            let peer = c.peer();
             if let Some(p) = self.table.get_mut(peer) {
                 p.stats.bytes_out = p.stats.bytes_out.saturating_add(n as u64);
             }
@@ -608,7 +602,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// A connection whose last write was short can take bytes again.
     pub fn handle_writable(&mut self, now: Instant, conn: ConnId) {
         if let Some(c) = self.conn_mut(conn) {
-            c.blocked = false;
+            c.writable();
         }
         self.pump(now, conn);
         self.flush_parts();
@@ -687,8 +681,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     pub(super) fn open_conns(&self) -> heapless::Vec<ConnId, 64> {
         let mut v = heapless::Vec::new();
         for c in self.conns.iter() {
-            if c.is_open() && c.up {
-                let _ = v.push(c.id);
+            if c.is_open() && c.up() {
+                let _ = v.push(c.id());
             }
         }
         v

@@ -10,7 +10,7 @@ use crate::state::{FlushMode, Position, RunState};
 use crate::time::Instant;
 use crate::wire::v2::MAX_PAYLOAD;
 
-use super::conn::{Feed, Phase, CTL_RESERVE, MAX_FRAME};
+use super::conn::{Feed, Phase, CTL_RESERVE};
 use super::digest::MultisetDigest;
 use super::event::{ConnId, DumpFlow, DumpOp, Event, Table};
 use super::feed::Regroup;
@@ -125,7 +125,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 let master = self
                     .conns
                     .slot(p, s)
-                    .is_some_and(|c| self.peer_state_of(c.id) == Some(RunState::Master));
+                    .is_some_and(|c| self.peer_state_of(c.id()) == Some(RunState::Master));
                 let Some(c) = self.conns.slot_mut(p, s) else {
                     continue;
                 };
@@ -214,7 +214,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             return;
         }
         let Some(c) = self.conn(conn) else { return };
-        if !c.is_open() || !c.up || c.feed != Feed::Idle {
+        if !c.is_open() || !c.up() || c.feed() != Feed::Idle {
             return;
         }
         match self.peer_state_of(conn) {
@@ -227,10 +227,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             // connection that is dropped or only read.
             let due = self
                 .conn(conn)
-                .map_or(now, |c| c.opened.add(LEGACY_FEED_DELAY));
+                .map_or(now, |c| c.opened().add(LEGACY_FEED_DELAY));
             if now < due {
                 if let Some(c) = self.conn_mut(conn) {
-                    c.feed_at = Some(due);
+                    c.delay_feed(due);
                 }
                 return;
             }
@@ -247,7 +247,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     .flatten();
                 if let Some(cursor) = cursor {
                     if let Some(c) = self.conn_mut(conn) {
-                        c.feed = Feed::Stream { cursor };
+                        c.stream_from(cursor);
                     }
                     self.send_ctl_or_close(now, conn, &Ctl::Resume(pos));
                     self.counters.ring_resumes += 1;
@@ -285,7 +285,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             return false;
         };
         if let Some(c) = self.conn_mut(conn) {
-            c.feed = Feed::Stream { cursor };
+            c.stream_from(cursor);
         }
         self.send_ctl_or_close(now, conn, &Ctl::Resume(head));
         self.counters.resumes_with_repair += 1;
@@ -303,9 +303,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     pub(super) fn legacy_feeds_due(&mut self, now: Instant) {
         let mut due: heapless::Vec<ConnId, 64> = heapless::Vec::new();
         for c in self.conns.iter_mut() {
-            if c.feed_at.is_some_and(|t| t <= now) {
-                c.feed_at = None;
-                let _ = due.push(c.id);
+            if c.take_feed_due(now) {
+                let _ = due.push(c.id());
             }
         }
         for &id in &due {
@@ -316,14 +315,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// A v2 slave asked to resume after `pos` (or for a full snapshot).
     #[inline(never)]
     pub(super) fn restart_feed(&mut self, now: Instant, conn: ConnId, pos: Position) {
-        if let Some(c) = self.conn_mut(conn) {
-            if let Feed::Snapshot { dump, .. } = c.feed {
-                self.events_cancel_dump(dump);
-            }
-        }
-        if let Some(c) = self.conn_mut(conn) {
-            c.feed = Feed::Idle;
-            c.pending_digest = None;
+        if let Some(dump) = self.conn_mut(conn).and_then(|c| c.stop_feed()) {
+            self.events_cancel_dump(dump);
         }
         self.counters.resyncs += 1;
         self.maybe_start_feed(now, conn, Some(pos));
@@ -346,14 +339,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// in its stream where it is now; the stream goes on after it.
     #[inline(never)]
     pub(super) fn start_repair(&mut self, now: Instant, conn: ConnId, buckets: BucketSet) {
-        let Some(Feed::Stream { cursor }) = self.conn(conn).map(|c| c.feed) else {
+        let Some(Feed::Stream { cursor }) = self.conn(conn).map(|c| c.feed()) else {
             // A snapshot is under way already; the next digest tells.
             return;
         };
         let all = fingerprint::count(&buckets) == BUCKETS;
         if all {
             if let Some(c) = self.conn_mut(conn) {
-                c.feed = Feed::Idle;
+                c.drop_feed();
             }
             self.start_snapshot(now, conn);
         } else {
@@ -407,14 +400,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         };
         self.feed.snapshot_begins(p, s);
         if let Some(c) = self.conn_mut(conn) {
-            c.feed = Feed::Snapshot {
-                dump,
-                table: Table::Sadb,
-                start,
-                paused: false,
-                buckets,
-            };
-            c.pending_digest = None;
+            c.begin_snapshot(dump, start, buckets);
         }
         if let Some(x) = self.peer_stats_mut(p) {
             x.snapshot_send_started(now, buckets.is_some());
@@ -440,11 +426,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     pub(super) fn stop_feeds(&mut self) {
         let mut cancel: heapless::Vec<(super::event::DumpId, PeerIndex), 64> = heapless::Vec::new();
         for c in self.conns.iter_mut() {
-            if let Feed::Snapshot { dump, .. } = c.feed {
-                let _ = cancel.push((dump, c.peer));
+            if let Some(dump) = c.stop_feed() {
+                let _ = cancel.push((dump, c.peer()));
             }
-            c.feed = Feed::Idle;
-            c.pending_digest = None;
         }
         for &(d, p) in &cancel {
             if let Some(x) = self.peer_stats_mut(p.0) {
@@ -478,27 +462,25 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             let Some(c) = self.conns.slot_mut(p, s) else {
                 return;
             };
-            if !c.is_open() || !c.up {
+            if !c.is_open() || !c.up() {
                 return;
             }
-            match c.feed {
+            match c.feed() {
                 Feed::Idle => break,
-                Feed::Snapshot { ref mut paused, .. } => {
-                    if *paused && c.tx.room() >= MAX_FRAME + CTL_RESERVE {
-                        *paused = false;
-                    }
+                Feed::Snapshot { .. } => {
+                    c.unpause_snapshot_if_room();
                     break;
                 }
                 Feed::Stream { cursor } => {
                     let after = cursor.position();
-                    if c.pending_digest == Some(after) {
+                    if c.digest_due_at(after) {
                         // The digest and its bucket sums, together.
                         let chunks = BUCKETS / BUCKETS_PER_CHUNK;
                         let need = (chunks + 1) * (crate::ctl::MAX_LEN + 48) + CTL_RESERVE;
                         if c.tx.room() < need {
                             break;
                         }
-                        c.pending_digest = None;
+                        c.digest_taken();
                         let Some(d) = self.feed.announced().filter(|_| self.sums.pos() == after)
                         else {
                             continue;
@@ -551,7 +533,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                         }
                     }
                     if let (Some(e), 0) = (fell_behind, records) {
-                        c.feed = Feed::Idle;
+                        c.drop_feed();
                         if self.legacy {
                             log::info!(
                                 "peer {}: fell behind the delta ring ({e}); full snapshot",
@@ -592,7 +574,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                         self.close_conn(now, conn, None, true);
                         return;
                     }
-                    c.feed = Feed::Stream { cursor: cur };
+                    c.stream_from(cur);
                     sent += u64::from(len > 0);
                 }
             }
@@ -659,7 +641,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         };
         if let Feed::Snapshot {
             buckets: Some(set), ..
-        } = c.feed
+        } = c.feed()
         {
             // A repair: only the buckets the slave asked for. A bundle is
             // re-grouped when either SA's bucket is asked for (the digest
@@ -696,9 +678,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if c.feed_has_room() {
             DumpFlow::More
         } else {
-            if let Feed::Snapshot { ref mut paused, .. } = c.feed {
-                *paused = true;
-            }
+            c.pause_snapshot();
             DumpFlow::Pause
         }
     }
@@ -708,7 +688,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// slave may get it only from the deltas that follow the snapshot (and
     /// with them the X_GRPSPIS that made the bundle).
     fn regroup_unsafe(&self, conn: ConnId, record: &[u8]) -> bool {
-        let Some(Feed::Snapshot { start, .. }) = self.conn(conn).map(|c| c.feed) else {
+        let Some(Feed::Snapshot { start, .. }) = self.conn(conn).map(|c| c.feed()) else {
             return true;
         };
         let Ok(replay) = self.ring.replay_after(start) else {
@@ -720,13 +700,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// The current table of `conn`'s snapshot is exhausted.
     pub(super) fn snapshot_table_end(&mut self, now: Instant, conn: ConnId) {
         let Some(c) = self.conn(conn) else { return };
-        let Feed::Snapshot {
-            table,
-            start,
-            buckets,
-            ..
-        } = c.feed
-        else {
+        let Feed::Snapshot { table, start, .. } = c.feed() else {
             return;
         };
         match table {
@@ -739,13 +713,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 let next = if bundles { Table::Sadb } else { Table::Spd };
                 let dump = self.alloc_dump_id();
                 if let Some(c) = self.conn_mut(conn) {
-                    c.feed = Feed::Snapshot {
-                        dump,
-                        table: next,
-                        start,
-                        paused: false,
-                        buckets,
-                    };
+                    c.next_snapshot_table(dump, next);
                 }
                 self.push_event(Event::Dump {
                     dump,
@@ -773,7 +741,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     Err(e) => {
                         log::info!("deltas since the snapshot began are gone ({e}); full snapshot");
                         if let Some(c) = self.conn_mut(conn) {
-                            c.feed = Feed::Idle;
+                            c.drop_feed();
                         }
                         self.start_snapshot(now, conn);
                         return;
@@ -790,7 +758,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     return;
                 };
                 if let Some(c) = self.conn_mut(conn) {
-                    c.feed = Feed::Stream { cursor };
+                    c.stream_from(cursor);
                 }
                 self.pump(now, conn);
             }
@@ -824,10 +792,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if !self.feed.digest_due(now, self.settings.digest_interval) {
             return;
         }
-        let streaming = self.conns.iter().any(|c| {
-            matches!(c.phase, Phase::Keyed { open: true, .. })
-                && matches!(c.feed, Feed::Stream { .. })
-        });
+        let streaming = self.conns.iter().any(|c| c.streams_v2());
         if !streaming {
             return;
         }
@@ -887,11 +852,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             .announce(now, start, sas, flows, sa_digest, flow_digest, partial);
         let mut ids: heapless::Vec<ConnId, 64> = heapless::Vec::new();
         for c in self.conns.iter_mut() {
-            if matches!(c.phase, Phase::Keyed { open: true, .. })
-                && matches!(c.feed, Feed::Stream { .. })
-            {
-                c.pending_digest = Some(start);
-                let _ = ids.push(c.id);
+            if c.announce_digest(start) {
+                let _ = ids.push(c.id());
             }
         }
         self.counters.digests_sent += 1;

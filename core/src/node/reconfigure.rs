@@ -259,7 +259,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     fn reset_sessions(&mut self, now: Instant, why: SessionReset, legacy: bool) {
         let mut ids: heapless::Vec<ConnId, 64> = heapless::Vec::new();
         for c in self.conns.iter() {
-            let _ = ids.push(c.id);
+            let _ = ids.push(c.id());
         }
         for &id in &ids {
             self.close_conn(now, id, Some(why.what()), true);
@@ -291,7 +291,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             r.peers_removed += 1;
             log::info!("peer {addr}: no longer configured");
             for s in 0..2 {
-                if let Some(id) = self.conns.slot(p, s).map(|c| c.id) {
+                if let Some(id) = self.conns.slot(p, s).map(|c| c.id()) {
                     self.close_conn(now, id, Some("no longer configured"), true);
                 }
             }

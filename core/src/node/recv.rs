@@ -8,15 +8,14 @@ use crate::random::Random;
 use crate::state::{Position, RunState};
 use crate::time::Instant;
 use crate::wire::legacy::{LegacyError, MAX_FRAME as LEGACY_MAX_FRAME};
-use crate::wire::v2::{Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, MAX_FRAME};
+use crate::wire::v2::{Hello, Kind, V2Error, MAX_FRAME};
 
-use super::conn::{Phase, Rx, RxMode};
+use super::conn::{Rx, RxMode, V2Step};
 use super::event::{ConnId, Received};
 use super::machine::Node;
 use super::marks::MarkStore;
 use super::peer_stats::ErrorKind;
 use super::peer_table::{PeerIndex, SessionId, Tiebreak};
-use super::txbuf::TxBuf;
 use super::wipe::wipe;
 
 /// Records a slave lets pass before it acknowledges them at once.
@@ -144,7 +143,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             };
             if self.must_pause(conn) {
                 if let Some(c) = self.conns.slot_mut(p, s) {
-                    c.paused = true;
+                    c.pause_reading();
                 }
                 break;
             }
@@ -162,8 +161,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     // corrupted length can stall the deframer while bytes
                     // keep trickling in.
                     if let Some(c) = self.conns.slot_mut(p, s) {
-                        c.last_rx = now;
-                        c.bad_frames = 0;
+                        c.frame_arrived(now);
                     }
                     if self.legacy && !self.legacy_vouched(now, conn) {
                         wipe(&mut self.scratch.out[..len]);
@@ -189,10 +187,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     }
                     // Legacy drops a bad frame and reads on; a few in a
                     // row (the first, unauthenticated) end the connection.
-                    let bad = self.conns.slot_mut(p, s).map_or(0, |c| {
-                        c.bad_frames = c.bad_frames.saturating_add(1);
-                        c.bad_frames
-                    });
+                    let bad = self.conns.slot_mut(p, s).map_or(0, |c| c.bad_frame());
                     if !vouched || bad >= MAX_BAD_FRAMES {
                         self.counters.rejected_frames += 1;
                         self.close_conn(
@@ -260,6 +255,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let Some(c) = self.conns.slot_mut(p, s) else {
             return Step::NeedMore;
         };
+        let outbound = c.outbound();
         let Rx { buf: rxbuf, mode } = &mut c.rx;
         match mode {
             RxMode::Legacy(d) => {
@@ -304,43 +300,22 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     Err(e) => return Step::Fatal(Fatal::V2(e)),
                 };
                 let flen = frame.len();
-                match &mut c.phase {
-                    // The hot path first: nothing moves.
-                    Phase::Keyed {
-                        session,
-                        open: true,
-                        ..
-                    } => match session.open(frame) {
-                        Ok((kind, pt)) => {
-                            let n = pt.len().min(buf.len());
-                            buf[..n].copy_from_slice(&pt[..n]);
-                            wipe(&mut rxbuf[..flen]);
-                            Step::Msg(kind, n)
-                        }
-                        Err(e) => Step::Fatal(Fatal::V2(e)),
-                    },
-                    Phase::Keyed {
-                        session,
-                        peer,
-                        open,
-                    } => match session.check_confirm(frame) {
-                        Ok(()) => {
-                            *open = true;
-                            Step::Confirmed(*peer)
-                        }
-                        Err(e) => Step::Fatal(Fatal::V2(e)),
-                    },
-                    Phase::Hello(local) => {
-                        let local = *local;
-                        key_session(
-                            (&mut c.tx, &mut c.phase, c.outbound),
-                            &self.crypto,
-                            self.key.as_bytes(),
-                            local,
-                            frame,
-                        )
+                match c.phase.handle_v2_frame(
+                    &mut c.tx,
+                    outbound,
+                    &self.crypto,
+                    self.key.as_bytes(),
+                    frame,
+                    buf,
+                ) {
+                    V2Step::Msg(kind, n) => {
+                        wipe(&mut rxbuf[..flen]);
+                        Step::Msg(kind, n)
                     }
-                    _ => Step::Fatal(Fatal::V2(V2Error::HandshakeOrder)),
+                    V2Step::Hello => Step::Hello,
+                    V2Step::Confirmed(peer) => Step::Confirmed(peer),
+                    V2Step::Fatal(e) => Step::Fatal(Fatal::V2(e)),
+                    V2Step::Queue => Step::Fatal(Fatal::Queue),
                 }
             }
         }
@@ -377,7 +352,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             peer: peer.node_id,
         };
         self.session_up(now, conn, Some(ids));
-        if !self.conn(conn).is_some_and(|c| c.up) {
+        if !self.conn(conn).is_some_and(|c| c.up()) {
             return;
         }
         self.send_ctl_or_close(now, conn, &Ctl::State(self.role.state()));
@@ -432,9 +407,6 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             Ctl::AckSeq(pos) => {
                 let head = self.ring.position();
                 let p = self.slot_of(conn).map(|x| x.0);
-                if let Some(c) = self.conn_mut(conn) {
-                    c.peer_acked = pos;
-                }
                 if let Some(x) = p.and_then(|p| self.peer_stats_mut(p)) {
                     x.acked_by = pos;
                     x.lag = super::stats::lag(head, pos);
@@ -662,9 +634,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             self.counters.refused_data += 1;
             // Once per connection: a master that feeds us while we follow
             // another sends a whole stream, not one message.
-            let first = self
-                .conn_mut(conn)
-                .is_some_and(|c| !core::mem::replace(&mut c.refused_logged, true));
+            let first = self.conn_mut(conn).is_some_and(|c| c.first_refusal());
             if let (true, Some((p, _))) = (first, self.slot_of(conn)) {
                 log::info!(
                     "peer {}: PF_KEY data refused: the peer is not the master we follow (or we are master); further refusals on this connection are counted only",
@@ -821,17 +791,16 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         }
         let due = self.conn(conn).is_some_and(|c| {
             c.is_open()
-                && c.up
-                && c.acked != applied
+                && c.up()
+                && c.acked() != applied
                 && (force
-                    || c.acked.epoch != applied.epoch
-                    || applied.seq.saturating_sub(c.acked.seq) >= ACK_RECORDS
-                    || now.since(c.acked_at) >= ACK_DELAY)
+                    || c.acked().epoch != applied.epoch
+                    || applied.seq.saturating_sub(c.acked().seq) >= ACK_RECORDS
+                    || now.since(c.acked_at()) >= ACK_DELAY)
         }) && self.peer_state_of(conn) == Some(RunState::Master);
         if due {
             if let Some(c) = self.conn_mut(conn) {
-                c.acked = applied;
-                c.acked_at = now;
+                c.ack_sent(applied, now);
             }
             if let Some(x) = p.and_then(|p| self.peer_stats_mut(p)) {
                 x.acked_to = applied;
@@ -850,23 +819,23 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             && !self.slave.receiving()
             && self.slave.applied() != Position::NONE
             && c.is_open()
-            && c.up
-            && c.acked != self.slave.applied()
+            && c.up()
+            && c.acked() != self.slave.applied()
             && self.peer_state_of(f.conn) == Some(RunState::Master);
-        pending.then(|| c.acked_at.add(ACK_DELAY))
+        pending.then(|| c.acked_at().add(ACK_DELAY))
     }
 
     /// Unpauses connections that may read again.
     pub(super) fn wake_readers(&mut self) {
         let mut woke: heapless::Vec<ConnId, 64> = heapless::Vec::new();
         for c in self.conns.iter() {
-            if c.paused && !self.must_pause(c.id) {
-                let _ = woke.push(c.id);
+            if c.paused() && !self.must_pause(c.id()) {
+                let _ = woke.push(c.id());
             }
         }
         for &id in &woke {
             if let Some(c) = self.conn_mut(id) {
-                c.paused = false;
+                c.resume_reading();
             }
         }
     }
@@ -904,9 +873,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let c = self
             .conns
             .slot(p, 0)
-            .filter(|c| c.id == conn)
+            .filter(|c| c.id() == conn)
             .or(self.conns.slot(p, 1))?;
-        if !c.up {
+        if !c.up() {
             return None;
         }
         let peer = self.table.get(PeerIndex(p))?;
@@ -915,46 +884,4 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             _ => None,
         }
     }
-}
-
-/// The peer's HELLO arrived on a connection (its send buffer, phase and
-/// direction; ours was `local`): derive the session
-/// keys, queue our CONFIRM, and wait for the peer's. Kept out of
-/// `handle_recv` (never inlined): building a session takes a few
-/// kilobytes of stack, needed once per connection, not per frame.
-#[inline(never)]
-fn key_session<C: Crypto + Clone>(
-    (tx, phase, outbound): (&mut TxBuf<'_>, &mut Phase<C>, bool),
-    crypto: &C,
-    key: &[u8],
-    local: Hello,
-    frame: &[u8],
-) -> Step {
-    let peer = match Hello::decode(frame) {
-        Ok(h) => h,
-        Err(e) => return Step::Fatal(Fatal::V2(e)),
-    };
-    let side = if outbound {
-        Side::Initiator
-    } else {
-        Side::Responder
-    };
-    // The session is built into the phase, then sends its CONFIRM from
-    // there (no copy of it through the stack).
-    *phase = Phase::Keyed {
-        session: match Session::new(crypto.clone(), key, side, &local, &peer) {
-            Ok(x) => x,
-            Err(e) => return Step::Fatal(Fatal::V2(e)),
-        },
-        peer,
-        open: false,
-    };
-    let Phase::Keyed { session, .. } = phase else {
-        return Step::Fatal(Fatal::Queue);
-    };
-    let queued = tx.append_with(CONFIRM_LEN, |out| session.confirm(out));
-    if !matches!(queued, Some(Ok(_))) {
-        return Step::Fatal(Fatal::Queue);
-    }
-    Step::Hello
 }

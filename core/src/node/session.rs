@@ -32,9 +32,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if !matches!(c.phase, Phase::Connecting) {
             return;
         }
-        c.opened = now;
+        c.connected(now, legacy);
         if legacy {
-            c.phase = Phase::Legacy;
             self.session_up(now, conn, None);
         } else {
             self.send_hello(now, conn);
@@ -87,12 +86,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             (None, _) => 0,
             (_, None) => 1,
             (Some(a), Some(b)) => {
-                let pending = |c: &super::conn::Conn<'a, C>| !c.outbound && !c.up;
+                let pending = |c: &super::conn::Conn<'a, C>| !c.outbound() && !c.up();
                 #[cfg(feature = "planted-bugs")]
                 let pending =
                     |c: &super::conn::Conn<'a, C>| pending(c) || self.bugs.inbound_evicts_any;
                 let victim = match (pending(a), pending(b)) {
-                    (true, true) => Some(if a.opened <= b.opened { 0 } else { 1 }),
+                    (true, true) => Some(if a.opened() <= b.opened() { 0 } else { 1 }),
                     (true, false) => Some(0),
                     (false, true) => Some(1),
                     (false, false) => None,
@@ -106,7 +105,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                     }
                     return Err(Rejected::Busy(remote));
                 };
-                if let Some(vid) = self.conns.slot(p, victim).map(|c| c.id) {
+                if let Some(vid) = self.conns.slot(p, victim).map(|c| c.id()) {
                     self.close_conn(now, vid, None, true);
                 }
                 victim
@@ -118,7 +117,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             // Registered as the peer's session only once it delivered an
             // authentic frame (legacy has no handshake): an unauthenticated
             // connection must not replace the live one.
-            c.phase = Phase::Legacy;
+            c.accepted_legacy();
         }
         if self.may_log_noise(now, p) {
             log::info!("peer {}: connected (inbound)", self.peer_addrs[p]);
@@ -136,9 +135,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// address, and is not recorded against the peer.
     pub(super) fn vouched(&self, conn: ConnId) -> bool {
         self.conn(conn).is_some_and(|c| {
-            c.outbound
-                || c.up
-                || c.alias
+            c.outbound()
+                || c.up()
+                || c.alias()
                 || matches!(c.phase, super::conn::Phase::Keyed { open: true, .. })
         })
     }
@@ -169,7 +168,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     pub(super) fn legacy_vouched(&mut self, now: Instant, conn: ConnId) -> bool {
         let pending = self
             .conn(conn)
-            .is_some_and(|c| !c.outbound && !c.up && !c.alias);
+            .is_some_and(|c| !c.outbound() && !c.up() && !c.alias());
         if pending {
             self.session_up(now, conn, None);
         }
@@ -204,7 +203,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             // Pending inbound handshakes (anyone may open them from the
             // peer's address) do not hold our dial back: it takes a free
             // slot or the oldest of them.
-            let held = self.conns.of_peer(p).any(|c| c.outbound || c.up || c.alias);
+            let held = self
+                .conns
+                .of_peer(p)
+                .any(|c| c.outbound() || c.up() || c.alias());
             if !disconnected || held || !self.conns.backoff_mut(p).may_attempt(now) {
                 continue;
             }
@@ -212,8 +214,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 (None, _) => 0,
                 (_, None) => 1,
                 (Some(a), Some(b)) => {
-                    let victim = if a.opened <= b.opened { 0 } else { 1 };
-                    if let Some(vid) = [a.id, b.id].get(victim).copied() {
+                    let victim = if a.opened() <= b.opened() { 0 } else { 1 };
+                    if let Some(vid) = [a.id(), b.id()].get(victim).copied() {
                         self.close_conn(now, vid, None, true);
                     }
                     victim
@@ -252,10 +254,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             if !matches!(c.phase, Phase::Keyed { open: true, .. }) {
                 continue;
             }
-            if now.since(c.last_rx) >= self.settings.dead_after {
-                let _ = dead.push(c.id);
-            } else if now.since(c.last_tx) >= self.settings.keepalive && c.tx.is_empty() {
-                let _ = quiet.push(c.id);
+            if now.since(c.last_rx()) >= self.settings.dead_after {
+                let _ = dead.push(c.id());
+            } else if now.since(c.last_tx()) >= self.settings.keepalive && c.tx.is_empty() {
+                let _ = quiet.push(c.id());
             }
         }
         for &id in &dead {
@@ -265,7 +267,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let state = self.role.state();
         for &id in &quiet {
             if let Some(c) = self.conn_mut(id) {
-                c.last_tx = now;
+                c.keepalive_queued(now);
             }
             self.send_ctl_or_close(now, id, &Ctl::State(state));
         }
@@ -285,13 +287,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 }
                 // A legacy connection from a peer's address that never
                 // delivered an authentic frame.
-                Phase::Legacy if !c.outbound && !c.up && !c.alias => {
+                Phase::Legacy if !c.outbound() && !c.up() && !c.alias() => {
                     (self.settings.handshake_timeout, "handshake timed out")
                 }
                 _ => continue,
             };
-            if now.since(c.opened) >= limit {
-                let _ = late.push((c.id, why));
+            if now.since(c.opened()) >= limit {
+                let _ = late.push((c.id(), why));
             }
         }
         for &(id, why) in &late {
@@ -323,7 +325,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             c.tx.append_with(HELLO_LEN, |out| hello.encode(out)),
             Some(Ok(_))
         );
-        c.phase = Phase::Hello(hello);
+        c.hello_sent(hello);
         if ok {
             self.count_out(p);
         } else {
@@ -342,7 +344,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let Some((p, s)) = self.slot_of(id) else {
             return;
         };
-        let outbound = self.conns.slot(p, s).is_some_and(|c| c.outbound);
+        let outbound = self.conns.slot(p, s).is_some_and(|c| c.outbound());
         if self.legacy && self.legacy_crossed(now, p, id, outbound) {
             return;
         }
@@ -352,7 +354,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         {
             Some(SessionDecision::Accept { replaces }) => {
                 if let Some(c) = self.conns.slot_mut(p, s) {
-                    c.up = true;
+                    c.session_up();
                 }
                 self.conns.backoff_mut(p).handle_success();
                 if let Some(old) = replaces {
@@ -397,7 +399,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         };
         let cur = ConnId(cur.0);
         let cur_outbound = match self.conn(cur) {
-            Some(c) if c.up && c.outbound != outbound => c.outbound,
+            Some(c) if c.up() && c.outbound() != outbound => c.outbound(),
             _ => return false,
         };
         let addr = self.peer_addrs[p];
@@ -414,7 +416,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if cur_outbound {
             // Ours is already current: the new inbound one is only read.
             if let Some(c) = self.conn_mut(id) {
-                c.alias = true;
+                c.become_alias();
             }
             log::info!("peer {addr}: crossed connections; sending on ours, reading both");
             return true;
@@ -424,7 +426,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         // waits 2 s, as the original's snapshot timer does, so only a
         // crossing that late gets here): what is in flight on it could
         // arrive after what we send on ours, so it is closed.
-        if self.conn(cur).is_some_and(|c| c.feed != Feed::Idle) {
+        if self.conn(cur).is_some_and(|c| c.feed() != Feed::Idle) {
             self.close_conn(
                 now,
                 cur,
@@ -433,22 +435,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             );
             return false;
         }
-        if let Some(c) = self.conn_mut(cur) {
-            c.alias = true;
-            c.up = false;
-            c.pending_digest = None;
-            if let Feed::Snapshot { dump, .. } = c.feed {
-                self.push_event(Event::Dump {
-                    dump,
-                    op: DumpOp::Cancel,
-                });
-            }
-        }
-        if let Some(c) = self.conn_mut(cur) {
-            c.feed = Feed::Idle;
+        if let Some(dump) = self.conn_mut(cur).and_then(|c| c.demote_to_alias()) {
+            self.push_event(Event::Dump {
+                dump,
+                op: DumpOp::Cancel,
+            });
         }
         if let Some(c) = self.conn_mut(id) {
-            c.up = true;
+            c.session_up();
         }
         self.table
             .handle_session_moved(PeerIndex(p), SessionId(id.0), true);
@@ -468,7 +462,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let Some((p, s)) = self.slot_of(conn) else {
             return conn;
         };
-        if !self.conns.slot(p, s).is_some_and(|c| c.alias) {
+        if !self.conns.slot(p, s).is_some_and(|c| c.alias()) {
             return conn;
         }
         match self.table.get(PeerIndex(p)).map(|x| x.status()) {
@@ -513,7 +507,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if was_current && self.legacy {
             // The peer's replaced connection goes too: the original never
             // reads it again, so only a fresh dial is sure to be read.
-            let alias = self.conns.of_peer(p).find(|x| x.alias).map(|x| x.id);
+            let alias = self.conns.of_peer(p).find(|x| x.alias()).map(|x| x.id());
             if let Some(a) = alias {
                 self.release(now, a, None, true);
             }
@@ -555,11 +549,11 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let (p, s) = self.slot_of(id)?;
         let c = self.conns.slot(p, s)?;
         let gone = Gone {
-            feed: c.feed,
+            feed: c.feed(),
             connecting: matches!(c.phase, Phase::Connecting),
-            up: c.up,
-            outbound: c.outbound,
-            alias: c.alias,
+            up: c.up(),
+            outbound: c.outbound(),
+            alias: c.alias(),
         };
         let vouched = self.vouched(id);
         self.conns.close(p, s);

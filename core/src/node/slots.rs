@@ -61,7 +61,7 @@ impl<'a, C: Crypto> ConnSlots<'a, C> {
     pub fn slot_of(&self, id: ConnId) -> Option<(usize, usize)> {
         for (p, slots) in self.slots.iter().enumerate() {
             for (s, c) in slots.iter().enumerate() {
-                if c.as_ref().is_some_and(|c| c.id == id) {
+                if c.as_ref().is_some_and(|c| c.id() == id) {
                     return Some((p, s));
                 }
             }
@@ -185,7 +185,7 @@ impl<'a, C: Crypto> ConnSlots<'a, C> {
                 self.backoff[j] = Backoff::new();
             }
             for c in self.slots[j].iter_mut().flatten() {
-                c.peer = PeerIndex(j);
+                c.moved_to(PeerIndex(j));
             }
         }
         self.turn = 0;
@@ -252,7 +252,7 @@ mod tests {
         c.open(1, 1, b, false, false, T);
         assert_eq!((c.slot_of(a), c.slot_of(b)), (Some((1, 0)), Some((1, 1))));
         assert_eq!(
-            c.get(b).map(|x| (x.peer, x.outbound)),
+            c.get(b).map(|x| (x.peer(), x.outbound())),
             Some((PeerIndex(1), false))
         );
         assert_eq!((c.count(0), c.count(1), c.count(5)), (0, 2, 0));
@@ -294,8 +294,8 @@ mod tests {
         // Old peer 2 becomes 0, old 0 becomes 2, a new peer at 1.
         c.peers_moved(&[Some(PeerIndex(2)), None, Some(PeerIndex(0))]);
         assert_eq!((c.slot_of(b), c.slot_of(a)), (Some((0, 1)), Some((2, 0))));
-        assert_eq!(c.get(b).map(|x| x.peer), Some(PeerIndex(0)));
-        assert_eq!(c.get(a).map(|x| x.peer), Some(PeerIndex(2)));
+        assert_eq!(c.get(b).map(|x| x.peer()), Some(PeerIndex(0)));
+        assert_eq!(c.get(a).map(|x| x.peer()), Some(PeerIndex(2)));
         assert!(!c.backoff(0).may_attempt(T), "its backoff came along");
         assert!(c.backoff(1).may_attempt(T), "a new peer starts afresh");
         assert_eq!(c.in_turn().next(), Some(0));

@@ -214,7 +214,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 Some((self.peer_addrs[p], f.synced))
             }),
             job: self.job.name(),
-            paused_reads: self.conns.iter().filter(|c| c.paused).count(),
+            paused_reads: self.conns.iter().filter(|c| c.paused()).count(),
             counters: self.counters,
         }
     }
@@ -258,8 +258,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 _ => continue,
             };
             best = match best {
-                Some((b, t)) if b > phase || (b == phase && t <= c.opened) => Some((b, t)),
-                _ => Some((phase, c.opened)),
+                Some((b, t)) if b > phase || (b == phase && t <= c.opened()) => Some((b, t)),
+                _ => Some((phase, c.opened())),
             };
         }
         match best {
