@@ -178,6 +178,9 @@ pub struct Scope<'a> {
 pub trait Dialect {
     /// The dialect's HELLO byte.
     const ID: KernelDialect;
+    /// The errno the kernel refuses a policy's delete with when it holds
+    /// no such policy (OpenBSD: `ESRCH`, as for SAs).
+    const MISSING_POLICY: u32 = 3;
     /// An SA's identity.
     type SaKey: Copy + Eq + Ord + Hash + Debug;
     /// A flow's or policy's identity.

@@ -171,10 +171,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         }
         // A flow's X_DELFLOW met a snapshot taken after the deletion; a
         // repair's X_GRPSPIS named an SA a later repair batch brings.
-        // Linux answers a missing policy's DELPOLICY with ENOENT
-        // (xfrm_get_policy), OpenBSD a missing flow's with ESRCH.
-        const ENOENT: u32 = 2;
-        if matches!(req.op, Op::DeletePolicy | Op::Group) && (errno == ESRCH || errno == ENOENT) {
+        let missing = errno == ESRCH || (req.op == Op::DeletePolicy && errno == D::MISSING_POLICY);
+        if matches!(req.op, Op::DeletePolicy | Op::Group) && missing {
             log::debug!("pfkey {} of what we do not hold (ESRCH)", req.name);
             return;
         }

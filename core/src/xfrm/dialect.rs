@@ -287,6 +287,8 @@ fn request_of(kind: u16) -> Request {
 
 impl Dialect for Xfrm {
     const ID: KernelDialect = KernelDialect::LinuxXfrm;
+    /// `ENOENT`: `xfrm_get_policy` finds no policy to delete.
+    const MISSING_POLICY: u32 = 2;
     type SaKey = SaKey;
     type PolicyKey = PolicyKey;
     type Skip = Skip;
