@@ -126,10 +126,9 @@
 //!
 //! The failover bench (`tests/kernel/run --failover`, script
 //! `tests/kernel/failover`) runs keepalived, strongSwan and a numbered
-//! traffic stream in the guest and kills the master: the baseline (the
-//! backup's charon renegotiates) beside the kernel state mirrored by this
-//! crate (examples `failover_mirror`, `failover_traffic`), with and
-//! without the jump.
+//! traffic stream (example `failover_traffic`) in the guest and kills the
+//! master: the baseline (the backup's charon renegotiates) beside the
+//! sasyncd daemons.
 
 pub mod addr;
 pub mod confine;
