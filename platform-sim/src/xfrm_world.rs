@@ -930,6 +930,9 @@ impl Platform for Io<'_> {
                     (kind, e),
                     (msg::NEWSA, errno::EEXIST)
                         | (msg::DELSA | msg::UPDSA, errno::ESRCH)
+                        // Thresholds or a jump for a state the keying
+                        // daemon deleted meanwhile.
+                        | (msg::NEWAE, errno::ESRCH)
                         | (msg::DELPOLICY, errno::ENOENT)
                 );
                 if !expected {
