@@ -105,6 +105,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// jump. Not written if the kernel queue is full: the SA then reports
     /// at the kernel's default rate, which costs, not loses.
     fn set_seq_thresholds(&mut self, change: &[u8]) {
+        #[cfg(feature = "planted-bugs")]
+        if self.bugs.no_seq_thresholds {
+            return;
+        }
         let buf = &mut self.scratch.msg;
         let Some(n) = self.dialect.seq_thresholds(change, self.replay_margin, buf) else {
             return;

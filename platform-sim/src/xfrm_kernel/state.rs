@@ -903,6 +903,11 @@ impl XfrmKernel {
         Ok((first, last))
     }
 
+    /// The replay-event threshold of the state `key` (`replay_maxdiff`).
+    pub fn replay_threshold(&self, key: &SaKey) -> Option<u32> {
+        self.states.iter().find(|s| s.key() == *key).map(|s| s.rthr)
+    }
+
     /// The outbound sequence number the state `key` last used.
     pub fn oseq(&self, key: &SaKey) -> Option<u64> {
         self.states
