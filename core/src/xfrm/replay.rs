@@ -117,6 +117,7 @@ pub fn event_threshold(margin: u64) -> u32 {
 /// state whose timer ran without a change reports every packet until the
 /// timer is armed again (`XFRM_TIME_DEFER`), and 0 never arms it.
 pub const EVENT_TIMER: u32 = 60_000;
+const _: () = assert!(EVENT_TIMER > 0);
 
 /// Writes to `out` the `NEWAE` that sets the replay-event thresholds of
 /// the state the `NEWSA`/`UPDSA` record `record` describes
@@ -292,7 +293,6 @@ mod tests {
         assert_eq!(&id[16..20], &0x47u32.to_be_bytes());
         assert_eq!(u32_attr(&attrs, attr::REPLAY_THRESH), Some(2048));
         assert_eq!(u32_attr(&attrs, attr::ETIMER_THRESH), Some(EVENT_TIMER));
-        assert!(EVENT_TIMER > 0);
         assert_eq!(counters(&attrs), None, "the replay state is not replaced");
         assert!(attrs.find(attr::MARK).is_some(), "the mark finds the state");
         // Not a state, or not a complete one: nothing.
