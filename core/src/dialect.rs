@@ -137,6 +137,9 @@ pub enum Op {
     DeletePolicy,
     /// Groups SAs into a bundle (OpenBSD's X_GRPSPIS).
     Group,
+    /// Sets an SA's counters or replay-event thresholds (Linux's
+    /// `XFRM_MSG_NEWAE`).
+    Counters,
     /// Anything else.
     Other,
 }
@@ -334,6 +337,16 @@ pub trait Dialect {
     ) -> Result<Option<usize>, Self::Error> {
         let _ = (record, carried, margin, own, seq, out);
         Ok(None)
+    }
+
+    /// Writes to `out` the request that gives the SA a change the master
+    /// forwards adds (as its kernel reported it) the replay-event
+    /// thresholds that keep the numbers it carries within `margin`
+    /// (to be [`stamp`](Self::stamp)ed); `None` for other changes. The
+    /// default writes none (a dialect that carries no numbers).
+    fn seq_thresholds(&self, change: &[u8], margin: u64, out: &mut [u8]) -> Option<usize> {
+        let _ = (change, margin, out);
+        None
     }
 
     /// If the SADB dump record `record` starts a bundle: `Some`, with the

@@ -50,6 +50,11 @@
 //! at least twice the threshold plus what the old master can send in its
 //! last moments (the bench uses 4096). A full dump at connect time (the snapshot) seeds
 //! the numbers; events then keep them.
+//!
+//! The daemon's node sets its own thresholds, from its margin
+//! (`sasyncd_core::xfrm::replay::event_threshold`: half of it, and a long
+//! event timer, since at the kernel's one-second timer every SA that sends
+//! reports every second whatever the threshold; BENCHMARKS.md, issue 21).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

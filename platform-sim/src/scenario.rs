@@ -78,6 +78,9 @@ pub struct Bugs {
     /// A new master does not move its outbound sequence numbers past
     /// those carried (the XFRM swarm; OpenBSD nodes carry none).
     pub no_seq_jump: bool,
+    /// Masters leave new SAs at the kernel's replay-event thresholds
+    /// (XFRM swarm only).
+    pub no_seq_thresholds: bool,
 }
 
 impl Bugs {

@@ -18,7 +18,10 @@
 //! them, `wire/README.md` CTL_OUTSEQ). The check holds for a takeover by
 //! a node that was a slave for `SYNCED_AFTER` (10 s) and for SAs whose every
 //! packet was sent under a running master node: packets sent while no
-//! sasyncd was master (stopped, starting) were carried by no one.
+//! sasyncd was master (stopped, starting) were carried by no one. And
+//! every complete state in the settled master's kernel has the node's
+//! replay-event threshold (half the margin), not the kernel's default or
+//! the keying daemon's: what keeps events few at a bounded lag.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -35,7 +38,7 @@ use sasyncd_core::state::RunState;
 use sasyncd_core::time::Instant;
 use sasyncd_core::xfrm::nl::{set_seq_pid, Builder, Msg, NLM_F_ACK, NLM_F_REQUEST};
 use sasyncd_core::xfrm::{
-    attr, msg, sa_off, Mark, SaKey, Xfrm, AF_INET, IPPROTO_ESP, USERPOLICY_INFO_LEN,
+    attr, msg, sa_off, Mark, SaKey, SaView, Xfrm, AF_INET, IPPROTO_ESP, USERPOLICY_INFO_LEN,
     USERSA_INFO_LEN,
 };
 
@@ -145,6 +148,9 @@ pub struct XfrmWorld {
     /// Planted bug to set on every node (`no_seq_jump`).
     #[cfg(feature = "planted-bugs")]
     no_seq_jump: bool,
+    /// Planted bug to set on every node (`no_seq_thresholds`).
+    #[cfg(feature = "planted-bugs")]
+    no_seq_thresholds: bool,
     /// Test only: what happens to a node's write before its kernel sees
     /// it (to show the oracles bite).
     #[cfg(test)]
@@ -209,6 +215,8 @@ impl XfrmWorld {
             uncarried: std::collections::BTreeSet::new(),
             #[cfg(feature = "planted-bugs")]
             no_seq_jump: false,
+            #[cfg(feature = "planted-bugs")]
+            no_seq_thresholds: false,
             #[cfg(test)]
             tamper: None,
         };
@@ -227,6 +235,18 @@ impl XfrmWorld {
         for h in &mut self.hosts {
             if let Some(n) = &mut h.node {
                 n.bugs.no_seq_jump = true;
+            }
+        }
+        self
+    }
+
+    /// Plants `no_seq_thresholds` in every node, running and to come.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_no_seq_thresholds(mut self) -> XfrmWorld {
+        self.no_seq_thresholds = true;
+        for h in &mut self.hosts {
+            if let Some(n) = &mut h.node {
+                n.bugs.no_seq_thresholds = true;
             }
         }
         self
@@ -274,6 +294,7 @@ impl XfrmWorld {
                 #[cfg(feature = "planted-bugs")]
                 {
                     n.bugs.no_seq_jump = self.no_seq_jump;
+                    n.bugs.no_seq_thresholds = self.no_seq_thresholds;
                 }
                 self.hosts[i].node = Some(Box::new(n));
             }
@@ -624,6 +645,31 @@ impl XfrmWorld {
                 states[m]
             ));
         }
+        // Every state the master holds reports at the node's threshold
+        // (issue 21), not the kernel's default or the keying daemon's: its
+        // jump gave it to those it held when it became master, and it gave
+        // it to each one its keying daemon added since.
+        let want = sasyncd_core::xfrm::replay::event_threshold(REPLAY_MARGIN);
+        let keys: Vec<SaKey> = self.hosts[m]
+            .kernel
+            .dump_states()
+            .iter()
+            .filter_map(|r| {
+                let m = Msg::new(r).ok()?;
+                let sa = SaView::from_new(&m).ok()?;
+                sa.is_complete().then(|| sa.key())
+            })
+            .collect();
+        for key in keys {
+            let got = self.hosts[m].kernel.replay_threshold(&key);
+            if got != Some(want) {
+                self.fail(format!(
+                    "master n{m}'s SA spi {:#x} reports every {got:?} packets, not {want}",
+                    u32::from_be(key.spi)
+                ));
+                break;
+            }
+        }
         // The node takes the refusals above as expected: none counts as
         // its kernel's error (which would blame the master's data).
         for i in 0..self.hosts.len() {
@@ -930,6 +976,9 @@ impl Platform for Io<'_> {
                     (kind, e),
                     (msg::NEWSA, errno::EEXIST)
                         | (msg::DELSA | msg::UPDSA, errno::ESRCH)
+                        // Thresholds or a jump for a state the keying
+                        // daemon deleted meanwhile.
+                        | (msg::NEWAE, errno::ESRCH)
                         | (msg::DELPOLICY, errno::ENOENT)
                 );
                 if !expected {

@@ -90,6 +90,9 @@ pub struct PlantedBugs {
     /// A node that becomes master does not move its outbound sequence
     /// numbers past those carried (the remote drops its packets).
     pub no_seq_jump: bool,
+    /// A master leaves the SAs its keying daemon adds at the kernel's
+    /// replay-event thresholds (an event every 2 packets).
+    pub no_seq_thresholds: bool,
 }
 
 /// The sequence numbers of the PF_KEY requests we write (a slave's

@@ -57,6 +57,9 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             }
             Classified::Sync(change) => change,
         };
+        if D::CARRIES_SEQ {
+            self.set_seq_thresholds(change);
+        }
         let buf = &mut self.scratch.msg;
         #[cfg(feature = "planted-bugs")]
         let rewritten = if self.bugs.update_always_add
@@ -93,6 +96,32 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             self.pump(now, id);
         }
         self.flush_parts();
+    }
+
+    /// An SA our kernel added (the keying daemon's): the replay-event
+    /// thresholds that keep the numbers we carry for it within the margin
+    /// ([`Dialect::seq_thresholds`](crate::dialect::Dialect::seq_thresholds)).
+    /// A state a node holds when it becomes master gets them with its
+    /// jump. Not written if the kernel queue is full: the SA then reports
+    /// at the kernel's default rate, which costs, not loses.
+    fn set_seq_thresholds(&mut self, change: &[u8]) {
+        #[cfg(feature = "planted-bugs")]
+        if self.bugs.no_seq_thresholds {
+            return;
+        }
+        let buf = &mut self.scratch.msg;
+        let Some(n) = self.dialect.seq_thresholds(change, self.replay_margin, buf) else {
+            return;
+        };
+        let (own, seq) = (self.settings.pid, self.pfkey_seq.next());
+        let dialect = &self.dialect;
+        if !self
+            .pfkeyq
+            .push_with(&buf[..n], |m| dialect.stamp(m, own, seq))
+        {
+            log::debug!("kernel queue full: an SA keeps the default replay-event thresholds");
+        }
+        wipe(&mut buf[..n]);
     }
 
     /// Sends an SA's outbound sequence number to every v2 peer that does
@@ -186,6 +215,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             if !self.legacy {
                 self.slave.owe_repair();
             }
+            return;
+        }
+        // Thresholds or a jump for an SA deleted meanwhile (the keying
+        // daemon's delete crossed our write).
+        if req.op == Op::Counters && errno == ESRCH {
+            log::debug!("pfkey {} of an SA gone meanwhile (ESRCH)", req.name);
             return;
         }
         if req.op == Op::Add && errno == EEXIST {

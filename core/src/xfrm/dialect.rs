@@ -277,6 +277,7 @@ fn request_of(kind: u16) -> Request {
         msg::UPDSA => Op::Update,
         msg::DELSA => Op::Delete,
         msg::DELPOLICY => Op::DeletePolicy,
+        msg::NEWAE => Op::Counters,
         _ => Op::Other,
     };
     Request {
@@ -400,6 +401,19 @@ impl Dialect for Xfrm {
             Err(JumpError::Nl(e)) => Err(e.into()),
             Err(JumpError::Exhausted(n)) => Err(XfrmError::SeqExhausted(n)),
         }
+    }
+
+    /// An added state's thresholds (`XFRMA_REPLAY_THRESH`,
+    /// `XFRMA_ETIMER_THRESH` in a `NEWAE`: `xfrm_new_ae` and
+    /// `xfrm_update_ae_params`, Linux 6.1 `net/xfrm/xfrm_user.c`): the
+    /// kernel's default reports every 2 packets, and every second while
+    /// a state sends (`replay::event_threshold`).
+    fn seq_thresholds(&self, change: &[u8], margin: u64, out: &mut [u8]) -> Option<usize> {
+        // Both adds: the keying daemon completes an inbound state it
+        // allocated the SPI of with UPDSA. Inbound states report too (when
+        // their inbound number moved by the threshold): events the node
+        // reads only to drop.
+        super::replay::thresholds(change, margin, out).ok()?
     }
 
     /// Events are recorded as the requests a slave writes.
@@ -579,6 +593,19 @@ mod tests {
         let m = Msg::new(&x).unwrap();
         assert_eq!((m.pid(), m.seq()), (9, 10));
         assert_eq!(d.group_of(&rec), None, "XFRM has no bundles");
+        // An added state gets the node's replay-event thresholds; its
+        // refusal is a counters request's.
+        let n = d.seq_thresholds(&rec, 4096, &mut out).unwrap();
+        d.stamp(&mut out[..n], 4242, 8);
+        let m = Msg::new(&out[..n]).unwrap();
+        assert_eq!((m.kind(), m.pid(), m.seq()), (msg::NEWAE, 4242, 8));
+        assert_eq!(d.request(&out[..n]).map(|r| r.op), Some(Op::Counters));
+        assert_eq!(d.seq_thresholds(&pol, 4096, &mut out), None, "a policy");
+        assert_eq!(
+            d.seq_thresholds(&delsa(0x42), 4096, &mut out),
+            None,
+            "a delete"
+        );
     }
 
     #[test]

@@ -97,6 +97,57 @@ pub enum JumpError {
     Exhausted(u64),
 }
 
+/// The replay-event threshold a node gives the states it carries numbers
+/// for, in packets, for a takeover margin of `margin`: half of it. The
+/// number a slave holds lags the real one by less than the threshold
+/// (`xfrm_replay_notify` reports each time a number moved by it), and the
+/// other half covers what the SA sends while the last report crosses to
+/// the slave. The kernel's default, 2 (`net.core.xfrm_aevent_rseqth`),
+/// costs an event per 2 packets of every SA (BENCHMARKS.md, issue 21).
+pub fn event_threshold(margin: u64) -> u32 {
+    u32::try_from((margin / 2).max(1)).unwrap_or(u32::MAX)
+}
+
+/// The replay-event timer a node gives the same states, in jiffies (the
+/// unit `XFRMA_ETIMER_THRESH` is taken in by `xfrm_update_ae_params`;
+/// the kernel's HZ is 100 to 1000, so 1 to 10 minutes). The timer only
+/// adds events: an SA with traffic reports whenever it ran with a change,
+/// which at the default (`xfrm_aevent_etime`, 1 s) is an event a second
+/// for every SA that sends less than the threshold a second. Never 0: a
+/// state whose timer ran without a change reports every packet until the
+/// timer is armed again (`XFRM_TIME_DEFER`), and 0 never arms it.
+pub const EVENT_TIMER: u32 = 60_000;
+const _: () = assert!(EVENT_TIMER > 0);
+
+/// Writes to `out` the `NEWAE` that sets the replay-event thresholds of
+/// the state the `NEWSA`/`UPDSA` record `record` describes
+/// ([`event_threshold`] of `margin`, [`EVENT_TIMER`]) and nothing else:
+/// the replay state is not replaced, so packets sent meanwhile are not
+/// lost from it. `Ok(None)` for other records and incomplete states.
+pub fn thresholds(record: &[u8], margin: u64, out: &mut [u8]) -> Result<Option<usize>, NlError> {
+    let m = Msg::new(record)?;
+    if !matches!(m.kind(), msg::NEWSA | msg::UPDSA) {
+        return Ok(None);
+    }
+    let sa = SaView::from_new(&m)?;
+    if !sa.is_complete() {
+        return Ok(None);
+    }
+    let mut w = Writer::new(out, msg::NEWAE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE);
+    w.raw(&aevent_id(&sa, 0));
+    put_thresholds(&mut w, margin);
+    let mark = sa.mark();
+    if mark != Mark::default() {
+        w.attr(attr::MARK, &mark.to_bytes());
+    }
+    w.finish().map(Some)
+}
+
+fn put_thresholds(w: &mut Writer<'_>, margin: u64) {
+    w.attr(attr::REPLAY_THRESH, &event_threshold(margin).to_ne_bytes())
+        .attr(attr::ETIMER_THRESH, &EVENT_TIMER.to_ne_bytes());
+}
+
 /// Whether a jump moves the state whose counters are `c`, given the
 /// number carried for it: a number carried, or one of its own, marks an
 /// outbound state; a state that has received nothing may be an outbound
@@ -157,6 +208,8 @@ pub fn jump(
     };
     let mut w = Writer::new(out, msg::NEWAE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE);
     w.raw(&aevent_id(&sa, 0)).attr(kind, &replay[..len]);
+    // The state becomes ours to carry from: our thresholds with it.
+    put_thresholds(&mut w, margin);
     let mark = sa.mark();
     if mark != Mark::default() {
         w.attr(attr::MARK, &mark.to_bytes());
@@ -219,6 +272,46 @@ mod tests {
             jump(&rec, Some(u64::from(u32::MAX)), 1, &mut out),
             Err(JumpError::Exhausted(1 << 32))
         );
+    }
+
+    fn u32_attr(attrs: &Attrs<'_>, kind: u16) -> Option<u32> {
+        attrs.find(kind).map(|a| u32_at(a.data, 0))
+    }
+
+    #[test]
+    fn thresholds_follow_the_margin_and_leave_the_replay_state() {
+        assert_eq!(event_threshold(4096), 2048);
+        assert_eq!(event_threshold(1), 1, "never 0: that reports every packet");
+        assert_eq!(event_threshold(u64::MAX), u32::MAX);
+        let rec = with_replay(0x47, attr::REPLAY_VAL, &words(&[50, 7, 1]));
+        let mut out = [0u8; 512];
+        let n = thresholds(&rec, 4096, &mut out).unwrap().unwrap();
+        let m = Msg::new(&out[..n]).unwrap();
+        assert_eq!(m.kind(), msg::NEWAE);
+        assert_eq!(m.flags(), NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE);
+        let (id, attrs) = m.split(AEVENT_ID_LEN).unwrap();
+        assert_eq!(&id[16..20], &0x47u32.to_be_bytes());
+        assert_eq!(u32_attr(&attrs, attr::REPLAY_THRESH), Some(2048));
+        assert_eq!(u32_attr(&attrs, attr::ETIMER_THRESH), Some(EVENT_TIMER));
+        assert_eq!(counters(&attrs), None, "the replay state is not replaced");
+        assert!(attrs.find(attr::MARK).is_some(), "the mark finds the state");
+        // Not a state, or not a complete one: nothing.
+        let ev = Builder::new(msg::NEWAE, 0)
+            .raw(&[0; AEVENT_ID_LEN])
+            .finish();
+        assert_eq!(thresholds(&ev, 4096, &mut out), Ok(None));
+        let sa = newsa(msg::NEWSA, 0x48);
+        let v = SaView::from_new(&Msg::new(&sa).unwrap())
+            .unwrap()
+            .info
+            .to_vec();
+        let larval = Builder::new(msg::NEWSA, 0).raw(&v).finish();
+        assert_eq!(thresholds(&larval, 4096, &mut out), Ok(None));
+        // A jump sets them too: the new master carries from its states.
+        let req = jumped(&rec, Some(900), 100).unwrap();
+        let (_, attrs) = Msg::new(&req).unwrap().split(AEVENT_ID_LEN).unwrap();
+        assert_eq!(u32_attr(&attrs, attr::REPLAY_THRESH), Some(50));
+        assert_eq!(u32_attr(&attrs, attr::ETIMER_THRESH), Some(EVENT_TIMER));
     }
 
     #[test]

@@ -377,17 +377,20 @@ impl State {
     /// `update_esn`, as `xfrm_new_ae` asks and an add does not), current
     /// lifetime, thresholds.
     fn update_ae(&mut self, tb: &[Option<&[u8]>], update_esn: bool) {
+        let mut given = false;
         if update_esn {
             if let (Some(re), Replay::Esn(r)) =
                 (tb[usize::from(attr::REPLAY_ESN_VAL)], &mut self.replay)
             {
                 let n = r.len();
                 r.copy_from_slice(&re[..n]);
+                given = true;
             }
         }
         if let (Some(rp), Replay::Legacy(r)) = (tb[usize::from(attr::REPLAY_VAL)], &mut self.replay)
         {
             r.copy_from_slice(&rp[..REPLAY_LEN]);
+            given = true;
         }
         if let Some(lt) = tb[usize::from(attr::LTIME_VAL)] {
             self.info[sa_off::CURLFT..sa_off::CURLFT + LIFETIME_CUR_LEN]
@@ -399,8 +402,13 @@ impl State {
         if let Some(r) = u32_attr(tb, attr::REPLAY_THRESH) {
             self.rthr = r;
         }
-        // The replay state given is copied to `preplay` too.
-        self.p_oseq = self.replay.oseq();
+        // The replay state given is copied to `preplay` too; without
+        // one (thresholds or lifetimes only) `preplay` stays where the
+        // last event left it, so the next event still comes when the
+        // number moved by the threshold since that one.
+        if given {
+            self.p_oseq = self.replay.oseq();
+        }
     }
 }
 
@@ -644,8 +652,11 @@ fn construct(p: &[u8], tb: &[Option<&[u8]>], now: u64) -> Result<State, i32> {
         p_oseq: 0,
     };
     // "override default values from above": an add takes the counters
-    // and the legacy replay state it is given.
+    // and the legacy replay state it is given; `preplay` starts as the
+    // replay state (xfrm_alloc_replay_state_esn copies the ESN one to
+    // both, a legacy one is copied by xfrm_update_ae_params).
     s.update_ae(tb, false);
+    s.p_oseq = s.replay.oseq();
     Ok(s)
 }
 
@@ -865,13 +876,15 @@ impl XfrmKernel {
         // xfrm_replay_overflow, per packet: with a listener on the
         // replay-event group (xfrm_aevent_is_on), xfrm_replay_notify
         // reports when the number moved by the threshold since the last
-        // report (0: never). The event timer (XFRM_TIME_DEFER) is not
-        // modelled: it only adds events, so the simulated master carries
-        // less often than Linux's.
+        // report, and with a threshold of 0 at every packet (its test
+        // `x->replay_maxdiff && ...` keeps quiet only for a nonzero
+        // one). The event timer (XFRM_TIME_DEFER) is not modelled: it
+        // only adds events, so the simulated master carries less often
+        // than Linux's.
         let mut events = Vec::new();
         for n in first..=last {
             s.replay.set_oseq(n);
-            if self.aevents_on && s.rthr != 0 && n - s.p_oseq >= u64::from(s.rthr) {
+            if self.aevents_on && (s.rthr == 0 || n - s.p_oseq >= u64::from(s.rthr)) {
                 s.p_oseq = n;
                 events.push(s.aevent(XFRM_AE_CR, 0, 0));
             }
@@ -888,6 +901,11 @@ impl XfrmKernel {
             self.notify(group::AEVENTS, e);
         }
         Ok((first, last))
+    }
+
+    /// The replay-event threshold of the state `key` (`replay_maxdiff`).
+    pub fn replay_threshold(&self, key: &SaKey) -> Option<u32> {
+        self.states.iter().find(|s| s.key() == *key).map(|s| s.rthr)
     }
 
     /// The outbound sequence number the state `key` last used.

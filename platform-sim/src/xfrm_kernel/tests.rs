@@ -10,8 +10,8 @@ use sasyncd_core::state::FlushMode;
 use sasyncd_core::xfrm::nl::{set_seq_pid, to_vec, NLM_F_REPLACE};
 use sasyncd_core::xfrm::testutil::newsa;
 use sasyncd_core::xfrm::{
-    attr, rewrite, sa_off, PolicyView, SaView, AF_INET, IPPROTO_ESP, LIFETIME_CUR_LEN,
-    USERPOLICY_ID_LEN, USERPOLICY_INFO_LEN, USERSA_INFO_LEN,
+    attr, rewrite, sa_off, PolicyView, SaView, AEVENT_ID_LEN, AF_INET, IPPROTO_ESP,
+    LIFETIME_CUR_LEN, USERPOLICY_ID_LEN, USERPOLICY_INFO_LEN, USERSA_INFO_LEN,
 };
 
 const NOW: u64 = 1_800_000_000;
@@ -264,6 +264,65 @@ fn an_add_takes_the_counters_and_replay_state_it_is_given() {
     ae[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
     assert_eq!(errno_of(&k.handle(&ae, 1, NOW)), EINVAL);
     assert_ne!(NLM_F_REPLACE, 0);
+}
+
+/// The replay events of `k` since the last call: their outbound numbers.
+fn replay_events(k: &mut XfrmKernel) -> Vec<u64> {
+    k.take_events()
+        .into_iter()
+        .filter(|e| e.group == group::AEVENTS)
+        .filter_map(|e| sasyncd_core::xfrm::replay::event(&e.msg).map(|(_, c)| c.oseq))
+        .collect()
+}
+
+#[test]
+fn replay_events_follow_the_threshold_a_newae_sets() {
+    let mut k = XfrmKernel::new();
+    k.set_aevents_listened(true);
+    let rec = newsa(msg::NEWSA, 0x51);
+    assert_eq!(errno_of(&k.handle(&req(add_sa(0x51), 1), 1, NOW)), 0);
+    let m = Msg::new(&rec).unwrap();
+    let key = SaView::from_new(&m).unwrap().key();
+    let rec = &k.dump_states()[0].clone();
+    let start = k.oseq(&key).unwrap();
+    k.take_events();
+    // The sysctl's threshold (net.core.xfrm_aevent_rseqth = 2): an event
+    // every 2 packets.
+    k.send(&key, 6, 100, NOW).unwrap();
+    assert_eq!(replay_events(&mut k), [start + 2, start + 4, start + 6]);
+    k.send(&key, 1, 100, NOW).unwrap();
+    // The node's thresholds, and nothing else: the replay state is not
+    // replaced, and the next event counts from the last one (preplay).
+    let mut out = [0u8; 512];
+    let n = sasyncd_core::xfrm::replay::thresholds(rec, 64, &mut out)
+        .unwrap()
+        .unwrap();
+    assert_eq!(errno_of(&k.handle(&req(out[..n].to_vec(), 1), 1, NOW)), 0);
+    assert_eq!(k.oseq(&key), Some(start + 7), "the number stays");
+    assert_eq!(replay_events(&mut k), [start + 7], "the setter's own event");
+    k.send(&key, 30, 100, NOW).unwrap();
+    assert_eq!(replay_events(&mut k), [], "31 packets since the last event");
+    k.send(&key, 70, 100, NOW).unwrap();
+    assert_eq!(replay_events(&mut k), [start + 38, start + 70, start + 102]);
+    // A threshold of 0 reports every packet (xfrm_replay_notify).
+    let mut b = Builder::new(msg::NEWAE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE)
+        .raw(&out[sasyncd_core::xfrm::nl::HDR_LEN..][..AEVENT_ID_LEN])
+        .attr(attr::REPLAY_THRESH, &0u32.to_ne_bytes());
+    for a in Msg::new(&out[..n])
+        .unwrap()
+        .split(AEVENT_ID_LEN)
+        .unwrap()
+        .1
+        .flatten()
+    {
+        if a.kind == attr::MARK {
+            b = b.attr(a.kind, a.data);
+        }
+    }
+    assert_eq!(errno_of(&k.handle(&req(b.finish(), 1), 1, NOW)), 0);
+    k.take_events();
+    k.send(&key, 3, 100, NOW).unwrap();
+    assert_eq!(replay_events(&mut k).len(), 3);
 }
 
 #[test]
