@@ -44,6 +44,7 @@ use crate::links::Links;
 use crate::marks::VecMarks;
 use crate::net::{ConnId as NetConn, Net, NetConfig, NetEventKind};
 use crate::rng::Rng;
+use crate::world::sockets::{Pending, Sockets};
 use crate::world::{sim_storage, SimRandom};
 use crate::xfrm_kernel::{errno, XfrmKernel};
 
@@ -85,24 +86,13 @@ pub struct XfrmRun {
     pub restarts: u64,
 }
 
-enum Pending {
-    Link(u8),
-    Net(NetConn, NetEventKind),
-    Event(Vec<u8>),
-    Shutdown,
-}
-
 struct Host {
     port: u32,
     node: Option<Box<XfrmNode>>,
     kernel: XfrmKernel,
     /// The node's watch socket is joined to the groups.
     watch: bool,
-    inputs: VecDeque<Pending>,
-    accepting: Option<(NetConn, IpAddr)>,
-    to_net: BTreeMap<NodeConn, NetConn>,
-    from_net: BTreeMap<NetConn, NodeConn>,
-    rx: BTreeMap<NodeConn, Vec<u8>>,
+    sockets: Sockets,
     dumps: BTreeMap<DumpId, (Vec<Vec<u8>>, usize)>,
     demote_held: u32,
     /// The node's kernel refusals, by errno.
@@ -174,11 +164,7 @@ impl XfrmWorld {
                 node: None,
                 kernel: XfrmKernel::new(),
                 watch: false,
-                inputs: VecDeque::new(),
-                accepting: None,
-                to_net: BTreeMap::new(),
-                from_net: BTreeMap::new(),
-                rx: BTreeMap::new(),
+                sockets: Sockets::default(),
                 dumps: BTreeMap::new(),
                 demote_held: 0,
                 refused: BTreeMap::new(),
@@ -283,14 +269,14 @@ impl XfrmWorld {
         self.hosts[i].state = None;
         self.hosts[i].armed = false;
         let ls = self.carp.link_state(i);
-        self.hosts[i].inputs.push_back(Pending::Link(ls));
+        self.hosts[i].sockets.inputs.push_back(Pending::Link(ls));
     }
 
     fn stop_sasyncd(&mut self, i: usize) {
         if self.hosts[i].node.is_none() {
             return;
         }
-        self.hosts[i].inputs.push_back(Pending::Shutdown);
+        self.hosts[i].sockets.inputs.push_back(Pending::Shutdown);
         self.service(i);
         if self.hosts[i].demote_held > 0 {
             self.fail(format!("n{i} shut down without releasing its demotion"));
@@ -300,18 +286,14 @@ impl XfrmWorld {
         let now = self.now;
         let h = &mut self.hosts[i];
         h.node = None;
-        h.inputs.clear();
-        h.accepting = None;
-        h.rx.clear();
         h.dumps.clear();
         h.watch = false;
         h.kernel.set_aevents_listened(false);
         h.state = None;
         h.armed = false;
-        for (_, nc) in std::mem::take(&mut h.to_net) {
+        for nc in h.sockets.clear() {
             self.net.close(nc, now);
         }
-        self.hosts[i].from_net.clear();
     }
 
     /// Runs `active` with workload and faults, then heals and settles for
@@ -463,6 +445,7 @@ impl XfrmWorld {
                 self.takeovers += u64::from(e.link_state == crate::carp::LINK_STATE_UP);
                 if self.hosts[e.node].node.is_some() {
                     self.hosts[e.node]
+                        .sockets
                         .inputs
                         .push_back(Pending::Link(e.link_state));
                 }
@@ -489,7 +472,10 @@ impl XfrmWorld {
             }
             return;
         }
-        self.hosts[node].inputs.push_back(Pending::Net(nc, kind));
+        self.hosts[node]
+            .sockets
+            .inputs
+            .push_back(Pending::Net(nc, kind));
     }
 
     /// One pass over host `i`: the kernel's events for its watch, then
@@ -504,7 +490,10 @@ impl XfrmWorld {
             for e in events {
                 if e.group & crate::xfrm_kernel::WATCH_GROUPS != 0 {
                     moved = true;
-                    self.hosts[i].inputs.push_back(Pending::Event(e.msg));
+                    self.hosts[i]
+                        .sockets
+                        .inputs
+                        .push_back(Pending::Kernel(e.msg));
                 }
             }
         }
@@ -821,16 +810,16 @@ impl Platform for Io<'_> {
 
     fn poll_input(&mut self) -> Option<Input<'_>> {
         loop {
-            let p = self.w.hosts[self.i].inputs.pop_front()?;
+            let p = self.w.hosts[self.i].sockets.inputs.pop_front()?;
             self.moved = true;
             let input = match p {
                 Pending::Link(ls) => Input::LinkState(ls),
                 Pending::Shutdown => Input::Shutdown,
-                Pending::Event(m) => {
+                Pending::Kernel(m) => {
                     self.msg = m;
                     return Some(Input::Pfkey(&self.msg));
                 }
-                Pending::Net(nc, kind) => match self.net_input(nc, kind) {
+                Pending::Net(nc, kind) => match self.w.hosts[self.i].sockets.net_input(nc, kind) {
                     Some(input) => input,
                     None => continue,
                 },
@@ -841,15 +830,8 @@ impl Platform for Io<'_> {
 
     fn accepted(&mut self, conn: Result<NodeConn, Rejected>) {
         let (w, i) = (&mut *self.w, self.i);
-        let Some((nc, _)) = w.hosts[i].accepting.take() else {
-            return;
-        };
-        match conn {
-            Ok(c) => {
-                w.hosts[i].to_net.insert(c, nc);
-                w.hosts[i].from_net.insert(nc, c);
-            }
-            Err(_) => w.net.close(nc, w.now),
+        if let Some((nc, _)) = w.hosts[i].sockets.accepted(conn) {
+            w.net.close(nc, w.now);
         }
     }
 
@@ -857,25 +839,20 @@ impl Platform for Io<'_> {
         self.moved = true;
         let now = self.w.now;
         let nc = self.w.net.connect(self.i, addr, now);
-        let h = &mut self.w.hosts[self.i];
-        h.to_net.insert(conn, nc);
-        h.from_net.insert(nc, conn);
+        self.w.hosts[self.i].sockets.map(conn, nc);
     }
 
     fn close(&mut self, conn: NodeConn) {
         self.moved = true;
         let now = self.w.now;
-        let h = &mut self.w.hosts[self.i];
-        h.rx.remove(&conn);
-        if let Some(nc) = h.to_net.remove(&conn) {
-            h.from_net.remove(&nc);
+        if let Some(nc) = self.w.hosts[self.i].sockets.close(conn) {
             self.w.net.close(nc, now);
         }
     }
 
     fn send(&mut self, conn: NodeConn, bytes: &[u8]) -> Result<usize, SendError> {
         let now = self.w.now;
-        let Some(&nc) = self.w.hosts[self.i].to_net.get(&conn) else {
+        let Some(nc) = self.w.hosts[self.i].sockets.net_of(conn) else {
             return Err(SendError::Closed);
         };
         let sent = self.w.net.send(nc, bytes, now);
@@ -886,17 +863,12 @@ impl Platform for Io<'_> {
     }
 
     fn received(&mut self, conn: NodeConn) -> &[u8] {
-        self.w.hosts[self.i]
-            .rx
-            .get(&conn)
-            .map_or(&[][..], Vec::as_slice)
+        self.w.hosts[self.i].sockets.received(conn)
     }
 
     fn consumed(&mut self, conn: NodeConn, r: Received) {
         self.moved = true;
-        if let Some(q) = self.w.hosts[self.i].rx.get_mut(&conn) {
-            q.drain(..r.consumed.min(q.len()));
-        }
+        self.w.hosts[self.i].sockets.consume(conn, r.consumed);
     }
 
     /// A request on the node's netlink socket: the kernel's answer is
@@ -1016,37 +988,6 @@ impl Platform for Io<'_> {
 
     fn recheck_carp(&mut self) -> Option<u8> {
         Some(self.w.carp.link_state(self.i))
-    }
-}
-
-impl Io<'_> {
-    fn net_input(&mut self, nc: NetConn, kind: NetEventKind) -> Option<Input<'static>> {
-        let h = &mut self.w.hosts[self.i];
-        match kind {
-            NetEventKind::Connected => h.from_net.get(&nc).map(|&c| Input::Connected(c)),
-            NetEventKind::ConnectFailed(_) => {
-                let c = h.from_net.remove(&nc)?;
-                h.to_net.remove(&c);
-                Some(Input::ConnectFailed(c))
-            }
-            NetEventKind::Accepted { peer, .. } => {
-                h.accepting = Some((nc, peer));
-                Some(Input::Accept { peer })
-            }
-            NetEventKind::Data(bytes) => {
-                if let Some(&c) = h.from_net.get(&nc) {
-                    h.rx.entry(c).or_default().extend_from_slice(&bytes);
-                }
-                None
-            }
-            NetEventKind::Writable => h.from_net.get(&nc).map(|&c| Input::Writable(c)),
-            NetEventKind::Closed(_) => {
-                let c = h.from_net.remove(&nc)?;
-                h.to_net.remove(&c);
-                h.rx.remove(&c);
-                Some(Input::Closed(c))
-            }
-        }
     }
 }
 
