@@ -42,23 +42,15 @@ impl Platform for SimIo<'_> {
     }
 
     fn poll_input(&mut self) -> Option<Input<'_>> {
-        loop {
-            let p = self.w.hosts[self.i].sockets.inputs.pop_front()?;
-            self.moved = true;
-            let input = match p {
-                Pending::Link(ls) => Input::LinkState(ls),
-                Pending::Shutdown => Input::Shutdown,
-                Pending::Kernel(m) => {
-                    self.msg = m;
-                    return Some(Input::Pfkey(&self.msg));
+        let (w, i) = (&mut *self.w, self.i);
+        let (now, trace) = (w.now, &mut w.trace);
+        w.hosts[i]
+            .sockets
+            .poll_input(&mut self.msg, &mut self.moved, |nc, n| {
+                if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
+                    trace.event(now, i, format!("{n} bytes on unmapped {nc:?}"));
                 }
-                Pending::Net(nc, kind) => match self.w.net_input(self.i, nc, kind) {
-                    Some(input) => input,
-                    None => continue,
-                },
-            };
-            return Some(input);
-        }
+            })
     }
 
     fn accepted(&mut self, conn: Result<NodeConn, Rejected>) {
@@ -318,29 +310,5 @@ impl World {
             .sockets
             .inputs
             .push_back(Pending::Net(nc, kind));
-    }
-
-    /// What a network event on `nc` is to host `node`'s sasyncd, when it
-    /// takes it (bytes on a connection it does not know are noted when
-    /// debugging).
-    fn net_input(
-        &mut self,
-        node: usize,
-        nc: NetConn,
-        kind: NetEventKind,
-    ) -> Option<Input<'static>> {
-        if let NetEventKind::Data(bytes) = &kind {
-            if self.hosts[node].sockets.conn_of(nc).is_none()
-                && std::env::var_os("SASYNCD_SIM_DEBUG").is_some()
-            {
-                let now = self.now;
-                self.trace.event(
-                    now,
-                    node,
-                    format!("{} bytes on unmapped {nc:?}", bytes.len()),
-                );
-            }
-        }
-        self.hosts[node].sockets.net_input(nc, kind)
     }
 }

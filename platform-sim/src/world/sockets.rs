@@ -135,10 +135,45 @@ impl Sockets {
         std::mem::take(&mut self.to_net).into_values().collect()
     }
 
+    /// The node's next input (its `Platform::poll_input`); a kernel
+    /// message is handed over in `msg`. `unmapped` hears of bytes for a
+    /// connection the node does not know. Whether anything was taken is
+    /// `took` (bytes are taken without being an input).
+    pub fn poll_input<'m>(
+        &mut self,
+        msg: &'m mut Vec<u8>,
+        took: &mut bool,
+        mut unmapped: impl FnMut(NetConn, usize),
+    ) -> Option<Input<'m>> {
+        loop {
+            let p = self.inputs.pop_front()?;
+            *took = true;
+            return Some(match p {
+                Pending::Link(ls) => Input::LinkState(ls),
+                Pending::Shutdown => Input::Shutdown,
+                Pending::Kernel(m) => {
+                    *msg = m;
+                    Input::Pfkey(msg)
+                }
+                Pending::Net(nc, kind) => {
+                    if let NetEventKind::Data(bytes) = &kind {
+                        if self.conn_of(nc).is_none() {
+                            unmapped(nc, bytes.len());
+                        }
+                    }
+                    match self.net_input(nc, kind) {
+                        Some(input) => input,
+                        None => continue,
+                    }
+                }
+            });
+        }
+    }
+
     /// What a network event on `nc` is to the node when it takes it: its
     /// input, or `None` for bytes (kept in its receive buffer) and for
     /// connections it does not know.
-    pub fn net_input(&mut self, nc: NetConn, kind: NetEventKind) -> Option<Input<'static>> {
+    fn net_input(&mut self, nc: NetConn, kind: NetEventKind) -> Option<Input<'static>> {
         match kind {
             NetEventKind::Connected => self.conn_of(nc).map(Input::Connected),
             NetEventKind::ConnectFailed(_) => {
