@@ -63,17 +63,14 @@ impl Platform for SimIo<'_> {
 
     fn connect(&mut self, conn: NodeConn, addr: IpAddr, _port: u16) {
         self.moved = true;
-        let now = self.w.now;
-        let nc = self.w.net.connect(self.i, addr, now);
-        self.w.hosts[self.i].sockets.map(conn, nc);
+        let (w, i) = (&mut *self.w, self.i);
+        w.hosts[i].sockets.connect(&mut w.net, i, conn, addr, w.now);
     }
 
     fn close(&mut self, conn: NodeConn) {
         self.moved = true;
-        let now = self.w.now;
-        if let Some(nc) = self.w.hosts[self.i].sockets.close(conn) {
-            self.w.net.close(nc, now);
-        }
+        let (w, i) = (&mut *self.w, self.i);
+        w.hosts[i].sockets.close(&mut w.net, conn, w.now);
     }
 
     fn send(&mut self, conn: NodeConn, bytes: &[u8]) -> Result<usize, SendError> {

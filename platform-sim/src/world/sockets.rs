@@ -9,8 +9,9 @@ use std::net::IpAddr;
 
 use sasyncd_core::node::{ConnId as NodeConn, Rejected};
 use sasyncd_core::platform::Input;
+use sasyncd_core::time::Instant;
 
-use crate::net::{ConnId as NetConn, NetEventKind};
+use crate::net::{ConnId as NetConn, Net, NetEventKind};
 
 /// Something that happened to a host's sasyncd, waiting for the node to
 /// take it: carp and the network report in the world's order, the kernel
@@ -79,13 +80,27 @@ impl Sockets {
         }
     }
 
-    /// The node closed `conn`: the network's end to close, if mapped.
-    pub fn close(&mut self, conn: NodeConn) -> Option<NetConn> {
+    /// Host `node`'s sasyncd dials `addr` on its connection `conn`.
+    pub fn connect(
+        &mut self,
+        net: &mut Net,
+        node: usize,
+        conn: NodeConn,
+        addr: IpAddr,
+        now: Instant,
+    ) {
+        let nc = net.connect(node, addr, now);
+        self.map(conn, nc);
+    }
+
+    /// The node closed `conn`.
+    pub fn close(&mut self, net: &mut Net, conn: NodeConn, now: Instant) {
         self.rx.remove(&conn);
         self.consumed.remove(&conn);
-        let nc = self.to_net.remove(&conn)?;
-        self.from_net.remove(&nc);
-        Some(nc)
+        if let Some(nc) = self.to_net.remove(&conn) {
+            self.from_net.remove(&nc);
+            net.close(nc, now);
+        }
     }
 
     /// The network closed `nc` under the node: its connection, if mapped.
