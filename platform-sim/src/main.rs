@@ -132,6 +132,8 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
         "keep-split-loser" => sc.bugs.keep_split_loser = true,
         "inbound-evicts-any" => sc.bugs.inbound_evicts_any = true,
         "inbound-failure-backs-off" => sc.bugs.inbound_failure_backs_off = true,
+        "alias-evictable" => sc.bugs.alias_evictable = true,
+        "no-alias-probe" => sc.bugs.no_alias_probe = true,
         "keep-foreign-groups" => sc.bugs.keep_foreign_groups = true,
         "no-seq-jump" => sc.bugs.no_seq_jump = true,
         _ => return Err(format!("unknown bug {b}")),
