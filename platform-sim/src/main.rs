@@ -59,8 +59,8 @@ a split brain ended less than 5 s before, 35 s if by a death: doc/PROTOCOL.md); 
 never empties a slave's SADB; adversary traffic is rejected; without
 injected loss, anti-entropy never finds a difference; with --impostors, a
 connection from a peer's address that knows no key never ends or takes its
-session, evicts our dial, moves our backoff, or sets the last error of a
-peer with a session.
+session, evicts our dial or a legacy alias, moves our backoff, or sets the
+last error of a peer with a session.
 ";
 
 #[derive(Debug, Parser)]
