@@ -114,7 +114,7 @@ impl World {
             .collect();
         let held = (0..node.connection_slots())
             .filter_map(|s| node.connection_in_slot(s))
-            .filter(|c| h.to_net.get(c).is_some_and(|nc| nc.side() != 0))
+            .filter(|&c| h.sockets.net_of(c).is_some_and(|nc| nc.side() != 0))
             .filter(|&c| node.connection_vouched(c))
             .collect();
         Some(Seen {
