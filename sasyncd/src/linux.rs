@@ -76,6 +76,17 @@ impl LinuxXfrm {
             lost: false,
         })
     }
+
+    /// Over a socket opened elsewhere (a test's pair standing for the
+    /// kernel, see `XfrmSocket::from_fd`).
+    pub fn from_socket(sock: XfrmSocket) -> LinuxXfrm {
+        LinuxXfrm {
+            sock,
+            scratch: Vec::new(),
+            watching: false,
+            lost: false,
+        }
+    }
 }
 
 impl AsFd for LinuxXfrm {
