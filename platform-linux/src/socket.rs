@@ -129,6 +129,20 @@ impl XfrmSocket {
         Ok(())
     }
 
+    /// A socket over `fd`: any datagram socket in the kernel's place (a
+    /// test's socket pair whose other end plays the kernel, as
+    /// `PfkeySock::from_fd` on OpenBSD); `port` is what
+    /// [`port`](Self::port) reports.
+    pub fn from_fd(fd: OwnedFd, port: u32) -> XfrmSocket {
+        XfrmSocket {
+            fd,
+            port,
+            seq: 0,
+            buf: Vec::new(),
+            wait: None,
+        }
+    }
+
     /// Opens a socket in the network namespace at `netns` (a file such as
     /// `/run/netns/NAME` or `/proc/PID/ns/net`); the calling thread is back
     /// in its own namespace when this returns. Needs `CAP_SYS_ADMIN`.
@@ -207,6 +221,11 @@ impl XfrmSocket {
                 Err(e) => return Err(e.into()),
             }
         };
+        // Growing would copy what the peek read (keys) to a new block and
+        // free the old one unwiped: wipe it first, the read fills it again.
+        if len > self.buf.capacity() {
+            self.buf.zeroize();
+        }
         self.buf.resize(len.max(RECV_MIN), 0);
         let got = loop {
             match recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT) {
@@ -312,6 +331,13 @@ impl XfrmSocket {
     /// Sends one request that the kernel answers with a message (`GETSA`,
     /// `GETAE`, `GETPOLICY` of one object) and returns that message.
     pub fn query(&mut self, msg: &mut [u8]) -> Result<Vec<u8>, RequestError> {
+        let r = self.query_one(msg);
+        // The last datagram read holds the answer (a state's keys).
+        self.buf.zeroize();
+        r
+    }
+
+    fn query_one(&mut self, msg: &mut [u8]) -> Result<Vec<u8>, RequestError> {
         let seq = self.send_msg(msg)?;
         loop {
             if !self.recv_datagram(Some(ACK_WAIT))? {
@@ -334,7 +360,14 @@ impl XfrmSocket {
     /// Takes a full dump of the states (`kind` [`crate::xfrm::msg::GETSA`])
     /// or policies ([`crate::xfrm::msg::GETPOLICY`]), handing each record
     /// (one whole netlink message) to `each` in the kernel's order.
-    pub fn dump(
+    pub fn dump(&mut self, kind: u16, each: impl FnMut(Msg<'_>)) -> Result<usize, RequestError> {
+        let r = self.dump_records(kind, each);
+        // The last datagram read may hold records (keys) besides the end.
+        self.buf.zeroize();
+        r
+    }
+
+    fn dump_records(
         &mut self,
         kind: u16,
         mut each: impl FnMut(Msg<'_>),

@@ -59,8 +59,8 @@ a split brain ended less than 5 s before, 35 s if by a death: doc/PROTOCOL.md); 
 never empties a slave's SADB; adversary traffic is rejected; without
 injected loss, anti-entropy never finds a difference; with --impostors, a
 connection from a peer's address that knows no key never ends or takes its
-session, evicts our dial, moves our backoff, or sets the last error of a
-peer with a session.
+session, evicts our dial or a legacy alias, moves our backoff, or sets the
+last error of a peer with a session.
 ";
 
 #[derive(Debug, Parser)]
@@ -132,6 +132,8 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
         "keep-split-loser" => sc.bugs.keep_split_loser = true,
         "inbound-evicts-any" => sc.bugs.inbound_evicts_any = true,
         "inbound-failure-backs-off" => sc.bugs.inbound_failure_backs_off = true,
+        "alias-evictable" => sc.bugs.alias_evictable = true,
+        "no-alias-probe" => sc.bugs.no_alias_probe = true,
         "keep-foreign-groups" => sc.bugs.keep_foreign_groups = true,
         "no-seq-jump" => sc.bugs.no_seq_jump = true,
         _ => return Err(format!("unknown bug {b}")),

@@ -73,6 +73,10 @@ pub struct Bugs {
     pub inbound_evicts_any: bool,
     /// A failed inbound handshake restarts the outbound backoff.
     pub inbound_failure_backs_off: bool,
+    /// A legacy alias may be evicted by an inbound connection.
+    pub alias_evictable: bool,
+    /// A legacy refusal does not probe the session it keeps.
+    pub no_alias_probe: bool,
     /// A repair keeps a slave's grouping the master does not have.
     pub keep_foreign_groups: bool,
     /// A new master does not move its outbound sequence numbers past
@@ -98,6 +102,8 @@ impl Bugs {
             || self.keep_split_loser
             || self.inbound_evicts_any
             || self.inbound_failure_backs_off
+            || self.alias_evictable
+            || self.no_alias_probe
             || self.keep_foreign_groups
             || self.no_seq_jump
     }

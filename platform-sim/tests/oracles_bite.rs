@@ -336,6 +336,58 @@ fn impostors_moving_the_backoff_are_caught_in_both_protocols() {
     }
 }
 
+/// A legacy node that lets a connection from a peer's address evict the
+/// peer's side of a crossed start (the alias, the connection it only
+/// reads) is caught by the impostor oracle: closing the alias ends the
+/// session at the peer's end (a reconnect and a new snapshot).
+#[test]
+fn impostors_evicting_a_legacy_alias_are_caught() {
+    let bugs = Bugs {
+        alias_evictable: true,
+        ..Bugs::default()
+    };
+    let caught = (0..400).find_map(|seed| {
+        let mut sc = Scenario::random(seed);
+        if !sc.legacy {
+            return None;
+        }
+        sc.bugs = bugs;
+        sc.impostors = true;
+        let mut w = World::new(sc, false);
+        w.run();
+        w.oracle
+            .failures
+            .iter()
+            .map(|f| f.to_string())
+            .find(|f| f.contains("impostor from"))
+            .map(|f| (seed, f))
+    });
+    let (seed, what) = caught.expect("400 seeds with impostors catch an evicted legacy alias");
+    assert!(
+        what.contains("closed a connection its peer authenticated"),
+        "seed {seed}: {what}"
+    );
+    eprintln!("seed {seed}: {what}");
+}
+
+/// A legacy node that refuses a restarted peer's connection while its
+/// dead session lingers, and never probes that session, keeps the
+/// restarted peer out: a swarm without impostors catches it (a master
+/// that came back and took over is not followed, or a slave misses what
+/// it held).
+#[test]
+fn refusing_a_restarted_legacy_peer_without_a_probe_is_caught() {
+    let c = first_catch(
+        Bugs {
+            no_alias_probe: true,
+            ..Bugs::default()
+        },
+        0..600,
+    );
+    let (seed, what) = c.expect("600 seeds catch a legacy refusal that never probes");
+    eprintln!("seed {seed}: {what}");
+}
+
 #[test]
 fn a_takeover_without_the_sequence_jump_is_caught_on_xfrm() {
     use sasyncd_sim::xfrm_world::XfrmWorld;

@@ -102,6 +102,17 @@ impl LinuxXfrm {
             Err(e) => PfkeyWrite::Failed(e as u32),
         }
     }
+
+    /// Over a socket opened elsewhere (a test's pair standing for the
+    /// kernel, see `XfrmSocket::from_fd`).
+    pub fn from_socket(sock: XfrmSocket) -> LinuxXfrm {
+        LinuxXfrm {
+            sock,
+            scratch: Vec::new(),
+            watching: false,
+            lost: false,
+        }
+    }
 }
 
 impl AsFd for LinuxXfrm {

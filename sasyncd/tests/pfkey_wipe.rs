@@ -16,7 +16,11 @@
 //! datagram pair, as the kernel's socket hands out records), and the
 //! privileged process's dump from a devhost (`DevHost::dump`, a reply of
 //! several MiB read as it arrives), and the dump's records on the
-//! privilege-separation channel, both ends.
+//! privilege-separation channel, both ends. On Linux: the network
+//! process's XFRM socket (`LinuxXfrm`, its netlink datagrams read whole,
+//! one larger than the socket's first buffer) and the privileged
+//! process's XFRM dump (`XfrmSocket::dump`), over a datagram pair whose
+//! other end plays the kernel.
 //!
 //! One process-wide allocator: no harness threads (`harness = false`).
 
@@ -320,6 +324,104 @@ fn dev_dump(failures: &mut Vec<String>) {
     checkpoint("DevHost::dump of 3 MiB, dropped", failures);
 }
 
+/// A netlink message of `len` bytes (a multiple of 4, at least 52) of
+/// type `kind` whose body carries the key.
+#[cfg(target_os = "linux")]
+fn nl_message(len: usize, kind: u16, seq: u32, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&(len as u32).to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(&0u16.to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&4242u32.to_ne_bytes());
+    out.resize(start + len, 0x5a);
+    // SAFETY: KEY is only written before arming.
+    let key = unsafe { &*std::ptr::addr_of!(KEY) };
+    out[start + 20..start + 20 + key.len()].copy_from_slice(key);
+}
+
+/// Sizes of the XFRM records sent: small ones, several to a datagram,
+/// and one larger than the socket's first buffer (32 KiB), which the
+/// reader grows to.
+#[cfg(target_os = "linux")]
+const XFRM_SIZES: [usize; 8] = [56, 64, 200, 512, 1016, 4096, 72, 40_000];
+
+/// The network process on Linux: the XFRM socket's change events, many
+/// to a datagram, one datagram larger than the first buffer.
+#[cfg(target_os = "linux")]
+fn linux_xfrm(failures: &mut Vec<String>) {
+    use sasyncd::linux::LinuxXfrm;
+    use sasyncd_linux::socket::XfrmSocket;
+    let (ours, kernel) = UnixDatagram::pair().unwrap();
+    kernel
+        .set_write_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut xfrm = LinuxXfrm::from_socket(XfrmSocket::from_fd(OwnedFd::from(ours), 77));
+    let mut got = 0;
+    let mut sent = 0;
+    for round in 0..6 {
+        // A datagram of one to three records, as the kernel groups them.
+        for (i, chunk) in XFRM_SIZES.chunks(1 + round % 3).enumerate() {
+            // Sized up front: growing would leave a copy of the keys.
+            let mut d = Vec::with_capacity(chunk.iter().sum());
+            for &len in chunk {
+                nl_message(len, 0x10, i as u32, &mut d);
+            }
+            kernel.send(&d).unwrap();
+            d.zeroize();
+            sent += chunk.len();
+            let mut out: Vec<SecretBytes> = Vec::with_capacity(8);
+            xfrm.read_messages(&mut out).unwrap();
+            got += out.len();
+        }
+    }
+    assert_eq!(got, sent, "every record came through");
+    checkpoint("LinuxXfrm, events handled (socket alive)", failures);
+    drop(xfrm);
+    checkpoint("LinuxXfrm dropped", failures);
+}
+
+/// The privileged process on Linux: a dump's records, several to a
+/// datagram, one datagram larger than the first buffer, the end in the
+/// last one with records before it.
+#[cfg(target_os = "linux")]
+fn linux_dump(failures: &mut Vec<String>) {
+    use sasyncd_linux::socket::XfrmSocket;
+    let (ours, kernel) = UnixDatagram::pair().unwrap();
+    let mut sock = XfrmSocket::from_fd(OwnedFd::from(ours), 77);
+    let server = std::thread::spawn(move || {
+        let mut req = [0u8; 64];
+        let n = kernel.recv(&mut req).unwrap();
+        assert!(n >= 16);
+        let seq = u32::from_ne_bytes(req[8..12].try_into().unwrap());
+        let mut d = Vec::with_capacity(XFRM_SIZES.iter().sum::<usize>() + 20);
+        for (i, &len) in XFRM_SIZES.iter().enumerate() {
+            nl_message(len, 0x10, seq, &mut d);
+            if i % 3 == 2 {
+                kernel.send(&d).unwrap();
+                d.iter_mut().for_each(|b| *b = 0);
+                d.clear();
+            }
+        }
+        // The end (NLMSG_DONE) after the last records.
+        d.extend_from_slice(&20u32.to_ne_bytes());
+        d.extend_from_slice(&3u16.to_ne_bytes());
+        d.extend_from_slice(&2u16.to_ne_bytes());
+        d.extend_from_slice(&seq.to_ne_bytes());
+        d.extend_from_slice(&0u32.to_ne_bytes());
+        d.extend_from_slice(&0u32.to_ne_bytes());
+        kernel.send(&d).unwrap();
+        d.zeroize();
+    });
+    let mut records = 0;
+    let n = sock.dump(0x12, |_| records += 1).unwrap();
+    server.join().unwrap();
+    assert_eq!((n, records), (XFRM_SIZES.len(), XFRM_SIZES.len()));
+    checkpoint("XfrmSocket::dump, records handled (socket alive)", failures);
+    drop(sock);
+    checkpoint("XfrmSocket dropped", failures);
+}
+
 fn main() {
     // A key no heap block holds yet.
     let mut x: u64 = 0x5a5a_1234_9876_abcd ^ u64::from(std::process::id());
@@ -338,6 +440,11 @@ fn main() {
     obsd_pfkey(&mut failures);
     dev_dump(&mut failures);
     privsep_dump(&mut failures);
+    #[cfg(target_os = "linux")]
+    {
+        linux_xfrm(&mut failures);
+        linux_dump(&mut failures);
+    }
     assert!(
         !OVERFLOW.load(Ordering::Relaxed),
         "the block table overflowed: the live checks are incomplete"

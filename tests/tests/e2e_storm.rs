@@ -196,9 +196,14 @@ fn a_live_legacy_session_survives_a_storm_from_the_masters_address() {
     c.start(1);
     c.wait_synced(0, 1);
     let master = c.gw[0].addr;
+    let slave = c.gw[1].addr;
     let before = lines_about(&c, 1, master);
     let sessions = c.peer_count(1, master, "sessions");
     let reconnects = c.peer_count(1, master, "reconnects");
+    // The master's side too: a crossed start leaves the slave reading the
+    // master's connection as an alias, and a spoofed connection that
+    // evicted it would end the session at the master's end.
+    let master_reconnects = c.peer_count(0, slave, "reconnects");
     // 20 connections a second "from the master" to the slave: half send
     // nothing, and every one is held for a while (bad legacy frames are
     // in `legacy_bad_frames_end_the_connection`).
@@ -237,6 +242,12 @@ fn a_live_legacy_session_survives_a_storm_from_the_masters_address() {
     assert!(
         c.peer_count(1, master, "sessions") <= sessions + 1,
         "spoofed connections replaced the live legacy session"
+    );
+    assert_eq!(
+        c.peer_count(0, slave, "reconnects"),
+        master_reconnects,
+        "a spoofed connection ended the live legacy session at the master's end:\n{}",
+        c.log(0)
     );
     let lines = lines_about(&c, 1, master) - before;
     assert!(

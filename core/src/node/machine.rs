@@ -84,6 +84,12 @@ pub struct PlantedBugs {
     /// before issue 22 (anyone from the peer's address pushes our next
     /// dial back).
     pub inbound_failure_backs_off: bool,
+    /// A legacy alias (the peer's side of a crossed start) may be evicted
+    /// by an inbound connection like a pending one, as before the probe.
+    pub alias_evictable: bool,
+    /// A legacy node refused a connection from a peer's address without
+    /// probing its own session to that peer.
+    pub no_alias_probe: bool,
     /// A repair's sweep keeps a grouping of the slave's that the master
     /// does not have (before seed 223026619's fix).
     pub keep_foreign_groups: bool,
@@ -382,6 +388,13 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// The connection in slot `slot` (`0..connection_slots()`), if any.
     pub fn connection_in_slot(&self, slot: usize) -> Option<ConnId> {
         self.conns.slot(slot / 2, slot % 2).map(|c| c.id())
+    }
+
+    /// Whether connection `conn` speaks for its peer: our own dial, or one
+    /// that authenticated (legacy: delivered an authentic frame, or the
+    /// peer's side of a crossed start). What no one else may close.
+    pub fn connection_vouched(&self, conn: ConnId) -> bool {
+        self.vouched(conn)
     }
 
     /// Our run state.

@@ -24,6 +24,10 @@ use super::peer_table::{AttemptId, ConnStatus, PeerIndex, SessionDecision, Sessi
 /// alarm, and accepts ours only after that.
 const CROSS_WINDOW: core::time::Duration = core::time::Duration::from_secs(10);
 
+/// Least quiet on a legacy session before a refused connection from its
+/// peer's address probes it again (see `Node::legacy_probe`).
+const PROBE_GAP: core::time::Duration = core::time::Duration::from_secs(1);
+
 impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, M, D> {
     /// The outbound connection `conn` (from `Event::Connect`) is up.
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
@@ -78,18 +82,21 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let p = idx.0;
         // Anyone can connect from a peer's address: a new connection takes
         // a free slot or the oldest pending inbound handshake, never an
-        // authenticated session or our own dial. A legacy alias (the
-        // peer's side of a crossed start, only read) may go too: a
-        // restarted legacy peer must find room while our dead session
-        // lingers (legacy has no keepalive).
+        // authenticated session, our own dial, or a legacy alias (the
+        // peer's side of a crossed start, only read: closing it ends the
+        // session at the peer's end). A restarted legacy peer finds room
+        // once the probe below showed our old session dead.
         let s = match (self.conns.slot(p, 0), self.conns.slot(p, 1)) {
             (None, _) => 0,
             (_, None) => 1,
             (Some(a), Some(b)) => {
-                let pending = |c: &super::conn::Conn<'a, C>| !c.outbound() && !c.up();
+                let pending = |c: &super::conn::Conn<'a, C>| !c.outbound() && !c.up() && !c.alias();
                 #[cfg(feature = "planted-bugs")]
-                let pending =
-                    |c: &super::conn::Conn<'a, C>| pending(c) || self.bugs.inbound_evicts_any;
+                let pending = |c: &super::conn::Conn<'a, C>| {
+                    pending(c)
+                        || self.bugs.inbound_evicts_any
+                        || (self.bugs.alias_evictable && c.alias() && !c.outbound())
+                };
                 let victim = match (pending(a), pending(b)) {
                     (true, true) => Some(if a.opened() <= b.opened() { 0 } else { 1 }),
                     (true, false) => Some(0),
@@ -102,6 +109,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                             "peer {}: connection refused: a session and our own connection hold its slots",
                             self.peer_addrs[p]
                         );
+                    }
+                    if self.legacy {
+                        self.legacy_probe(now, p);
+                        self.flush_parts();
                     }
                     return Err(Rejected::Busy(remote));
                 };
@@ -127,6 +138,41 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         }
         self.flush_parts();
         Ok(id)
+    }
+
+    /// Legacy has no keepalive, so a session to a peer that restarted
+    /// lingers until we write to it; its new connection is refused while
+    /// ours hold the slots. So a refusal probes: our run state again on
+    /// the peer's current session (harmless to a live peer, the original
+    /// included: it answers with an ACK), which a restarted host answers
+    /// with a reset that ends the old session and frees the slots. At
+    /// most one per [`PROBE_GAP`] of quiet (anything we wrote since
+    /// draws the reset as well), so an impostor storm costs a live peer
+    /// one small frame a second.
+    fn legacy_probe(&mut self, now: Instant, p: usize) {
+        #[cfg(feature = "planted-bugs")]
+        if self.bugs.no_alias_probe {
+            return;
+        }
+        let Some(ConnStatus::Connected(cur)) = self.table.get(PeerIndex(p)).map(|x| x.status())
+        else {
+            return;
+        };
+        let cur = ConnId(cur.0);
+        let due = self.conn(cur).is_some_and(|c| {
+            c.up() && c.is_open() && !c.blocked() && now.since(c.last_tx()) >= PROBE_GAP
+        });
+        if !due {
+            return;
+        }
+        if let Some(c) = self.conn_mut(cur) {
+            c.keepalive_queued(now);
+        }
+        log::debug!(
+            "peer {}: probing our session (a connection from its address was refused)",
+            self.peer_addrs[p]
+        );
+        let _ = self.try_send_ctl(now, cur, &Ctl::State(self.role.state()));
     }
 
     /// Whether what happens on `conn` can be laid at its peer's door: our

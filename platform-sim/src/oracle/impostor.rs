@@ -1,6 +1,8 @@
 //! The session rules against impostors (issue 22): a connection from a
 //! peer's address that authenticated nothing
-//! - never evicts the peer's authenticated session or our own dial,
+//! - never evicts the peer's authenticated session, our own dial, or any
+//!   connection the peer authenticated (a legacy crossed start's alias:
+//!   closing it ends the session at the peer's end),
 //! - never becomes the peer's session (legacy: a new connection replaces
 //!   the live one only after an authentic frame),
 //! - never moves our outbound backoff (a failed inbound handshake is not
@@ -33,6 +35,10 @@ pub struct Seen {
     pub last_error: Option<LastError>,
     /// Our own connections that are live, to any peer.
     pub dials: Vec<NodeConn>,
+    /// Connections the peers opened that authenticated (legacy: a
+    /// crossed start's alias too), to any peer: closing one ends the
+    /// session at the peer's end.
+    pub held: Vec<NodeConn>,
 }
 
 impl Oracle {
@@ -62,6 +68,16 @@ impl Oracle {
             .collect();
         if !lost.is_empty() {
             broke.push(format!("evicted our own dial {lost:?}"));
+        }
+        let closed: Vec<_> = before
+            .held
+            .iter()
+            .filter(|d| !after.held.contains(d))
+            .collect();
+        if !closed.is_empty() {
+            broke.push(format!(
+                "closed a connection its peer authenticated {closed:?}"
+            ));
         }
         if after.next_dial != before.next_dial {
             broke.push(format!(
@@ -98,6 +114,7 @@ mod tests {
             next_dial: None,
             last_error: None,
             dials: vec![NodeConn(4)],
+            held: vec![NodeConn(5)],
         }
     }
 
@@ -128,6 +145,11 @@ mod tests {
             ..up()
         };
         assert!(check(&up(), &no_dial)[0].contains("evicted our own dial"));
+        let no_alias = Seen {
+            held: vec![],
+            ..up()
+        };
+        assert!(check(&up(), &no_alias)[0].contains("closed a connection its peer authenticated"));
         let later = Seen {
             next_dial: Some(Instant::from_millis(30_000)),
             ..down.clone()

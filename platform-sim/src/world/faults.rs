@@ -180,6 +180,8 @@ impl World {
                 keep_split_loser: b.keep_split_loser,
                 inbound_evicts_any: b.inbound_evicts_any,
                 inbound_failure_backs_off: b.inbound_failure_backs_off,
+                alias_evictable: b.alias_evictable,
+                no_alias_probe: b.no_alias_probe,
                 keep_foreign_groups: b.keep_foreign_groups,
                 no_seq_jump: b.no_seq_jump,
                 no_seq_thresholds: b.no_seq_thresholds,

@@ -112,12 +112,18 @@ impl World {
             .filter_map(|s| node.connection_in_slot(s))
             .filter(|&c| h.sockets.net_of(c).is_some_and(|nc| nc.side() == 0))
             .collect();
+        let held = (0..node.connection_slots())
+            .filter_map(|s| node.connection_in_slot(s))
+            .filter(|&c| h.sockets.net_of(c).is_some_and(|nc| nc.side() != 0))
+            .filter(|&c| node.connection_vouched(c))
+            .collect();
         Some(Seen {
             connected: p.connected,
             sessions: p.stats.sessions,
             next_dial: p.next_dial,
             last_error: p.stats.last_error,
             dials,
+            held,
         })
     }
 
