@@ -223,6 +223,7 @@ impl XfrmWorld {
             #[cfg(test)]
             tamper: None,
         };
+        crate::logcap::capture(std::env::var_os("SASYNCD_SIM_ECHO").is_some());
         for i in 0..nodes {
             w.carp.start(i, Instant::ZERO);
             w.net.listen(i, true);
@@ -590,6 +591,11 @@ impl XfrmWorld {
         };
         let settled = sasyncd_core::platform::drive(&mut *node, &mut io);
         moved |= io.moved;
+        if std::env::var_os("SASYNCD_SIM_ECHO").is_some() {
+            for (_, line) in crate::logcap::take() {
+                eprintln!("[{:?}] n{i} {line}", self.now);
+            }
+        }
         let state = node.run_state();
         self.hosts[i].node = Some(node);
         let h = &mut self.hosts[i];
