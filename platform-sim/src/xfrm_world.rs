@@ -1,7 +1,7 @@
 //! The swarm over Linux XFRM: nodes of the XFRM dialect
 //! (`Node<.., Xfrm>`) over simulated XFRM kernels ([`XfrmKernel`]), with
 //! the simulator's carp, network, links and host sockets
-//! ([`Sockets`], shared with [`crate::world`]), a keying daemon writing
+//! (`world/sockets.rs`, shared with [`crate::world`]), a keying daemon writing
 //! states and policies into the carp master's kernel, and faults: the
 //! master moved by demotion, sasyncd restarted, a host cut off from the
 //! others, a host crashed (keeping or losing its kernel's tables) and
