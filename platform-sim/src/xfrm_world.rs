@@ -1,7 +1,7 @@
 //! The swarm over Linux XFRM: nodes of the XFRM dialect
 //! (`Node<.., Xfrm>`) over simulated XFRM kernels ([`XfrmKernel`]), with
 //! the simulator's carp, network, links and host sockets
-//! ([`Sockets`], shared with [`crate::world`]), a keying daemon writing
+//! (`world/sockets.rs`, shared with [`crate::world`]), a keying daemon writing
 //! states and policies into the carp master's kernel, and faults: the
 //! master moved by demotion, sasyncd restarted, a host cut off from the
 //! others, a host crashed (keeping or losing its kernel's tables) and
@@ -231,6 +231,7 @@ impl XfrmWorld {
             #[cfg(test)]
             tamper: None,
         };
+        crate::logcap::capture(std::env::var_os("SASYNCD_SIM_ECHO").is_some());
         for i in 0..nodes {
             w.carp.start(i, Instant::ZERO);
             w.net.listen(i, true);
@@ -611,6 +612,11 @@ impl XfrmWorld {
         };
         let settled = sasyncd_core::platform::drive(&mut *node, &mut io);
         moved |= io.moved;
+        if std::env::var_os("SASYNCD_SIM_ECHO").is_some() {
+            for (_, line) in crate::logcap::take() {
+                eprintln!("[{:?}] n{i} {line}", self.now);
+            }
+        }
         let state = node.run_state();
         self.hosts[i].node = Some(node);
         let h = &mut self.hosts[i];
