@@ -338,7 +338,7 @@ fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: bool) -> ExitCode
         .max(1);
     let next = Arc::new(AtomicU64::new(a));
     /// Seeds run, keying-daemon writes, entries held, failing seeds,
-    /// takeovers, restarts, refusals by errno.
+    /// takeovers, restarts, refusals by errno, host crashes, partitions.
     type Totals = (
         u64,
         u64,
@@ -347,6 +347,8 @@ fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: bool) -> ExitCode
         u64,
         u64,
         std::collections::BTreeMap<i32, u64>,
+        u64,
+        u64,
     );
     let stats: Arc<Mutex<Totals>> = Arc::new(Mutex::new(Totals::default()));
     let wall = WallClock::now();
@@ -375,6 +377,8 @@ fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: bool) -> ExitCode
                     s.2 += r.tables.0 as u64 + r.tables.1 as u64;
                     s.4 += r.takeovers;
                     s.5 += r.restarts;
+                    s.7 += r.crashes;
+                    s.8 += r.partitions;
                     for (e, n) in &r.refused {
                         *s.6.entry(*e).or_default() += n;
                     }
@@ -390,12 +394,14 @@ fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: bool) -> ExitCode
     }
     let s = stats.lock().unwrap_or_else(|e| e.into_inner());
     eprintln!(
-        "xfrm swarm: {} seeds ({a}..{b}), {} failing, {} keying-daemon writes, {} takeovers, {} sasyncd restarts, {} entries held at the end, {:.1} s",
+        "xfrm swarm: {} seeds ({a}..{b}), {} failing, {} keying-daemon writes, {} takeovers, {} sasyncd restarts, {} host crashes, {} partitions, {} entries held at the end, {:.1} s",
         s.0,
         s.3.len(),
         s.1,
         s.4,
         s.5,
+        s.7,
+        s.8,
         s.2,
         wall.elapsed().as_secs_f64()
     );

@@ -1,14 +1,12 @@
 //! The simulated cluster: `core::node::Node`s wired to simulated kernels,
 //! carp, network and IKE daemons, all driven by one clock and one seed.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::node::{
-    min_events, ConnId as NodeConn, DumpId, Node, NodeStorage, PFKEY_QUEUE_BYTES,
-};
+use sasyncd_core::node::{min_events, DumpId, Node, NodeStorage, PFKEY_QUEUE_BYTES};
 use sasyncd_core::random::Random;
 use sasyncd_core::state::RunState;
 use sasyncd_core::time::Instant;
@@ -19,7 +17,7 @@ use crate::kernel::Kernel;
 use crate::links::Links;
 use crate::logcap;
 use crate::marks::VecMarks;
-use crate::net::{ConnId as NetConn, Net, NetEventKind, RandomTamper, SegmentInfo, Tamper};
+use crate::net::{ConnId as NetConn, Net, RandomTamper, SegmentInfo, Tamper};
 use crate::oracle::Oracle;
 use crate::rng::Rng;
 use crate::scenario::{Action, Scenario};
@@ -30,6 +28,9 @@ mod faults;
 mod impostors;
 mod io;
 mod preload;
+pub(crate) mod sockets;
+
+use sockets::{Pending, Sockets};
 
 /// The node type the simulator runs, over [`sim_storage`] and marks in a
 /// vector.
@@ -66,16 +67,8 @@ pub struct Host {
     pub ike: Ike,
     /// The host is up.
     pub up: bool,
-    /// What happened that sasyncd has not taken yet, oldest first (its
-    /// [`Platform::poll_input`](sasyncd_core::platform::Platform::poll_input)).
-    inputs: VecDeque<Pending>,
-    /// The network connection of the `Accept` input just handed over.
-    accepting: Option<(NetConn, IpAddr)>,
-    to_net: BTreeMap<NodeConn, NetConn>,
-    from_net: BTreeMap<NetConn, NodeConn>,
-    rx: BTreeMap<NodeConn, Vec<u8>>,
-    /// Stream bytes the node consumed per connection (for the safety oracle).
-    consumed: BTreeMap<NodeConn, u64>,
+    /// Its sasyncd's sockets: inputs waiting, connections, received bytes.
+    sockets: Sockets,
     dumps: BTreeMap<DumpId, (Vec<u8>, usize)>,
     /// Demotions the node raised and has not released.
     pub demote_held: u32,
@@ -86,21 +79,6 @@ pub struct Host {
     /// sasyncd runs with the wrong shared key.
     pub wrong_key: bool,
     boots: u64,
-}
-
-/// Something that happened to a host's sasyncd, waiting for the node to
-/// take it: carp and the network report in the world's order, the PF_KEY
-/// socket's copies are read when the node is driven.
-#[derive(Debug)]
-enum Pending {
-    /// carp's link state (at start, or changed).
-    Link(u8),
-    /// What the network did to one of its connections.
-    Net(NetConn, NetEventKind),
-    /// A promiscuous copy read from its PF_KEY socket.
-    Pfkey(Vec<u8>),
-    /// An orderly stop.
-    Shutdown,
 }
 
 /// The whole simulated world.
@@ -202,12 +180,7 @@ impl World {
                     kernel,
                     ike: Ike::new(Self::ike_config(&sc, i), rng.fork()),
                     up: false,
-                    inputs: VecDeque::new(),
-                    accepting: None,
-                    to_net: BTreeMap::new(),
-                    from_net: BTreeMap::new(),
-                    rx: BTreeMap::new(),
-                    consumed: BTreeMap::new(),
+                    sockets: Sockets::default(),
                     dumps: BTreeMap::new(),
                     demote_held: 0,
                     demote_since: None,
@@ -445,6 +418,7 @@ impl World {
                 }
                 if self.hosts[e.node].node.is_some() {
                     self.hosts[e.node]
+                        .sockets
                         .inputs
                         .push_back(Pending::Link(e.link_state));
                 }
@@ -477,7 +451,7 @@ impl World {
         };
         while let Some(m) = self.hosts[i].kernel.read_promisc(pid) {
             moved = true;
-            self.hosts[i].inputs.push_back(Pending::Pfkey(m));
+            self.hosts[i].sockets.inputs.push_back(Pending::Kernel(m));
         }
         let mut io = io::SimIo {
             w: self,

@@ -1,13 +1,16 @@
 //! The swarm over Linux XFRM: nodes of the XFRM dialect
 //! (`Node<.., Xfrm>`) over simulated XFRM kernels ([`XfrmKernel`]), with
-//! the simulator's carp, network and links, a keying daemon writing
-//! states and policies into the carp master's kernel, and faults (the
-//! master moved by demotion, sasyncd restarted).
+//! the simulator's carp, network, links and host sockets
+//! ([`Sockets`], shared with [`crate::world`]), a keying daemon writing
+//! states and policies into the carp master's kernel, and faults: the
+//! master moved by demotion, sasyncd restarted, a host cut off from the
+//! others, a host crashed (keeping or losing its kernel's tables) and
+//! booted again.
 //!
-//! Smaller than [`crate::world`] (no tampering, impostors, host crashes or
-//! legacy peers yet), and separate from it so the PF_KEY swarm's traces
-//! stay as they are. The oracles: after the active phase the network
-//! heals, the workload pauses and, once settled, every running node's
+//! Smaller than [`crate::world`] (no tampering, impostors or legacy peers
+//! yet), and separate from it so the PF_KEY swarm's traces stay as they
+//! are. The oracles: after the active phase the network heals, crashed
+//! hosts boot, the workload pauses and, once settled, every running node's
 //! kernel equals the master's in the dialect's canonical form (table
 //! equality); the node never writes a request Linux refuses as malformed
 //! (`EINVAL`, `ENOSYS`); nodes agree on one master; the run does not
@@ -17,8 +20,9 @@
 //! master carries its kernel's replay events, the new master jumps past
 //! them, `wire/README.md` CTL_OUTSEQ). The check holds for a takeover by
 //! a node that was a slave for `SYNCED_AFTER` (10 s) and for SAs whose every
-//! packet was sent under a running master node: packets sent while no
-//! sasyncd was master (stopped, starting) were carried by no one.
+//! packet was sent under a running master node that reached the others:
+//! packets sent while no sasyncd was master (stopped, starting) or while
+//! the hosts were cut apart were carried by no one.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -44,6 +48,7 @@ use crate::links::Links;
 use crate::marks::VecMarks;
 use crate::net::{ConnId as NetConn, Net, NetConfig, NetEventKind};
 use crate::rng::Rng;
+use crate::world::sockets::{Pending, Sockets};
 use crate::world::{sim_storage, SimRandom};
 use crate::xfrm_kernel::{errno, XfrmKernel};
 
@@ -83,26 +88,22 @@ pub struct XfrmRun {
     pub takeovers: u64,
     /// Times a sasyncd was stopped (and later started again).
     pub restarts: u64,
-}
-
-enum Pending {
-    Link(u8),
-    Net(NetConn, NetEventKind),
-    Event(Vec<u8>),
-    Shutdown,
+    /// Times a host crashed (its sasyncd gone without a word, its kernel
+    /// kept or lost) and booted again.
+    pub crashes: u64,
+    /// Times a host was cut off from the others for a while.
+    pub partitions: u64,
 }
 
 struct Host {
     port: u32,
+    /// The host runs (a crash stops it until it boots again).
+    up: bool,
     node: Option<Box<XfrmNode>>,
     kernel: XfrmKernel,
     /// The node's watch socket is joined to the groups.
     watch: bool,
-    inputs: VecDeque<Pending>,
-    accepting: Option<(NetConn, IpAddr)>,
-    to_net: BTreeMap<NodeConn, NetConn>,
-    from_net: BTreeMap<NetConn, NodeConn>,
-    rx: BTreeMap<NodeConn, Vec<u8>>,
+    sockets: Sockets,
     dumps: BTreeMap<DumpId, (Vec<Vec<u8>>, usize)>,
     demote_held: u32,
     /// The node's kernel refusals, by errno.
@@ -132,6 +133,8 @@ pub struct XfrmWorld {
     ike_writes: u64,
     takeovers: u64,
     restarts: u64,
+    crashes: u64,
+    partitions: u64,
     /// SPIs the keying daemon gave out.
     spis: Vec<(u32, Mark)>,
     policies: Vec<u8>,
@@ -159,6 +162,14 @@ enum Fault {
     Undemote,
     Stop,
     Start,
+    /// The host is cut off from the others (until [`Fault::Heal`]).
+    Isolate,
+    Heal,
+    /// The host crashes; `wipe`: its kernel's tables are lost too.
+    Crash {
+        wipe: bool,
+    },
+    Boot,
 }
 
 impl XfrmWorld {
@@ -171,14 +182,11 @@ impl XfrmWorld {
         let hosts = (0..nodes)
             .map(|i| Host {
                 port: 4000 + i as u32,
+                up: true,
                 node: None,
                 kernel: XfrmKernel::new(),
                 watch: false,
-                inputs: VecDeque::new(),
-                accepting: None,
-                to_net: BTreeMap::new(),
-                from_net: BTreeMap::new(),
-                rx: BTreeMap::new(),
+                sockets: Sockets::default(),
                 dumps: BTreeMap::new(),
                 demote_held: 0,
                 refused: BTreeMap::new(),
@@ -202,6 +210,8 @@ impl XfrmWorld {
             ike_writes: 0,
             takeovers: 0,
             restarts: 0,
+            crashes: 0,
+            partitions: 0,
             spis: Vec::new(),
             policies: Vec::new(),
             demoted: VecDeque::new(),
@@ -283,14 +293,14 @@ impl XfrmWorld {
         self.hosts[i].state = None;
         self.hosts[i].armed = false;
         let ls = self.carp.link_state(i);
-        self.hosts[i].inputs.push_back(Pending::Link(ls));
+        self.hosts[i].sockets.inputs.push_back(Pending::Link(ls));
     }
 
     fn stop_sasyncd(&mut self, i: usize) {
         if self.hosts[i].node.is_none() {
             return;
         }
-        self.hosts[i].inputs.push_back(Pending::Shutdown);
+        self.hosts[i].sockets.inputs.push_back(Pending::Shutdown);
         self.service(i);
         if self.hosts[i].demote_held > 0 {
             self.fail(format!("n{i} shut down without releasing its demotion"));
@@ -300,18 +310,52 @@ impl XfrmWorld {
         let now = self.now;
         let h = &mut self.hosts[i];
         h.node = None;
-        h.inputs.clear();
-        h.accepting = None;
-        h.rx.clear();
         h.dumps.clear();
         h.watch = false;
         h.kernel.set_aevents_listened(false);
         h.state = None;
         h.armed = false;
-        for (_, nc) in std::mem::take(&mut h.to_net) {
+        for nc in h.sockets.clear() {
             self.net.close(nc, now);
         }
-        self.hosts[i].from_net.clear();
+    }
+
+    /// Host `i` crashes: its sasyncd is gone without a word (no shutdown,
+    /// no demotion released: carp forgets it), its connections vanish,
+    /// and with `wipe` its kernel's tables are lost.
+    fn crash(&mut self, i: usize, wipe: bool) {
+        if !self.hosts[i].up {
+            return;
+        }
+        self.crashes += 1;
+        let h = &mut self.hosts[i];
+        h.up = false;
+        h.node = None;
+        h.sockets.clear();
+        h.dumps.clear();
+        h.demote_held = 0;
+        h.watch = false;
+        h.kernel.set_aevents_listened(false);
+        h.state = None;
+        h.armed = false;
+        if wipe {
+            h.kernel = XfrmKernel::new();
+        }
+        self.demoted.retain(|&d| d != i);
+        self.carp.crash(i);
+        self.net.crash(i);
+    }
+
+    /// Host `i` boots again after a crash: carp, its listener, sasyncd.
+    fn boot(&mut self, i: usize) {
+        if self.hosts[i].up {
+            return;
+        }
+        self.hosts[i].up = true;
+        self.carp.start(i, self.now);
+        self.net.restart(i);
+        self.net.listen(i, true);
+        self.start_sasyncd(i);
     }
 
     /// Runs `active` with workload and faults, then heals and settles for
@@ -323,11 +367,14 @@ impl XfrmWorld {
         // Heal: faults undone, every sasyncd running, the workload paused.
         self.workload = false;
         self.script.clear();
+        self.links.heal();
         while let Some(d) = self.demoted.pop_front() {
             let _ = self.carp.demote(d, -1, self.now);
         }
         for i in 0..self.hosts.len() {
-            if self.hosts[i].node.is_none() {
+            if !self.hosts[i].up {
+                self.boot(i);
+            } else if self.hosts[i].node.is_none() {
                 self.start_sasyncd(i);
             }
         }
@@ -349,11 +396,15 @@ impl XfrmWorld {
             refused,
             takeovers: self.takeovers,
             restarts: self.restarts,
+            crashes: self.crashes,
+            partitions: self.partitions,
         }
     }
 
     /// Faults at random times of the active phase: the master demoted for
-    /// a while (carp moves), a sasyncd stopped and started again.
+    /// a while (carp moves), a sasyncd stopped and started again, a host
+    /// cut off from the others, a host crashed (keeping or losing its
+    /// kernel's tables) and booted again.
     fn plan_faults(&mut self, active: Duration) {
         let n = self.hosts.len();
         let mut t = Duration::from_secs(5);
@@ -363,14 +414,20 @@ impl XfrmWorld {
             let back = t + Duration::from_millis(self.rng.range(500..6000));
             let at = Instant::ZERO.add(t);
             let until = Instant::ZERO.add(back);
-            if self.rng.chance(0.6) {
+            let (fault, undo) = match self.rng.below(100) {
                 // The current master, if any, is demoted.
-                self.script.push((at, i, Fault::DemoteMaster));
-                self.script.push((until, i, Fault::Undemote));
-            } else {
-                self.script.push((at, i, Fault::Stop));
-                self.script.push((until, i, Fault::Start));
-            }
+                0..=44 => (Fault::DemoteMaster, Fault::Undemote),
+                45..=69 => (Fault::Stop, Fault::Start),
+                70..=84 => (Fault::Isolate, Fault::Heal),
+                _ => (
+                    Fault::Crash {
+                        wipe: self.rng.chance(0.5),
+                    },
+                    Fault::Boot,
+                ),
+            };
+            self.script.push((at, i, fault));
+            self.script.push((until, i, undo));
         }
         self.script.sort_by_key(|(t, _, _)| *t);
     }
@@ -438,10 +495,17 @@ impl XfrmWorld {
                     self.stop_sasyncd(i);
                 }
                 Fault::Start => {
-                    if self.hosts[i].node.is_none() {
+                    if self.hosts[i].up && self.hosts[i].node.is_none() {
                         self.start_sasyncd(i);
                     }
                 }
+                Fault::Isolate => {
+                    self.partitions += 1;
+                    self.links.isolate(i);
+                }
+                Fault::Heal => self.links.heal(),
+                Fault::Crash { wipe } => self.crash(i, wipe),
+                Fault::Boot => self.boot(i),
             }
         }
         self.carp.handle_timeout(now, &self.links);
@@ -463,6 +527,7 @@ impl XfrmWorld {
                 self.takeovers += u64::from(e.link_state == crate::carp::LINK_STATE_UP);
                 if self.hosts[e.node].node.is_some() {
                     self.hosts[e.node]
+                        .sockets
                         .inputs
                         .push_back(Pending::Link(e.link_state));
                 }
@@ -489,7 +554,10 @@ impl XfrmWorld {
             }
             return;
         }
-        self.hosts[node].inputs.push_back(Pending::Net(nc, kind));
+        self.hosts[node]
+            .sockets
+            .inputs
+            .push_back(Pending::Net(nc, kind));
     }
 
     /// One pass over host `i`: the kernel's events for its watch, then
@@ -504,7 +572,10 @@ impl XfrmWorld {
             for e in events {
                 if e.group & crate::xfrm_kernel::WATCH_GROUPS != 0 {
                     moved = true;
-                    self.hosts[i].inputs.push_back(Pending::Event(e.msg));
+                    self.hosts[i]
+                        .sockets
+                        .inputs
+                        .push_back(Pending::Kernel(e.msg));
                 }
             }
         }
@@ -588,7 +659,9 @@ impl XfrmWorld {
     fn check_seq(&mut self, m: usize, key: SaKey, first: u64, last: u64) {
         let h = &self.hosts[m];
         let master = h.state == Some(RunState::Master);
-        if !master {
+        // Sent while no sasyncd was master, or while the master was cut
+        // off from the others: no slave could carry them.
+        if !master || self.links.is_split() {
             self.uncarried.insert(key);
         }
         let seen = self.remote_seen.get(&key).copied().unwrap_or(0);
@@ -820,62 +893,33 @@ impl Platform for Io<'_> {
     }
 
     fn poll_input(&mut self) -> Option<Input<'_>> {
-        loop {
-            let p = self.w.hosts[self.i].inputs.pop_front()?;
-            self.moved = true;
-            let input = match p {
-                Pending::Link(ls) => Input::LinkState(ls),
-                Pending::Shutdown => Input::Shutdown,
-                Pending::Event(m) => {
-                    self.msg = m;
-                    return Some(Input::Pfkey(&self.msg));
-                }
-                Pending::Net(nc, kind) => match self.net_input(nc, kind) {
-                    Some(input) => input,
-                    None => continue,
-                },
-            };
-            return Some(input);
-        }
+        self.w.hosts[self.i]
+            .sockets
+            .poll_input(&mut self.msg, &mut self.moved, |_, _| {})
     }
 
     fn accepted(&mut self, conn: Result<NodeConn, Rejected>) {
         let (w, i) = (&mut *self.w, self.i);
-        let Some((nc, _)) = w.hosts[i].accepting.take() else {
-            return;
-        };
-        match conn {
-            Ok(c) => {
-                w.hosts[i].to_net.insert(c, nc);
-                w.hosts[i].from_net.insert(nc, c);
-            }
-            Err(_) => w.net.close(nc, w.now),
+        if let Some((nc, _)) = w.hosts[i].sockets.accepted(conn) {
+            w.net.close(nc, w.now);
         }
     }
 
     fn connect(&mut self, conn: NodeConn, addr: IpAddr, _port: u16) {
         self.moved = true;
-        let now = self.w.now;
-        let nc = self.w.net.connect(self.i, addr, now);
-        let h = &mut self.w.hosts[self.i];
-        h.to_net.insert(conn, nc);
-        h.from_net.insert(nc, conn);
+        let (w, i) = (&mut *self.w, self.i);
+        w.hosts[i].sockets.connect(&mut w.net, i, conn, addr, w.now);
     }
 
     fn close(&mut self, conn: NodeConn) {
         self.moved = true;
-        let now = self.w.now;
-        let h = &mut self.w.hosts[self.i];
-        h.rx.remove(&conn);
-        if let Some(nc) = h.to_net.remove(&conn) {
-            h.from_net.remove(&nc);
-            self.w.net.close(nc, now);
-        }
+        let (w, i) = (&mut *self.w, self.i);
+        w.hosts[i].sockets.close(&mut w.net, conn, w.now);
     }
 
     fn send(&mut self, conn: NodeConn, bytes: &[u8]) -> Result<usize, SendError> {
         let now = self.w.now;
-        let Some(&nc) = self.w.hosts[self.i].to_net.get(&conn) else {
+        let Some(nc) = self.w.hosts[self.i].sockets.net_of(conn) else {
             return Err(SendError::Closed);
         };
         let sent = self.w.net.send(nc, bytes, now);
@@ -886,17 +930,12 @@ impl Platform for Io<'_> {
     }
 
     fn received(&mut self, conn: NodeConn) -> &[u8] {
-        self.w.hosts[self.i]
-            .rx
-            .get(&conn)
-            .map_or(&[][..], Vec::as_slice)
+        self.w.hosts[self.i].sockets.received(conn)
     }
 
     fn consumed(&mut self, conn: NodeConn, r: Received) {
         self.moved = true;
-        if let Some(q) = self.w.hosts[self.i].rx.get_mut(&conn) {
-            q.drain(..r.consumed.min(q.len()));
-        }
+        self.w.hosts[self.i].sockets.consume(conn, r.consumed);
     }
 
     /// A request on the node's netlink socket: the kernel's answer is
@@ -1016,37 +1055,6 @@ impl Platform for Io<'_> {
 
     fn recheck_carp(&mut self) -> Option<u8> {
         Some(self.w.carp.link_state(self.i))
-    }
-}
-
-impl Io<'_> {
-    fn net_input(&mut self, nc: NetConn, kind: NetEventKind) -> Option<Input<'static>> {
-        let h = &mut self.w.hosts[self.i];
-        match kind {
-            NetEventKind::Connected => h.from_net.get(&nc).map(|&c| Input::Connected(c)),
-            NetEventKind::ConnectFailed(_) => {
-                let c = h.from_net.remove(&nc)?;
-                h.to_net.remove(&c);
-                Some(Input::ConnectFailed(c))
-            }
-            NetEventKind::Accepted { peer, .. } => {
-                h.accepting = Some((nc, peer));
-                Some(Input::Accept { peer })
-            }
-            NetEventKind::Data(bytes) => {
-                if let Some(&c) = h.from_net.get(&nc) {
-                    h.rx.entry(c).or_default().extend_from_slice(&bytes);
-                }
-                None
-            }
-            NetEventKind::Writable => h.from_net.get(&nc).map(|&c| Input::Writable(c)),
-            NetEventKind::Closed(_) => {
-                let c = h.from_net.remove(&nc)?;
-                h.to_net.remove(&c);
-                h.rx.remove(&c);
-                Some(Input::Closed(c))
-            }
-        }
     }
 }
 

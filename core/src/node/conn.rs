@@ -11,16 +11,21 @@ use crate::wire::legacy::{
 };
 use crate::wire::stream::DeframeState;
 use crate::wire::v2::{
-    Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, MAX_FRAME as V2_MAX_FRAME, SEALED_OVERHEAD,
-    V2,
+    Hello, Kind, Session, Side, V2Error, CONFIRM_LEN, HELLO_LEN, MAX_FRAME as V2_MAX_FRAME,
+    SEALED_OVERHEAD, V2,
 };
 
 use super::event::{ConnId, DumpId, Table};
+use super::peer_stats::ErrorKind;
 use super::peer_table::PeerIndex;
+use super::recv::{Fatal, Step};
 use super::ring::Cursor;
 use super::storage::ManagedSlice;
+use super::storage::{StorageError, RX_BYTES};
 use super::txbuf::TxBuf;
+use super::wipe::wipe;
 use crate::ctl::BucketSet;
+use core::time::Duration;
 
 /// Default outgoing buffer per connection: room for a few maximal frames.
 pub const TX_BYTES: usize = 16 * 1024;
@@ -36,13 +41,13 @@ pub(super) const MAX_FRAME: usize = 4144;
 /// Receive side: the frame being reassembled, and how the protocol cuts
 /// frames. The buffer stays in place whatever the protocol (a reload may
 /// change it): only the small state is replaced.
-pub(super) struct Rx<'a> {
-    pub buf: ManagedSlice<'a, u8>,
-    pub mode: RxMode,
+struct Rx<'a> {
+    buf: ManagedSlice<'a, u8>,
+    mode: RxMode,
 }
 
 /// How frames are cut, per protocol.
-pub(super) enum RxMode {
+enum RxMode {
     Legacy(DeframeState<Legacy>),
     V2(DeframeState<V2>),
 }
@@ -67,7 +72,7 @@ impl Rx<'_> {
 }
 
 /// Where a connection is in its life.
-pub(super) enum Phase<C: Crypto> {
+enum Phase<C: Crypto> {
     /// We asked the platform to connect.
     Connecting,
     /// Legacy protocol: frames flow from the start.
@@ -105,7 +110,7 @@ pub(super) enum Feed {
 }
 
 /// What a v2 frame did to a connection's handshake or session.
-pub(super) enum V2Step {
+enum V2Step {
     /// A message of `len` bytes is in the caller's buffer.
     Msg(Kind, usize),
     /// The peer's HELLO arrived and our CONFIRM is queued.
@@ -122,7 +127,7 @@ impl<C: Crypto + Clone> Phase<C> {
     /// One v2 frame: the peer's HELLO keys the session, its CONFIRM
     /// opens it, and then frames are opened into `buf`. `tx` takes our
     /// CONFIRM; `outbound` says which side of the handshake we are.
-    pub(super) fn handle_v2_frame(
+    fn handle_v2_frame(
         &mut self,
         tx: &mut TxBuf<'_>,
         outbound: bool,
@@ -351,9 +356,9 @@ pub struct Conn<'a, C: Crypto> {
     peer: PeerIndex,
     outbound: bool,
     opened: Instant,
-    pub(super) phase: Phase<C>,
-    pub(super) rx: Rx<'a>,
-    pub(super) tx: TxBuf<'a>,
+    phase: Phase<C>,
+    rx: Rx<'a>,
+    tx: TxBuf<'a>,
     /// The session is registered in the peer table.
     up: bool,
     feed: Feed,
@@ -477,9 +482,159 @@ impl<C: Crypto> Conn<'_, C> {
         self.phase = Phase::Legacy;
     }
 
+    /// Queues our v2 HELLO; the connection waits for the peer's either
+    /// way. Returns whether it was queued (if not, the caller closes).
+    pub(super) fn send_hello(&mut self, hello: Hello) -> bool {
+        let ok = matches!(
+            self.tx.append_with(HELLO_LEN, |out| hello.encode(out)),
+            Some(Ok(_))
+        );
+        self.hello_sent(hello);
+        ok
+    }
+
     /// Our v2 HELLO is queued (or failed to be; the caller closes then).
-    pub(super) fn hello_sent(&mut self, hello: Hello) {
+    fn hello_sent(&mut self, hello: Hello) {
         self.phase = Phase::Hello(hello);
+    }
+
+    /// The platform has not reported the end of our connect yet.
+    pub(super) fn connecting(&self) -> bool {
+        matches!(self.phase, Phase::Connecting)
+    }
+
+    /// A v2 handshake is under way (HELLO sent, or keyed but unconfirmed).
+    pub(super) fn handshaking(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Hello(_) | Phase::Keyed { open: false, .. }
+        )
+    }
+
+    /// How long this connection may take to open, and what to log when
+    /// it does not: a connect, a v2 handshake, or a legacy connection
+    /// from a peer's address that never delivered an authentic frame.
+    /// `None` once it is open.
+    pub(super) fn open_limit(
+        &self,
+        connect: Duration,
+        handshake: Duration,
+    ) -> Option<(Duration, &'static str)> {
+        match self.phase {
+            Phase::Connecting => Some((connect, "connect timed out")),
+            Phase::Hello(_) | Phase::Keyed { open: false, .. } => {
+                Some((handshake, "handshake timed out"))
+            }
+            Phase::Legacy if !self.outbound && !self.up && !self.alias => {
+                Some((handshake, "handshake timed out"))
+            }
+            _ => None,
+        }
+    }
+
+    /// Nothing waits in the send buffer.
+    pub(super) fn all_sent(&self) -> bool {
+        self.tx.is_empty()
+    }
+
+    /// The bytes waiting in the send buffer.
+    pub(super) fn unsent(&self) -> &[u8] {
+        self.tx.pending()
+    }
+
+    /// Free room in the send buffer.
+    pub(super) fn room(&self) -> usize {
+        self.tx.room()
+    }
+
+    /// Whether the caller's buffers are large enough for any frame.
+    pub(super) fn check_buffers(&self) -> Result<(), StorageError> {
+        if self.tx.capacity() < MIN_TX_BYTES {
+            return Err(StorageError::SendBuffer);
+        }
+        if self.rx.buf.len() < RX_BYTES {
+            return Err(StorageError::ReceiveBuffer);
+        }
+        Ok(())
+    }
+
+    /// Reads at most one frame from `input` and opens it: a message's
+    /// payload goes to `buf` (the receive buffer's copy is wiped).
+    #[inline(never)]
+    pub(super) fn read_frame(
+        &mut self,
+        codec: &LegacyCodec<C>,
+        crypto: &C,
+        key: &[u8],
+        input: &mut &[u8],
+        buf: &mut [u8],
+    ) -> Step
+    where
+        C: Clone,
+    {
+        let Rx { buf: rxbuf, mode } = &mut self.rx;
+        match mode {
+            RxMode::Legacy(d) => {
+                let frame = match d.next_frame(&mut rxbuf[..LEGACY_MAX_FRAME], input) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return Step::NeedMore,
+                    Err(e) => {
+                        // A v2 HELLO read as a legacy header is a length
+                        // out of range: say what the peer is instead.
+                        if rxbuf.starts_with(&crate::wire::v2::MAGIC) {
+                            return Step::Fatal(Fatal::V2Peer);
+                        }
+                        return Step::Fatal(Fatal::Legacy(e));
+                    }
+                };
+                let flen = frame.len();
+                match codec.decode(frame) {
+                    Ok((ty, pt)) => {
+                        let n = pt.len().min(buf.len());
+                        buf[..n].copy_from_slice(&pt[..n]);
+                        // The plaintext's one copy is `buf`, wiped after use.
+                        wipe(&mut rxbuf[..flen]);
+                        let kind = match ty {
+                            MsgType::Ctl => Kind::Ctl,
+                            MsgType::PfkeyData => Kind::Pfkey,
+                        };
+                        Step::Msg(kind, n)
+                    }
+                    Err(LegacyError::HashMismatch) => {
+                        Step::Dropped("bad message (typo in shared key?)", ErrorKind::Auth)
+                    }
+                    Err(LegacyError::TooLong) => {
+                        Step::Dropped("legacy message too long", ErrorKind::Oversize)
+                    }
+                    Err(_) => Step::Dropped("malformed legacy frame", ErrorKind::Malformed),
+                }
+            }
+            RxMode::V2(d) => {
+                let frame = match d.next_frame(&mut rxbuf[..MAX_FRAME], input) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return Step::NeedMore,
+                    Err(e) => return Step::Fatal(Fatal::V2(e)),
+                };
+                let flen = frame.len();
+                match self.phase.handle_v2_frame(
+                    &mut self.tx,
+                    self.outbound,
+                    crypto,
+                    key,
+                    frame,
+                    buf,
+                ) {
+                    V2Step::Msg(kind, n) => {
+                        wipe(&mut rxbuf[..flen]);
+                        Step::Msg(kind, n)
+                    }
+                    V2Step::Hello => Step::Hello,
+                    V2Step::Confirmed(peer) => Step::Confirmed(peer),
+                    V2Step::Fatal(e) => Step::Fatal(Fatal::V2(e)),
+                    V2Step::Queue => Step::Fatal(Fatal::Queue),
+                }
+            }
+        }
     }
 
     /// The session is registered in the peer table.
@@ -722,11 +877,15 @@ impl<C: Crypto> Conn<'_, C> {
         streaming
     }
 
+    /// An authenticated v2 session (keepalives, liveness, the feed).
+    pub(super) fn open_v2(&self) -> bool {
+        matches!(self.phase, Phase::Keyed { open: true, .. })
+    }
+
     /// An authenticated v2 session that is fed ring records (digests go
     /// only to such).
     pub(super) fn streams_v2(&self) -> bool {
-        matches!(self.phase, Phase::Keyed { open: true, .. })
-            && matches!(self.feed, Feed::Stream { .. })
+        self.open_v2() && matches!(self.feed, Feed::Stream { .. })
     }
 
     /// Whether the stream reached the announced digest's position.

@@ -17,7 +17,7 @@ use crate::time::Instant;
 use crate::wire::legacy::LegacyCodec;
 
 use super::carp::{RoleTracker, StateChange};
-use super::conn::{Conn, Phase};
+use super::conn::Conn;
 use super::demote::{DemoteEffect, Demotion};
 use super::event::{ConnId, DumpId, Event, NodeError, Settings};
 use super::feed::MasterFeed;
@@ -443,7 +443,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 let done = self
                     .conns
                     .slot(p, s)
-                    .map(|c| (c.id(), !c.is_open() || c.tx.is_empty()));
+                    .map(|c| (c.id(), !c.is_open() || c.all_sent()));
                 if let Some((id, true)) = done {
                     self.close_conn(now, id, None, true);
                 }
@@ -511,19 +511,16 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         }
         {
             for c in self.conns.iter() {
-                let legacy_pending =
-                    matches!(c.phase, Phase::Legacy) && !c.outbound() && !c.up() && !c.alias();
-                if legacy_pending
-                    || matches!(c.phase, Phase::Hello(_) | Phase::Keyed { open: false, .. })
-                {
-                    t = earliest(t, Some(c.opened().add(self.settings.handshake_timeout)));
-                }
-                if matches!(c.phase, Phase::Connecting) {
-                    t = earliest(t, Some(c.opened().add(self.settings.connect_timeout)));
+                let limits = (
+                    self.settings.connect_timeout,
+                    self.settings.handshake_timeout,
+                );
+                if let Some((limit, _)) = c.open_limit(limits.0, limits.1) {
+                    t = earliest(t, Some(c.opened().add(limit)));
                 }
                 t = earliest(t, c.feed_at());
-                if matches!(c.phase, Phase::Keyed { open: true, .. }) {
-                    if c.tx.is_empty() {
+                if c.open_v2() {
+                    if c.all_sent() {
                         t = earliest(t, Some(c.last_tx().add(self.settings.keepalive)));
                     }
                     t = earliest(t, Some(c.last_rx().add(self.settings.dead_after)));
@@ -560,7 +557,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
             if self
                 .conns
                 .slot(p, s)
-                .is_some_and(|c| !c.tx.is_empty() && !c.blocked())
+                .is_some_and(|c| !c.all_sent() && !c.blocked())
             {
                 found = Some((p, s));
                 self.conns.sent(i);
@@ -569,14 +566,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         }
         let (p, s) = found?;
         let c = self.conns.slot(p, s)?;
-        Some((c.id(), c.tx.pending()))
+        Some((c.id(), c.unsent()))
     }
 
     /// Bytes to write to this connection (the platform found it writable).
     pub fn poll_transmit_conn(&mut self, now: Instant, conn: ConnId) -> Option<&[u8]> {
         self.pump(now, conn);
         let c = self.conn(conn)?;
-        (!c.tx.is_empty()).then(|| c.tx.pending())
+        (!c.all_sent()).then(|| c.unsent())
     }
 
     /// The platform wrote the first `n` bytes of what was offered. Fewer

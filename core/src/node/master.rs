@@ -10,7 +10,7 @@ use crate::state::{FlushMode, Position, RunState};
 use crate::time::Instant;
 use crate::wire::v2::MAX_PAYLOAD;
 
-use super::conn::{Feed, Phase, CTL_RESERVE};
+use super::conn::{Feed, CTL_RESERVE};
 use super::digest::MultisetDigest;
 use super::event::{ConnId, DumpFlow, DumpOp, Event, Table};
 use super::feed::Regroup;
@@ -129,7 +129,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 let Some(c) = self.conns.slot_mut(p, s) else {
                     continue;
                 };
-                if !matches!(c.phase, Phase::Keyed { open: true, .. }) || master {
+                if !c.open_v2() || master {
                     continue;
                 }
                 if !c.feed_has_room() {
@@ -475,7 +475,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                         // The digest and its bucket sums, together.
                         let chunks = BUCKETS / BUCKETS_PER_CHUNK;
                         let need = (chunks + 1) * (crate::ctl::MAX_LEN + 48) + CTL_RESERVE;
-                        if c.tx.room() < need {
+                        if c.room() < need {
                             break;
                         }
                         c.digest_taken();

@@ -7,10 +7,9 @@ use crate::dialect::{Dialect, Op, IDENTITY_MAX};
 use crate::random::Random;
 use crate::state::{Position, RunState};
 use crate::time::Instant;
-use crate::wire::legacy::{LegacyError, MAX_FRAME as LEGACY_MAX_FRAME};
+use crate::wire::legacy::LegacyError;
 use crate::wire::v2::{Hello, Kind, V2Error, MAX_FRAME};
 
-use super::conn::{Rx, RxMode, V2Step};
 use super::event::{ConnId, Received};
 use super::machine::Node;
 use super::marks::MarkStore;
@@ -24,7 +23,7 @@ const ACK_RECORDS: u64 = 256;
 const ACK_DELAY: core::time::Duration = core::time::Duration::from_millis(50);
 
 /// What one step of reading produced.
-enum Step {
+pub(super) enum Step {
     /// The input is used up.
     NeedMore,
     /// The peer's HELLO arrived and our CONFIRM is queued.
@@ -40,7 +39,7 @@ enum Step {
 }
 
 /// Why a connection is closed.
-enum Fatal {
+pub(super) enum Fatal {
     Legacy(crate::wire::legacy::LegacyError),
     /// A v2 frame (its magic) where a legacy frame was expected.
     V2Peer,
@@ -249,76 +248,17 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
 
     /// Reads at most one frame from `input` and decodes it; a message's
     /// payload goes to `scratch.out` (not the stack: it is 4 KiB).
-    #[inline(never)]
     fn read_step(&mut self, p: usize, s: usize, input: &mut &[u8]) -> Step {
-        let buf = &mut self.scratch.out;
         let Some(c) = self.conns.slot_mut(p, s) else {
             return Step::NeedMore;
         };
-        let outbound = c.outbound();
-        let Rx { buf: rxbuf, mode } = &mut c.rx;
-        match mode {
-            RxMode::Legacy(d) => {
-                let frame = match d.next_frame(&mut rxbuf[..LEGACY_MAX_FRAME], input) {
-                    Ok(Some(f)) => f,
-                    Ok(None) => return Step::NeedMore,
-                    Err(e) => {
-                        // A v2 HELLO read as a legacy header is a length
-                        // out of range: say what the peer is instead.
-                        if rxbuf.starts_with(&crate::wire::v2::MAGIC) {
-                            return Step::Fatal(Fatal::V2Peer);
-                        }
-                        return Step::Fatal(Fatal::Legacy(e));
-                    }
-                };
-                let flen = frame.len();
-                match self.codec.decode(frame) {
-                    Ok((ty, pt)) => {
-                        let n = pt.len().min(buf.len());
-                        buf[..n].copy_from_slice(&pt[..n]);
-                        // The plaintext's one copy is `buf`, wiped after use.
-                        wipe(&mut rxbuf[..flen]);
-                        let kind = match ty {
-                            crate::wire::legacy::MsgType::Ctl => Kind::Ctl,
-                            crate::wire::legacy::MsgType::PfkeyData => Kind::Pfkey,
-                        };
-                        Step::Msg(kind, n)
-                    }
-                    Err(LegacyError::HashMismatch) => {
-                        Step::Dropped("bad message (typo in shared key?)", ErrorKind::Auth)
-                    }
-                    Err(LegacyError::TooLong) => {
-                        Step::Dropped("legacy message too long", ErrorKind::Oversize)
-                    }
-                    Err(_) => Step::Dropped("malformed legacy frame", ErrorKind::Malformed),
-                }
-            }
-            RxMode::V2(d) => {
-                let frame = match d.next_frame(&mut rxbuf[..MAX_FRAME], input) {
-                    Ok(Some(f)) => f,
-                    Ok(None) => return Step::NeedMore,
-                    Err(e) => return Step::Fatal(Fatal::V2(e)),
-                };
-                let flen = frame.len();
-                match c.phase.handle_v2_frame(
-                    &mut c.tx,
-                    outbound,
-                    &self.crypto,
-                    self.key.as_bytes(),
-                    frame,
-                    buf,
-                ) {
-                    V2Step::Msg(kind, n) => {
-                        wipe(&mut rxbuf[..flen]);
-                        Step::Msg(kind, n)
-                    }
-                    V2Step::Hello => Step::Hello,
-                    V2Step::Confirmed(peer) => Step::Confirmed(peer),
-                    V2Step::Fatal(e) => Step::Fatal(Fatal::V2(e)),
-                    V2Step::Queue => Step::Fatal(Fatal::Queue),
-                }
-            }
-        }
+        c.read_frame(
+            &self.codec,
+            &self.crypto,
+            self.key.as_bytes(),
+            input,
+            &mut self.scratch.out,
+        )
     }
 
     /// The v2 handshake completed: register the session and learn the

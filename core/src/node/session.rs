@@ -8,9 +8,9 @@ use crate::ctl::Ctl;
 use crate::dialect::Dialect;
 use crate::random::Random;
 use crate::time::Instant;
-use crate::wire::v2::{ArchTag, Hello, HELLO_LEN};
+use crate::wire::v2::{ArchTag, Hello};
 
-use super::conn::{Feed, Phase};
+use super::conn::Feed;
 use super::event::{ConnId, DumpOp, Event, Rejected};
 use super::log_limit::Verdict;
 use super::machine::Node;
@@ -29,7 +29,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
         let legacy = self.legacy;
         let Some(c) = self.conn_mut(conn) else { return };
-        if !matches!(c.phase, Phase::Connecting) {
+        if !c.connecting() {
             return;
         }
         c.connected(now, legacy);
@@ -134,12 +134,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// authentic frame). Anything else may be anyone using the peer's
     /// address, and is not recorded against the peer.
     pub(super) fn vouched(&self, conn: ConnId) -> bool {
-        self.conn(conn).is_some_and(|c| {
-            c.outbound()
-                || c.up()
-                || c.alias()
-                || matches!(c.phase, super::conn::Phase::Keyed { open: true, .. })
-        })
+        self.conn(conn)
+            .is_some_and(|c| c.outbound() || c.up() || c.alias() || c.open_v2())
     }
 
     /// Whether a line an unauthenticated connection from peer `p`'s address
@@ -178,11 +174,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     /// The platform saw the connection close or fail.
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
         // A peer that refuses our key hangs up during the handshake: say so.
-        let why = match self.conn(conn).map(|c| &c.phase) {
-            Some(Phase::Hello(_) | Phase::Keyed { open: false, .. }) => {
-                "closed during the handshake"
-            }
-            _ => "connection closed",
+        let why = if self.conn(conn).is_some_and(|c| c.handshaking()) {
+            "closed during the handshake"
+        } else {
+            "connection closed"
         };
         self.conn_error(now, conn, ErrorKind::Io, why);
         self.close_conn(now, conn, Some("connection closed"), false);
@@ -251,12 +246,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let mut quiet: heapless::Vec<ConnId, 64> = heapless::Vec::new();
         let mut dead: heapless::Vec<ConnId, 64> = heapless::Vec::new();
         for c in self.conns.iter() {
-            if !matches!(c.phase, Phase::Keyed { open: true, .. }) {
+            if !c.open_v2() {
                 continue;
             }
             if now.since(c.last_rx()) >= self.settings.dead_after {
                 let _ = dead.push(c.id());
-            } else if now.since(c.last_tx()) >= self.settings.keepalive && c.tx.is_empty() {
+            } else if now.since(c.last_tx()) >= self.settings.keepalive && c.all_sent() {
                 let _ = quiet.push(c.id());
             }
         }
@@ -280,17 +275,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
     pub(super) fn expire_handshakes(&mut self, now: Instant) {
         let mut late: heapless::Vec<(ConnId, &'static str), 64> = heapless::Vec::new();
         for c in self.conns.iter() {
-            let (limit, why) = match c.phase {
-                Phase::Connecting => (self.settings.connect_timeout, "connect timed out"),
-                Phase::Hello(_) | Phase::Keyed { open: false, .. } => {
-                    (self.settings.handshake_timeout, "handshake timed out")
-                }
-                // A legacy connection from a peer's address that never
-                // delivered an authentic frame.
-                Phase::Legacy if !c.outbound() && !c.up() && !c.alias() => {
-                    (self.settings.handshake_timeout, "handshake timed out")
-                }
-                _ => continue,
+            let limits = (
+                self.settings.connect_timeout,
+                self.settings.handshake_timeout,
+            );
+            let Some((limit, why)) = c.open_limit(limits.0, limits.1) else {
+                continue;
             };
             if now.since(c.opened()) >= limit {
                 let _ = late.push((c.id(), why));
@@ -321,12 +311,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let Some(c) = self.conns.slot_mut(p, s) else {
             return;
         };
-        let ok = matches!(
-            c.tx.append_with(HELLO_LEN, |out| hello.encode(out)),
-            Some(Ok(_))
-        );
-        c.hello_sent(hello);
-        if ok {
+        if c.send_hello(hello) {
             self.count_out(p);
         } else {
             self.peer_error(now, p, ErrorKind::Io, "cannot queue HELLO");
@@ -550,7 +535,7 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let c = self.conns.slot(p, s)?;
         let gone = Gone {
             feed: c.feed(),
-            connecting: matches!(c.phase, Phase::Connecting),
+            connecting: c.connecting(),
             up: c.up(),
             outbound: c.outbound(),
             alias: c.alias(),

@@ -8,7 +8,6 @@ use crate::random::Random;
 use crate::state::{Position, RunState};
 use crate::time::Instant;
 
-use super::conn::Phase;
 use super::ike::IkeMode;
 use super::machine::Node;
 use super::marks::MarkStore;
@@ -252,10 +251,12 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         let conns = self.conns.of_peer(i.0);
         let mut best: Option<(SessionPhase, Instant)> = None;
         for c in conns {
-            let phase = match c.phase {
-                Phase::Connecting => SessionPhase::Connecting,
-                Phase::Hello(_) | Phase::Keyed { open: false, .. } => SessionPhase::Handshake,
-                _ => continue,
+            let phase = if c.connecting() {
+                SessionPhase::Connecting
+            } else if c.handshaking() {
+                SessionPhase::Handshake
+            } else {
+                continue;
             };
             best = match best {
                 Some((b, t)) if b > phase || (b == phase && t <= c.opened()) => Some((b, t)),

@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 
 use crate::crypto::Crypto;
 
-use super::conn::{ConnSlot, MIN_TX_BYTES, RX_FRAME};
+use super::conn::{ConnSlot, RX_FRAME};
 use super::event::Event;
 use super::peer_table::Peer;
 use super::ring::MIN_RING_BYTES;
@@ -192,12 +192,7 @@ impl<C: Crypto> NodeStorage<'_, C> {
             return Err(StorageError::Events);
         }
         for s in self.conns.iter().flatten() {
-            if s.conn.tx.capacity() < MIN_TX_BYTES {
-                return Err(StorageError::SendBuffer);
-            }
-            if s.conn.rx.buf.len() < RX_BYTES {
-                return Err(StorageError::ReceiveBuffer);
-            }
+            s.conn.check_buffers()?;
         }
         Ok(())
     }
@@ -292,6 +287,7 @@ impl<'a> EventQueue<'a> {
 mod tests {
     use super::*;
     use crate::crypto::SoftCrypto;
+    use crate::node::conn::MIN_TX_BYTES;
     use crate::node::DemoteEffect;
     use std::vec;
     use std::vec::Vec;

@@ -10,11 +10,11 @@ use sasyncd_core::node::{Node, Settings};
 use sasyncd_core::time::Instant;
 
 use crate::kernel::Kernel;
-use crate::net::ConnId as NetConn;
 use crate::pfmsg;
 use crate::rng::Rng;
 use crate::scenario::{Action, Scenario};
 
+use super::sockets::Pending;
 use super::{host_addr, SimRandom, World, VIP};
 
 impl World {
@@ -186,7 +186,7 @@ impl World {
             node
         };
         let ls = self.carp.link_state(i);
-        self.hosts[i].inputs.push_back(super::Pending::Link(ls));
+        self.hosts[i].sockets.inputs.push_back(Pending::Link(ls));
         self.hosts[i].node = Some(node);
         self.collect_logs(i);
     }
@@ -198,7 +198,7 @@ impl World {
         if self.hosts[i].node.is_none() {
             return;
         }
-        self.hosts[i].inputs.push_back(super::Pending::Shutdown);
+        self.hosts[i].sockets.inputs.push_back(Pending::Shutdown);
         self.service(i);
         let s = self.node_stats(i);
         if let Some(s) = s {
@@ -221,16 +221,11 @@ impl World {
         }
         let h = &mut self.hosts[i];
         h.node = None;
-        h.inputs.clear();
-        h.accepting = None;
-        h.rx.clear();
-        h.consumed.clear();
         h.dumps.clear();
         h.kernel.set_promisc(h.pid, false);
-        for (_, nc) in std::mem::take(&mut h.to_net) {
+        for nc in h.sockets.clear() {
             self.net.close(nc, now);
         }
-        self.hosts[i].from_net.clear();
         self.trace.event(now, i, "sasyncd stopped");
     }
 
@@ -250,12 +245,7 @@ impl World {
         let h = &mut self.hosts[i];
         h.up = false;
         h.node = None;
-        h.inputs.clear();
-        h.accepting = None;
-        h.to_net.clear();
-        h.from_net.clear();
-        h.rx.clear();
-        h.consumed.clear();
+        h.sockets.clear();
         h.dumps.clear();
         h.demote_held = 0;
         h.demote_since = None;
@@ -333,7 +323,7 @@ impl World {
                 self.oracle.healed(now);
             }
             Action::ResetConns { node } => {
-                let conns: Vec<NetConn> = self.hosts[node].from_net.keys().copied().collect();
+                let conns = self.hosts[node].sockets.net_conns();
                 for c in conns {
                     self.net.reset(c);
                 }

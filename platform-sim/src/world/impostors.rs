@@ -110,7 +110,7 @@ impl World {
         let p = node.peers().find(|p| p.addr == addr)?;
         let dials = (0..node.connection_slots())
             .filter_map(|s| node.connection_in_slot(s))
-            .filter(|c| h.to_net.get(c).is_some_and(|nc| nc.side() == 0))
+            .filter(|&c| h.sockets.net_of(c).is_some_and(|nc| nc.side() == 0))
             .collect();
         Some(Seen {
             connected: p.connected,
@@ -153,10 +153,7 @@ impl World {
                     .map(|n| n.handle_accept(now, peer));
                 self.impostor_after(i, peer, before, "accepting its connection");
                 match r {
-                    Some(Ok(c)) => {
-                        self.hosts[i].to_net.insert(c, nc);
-                        self.hosts[i].from_net.insert(nc, c);
-                    }
+                    Some(Ok(c)) => self.hosts[i].sockets.map(c, nc),
                     _ => {
                         self.oracle.rejected_strangers +=
                             u64::from(!self.hosts.iter().any(|h| h.addr == peer));
@@ -166,27 +163,19 @@ impl World {
                 true
             }
             NetEventKind::Data(ref bytes) => {
-                let Some(&c) = self.hosts[i].from_net.get(&nc) else {
+                let Some(c) = self.hosts[i].sockets.conn_of(nc) else {
                     return false;
                 };
-                self.hosts[i]
-                    .rx
-                    .entry(c)
-                    .or_default()
-                    .extend_from_slice(bytes);
+                self.hosts[i].sockets.receive(c, bytes);
                 if let Some(addr) = self.net.peer_addr(nc) {
                     self.impostor_recv(i, c, addr);
                 }
                 true
             }
             NetEventKind::Closed(_) => {
-                let Some(c) = self.hosts[i].from_net.remove(&nc) else {
+                let Some(c) = self.hosts[i].sockets.closed(nc) else {
                     return false;
                 };
-                let h = &mut self.hosts[i];
-                h.to_net.remove(&c);
-                h.rx.remove(&c);
-                h.consumed.remove(&c);
                 let addr = self.net.peer_addr(nc);
                 let before = addr.and_then(|a| self.seen(i, a));
                 if let Some(n) = self.hosts[i].node.as_mut() {
@@ -207,12 +196,11 @@ impl World {
         let now = self.now;
         let before = self.seen(i, addr);
         let h = &mut self.hosts[i];
-        let (Some(n), Some(data)) = (h.node.as_mut(), h.rx.get_mut(&c)) else {
+        let (Some(n), Some(data)) = (h.node.as_mut(), h.sockets.received_mut(c)) else {
             return;
         };
         let r = n.handle_recv(now, c, data);
-        data.drain(..r.consumed.min(data.len()));
-        *h.consumed.entry(c).or_default() += r.consumed as u64;
+        h.sockets.consume(c, r.consumed);
         if r.applied > 0 {
             self.oracle.fail(
                 now,

@@ -14,7 +14,8 @@ use sasyncd_core::time::Instant;
 
 use crate::net::{ConnId as NetConn, NetEventKind};
 
-use super::{Pending, World};
+use super::sockets::Pending;
+use super::World;
 
 /// Node `i`'s view of the world while the driver runs it.
 pub(super) struct SimIo<'a> {
@@ -41,67 +42,41 @@ impl Platform for SimIo<'_> {
     }
 
     fn poll_input(&mut self) -> Option<Input<'_>> {
-        loop {
-            let p = self.w.hosts[self.i].inputs.pop_front()?;
-            self.moved = true;
-            let input = match p {
-                Pending::Link(ls) => Input::LinkState(ls),
-                Pending::Shutdown => Input::Shutdown,
-                Pending::Pfkey(m) => {
-                    self.msg = m;
-                    return Some(Input::Pfkey(&self.msg));
+        let (w, i) = (&mut *self.w, self.i);
+        let (now, trace) = (w.now, &mut w.trace);
+        w.hosts[i]
+            .sockets
+            .poll_input(&mut self.msg, &mut self.moved, |nc, n| {
+                if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
+                    trace.event(now, i, format!("{n} bytes on unmapped {nc:?}"));
                 }
-                Pending::Net(nc, kind) => match self.w.net_input(self.i, nc, kind) {
-                    Some(input) => input,
-                    None => continue,
-                },
-            };
-            return Some(input);
-        }
+            })
     }
 
     fn accepted(&mut self, conn: Result<NodeConn, Rejected>) {
         let (w, i) = (&mut *self.w, self.i);
-        let Some((nc, peer)) = w.hosts[i].accepting.take() else {
-            return;
-        };
-        match conn {
-            Ok(c) => {
-                w.hosts[i].to_net.insert(c, nc);
-                w.hosts[i].from_net.insert(nc, c);
-            }
-            Err(_) => {
-                w.oracle.rejected_strangers += u64::from(!w.hosts.iter().any(|h| h.addr == peer));
-                w.net.close(nc, w.now);
-            }
+        if let Some((nc, peer)) = w.hosts[i].sockets.accepted(conn) {
+            w.oracle.rejected_strangers += u64::from(!w.hosts.iter().any(|h| h.addr == peer));
+            w.net.close(nc, w.now);
         }
     }
 
     fn connect(&mut self, conn: NodeConn, addr: IpAddr, _port: u16) {
         self.moved = true;
-        let now = self.w.now;
-        let nc = self.w.net.connect(self.i, addr, now);
-        let h = &mut self.w.hosts[self.i];
-        h.to_net.insert(conn, nc);
-        h.from_net.insert(nc, conn);
+        let (w, i) = (&mut *self.w, self.i);
+        w.hosts[i].sockets.connect(&mut w.net, i, conn, addr, w.now);
     }
 
     fn close(&mut self, conn: NodeConn) {
         self.moved = true;
-        let now = self.w.now;
-        let h = &mut self.w.hosts[self.i];
-        h.rx.remove(&conn);
-        h.consumed.remove(&conn);
-        if let Some(nc) = h.to_net.remove(&conn) {
-            h.from_net.remove(&nc);
-            self.w.net.close(nc, now);
-        }
+        let (w, i) = (&mut *self.w, self.i);
+        w.hosts[i].sockets.close(&mut w.net, conn, w.now);
     }
 
     fn send(&mut self, conn: NodeConn, bytes: &[u8]) -> Result<usize, SendError> {
         let (w, i) = (&mut *self.w, self.i);
         let now = w.now;
-        let Some(&nc) = w.hosts[i].to_net.get(&conn) else {
+        let Some(nc) = w.hosts[i].sockets.net_of(conn) else {
             if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
                 w.trace.event(
                     now,
@@ -142,23 +117,15 @@ impl Platform for SimIo<'_> {
     }
 
     fn received(&mut self, conn: NodeConn) -> &[u8] {
-        self.w.hosts[self.i]
-            .rx
-            .get(&conn)
-            .map_or(&[][..], Vec::as_slice)
+        self.w.hosts[self.i].sockets.received(conn)
     }
 
     fn consumed(&mut self, conn: NodeConn, r: Received) {
         self.moved = true;
         let (w, i) = (&mut *self.w, self.i);
-        if let Some(q) = w.hosts[i].rx.get_mut(&conn) {
-            q.drain(..r.consumed.min(q.len()));
-        }
-        let from = *w.hosts[i].consumed.get(&conn).unwrap_or(&0);
-        let to = from + r.consumed as u64;
-        w.hosts[i].consumed.insert(conn, to);
+        let (from, to) = w.hosts[i].sockets.consume(conn, r.consumed);
         if r.applied > 0 {
-            let sender_end = w.hosts[i].to_net.get(&conn).map(|nc| NetConn(nc.0 ^ 1));
+            let sender_end = w.hosts[i].sockets.net_of(conn).map(|nc| NetConn(nc.0 ^ 1));
             let master_sent = sender_end.map(|se| w.master_bytes_in(se, from, to));
             self.applied.push(master_sent);
         }
@@ -336,51 +303,9 @@ impl World {
         if spoofed && self.impostor_net(node, nc, &kind) {
             return;
         }
-        self.hosts[node].inputs.push_back(Pending::Net(nc, kind));
-    }
-
-    /// What a network event on `nc` is to host `node`'s sasyncd, when it
-    /// takes it: its input, or `None` for bytes (kept in its receive
-    /// buffer) and for connections it does not know.
-    fn net_input(
-        &mut self,
-        node: usize,
-        nc: NetConn,
-        kind: NetEventKind,
-    ) -> Option<Input<'static>> {
-        let now = self.now;
-        let h = &mut self.hosts[node];
-        match kind {
-            NetEventKind::Connected => h.from_net.get(&nc).map(|&c| Input::Connected(c)),
-            NetEventKind::ConnectFailed(_) => {
-                let c = h.from_net.remove(&nc)?;
-                h.to_net.remove(&c);
-                Some(Input::ConnectFailed(c))
-            }
-            NetEventKind::Accepted { peer, .. } => {
-                h.accepting = Some((nc, peer));
-                Some(Input::Accept { peer })
-            }
-            NetEventKind::Data(bytes) => {
-                if let Some(&c) = h.from_net.get(&nc) {
-                    h.rx.entry(c).or_default().extend_from_slice(&bytes);
-                } else if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
-                    self.trace.event(
-                        now,
-                        node,
-                        format!("{} bytes on unmapped {nc:?}", bytes.len()),
-                    );
-                }
-                None
-            }
-            NetEventKind::Writable => h.from_net.get(&nc).map(|&c| Input::Writable(c)),
-            NetEventKind::Closed(_) => {
-                let c = h.from_net.remove(&nc)?;
-                h.to_net.remove(&c);
-                h.rx.remove(&c);
-                h.consumed.remove(&c);
-                Some(Input::Closed(c))
-            }
-        }
+        self.hosts[node]
+            .sockets
+            .inputs
+            .push_back(Pending::Net(nc, kind));
     }
 }
