@@ -1068,6 +1068,11 @@ impl XfrmKernel {
         Ok((first, last))
     }
 
+    /// Whether the kernel holds the state `key`, complete (not larval).
+    pub fn holds(&self, key: &SaKey) -> bool {
+        self.states.iter().any(|s| !s.larval && s.key() == *key)
+    }
+
     /// The outbound sequence number the state `key` last used.
     pub fn oseq(&self, key: &SaKey) -> Option<u64> {
         self.states
