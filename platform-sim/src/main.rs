@@ -144,10 +144,12 @@ fn main() -> ExitCode {
     if let Some((a, b)) = args.seeds {
         if args.kernel == "xfrm" {
             let plant_jump = match args.plant.as_deref() {
-                None => false,
-                Some("no-seq-jump") if cfg!(feature = "planted-bugs") => true,
+                None => None,
+                Some(p @ ("no-seq-jump" | "no-add-first")) if cfg!(feature = "planted-bugs") => {
+                    Some(p == "no-seq-jump")
+                }
                 Some(b) => {
-                    eprintln!("--kernel xfrm plants only no-seq-jump (with --features planted-bugs), not {b}");
+                    eprintln!("--kernel xfrm plants only no-seq-jump or no-add-first (with --features planted-bugs), not {b}");
                     return ExitCode::from(2);
                 }
             };
@@ -330,7 +332,9 @@ fn report(w: &World, wall: f64) -> ExitCode {
 /// The XFRM swarm: seeds `a..b`, each 2 to 4 nodes of the XFRM dialect
 /// over simulated Linux kernels, 60 s of workload and faults, 60 s to
 /// settle.
-fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: bool) -> ExitCode {
+/// `plant_jump`: `Some(true)` plants `no_seq_jump`, `Some(false)`
+/// `no_add_first`.
+fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: Option<bool>) -> ExitCode {
     use sasyncd_sim::xfrm_world::XfrmWorld;
     use std::time::Duration;
     let jobs = jobs
@@ -365,7 +369,11 @@ fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: bool) -> ExitCode
                     let nodes = 2 + (seed % 3) as usize;
                     let w = XfrmWorld::new(seed, nodes);
                     #[cfg(feature = "planted-bugs")]
-                    let w = if plant_jump { w.plant_no_seq_jump() } else { w };
+                    let w = match plant_jump {
+                        Some(true) => w.plant_no_seq_jump(),
+                        Some(false) => w.plant_no_add_first(),
+                        None => w,
+                    };
                     let _ = plant_jump;
                     let r = w.run(Duration::from_secs(60), Duration::from_secs(60));
                     if let Some(f) = r.failures.first() {

@@ -152,6 +152,9 @@ pub struct XfrmWorld {
     /// Planted bug to set on every node (`no_seq_jump`).
     #[cfg(feature = "planted-bugs")]
     no_seq_jump: bool,
+    /// Planted bug to set on every node (`no_add_first`).
+    #[cfg(feature = "planted-bugs")]
+    no_add_first: bool,
     /// Test only: what happens to a node's write before its kernel sees
     /// it (to show the oracles bite).
     #[cfg(test)]
@@ -224,6 +227,8 @@ impl XfrmWorld {
             uncarried: std::collections::BTreeSet::new(),
             #[cfg(feature = "planted-bugs")]
             no_seq_jump: false,
+            #[cfg(feature = "planted-bugs")]
+            no_add_first: false,
             #[cfg(test)]
             tamper: None,
         };
@@ -242,6 +247,18 @@ impl XfrmWorld {
         for h in &mut self.hosts {
             if let Some(n) = &mut h.node {
                 n.bugs.no_seq_jump = true;
+            }
+        }
+        self
+    }
+
+    /// Plants `no_add_first` in every node, running and to come.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_no_add_first(mut self) -> XfrmWorld {
+        self.no_add_first = true;
+        for h in &mut self.hosts {
+            if let Some(n) = &mut h.node {
+                n.bugs.no_add_first = true;
             }
         }
         self
@@ -289,6 +306,7 @@ impl XfrmWorld {
                 #[cfg(feature = "planted-bugs")]
                 {
                     n.bugs.no_seq_jump = self.no_seq_jump;
+                    n.bugs.no_add_first = self.no_add_first;
                 }
                 self.hosts[i].node = Some(Box::new(n));
             }

@@ -90,6 +90,10 @@ pub struct PlantedBugs {
     /// A node that becomes master does not move its outbound sequence
     /// numbers past those carried (the remote drops its packets).
     pub no_seq_jump: bool,
+    /// A slave writes the master's change without the add the dialect
+    /// puts first (Linux: the UPDSA completing a larval state the slave
+    /// never got is refused).
+    pub no_add_first: bool,
 }
 
 /// The sequence numbers of the PF_KEY requests we write (a slave's

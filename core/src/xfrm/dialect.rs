@@ -448,8 +448,39 @@ impl Dialect for Xfrm {
         Ok(n)
     }
 
+    /// Every message of the write (an [`add_first`](Self::add_first)
+    /// pair carries two).
     fn stamp(&self, request: &mut [u8], own: u32, seq: u32) {
-        nl::set_seq_pid(request, seq, own)
+        let mut at = 0;
+        while let Some(m) = request.get_mut(at..) {
+            let Some(len) = self.record_len(m).filter(|&l| l <= m.len()) else {
+                break;
+            };
+            nl::set_seq_pid(&mut m[..len], seq, own);
+            at += nl::align(len);
+        }
+    }
+
+    /// An `UPDSA`: Linux refuses the update of a state it lacks (`ESRCH`,
+    /// `xfrm_state_update`), and a slave never gets the larval state the
+    /// master's update completes (`ALLOCSPI` is answered to its caller
+    /// only, `xfrm_alloc_userspi`). So `NEWSA` first, in the same write:
+    /// it adds the state where the slave lacks it (the update then
+    /// changes nothing) and is refused with `EEXIST` where the slave holds
+    /// it (the update then applies).
+    fn add_first(&self, request: &[u8], out: &mut [u8]) -> Option<usize> {
+        let m = Msg::new(request).ok()?;
+        if m.kind() != msg::UPDSA {
+            return None;
+        }
+        let n = m.bytes().len();
+        let first = nl::align(n);
+        let pair = out.get_mut(..first + n)?;
+        pair[..n].copy_from_slice(m.bytes());
+        pair[4..6].copy_from_slice(&msg::NEWSA.to_ne_bytes());
+        pair[n..first].fill(0);
+        pair[first..].copy_from_slice(m.bytes());
+        Some(first + n)
     }
 
     fn request(&self, m: &[u8]) -> Option<Request> {

@@ -182,6 +182,7 @@ impl World {
                 inbound_failure_backs_off: b.inbound_failure_backs_off,
                 keep_foreign_groups: b.keep_foreign_groups,
                 no_seq_jump: b.no_seq_jump,
+                no_add_first: false,
             };
             node
         };
