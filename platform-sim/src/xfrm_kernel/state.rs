@@ -1030,10 +1030,12 @@ impl XfrmKernel {
         bytes: u64,
         now: u64,
     ) -> Result<(u64, u64), i32> {
+        // Only a valid state carries packets (xfrm_state_find): never an
+        // acquire state.
         let s = self
             .states
             .iter_mut()
-            .find(|s| s.key() == *key)
+            .find(|s| !s.larval && s.key() == *key)
             .ok_or(ESRCH)?;
         let first = s.replay.oseq() + 1;
         let last = s.replay.oseq().checked_add(packets).ok_or(EOVERFLOW)?;
