@@ -774,4 +774,43 @@ mod tests {
         assert_ne!(a[..n], b[..k], "the priority is lasting");
         assert!(d.digest_input(&delsa(0x42), &mut a).is_err());
     }
+
+    #[test]
+    fn an_update_goes_with_its_add_first_and_every_message_is_stamped() {
+        let d = Xfrm;
+        let upd = d
+            .to_request(
+                &crate::xfrm::testutil::newsa(msg::UPDSA, 0x42),
+                &mut [0u8; 2048],
+            )
+            .ok();
+        let mut req = [0u8; 2048];
+        let n = d
+            .to_request(&crate::xfrm::testutil::newsa(msg::UPDSA, 0x42), &mut req)
+            .unwrap();
+        assert_eq!(upd, Some(n));
+        let mut out = [0u8; 4096];
+        let m = d
+            .add_first(&req[..n], &mut out)
+            .expect("an update gets its add");
+        d.stamp(&mut out[..m], 77, 9);
+        let kinds: std::vec::Vec<(u16, u32, u32)> = nl::messages(&out[..m])
+            .map(|r| r.map(|r| (r.kind(), r.pid(), r.seq())).unwrap())
+            .collect();
+        assert_eq!(kinds, [(msg::NEWSA, 77, 9), (msg::UPDSA, 77, 9)]);
+        // The same state in both.
+        let add = Msg::new(&out[..m]).unwrap();
+        assert_eq!(&add.bytes()[6..], &out[add.bytes().len() + 6..m]);
+        // Anything else is written as it is; a buffer too small for the pair
+        // gets none.
+        let mut add_req = [0u8; 2048];
+        let a = d
+            .to_request(
+                &crate::xfrm::testutil::newsa(msg::NEWSA, 0x42),
+                &mut add_req,
+            )
+            .unwrap();
+        assert_eq!(d.add_first(&add_req[..a], &mut out), None);
+        assert_eq!(d.add_first(&req[..n], &mut out[..n]), None);
+    }
 }
