@@ -330,8 +330,8 @@ fn report(w: &World, wall: f64) -> ExitCode {
 
 /// Runs random scenarios for seeds `a..b` on `jobs` threads.
 /// The XFRM swarm: seeds `a..b`, each 2 to 4 nodes of the XFRM dialect
-/// over simulated Linux kernels, 60 s of workload and faults, 60 s to
-/// settle.
+/// over simulated Linux kernels, 60 s of workload and faults, then the
+/// settle bound of a 60 s digest interval (114 s) to converge.
 /// `plant_jump`: `Some(true)` plants `no_seq_jump`, `Some(false)`
 /// `no_add_first`.
 fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: Option<bool>) -> ExitCode {
@@ -375,7 +375,10 @@ fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: Option<bool>) -> 
                         None => w,
                     };
                     let _ = plant_jump;
-                    let r = w.run(Duration::from_secs(60), Duration::from_secs(60));
+                    // Settling takes up to a periodic digest (the repair of last
+                    // resort after a partition or a crash), as in the PF_KEY world.
+                    let settle = sasyncd_sim::scenario::settle_bound(Duration::from_secs(60));
+                    let r = w.run(Duration::from_secs(60), settle);
                     if let Some(f) = r.failures.first() {
                         eprintln!("\nFAIL seed {seed} (xfrm): {f}");
                     }

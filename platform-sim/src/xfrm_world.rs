@@ -1,7 +1,7 @@
 //! The swarm over Linux XFRM: nodes of the XFRM dialect
 //! (`Node<.., Xfrm>`) over simulated XFRM kernels ([`XfrmKernel`]), with
 //! the simulator's carp, network, links and host sockets
-//! ([`Sockets`], shared with [`crate::world`]), a keying daemon writing
+//! (`world/sockets.rs`, shared with [`crate::world`]), a keying daemon writing
 //! states and policies into the carp master's kernel, and faults: the
 //! master moved by demotion, sasyncd restarted, a host cut off from the
 //! others, a host crashed (keeping or losing its kernel's tables) and
@@ -21,8 +21,9 @@
 //! them, `wire/README.md` CTL_OUTSEQ). The check holds for a takeover by
 //! a node that was a slave for `SYNCED_AFTER` (10 s) and for SAs whose every
 //! packet was sent under a running master node that reached the others:
-//! packets sent while no sasyncd was master (stopped, starting) or while
-//! the hosts were cut apart were carried by no one.
+//! packets sent while no sasyncd was master (stopped, starting), while
+//! the hosts were cut apart, or while carp had two masters (a split brain
+//! not yet resolved) were carried by no one.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -232,6 +233,7 @@ impl XfrmWorld {
             #[cfg(test)]
             tamper: None,
         };
+        crate::logcap::capture(std::env::var_os("SASYNCD_SIM_ECHO").is_some());
         for i in 0..nodes {
             w.carp.start(i, Instant::ZERO);
             w.net.listen(i, true);
@@ -500,6 +502,7 @@ impl XfrmWorld {
         let now = self.now;
         while self.script.first().is_some_and(|(t, _, _)| *t <= now) {
             let (_, i, f) = self.script.remove(0);
+            self.echo(|| format!("fault {f:?} on n{i}"));
             match f {
                 Fault::DemoteMaster => {
                     if let Some(m) = self.carp.masters().first().copied() {
@@ -548,6 +551,7 @@ impl XfrmWorld {
             while let Some(e) = self.carp.poll_event() {
                 moved = true;
                 self.takeovers += u64::from(e.link_state == crate::carp::LINK_STATE_UP);
+                self.echo(|| format!("n{} carp link {}", e.node, e.link_state));
                 if self.hosts[e.node].node.is_some() {
                     self.hosts[e.node]
                         .sockets
@@ -610,10 +614,19 @@ impl XfrmWorld {
         };
         let settled = sasyncd_core::platform::drive(&mut *node, &mut io);
         moved |= io.moved;
+        if std::env::var_os("SASYNCD_SIM_ECHO").is_some() {
+            for (_, line) in crate::logcap::take() {
+                eprintln!("[{:?}] n{i} {line}", self.now);
+            }
+        }
         let state = node.run_state();
         self.hosts[i].node = Some(node);
         let h = &mut self.hosts[i];
         if h.state != Some(state) {
+            let (now, was) = (self.now, h.state);
+            if std::env::var_os("SASYNCD_SIM_ECHO").is_some() {
+                eprintln!("[{now:?}] n{i} {was:?} -> {state:?}");
+            }
             // A takeover is checked if the node was a slave long enough
             // to hold the master's numbers.
             h.armed = state == RunState::Master
@@ -697,6 +710,12 @@ impl XfrmWorld {
             let key = sa_key(spi, mark);
             let (n, secs) = (self.rng.range(1..50), self.secs());
             if let Ok((first, last)) = self.hosts[m].kernel.send(&key, n, 1000, secs) {
+                self.echo(|| {
+                    format!(
+                        "n{m} sends spi {:#x} {first}..={last}",
+                        u32::from_be(key.spi)
+                    )
+                });
                 self.check_seq(m, key, first, last);
             }
             return;
@@ -716,9 +735,10 @@ impl XfrmWorld {
     fn check_seq(&mut self, m: usize, key: SaKey, first: u64, last: u64) {
         let h = &self.hosts[m];
         let master = h.state == Some(RunState::Master);
-        // Sent while no sasyncd was master, or while the master was cut
-        // off from the others: no slave could carry them.
-        if !master || self.links.is_split() {
+        // Sent while no sasyncd was master, while the master was cut off
+        // from the others, or while a healed split left two carp masters
+        // (the other master follows no one): no slave could carry them.
+        if !master || self.links.is_split() || self.carp.masters().len() > 1 {
             self.uncarried.insert(key);
         }
         let seen = self.remote_seen.get(&key).copied().unwrap_or(0);
@@ -731,6 +751,14 @@ impl XfrmWorld {
         }
         let e = self.remote_seen.entry(key).or_insert(0);
         *e = (*e).max(last);
+    }
+
+    /// With `SASYNCD_SIM_ECHO` set, the timeline on stderr (to replay a
+    /// failing seed: `--kernel xfrm --seeds N..N+1`).
+    fn echo(&self, line: impl FnOnce() -> String) {
+        if std::env::var_os("SASYNCD_SIM_ECHO").is_some() {
+            eprintln!("[{:?}] {}", self.now, line());
+        }
     }
 
     fn secs(&self) -> u64 {

@@ -154,7 +154,7 @@ pub enum StorageError {
     /// More peer slots than [`MAX_PEERS`](crate::config::MAX_PEERS), or
     /// not one pair of connection slots per peer.
     Peers,
-    /// A send buffer below [`MIN_TX_BYTES`].
+    /// A send buffer below [`MIN_TX_BYTES`](super::MIN_TX_BYTES).
     SendBuffer,
     /// A receive buffer below [`RX_BYTES`].
     ReceiveBuffer,
