@@ -279,6 +279,17 @@ pub trait Dialect {
     /// snapshot replaces (`flushmode startup`).
     fn flush_request(&self, own: u32, seq: u32, out: &mut [u8]) -> Result<usize, Self::Error>;
 
+    /// If a slave may lack the entry the master's change `request`
+    /// changes although the master held it — Linux: an `UPDSA` that
+    /// completes a state the keying daemon reserved with `ALLOCSPI`, a
+    /// larval state no watcher hears of (how charon installs every
+    /// inbound SA) — writes to `out` one write that lands either way: the
+    /// add (refused as a duplicate where the slave holds it), then
+    /// `request`; returns its length. `None`: write `request` as it is.
+    fn add_first(&self, _request: &[u8], _out: &mut [u8]) -> Option<usize> {
+        None
+    }
+
     /// Puts our writer id and `seq` into a request in place (a slave's
     /// kernel refuses, or mistakes for the master's, the id it arrived
     /// with; our watch recognises our own writes by it).

@@ -105,6 +105,22 @@ fn state(
     b.finish()
 }
 
+/// `ALLOCSPI` of the single SPI `spi` for [`state`]'s hosts, request id
+/// and mode.
+fn alloc_spi(spi: u32) -> Vec<u8> {
+    let add = state(msg::NEWSA, spi, b"cbc(aes)", None, &[]);
+    let mut p = add[16..16 + USERSA_INFO_LEN].to_vec();
+    p[sa_off::SPI..sa_off::SPI + 4].fill(0);
+    p.extend_from_slice(&spi.to_ne_bytes());
+    p.extend_from_slice(&spi.to_ne_bytes());
+    Builder::new(
+        sasyncd_sim::xfrm_kernel::ALLOCSPI,
+        NLM_F_REQUEST | NLM_F_ACK,
+    )
+    .raw(&p)
+    .finish()
+}
+
 fn state_delete(spi: u32) -> Vec<u8> {
     let mut id = [0u8; 24];
     id[..4].copy_from_slice(&[192, 0, 2, 2]);
@@ -353,6 +369,17 @@ fn the_simulated_xfrm_kernel_answers_as_linux() {
             Builder::new(msg::FLUSHSA, NLM_F_REQUEST | NLM_F_ACK)
                 .raw(&[51])
                 .finish(),
+        ),
+        // charon's inbound SA: an SPI reserved (a larval state), refused
+        // to an add, completed by an update.
+        ("reserve an SPI", alloc_spi(0x201)),
+        (
+            "add of a reserved SPI",
+            state(msg::NEWSA, 0x201, b"cbc(aes)", Some((sha256, 128)), &[]),
+        ),
+        (
+            "update completing a reserved SPI",
+            state(msg::UPDSA, 0x201, b"cbc(aes)", Some((sha256, 128)), &[]),
         ),
         ("delete", state_delete(0x101)),
         ("policy delete", policy_delete(2)),

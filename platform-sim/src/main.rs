@@ -145,19 +145,19 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if let Some((a, b)) = args.seeds {
         if args.kernel == "xfrm" {
-            let plant_jump = match args.plant.as_deref() {
+            let plant = match args.plant.as_deref() {
                 None => None,
-                Some(b @ ("no-seq-jump" | "no-seq-thresholds"))
+                Some(p @ ("no-seq-jump" | "no-seq-thresholds" | "no-add-first"))
                     if cfg!(feature = "planted-bugs") =>
                 {
-                    Some(b == "no-seq-jump")
+                    Some(p.to_string())
                 }
                 Some(b) => {
-                    eprintln!("--kernel xfrm plants only no-seq-jump or no-seq-thresholds (with --features planted-bugs), not {b}");
+                    eprintln!("--kernel xfrm plants only no-seq-jump, no-seq-thresholds or no-add-first (with --features planted-bugs), not {b}");
                     return ExitCode::from(2);
                 }
             };
-            return xfrm_swarm(a, b, args.jobs, plant_jump);
+            return xfrm_swarm(a, b, args.jobs, plant);
         }
         return swarm(a, b, args.jobs, &args.plant, args.impostors);
     }
@@ -336,9 +336,9 @@ fn report(w: &World, wall: f64) -> ExitCode {
 /// The XFRM swarm: seeds `a..b`, each 2 to 4 nodes of the XFRM dialect
 /// over simulated Linux kernels, 60 s of workload and faults, then the
 /// settle bound of a 60 s digest interval (114 s) to converge.
-/// `plant_jump`: a planted bug, `no_seq_jump` (true) or
-/// `no_seq_thresholds` (false).
-fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: Option<bool>) -> ExitCode {
+/// `plant`: a planted bug of the XFRM world (`no-seq-jump`,
+/// `no-seq-thresholds` or `no-add-first`).
+fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant: Option<String>) -> ExitCode {
     use sasyncd_sim::xfrm_world::XfrmWorld;
     use std::time::Duration;
     let jobs = jobs
@@ -362,7 +362,7 @@ fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: Option<bool>) -> 
     let wall = WallClock::now();
     let workers: Vec<_> = (0..jobs)
         .map(|_| {
-            let (next, stats) = (next.clone(), stats.clone());
+            let (next, stats, plant) = (next.clone(), stats.clone(), plant.clone());
             std::thread::Builder::new()
                 .stack_size(64 << 20)
                 .spawn(move || loop {
@@ -373,12 +373,13 @@ fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant_jump: Option<bool>) -> 
                     let nodes = 2 + (seed % 3) as usize;
                     let w = XfrmWorld::new(seed, nodes);
                     #[cfg(feature = "planted-bugs")]
-                    let w = match plant_jump {
-                        Some(true) => w.plant_no_seq_jump(),
-                        Some(false) => w.plant_no_seq_thresholds(),
-                        None => w,
+                    let w = match plant.as_deref() {
+                        Some("no-seq-jump") => w.plant_no_seq_jump(),
+                        Some("no-seq-thresholds") => w.plant_no_seq_thresholds(),
+                        Some("no-add-first") => w.plant_no_add_first(),
+                        _ => w,
                     };
-                    let _ = plant_jump;
+                    let _ = &plant;
                     // Settling takes up to a periodic digest (the repair of last
                     // resort after a partition or a crash), as in the PF_KEY world.
                     let settle = sasyncd_sim::scenario::settle_bound(Duration::from_secs(60));

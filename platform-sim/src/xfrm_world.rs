@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
+use sasyncd_core::dialect::{Dialect, Identity};
 use sasyncd_core::node::Rejected;
 use sasyncd_core::node::{
     ConnId as NodeConn, DemoteEffect, DumpId, IkeRequest, Node, Received, Settings, Table,
@@ -141,6 +142,9 @@ pub struct XfrmWorld {
     partitions: u64,
     /// SPIs the keying daemon gave out.
     spis: Vec<(u32, Mark)>,
+    /// SPIs it reserved with `ALLOCSPI` and has yet to complete with
+    /// `UPDSA` (larval states in the master's kernel).
+    reserved: Vec<(u32, Mark)>,
     policies: Vec<u8>,
     /// Hosts the faults demoted, oldest first.
     demoted: VecDeque<usize>,
@@ -155,6 +159,9 @@ pub struct XfrmWorld {
     /// Planted bug to set on every node (`no_seq_thresholds`).
     #[cfg(feature = "planted-bugs")]
     no_seq_thresholds: bool,
+    /// Planted bug to set on every node (`no_add_first`).
+    #[cfg(feature = "planted-bugs")]
+    no_add_first: bool,
     /// Test only: what happens to a node's write before its kernel sees
     /// it (to show the oracles bite).
     #[cfg(test)]
@@ -220,6 +227,7 @@ impl XfrmWorld {
             crashes: 0,
             partitions: 0,
             spis: Vec::new(),
+            reserved: Vec::new(),
             policies: Vec::new(),
             demoted: VecDeque::new(),
             remote_seen: BTreeMap::new(),
@@ -228,6 +236,7 @@ impl XfrmWorld {
             no_seq_jump: false,
             #[cfg(feature = "planted-bugs")]
             no_seq_thresholds: false,
+            no_add_first: false,
             #[cfg(test)]
             tamper: None,
         };
@@ -259,6 +268,18 @@ impl XfrmWorld {
         for h in &mut self.hosts {
             if let Some(n) = &mut h.node {
                 n.bugs.no_seq_thresholds = true;
+            }
+        }
+        self
+    }
+
+    /// Plants `no_add_first` in every node, running and to come.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_no_add_first(mut self) -> XfrmWorld {
+        self.no_add_first = true;
+        for h in &mut self.hosts {
+            if let Some(n) = &mut h.node {
+                n.bugs.no_add_first = true;
             }
         }
         self
@@ -307,6 +328,7 @@ impl XfrmWorld {
                 {
                     n.bugs.no_seq_jump = self.no_seq_jump;
                     n.bugs.no_seq_thresholds = self.no_seq_thresholds;
+                    n.bugs.no_add_first = self.no_add_first;
                 }
                 self.hosts[i].node = Some(Box::new(n));
             }
@@ -642,15 +664,49 @@ impl XfrmWorld {
     fn ike_step(&mut self, m: usize) {
         let port = CHARON + m as u32;
         let r = self.rng.below(100);
-        let req = if r < 40 || self.spis.is_empty() {
+        let req = if !self.reserved.is_empty() && self.rng.chance(0.3) {
+            // The peer answered: the reserved SPI is completed.
+            let (spi, mark) = self
+                .reserved
+                .swap_remove(self.rng.index(self.reserved.len()));
+            self.spis.push((spi, mark));
+            state_request(msg::UPDSA, spi, mark, &mut self.rng)
+        } else if r < 40 || self.spis.is_empty() {
             let spi = 0x1000 + self.rng.u32() % 0x00ff_ffff;
             let mark = if self.rng.chance(0.3) {
                 Mark { v: 5, m: 0xff }
             } else {
                 Mark::default()
             };
-            self.spis.push((spi, mark));
-            state_request(msg::NEWSA, spi, mark, &mut self.rng)
+            if self.rng.chance(0.6) {
+                // How charon installs an inbound SA: reserve its SPI
+                // (a larval state no watcher hears of), complete it with
+                // UPDSA once the peer answers — at once, or some steps
+                // later (a snapshot may see the larval state meanwhile).
+                let mut req = alloc_spi_request(spi, mark);
+                set_seq_pid(&mut req, self.ike_writes as u32 + 1, port);
+                let secs = self.secs();
+                let replies = self.hosts[m].kernel.handle(&req, port, secs);
+                self.ike_writes += 1;
+                // Refused (the SPI is taken): the daemon picks another
+                // next time.
+                if replies
+                    .iter()
+                    .any(|r| Msg::new(r).is_ok_and(|r| r.kind() == msg::NEWSA))
+                {
+                    if self.rng.chance(0.5) {
+                        self.reserved.push((spi, mark));
+                        return;
+                    }
+                    self.spis.push((spi, mark));
+                    state_request(msg::UPDSA, spi, mark, &mut self.rng)
+                } else {
+                    return;
+                }
+            } else {
+                self.spis.push((spi, mark));
+                state_request(msg::NEWSA, spi, mark, &mut self.rng)
+            }
         } else if r < 55 {
             let (spi, mark) = self.spis[self.rng.index(self.spis.len())];
             state_request(msg::UPDSA, spi, mark, &mut self.rng)
@@ -899,6 +955,26 @@ fn state_request(kind: u16, spi: u32, mark: Mark, rng: &mut Rng) -> Vec<u8> {
     b.finish()
 }
 
+/// charon's `ALLOCSPI` for the inbound state [`state_request`] then
+/// writes for `spi` (its hosts, request id, mode and mark): a range of one
+/// SPI, so the world decides which.
+fn alloc_spi_request(spi: u32, mark: Mark) -> Vec<u8> {
+    let mut p = [0u8; USERSA_INFO_LEN + 8];
+    p[sa_off::DADDR..sa_off::DADDR + 4].copy_from_slice(&[192, 0, 2, 2]);
+    p[sa_off::PROTO] = IPPROTO_ESP;
+    p[sa_off::SADDR..sa_off::SADDR + 4].copy_from_slice(&[192, 0, 2, 1]);
+    p[sa_off::REQID..sa_off::REQID + 4].copy_from_slice(&(spi & 0xff).to_ne_bytes());
+    p[sa_off::FAMILY..sa_off::FAMILY + 2].copy_from_slice(&AF_INET.to_ne_bytes());
+    p[sa_off::MODE] = 1;
+    p[USERSA_INFO_LEN..USERSA_INFO_LEN + 4].copy_from_slice(&spi.to_ne_bytes());
+    p[USERSA_INFO_LEN + 4..].copy_from_slice(&spi.to_ne_bytes());
+    let mut b = Builder::new(crate::xfrm_kernel::ALLOCSPI, NLM_F_REQUEST).raw(&p);
+    if mark != Mark::default() {
+        b = b.attr(attr::MARK, &mark.to_bytes());
+    }
+    b.finish()
+}
+
 fn state_delete(spi: u32, mark: Mark) -> Vec<u8> {
     let mut id = [0u8; 24];
     id[..4].copy_from_slice(&[192, 0, 2, 2]);
@@ -1048,8 +1124,28 @@ impl Platform for Io<'_> {
                         | (msg::NEWAE, errno::ESRCH)
                         | (msg::DELPOLICY, errno::ENOENT)
                 );
+                // But a master's update of a state it holds must land: a
+                // slave refusing it is out of step until a repair (the
+                // larval state charon completes is one the slave never
+                // got).
+                let i = self.i;
+                if (kind, e) == (msg::UPDSA, errno::ESRCH) {
+                    if let Some(Identity::Sa(key)) = Xfrm.identity(m) {
+                        let w = &self.w;
+                        let held = (0..w.hosts.len()).any(|j| {
+                            j != i
+                                && w.hosts[j].state == Some(RunState::Master)
+                                && w.hosts[j].kernel.holds(&key)
+                        });
+                        if held {
+                            self.w.fail(format!(
+                                "n{i}'s kernel refused the master's update of SA spi {:#x} it holds (ESRCH)",
+                                u32::from_be(key.spi)
+                            ));
+                        }
+                    }
+                }
                 if !expected {
-                    let i = self.i;
                     self.w.fail(format!(
                         "n{i}'s kernel refused a write: type {kind:#x}, errno {e}"
                     ));

@@ -443,3 +443,29 @@ fn a_master_that_leaves_the_kernels_thresholds_is_caught_on_xfrm() {
         clean.failures
     );
 }
+
+#[test]
+fn an_update_written_without_its_add_is_caught_on_xfrm() {
+    use sasyncd_sim::xfrm_world::XfrmWorld;
+    use std::time::Duration;
+    let run = |seed: u64, plant: bool| {
+        let w = XfrmWorld::new(seed, 2 + (seed % 3) as usize);
+        let w = if plant { w.plant_no_add_first() } else { w };
+        w.run(Duration::from_secs(60), Duration::from_secs(60))
+    };
+    let caught = (0..50).find_map(|seed| {
+        run(seed, true)
+            .failures
+            .into_iter()
+            .find(|f| f.contains("refused the master's update"))
+            .map(|f| (seed, f))
+    });
+    let (seed, what) = caught.expect("50 XFRM seeds catch a slave refusing a completed ALLOCSPI");
+    // The same seed with the add first: every copy lands.
+    let clean = run(seed, false);
+    assert!(
+        clean.failures.is_empty(),
+        "seed {seed} fails without the bug too: {:?} (planted: {what})",
+        clean.failures
+    );
+}

@@ -77,22 +77,26 @@ impl LinuxXfrm {
         })
     }
 
-    /// Sends one request, without asking for an acknowledgement; `kind`
-    /// replaces its message type.
-    fn send(&mut self, msg: &[u8], kind: Option<u16>) -> PfkeyWrite {
+    /// Sends one write, without asking for an acknowledgement of any of
+    /// its messages (a slave's copy of an update carries the add first,
+    /// the dialect's `add_first`).
+    fn send(&mut self, msg: &[u8]) -> PfkeyWrite {
         self.scratch.zeroize();
         self.scratch.clear();
         self.scratch.extend_from_slice(msg);
-        if let (Some(k), Some(t)) = (kind, self.scratch.get_mut(4..6)) {
-            t.copy_from_slice(&k.to_ne_bytes());
-        }
         // No acknowledgement of success: the kernel answers a refusal
         // whatever the flag, and a slave applying a snapshot of 10 000
         // SAs would otherwise get 10 000 answers that say nothing and
         // overrun the socket's buffer (seen in the guest).
-        if let Some(f) = self.scratch.get_mut(6..8) {
-            let flags = u16::from_ne_bytes([f[0], f[1]]) & !NLM_F_ACK;
-            f.copy_from_slice(&flags.to_ne_bytes());
+        let mut at = 0;
+        while let Some(h) = self.scratch.get_mut(at..at + 8) {
+            let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
+            let flags = u16::from_ne_bytes([h[6], h[7]]) & !NLM_F_ACK;
+            h[6..8].copy_from_slice(&flags.to_ne_bytes());
+            if len < 16 {
+                break;
+            }
+            at += (len + 3) & !3;
         }
         let r = self.sock.send_request(&mut self.scratch);
         self.scratch.zeroize();
@@ -146,20 +150,7 @@ impl PfkeySocket for LinuxXfrm {
     }
 
     fn write_message(&mut self, msg: &[u8]) -> PfkeyWrite {
-        // A master's UPDSA is most often a keying daemon completing a
-        // state it reserved with ALLOCSPI (how charon installs every
-        // inbound SA), a larval state the slave never got; the kernel
-        // refuses an update of a state it lacks (ESRCH), which would leave
-        // the copy to the next digest's repair, a minute later. So the
-        // slave adds first (refused with EEXIST, counted, when it holds
-        // the state) and then updates: an add-or-update.
-        if msg.get(4..6) == Some(&xfrm::msg::UPDSA.to_ne_bytes()[..]) {
-            let r = self.send(msg, Some(xfrm::msg::NEWSA));
-            if r != PfkeyWrite::Written {
-                return r;
-            }
-        }
-        self.send(msg, None)
+        self.send(msg)
     }
 
     fn wants_write(&self) -> bool {

@@ -99,6 +99,10 @@ pub struct PlantedBugs {
     /// A master leaves the SAs its keying daemon adds at the kernel's
     /// replay-event thresholds (an event every 2 packets).
     pub no_seq_thresholds: bool,
+    /// A slave writes the master's change without the add the dialect
+    /// puts first (Linux: the UPDSA completing a larval state the slave
+    /// never got is refused).
+    pub no_add_first: bool,
 }
 
 /// The sequence numbers of the PF_KEY requests we write (a slave's

@@ -640,6 +640,14 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         // A legacy master may be the original, which sends its dump
         // records and UPDATEs as they are: rewritten here as our master
         // rewrites them before sending (a no-op on what ours sent).
+        // A change a slave may lack the entry of goes out with its add
+        // first, in one write (the dialect's `add_first`: Linux's UPDSA
+        // completing an SPI the keying daemon reserved).
+        #[cfg(feature = "planted-bugs")]
+        let add_first = !self.bugs.no_add_first;
+        #[cfg(not(feature = "planted-bugs"))]
+        let add_first = true;
+        let mut paired = false;
         let msg = if self.legacy {
             match self.dialect.to_request(msg, &mut scratch.msg) {
                 Ok(n) => &scratch.msg[..n],
@@ -650,12 +658,22 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
                 }
             }
         } else {
-            msg
+            let pair = add_first
+                .then(|| self.dialect.add_first(msg, &mut scratch.msg))
+                .flatten()
+                .filter(|&n| n <= super::pfkeyq::MAX_MSG);
+            match pair {
+                Some(n) => {
+                    paired = true;
+                    &scratch.msg[..n]
+                }
+                None => msg,
+            }
         };
         let rewritten = msg.len();
         let dialect = &self.dialect;
         let queued = self.pfkeyq.push_with(msg, |m| dialect.stamp(m, pid, seq));
-        if self.legacy {
+        if self.legacy || paired {
             // The rewritten copy; the frame's (`scratch.out`) is wiped by
             // the reader.
             wipe(&mut scratch.msg[..rewritten]);

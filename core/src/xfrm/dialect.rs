@@ -462,8 +462,39 @@ impl Dialect for Xfrm {
         Ok(n)
     }
 
+    /// Every message of the write (an [`add_first`](Self::add_first)
+    /// pair carries two).
     fn stamp(&self, request: &mut [u8], own: u32, seq: u32) {
-        nl::set_seq_pid(request, seq, own)
+        let mut at = 0;
+        while let Some(m) = request.get_mut(at..) {
+            let Some(len) = self.record_len(m).filter(|&l| l <= m.len()) else {
+                break;
+            };
+            nl::set_seq_pid(&mut m[..len], seq, own);
+            at += nl::align(len);
+        }
+    }
+
+    /// An `UPDSA`: Linux refuses the update of a state it lacks (`ESRCH`,
+    /// `xfrm_state_update`), and a slave never gets the larval state the
+    /// master's update completes (`ALLOCSPI` is answered to its caller
+    /// only, `xfrm_alloc_userspi`). So `NEWSA` first, in the same write:
+    /// it adds the state where the slave lacks it (the update then
+    /// changes nothing) and is refused with `EEXIST` where the slave holds
+    /// it (the update then applies).
+    fn add_first(&self, request: &[u8], out: &mut [u8]) -> Option<usize> {
+        let m = Msg::new(request).ok()?;
+        if m.kind() != msg::UPDSA {
+            return None;
+        }
+        let n = m.bytes().len();
+        let first = nl::align(n);
+        let pair = out.get_mut(..first + n)?;
+        pair[..n].copy_from_slice(m.bytes());
+        pair[4..6].copy_from_slice(&msg::NEWSA.to_ne_bytes());
+        pair[n..first].fill(0);
+        pair[first..].copy_from_slice(m.bytes());
+        Some(first + n)
     }
 
     fn request(&self, m: &[u8]) -> Option<Request> {
@@ -769,5 +800,44 @@ mod tests {
         let k = d.digest_input(&r, &mut b).unwrap();
         assert_ne!(a[..n], b[..k], "the priority is lasting");
         assert!(d.digest_input(&delsa(0x42), &mut a).is_err());
+    }
+
+    #[test]
+    fn an_update_goes_with_its_add_first_and_every_message_is_stamped() {
+        let d = Xfrm;
+        let upd = d
+            .to_request(
+                &crate::xfrm::testutil::newsa(msg::UPDSA, 0x42),
+                &mut [0u8; 2048],
+            )
+            .ok();
+        let mut req = [0u8; 2048];
+        let n = d
+            .to_request(&crate::xfrm::testutil::newsa(msg::UPDSA, 0x42), &mut req)
+            .unwrap();
+        assert_eq!(upd, Some(n));
+        let mut out = [0u8; 4096];
+        let m = d
+            .add_first(&req[..n], &mut out)
+            .expect("an update gets its add");
+        d.stamp(&mut out[..m], 77, 9);
+        let kinds: std::vec::Vec<(u16, u32, u32)> = nl::messages(&out[..m])
+            .map(|r| r.map(|r| (r.kind(), r.pid(), r.seq())).unwrap())
+            .collect();
+        assert_eq!(kinds, [(msg::NEWSA, 77, 9), (msg::UPDSA, 77, 9)]);
+        // The same state in both.
+        let add = Msg::new(&out[..m]).unwrap();
+        assert_eq!(&add.bytes()[6..], &out[add.bytes().len() + 6..m]);
+        // Anything else is written as it is; a buffer too small for the pair
+        // gets none.
+        let mut add_req = [0u8; 2048];
+        let a = d
+            .to_request(
+                &crate::xfrm::testutil::newsa(msg::NEWSA, 0x42),
+                &mut add_req,
+            )
+            .unwrap();
+        assert_eq!(d.add_first(&add_req[..a], &mut out), None);
+        assert_eq!(d.add_first(&req[..n], &mut out[..n]), None);
     }
 }

@@ -185,6 +185,7 @@ impl World {
                 keep_foreign_groups: b.keep_foreign_groups,
                 no_seq_jump: b.no_seq_jump,
                 no_seq_thresholds: b.no_seq_thresholds,
+                no_add_first: false,
             };
             node
         };

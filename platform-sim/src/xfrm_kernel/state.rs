@@ -9,7 +9,7 @@ use sasyncd_core::xfrm::{
     IPPROTO_COMP, IPPROTO_ESP, LIFETIME_CUR_LEN, USERSA_ID_LEN, USERSA_INFO_LEN,
 };
 
-use super::errno::{EINVAL, ENOSYS, EOVERFLOW, ESRCH};
+use super::errno::{EINVAL, ENOENT, ENOSYS, EOVERFLOW, ESRCH};
 use super::XfrmKernel;
 
 /// `IPSEC_PROTO_ANY`: a flush of every IPsec protocol.
@@ -45,6 +45,12 @@ const ENCAP_LEN: usize = 24;
 const XFRMA_SRCADDR: u16 = 13;
 /// The highest attribute type parsed.
 const ATTR_MAX: usize = 32;
+/// `sizeof(struct xfrm_userspi_info)`: an `xfrm_usersa_info`, then the
+/// SPI range (`min`, `max`).
+const USERSPI_INFO_LEN: usize = USERSA_INFO_LEN + 8;
+/// `net.ipv4.xfrm4_acq_expires` (`sysctl_acq_expires`, 30 s): the hard add
+/// lifetime of an acquire state (`__find_acq_core`).
+const ACQ_EXPIRES: u64 = 30;
 
 /// The minimum length of each attribute (`xfrma_policy`): a shorter one
 /// is refused.
@@ -215,6 +221,10 @@ pub(super) struct State {
     /// `preplay`'s outbound number: where the last replay event (or the
     /// last counters set) left it.
     p_oseq: u64,
+    /// `km.state == XFRM_STATE_ACQ`: an acquire (larval) state, as
+    /// `ALLOCSPI` makes one to reserve an SPI (`__find_acq_core`); an
+    /// `UPDSA` of its SPI completes it (`xfrm_state_update`).
+    larval: bool,
 }
 
 impl State {
@@ -239,6 +249,11 @@ impl State {
         u32_at(&self.info, sa_off::REQID)
     }
 
+    /// An acquire (larval) state: sasyncd cannot copy one (no keys).
+    pub(super) fn is_larval(&self) -> bool {
+        self.larval
+    }
+
     /// The identity the dialect reads from this state's records.
     pub(super) fn key(&self) -> SaKey {
         let mut daddr = [0u8; 16];
@@ -254,8 +269,10 @@ impl State {
 
     /// `__xfrm_state_lookup`: same family, SPI, protocol and destination,
     /// and `(mark & x->mark.m) == x->mark.v`.
+    /// An acquire state without an SPI is in no SPI hash chain.
     fn matches(&self, family: u16, daddr: &[u8], spi: [u8; 4], proto: u8, mark: u32) -> bool {
-        self.family() == family
+        !(self.larval && self.spi() == [0; 4])
+            && self.family() == family
             && self.spi() == spi
             && self.proto() == proto
             && addr_eq(self.daddr(), daddr, family)
@@ -409,6 +426,49 @@ impl State {
         if given {
             self.p_oseq = self.replay.oseq();
         }
+    }
+}
+
+/// The acquire state `__find_acq_core` creates for the
+/// `xfrm_usersa_info` `p` (`xfrm_state_alloc`'s infinite limits, added
+/// `now`).
+fn acquire(p: &[u8], mark: Mark, if_id: u32, now: u64) -> State {
+    let family = u16::from_ne_bytes([p[sa_off::FAMILY], p[sa_off::FAMILY + 1]]);
+    let n = if family == AF_INET6 { 16 } else { 4 };
+    let mut info = [0u8; USERSA_INFO_LEN];
+    // The selector: the two hosts, without a family.
+    info[..n].copy_from_slice(&p[sa_off::DADDR..sa_off::DADDR + n]);
+    info[16..16 + n].copy_from_slice(&p[sa_off::SADDR..sa_off::SADDR + n]);
+    info[42] = (n * 8) as u8;
+    info[43] = (n * 8) as u8;
+    info[sa_off::DADDR..sa_off::DADDR + n].copy_from_slice(&p[sa_off::DADDR..sa_off::DADDR + n]);
+    info[sa_off::PROTO] = p[sa_off::PROTO];
+    info[sa_off::SADDR..sa_off::SADDR + n].copy_from_slice(&p[sa_off::SADDR..sa_off::SADDR + n]);
+    // XFRM_INF byte and packet limits; the acquire's hard add lifetime.
+    info[sa_off::LFT..sa_off::LFT + 32].fill(0xff);
+    info[sa_off::LFT + 40..sa_off::LFT + 48].copy_from_slice(&ACQ_EXPIRES.to_ne_bytes());
+    info[sa_off::CURLFT + 16..sa_off::CURLFT + 24].copy_from_slice(&now.to_ne_bytes());
+    info[sa_off::REQID..sa_off::REQID + 4].copy_from_slice(&p[sa_off::REQID..sa_off::REQID + 4]);
+    info[sa_off::FAMILY..sa_off::FAMILY + 2].copy_from_slice(&family.to_ne_bytes());
+    info[sa_off::MODE] = p[sa_off::MODE];
+    State {
+        info,
+        extra_flags: 0,
+        coaddr: None,
+        aead: None,
+        auth: None,
+        crypt: None,
+        comp: None,
+        encap: None,
+        tfcpad: 0,
+        mark,
+        smark: Mark::default(),
+        replay: Replay::Legacy([0; REPLAY_LEN]),
+        if_id,
+        rthr: 0,
+        ethr: 0,
+        p_oseq: 0,
+        larval: true,
     }
 }
 
@@ -650,6 +710,7 @@ fn construct(p: &[u8], tb: &[Option<&[u8]>], now: u64) -> Result<State, i32> {
         rthr: AEVENT_RSEQTH,
         ethr: AEVENT_ETIME,
         p_oseq: 0,
+        larval: false,
     };
     // "override default values from above": an add takes the counters
     // and the legacy replay state it is given; `preplay` starts as the
@@ -685,9 +746,38 @@ impl XfrmKernel {
         let mark = x.mark.v & x.mark.m;
         let found = self.lookup(x.family(), x.daddr(), x.spi(), x.proto(), mark);
         if m.kind() == msg::NEWSA {
+            // An acquire state holding the SPI is found like any other.
             if found.is_some() {
                 return Err(super::errno::EEXIST);
             }
+            // The acquire state the new one settles, by the request's
+            // sequence number (`__xfrm_find_acq_byseq`: same protocol and
+            // destination) or by `__find_acq_core` (one without an SPI),
+            // is deleted without an event (`xfrm_state_delete`).
+            let seq = u32_at(&x.info, sa_off::SEQ);
+            let acq = self
+                .states
+                .iter()
+                .position(|s| {
+                    seq != 0
+                        && s.larval
+                        && u32_at(&s.info, sa_off::SEQ) == seq
+                        && mark & s.mark.m == s.mark.v
+                })
+                .filter(|&i| {
+                    let s = &self.states[i];
+                    s.proto() == x.proto() && addr_eq(s.daddr(), x.daddr(), x.family())
+                })
+                .or_else(|| self.find_acq(&x.info, x.mark, x.if_id));
+            self.states.insert(0, x.clone());
+            if let Some(i) = acq {
+                self.states.remove(i + 1);
+            }
+        } else if let Some(i) = found.filter(|&i| self.states[i].larval) {
+            // xfrm_state_update: the new state replaces an acquire one
+            // whole (`__xfrm_state_insert`, then `xfrm_state_delete` of
+            // the acquire state, which sends no event of its own).
+            self.states.remove(i);
             self.states.insert(0, x.clone());
         } else {
             let i = found.ok_or(ESRCH)?;
@@ -713,6 +803,94 @@ impl XfrmKernel {
         }
         self.notify(group::SA, x.record(m.kind(), m.seq(), m.pid(), 0));
         Ok(())
+    }
+
+    /// `__find_acq_core` without creating: an acquire state without an
+    /// SPI for the mode, request id, family, protocol, mark and addresses
+    /// of the `xfrm_usersa_info` `p`.
+    fn find_acq(&self, p: &[u8], mark: Mark, if_id: u32) -> Option<usize> {
+        let family = u16::from_ne_bytes([p[sa_off::FAMILY], p[sa_off::FAMILY + 1]]);
+        let m = mark.v & mark.m;
+        let _ = if_id; // 6.1 does not compare it here.
+        self.states.iter().position(|s| {
+            s.larval
+                && s.spi() == [0; 4]
+                && s.reqid() == u32_at(p, sa_off::REQID)
+                && s.info[sa_off::MODE] == p[sa_off::MODE]
+                && s.family() == family
+                && s.proto() == p[sa_off::PROTO]
+                && m & s.mark.m == s.mark.v
+                && addr_eq(s.daddr(), &p[sa_off::DADDR..sa_off::DADDR + 16], family)
+                && addr_eq(s.saddr(), &p[sa_off::SADDR..sa_off::SADDR + 16], family)
+        })
+    }
+
+    /// `xfrm_alloc_userspi`: reserve an SPI in `[min, max]` on an acquire
+    /// state, found by the request's sequence number
+    /// (`xfrm_find_acq_byseq`, same destination) or by `xfrm_find_acq`,
+    /// which creates one (`__find_acq_core`: selector of the two hosts,
+    /// no algorithms, a hard add lifetime of `acq_expires`). Nothing is
+    /// sent to any group: only the asking socket learns of it, by the
+    /// state as a `NEWSA` record. `xfrm_alloc_spi`: a state with an SPI
+    /// keeps it; a single SPI in use is `ENOENT` (the acquire state
+    /// stays, without an SPI); a range is drawn from (at random in Linux,
+    /// from a counter here) until a free SPI is found.
+    pub(super) fn alloc_spi(&mut self, m: &Msg<'_>, port: u32, now: u64) -> Result<Vec<u8>, i32> {
+        let (p, attrs) = m.split(USERSPI_INFO_LEN).map_err(|_| EINVAL)?;
+        let tb = parse_attrs(attrs)?;
+        let (min, max) = (u32_at(p, USERSA_INFO_LEN), u32_at(p, USERSA_INFO_LEN + 4));
+        // verify_spi_info.
+        match p[sa_off::PROTO] {
+            IPPROTO_AH | IPPROTO_ESP => {}
+            IPPROTO_COMP if max < 0x10000 => {}
+            _ => return Err(EINVAL),
+        }
+        if min > max {
+            return Err(EINVAL);
+        }
+        let family = u16::from_ne_bytes([p[sa_off::FAMILY], p[sa_off::FAMILY + 1]]);
+        let daddr = &p[sa_off::DADDR..sa_off::DADDR + 16];
+        let mark = mark_of(&tb);
+        let mv = mark.v & mark.m;
+        let if_id = u32_attr(&tb, attr::IF_ID).unwrap_or(0);
+        let seq = u32_at(p, sa_off::SEQ);
+        let by_seq = self.states.iter().position(|s| {
+            seq != 0
+                && s.larval
+                && u32_at(&s.info, sa_off::SEQ) == seq
+                && mv & s.mark.m == s.mark.v
+                && addr_eq(s.daddr(), daddr, family)
+        });
+        let i = match by_seq.or_else(|| self.find_acq(p, mark, if_id)) {
+            Some(i) => i,
+            None => {
+                self.states.insert(0, acquire(p, mark, if_id, now));
+                0
+            }
+        };
+        if self.states[i].spi() == [0; 4] {
+            let (proto, fam) = (self.states[i].proto(), self.states[i].family());
+            let mut d = [0u8; 16];
+            d.copy_from_slice(self.states[i].daddr());
+            let free = |k: &XfrmKernel, spi: u32| {
+                k.lookup(fam, &d, spi.to_be_bytes(), proto, mv).is_none()
+            };
+            let spi = if min == max {
+                free(self, min).then_some(min)
+            } else {
+                let span = u64::from(max - min) + 1;
+                (0..span).find_map(|_| {
+                    self.spi_draws = self.spi_draws.wrapping_add(1);
+                    let r = self.spi_draws.wrapping_mul(0x9e37_79b9) as u64 % span;
+                    let spi = min + r as u32;
+                    free(self, spi).then_some(spi)
+                })
+            };
+            let spi = spi.ok_or(ENOENT)?;
+            self.states[i].info[sa_off::SPI..sa_off::SPI + 4].copy_from_slice(&spi.to_be_bytes());
+        }
+        // xfrm_state_netlink: the state, to the asking socket.
+        Ok(self.states[i].record(msg::NEWSA, m.seq(), port, 0))
     }
 
     /// `xfrm_user_state_lookup`: by SPI for the IPsec protocols; by
@@ -863,10 +1041,12 @@ impl XfrmKernel {
         bytes: u64,
         now: u64,
     ) -> Result<(u64, u64), i32> {
+        // Only a valid state carries packets (xfrm_state_find): never an
+        // acquire state.
         let s = self
             .states
             .iter_mut()
-            .find(|s| s.key() == *key)
+            .find(|s| !s.larval && s.key() == *key)
             .ok_or(ESRCH)?;
         let first = s.replay.oseq() + 1;
         let last = s.replay.oseq().checked_add(packets).ok_or(EOVERFLOW)?;
@@ -906,6 +1086,11 @@ impl XfrmKernel {
     /// The replay-event threshold of the state `key` (`replay_maxdiff`).
     pub fn replay_threshold(&self, key: &SaKey) -> Option<u32> {
         self.states.iter().find(|s| s.key() == *key).map(|s| s.rthr)
+    }
+
+    /// Whether the kernel holds the state `key`, complete (not larval).
+    pub fn holds(&self, key: &SaKey) -> bool {
+        self.states.iter().any(|s| !s.larval && s.key() == *key)
     }
 
     /// The outbound sequence number the state `key` last used.

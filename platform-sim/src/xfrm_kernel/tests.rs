@@ -551,3 +551,106 @@ fn the_dialect_mirrors_a_kernel_into_another() {
     assert_eq!(a.canonical(), b.canonical());
     assert_eq!(b.counts(), (2, 1));
 }
+
+/// An `ALLOCSPI` request for [`newsa`]'s hosts, request id, mode and
+/// mark, asking for an SPI in `[min, max]`.
+fn alloc_spi(min: u32, max: u32) -> Vec<u8> {
+    let rec = newsa(msg::NEWSA, 0);
+    let sa = Msg::new(&rec).unwrap();
+    let mut p = sa.payload()[..USERSA_INFO_LEN].to_vec();
+    p.extend_from_slice(&min.to_ne_bytes());
+    p.extend_from_slice(&max.to_ne_bytes());
+    Builder::new(ALLOCSPI, NLM_F_REQUEST)
+        .raw(&p)
+        .attr(
+            attr::MARK,
+            &sasyncd_core::xfrm::Mark { v: 5, m: 0xff }.to_bytes(),
+        )
+        .finish()
+}
+
+/// [`newsa`]'s state written as an update (how charon completes the SPI
+/// it reserved).
+fn upd_sa(spi: u32) -> Vec<u8> {
+    let rec = newsa(msg::NEWSA, spi);
+    let m = Msg::new(&rec).unwrap();
+    to_vec(|b| rewrite::state_write(&SaView::from_new(&m).unwrap(), true, b)).unwrap()
+}
+
+#[test]
+fn allocspi_reserves_a_larval_state_no_group_hears_of() {
+    let mut k = XfrmKernel::new();
+    let r = k.handle(&req(alloc_spi(0xc000_0000, 0xcfff_ffff), 9), 9, NOW);
+    assert_eq!(r.len(), 1, "the state, to the asking socket");
+    let m = Msg::new(&r[0]).unwrap();
+    assert_eq!((m.kind(), m.pid(), m.seq()), (msg::NEWSA, 9, 1));
+    let spi = u32::from_be_bytes(
+        m.payload()[sa_off::SPI..sa_off::SPI + 4]
+            .try_into()
+            .unwrap(),
+    );
+    assert!((0xc000_0000..=0xcfff_ffff).contains(&spi));
+    assert!(k.take_events().is_empty(), "ALLOCSPI is not broadcast");
+    // A dump carries it: a record without algorithms.
+    let dump = k.dump_states();
+    assert_eq!(dump.len(), 1);
+    let sa = Msg::new(&dump[0]).unwrap();
+    let v = SaView::from_new(&sa).unwrap();
+    assert!(v.attrs.clone().flatten().all(|a| !matches!(
+        a.kind,
+        attr::ALG_AUTH | attr::ALG_AUTH_TRUNC | attr::ALG_CRYPT | attr::ALG_AEAD
+    )));
+    assert!(k.canonical().states.is_empty(), "not a state to sync");
+    // The same request again reserves another SPI on another state.
+    let r2 = k.handle(&req(alloc_spi(0xc000_0000, 0xcfff_ffff), 9), 9, NOW);
+    let spi2 = &Msg::new(&r2[0]).unwrap().payload()[sa_off::SPI..sa_off::SPI + 4];
+    assert_ne!(spi2, spi.to_be_bytes());
+    assert_eq!(k.counts().0, 2);
+
+    // NEWSA of a reserved SPI: EEXIST.
+    let mut add = req(add_sa(spi), 9);
+    if let Some(f) = add.get_mut(6..8) {
+        f.copy_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    }
+    assert_eq!(errno_of(&k.handle(&add, 9, NOW)), EEXIST);
+    // UPDSA completes it: replaced whole, broadcast as an update.
+    assert_eq!(errno_of(&k.handle(&req(upd_sa(spi), 9), 9, NOW)), 0);
+    let ev = k.take_events();
+    assert_eq!(ev.len(), 1, "one event, no delete of the larval state");
+    let e = Msg::new(&ev[0].msg).unwrap();
+    assert_eq!((ev[0].group, e.kind()), (group::SA, msg::UPDSA));
+    assert_eq!(k.counts().0, 2);
+    assert_eq!(k.canonical().states.len(), 1, "a full state now");
+    let dump = k.dump_states();
+    let done = Msg::new(&dump[0]).unwrap();
+    assert!(SaView::from_new(&done)
+        .unwrap()
+        .attrs
+        .clone()
+        .flatten()
+        .any(|a| a.kind == attr::ALG_CRYPT));
+}
+
+#[test]
+fn update_of_a_state_never_reserved_is_esrch_and_a_taken_spi_enoent() {
+    let mut k = XfrmKernel::new();
+    // What a slave's kernel answers the master's completion.
+    let mut upd = req(upd_sa(0x4242), 9);
+    if let Some(f) = upd.get_mut(6..8) {
+        f.copy_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    }
+    assert_eq!(errno_of(&k.handle(&upd, 9, NOW)), ESRCH);
+    // A single SPI already in use: ENOENT, the acquire state left
+    // without an SPI (and settled by a later NEWSA of its hosts).
+    assert_eq!(errno_of(&k.handle(&req(add_sa(0x4242), 9), 9, NOW)), 0);
+    let r = k.handle(&req(alloc_spi(0x4242, 0x4242), 9), 9, NOW);
+    assert_eq!(errno_of(&r), ENOENT);
+    assert_eq!(k.counts().0, 2);
+    assert_eq!(errno_of(&k.handle(&req(add_sa(0x4343), 9), 9, NOW)), 0);
+    assert_eq!(k.counts().0, 2, "the acquire state settled by the add");
+    // A range: COMP's SPI is 16 bits; min above max.
+    assert_eq!(
+        errno_of(&k.handle(&req(alloc_spi(9, 8), 9), 9, NOW)),
+        EINVAL
+    );
+}
