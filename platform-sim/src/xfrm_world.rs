@@ -236,6 +236,7 @@ impl XfrmWorld {
             no_seq_jump: false,
             #[cfg(feature = "planted-bugs")]
             no_seq_thresholds: false,
+            #[cfg(feature = "planted-bugs")]
             no_add_first: false,
             #[cfg(test)]
             tamper: None,
