@@ -50,8 +50,9 @@
 //!   replaces it whole and is broadcast as an `UPDSA` of the new state —
 //!   so a watcher sees a state first as an update. (Read in a 5.x
 //!   `xfrm_state.c` whose functions 6.1 keeps but for the timer API.)
-//!   Acquire states do not expire here (Linux deletes them after
-//!   `acq_expires`, 30 s, with a hard `EXPIRE`).
+//!   Acquire states holding an SPI expire after `acq_expires` (30 s)
+//!   with a hard `EXPIRE`, when the caller drives the clock
+//!   ([`XfrmKernel::expire_acquires`]).
 //!
 //! Not simulated (the node never sends them; they answer `ENOSYS` here,
 //! which Linux would not): `ACQUIRE`, user `EXPIRE` and

@@ -534,6 +534,12 @@ impl XfrmWorld {
 
     fn fire(&mut self) {
         let now = self.now;
+        // The kernels' timers: a keying daemon's reservation it never
+        // completed (it lost the mastership meanwhile) runs out.
+        let secs = self.secs();
+        for h in &mut self.hosts {
+            h.kernel.expire_acquires(secs);
+        }
         while self.script.first().is_some_and(|(t, _, _)| *t <= now) {
             let (_, i, f) = self.script.remove(0);
             self.echo(|| format!("fault {f:?} on n{i}"));
@@ -1285,6 +1291,19 @@ mod tests {
         let settle = crate::scenario::settle_bound(Duration::from_secs(60));
         let r = XfrmWorld::new(3609874661, 4).run(Duration::from_secs(60), settle);
         assert!(r.failures.is_empty(), "{:#?}", r.failures);
+    }
+
+    /// Swarm seed 3609918463: charon reserved an SPI on n2 while it was
+    /// master and never completed it there; a later master added a state
+    /// with that SPI, which n2's kernel refused (`EEXIST`) at every repair
+    /// while the acquire state lived. Linux drops it after `acq_expires`;
+    /// so must the simulated kernel, and the slave then converges.
+    #[test]
+    fn a_stale_reservation_on_a_slave_runs_out_and_the_repair_lands() {
+        let seed = 3_609_918_463;
+        let settle = crate::scenario::settle_bound(Duration::from_secs(60));
+        let r = XfrmWorld::new(seed, 2 + (seed % 3) as usize).run(Duration::from_secs(60), settle);
+        assert!(r.failures.is_empty(), "seed {seed}: {:#?}", r.failures);
     }
 
     /// The table-equality oracle bites: node 1's writes never reach its

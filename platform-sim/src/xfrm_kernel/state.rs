@@ -1029,6 +1029,35 @@ impl XfrmKernel {
         true
     }
 
+    /// Acquire states whose hard add lifetime (`acq_expires`, set by
+    /// `__find_acq_core`) ran out by `now` (seconds): Linux's
+    /// `xfrm_timer_handler` deletes each (`__xfrm_state_delete`, no
+    /// delete event) and, as it holds an SPI, reports a hard `EXPIRE`
+    /// (`km_state_expired(x, 1, 0)`; Linux 6.1 `net/xfrm/xfrm_state.c`).
+    /// Without this a slave keeps the SPI a past master's keying daemon
+    /// reserved, and refuses the state a later master adds with it for
+    /// ever. An acquire state without an SPI only turns `EXPIRED` in Linux
+    /// (never made by the world here): it stays. Returns how many expired.
+    pub fn expire_acquires(&mut self, now: u64) -> usize {
+        let due = |s: &State| {
+            let u64_at =
+                |at: usize| u64::from_ne_bytes(s.info[at..at + 8].try_into().unwrap_or([0; 8]));
+            let hard = u64_at(sa_off::LFT + 40);
+            s.larval
+                && s.spi() != [0; 4]
+                && hard != 0
+                && u64_at(sa_off::CURLFT + 16).saturating_add(hard) <= now
+        };
+        let mut n = 0;
+        while let Some(i) = self.states.iter().position(due) {
+            let ev = self.states[i].expire_event(true);
+            self.states.remove(i);
+            self.notify(group::EXPIRE, ev);
+            n += 1;
+        }
+        n
+    }
+
     /// Sends `packets` packets of `bytes` bytes each on the outbound state
     /// `key`: each takes the next outbound sequence number, and the
     /// counters grow (`xfrm_replay_overflow`: a 32-bit number does not

@@ -632,6 +632,35 @@ fn allocspi_reserves_a_larval_state_no_group_hears_of() {
 }
 
 #[test]
+fn a_reserved_spi_runs_out_after_acq_expires_with_a_hard_expire() {
+    let mut k = XfrmKernel::new();
+    let r = k.handle(&req(alloc_spi(0x4242, 0x4242), 9), 9, NOW);
+    assert_eq!(Msg::new(&r[0]).unwrap().kind(), msg::NEWSA);
+    // A single SPI in use: the acquire state stays without an SPI, and
+    // does not run out here (Linux only marks it expired).
+    assert_eq!(errno_of(&k.handle(&req(add_sa(0x4343), 9), 9, NOW)), 0);
+    let r = k.handle(&req(alloc_spi(0x4343, 0x4343), 9), 9, NOW);
+    assert_eq!(errno_of(&r), ENOENT);
+    assert_eq!(k.counts().0, 3);
+    k.take_events();
+    assert_eq!(k.expire_acquires(NOW + 29), 0);
+    assert_eq!(k.expire_acquires(NOW + 30), 1);
+    assert_eq!(k.counts().0, 2, "the SPI-less acquire state stays");
+    let ev = k.take_events();
+    assert_eq!(ev.len(), 1);
+    let m = Msg::new(&ev[0].msg).unwrap();
+    assert_eq!((ev[0].group, m.kind()), (group::EXPIRE, msg::EXPIRE));
+    assert!(SaView::from_expire(&m).unwrap().1, "a hard expiry");
+    // The SPI is free again: a NEWSA of it (a slave's copy of a later
+    // master's state) lands.
+    let mut add = req(add_sa(0x4242), 9);
+    if let Some(f) = add.get_mut(6..8) {
+        f.copy_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    }
+    assert_eq!(errno_of(&k.handle(&add, 9, NOW + 31)), 0);
+}
+
+#[test]
 fn update_of_a_state_never_reserved_is_esrch_and_a_taken_spi_enoent() {
     let mut k = XfrmKernel::new();
     // What a slave's kernel answers the master's completion.
