@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::Duration;
 
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::node::{min_events, DumpId, Node, NodeStorage, PFKEY_QUEUE_BYTES};
+use sasyncd_core::node::{min_events, NodeStorage, PFKEY_QUEUE_BYTES};
 use sasyncd_core::random::Random;
 use sasyncd_core::state::RunState;
 use sasyncd_core::time::Instant;
@@ -16,7 +15,6 @@ use crate::ike::{Ike, IkeConfig};
 use crate::kernel::Kernel;
 use crate::links::Links;
 use crate::logcap;
-use crate::marks::VecMarks;
 use crate::net::{ConnId as NetConn, Net, RandomTamper, SegmentInfo, Tamper};
 use crate::oracle::Oracle;
 use crate::rng::Rng;
@@ -28,13 +26,15 @@ mod faults;
 mod impostors;
 mod io;
 mod preload;
+pub(crate) mod runtime;
 pub(crate) mod sockets;
 
-use sockets::{Pending, Sockets};
+use runtime::SimNodeOf;
+use sockets::Sockets;
 
 /// The node type the simulator runs, over [`sim_storage`] and marks in a
 /// vector.
-pub type SimNode = Node<'static, SoftCrypto, SimRandom, VecMarks>;
+pub type SimNode = SimNodeOf<sasyncd_core::dialect::OpenBsd>;
 
 /// The simulator's node storage: 8 peers, 64 KiB ring, 16 KiB send
 /// buffers, and the smallest event queue core allows (the final oracle
@@ -67,9 +67,9 @@ pub struct Host {
     pub ike: Ike,
     /// The host is up.
     pub up: bool,
-    /// Its sasyncd's sockets: inputs waiting, connections, received bytes.
+    /// Its sasyncd's sockets: inputs waiting, connections, received
+    /// bytes, dumps.
     sockets: Sockets,
-    dumps: BTreeMap<DumpId, (Vec<u8>, usize)>,
     /// Demotions the node raised and has not released.
     pub demote_held: u32,
     /// When the current demotion was raised.
@@ -119,6 +119,15 @@ pub struct World {
     /// Impostor connections (by the network's connection number), and
     /// whether each sends junk.
     impostor_conns: BTreeMap<u64, bool>,
+    /// During one pass over a node: what it applied, by whether its
+    /// sender was master (checked against its run state once the driver
+    /// returns: the safety oracle).
+    applied: Vec<Option<Option<bool>>>,
+    /// During one pass over a node: its writes made while it was not
+    /// known to be master, as entries of `sent`, which count as a
+    /// master's if it is master once the driver returns (it may have
+    /// become master on an input of this pass).
+    unsure: Vec<(NetConn, usize)>,
 }
 
 /// The random adversary, counting what it altered.
@@ -181,7 +190,6 @@ impl World {
                     ike: Ike::new(Self::ike_config(&sc, i), rng.fork()),
                     up: false,
                     sockets: Sockets::default(),
-                    dumps: BTreeMap::new(),
                     demote_held: 0,
                     demote_since: None,
                     last_master: None,
@@ -222,6 +230,8 @@ impl World {
             stranger_connected: false,
             impostor: None,
             impostor_conns: BTreeMap::new(),
+            applied: Vec::new(),
+            unsure: Vec::new(),
             sc,
         };
         logcap::capture(log_nodes);
@@ -282,205 +292,7 @@ impl World {
 
     /// Advances the world to `end`.
     pub fn run_until(&mut self, end: Instant) {
-        let mut same = 0u32;
-        loop {
-            self.drain();
-            let next = self.next_deadline().unwrap_or(end);
-            if next > end {
-                self.now = end;
-                self.drain();
-                return;
-            }
-            if next <= self.now {
-                same += 1;
-                if same > 1000 {
-                    let now = self.now;
-                    let who = self.due_sources();
-                    self.oracle.fail(
-                        now,
-                        None,
-                        format!("a timer keeps firing without progress (busy loop): {who}"),
-                    );
-                    self.now = self.now.add(Duration::from_millis(1));
-                    same = 0;
-                }
-            } else {
-                same = 0;
-                self.now = next;
-            }
-            self.fire();
-        }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let mut t: Vec<Instant> = Vec::new();
-        t.extend(self.carp.poll_timeout());
-        t.extend(self.net.poll_timeout());
-        t.extend(self.script.first().map(|(t, _)| *t));
-        t.extend(self.boot_ends.iter().map(|(t, _)| *t));
-        for h in &self.hosts {
-            if let Some(n) = &h.node {
-                t.extend(n.poll_timeout());
-            }
-            if self.workload && h.up {
-                t.extend(h.ike.poll_timeout());
-            }
-        }
-        t.into_iter().min()
-    }
-
-    /// Which parts have a deadline that is due (for diagnosing busy loops).
-    fn due_sources(&self) -> String {
-        let now = self.now;
-        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
-        let mut v = Vec::new();
-        if due(self.carp.poll_timeout()) {
-            v.push("carp".to_string());
-        }
-        if due(self.net.poll_timeout()) {
-            v.push("net".to_string());
-        }
-        for (i, h) in self.hosts.iter().enumerate() {
-            if due(h.node.as_ref().and_then(|n| n.poll_timeout())) {
-                v.push(format!("node n{i}"));
-            }
-            if self.workload && h.up && due(h.ike.poll_timeout()) {
-                v.push(format!("ike n{i}"));
-            }
-        }
-        v.join(", ")
-    }
-
-    fn fire(&mut self) {
-        let now = self.now;
-        while self.script.first().is_some_and(|(t, _)| *t <= now) {
-            let (_, a) = self.script.remove(0);
-            self.act(a);
-        }
-        let due: Vec<usize> = self
-            .boot_ends
-            .iter()
-            .filter(|(t, _)| *t <= now)
-            .map(|(_, i)| *i)
-            .collect();
-        self.boot_ends.retain(|(t, _)| *t > now);
-        for i in due {
-            let _ = self.carp.demote(i, -1, now);
-        }
-        self.carp.handle_timeout(now, &self.links);
-        self.net.handle_timeout(now, &self.links);
-        if self.workload {
-            for i in 0..self.hosts.len() {
-                let h = &mut self.hosts[i];
-                if h.up {
-                    let before = h.kernel.stats().valid_writes;
-                    h.ike.handle_timeout(now, &mut h.kernel);
-                    let moves = h.ike.take_moves();
-                    if h.kernel.stats().valid_writes != before {
-                        self.oracle.kernel_changed(i, now);
-                    }
-                    for (old, new) in moves {
-                        self.oracle.moved(i, old, new, now);
-                    }
-                }
-            }
-        }
-        // The nodes' timers fire when the drain drives them.
-        self.with_oracle(|o, w| o.tick(w));
-        if let Some(mut t) = self.takeovers.take() {
-            t.tick(self);
-            self.takeovers = Some(t);
-        }
-    }
-
-    /// Processes everything that needs no time to pass.
-    fn drain(&mut self) {
-        for _ in 0..100_000 {
-            let mut moved = false;
-            while let Some(e) = self.carp.poll_event() {
-                moved = true;
-                let now = self.now;
-                self.trace.event(
-                    now,
-                    e.node,
-                    format!(
-                        "carp link {}",
-                        if e.link_state == crate::carp::LINK_STATE_UP {
-                            "MASTER"
-                        } else {
-                            "BACKUP"
-                        }
-                    ),
-                );
-                self.oracle.carp_changed(e.node, e.link_state, now);
-                if let Some(t) = self.takeovers.as_mut() {
-                    t.carp_changed(e.node, e.link_state, now);
-                }
-                if self.hosts[e.node].node.is_some() {
-                    self.hosts[e.node]
-                        .sockets
-                        .inputs
-                        .push_back(Pending::Link(e.link_state));
-                }
-            }
-            while let Some(e) = self.net.poll_event() {
-                moved = true;
-                self.on_net(e.node, e.conn, e.kind);
-            }
-            for i in 0..self.hosts.len() {
-                moved |= self.service(i);
-            }
-            if !moved {
-                return;
-            }
-        }
-        self.oracle
-            .fail(self.now, None, "world did not settle (livelock)".into());
-    }
-
-    /// One pass over host `i`: the shared driver, with what carp and the
-    /// network reported and then the promiscuous copies waiting on its
-    /// PF_KEY socket (those the node's own writes add wait for the next
-    /// pass). Whether anything happened.
-    fn service(&mut self, i: usize) -> bool {
-        let now = self.now;
-        let mut moved = false;
-        let pid = self.hosts[i].pid;
-        let Some(mut node) = self.hosts[i].node.take() else {
-            return false;
-        };
-        while let Some(m) = self.hosts[i].kernel.read_promisc(pid) {
-            moved = true;
-            self.hosts[i].sockets.inputs.push_back(Pending::Kernel(m));
-        }
-        let mut io = io::SimIo {
-            w: self,
-            i,
-            applied: Vec::new(),
-            unsure: Vec::new(),
-            moved: false,
-            msg: Vec::new(),
-        };
-        let settled = sasyncd_core::platform::drive(&mut *node, &mut io);
-        moved |= io.moved;
-        let (applied, unsure) = (io.applied, io.unsure);
-        let state = node.run_state();
-        for master_sent in applied {
-            self.oracle.applied(i, state, master_sent, now);
-        }
-        if state == RunState::Master {
-            for (nc, k) in unsure {
-                if let Some(e) = self.sent.get_mut(&nc).and_then(|log| log.get_mut(k)) {
-                    e.1 = true;
-                }
-            }
-        }
-        self.hosts[i].node = Some(node);
-        if let Err(e) = settled {
-            self.oracle.fail(now, Some(i), e.to_string());
-        }
-        self.collect_logs(i);
-        moved
+        runtime::run_until(self, end);
     }
 
     /// After every call into node `i`: note whether it is master (for the

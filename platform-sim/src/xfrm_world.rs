@@ -35,11 +35,8 @@ use std::time::Duration;
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
 use sasyncd_core::dialect::{Dialect, Identity};
-use sasyncd_core::node::Rejected;
-use sasyncd_core::node::{
-    ConnId as NodeConn, DemoteEffect, DumpId, IkeRequest, Node, Received, Settings, Table,
-};
-use sasyncd_core::platform::{DumpRead, Input, PfkeyWrite, Platform, SendError};
+use sasyncd_core::node::{IkeRequest, Settings, Table};
+use sasyncd_core::platform::{Livelock, PfkeyWrite};
 use sasyncd_core::state::RunState;
 use sasyncd_core::time::Instant;
 use sasyncd_core::xfrm::nl::{set_seq_pid, Builder, Msg, NLM_F_ACK, NLM_F_REQUEST};
@@ -48,17 +45,18 @@ use sasyncd_core::xfrm::{
     USERSA_INFO_LEN,
 };
 
-use crate::carp::Carp;
+use crate::carp::{Carp, LinkEvent};
 use crate::links::Links;
 use crate::marks::VecMarks;
-use crate::net::{ConnId as NetConn, Net, NetConfig, NetEventKind};
+use crate::net::{Net, NetConfig, NetEvent, NetEventKind};
 use crate::rng::Rng;
+use crate::world::runtime::{self, Cluster, IoEvent, SimNodeOf};
 use crate::world::sockets::{Pending, Sockets};
 use crate::world::{sim_storage, SimRandom};
 use crate::xfrm_kernel::{errno, XfrmKernel};
 
 /// The node type of the XFRM swarm.
-pub type XfrmNode = Node<'static, SoftCrypto, SimRandom, VecMarks, Xfrm>;
+pub type XfrmNode = SimNodeOf<Xfrm>;
 
 /// The keying daemon's netlink port (charon's, per host: 7000 + i).
 const CHARON: u32 = 7000;
@@ -122,7 +120,6 @@ struct Host {
     /// The node's watch socket is joined to the groups.
     watch: bool,
     sockets: Sockets,
-    dumps: BTreeMap<DumpId, (Vec<Vec<u8>>, usize)>,
     demote_held: u32,
     /// The node's kernel refusals, by errno.
     refused: BTreeMap<i32, u64>,
@@ -214,7 +211,6 @@ impl XfrmWorld {
                 kernel: XfrmKernel::new(),
                 watch: false,
                 sockets: Sockets::default(),
-                dumps: BTreeMap::new(),
                 demote_held: 0,
                 refused: BTreeMap::new(),
                 started: Instant::ZERO,
@@ -299,7 +295,7 @@ impl XfrmWorld {
         self
     }
 
-    fn fail(&mut self, what: String) {
+    fn fail_run(&mut self, what: String) {
         let line = format!("{}ms: {what}", self.now.as_millis());
         if !self.failures.contains(&line) {
             self.failures.push(line);
@@ -359,24 +355,16 @@ impl XfrmWorld {
         if self.hosts[i].node.is_none() {
             return;
         }
-        self.hosts[i].sockets.inputs.push_back(Pending::Shutdown);
-        self.service(i);
+        runtime::shut_down(self, i);
         if self.hosts[i].demote_held > 0 {
-            self.fail(format!("n{i} shut down without releasing its demotion"));
+            self.fail_run(format!("n{i} shut down without releasing its demotion"));
             let held = std::mem::take(&mut self.hosts[i].demote_held);
             let _ = self.carp.demote(i, -(held as i32), self.now);
         }
-        let now = self.now;
+        runtime::gone(self, i, false);
         let h = &mut self.hosts[i];
-        h.node = None;
-        h.dumps.clear();
-        h.watch = false;
-        h.kernel.set_aevents_listened(false);
         h.state = None;
         h.armed = false;
-        for nc in h.sockets.clear() {
-            self.net.close(nc, now);
-        }
     }
 
     /// Host `i` crashes: its sasyncd is gone without a word (no shutdown,
@@ -387,22 +375,15 @@ impl XfrmWorld {
             return;
         }
         self.crashes += 1;
+        runtime::gone(self, i, true);
         let h = &mut self.hosts[i];
         h.up = false;
-        h.node = None;
-        h.sockets.clear();
-        h.dumps.clear();
-        h.demote_held = 0;
-        h.watch = false;
-        h.kernel.set_aevents_listened(false);
         h.state = None;
         h.armed = false;
         if wipe {
             h.kernel = XfrmKernel::new();
         }
         self.demoted.retain(|&d| d != i);
-        self.carp.crash(i);
-        self.net.crash(i);
     }
 
     /// Host `i` boots again after a crash: carp, its listener, sasyncd.
@@ -422,7 +403,7 @@ impl XfrmWorld {
     pub fn run(mut self, active: Duration, settle: Duration) -> XfrmRun {
         self.plan_faults(active);
         let end = Instant::ZERO.add(active);
-        self.run_until(end);
+        runtime::run_until(&mut self, end);
         // Heal: faults undone, every sasyncd running, the workload paused.
         self.workload = false;
         self.script.clear();
@@ -438,7 +419,7 @@ impl XfrmWorld {
             }
         }
         let end = self.now.add(settle);
-        self.run_until(end);
+        runtime::run_until(&mut self, end);
         self.final_check();
         let master = self.carp.masters().first().copied().unwrap_or(0);
         let mut refused = BTreeMap::new();
@@ -489,195 +470,6 @@ impl XfrmWorld {
             self.script.push((until, i, undo));
         }
         self.script.sort_by_key(|(t, _, _)| *t);
-    }
-
-    fn run_until(&mut self, end: Instant) {
-        let mut same = 0u32;
-        loop {
-            self.drain();
-            let next = self.next_deadline().unwrap_or(end);
-            if next > end {
-                self.now = end;
-                self.drain();
-                return;
-            }
-            if next <= self.now {
-                same += 1;
-                if same > 1000 {
-                    self.fail("a timer keeps firing without progress".into());
-                    self.now = self.now.add(Duration::from_millis(1));
-                    same = 0;
-                }
-            } else {
-                same = 0;
-                self.now = next;
-            }
-            self.fire();
-        }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let mut t: Vec<Instant> = Vec::new();
-        t.extend(self.carp.poll_timeout());
-        t.extend(self.net.poll_timeout());
-        t.extend(self.script.first().map(|(t, _, _)| *t));
-        if self.workload {
-            t.push(self.next_ike);
-        }
-        for h in &self.hosts {
-            if let Some(n) = &h.node {
-                t.extend(n.poll_timeout());
-            }
-        }
-        t.into_iter().min()
-    }
-
-    fn fire(&mut self) {
-        let now = self.now;
-        // The kernels' timers: a keying daemon's reservation it never
-        // completed (it lost the mastership meanwhile) runs out.
-        let secs = self.secs();
-        for h in &mut self.hosts {
-            h.kernel.expire_acquires(secs);
-        }
-        while self.script.first().is_some_and(|(t, _, _)| *t <= now) {
-            let (_, i, f) = self.script.remove(0);
-            self.echo(|| format!("fault {f:?} on n{i}"));
-            match f {
-                Fault::DemoteMaster => {
-                    if let Some(m) = self.carp.masters().first().copied() {
-                        if self.carp.demote(m, 1, now).is_ok() {
-                            self.demoted.push_back(m);
-                        }
-                    }
-                }
-                Fault::Undemote => {
-                    if let Some(d) = self.demoted.pop_front() {
-                        let _ = self.carp.demote(d, -1, now);
-                    }
-                }
-                Fault::Stop => {
-                    self.restarts += u64::from(self.hosts[i].node.is_some());
-                    self.stop_sasyncd(i);
-                }
-                Fault::Start => {
-                    if self.hosts[i].up && self.hosts[i].node.is_none() {
-                        self.start_sasyncd(i);
-                    }
-                }
-                Fault::Isolate => {
-                    self.partitions += 1;
-                    self.links.isolate(i);
-                }
-                Fault::Heal => self.links.heal(),
-                Fault::Crash { wipe } => self.crash(i, wipe),
-                Fault::Boot => self.boot(i),
-            }
-        }
-        self.carp.handle_timeout(now, &self.links);
-        self.net.handle_timeout(now, &self.links);
-        if self.workload && self.next_ike <= now {
-            if let Some(m) = self.carp.masters().first().copied() {
-                self.ike_step(m);
-            }
-            let gap = self.rng.range(50..1500);
-            self.next_ike = now.add(Duration::from_millis(gap));
-        }
-    }
-
-    fn drain(&mut self) {
-        for _ in 0..100_000 {
-            let mut moved = false;
-            while let Some(e) = self.carp.poll_event() {
-                moved = true;
-                self.takeovers += u64::from(e.link_state == crate::carp::LINK_STATE_UP);
-                self.echo(|| format!("n{} carp link {}", e.node, e.link_state));
-                if self.hosts[e.node].node.is_some() {
-                    self.hosts[e.node]
-                        .sockets
-                        .inputs
-                        .push_back(Pending::Link(e.link_state));
-                }
-            }
-            while let Some(e) = self.net.poll_event() {
-                moved = true;
-                self.on_net(e.node, e.conn, e.kind);
-            }
-            for i in 0..self.hosts.len() {
-                moved |= self.service(i);
-            }
-            if !moved {
-                return;
-            }
-        }
-        self.fail("world did not settle (livelock)".into());
-    }
-
-    fn on_net(&mut self, node: usize, nc: NetConn, kind: NetEventKind) {
-        let now = self.now;
-        if node >= self.hosts.len() || self.hosts[node].node.is_none() {
-            if let NetEventKind::Accepted { .. } = kind {
-                self.net.close(nc, now);
-            }
-            return;
-        }
-        self.hosts[node]
-            .sockets
-            .inputs
-            .push_back(Pending::Net(nc, kind));
-    }
-
-    /// One pass over host `i`: the kernel's events for its watch, then
-    /// the shared driver.
-    fn service(&mut self, i: usize) -> bool {
-        let mut moved = false;
-        let events = self.hosts[i].kernel.take_events();
-        let Some(mut node) = self.hosts[i].node.take() else {
-            return false;
-        };
-        if self.hosts[i].watch {
-            for e in events {
-                if e.group & crate::xfrm_kernel::WATCH_GROUPS != 0 {
-                    moved = true;
-                    self.hosts[i]
-                        .sockets
-                        .inputs
-                        .push_back(Pending::Kernel(e.msg));
-                }
-            }
-        }
-        let mut io = Io {
-            w: self,
-            i,
-            moved: false,
-            msg: Vec::new(),
-        };
-        let settled = sasyncd_core::platform::drive(&mut *node, &mut io);
-        moved |= io.moved;
-        if std::env::var_os("SASYNCD_SIM_ECHO").is_some() {
-            for (_, line) in crate::logcap::take() {
-                eprintln!("[{:?}] n{i} {line}", self.now);
-            }
-        }
-        let state = node.run_state();
-        self.hosts[i].node = Some(node);
-        let h = &mut self.hosts[i];
-        if h.state != Some(state) {
-            let (now, was) = (self.now, h.state);
-            if std::env::var_os("SASYNCD_SIM_ECHO").is_some() {
-                eprintln!("[{now:?}] n{i} {was:?} -> {state:?}");
-            }
-            // A takeover is checked if the node was a slave long enough
-            // to hold the master's numbers.
-            h.armed = state == RunState::Master
-                && h.state == Some(RunState::Slave)
-                && self.now >= h.started.add(SYNCED_AFTER);
-            h.state = Some(state);
-        }
-        if let Err(e) = settled {
-            self.fail(format!("n{i}: {e}"));
-        }
-        moved
     }
 
     /// The keying daemon on the master `m`: one change to its kernel.
@@ -783,7 +575,7 @@ impl XfrmWorld {
         }
         let seen = self.remote_seen.get(&key).copied().unwrap_or(0);
         if master && h.armed && !self.uncarried.contains(&key) && first <= seen {
-            self.fail(format!(
+            self.fail_run(format!(
                 "n{m} sent SA spi {:#x} sequence {first}, the remote had seen up to {seen}: \
                  replayed after a takeover",
                 u32::from_be(key.spi)
@@ -808,7 +600,7 @@ impl XfrmWorld {
     fn final_check(&mut self) {
         let masters = self.carp.masters();
         if masters.len() != 1 {
-            return self.fail(format!("carp masters at the end: {masters:?}"));
+            return self.fail_run(format!("carp masters at the end: {masters:?}"));
         }
         let m = masters[0];
         let states: Vec<Option<RunState>> = self
@@ -817,7 +609,7 @@ impl XfrmWorld {
             .map(|h| h.node.as_ref().map(|n| n.run_state()))
             .collect();
         if states[m] != Some(RunState::Master) {
-            self.fail(format!(
+            self.fail_run(format!(
                 "n{m} is carp master but its node is {:?}",
                 states[m]
             ));
@@ -840,7 +632,7 @@ impl XfrmWorld {
         for key in keys {
             let got = self.hosts[m].kernel.replay_threshold(&key);
             if got != Some(want) {
-                self.fail(format!(
+                self.fail_run(format!(
                     "master n{m}'s SA spi {:#x} reports every {got:?} packets, not {want}",
                     u32::from_be(key.spi)
                 ));
@@ -855,7 +647,7 @@ impl XfrmWorld {
                 .as_ref()
                 .map_or(0, |n| n.stats().counters.kernel_errors);
             if errors > 0 {
-                self.fail(format!("n{i} counted {errors} kernel errors"));
+                self.fail_run(format!("n{i} counted {errors} kernel errors"));
             }
         }
         let want = self.hosts[m].kernel.canonical();
@@ -864,7 +656,7 @@ impl XfrmWorld {
                 continue;
             }
             if *state != Some(RunState::Slave) {
-                self.fail(format!("n{i} is {state:?}, not slave"));
+                self.fail_run(format!("n{i} is {state:?}, not slave"));
             }
             let got = self.hosts[i].kernel.canonical();
             if got != want {
@@ -888,7 +680,7 @@ impl XfrmWorld {
                         .keys()
                         .filter(|k| !want.policies.contains_key(k))
                         .count();
-                self.fail(format!(
+                self.fail_run(format!(
                     "n{i}'s kernel differs from master n{m}'s: {missing} missing, {extra} extra, \
                      {}/{} states, {}/{} policies",
                     got.states.len(),
@@ -1049,79 +841,152 @@ fn policy_request(kind: u16, net: u8, priority: u32) -> Vec<u8> {
         .finish()
 }
 
-/// Node `i`'s view of the XFRM world while the driver runs it.
-struct Io<'a> {
-    w: &'a mut XfrmWorld,
-    i: usize,
-    moved: bool,
-    msg: Vec<u8>,
-}
+/// The XFRM world as the runtime drives it (`world/runtime.rs`).
+impl Cluster for XfrmWorld {
+    runtime::cluster_parts!(Xfrm);
 
-impl Platform for Io<'_> {
-    fn now(&mut self) -> Instant {
-        self.w.now
+    fn deadline(&self) -> Option<Instant> {
+        let script = self.script.first().map(|(t, _, _)| *t);
+        let ike = self.workload.then_some(self.next_ike);
+        script.into_iter().chain(ike).min()
     }
 
-    fn poll_input(&mut self) -> Option<Input<'_>> {
-        self.w.hosts[self.i]
-            .sockets
-            .poll_input(&mut self.msg, &mut self.moved, |_, _| {})
+    fn due(&self) -> Vec<String> {
+        Vec::new()
     }
 
-    fn accepted(&mut self, conn: Result<NodeConn, Rejected>) {
-        let (w, i) = (&mut *self.w, self.i);
-        if let Some((nc, _)) = w.hosts[i].sockets.accepted(conn) {
-            w.net.close(nc, w.now);
+    fn fire(&mut self) {
+        let now = self.now;
+        // The kernels' timers: a keying daemon's reservation it never
+        // completed (it lost the mastership meanwhile) runs out.
+        let secs = self.secs();
+        for h in &mut self.hosts {
+            h.kernel.expire_acquires(secs);
+        }
+        while self.script.first().is_some_and(|(t, _, _)| *t <= now) {
+            let (_, i, f) = self.script.remove(0);
+            self.echo(|| format!("fault {f:?} on n{i}"));
+            match f {
+                Fault::DemoteMaster => {
+                    if let Some(m) = self.carp.masters().first().copied() {
+                        if self.carp.demote(m, 1, now).is_ok() {
+                            self.demoted.push_back(m);
+                        }
+                    }
+                }
+                Fault::Undemote => {
+                    if let Some(d) = self.demoted.pop_front() {
+                        let _ = self.carp.demote(d, -1, now);
+                    }
+                }
+                Fault::Stop => {
+                    self.restarts += u64::from(self.hosts[i].node.is_some());
+                    self.stop_sasyncd(i);
+                }
+                Fault::Start => {
+                    if self.hosts[i].up && self.hosts[i].node.is_none() {
+                        self.start_sasyncd(i);
+                    }
+                }
+                Fault::Isolate => {
+                    self.partitions += 1;
+                    self.links.isolate(i);
+                }
+                Fault::Heal => self.links.heal(),
+                Fault::Crash { wipe } => self.crash(i, wipe),
+                Fault::Boot => self.boot(i),
+            }
+        }
+        self.carp.handle_timeout(now, &self.links);
+        self.net.handle_timeout(now, &self.links);
+        if self.workload && self.next_ike <= now {
+            if let Some(m) = self.carp.masters().first().copied() {
+                self.ike_step(m);
+            }
+            let gap = self.rng.range(50..1500);
+            self.next_ike = now.add(Duration::from_millis(gap));
         }
     }
 
-    fn connect(&mut self, conn: NodeConn, addr: IpAddr, _port: u16) {
-        self.moved = true;
-        let (w, i) = (&mut *self.w, self.i);
-        w.hosts[i].sockets.connect(&mut w.net, i, conn, addr, w.now);
+    fn carp_changed(&mut self, e: &LinkEvent) {
+        self.takeovers += u64::from(e.link_state == crate::carp::LINK_STATE_UP);
+        self.echo(|| format!("n{} carp link {}", e.node, e.link_state));
     }
 
-    fn close(&mut self, conn: NodeConn) {
-        self.moved = true;
-        let (w, i) = (&mut *self.w, self.i);
-        w.hosts[i].sockets.close(&mut w.net, conn, w.now);
-    }
-
-    fn send(&mut self, conn: NodeConn, bytes: &[u8]) -> Result<usize, SendError> {
-        let now = self.w.now;
-        let Some(nc) = self.w.hosts[self.i].sockets.net_of(conn) else {
-            return Err(SendError::Closed);
-        };
-        let sent = self.w.net.send(nc, bytes, now);
-        if sent > 0 {
-            self.moved = true;
+    fn on_net(&mut self, e: NetEvent) {
+        let now = self.now;
+        let (node, nc) = (e.node, e.conn);
+        if node >= self.hosts.len() || self.hosts[node].node.is_none() {
+            if let NetEventKind::Accepted { .. } = e.kind {
+                self.net.close(nc, now);
+            }
+            return;
         }
-        Ok(sent)
+        let inputs = &mut self.hosts[node].sockets.inputs;
+        inputs.push_back(Pending::Net(nc, e.kind));
     }
 
-    fn received(&mut self, conn: NodeConn) -> &[u8] {
-        self.w.hosts[self.i].sockets.received(conn)
+    /// The kernel's events, for the node's watch socket if it listens.
+    fn read_kernel(&mut self, i: usize) -> bool {
+        let h = &mut self.hosts[i];
+        let events = h.kernel.take_events();
+        if h.node.is_none() || !h.watch {
+            return false;
+        }
+        let mut moved = false;
+        for e in events {
+            if e.group & crate::xfrm_kernel::WATCH_GROUPS != 0 {
+                moved = true;
+                h.sockets.inputs.push_back(Pending::Kernel(e.msg));
+            }
+        }
+        moved
     }
 
-    fn consumed(&mut self, conn: NodeConn, r: Received) {
-        self.moved = true;
-        self.w.hosts[self.i].sockets.consume(conn, r.consumed);
+    fn driven(&mut self, i: usize, state: RunState, settled: Result<Option<Instant>, Livelock>) {
+        if std::env::var_os("SASYNCD_SIM_ECHO").is_some() {
+            for (_, line) in crate::logcap::take() {
+                eprintln!("[{:?}] n{i} {line}", self.now);
+            }
+        }
+        let h = &mut self.hosts[i];
+        if h.state != Some(state) {
+            let (now, was) = (self.now, h.state);
+            if std::env::var_os("SASYNCD_SIM_ECHO").is_some() {
+                eprintln!("[{now:?}] n{i} {was:?} -> {state:?}");
+            }
+            // A takeover is checked if the node was a slave long enough
+            // to hold the master's numbers.
+            h.armed = state == RunState::Master
+                && h.state == Some(RunState::Slave)
+                && self.now >= h.started.add(SYNCED_AFTER);
+            h.state = Some(state);
+        }
+        if let Err(e) = settled {
+            self.fail_run(format!("n{i}: {e}"));
+        }
+    }
+
+    fn fail(&mut self, node: Option<usize>, what: String) {
+        match node {
+            Some(i) => self.fail_run(format!("n{i}: {what}")),
+            None => self.fail_run(what),
+        }
     }
 
     /// A request on the node's netlink socket: the kernel's answer is
     /// its acknowledgement or refusal.
-    fn pfkey_write(&mut self, m: &[u8]) -> PfkeyWrite {
-        self.moved = true;
-        let secs = self.w.secs();
+    fn kernel_write(&mut self, i: usize, m: &[u8]) -> PfkeyWrite {
+        let secs = self.secs();
         #[cfg(test)]
         let mut owned = m.to_vec();
         #[cfg(test)]
-        let m = match self.w.tamper {
+        let m = match self.tamper {
             // Lost on the way: the node is told it was written.
-            Some(t) if !t(self.i, &mut owned) => return PfkeyWrite::Written,
+            Some(t) if !t(i, &mut owned) => return PfkeyWrite::Written,
             _ => &owned[..],
         };
-        let h = &mut self.w.hosts[self.i];
+        let h = &mut self.hosts[i];
         let replies = h.kernel.handle(m, h.port, secs);
         let err = replies
             .iter()
@@ -1148,17 +1013,16 @@ impl Platform for Io<'_> {
                 // slave refusing it is out of step until a repair (the
                 // larval state charon completes is one the slave never
                 // got).
-                let i = self.i;
                 if (kind, e) == (msg::UPDSA, errno::ESRCH) {
                     if let Some(Identity::Sa(key)) = Xfrm.identity(m) {
-                        let w = &self.w;
+                        let w = &*self;
                         let held = (0..w.hosts.len()).any(|j| {
                             j != i
                                 && w.hosts[j].state == Some(RunState::Master)
                                 && w.hosts[j].kernel.holds(&key)
                         });
                         if held {
-                            self.w.fail(format!(
+                            self.fail_run(format!(
                                 "n{i}'s kernel refused the master's update of SA spi {:#x} it holds (ESRCH)",
                                 u32::from_be(key.spi)
                             ));
@@ -1166,13 +1030,12 @@ impl Platform for Io<'_> {
                     }
                 }
                 if !expected {
-                    self.w.fail(format!(
+                    self.fail_run(format!(
                         "n{i}'s kernel refused a write: type {kind:#x}, errno {e}"
                     ));
                 }
                 if e == errno::EINVAL || e == errno::ENOSYS {
-                    let i = self.i;
-                    self.w.fail(format!(
+                    self.fail_run(format!(
                         "n{i} wrote a request Linux refuses as malformed: type {kind:#x}, errno {e}"
                     ));
                 }
@@ -1181,74 +1044,24 @@ impl Platform for Io<'_> {
         }
     }
 
-    fn set_promisc(&mut self, on: bool) {
-        self.w.hosts[self.i].watch = on;
-        self.w.hosts[self.i].kernel.set_aevents_listened(on);
+    fn kernel_watch(&mut self, i: usize, on: bool) {
+        self.hosts[i].watch = on;
+        self.hosts[i].kernel.set_aevents_listened(on);
     }
 
-    fn dump_start(&mut self, dump: DumpId, table: Table) {
-        let h = &mut self.w.hosts[self.i];
-        let recs = match table {
-            Table::Sadb => h.kernel.dump_states(),
-            Table::Spd => h.kernel.dump_policies(),
-        };
-        h.dumps.insert(dump, (recs, 0));
-    }
-
-    fn dump_next(&mut self, dump: DumpId) -> DumpRead<'_> {
-        let dumps = &mut self.w.hosts[self.i].dumps;
-        let at = match dumps.get_mut(&dump) {
-            None => return DumpRead::End { ok: false },
-            Some((recs, at)) if *at >= recs.len() => {
-                dumps.remove(&dump);
-                return DumpRead::End { ok: true };
-            }
-            Some((_, at)) => {
-                *at += 1;
-                *at - 1
-            }
-        };
-        match dumps.get(&dump) {
-            Some((recs, _)) => DumpRead::Record(&recs[at]),
-            None => DumpRead::End { ok: false },
+    fn kernel_dump(&mut self, i: usize, table: Table) -> Vec<Vec<u8>> {
+        let k = &mut self.hosts[i].kernel;
+        match table {
+            Table::Sadb => k.dump_states(),
+            Table::Spd => k.dump_policies(),
         }
     }
 
-    fn dump_cancel(&mut self, dump: DumpId) {
-        self.w.hosts[self.i].dumps.remove(&dump);
-    }
-
-    fn demote(&mut self, effect: DemoteEffect) -> Option<bool> {
-        self.moved = true;
-        let (w, i) = (&mut *self.w, self.i);
-        let now = w.now;
-        match effect {
-            DemoteEffect::Raise => {
-                let ok = w.carp.demote_count(i) > 0 && w.carp.demote(i, 1, now).is_ok();
-                if ok {
-                    w.hosts[i].demote_held += 1;
-                }
-                Some(ok)
-            }
-            DemoteEffect::Release => {
-                if w.hosts[i].demote_held == 0 {
-                    w.fail(format!("n{i} released a demotion it did not raise"));
-                } else {
-                    w.hosts[i].demote_held -= 1;
-                    let _ = w.carp.demote(i, -1, now);
-                }
-                None
-            }
-        }
-    }
-
-    fn ike(&mut self, _request: IkeRequest) -> Option<bool> {
+    fn ike(&mut self, _i: usize, _request: IkeRequest) -> Option<bool> {
         Some(true)
     }
 
-    fn recheck_carp(&mut self) -> Option<u8> {
-        Some(self.w.carp.link_state(self.i))
-    }
+    fn observe(&mut self, _i: usize, _e: IoEvent) {}
 }
 
 impl std::fmt::Debug for XfrmWorld {

@@ -202,8 +202,7 @@ impl World {
         if self.hosts[i].node.is_none() {
             return;
         }
-        self.hosts[i].sockets.inputs.push_back(Pending::Shutdown);
-        self.service(i);
+        super::runtime::shut_down(self, i);
         let s = self.node_stats(i);
         if let Some(s) = s {
             self.oracle.rejected_by_crashed +=
@@ -223,13 +222,7 @@ impl World {
                 "shut down without releasing its demotion".into(),
             );
         }
-        let h = &mut self.hosts[i];
-        h.node = None;
-        h.dumps.clear();
-        h.kernel.set_promisc(h.pid, false);
-        for nc in h.sockets.clear() {
-            self.net.close(nc, now);
-        }
+        super::runtime::gone(self, i, false);
         self.trace.event(now, i, "sasyncd stopped");
     }
 
@@ -248,23 +241,17 @@ impl World {
         }
         let h = &mut self.hosts[i];
         h.up = false;
-        h.node = None;
-        h.sockets.clear();
-        h.dumps.clear();
-        h.demote_held = 0;
         h.demote_since = None;
         h.ike.set_active(false, now, &h.kernel);
-        h.kernel.set_promisc(h.pid, false);
+        super::runtime::gone(self, i, true);
         if wipe {
             let mut fresh = Kernel::new(self.rng.fork());
             fresh.add_rtable(crate::ike::RDOMAIN);
             if self.sc.lossy_promisc {
                 fresh.set_rcvbuf(1024);
             }
-            h.kernel = fresh;
+            self.hosts[i].kernel = fresh;
         }
-        self.carp.crash(i);
-        self.net.crash(i);
         self.boot_ends.retain(|(_, n)| *n != i);
         self.trace.event(
             now,

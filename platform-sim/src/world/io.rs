@@ -1,260 +1,285 @@
-//! The simulator as a [`Platform`]: carrying out what a node asks (bytes,
-//! PF_KEY writes, dumps, carp, IKE) through the shared driver, with the
-//! oracles watching, and feeding it what the network delivers.
+//! The PF_KEY world as the runtime drives it (`runtime.rs`): its hosts'
+//! parts, its kernel behind each node's PF_KEY socket, its IKE daemons,
+//! and the oracles watching what the nodes do.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use sasyncd_core::node::Rejected;
-use sasyncd_core::node::{
-    ConnId as NodeConn, DemoteEffect, DumpId, IkeMode, IkeRequest, Received, Table,
-};
-use sasyncd_core::platform::{DumpRead, Input, PfkeyWrite, Platform, SendError};
+use sasyncd_core::dialect::OpenBsd;
+use sasyncd_core::node::{IkeMode, IkeRequest, Table};
+use sasyncd_core::platform::{Livelock, PfkeyWrite};
+use sasyncd_core::state::RunState;
 use sasyncd_core::time::Instant;
 
-use crate::net::{ConnId as NetConn, NetEventKind};
+use crate::carp::LinkEvent;
+use crate::net::{ConnId as NetConn, NetEvent, NetEventKind};
 
+use super::runtime::{self, Cluster, IoEvent};
 use super::sockets::Pending;
 use super::World;
 
-/// Node `i`'s view of the world while the driver runs it.
-pub(super) struct SimIo<'a> {
-    pub w: &'a mut World,
-    pub i: usize,
-    /// What the node applied, by whether its sender was master: checked
-    /// against the node's run state once the driver returns (the safety
-    /// oracle).
-    pub applied: Vec<Option<Option<bool>>>,
-    /// Writes made while the node was not known to be master: entries of
-    /// `World::sent`, which count as a master's if the node is master
-    /// once the driver returns (it may have become master on an input of
-    /// this run).
-    pub unsure: Vec<(NetConn, usize)>,
-    /// Something happened.
-    pub moved: bool,
-    /// The PF_KEY message handed over last.
-    pub msg: Vec<u8>,
-}
+impl Cluster for World {
+    runtime::cluster_parts!(OpenBsd);
 
-impl Platform for SimIo<'_> {
-    fn now(&mut self) -> Instant {
-        self.w.now
+    fn deadline(&self) -> Option<Instant> {
+        let mut t: Vec<Instant> = Vec::new();
+        t.extend(self.script.first().map(|(t, _)| *t));
+        t.extend(self.boot_ends.iter().map(|(t, _)| *t));
+        if self.workload {
+            for h in self.hosts.iter().filter(|h| h.up) {
+                t.extend(h.ike.poll_timeout());
+            }
+        }
+        t.into_iter().min()
     }
 
-    fn poll_input(&mut self) -> Option<Input<'_>> {
-        let (w, i) = (&mut *self.w, self.i);
-        let (now, trace) = (w.now, &mut w.trace);
-        w.hosts[i]
-            .sockets
-            .poll_input(&mut self.msg, &mut self.moved, |nc, n| {
-                if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
-                    trace.event(now, i, format!("{n} bytes on unmapped {nc:?}"));
+    fn due(&self) -> Vec<String> {
+        let now = self.now;
+        let mut v = Vec::new();
+        for (i, h) in self.hosts.iter().enumerate() {
+            if self.workload && h.up && h.ike.poll_timeout().is_some_and(|t| t <= now) {
+                v.push(format!("ike n{i}"));
+            }
+        }
+        v
+    }
+
+    fn fire(&mut self) {
+        let now = self.now;
+        while self.script.first().is_some_and(|(t, _)| *t <= now) {
+            let (_, a) = self.script.remove(0);
+            self.act(a);
+        }
+        let due: Vec<usize> = self
+            .boot_ends
+            .iter()
+            .filter(|(t, _)| *t <= now)
+            .map(|(_, i)| *i)
+            .collect();
+        self.boot_ends.retain(|(t, _)| *t > now);
+        for i in due {
+            let _ = self.carp.demote(i, -1, now);
+        }
+        self.carp.handle_timeout(now, &self.links);
+        self.net.handle_timeout(now, &self.links);
+        if self.workload {
+            for i in 0..self.hosts.len() {
+                let h = &mut self.hosts[i];
+                if h.up {
+                    let before = h.kernel.stats().valid_writes;
+                    h.ike.handle_timeout(now, &mut h.kernel);
+                    let moves = h.ike.take_moves();
+                    if h.kernel.stats().valid_writes != before {
+                        self.oracle.kernel_changed(i, now);
+                    }
+                    for (old, new) in moves {
+                        self.oracle.moved(i, old, new, now);
+                    }
                 }
-            })
-    }
-
-    fn accepted(&mut self, conn: Result<NodeConn, Rejected>) {
-        let (w, i) = (&mut *self.w, self.i);
-        if let Some((nc, peer)) = w.hosts[i].sockets.accepted(conn) {
-            w.oracle.rejected_strangers += u64::from(!w.hosts.iter().any(|h| h.addr == peer));
-            w.net.close(nc, w.now);
+            }
+        }
+        // The nodes' timers fire when the drain drives them.
+        self.with_oracle(|o, w| o.tick(w));
+        if let Some(mut t) = self.takeovers.take() {
+            t.tick(self);
+            self.takeovers = Some(t);
         }
     }
 
-    fn connect(&mut self, conn: NodeConn, addr: IpAddr, _port: u16) {
-        self.moved = true;
-        let (w, i) = (&mut *self.w, self.i);
-        w.hosts[i].sockets.connect(&mut w.net, i, conn, addr, w.now);
-    }
-
-    fn close(&mut self, conn: NodeConn) {
-        self.moved = true;
-        let (w, i) = (&mut *self.w, self.i);
-        w.hosts[i].sockets.close(&mut w.net, conn, w.now);
-    }
-
-    fn send(&mut self, conn: NodeConn, bytes: &[u8]) -> Result<usize, SendError> {
-        let (w, i) = (&mut *self.w, self.i);
-        let now = w.now;
-        let Some(nc) = w.hosts[i].sockets.net_of(conn) else {
-            if std::env::var_os("SASYNCD_SIM_DEBUG").is_some() {
-                w.trace.event(
-                    now,
-                    i,
-                    format!("{} bytes for unmapped {conn:?}", bytes.len()),
-                );
-            }
-            return Err(SendError::Closed);
+    fn carp_changed(&mut self, e: &LinkEvent) {
+        let now = self.now;
+        let state = if e.link_state == crate::carp::LINK_STATE_UP {
+            "MASTER"
+        } else {
+            "BACKUP"
         };
-        if let Some(p) = w.net.peer_addr(nc) {
-            if !w.hosts.iter().any(|h| h.addr == p) {
-                w.oracle.fail(
-                    now,
-                    Some(i),
-                    format!("frame sent to unconfigured address {p}"),
-                );
+        self.trace.event(now, e.node, format!("carp link {state}"));
+        self.oracle.carp_changed(e.node, e.link_state, now);
+        if let Some(t) = self.takeovers.as_mut() {
+            t.carp_changed(e.node, e.link_state, now);
+        }
+    }
+
+    fn on_net(&mut self, e: NetEvent) {
+        self.net_event(e.node, e.conn, e.kind);
+    }
+
+    /// The promiscuous copies waiting on the node's PF_KEY socket.
+    fn read_kernel(&mut self, i: usize) -> bool {
+        let h = &mut self.hosts[i];
+        if h.node.is_none() {
+            return false;
+        }
+        let mut moved = false;
+        while let Some(m) = h.kernel.read_promisc(h.pid) {
+            moved = true;
+            h.sockets.inputs.push_back(Pending::Kernel(m));
+        }
+        moved
+    }
+
+    fn driven(&mut self, i: usize, state: RunState, settled: Result<Option<Instant>, Livelock>) {
+        let now = self.now;
+        for master_sent in std::mem::take(&mut self.applied) {
+            self.oracle.applied(i, state, master_sent, now);
+        }
+        let unsure = std::mem::take(&mut self.unsure);
+        if state == RunState::Master {
+            for (nc, k) in unsure {
+                if let Some(e) = self.sent.get_mut(&nc).and_then(|log| log.get_mut(k)) {
+                    e.1 = true;
+                }
             }
         }
-        // Bytes leave the node's buffer some time after they were queued:
-        // count them as a master's if it was master within the last two
-        // seconds (more than any buffer here takes to drain; `last_master`
-        // is noted after every call into the node).
-        let master = w.hosts[i]
-            .last_master
-            .is_some_and(|t| now.since(t) <= Duration::from_secs(2));
-        let sent = w.net.send(nc, bytes, now);
-        if sent > 0 {
-            self.moved = true;
-            let total = w.sent_total.entry(nc).or_default();
-            *total += sent as u64;
-            let log = w.sent.entry(nc).or_default();
-            if !master {
-                self.unsure.push((nc, log.len()));
-            }
-            log.push((*total, master));
+        if let Err(e) = settled {
+            self.oracle.fail(now, Some(i), e.to_string());
         }
-        Ok(sent)
+        self.collect_logs(i);
     }
 
-    fn received(&mut self, conn: NodeConn) -> &[u8] {
-        self.w.hosts[self.i].sockets.received(conn)
+    fn fail(&mut self, node: Option<usize>, what: String) {
+        self.oracle.fail(self.now, node, what);
     }
 
-    fn consumed(&mut self, conn: NodeConn, r: Received) {
-        self.moved = true;
-        let (w, i) = (&mut *self.w, self.i);
-        let (from, to) = w.hosts[i].sockets.consume(conn, r.consumed);
-        if r.applied > 0 {
-            let sender_end = w.hosts[i].sockets.net_of(conn).map(|nc| NetConn(nc.0 ^ 1));
-            let master_sent = sender_end.map(|se| w.master_bytes_in(se, from, to));
-            self.applied.push(master_sent);
-        }
-    }
-
-    fn pfkey_write(&mut self, msg: &[u8]) -> PfkeyWrite {
-        self.moved = true;
-        let h = &mut self.w.hosts[self.i];
+    fn kernel_write(&mut self, i: usize, msg: &[u8]) -> PfkeyWrite {
+        let h = &mut self.hosts[i];
         match h.kernel.write(msg, h.pid) {
             Ok(_) => PfkeyWrite::Written,
             Err(e) => {
-                let (i, now) = (self.i, self.w.now);
                 let t = msg.get(1).copied().unwrap_or(0);
-                self.w.oracle.kernel_refused(i, t, e, now);
+                self.oracle.kernel_refused(i, t, e, self.now);
                 PfkeyWrite::Failed(e.0.unsigned_abs())
             }
         }
     }
 
-    fn set_promisc(&mut self, on: bool) {
-        let h = &mut self.w.hosts[self.i];
+    fn kernel_watch(&mut self, i: usize, on: bool) {
+        let h = &mut self.hosts[i];
         h.kernel.set_promisc(h.pid, on);
     }
 
-    fn dump_start(&mut self, dump: DumpId, table: Table) {
-        let h = &mut self.w.hosts[self.i];
+    fn kernel_dump(&mut self, i: usize, table: Table) -> Vec<Vec<u8>> {
+        let h = &mut self.hosts[i];
         let buf = match table {
             Table::Sadb => h.kernel.sadb_dump(0),
             Table::Spd => h.kernel.spd_dump(),
         };
-        h.dumps.insert(dump, (buf, 0));
-    }
-
-    fn dump_next(&mut self, dump: DumpId) -> DumpRead<'_> {
-        let dumps = &mut self.w.hosts[self.i].dumps;
-        let (at, rec_len) = match dumps.get(&dump) {
-            None => return DumpRead::End { ok: false },
-            Some((buf, at)) => {
-                let len = buf
-                    .get(*at + 4..*at + 6)
-                    .map(|b| u16::from_ne_bytes([b[0], b[1]]) as usize * 8)
-                    .unwrap_or(0);
-                if len == 0 || *at + len > buf.len() {
-                    dumps.remove(&dump);
-                    return DumpRead::End { ok: true };
-                }
-                (*at, len)
+        // The dump reply, message by message (`sadb_msg_len` in 8-byte
+        // units at offset 4).
+        let mut records = Vec::new();
+        let mut at = 0;
+        while let Some(b) = buf.get(at + 4..at + 6) {
+            let len = u16::from_ne_bytes([b[0], b[1]]) as usize * 8;
+            if len == 0 || at + len > buf.len() {
+                break;
             }
-        };
-        match dumps.get_mut(&dump) {
-            Some((buf, pos)) => {
-                *pos = at + rec_len;
-                DumpRead::Record(&buf[at..at + rec_len])
-            }
-            None => DumpRead::End { ok: false },
+            records.push(buf[at..at + len].to_vec());
+            at += len;
         }
+        records
     }
 
-    fn dump_cancel(&mut self, dump: DumpId) {
-        self.w.hosts[self.i].dumps.remove(&dump);
-    }
-
-    fn demote(&mut self, effect: DemoteEffect) -> Option<bool> {
-        self.moved = true;
-        let (w, i) = (&mut *self.w, self.i);
-        let now = w.now;
-        match effect {
-            DemoteEffect::Raise => {
-                let ok = w.carp.demote_count(i) > 0 && w.carp.demote(i, 1, now).is_ok();
-                if ok {
-                    w.hosts[i].demote_held += 1;
-                    w.hosts[i].demote_since = Some(now);
-                    w.trace.event(now, i, "carp demote +1 (until in sync)");
-                }
-                Some(ok)
-            }
-            DemoteEffect::Release => {
-                if w.hosts[i].demote_held == 0 {
-                    w.oracle.fail(
-                        now,
-                        Some(i),
-                        "demotion released more often than raised".into(),
-                    );
-                } else {
-                    w.hosts[i].demote_held -= 1;
-                    w.hosts[i].demote_since = None;
-                    let _ = w.carp.demote(i, -1, now);
-                    w.trace.event(now, i, "carp demote -1");
-                }
-                None
-            }
-        }
-    }
-
-    fn ike(&mut self, request: IkeRequest) -> Option<bool> {
-        self.moved = true;
-        let (w, i) = (&mut *self.w, self.i);
-        let now = w.now;
-        let h = &mut w.hosts[i];
+    fn ike(&mut self, i: usize, request: IkeRequest) -> Option<bool> {
+        let now = self.now;
+        let h = &mut self.hosts[i];
         let active = request.mode == IkeMode::Active;
         if active {
             // A node asks IKE to go active as it becomes master: what it
             // writes from now on is a master's (the safety oracle), even
-            // if an input later in this run takes it back to slave.
+            // if an input later in this pass takes it back to slave.
             h.last_master = Some(now);
         }
         h.ike.set_active(active, now, &h.kernel);
-        w.trace.event(
-            now,
-            i,
-            if active {
-                "isakmpd: M active"
-            } else {
-                "isakmpd: M passive"
-            },
-        );
+        let what = if active {
+            "isakmpd: M active"
+        } else {
+            "isakmpd: M passive"
+        };
+        self.trace.event(now, i, what);
         Some(true)
     }
 
-    fn recheck_carp(&mut self) -> Option<u8> {
-        Some(self.w.carp.link_state(self.i))
+    fn observe(&mut self, i: usize, e: IoEvent) {
+        let now = self.now;
+        let debug = || std::env::var_os("SASYNCD_SIM_DEBUG").is_some();
+        match e {
+            IoEvent::Refused { peer } => {
+                self.oracle.rejected_strangers += u64::from(!self.is_host(peer));
+            }
+            IoEvent::BytesUnmapped { conn, bytes } if debug() => {
+                let line = format!("{bytes} bytes on unmapped {conn:?}");
+                self.trace.event(now, i, line);
+            }
+            IoEvent::SendUnmapped { conn, bytes } if debug() => {
+                let line = format!("{bytes} bytes for unmapped {conn:?}");
+                self.trace.event(now, i, line);
+            }
+            IoEvent::Sent { conn, bytes } => self.sent(i, conn, bytes),
+            IoEvent::Consumed {
+                conn,
+                from,
+                to,
+                applied,
+            } if applied > 0 => {
+                let sender_end = self.hosts[i]
+                    .sockets
+                    .net_of(conn)
+                    .map(|nc| NetConn(nc.0 ^ 1));
+                let master_sent = sender_end.map(|se| self.master_bytes_in(se, from, to));
+                self.applied.push(master_sent);
+            }
+            IoEvent::Demote { raised: true } => {
+                self.hosts[i].demote_since = Some(now);
+                self.trace.event(now, i, "carp demote +1 (until in sync)");
+            }
+            IoEvent::Demote { raised: false } => {
+                self.hosts[i].demote_since = None;
+                self.trace.event(now, i, "carp demote -1");
+            }
+            _ => {}
+        }
     }
 }
 
 impl World {
+    fn is_host(&self, addr: IpAddr) -> bool {
+        self.hosts.iter().any(|h| h.addr == addr)
+    }
+
+    /// Node `i` wrote `bytes` on `nc`: no frame may go to an address
+    /// that is not a configured peer, and the bytes are logged with
+    /// whether the node was master (the safety oracle).
+    fn sent(&mut self, i: usize, nc: NetConn, bytes: usize) {
+        let now = self.now;
+        if let Some(p) = self.net.peer_addr(nc) {
+            if !self.is_host(p) {
+                let what = format!("frame sent to unconfigured address {p}");
+                self.oracle.fail(now, Some(i), what);
+            }
+        }
+        if bytes == 0 {
+            return;
+        }
+        // Bytes leave the node's buffer some time after they were queued:
+        // count them as a master's if it was master within the last two
+        // seconds (more than any buffer here takes to drain; `last_master`
+        // is noted after every call into the node).
+        let master = self.hosts[i]
+            .last_master
+            .is_some_and(|t| now.since(t) <= Duration::from_secs(2));
+        let total = self.sent_total.entry(nc).or_default();
+        *total += bytes as u64;
+        let log = self.sent.entry(nc).or_default();
+        if !master {
+            self.unsure.push((nc, log.len()));
+        }
+        log.push((*total, master));
+    }
+
     /// Whether any byte in `[from, to)` of the stream written by `end` was
     /// written while its host was master. `None` when unknown (tampering
     /// changes lengths; the stranger is not a host).
-    pub(super) fn master_bytes_in(&mut self, end: NetConn, from: u64, to: u64) -> Option<bool> {
+    fn master_bytes_in(&mut self, end: NetConn, from: u64, to: u64) -> Option<bool> {
         if self.sc.tamper > 0.0 {
             return None;
         }
@@ -275,7 +300,7 @@ impl World {
         Some(any)
     }
 
-    pub(super) fn on_net(&mut self, node: usize, nc: NetConn, kind: NetEventKind) {
+    fn net_event(&mut self, node: usize, nc: NetConn, kind: NetEventKind) {
         let now = self.now;
         if Some(node) == self.stranger {
             if kind == NetEventKind::Connected {

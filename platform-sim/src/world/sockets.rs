@@ -1,14 +1,14 @@
 //! A host's sockets as its sasyncd sees them, whatever its kernel: what
 //! waits for the node to take it, its connections mapped to the
-//! network's, and the bytes received on each. Both worlds (PF_KEY and
-//! XFRM) keep one per host, so the node's view of the network is the
-//! same code for both.
+//! network's, the bytes received on each, and the kernel dumps it is
+//! reading. Both worlds (PF_KEY and XFRM) keep one per host, so the
+//! node's view of the network is the same code for both.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 
-use sasyncd_core::node::{ConnId as NodeConn, Rejected};
-use sasyncd_core::platform::Input;
+use sasyncd_core::node::{ConnId as NodeConn, DumpId, Rejected};
+use sasyncd_core::platform::{DumpRead, Input};
 use sasyncd_core::time::Instant;
 
 use crate::net::{ConnId as NetConn, Net, NetEventKind};
@@ -42,6 +42,8 @@ pub struct Sockets {
     rx: BTreeMap<NodeConn, Vec<u8>>,
     /// Stream bytes the node consumed per connection (for the safety oracle).
     consumed: BTreeMap<NodeConn, u64>,
+    /// Dumps in progress: the records, and how many were read.
+    dumps: BTreeMap<DumpId, (Vec<Vec<u8>>, usize)>,
 }
 
 impl Sockets {
@@ -139,10 +141,40 @@ impl Sockets {
         (from, to)
     }
 
+    /// The node starts reading a dump of `records`.
+    pub fn dump_start(&mut self, dump: DumpId, records: Vec<Vec<u8>>) {
+        self.dumps.insert(dump, (records, 0));
+    }
+
+    /// The next record of `dump`, or its end (`ok: false`: no such dump).
+    pub fn dump_next(&mut self, dump: DumpId) -> DumpRead<'_> {
+        let at = match self.dumps.get_mut(&dump) {
+            None => return DumpRead::End { ok: false },
+            Some((records, at)) if *at < records.len() => {
+                *at += 1;
+                *at - 1
+            }
+            Some(_) => {
+                self.dumps.remove(&dump);
+                return DumpRead::End { ok: true };
+            }
+        };
+        match self.dumps.get(&dump) {
+            Some((records, _)) => DumpRead::Record(&records[at]),
+            None => DumpRead::End { ok: false },
+        }
+    }
+
+    /// The node stops reading `dump`.
+    pub fn dump_cancel(&mut self, dump: DumpId) {
+        self.dumps.remove(&dump);
+    }
+
     /// sasyncd is gone: everything is forgotten; the network connections
     /// it had, for the caller to close (or to leave, if the host crashed).
     pub fn clear(&mut self) -> Vec<NetConn> {
         self.inputs.clear();
+        self.dumps.clear();
         self.accepting = None;
         self.from_net.clear();
         self.rx.clear();
