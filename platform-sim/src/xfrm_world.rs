@@ -1,15 +1,16 @@
 //! The swarm over Linux XFRM: nodes of the XFRM dialect
-//! (`Node<.., Xfrm>`) over simulated XFRM kernels ([`XfrmKernel`]), with
-//! the simulator's carp, network, links and host sockets
-//! (`world/sockets.rs`, shared with [`crate::world`]), a keying daemon writing
+//! (`Node<.., Xfrm>`) over simulated XFRM kernels ([`XfrmKernel`]), on
+//! the runtime the PF_KEY world runs on too (`world/runtime.rs`: clock,
+//! event loop, the node's `Platform`, host sockets), with the simulator's
+//! carp, network and links, a keying daemon writing
 //! states and policies into the carp master's kernel, and faults: the
 //! master moved by demotion, sasyncd restarted, a host cut off from the
 //! others, a host crashed (keeping or losing its kernel's tables) and
 //! booted again.
 //!
 //! Smaller than [`crate::world`] (no tampering, impostors or legacy peers
-//! yet), and separate from it so the PF_KEY swarm's traces stay as they
-//! are. The oracles: after the active phase the network heals, crashed
+//! yet): its workload, faults and oracles are its own, since the PF_KEY
+//! world's read the PF_KEY kernel and its IKE daemon. The oracles: after the active phase the network heals, crashed
 //! hosts boot, the workload pauses and, once settled, every running node's
 //! kernel equals the master's in the dialect's canonical form (table
 //! equality); the node never writes a request Linux refuses as malformed

@@ -243,3 +243,35 @@ impl Sockets {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(r: DumpRead<'_>) -> Option<Vec<u8>> {
+        match r {
+            DumpRead::Record(b) => Some(b.to_vec()),
+            _ => None,
+        }
+    }
+
+    /// A dump is lent record by record, ends well once, and is unknown
+    /// afterwards, after a cancel and after sasyncd is gone.
+    #[test]
+    fn dumps_are_read_in_order_and_forgotten() {
+        let mut s = Sockets::default();
+        let (a, b) = (DumpId(1), DumpId(2));
+        s.dump_start(a, vec![vec![1], vec![2, 2]]);
+        s.dump_start(b, vec![vec![9]]);
+        assert_eq!(record(s.dump_next(a)), Some(vec![1]));
+        assert_eq!(record(s.dump_next(b)), Some(vec![9]));
+        assert_eq!(record(s.dump_next(a)), Some(vec![2, 2]));
+        assert!(matches!(s.dump_next(a), DumpRead::End { ok: true }));
+        assert!(matches!(s.dump_next(a), DumpRead::End { ok: false }));
+        s.dump_cancel(b);
+        assert!(matches!(s.dump_next(b), DumpRead::End { ok: false }));
+        s.dump_start(a, vec![vec![3]]);
+        s.clear();
+        assert!(matches!(s.dump_next(a), DumpRead::End { ok: false }));
+    }
+}
