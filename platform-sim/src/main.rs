@@ -141,19 +141,42 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
     Ok(())
 }
 
+/// The planted bugs the XFRM world takes.
+const XFRM_BUGS: [&str; 4] = [
+    "no-seq-jump",
+    "no-seq-thresholds",
+    "no-add-first",
+    "apply-from-non-master",
+];
+
+/// The XFRM world's planted bug `name` (one of [`XFRM_BUGS`]).
+#[cfg(feature = "planted-bugs")]
+fn xfrm_bug(name: &str) -> sasyncd_core::node::PlantedBugs {
+    let mut b = sasyncd_core::node::PlantedBugs::default();
+    match name {
+        "no-seq-jump" => b.no_seq_jump = true,
+        "no-seq-thresholds" => b.no_seq_thresholds = true,
+        "no-add-first" => b.no_add_first = true,
+        "apply-from-non-master" => b.apply_from_non_master = true,
+        _ => {}
+    }
+    b
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some((a, b)) = args.seeds {
         if args.kernel == "xfrm" {
             let plant = match args.plant.as_deref() {
                 None => None,
-                Some(p @ ("no-seq-jump" | "no-seq-thresholds" | "no-add-first"))
-                    if cfg!(feature = "planted-bugs") =>
-                {
+                Some(p) if XFRM_BUGS.contains(&p) && cfg!(feature = "planted-bugs") => {
                     Some(p.to_string())
                 }
                 Some(b) => {
-                    eprintln!("--kernel xfrm plants only no-seq-jump, no-seq-thresholds or no-add-first (with --features planted-bugs), not {b}");
+                    let bugs = XFRM_BUGS.join(", ");
+                    eprintln!(
+                        "--kernel xfrm plants only {bugs} (with --features planted-bugs), not {b}"
+                    );
                     return ExitCode::from(2);
                 }
             };
@@ -336,8 +359,7 @@ fn report(w: &World, wall: f64) -> ExitCode {
 /// The XFRM swarm: seeds `a..b`, each 2 to 4 nodes of the XFRM dialect
 /// over simulated Linux kernels, 60 s of workload and faults, then the
 /// settle bound of a 60 s digest interval (114 s) to converge.
-/// `plant`: a planted bug of the XFRM world (`no-seq-jump`,
-/// `no-seq-thresholds` or `no-add-first`).
+/// `plant`: a planted bug of the XFRM world (one of [`XFRM_BUGS`]).
 fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant: Option<String>) -> ExitCode {
     use sasyncd_sim::xfrm_world::XfrmWorld;
     use std::time::Duration;
@@ -374,10 +396,8 @@ fn xfrm_swarm(a: u64, b: u64, jobs: Option<usize>, plant: Option<String>) -> Exi
                     let w = XfrmWorld::new(seed, nodes);
                     #[cfg(feature = "planted-bugs")]
                     let w = match plant.as_deref() {
-                        Some("no-seq-jump") => w.plant_no_seq_jump(),
-                        Some("no-seq-thresholds") => w.plant_no_seq_thresholds(),
-                        Some("no-add-first") => w.plant_no_add_first(),
-                        _ => w,
+                        Some(p) => w.plant(xfrm_bug(p)),
+                        None => w,
                     };
                     let _ = &plant;
                     // Settling takes up to a periodic digest (the repair of last

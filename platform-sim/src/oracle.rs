@@ -433,28 +433,6 @@ impl Oracle {
         }
     }
 
-    /// Safety: node `i` (in `state`) queued PF_KEY data for its kernel;
-    /// `master_sent` says whether any of the bytes it consumed were written
-    /// by their sender while that sender was master.
-    pub fn applied(
-        &mut self,
-        i: usize,
-        state: RunState,
-        master_sent: Option<Option<bool>>,
-        now: Instant,
-    ) {
-        if state == RunState::Master {
-            self.fail(now, Some(i), "applied PF_KEY data while master".into());
-        }
-        if master_sent == Some(Some(false)) {
-            self.fail(
-                now,
-                Some(i),
-                "applied PF_KEY data sent by a node that was not master".into(),
-            );
-        }
-    }
-
     /// Checks that run at every timer: demotion held too long, and (v2)
     /// a slave's SADB emptied by a snapshot.
     pub fn tick(&mut self, w: &World) {

@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use sasyncd_core::crypto::SoftCrypto;
 use sasyncd_core::node::{min_events, NodeStorage, PFKEY_QUEUE_BYTES};
 use sasyncd_core::random::Random;
-use sasyncd_core::state::RunState;
 use sasyncd_core::time::Instant;
 
 use crate::carp::Carp;
@@ -15,7 +14,7 @@ use crate::ike::{Ike, IkeConfig};
 use crate::kernel::Kernel;
 use crate::links::Links;
 use crate::logcap;
-use crate::net::{ConnId as NetConn, Net, RandomTamper, SegmentInfo, Tamper};
+use crate::net::{Net, RandomTamper, SegmentInfo, Tamper};
 use crate::oracle::Oracle;
 use crate::rng::Rng;
 use crate::scenario::{Action, Scenario};
@@ -26,6 +25,7 @@ mod faults;
 mod impostors;
 mod io;
 mod preload;
+pub(crate) mod provenance;
 pub(crate) mod runtime;
 pub(crate) mod sockets;
 
@@ -74,8 +74,6 @@ pub struct Host {
     pub demote_held: u32,
     /// When the current demotion was raised.
     pub demote_since: Option<Instant>,
-    /// When sasyncd was last seen in state MASTER.
-    last_master: Option<Instant>,
     /// sasyncd runs with the wrong shared key.
     pub wrong_key: bool,
     boots: u64,
@@ -108,10 +106,8 @@ pub struct World {
     boot_ends: Vec<(Instant, usize)>,
     stranger: Option<usize>,
     log_nodes: bool,
-    /// Bytes each sending connection end wrote, with whether its host was
-    /// master at the time: (end offset, master).
-    sent: BTreeMap<NetConn, Vec<(u64, bool)>>,
-    sent_total: BTreeMap<NetConn, u64>,
+    /// Who wrote the bytes each node applies (the safety oracle).
+    provenance: provenance::Provenance,
     altered: std::rc::Rc<std::cell::Cell<u64>>,
     stranger_connected: bool,
     /// The impostors' host, once one connected.
@@ -119,15 +115,6 @@ pub struct World {
     /// Impostor connections (by the network's connection number), and
     /// whether each sends junk.
     impostor_conns: BTreeMap<u64, bool>,
-    /// During one pass over a node: what it applied, by whether its
-    /// sender was master (checked against its run state once the driver
-    /// returns: the safety oracle).
-    applied: Vec<Option<Option<bool>>>,
-    /// During one pass over a node: its writes made while it was not
-    /// known to be master, as entries of `sent`, which count as a
-    /// master's if it is master once the driver returns (it may have
-    /// become master on an input of this pass).
-    unsure: Vec<(NetConn, usize)>,
 }
 
 /// The random adversary, counting what it altered.
@@ -192,7 +179,6 @@ impl World {
                     sockets: Sockets::default(),
                     demote_held: 0,
                     demote_since: None,
-                    last_master: None,
                     wrong_key: false,
                     boots: 0,
                 }
@@ -224,14 +210,11 @@ impl World {
             boot_ends: Vec::new(),
             stranger: None,
             log_nodes,
-            sent: BTreeMap::new(),
-            sent_total: BTreeMap::new(),
+            provenance: provenance::Provenance::new(sc.tamper > 0.0),
             altered,
             stranger_connected: false,
             impostor: None,
             impostor_conns: BTreeMap::new(),
-            applied: Vec::new(),
-            unsure: Vec::new(),
             sc,
         };
         logcap::capture(log_nodes);
@@ -295,17 +278,9 @@ impl World {
         runtime::run_until(self, end);
     }
 
-    /// After every call into node `i`: note whether it is master (for the
-    /// safety oracle) and move what it logged onto the timeline.
+    /// After every call into node `i`: move what it logged onto the
+    /// timeline.
     fn collect_logs(&mut self, i: usize) {
-        let now = self.now;
-        if self.hosts[i]
-            .node
-            .as_ref()
-            .is_some_and(|n| n.run_state() == RunState::Master)
-        {
-            self.hosts[i].last_master = Some(now);
-        }
         if !self.log_nodes {
             return;
         }

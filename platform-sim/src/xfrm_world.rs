@@ -13,7 +13,8 @@
 //! world's read the PF_KEY kernel and its IKE daemon. The oracles: after the active phase the network heals, crashed
 //! hosts boot, the workload pauses and, once settled, every running node's
 //! kernel equals the master's in the dialect's canonical form (table
-//! equality); the node never writes a request Linux refuses as malformed
+//! equality); data is applied only from a master and never by one (the
+//! runtime's check, `world/provenance.rs`); the node never writes a request Linux refuses as malformed
 //! (`EINVAL`, `ENOSYS`); nodes agree on one master; the run does not
 //! livelock; and **no replayed sequence numbers**: the remote end of every
 //! outbound SA remembers the highest number it accepted, and after a
@@ -51,6 +52,7 @@ use crate::links::Links;
 use crate::marks::VecMarks;
 use crate::net::{Net, NetConfig, NetEvent, NetEventKind};
 use crate::rng::Rng;
+use crate::world::provenance::Provenance;
 use crate::world::runtime::{self, Cluster, IoEvent, SimNodeOf};
 use crate::world::sockets::{Pending, Sockets};
 use crate::world::{sim_storage, SimRandom};
@@ -164,15 +166,11 @@ pub struct XfrmWorld {
     remote_seen: BTreeMap<SaKey, u64>,
     /// SAs with packets sent while no sasyncd was master: not checked.
     uncarried: std::collections::BTreeSet<SaKey>,
-    /// Planted bug to set on every node (`no_seq_jump`).
+    /// Who wrote the bytes each node applies (the safety oracle).
+    provenance: Provenance,
+    /// Planted bugs to set on every node.
     #[cfg(feature = "planted-bugs")]
-    no_seq_jump: bool,
-    /// Planted bug to set on every node (`no_seq_thresholds`).
-    #[cfg(feature = "planted-bugs")]
-    no_seq_thresholds: bool,
-    /// Planted bug to set on every node (`no_add_first`).
-    #[cfg(feature = "planted-bugs")]
-    no_add_first: bool,
+    bugs: sasyncd_core::node::PlantedBugs,
     /// Test only: what happens to a node's write before its kernel sees
     /// it (to show the oracles bite).
     #[cfg(test)]
@@ -242,12 +240,9 @@ impl XfrmWorld {
             demoted: VecDeque::new(),
             remote_seen: BTreeMap::new(),
             uncarried: std::collections::BTreeSet::new(),
+            provenance: Provenance::new(false),
             #[cfg(feature = "planted-bugs")]
-            no_seq_jump: false,
-            #[cfg(feature = "planted-bugs")]
-            no_seq_thresholds: false,
-            #[cfg(feature = "planted-bugs")]
-            no_add_first: false,
+            bugs: Default::default(),
             #[cfg(test)]
             tamper: None,
         };
@@ -260,37 +255,13 @@ impl XfrmWorld {
         w
     }
 
-    /// Plants `no_seq_jump` in every node, running and to come.
+    /// Plants `bugs` in every node, running and to come.
     #[cfg(feature = "planted-bugs")]
-    pub fn plant_no_seq_jump(mut self) -> XfrmWorld {
-        self.no_seq_jump = true;
+    pub fn plant(mut self, bugs: sasyncd_core::node::PlantedBugs) -> XfrmWorld {
+        self.bugs = bugs;
         for h in &mut self.hosts {
             if let Some(n) = &mut h.node {
-                n.bugs.no_seq_jump = true;
-            }
-        }
-        self
-    }
-
-    /// Plants `no_seq_thresholds` in every node, running and to come.
-    #[cfg(feature = "planted-bugs")]
-    pub fn plant_no_seq_thresholds(mut self) -> XfrmWorld {
-        self.no_seq_thresholds = true;
-        for h in &mut self.hosts {
-            if let Some(n) = &mut h.node {
-                n.bugs.no_seq_thresholds = true;
-            }
-        }
-        self
-    }
-
-    /// Plants `no_add_first` in every node, running and to come.
-    #[cfg(feature = "planted-bugs")]
-    pub fn plant_no_add_first(mut self) -> XfrmWorld {
-        self.no_add_first = true;
-        for h in &mut self.hosts {
-            if let Some(n) = &mut h.node {
-                n.bugs.no_add_first = true;
+                n.bugs = bugs;
             }
         }
         self
@@ -337,9 +308,7 @@ impl XfrmWorld {
             Ok(mut n) => {
                 #[cfg(feature = "planted-bugs")]
                 {
-                    n.bugs.no_seq_jump = self.no_seq_jump;
-                    n.bugs.no_seq_thresholds = self.no_seq_thresholds;
-                    n.bugs.no_add_first = self.no_add_first;
+                    n.bugs = self.bugs;
                 }
                 self.hosts[i].node = Some(Box::new(n));
             }

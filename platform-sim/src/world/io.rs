@@ -3,7 +3,6 @@
 //! and the oracles watching what the nodes do.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use sasyncd_core::dialect::OpenBsd;
 use sasyncd_core::node::{IkeMode, IkeRequest, Table};
@@ -118,19 +117,8 @@ impl Cluster for World {
         moved
     }
 
-    fn driven(&mut self, i: usize, state: RunState, settled: Result<Option<Instant>, Livelock>) {
+    fn driven(&mut self, i: usize, _: RunState, settled: Result<Option<Instant>, Livelock>) {
         let now = self.now;
-        for master_sent in std::mem::take(&mut self.applied) {
-            self.oracle.applied(i, state, master_sent, now);
-        }
-        let unsure = std::mem::take(&mut self.unsure);
-        if state == RunState::Master {
-            for (nc, k) in unsure {
-                if let Some(e) = self.sent.get_mut(&nc).and_then(|log| log.get_mut(k)) {
-                    e.1 = true;
-                }
-            }
-        }
         if let Err(e) = settled {
             self.oracle.fail(now, Some(i), e.to_string());
         }
@@ -183,12 +171,6 @@ impl Cluster for World {
         let now = self.now;
         let h = &mut self.hosts[i];
         let active = request.mode == IkeMode::Active;
-        if active {
-            // A node asks IKE to go active as it becomes master: what it
-            // writes from now on is a master's (the safety oracle), even
-            // if an input later in this pass takes it back to slave.
-            h.last_master = Some(now);
-        }
         h.ike.set_active(active, now, &h.kernel);
         let what = if active {
             "isakmpd: M active"
@@ -214,20 +196,7 @@ impl Cluster for World {
                 let line = format!("{bytes} bytes for unmapped {conn:?}");
                 self.trace.event(now, i, line);
             }
-            IoEvent::Sent { conn, bytes } => self.sent(i, conn, bytes),
-            IoEvent::Consumed {
-                conn,
-                from,
-                to,
-                applied,
-            } if applied > 0 => {
-                let sender_end = self.hosts[i]
-                    .sockets
-                    .net_of(conn)
-                    .map(|nc| NetConn(nc.0 ^ 1));
-                let master_sent = sender_end.map(|se| self.master_bytes_in(se, from, to));
-                self.applied.push(master_sent);
-            }
+            IoEvent::Sent { conn } => self.check_peer(i, conn),
             IoEvent::Demote { raised: true } => {
                 self.hosts[i].demote_since = Some(now);
                 self.trace.event(now, i, "carp demote +1 (until in sync)");
@@ -246,58 +215,15 @@ impl World {
         self.hosts.iter().any(|h| h.addr == addr)
     }
 
-    /// Node `i` wrote `bytes` on `nc`: no frame may go to an address
-    /// that is not a configured peer, and the bytes are logged with
-    /// whether the node was master (the safety oracle).
-    fn sent(&mut self, i: usize, nc: NetConn, bytes: usize) {
-        let now = self.now;
+    /// Node `i` wrote on `nc`: no frame may go to an address that is not
+    /// a configured peer.
+    fn check_peer(&mut self, i: usize, nc: NetConn) {
         if let Some(p) = self.net.peer_addr(nc) {
             if !self.is_host(p) {
                 let what = format!("frame sent to unconfigured address {p}");
-                self.oracle.fail(now, Some(i), what);
+                self.oracle.fail(self.now, Some(i), what);
             }
         }
-        if bytes == 0 {
-            return;
-        }
-        // Bytes leave the node's buffer some time after they were queued:
-        // count them as a master's if it was master within the last two
-        // seconds (more than any buffer here takes to drain; `last_master`
-        // is noted after every call into the node).
-        let master = self.hosts[i]
-            .last_master
-            .is_some_and(|t| now.since(t) <= Duration::from_secs(2));
-        let total = self.sent_total.entry(nc).or_default();
-        *total += bytes as u64;
-        let log = self.sent.entry(nc).or_default();
-        if !master {
-            self.unsure.push((nc, log.len()));
-        }
-        log.push((*total, master));
-    }
-
-    /// Whether any byte in `[from, to)` of the stream written by `end` was
-    /// written while its host was master. `None` when unknown (tampering
-    /// changes lengths; the stranger is not a host).
-    fn master_bytes_in(&mut self, end: NetConn, from: u64, to: u64) -> Option<bool> {
-        if self.sc.tamper > 0.0 {
-            return None;
-        }
-        let log = self.sent.get_mut(&end)?;
-        let mut start = 0u64;
-        let mut any = false;
-        for &(e, m) in log.iter() {
-            if e > from && start < to && m {
-                any = true;
-            }
-            start = e;
-        }
-        // Forget what is consumed.
-        let keep_from = log.iter().position(|&(e, _)| e > from).unwrap_or(log.len());
-        if keep_from > 1 {
-            log.drain(..keep_from - 1);
-        }
-        Some(any)
     }
 
     fn net_event(&mut self, node: usize, nc: NetConn, kind: NetEventKind) {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use sasyncd_core::crypto::SoftCrypto;
 use sasyncd_core::dialect::Dialect;
 use sasyncd_core::node::{
-    ConnId as NodeConn, DemoteEffect, DumpId, IkeRequest, Node, Received, Rejected, Table,
+    ConnId as NodeConn, DemoteEffect, DumpId, IkeMode, IkeRequest, Node, Received, Rejected, Table,
 };
 use sasyncd_core::platform::{DumpRead, Input, Livelock, PfkeyWrite, Platform, SendError};
 use sasyncd_core::state::RunState;
@@ -23,6 +23,7 @@ use crate::carp::{Carp, LinkEvent};
 use crate::marks::VecMarks;
 use crate::net::{ConnId as NetConn, Net, NetEvent};
 
+use super::provenance::Provenance;
 use super::sockets::{Pending, Sockets};
 use super::SimRandom;
 
@@ -49,12 +50,10 @@ pub enum IoEvent {
         /// Who called.
         peer: IpAddr,
     },
-    /// It wrote on `conn`; `bytes` were taken (0: the network is full).
+    /// It wrote on `conn` (the network may have taken nothing: full).
     Sent {
         /// The network's connection.
         conn: NetConn,
-        /// How many.
-        bytes: usize,
     },
     /// It wrote on a connection the host's sockets do not know.
     SendUnmapped {
@@ -69,18 +68,6 @@ pub enum IoEvent {
         conn: NetConn,
         /// How many.
         bytes: usize,
-    },
-    /// It consumed stream bytes `[from, to)` of `conn`, applying `applied`
-    /// records from them.
-    Consumed {
-        /// The node's connection.
-        conn: NodeConn,
-        /// Stream offset of the first byte.
-        from: u64,
-        /// Stream offset past the last byte.
-        to: u64,
-        /// Records it applied to its kernel.
-        applied: usize,
     },
     /// carp's demote counter moved for it: `raised` (+1) or released (-1).
     Demote {
@@ -113,6 +100,8 @@ pub trait Cluster {
     fn node(&self, i: usize) -> Option<&SimNodeOf<Self::Dialect>>;
     /// Where host `i`'s sasyncd lives (taken out while it is driven).
     fn node_slot(&mut self, i: usize) -> &mut Option<Box<SimNodeOf<Self::Dialect>>>;
+    /// Who wrote the bytes each node applies (the safety oracle).
+    fn provenance(&mut self) -> &mut Provenance;
 
     /// The world's own next deadline (its script, its workload).
     fn deadline(&self) -> Option<Instant>;
@@ -148,8 +137,8 @@ pub trait Cluster {
 }
 
 /// [`Cluster`]'s accessors, for a world whose fields carry the names
-/// both worlds give them: `now`, `carp`, `net`, and `hosts` whose
-/// elements hold `node`, `sockets` and `demote_held`. Written once here
+/// both worlds give them: `now`, `carp`, `net`, `provenance`, and `hosts`
+/// whose elements hold `node`, `sockets` and `demote_held`. Written once here
 /// rather than in each world.
 macro_rules! cluster_parts {
     ($dialect:ty) => {
@@ -194,6 +183,10 @@ macro_rules! cluster_parts {
             i: usize,
         ) -> &mut Option<Box<$crate::world::runtime::SimNodeOf<$dialect>>> {
             &mut self.hosts[i].node
+        }
+
+        fn provenance(&mut self) -> &mut $crate::world::provenance::Provenance {
+            &mut self.provenance
         }
     };
 }
@@ -313,6 +306,10 @@ pub fn service<W: Cluster>(w: &mut W, i: usize) -> bool {
     moved |= io.moved;
     let state = node.run_state();
     *w.node_slot(i) = Some(node);
+    let now = w.now();
+    for what in w.provenance().pass_done(i, state, now) {
+        w.fail(Some(i), what.to_string());
+    }
     w.driven(i, state, settled);
     moved
 }
@@ -407,11 +404,8 @@ impl<W: Cluster> Platform for HostIo<'_, W> {
         };
         let sent = p.net.send(nc, bytes, now);
         self.moved |= sent > 0;
-        let e = IoEvent::Sent {
-            conn: nc,
-            bytes: sent,
-        };
-        self.w.observe(self.i, e);
+        self.w.provenance().sent(self.i, nc, sent, now);
+        self.w.observe(self.i, IoEvent::Sent { conn: nc });
         Ok(sent)
     }
 
@@ -422,14 +416,12 @@ impl<W: Cluster> Platform for HostIo<'_, W> {
 
     fn consumed(&mut self, conn: NodeConn, r: Received) {
         self.moved = true;
-        let (from, to) = self.w.parts(self.i).sockets.consume(conn, r.consumed);
-        let e = IoEvent::Consumed {
-            conn,
-            from,
-            to,
-            applied: r.applied,
-        };
-        self.w.observe(self.i, e);
+        let sockets = self.w.parts(self.i).sockets;
+        let (from, to) = sockets.consume(conn, r.consumed);
+        if r.applied > 0 {
+            let nc = sockets.net_of(conn);
+            self.w.provenance().applied(nc, from, to);
+        }
     }
 
     fn pfkey_write(&mut self, msg: &[u8]) -> PfkeyWrite {
@@ -486,6 +478,13 @@ impl<W: Cluster> Platform for HostIo<'_, W> {
 
     fn ike(&mut self, request: IkeRequest) -> Option<bool> {
         self.moved = true;
+        if request.mode == IkeMode::Active {
+            // A node asks IKE to go active as it becomes master: what it
+            // writes from now on is a master's, even if an input later in
+            // this pass takes it back to slave.
+            let now = self.w.now();
+            self.w.provenance().master_seen(self.i, now);
+        }
         self.w.ike(self.i, request)
     }
 
