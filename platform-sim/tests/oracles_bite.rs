@@ -390,129 +390,67 @@ fn refusing_a_restarted_legacy_peer_without_a_probe_is_caught() {
     eprintln!("seed {seed}: {what}");
 }
 
-#[test]
-fn a_takeover_without_the_sequence_jump_is_caught_on_xfrm() {
+/// Runs XFRM seeds with `bugs` planted until one fails with a message
+/// containing `needle`; the same seed without them must pass.
+fn xfrm_catch(bugs: PlantedBugs, seeds: std::ops::Range<u64>, needle: &str) {
     use sasyncd_sim::xfrm_world::XfrmWorld;
     use std::time::Duration;
-    let run = |seed: u64, plant: bool| {
-        let w = XfrmWorld::new(seed, 2 + (seed % 3) as usize);
-        let w = if plant {
-            w.plant(PlantedBugs {
-                no_seq_jump: true,
-                ..PlantedBugs::default()
-            })
-        } else {
-            w
-        };
+    let run = |seed: u64, bugs: PlantedBugs| {
+        let w = XfrmWorld::new(seed, 2 + (seed % 3) as usize).plant(bugs);
         w.run(Duration::from_secs(60), Duration::from_secs(60))
     };
-    let caught = (0..200).find_map(|seed| {
-        run(seed, true)
+    let caught = seeds.clone().find_map(|seed| {
+        run(seed, bugs)
             .failures
             .into_iter()
-            .find(|f| f.contains("replayed after a takeover"))
+            .find(|f| f.contains(needle))
             .map(|f| (seed, f))
     });
-    let (seed, what) = caught.expect("200 XFRM seeds catch a missing sequence jump");
-    // The same seed without the bug keeps the remote's windows.
-    let clean = run(seed, false);
+    let Some((seed, what)) = caught else {
+        panic!("XFRM seeds {seeds:?} never fail with `{needle}`");
+    };
+    let clean = run(seed, PlantedBugs::default());
     assert!(
-        !clean.failures.iter().any(|f| f.contains("replayed")),
+        clean.failures.is_empty(),
         "seed {seed} fails without the bug too: {:?} (planted: {what})",
         clean.failures
     );
+}
+
+#[test]
+fn a_takeover_without_the_sequence_jump_is_caught_on_xfrm() {
+    let bugs = PlantedBugs {
+        no_seq_jump: true,
+        ..PlantedBugs::default()
+    };
+    xfrm_catch(bugs, 0..200, "replayed after a takeover");
 }
 
 #[test]
 fn a_master_that_leaves_the_kernels_thresholds_is_caught_on_xfrm() {
-    use sasyncd_sim::xfrm_world::XfrmWorld;
-    use std::time::Duration;
-    let run = |seed: u64, plant: bool| {
-        let w = XfrmWorld::new(seed, 2 + (seed % 3) as usize);
-        let w = if plant {
-            w.plant(PlantedBugs {
-                no_seq_thresholds: true,
-                ..PlantedBugs::default()
-            })
-        } else {
-            w
-        };
-        w.run(Duration::from_secs(60), Duration::from_secs(60))
+    let bugs = PlantedBugs {
+        no_seq_thresholds: true,
+        ..PlantedBugs::default()
     };
-    let caught = (0..50).find_map(|seed| {
-        run(seed, true)
-            .failures
-            .into_iter()
-            .find(|f| f.contains("packets, not"))
-            .map(|f| (seed, f))
-    });
-    let (seed, what) = caught.expect("50 XFRM seeds catch SAs left at the kernel's thresholds");
-    let clean = run(seed, false);
-    assert!(
-        clean.failures.is_empty(),
-        "seed {seed} fails without the bug too: {:?} (planted: {what})",
-        clean.failures
-    );
+    xfrm_catch(bugs, 0..50, "packets, not");
 }
 
+/// A slave refusing a completed ALLOCSPI: the update of a larval state
+/// it never got.
 #[test]
 fn an_update_written_without_its_add_is_caught_on_xfrm() {
-    use sasyncd_sim::xfrm_world::XfrmWorld;
-    use std::time::Duration;
-    let run = |seed: u64, plant: bool| {
-        let w = XfrmWorld::new(seed, 2 + (seed % 3) as usize);
-        let w = if plant {
-            w.plant(PlantedBugs {
-                no_add_first: true,
-                ..PlantedBugs::default()
-            })
-        } else {
-            w
-        };
-        w.run(Duration::from_secs(60), Duration::from_secs(60))
+    let bugs = PlantedBugs {
+        no_add_first: true,
+        ..PlantedBugs::default()
     };
-    let caught = (0..50).find_map(|seed| {
-        run(seed, true)
-            .failures
-            .into_iter()
-            .find(|f| f.contains("refused the master's update"))
-            .map(|f| (seed, f))
-    });
-    let (seed, what) = caught.expect("50 XFRM seeds catch a slave refusing a completed ALLOCSPI");
-    // The same seed with the add first: every copy lands.
-    let clean = run(seed, false);
-    assert!(
-        clean.failures.is_empty(),
-        "seed {seed} fails without the bug too: {:?} (planted: {what})",
-        clean.failures
-    );
+    xfrm_catch(bugs, 0..50, "refused the master's update");
 }
 
 #[test]
 fn applying_data_from_a_non_master_is_caught_on_xfrm() {
-    use sasyncd_sim::xfrm_world::XfrmWorld;
-    use std::time::Duration;
-    let run = |seed: u64, plant: bool| {
-        let w = XfrmWorld::new(seed, 2 + (seed % 3) as usize);
-        let bugs = PlantedBugs {
-            apply_from_non_master: plant,
-            ..PlantedBugs::default()
-        };
-        w.plant(bugs)
-            .run(Duration::from_secs(60), Duration::from_secs(60))
+    let bugs = PlantedBugs {
+        apply_from_non_master: true,
+        ..PlantedBugs::default()
     };
-    let caught = (0..50).find_map(|seed| {
-        run(seed, true)
-            .failures
-            .into_iter()
-            .find(|f| f.contains("applied data"))
-            .map(|f| (seed, f))
-    });
-    let (seed, what) = caught.expect("50 XFRM seeds catch data applied from a non-master");
-    let clean = run(seed, false);
-    assert!(
-        clean.failures.is_empty(),
-        "seed {seed} fails without the bug too: {:?} (planted: {what})",
-        clean.failures
-    );
+    xfrm_catch(bugs, 0..50, "applied data");
 }
