@@ -142,11 +142,12 @@ fn plant(sc: &mut Scenario, bug: &Option<String>) -> Result<(), String> {
 }
 
 /// The planted bugs the XFRM world takes.
-const XFRM_BUGS: [&str; 4] = [
+const XFRM_BUGS: [&str; 5] = [
     "no-seq-jump",
     "no-seq-thresholds",
     "no-add-first",
     "apply-from-non-master",
+    "keep-demote",
 ];
 
 /// The XFRM world's planted bug `name` (one of [`XFRM_BUGS`]).
@@ -158,6 +159,7 @@ fn xfrm_bug(name: &str) -> sasyncd_core::node::PlantedBugs {
         "no-seq-thresholds" => b.no_seq_thresholds = true,
         "no-add-first" => b.no_add_first = true,
         "apply-from-non-master" => b.apply_from_non_master = true,
+        "keep-demote" => b.keep_demote = true,
         _ => {}
     }
     b

@@ -66,10 +66,6 @@ const SPLIT_GRACE: Duration = Duration::from_secs(5);
 /// master left made no new claim to switch to).
 const SPLIT_GRACE_DEAD: Duration = Duration::from_secs(30 + 5);
 
-/// Longest a node may hold its carp demotion (`CARP_DEMOTE_MAXTIME`),
-/// plus the time the platform takes to carry out the release.
-const DEMOTE_LIMIT: Duration = Duration::from_secs(61);
-
 /// State the checks keep between events.
 #[derive(Debug, Default)]
 pub struct Oracle {
@@ -83,7 +79,6 @@ pub struct Oracle {
     last_change: Vec<Instant>,
     master_since: Vec<Option<Instant>>,
     sync_start_sas: Vec<Option<usize>>,
-    demote_reported: Vec<bool>,
     disturbed_at: Option<Instant>,
     /// Manual edits made by the operator.
     pub manual_edits: u64,
@@ -164,7 +159,6 @@ impl Oracle {
             last_change: vec![Instant::ZERO; n],
             master_since: vec![None; n],
             sync_start_sas: vec![None; n],
-            demote_reported: vec![false; n],
             disturbed_at: None,
             manual_edits: 0,
             last_manual_edit: None,
@@ -433,8 +427,9 @@ impl Oracle {
         }
     }
 
-    /// Checks that run at every timer: demotion held too long, and (v2)
-    /// a slave's SADB emptied by a snapshot.
+    /// Checks that run at every timer: slaves following, moves kept, and
+    /// (v2) a slave's SADB emptied by a snapshot. (A demotion held too
+    /// long is the runtime's check, `world/demotion.rs`.)
     pub fn tick(&mut self, w: &World) {
         let now = w.now;
         self.check_follow(w);
@@ -453,16 +448,6 @@ impl Oracle {
                 }
             } else {
                 self.heads[i].clear();
-            }
-            if let Some(t) = h.demote_since {
-                if now.since(t) > DEMOTE_LIMIT && !self.demote_reported[i] {
-                    self.demote_reported[i] = true;
-                    self.fail(
-                        now,
-                        Some(i),
-                        "held the carp demotion for more than 60 s".into(),
-                    );
-                }
             }
             let syncing = w.node_stats(i).is_some_and(|s| s.syncing);
             match (syncing, self.sync_start_sas[i]) {
@@ -734,7 +719,7 @@ impl Oracle {
                     format!("run state {} but carp says {}", s.run_state, want),
                 );
             }
-            if h.demote_held > 0 {
+            if h.demotion.held > 0 {
                 self.fail(
                     now,
                     Some(i),

@@ -21,6 +21,7 @@ use crate::scenario::{Action, Scenario};
 use crate::takeover::Takeovers;
 use crate::trace::Trace;
 
+pub(crate) mod demotion;
 mod faults;
 mod impostors;
 mod io;
@@ -70,10 +71,8 @@ pub struct Host {
     /// Its sasyncd's sockets: inputs waiting, connections, received
     /// bytes, dumps.
     sockets: Sockets,
-    /// Demotions the node raised and has not released.
-    pub demote_held: u32,
-    /// When the current demotion was raised.
-    pub demote_since: Option<Instant>,
+    /// The carp demotion its sasyncd holds.
+    pub demotion: demotion::Demotion,
     /// sasyncd runs with the wrong shared key.
     pub wrong_key: bool,
     boots: u64,
@@ -177,8 +176,7 @@ impl World {
                     ike: Ike::new(Self::ike_config(&sc, i), rng.fork()),
                     up: false,
                     sockets: Sockets::default(),
-                    demote_held: 0,
-                    demote_since: None,
+                    demotion: Default::default(),
                     wrong_key: false,
                     boots: 0,
                 }

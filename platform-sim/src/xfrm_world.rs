@@ -13,8 +13,10 @@
 //! world's read the PF_KEY kernel and its IKE daemon. The oracles: after the active phase the network heals, crashed
 //! hosts boot, the workload pauses and, once settled, every running node's
 //! kernel equals the master's in the dialect's canonical form (table
-//! equality); data is applied only from a master and never by one (the
-//! runtime's check, `world/provenance.rs`); the node never writes a request Linux refuses as malformed
+//! equality); data is applied only from a master and never by one, and
+//! no demotion is held over 60 s or released more often than raised (the
+//! runtime's checks, `world/provenance.rs`, `world/demotion.rs`); the
+//! node never writes a request Linux refuses as malformed
 //! (`EINVAL`, `ENOSYS`); nodes agree on one master; the run does not
 //! livelock; and **no replayed sequence numbers**: the remote end of every
 //! outbound SA remembers the highest number it accepted, and after a
@@ -52,6 +54,7 @@ use crate::links::Links;
 use crate::marks::VecMarks;
 use crate::net::{Net, NetConfig, NetEvent, NetEventKind};
 use crate::rng::Rng;
+use crate::world::demotion::Demotion;
 use crate::world::provenance::Provenance;
 use crate::world::runtime::{self, Cluster, IoEvent, SimNodeOf};
 use crate::world::sockets::{Pending, Sockets};
@@ -123,7 +126,7 @@ struct Host {
     /// The node's watch socket is joined to the groups.
     watch: bool,
     sockets: Sockets,
-    demote_held: u32,
+    demotion: Demotion,
     /// The node's kernel refusals, by errno.
     refused: BTreeMap<i32, u64>,
     /// When its sasyncd last started.
@@ -210,7 +213,7 @@ impl XfrmWorld {
                 kernel: XfrmKernel::new(),
                 watch: false,
                 sockets: Sockets::default(),
-                demote_held: 0,
+                demotion: Demotion::default(),
                 refused: BTreeMap::new(),
                 started: Instant::ZERO,
                 state: None,
@@ -326,9 +329,10 @@ impl XfrmWorld {
             return;
         }
         runtime::shut_down(self, i);
-        if self.hosts[i].demote_held > 0 {
+        if self.hosts[i].demotion.held > 0 {
             self.fail_run(format!("n{i} shut down without releasing its demotion"));
-            let held = std::mem::take(&mut self.hosts[i].demote_held);
+            let held = self.hosts[i].demotion.held;
+            self.hosts[i].demotion.forget();
             let _ = self.carp.demote(i, -(held as i32), self.now);
         }
         runtime::gone(self, i, false);

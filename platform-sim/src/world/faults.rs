@@ -215,7 +215,7 @@ impl World {
                 );
             }
         }
-        if self.hosts[i].demote_held > 0 {
+        if self.hosts[i].demotion.held > 0 {
             self.oracle.fail(
                 now,
                 Some(i),
@@ -241,7 +241,6 @@ impl World {
         }
         let h = &mut self.hosts[i];
         h.up = false;
-        h.demote_since = None;
         h.ike.set_active(false, now, &h.kernel);
         super::runtime::gone(self, i, true);
         if wipe {

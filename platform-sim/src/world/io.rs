@@ -198,11 +198,9 @@ impl Cluster for World {
             }
             IoEvent::Sent { conn } => self.check_peer(i, conn),
             IoEvent::Demote { raised: true } => {
-                self.hosts[i].demote_since = Some(now);
                 self.trace.event(now, i, "carp demote +1 (until in sync)");
             }
             IoEvent::Demote { raised: false } => {
-                self.hosts[i].demote_since = None;
                 self.trace.event(now, i, "carp demote -1");
             }
             _ => {}

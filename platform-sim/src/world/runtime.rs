@@ -23,6 +23,7 @@ use crate::carp::{Carp, LinkEvent};
 use crate::marks::VecMarks;
 use crate::net::{ConnId as NetConn, Net, NetEvent};
 
+use super::demotion::Demotion;
 use super::provenance::Provenance;
 use super::sockets::{Pending, Sockets};
 use super::SimRandom;
@@ -34,8 +35,8 @@ pub type SimNodeOf<D> = Node<'static, SoftCrypto, SimRandom, VecMarks, D>;
 pub struct HostParts<'a> {
     /// Its sasyncd's sockets.
     pub sockets: &'a mut Sockets,
-    /// Demotions its sasyncd raised and has not released.
-    pub demote_held: &'a mut u32,
+    /// The carp demotion its sasyncd holds.
+    pub demotion: &'a mut Demotion,
     /// The network.
     pub net: &'a mut Net,
     /// carp.
@@ -138,7 +139,7 @@ pub trait Cluster {
 
 /// [`Cluster`]'s accessors, for a world whose fields carry the names
 /// both worlds give them: `now`, `carp`, `net`, `provenance`, and `hosts`
-/// whose elements hold `node`, `sockets` and `demote_held`. Written once here
+/// whose elements hold `node`, `sockets` and `demotion`. Written once here
 /// rather than in each world.
 macro_rules! cluster_parts {
     ($dialect:ty) => {
@@ -168,7 +169,7 @@ macro_rules! cluster_parts {
             let h = &mut self.hosts[i];
             $crate::world::runtime::HostParts {
                 sockets: &mut h.sockets,
-                demote_held: &mut h.demote_held,
+                demotion: &mut h.demotion,
                 net: &mut self.net,
                 carp: &mut self.carp,
             }
@@ -221,6 +222,13 @@ pub fn run_until<W: Cluster>(w: &mut W, end: Instant) {
             w.set_now(next);
         }
         w.fire();
+        for i in 0..w.hosts() {
+            let now = w.now();
+            if w.parts(i).demotion.overdue(now) {
+                let what = "held the carp demotion for more than 60 s".to_string();
+                w.fail(Some(i), what);
+            }
+        }
     }
 }
 
@@ -331,7 +339,7 @@ pub fn gone<W: Cluster>(w: &mut W, i: usize, crash: bool) {
     let p = w.parts(i);
     let conns = p.sockets.clear();
     if crash {
-        *p.demote_held = 0;
+        p.demotion.forget();
         p.carp.crash(i);
         p.net.crash(i);
     } else {
@@ -457,17 +465,16 @@ impl<W: Cluster> Platform for HostIo<'_, W> {
             DemoteEffect::Raise => {
                 let ok = p.carp.demote_count(i) > 0 && p.carp.demote(i, 1, now).is_ok();
                 if ok {
-                    *p.demote_held += 1;
+                    p.demotion.raise(now);
                     self.w.observe(i, IoEvent::Demote { raised: true });
                 }
                 Some(ok)
             }
             DemoteEffect::Release => {
-                if *p.demote_held == 0 {
+                if !p.demotion.release() {
                     let what = "demotion released more often than raised".to_string();
                     self.w.fail(Some(i), what);
                 } else {
-                    *p.demote_held -= 1;
                     let _ = p.carp.demote(i, -1, now);
                     self.w.observe(i, IoEvent::Demote { raised: false });
                 }
