@@ -38,34 +38,29 @@ use std::time::Duration;
 
 use sasyncd_core::config::Config;
 use sasyncd_core::crypto::SoftCrypto;
-use sasyncd_core::dialect::{Dialect, Identity};
-use sasyncd_core::node::{IkeRequest, Settings, Table};
-use sasyncd_core::platform::{Livelock, PfkeyWrite};
+use sasyncd_core::node::Settings;
 use sasyncd_core::state::RunState;
 use sasyncd_core::time::Instant;
-use sasyncd_core::xfrm::nl::{set_seq_pid, Builder, Msg, NLM_F_ACK, NLM_F_REQUEST};
-use sasyncd_core::xfrm::{
-    attr, msg, sa_off, Mark, SaKey, SaView, Xfrm, AF_INET, IPPROTO_ESP, USERPOLICY_INFO_LEN,
-    USERSA_INFO_LEN,
-};
+use sasyncd_core::xfrm::nl::Msg;
+use sasyncd_core::xfrm::{Mark, SaKey, SaView, Xfrm};
 
-use crate::carp::{Carp, LinkEvent};
+use crate::carp::Carp;
 use crate::links::Links;
 use crate::marks::VecMarks;
-use crate::net::{Net, NetConfig, NetEvent, NetEventKind};
+use crate::net::{Net, NetConfig};
 use crate::rng::Rng;
 use crate::world::demotion::Demotion;
 use crate::world::provenance::Provenance;
-use crate::world::runtime::{self, Cluster, IoEvent, SimNodeOf};
+use crate::world::runtime::{self, SimNodeOf};
 use crate::world::sockets::{Pending, Sockets};
 use crate::world::{sim_storage, SimRandom};
-use crate::xfrm_kernel::{errno, XfrmKernel};
+use crate::xfrm_kernel::XfrmKernel;
+
+mod io;
+mod keying;
 
 /// The node type of the XFRM swarm.
 pub type XfrmNode = SimNodeOf<Xfrm>;
-
-/// The keying daemon's netlink port (charon's, per host: 7000 + i).
-const CHARON: u32 = 7000;
 
 /// How long a node must have run before its takeover is checked against
 /// the remote's replay windows (it needs its snapshot first).
@@ -74,20 +69,6 @@ const SYNCED_AFTER: Duration = Duration::from_secs(10);
 /// `replay margin` of the simulated nodes: small, so that the numbers
 /// carried, not the margin, keep the oracle quiet.
 const REPLAY_MARGIN: u64 = 64;
-
-/// The most packets one burst of the workload sends (33): what the margin
-/// covers besides the threshold (sasyncd.conf(5), `replay margin`). A
-/// slave's number lags by up to the threshold less one (no event below
-/// it, `xfrm_replay_notify`, Linux 6.1 `net/xfrm/xfrm_replay.c`), and a
-/// burst sent just before a takeover is not carried at all while its
-/// report crosses the network: the two together must stay within the
-/// margin, or a real kernel replays too. Larger bursts fail the oracle for
-/// traffic no node could carry (seed 3609874661: 29 packets unreported,
-/// then 44 in one burst 7 ms before the takeover, its report 2 ms late).
-fn max_burst() -> u64 {
-    let threshold = u64::from(sasyncd_core::xfrm::replay::event_threshold(REPLAY_MARGIN));
-    REPLAY_MARGIN + 1 - threshold
-}
 
 fn host_addr(i: usize) -> IpAddr {
     IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1 + i as u8))
@@ -446,93 +427,39 @@ impl XfrmWorld {
         self.script.sort_by_key(|(t, _, _)| *t);
     }
 
-    /// The keying daemon on the master `m`: one change to its kernel.
-    fn ike_step(&mut self, m: usize) {
-        let port = CHARON + m as u32;
-        let r = self.rng.below(100);
-        let req = if !self.reserved.is_empty() && self.rng.chance(0.3) {
-            // The peer answered: the reserved SPI is completed.
-            let (spi, mark) = self
-                .reserved
-                .swap_remove(self.rng.index(self.reserved.len()));
-            self.spis.push((spi, mark));
-            state_request(msg::UPDSA, spi, mark, &mut self.rng)
-        } else if r < 40 || self.spis.is_empty() {
-            let spi = 0x1000 + self.rng.u32() % 0x00ff_ffff;
-            let mark = if self.rng.chance(0.3) {
-                Mark { v: 5, m: 0xff }
-            } else {
-                Mark::default()
-            };
-            if self.rng.chance(0.6) {
-                // How charon installs an inbound SA: reserve its SPI
-                // (a larval state no watcher hears of), complete it with
-                // UPDSA once the peer answers — at once, or some steps
-                // later (a snapshot may see the larval state meanwhile).
-                let mut req = alloc_spi_request(spi, mark);
-                set_seq_pid(&mut req, self.ike_writes as u32 + 1, port);
-                let secs = self.secs();
-                let replies = self.hosts[m].kernel.handle(&req, port, secs);
-                self.ike_writes += 1;
-                // Refused (the SPI is taken): the daemon picks another
-                // next time.
-                if replies
-                    .iter()
-                    .any(|r| Msg::new(r).is_ok_and(|r| r.kind() == msg::NEWSA))
-                {
-                    if self.rng.chance(0.5) {
-                        self.reserved.push((spi, mark));
-                        return;
+    /// Carries out fault `f` on host `i` at its time.
+    fn act(&mut self, i: usize, f: Fault) {
+        let now = self.now;
+        match f {
+            Fault::DemoteMaster => {
+                if let Some(m) = self.carp.masters().first().copied() {
+                    if self.carp.demote(m, 1, now).is_ok() {
+                        self.demoted.push_back(m);
                     }
-                    self.spis.push((spi, mark));
-                    state_request(msg::UPDSA, spi, mark, &mut self.rng)
-                } else {
-                    return;
                 }
-            } else {
-                self.spis.push((spi, mark));
-                state_request(msg::NEWSA, spi, mark, &mut self.rng)
             }
-        } else if r < 55 {
-            let (spi, mark) = self.spis[self.rng.index(self.spis.len())];
-            state_request(msg::UPDSA, spi, mark, &mut self.rng)
-        } else if r < 70 {
-            let (spi, mark) = self.spis.swap_remove(self.rng.index(self.spis.len()));
-            state_delete(spi, mark)
-        } else if r < 85 {
-            let net = self.rng.below(8) as u8;
-            if !self.policies.contains(&net) {
-                self.policies.push(net);
+            Fault::Undemote => {
+                if let Some(d) = self.demoted.pop_front() {
+                    let _ = self.carp.demote(d, -1, now);
+                }
             }
-            policy_request(msg::UPDPOLICY, net, self.rng.range(1..1000) as u32)
-        } else if r < 90 && !self.policies.is_empty() {
-            let net = self
-                .policies
-                .swap_remove(self.rng.index(self.policies.len()));
-            policy_request(msg::DELPOLICY, net, 0)
-        } else {
-            // Outbound traffic on a state the master holds.
-            let (spi, mark) = self.spis[self.rng.index(self.spis.len())];
-            let key = sa_key(spi, mark);
-            let (n, secs) = (self.rng.range(1..max_burst() + 1), self.secs());
-            if let Ok((first, last)) = self.hosts[m].kernel.send(&key, n, 1000, secs) {
-                self.echo(|| {
-                    format!(
-                        "n{m} sends spi {:#x} {first}..={last}",
-                        u32::from_be(key.spi)
-                    )
-                });
-                self.check_seq(m, key, first, last);
+            Fault::Stop => {
+                self.restarts += u64::from(self.hosts[i].node.is_some());
+                self.stop_sasyncd(i);
             }
-            return;
-        };
-        let mut req = req;
-        set_seq_pid(&mut req, self.ike_writes as u32 + 1, port);
-        let secs = self.secs();
-        // The keying daemon's refusals (a state it lost to a failover,
-        // a policy already gone) are its business, not sasyncd's.
-        let _ = self.hosts[m].kernel.handle(&req, port, secs);
-        self.ike_writes += 1;
+            Fault::Start => {
+                if self.hosts[i].up && self.hosts[i].node.is_none() {
+                    self.start_sasyncd(i);
+                }
+            }
+            Fault::Isolate => {
+                self.partitions += 1;
+                self.links.isolate(i);
+            }
+            Fault::Heal => self.links.heal(),
+            Fault::Crash { wipe } => self.crash(i, wipe),
+            Fault::Boot => self.boot(i),
+        }
     }
 
     /// The remote end receives packets `first..=last` of `key` from
@@ -667,377 +594,6 @@ impl XfrmWorld {
     }
 }
 
-fn sa_key(spi: u32, mark: Mark) -> SaKey {
-    let mut daddr = [0u8; 16];
-    daddr[..4].copy_from_slice(&[192, 0, 2, 2]);
-    SaKey {
-        family: AF_INET,
-        daddr,
-        spi: spi.to_be(),
-        proto: IPPROTO_ESP,
-        mark,
-    }
-}
-
-/// A keying daemon's `NEWSA`/`UPDSA`: ESP tunnel 192.0.2.1 -> 192.0.2.2,
-/// fresh keys, a random byte lifetime.
-fn state_request(kind: u16, spi: u32, mark: Mark, rng: &mut Rng) -> Vec<u8> {
-    let mut info = [0u8; USERSA_INFO_LEN];
-    info[sa_off::DADDR..sa_off::DADDR + 4].copy_from_slice(&[192, 0, 2, 2]);
-    info[sa_off::SPI..sa_off::SPI + 4].copy_from_slice(&spi.to_be_bytes());
-    info[sa_off::PROTO] = IPPROTO_ESP;
-    info[sa_off::SADDR..sa_off::SADDR + 4].copy_from_slice(&[192, 0, 2, 1]);
-    // Byte and packet limits "infinite" (as ip writes them); time limits
-    // 0: none (u64::MAX would expire the entry at once on Linux, as the
-    // guest showed).
-    for f in 0..4 {
-        let at = sa_off::LFT + 8 * f;
-        info[at..at + 8].copy_from_slice(&u64::MAX.to_ne_bytes());
-    }
-    let hard_bytes = rng.range(1 << 20..1 << 30);
-    info[sa_off::LFT + 8..sa_off::LFT + 16].copy_from_slice(&hard_bytes.to_ne_bytes());
-    info[sa_off::REQID..sa_off::REQID + 4].copy_from_slice(&(spi & 0xff).to_ne_bytes());
-    info[sa_off::FAMILY..sa_off::FAMILY + 2].copy_from_slice(&AF_INET.to_ne_bytes());
-    info[sa_off::MODE] = 1;
-    // Every fourth SA uses extended sequence numbers, every eighth starts
-    // just below 2^32 (the jump crosses into the high word); each keeps
-    // its own replay-event threshold (the kernel default, 8 or 32).
-    let esn = spi.is_multiple_of(4);
-    info[sa_off::REPLAY_WINDOW] = if esn { 0 } else { 32 };
-    if esn {
-        info[sa_off::FLAGS] |= 128;
-    }
-    let mut crypt = vec![0u8; 68 + 16];
-    crypt[..8].copy_from_slice(b"cbc(aes)");
-    crypt[64..68].copy_from_slice(&128u32.to_ne_bytes());
-    rng.fill(&mut crypt[68..]);
-    let mut auth = vec![0u8; 72 + 32];
-    auth[..12].copy_from_slice(b"hmac(sha256)");
-    auth[64..68].copy_from_slice(&256u32.to_ne_bytes());
-    auth[68..72].copy_from_slice(&128u32.to_ne_bytes());
-    rng.fill(&mut auth[72..]);
-    let mut b = Builder::new(kind, NLM_F_REQUEST | NLM_F_ACK)
-        .raw(&info)
-        .attr(attr::ALG_AUTH_TRUNC, &auth)
-        .attr(attr::ALG_CRYPT, &crypt);
-    if mark != Mark::default() {
-        b = b.attr(attr::MARK, &mark.to_bytes());
-    }
-    if esn {
-        let oseq: u64 = if spi.is_multiple_of(8) {
-            0xffff_ffc0
-        } else {
-            0
-        };
-        let words = [1, oseq as u32, 0, (oseq >> 32) as u32, 0, 32, 0];
-        let r: Vec<u8> = words.iter().flat_map(|w: &u32| w.to_ne_bytes()).collect();
-        b = b.attr(attr::REPLAY_ESN_VAL, &r);
-    }
-    match spi % 3 {
-        1 => b = b.attr(attr::REPLAY_THRESH, &8u32.to_ne_bytes()),
-        2 => b = b.attr(attr::REPLAY_THRESH, &32u32.to_ne_bytes()),
-        _ => {}
-    }
-    b.finish()
-}
-
-/// charon's `ALLOCSPI` for the inbound state [`state_request`] then
-/// writes for `spi` (its hosts, request id, mode and mark): a range of one
-/// SPI, so the world decides which.
-fn alloc_spi_request(spi: u32, mark: Mark) -> Vec<u8> {
-    let mut p = [0u8; USERSA_INFO_LEN + 8];
-    p[sa_off::DADDR..sa_off::DADDR + 4].copy_from_slice(&[192, 0, 2, 2]);
-    p[sa_off::PROTO] = IPPROTO_ESP;
-    p[sa_off::SADDR..sa_off::SADDR + 4].copy_from_slice(&[192, 0, 2, 1]);
-    p[sa_off::REQID..sa_off::REQID + 4].copy_from_slice(&(spi & 0xff).to_ne_bytes());
-    p[sa_off::FAMILY..sa_off::FAMILY + 2].copy_from_slice(&AF_INET.to_ne_bytes());
-    p[sa_off::MODE] = 1;
-    p[USERSA_INFO_LEN..USERSA_INFO_LEN + 4].copy_from_slice(&spi.to_ne_bytes());
-    p[USERSA_INFO_LEN + 4..].copy_from_slice(&spi.to_ne_bytes());
-    let mut b = Builder::new(crate::xfrm_kernel::ALLOCSPI, NLM_F_REQUEST).raw(&p);
-    if mark != Mark::default() {
-        b = b.attr(attr::MARK, &mark.to_bytes());
-    }
-    b.finish()
-}
-
-fn state_delete(spi: u32, mark: Mark) -> Vec<u8> {
-    let mut id = [0u8; 24];
-    id[..4].copy_from_slice(&[192, 0, 2, 2]);
-    id[16..20].copy_from_slice(&spi.to_be_bytes());
-    id[20..22].copy_from_slice(&AF_INET.to_ne_bytes());
-    id[22] = IPPROTO_ESP;
-    let mut b = Builder::new(msg::DELSA, NLM_F_REQUEST | NLM_F_ACK).raw(&id);
-    if mark != Mark::default() {
-        b = b.attr(attr::MARK, &mark.to_bytes());
-    }
-    b.finish()
-}
-
-/// An out policy 10.1.0.0/24 -> 10.2.`net`.0/24 with one ESP tunnel
-/// template (`UPDPOLICY`), or its delete by selector (`DELPOLICY`).
-fn policy_request(kind: u16, net: u8, priority: u32) -> Vec<u8> {
-    let mut sel = [0u8; 56];
-    sel[..4].copy_from_slice(&[10, 2, net, 0]);
-    sel[16..20].copy_from_slice(&[10, 1, 0, 0]);
-    sel[40..42].copy_from_slice(&AF_INET.to_ne_bytes());
-    sel[42] = 24;
-    sel[43] = 24;
-    if kind == msg::DELPOLICY {
-        let mut id = [0u8; 64];
-        id[..56].copy_from_slice(&sel);
-        id[60] = 1;
-        return Builder::new(kind, NLM_F_REQUEST | NLM_F_ACK)
-            .raw(&id)
-            .finish();
-    }
-    let mut info = [0u8; USERPOLICY_INFO_LEN];
-    info[..56].copy_from_slice(&sel);
-    // Byte and packet limits "infinite" (as ip writes them); time limits
-    // 0: none (u64::MAX would expire the entry at once on Linux, as the
-    // guest showed).
-    for f in 0..4 {
-        let at = 56 + 8 * f;
-        info[at..at + 8].copy_from_slice(&u64::MAX.to_ne_bytes());
-    }
-    info[152..156].copy_from_slice(&priority.to_ne_bytes());
-    info[160] = 1;
-    let mut t = [0u8; 64];
-    t[..4].copy_from_slice(&[192, 0, 2, 2]);
-    t[20] = IPPROTO_ESP; // xfrm_id.proto
-    t[24..26].copy_from_slice(&AF_INET.to_ne_bytes());
-    t[28..32].copy_from_slice(&[192, 0, 2, 1]);
-    t[48] = 1;
-    t[52..64].fill(0xff);
-    Builder::new(kind, NLM_F_REQUEST | NLM_F_ACK)
-        .raw(&info)
-        .attr(attr::TMPL, &t)
-        .finish()
-}
-
-/// The XFRM world as the runtime drives it (`world/runtime.rs`).
-impl Cluster for XfrmWorld {
-    runtime::cluster_parts!(Xfrm);
-
-    fn deadline(&self) -> Option<Instant> {
-        let script = self.script.first().map(|(t, _, _)| *t);
-        let ike = self.workload.then_some(self.next_ike);
-        script.into_iter().chain(ike).min()
-    }
-
-    fn due(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    fn fire(&mut self) {
-        let now = self.now;
-        // The kernels' timers: a keying daemon's reservation it never
-        // completed (it lost the mastership meanwhile) runs out.
-        let secs = self.secs();
-        for h in &mut self.hosts {
-            h.kernel.expire_acquires(secs);
-        }
-        while self.script.first().is_some_and(|(t, _, _)| *t <= now) {
-            let (_, i, f) = self.script.remove(0);
-            self.echo(|| format!("fault {f:?} on n{i}"));
-            match f {
-                Fault::DemoteMaster => {
-                    if let Some(m) = self.carp.masters().first().copied() {
-                        if self.carp.demote(m, 1, now).is_ok() {
-                            self.demoted.push_back(m);
-                        }
-                    }
-                }
-                Fault::Undemote => {
-                    if let Some(d) = self.demoted.pop_front() {
-                        let _ = self.carp.demote(d, -1, now);
-                    }
-                }
-                Fault::Stop => {
-                    self.restarts += u64::from(self.hosts[i].node.is_some());
-                    self.stop_sasyncd(i);
-                }
-                Fault::Start => {
-                    if self.hosts[i].up && self.hosts[i].node.is_none() {
-                        self.start_sasyncd(i);
-                    }
-                }
-                Fault::Isolate => {
-                    self.partitions += 1;
-                    self.links.isolate(i);
-                }
-                Fault::Heal => self.links.heal(),
-                Fault::Crash { wipe } => self.crash(i, wipe),
-                Fault::Boot => self.boot(i),
-            }
-        }
-        self.carp.handle_timeout(now, &self.links);
-        self.net.handle_timeout(now, &self.links);
-        if self.workload && self.next_ike <= now {
-            if let Some(m) = self.carp.masters().first().copied() {
-                self.ike_step(m);
-            }
-            let gap = self.rng.range(50..1500);
-            self.next_ike = now.add(Duration::from_millis(gap));
-        }
-    }
-
-    fn carp_changed(&mut self, e: &LinkEvent) {
-        self.takeovers += u64::from(e.link_state == crate::carp::LINK_STATE_UP);
-        self.echo(|| format!("n{} carp link {}", e.node, e.link_state));
-    }
-
-    fn on_net(&mut self, e: NetEvent) {
-        let now = self.now;
-        let (node, nc) = (e.node, e.conn);
-        if node >= self.hosts.len() || self.hosts[node].node.is_none() {
-            if let NetEventKind::Accepted { .. } = e.kind {
-                self.net.close(nc, now);
-            }
-            return;
-        }
-        let inputs = &mut self.hosts[node].sockets.inputs;
-        inputs.push_back(Pending::Net(nc, e.kind));
-    }
-
-    /// The kernel's events, for the node's watch socket if it listens.
-    fn read_kernel(&mut self, i: usize) -> bool {
-        let h = &mut self.hosts[i];
-        let events = h.kernel.take_events();
-        if h.node.is_none() || !h.watch {
-            return false;
-        }
-        let mut moved = false;
-        for e in events {
-            if e.group & crate::xfrm_kernel::WATCH_GROUPS != 0 {
-                moved = true;
-                h.sockets.inputs.push_back(Pending::Kernel(e.msg));
-            }
-        }
-        moved
-    }
-
-    fn driven(&mut self, i: usize, state: RunState, settled: Result<Option<Instant>, Livelock>) {
-        if std::env::var_os("SASYNCD_SIM_ECHO").is_some() {
-            for (_, line) in crate::logcap::take() {
-                eprintln!("[{:?}] n{i} {line}", self.now);
-            }
-        }
-        let h = &mut self.hosts[i];
-        if h.state != Some(state) {
-            let (now, was) = (self.now, h.state);
-            if std::env::var_os("SASYNCD_SIM_ECHO").is_some() {
-                eprintln!("[{now:?}] n{i} {was:?} -> {state:?}");
-            }
-            // A takeover is checked if the node was a slave long enough
-            // to hold the master's numbers.
-            h.armed = state == RunState::Master
-                && h.state == Some(RunState::Slave)
-                && self.now >= h.started.add(SYNCED_AFTER);
-            h.state = Some(state);
-        }
-        if let Err(e) = settled {
-            self.fail_run(format!("n{i}: {e}"));
-        }
-    }
-
-    fn fail(&mut self, node: Option<usize>, what: String) {
-        match node {
-            Some(i) => self.fail_run(format!("n{i}: {what}")),
-            None => self.fail_run(what),
-        }
-    }
-
-    /// A request on the node's netlink socket: the kernel's answer is
-    /// its acknowledgement or refusal.
-    fn kernel_write(&mut self, i: usize, m: &[u8]) -> PfkeyWrite {
-        let secs = self.secs();
-        #[cfg(test)]
-        let mut owned = m.to_vec();
-        #[cfg(test)]
-        let m = match self.tamper {
-            // Lost on the way: the node is told it was written.
-            Some(t) if !t(i, &mut owned) => return PfkeyWrite::Written,
-            _ => &owned[..],
-        };
-        let h = &mut self.hosts[i];
-        let replies = h.kernel.handle(m, h.port, secs);
-        let err = replies
-            .iter()
-            .filter_map(|r| Msg::new(r).ok().and_then(|r| r.error()))
-            .find(|&e| e != 0);
-        match err {
-            None => PfkeyWrite::Written,
-            Some(e) => {
-                *h.refused.entry(e).or_default() += 1;
-                let kind = Msg::new(m).map(|m| m.kind()).unwrap_or(0);
-                // What a slave meets by nature: an add of what a snapshot
-                // or the stream brought already, a delete or update of
-                // what is gone or not here yet.
-                let expected = matches!(
-                    (kind, e),
-                    (msg::NEWSA, errno::EEXIST)
-                        | (msg::DELSA | msg::UPDSA, errno::ESRCH)
-                        // Thresholds or a jump for a state the keying
-                        // daemon deleted meanwhile.
-                        | (msg::NEWAE, errno::ESRCH)
-                        | (msg::DELPOLICY, errno::ENOENT)
-                );
-                // But a master's update of a state it holds must land: a
-                // slave refusing it is out of step until a repair (the
-                // larval state charon completes is one the slave never
-                // got).
-                if (kind, e) == (msg::UPDSA, errno::ESRCH) {
-                    if let Some(Identity::Sa(key)) = Xfrm.identity(m) {
-                        let w = &*self;
-                        let held = (0..w.hosts.len()).any(|j| {
-                            j != i
-                                && w.hosts[j].state == Some(RunState::Master)
-                                && w.hosts[j].kernel.holds(&key)
-                        });
-                        if held {
-                            self.fail_run(format!(
-                                "n{i}'s kernel refused the master's update of SA spi {:#x} it holds (ESRCH)",
-                                u32::from_be(key.spi)
-                            ));
-                        }
-                    }
-                }
-                if !expected {
-                    self.fail_run(format!(
-                        "n{i}'s kernel refused a write: type {kind:#x}, errno {e}"
-                    ));
-                }
-                if e == errno::EINVAL || e == errno::ENOSYS {
-                    self.fail_run(format!(
-                        "n{i} wrote a request Linux refuses as malformed: type {kind:#x}, errno {e}"
-                    ));
-                }
-                PfkeyWrite::Failed(e.unsigned_abs())
-            }
-        }
-    }
-
-    fn kernel_watch(&mut self, i: usize, on: bool) {
-        self.hosts[i].watch = on;
-        self.hosts[i].kernel.set_aevents_listened(on);
-    }
-
-    fn kernel_dump(&mut self, i: usize, table: Table) -> Vec<Vec<u8>> {
-        let k = &mut self.hosts[i].kernel;
-        match table {
-            Table::Sadb => k.dump_states(),
-            Table::Spd => k.dump_policies(),
-        }
-    }
-
-    fn ike(&mut self, _i: usize, _request: IkeRequest) -> Option<bool> {
-        Some(true)
-    }
-
-    fn observe(&mut self, _i: usize, _e: IoEvent) {}
-}
-
 impl std::fmt::Debug for XfrmWorld {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("XfrmWorld")
@@ -1050,7 +606,9 @@ impl std::fmt::Debug for XfrmWorld {
 
 #[cfg(test)]
 mod tests {
+    use super::keying::max_burst;
     use super::*;
+    use sasyncd_core::xfrm::{msg, sa_off, USERSA_INFO_LEN};
 
     /// A short run on a few seeds: the tables converge, nothing is
     /// refused as malformed.
