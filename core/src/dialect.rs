@@ -197,6 +197,12 @@ pub trait Dialect {
     /// ([`seq_jump`](Self::seq_jump)): Linux. OpenBSD leaves it to
     /// pfsync(4), and its node reads no dump at a takeover.
     const CARRIES_SEQ: bool = false;
+    /// At most how many times its length a request written for one record
+    /// of the stream takes ([`add_first`](Self::add_first) writes Linux's
+    /// `UPDSA` as `NEWSA`+`UPDSA`: 2, plus padding): what a slave keeps
+    /// room for in its PF_KEY queue before it reads a frame
+    /// ([`frame_room`](crate::node::frame_room)).
+    const WRITE_GROWTH: usize = 1;
     /// Where a node keeps carried numbers ([`crate::node::outseq`]):
     /// nothing for a dialect that carries none.
     type Seqs: crate::node::outseq::SeqTable;

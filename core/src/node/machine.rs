@@ -33,12 +33,30 @@ use super::scratch::Scratch;
 use super::slave::SlaveSync;
 use super::slots::ConnSlots;
 use super::stats::Counters;
-use super::storage::{EventQueue, Managed, NodeStorage};
+use super::storage::{EventQueue, Managed, NodeStorage, StorageError};
 
 /// Default bytes of PF_KEY messages waiting for the local kernel.
 pub const PFKEY_QUEUE_BYTES: usize = 16 * 1024;
-/// The smallest PF_KEY queue: one maximal message and its length field.
-pub const MIN_PFKEY_QUEUE_BYTES: usize = super::pfkeyq::MAX_MSG + 2;
+/// The smallest PF_KEY queue (for a dialect that writes records as they
+/// come): the room a slave keeps before it reads a frame.
+pub const MIN_PFKEY_QUEUE_BYTES: usize = frame_room(1);
+
+/// The PF_KEY queue room a slave keeps free before it reads a frame, for
+/// a dialect that writes a record as up to `growth` times its length
+/// ([`Dialect::WRITE_GROWTH`](crate::dialect::Dialect::WRITE_GROWTH)):
+/// every record one frame can carry, as written, with the queue's 2-byte
+/// length each. A v2 frame carries at most `MAX_PAYLOAD` bytes of
+/// records, each at least a 16-byte header (`sadb_msg`, `nlmsghdr`:
+/// `record_len` refuses shorter), so at most 256 of them; a grown record
+/// may be padded by 3 bytes to its alignment. A legacy frame carries one
+/// record, which this covers too. Less room than this, and the last
+/// records of a full frame would find the queue full and be lost.
+pub const fn frame_room(growth: usize) -> usize {
+    const MIN_RECORD: usize = 16;
+    let payload = crate::wire::v2::MAX_PAYLOAD;
+    let records = payload / MIN_RECORD;
+    payload * growth + records * (2 + 3 * (growth - 1))
+}
 /// Default capacity of the event queue. Generous: every connection can
 /// have a few outstanding and the node-level ones are few.
 pub const EVENTS: usize = 256;
@@ -270,6 +288,10 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect + Default> Node<
         storage: &NodeStorage<'a, C>,
     ) -> Result<(LegacyCodec<C>, SecretKey<32>), NodeError> {
         storage.check().map_err(NodeError::Storage)?;
+        // A dialect that writes records grown needs more than the minimum.
+        if storage.pfkey.len() < frame_room(D::WRITE_GROWTH) {
+            return Err(NodeError::Storage(StorageError::PfkeyQueue));
+        }
         Self::check_config(config, crypto, storage.conns.len())?;
         let codec = LegacyCodec::new(crypto.clone(), config.sharedkey.as_bytes())
             .map_err(|_| NodeError::BadKey)?;

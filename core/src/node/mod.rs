@@ -74,7 +74,7 @@ pub use event::{
 pub use ike::{IkeMode, IkeRequest};
 #[cfg(feature = "planted-bugs")]
 pub use machine::PlantedBugs;
-pub use machine::{min_events, Node, EVENTS, MIN_PFKEY_QUEUE_BYTES, PFKEY_QUEUE_BYTES};
+pub use machine::{frame_room, min_events, Node, EVENTS, MIN_PFKEY_QUEUE_BYTES, PFKEY_QUEUE_BYTES};
 pub use marks::{FixedMarks, Mark, MarkStore};
 pub use operator::ResyncError;
 pub use peer_stats::{

@@ -59,6 +59,11 @@ impl<'a> PfkeyQueue<'a> {
         len <= MAX_MSG && self.buf.len() - (self.end - self.start) >= len + 2
     }
 
+    /// Bytes free now (each message takes its length and 2 more).
+    pub fn free(&self) -> usize {
+        self.buf.len() - (self.end - self.start)
+    }
+
     /// Whether any message up to [`MAX_MSG`] bytes fits now.
     pub fn has_room_for_any(&self) -> bool {
         self.fits(MAX_MSG)
@@ -123,6 +128,25 @@ impl Drop for PfkeyQueue<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The room a slave keeps before reading a frame takes the frame's
+    /// every record: 256 of the smallest, grown by the dialect and padded,
+    /// or one maximal one.
+    #[test]
+    fn a_whole_frame_fits_the_room_kept_for_it() {
+        let payload = crate::wire::v2::MAX_PAYLOAD;
+        for growth in [1, 2] {
+            let mut buf = std::vec![0u8; crate::node::frame_room(growth)];
+            let mut q = PfkeyQueue::new(&mut buf[..]);
+            let grown = std::vec![0u8; 16 * growth + 3 * (growth - 1)];
+            for i in 0..payload / 16 {
+                assert!(q.push_with(&grown, |_| {}), "growth {growth}, record {i}");
+            }
+            let mut buf = std::vec![0u8; crate::node::frame_room(growth)];
+            let mut q = PfkeyQueue::new(&mut buf[..]);
+            assert!(q.push_with(&[0; MAX_MSG], |_| {}));
+        }
+    }
 
     #[test]
     fn fifo_with_edit_and_backpressure() {

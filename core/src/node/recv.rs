@@ -681,8 +681,8 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         if queued {
             self.counters.applied += 1;
         } else {
-            // must_pause keeps room for a maximal message, so only an
-            // oversized one ends here.
+            // must_pause keeps room for every record of a frame as
+            // written (`frame_room`), so only an oversized one ends here.
             self.conn_error(now, conn, ErrorKind::Oversize, "PF_KEY message too large");
             log::warn!(
                 "PF_KEY message of {} bytes does not fit the kernel queue; dropped",
@@ -723,9 +723,11 @@ impl<'a, C: Crypto + Clone, R: Random, M: MarkStore, D: Dialect> Node<'a, C, R, 
         }
     }
 
-    /// Whether reading `conn` must wait.
+    /// Whether reading `conn` must wait: a whole frame's records must fit
+    /// the PF_KEY queue as written ([`super::frame_room`]), and a job may
+    /// hold the connection.
     pub(super) fn must_pause(&self, conn: ConnId) -> bool {
-        !self.pfkeyq.has_room_for_any() || self.job.holds(conn)
+        self.pfkeyq.free() < super::frame_room(D::WRITE_GROWTH) || self.job.holds(conn)
     }
 
     /// After reading: acknowledge progress (v2 slaves).

@@ -147,7 +147,8 @@ pub struct NodeStorage<'a, C: Crypto> {
 pub enum StorageError {
     /// The delta ring is below [`MIN_RING_BYTES`].
     Ring,
-    /// The PF_KEY queue is below [`MIN_PFKEY_QUEUE_BYTES`].
+    /// The PF_KEY queue is below [`MIN_PFKEY_QUEUE_BYTES`], or below the
+    /// dialect's [`frame_room`](super::frame_room).
     PfkeyQueue,
     /// The event queue is below [`min_events`] for the peers.
     Events,
@@ -164,7 +165,7 @@ impl core::fmt::Display for StorageError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             StorageError::Ring => "delta ring below MIN_RING_BYTES",
-            StorageError::PfkeyQueue => "PF_KEY queue below MIN_PFKEY_QUEUE_BYTES",
+            StorageError::PfkeyQueue => "PF_KEY queue below the room of one frame (frame_room)",
             StorageError::Events => "event queue below min_events(peers)",
             StorageError::Peers => "peer slots above MAX_PEERS or not one connection pair each",
             StorageError::SendBuffer => "a send buffer below MIN_TX_BYTES",
@@ -348,6 +349,35 @@ mod tests {
         let s = storage(crate::config::MAX_PEERS + 1, |_| {});
         assert_eq!(s.check(), Err(StorageError::Peers));
         assert_eq!(storage(0, |_| {}).check(), Ok(()));
+    }
+
+    /// A dialect that writes records grown (XFRM's add-first) keeps the
+    /// room of a grown frame: the minimum queue is refused for it.
+    #[test]
+    fn a_growing_dialect_needs_the_room_of_a_grown_frame() {
+        use crate::config::Config;
+        use crate::node::{frame_room, FixedMarks, Node, NodeError, Settings};
+        use crate::time::Instant;
+        use crate::xfrm::Xfrm;
+        struct Seven;
+        impl crate::random::Random for Seven {
+            fn fill(&mut self, out: &mut [u8]) {
+                out.fill(7)
+            }
+        }
+        let cfg = Config::parse(b"peer 192.0.2.2\nsharedkey sixteen-byte-key\nmode slave\n")
+            .expect("config");
+        let build = |pfkey: usize| {
+            let s = storage(1, |n| n[1] = pfkey);
+            let settings = Settings::new([1; 16], 1, 1);
+            let marks = FixedMarks::<4>::new();
+            Node::<_, _, _, Xfrm>::new(&cfg, settings, SoftCrypto, Seven, marks, s, Instant::ZERO)
+                .map(|_| ())
+        };
+        let refused = Err(NodeError::Storage(StorageError::PfkeyQueue));
+        assert_eq!(build(MIN_PFKEY_QUEUE_BYTES), refused);
+        assert_eq!(build(frame_room(2) - 1), refused);
+        assert_eq!(build(frame_room(2)), Ok(()));
     }
 
     #[cfg(feature = "alloc")]

@@ -295,6 +295,7 @@ impl Dialect for Xfrm {
     type Skip = Skip;
     type Error = XfrmError;
     const CARRIES_SEQ: bool = true;
+    const WRITE_GROWTH: usize = 2;
     type Seqs = crate::node::outseq::Carried;
 
     fn classify<'a>(&self, bytes: &'a [u8], scope: &Scope<'_>) -> Classified<'a, Skip> {
