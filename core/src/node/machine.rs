@@ -57,6 +57,7 @@ pub const fn frame_room(growth: usize) -> usize {
     let records = payload / MIN_RECORD;
     payload * growth + records * (2 + 3 * (growth - 1))
 }
+
 /// Default capacity of the event queue. Generous: every connection can
 /// have a few outstanding and the node-level ones are few.
 pub const EVENTS: usize = 256;

@@ -56,7 +56,7 @@ impl<'a> PfkeyQueue<'a> {
 
     /// Whether a message of `len` bytes fits now.
     pub fn fits(&self, len: usize) -> bool {
-        len <= MAX_MSG && self.buf.len() - (self.end - self.start) >= len + 2
+        len <= MAX_MSG && self.free() >= len + 2
     }
 
     /// Bytes free now (each message takes its length and 2 more).
